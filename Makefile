@@ -1,0 +1,31 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Each makes its own virtual
+# environment from the pinned requirements.lock the first time.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint lock benchmarks
+
+demo: $(VENV)/.installed
+	$(BIN)/caselens demo
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+benchmarks: $(VENV)/.installed
+	$(BIN)/python -m experiments.benchmarks
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock: $(VENV)/.installed
+	$(BIN)/pip freeze --exclude-editable | grep -v '^caselens' > requirements.lock
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@

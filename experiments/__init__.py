@@ -1,0 +1,1 @@
+"""Experiments: MLflow experiment set-ups, benchmarks and written results."""

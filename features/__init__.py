@@ -1,0 +1,1 @@
+"""Features: the CHS-DRG casemix engine and point-in-time case features."""

@@ -1,0 +1,1 @@
+"""Models: estimators, evaluation and baselines for each prediction task."""

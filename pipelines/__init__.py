@@ -1,0 +1,1 @@
+"""Pipelines: ingest, validate, demo data, orchestration and the command line."""

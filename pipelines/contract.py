@@ -1,0 +1,152 @@
+"""The canonical case-history contract: one row per inpatient episode.
+
+Every other part of caselens reads the canonical store written by ingestion, so this module is the
+single place that says which columns exist, their types, whether they are required, the moment each
+becomes known (``stage``) and the Chinese discharge-abstract (病案首页) label they come from.
+The ``stage`` drives leakage control: a feature built for the admission stage may only use fields
+whose stage is ``admission``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Stage = Literal["admission", "discharge", "settlement", "audit"]
+Kind = Literal["str", "int", "float", "date", "bool", "codes"]
+
+STAGE_ORDER: dict[str, int] = {"admission": 0, "discharge": 1, "settlement": 2, "audit": 3}
+CODE_SEPARATOR = "|"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: Kind
+    stage: Stage
+    required: bool
+    zh: str
+    en: str
+    allowed: tuple[int | str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+ADMISSION_SOURCES = {1: ("急诊", "emergency"), 2: ("门诊", "outpatient"), 3: ("其他医疗机构转入", "transfer in"), 9: ("其他", "other")}
+ADMISSION_TYPES = {1: ("择期", "elective"), 2: ("急诊/急症", "emergency"), 3: ("日间", "day case")}
+SEXES = {1: ("男", "male"), 2: ("女", "female")}
+DISCHARGE_DISPOSITIONS = {
+    1: ("医嘱离院", "discharged on medical advice"),
+    2: ("医嘱转院", "transferred to another hospital"),
+    3: ("医嘱转社区/乡镇卫生院", "transferred to a community or township facility"),
+    4: ("非医嘱离院", "left against medical advice"),
+    5: ("死亡", "died"),
+    9: ("其他", "other"),
+}
+INSURANCE_TYPES = {
+    1: ("城镇职工基本医疗保险", "urban employee basic insurance"),
+    2: ("城乡居民基本医疗保险", "urban and rural resident basic insurance"),
+    3: ("新型农村合作医疗", "new rural cooperative medical scheme"),
+    4: ("贫困救助", "poverty relief"),
+    5: ("商业医疗保险", "commercial insurance"),
+    6: ("全公费", "fully publicly funded"),
+    7: ("全自费", "self-pay"),
+    8: ("其他社会保险", "other social insurance"),
+    9: ("其他", "other"),
+}
+AUDIT_ERROR_TYPES = {
+    "missed_cc_mcc": ("漏编并发症/合并症", "missed CC/MCC"),
+    "unsupported_cc_mcc": ("高编并发症/合并症", "unsupported CC/MCC"),
+    "wrong_principal": ("主要诊断选择错误", "wrong principal diagnosis"),
+    "missing_procedure": ("漏编手术操作", "missing procedure"),
+}
+
+# The abstract's ten charge groups, in the abstract's order; they add up to total_cost.
+COST_CATEGORIES: tuple[str, ...] = (
+    "cost_general_services",
+    "cost_diagnostics",
+    "cost_treatment",
+    "cost_rehabilitation",
+    "cost_tcm",
+    "cost_western_drugs",
+    "cost_chinese_drugs",
+    "cost_blood",
+    "cost_consumables",
+    "cost_other",
+)
+
+_cost = [
+    ("cost_general_services", "综合医疗服务类", "general medical services"),
+    ("cost_diagnostics", "诊断类", "diagnostics"),
+    ("cost_treatment", "治疗类（含手术）", "treatment, surgery included"),
+    ("cost_rehabilitation", "康复类", "rehabilitation"),
+    ("cost_tcm", "中医类", "traditional Chinese medicine"),
+    ("cost_western_drugs", "西药类", "western drugs"),
+    ("cost_chinese_drugs", "中药类", "Chinese patent and herbal drugs"),
+    ("cost_blood", "血液和血液制品类", "blood and blood products"),
+    ("cost_consumables", "耗材类", "consumables"),
+    ("cost_other", "其他类", "other"),
+]
+
+FIELDS: tuple[Field, ...] = (
+    Field("case_id", "str", "admission", True, "住院号/病案号", "case (episode) id, unique"),
+    Field("patient_id", "str", "admission", True, "患者ID", "patient id, stable across admissions"),
+    Field("hospital_id", "str", "admission", False, "医疗机构代码", "hospital id (defaults to one hospital)"),
+    Field("department", "str", "admission", True, "入院科别", "admitting department"),
+    Field("admission_date", "date", "admission", True, "入院日期", "admission date"),
+    Field("admission_source", "int", "admission", True, "入院途径", "admission route", tuple(ADMISSION_SOURCES)),
+    Field("admission_type", "int", "admission", True, "入院类型", "elective, emergency or day case", tuple(ADMISSION_TYPES)),
+    Field("sex", "int", "admission", True, "性别", "sex (GB/T 2261.1: 1 male, 2 female)", tuple(SEXES)),
+    Field("age_years", "int", "admission", True, "年龄(岁)", "age in completed years", None, 0, 130),
+    Field("age_days", "int", "admission", False, "年龄不足1周岁的天数", "age in days, needed when age_years is 0", None, 0, 365),
+    Field("birth_weight_g", "float", "admission", False, "新生儿出生体重(克)", "birth weight in grams, newborns", None, 200, 8000),
+    Field("insurance_type", "int", "admission", True, "医疗付费方式", "payer (abstract code)", tuple(INSURANCE_TYPES)),
+    Field("admission_diagnosis", "str", "admission", True, "门(急)诊诊断编码", "diagnosis known at admission (ICD-10)"),
+    Field("planned_procedure", "str", "admission", False, "拟行手术操作编码", "planned procedure known at admission (ICD-9-CM-3)"),
+    Field("discharge_date", "date", "discharge", True, "出院日期", "discharge date"),
+    Field("discharge_department", "str", "discharge", False, "出院科别", "discharging department"),
+    Field("principal_diagnosis", "str", "discharge", True, "主要诊断编码", "principal diagnosis (ICD-10 医保版)"),
+    Field("other_diagnoses", "codes", "discharge", False, "其他诊断编码1..n", "secondary diagnoses, '|'-separated"),
+    Field("principal_procedure", "str", "discharge", False, "主要手术操作编码", "principal procedure (ICD-9-CM-3 医保版)"),
+    Field("other_procedures", "codes", "discharge", False, "其他手术操作编码1..n", "other procedures, '|'-separated"),
+    Field("discharge_disposition", "int", "discharge", True, "离院方式", "discharge disposition", tuple(DISCHARGE_DISPOSITIONS)),
+    Field("readmission_plan_31d", "bool", "discharge", False, "出院31天内再住院计划", "readmission within 31 days planned"),
+    Field("coder_id", "str", "discharge", False, "编码员", "coder who coded the abstract"),
+    Field("total_cost", "float", "discharge", True, "总费用", "total charges (yuan)", None, 0, None),
+    *(Field(n, "float", "discharge", True, zh, en, None, 0, None) for n, zh, en in _cost),
+    Field("cost_negotiated_drugs", "float", "discharge", False, "国谈药品费", "nationally negotiated drugs, part of western drugs", None, 0, None),
+    Field("settlement_date", "date", "settlement", False, "结算日期", "insurer settlement date"),
+    Field("settled_drg", "str", "settlement", False, "结算DRG", "DRG the insurer settled"),
+    Field("insurer_payment", "float", "settlement", False, "医保支付金额", "insurer payment (yuan)", None, 0, None),
+    Field("self_pay", "float", "settlement", False, "个人自付", "patient self-pay (yuan)", None, 0, None),
+    Field("audited", "bool", "audit", False, "是否审核", "abstract audited by coding QC"),
+    Field("audit_date", "date", "audit", False, "审核日期", "audit date"),
+    Field("audit_error", "bool", "audit", False, "审核发现错误", "audit found a coding error"),
+    Field("audit_error_type", "str", "audit", False, "错误类型", "coding error type", tuple(AUDIT_ERROR_TYPES)),
+    Field("corrected_diagnoses", "codes", "audit", False, "更正诊断编码", "corrected diagnoses, principal first, '|'-separated"),
+    Field("corrected_procedures", "codes", "audit", False, "更正手术操作编码", "corrected procedures, principal first, '|'-separated"),
+)
+
+FIELD_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+REQUIRED: tuple[str, ...] = tuple(f.name for f in FIELDS if f.required)
+COLUMNS: tuple[str, ...] = tuple(f.name for f in FIELDS)
+DIAGNOSIS_FIELDS = ("admission_diagnosis", "principal_diagnosis", "other_diagnoses", "corrected_diagnoses")
+PROCEDURE_FIELDS = ("planned_procedure", "principal_procedure", "other_procedures", "corrected_procedures")
+
+# Derived at ingestion, so every reader agrees on them.
+DERIVED: dict[str, str] = {
+    "los_days": "实际住院天数: discharge_date - admission_date in days, a same-day stay counts 1",
+}
+
+
+def fields_known_at(stage: Stage) -> tuple[str, ...]:
+    """Field names whose values are recorded no later than ``stage``."""
+    limit = STAGE_ORDER[stage]
+    return tuple(f.name for f in FIELDS if STAGE_ORDER[f.stage] <= limit)
+
+
+def split_codes(value: str | None) -> list[str]:
+    """Codes from a '|'-separated cell; empty or missing gives []."""
+    if value is None or value != value or value == "":
+        return []
+    return [c for c in str(value).split(CODE_SEPARATOR) if c]

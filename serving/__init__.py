@@ -1,0 +1,1 @@
+"""Serving: the FastAPI application and its pages."""
