@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.commands import casemix as casemix_cmd
+from pipelines.commands import demo_data as demo_data_cmd
+from pipelines.commands import group as group_cmd
+from pipelines.commands import ingest as ingest_cmd
+from pipelines.commands import train as train_cmd
+
 app = typer.Typer(
     name="caselens",
     help="DRG money and risk before it arrives: ingest case histories, group them, train and serve models.",
@@ -15,6 +21,13 @@ app = typer.Typer(
 @app.callback()
 def _main() -> None:
     """caselens command line."""
+
+
+app.add_typer(casemix_cmd.app, name="casemix")
+app.command("demo-data")(demo_data_cmd.demo_data)
+app.command("ingest")(ingest_cmd.ingest)
+app.command("group")(group_cmd.group)
+app.command("train")(train_cmd.train)
 
 
 if __name__ == "__main__":

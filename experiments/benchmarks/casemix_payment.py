@@ -1,0 +1,142 @@
+"""Benchmark: weight calibration, DRG payment and casemix indicators for N grouped cases.
+
+    .venv/bin/python -m experiments.benchmarks.casemix_payment --cases 1000000
+
+Cases are synthetic stays already grouped (about 600 DRGs with log-normal costs around their weight),
+so the figures are those of the payment code alone; grouping has its own benchmark. Results go to
+``experiments/results/casemix_payment.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+import typer
+
+from features.casemix.indicators import casemix_indicators
+from features.casemix.payment import PaymentRules, drg_cost, price_cases
+from features.casemix.weights import calibrate_weights, read_weights, write_weights
+from pipelines.contract import COST_CATEGORIES
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "casemix_payment.md"
+DEPARTMENTS = np.array(
+    ["心内科", "呼吸科", "骨科", "普外科", "神经内科", "肿瘤科", "妇产科", "儿科", "消化内科", "肾内科"]
+)
+T = TypeVar("T")
+
+
+def grouped_cases(n_cases: int, n_drgs: int = 600, seed: int = 0) -> pd.DataFrame:
+    """``n_cases`` grouped stays over 2023–2025: 95% grouped, 3% ungroupable, 2% invalid."""
+    rng = np.random.default_rng(seed)
+    adrgs = np.array(
+        [f"{chr(65 + i // 26 % 26)}{chr(65 + i % 26)}{1 + i // 676}" for i in range(n_drgs // 3 + 1)]
+    )
+    drgs = np.array([f"{adrgs[i // 3]}{(1, 3, 5)[i % 3]}" for i in range(n_drgs)], dtype=object)
+    drg_adrg = np.array([adrgs[i // 3] for i in range(n_drgs)], dtype=object)
+    drg_rw = rng.lognormal(0.0, 0.6, n_drgs)
+    popularity = rng.dirichlet(np.full(n_drgs, 0.5))
+    pick = rng.choice(n_drgs, n_cases, p=popularity)
+    status = rng.choice(
+        np.array(["grouped", "ungroupable", "invalid"], dtype=object), n_cases, p=[0.95, 0.03, 0.02]
+    )
+    grouped = status == "grouped"
+    total = np.round(drg_rw[pick] * 11000 * rng.lognormal(0.0, 0.45, n_cases), 2)
+    total[rng.random(n_cases) < 0.001] = 0.0
+    share = rng.dirichlet(np.ones(len(COST_CATEGORIES)), 1)[0]
+    los = np.clip(rng.gamma(2.0, 2.0 + 3.0 * drg_rw[pick]), 1, 120).astype(np.int64)
+    discharge = np.datetime64("2023-01-01") + rng.integers(0, 3 * 365, n_cases).astype("timedelta64[D]")
+    frame = pd.DataFrame(
+        {
+            "hospital_id": rng.choice(np.array(["H1", "H2"], dtype=object), n_cases, p=[0.8, 0.2]),
+            "department": DEPARTMENTS[rng.integers(0, len(DEPARTMENTS), n_cases)].astype(object),
+            "status": status,
+            "drg": np.where(grouped, drgs[pick], "0000").astype(object),
+            "adrg": np.where(grouped, drg_adrg[pick], "00").astype(object),
+            "admission_date": pd.to_datetime(discharge - los.astype("timedelta64[D]")),
+            "discharge_date": pd.to_datetime(discharge),
+            "los_days": los,
+            "total_cost": total,
+            **{c: total * s for c, s in zip(COST_CATEGORIES, share, strict=True)},
+        }
+    )
+    frame["cost_negotiated_drugs"] = frame["cost_western_drugs"] * rng.choice(
+        [0.0, 0.3], n_cases, p=[0.8, 0.2]
+    )
+    return frame
+
+
+def _timed(step: Callable[[], T]) -> tuple[T, float]:
+    started = time.perf_counter()
+    result = step()
+    return result, time.perf_counter() - started
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(cases: int = typer.Option(1_000_000, help="number of cases"), output: Path = RESULTS) -> None:
+    """Time calibration, the CSV round trip, pricing and indicators; write a markdown report."""
+    rules = PaymentRules.load()
+    frame, generate_s = _timed(lambda: grouped_cases(cases))
+    weights, calibrate_s = _timed(
+        lambda: calibrate_weights(frame, rules.calibration, cost=drg_cost(frame, rules))
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "weights.csv"
+        _, round_trip_s = _timed(lambda: read_weights(write_weights(weights, path)))
+    priced, price_s = _timed(lambda: price_cases(frame, rules, weights))
+    by_department, department_s = _timed(
+        lambda: casemix_indicators(priced, by=("hospital_id", "department"), period="quarter")
+    )
+    by_drg, drg_s = _timed(lambda: casemix_indicators(priced, by=("hospital_id", "drg"), period="month"))
+    outliers = priced["outlier"].value_counts(normalize=True)
+    rows = [
+        ("generate synthetic grouped cases", generate_s),
+        (f"`calibrate_weights` (IQR trimming, {len(weights)} DRGs)", calibrate_s),
+        ("weight table CSV write + read", round_trip_s),
+        ("`price_cases` (default rules)", price_s),
+        (f"`casemix_indicators` by hospital, department, quarter ({len(by_department)} rows)", department_s),
+        (f"`casemix_indicators` by hospital, DRG, month ({len(by_drg):,} rows)", drg_s),
+    ]
+    lines = [
+        "# Benchmark: DRG weights, payment and casemix indicators",
+        "",
+        f"Command: `.venv/bin/python -m experiments.benchmarks.casemix_payment --cases {cases}`",
+        "",
+        f"{cases:,} synthetic grouped cases (2023–2025, {len(weights)} DRGs with cases, 5% ungroupable or",
+        "invalid), priced with the embedded default rules (rate method, base rate changing on 2025-01-01).",
+        "Grouping itself is not timed here.",
+        "",
+        "| step | seconds |",
+        "|---|---:|",
+        *(f"| {name} | {seconds:.2f} |" for name, seconds in rows),
+        "",
+        f"Outcome shares: high {outliers.get('high', 0):.1%}, low {outliers.get('low', 0):.1%} of the cases "
+        f"paid by DRG; {priced['by_item_reason'].notna().mean():.1%} paid by item.",
+        "",
+        f"Peak memory (max RSS): {_peak_mb():,.0f} MB.",
+        "",
+        f"Machine: {platform.machine()}, `nproc` = {os.cpu_count()}, Python {platform.python_version()}, "
+        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. The 2 cores are shared with other engineers' jobs, so",
+        "timings are upper bounds; the work is single-threaded numpy/pandas.",
+        "",
+    ]
+    text = "\n".join(lines)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    typer.run(run)

@@ -1,0 +1,267 @@
+"""A batch of cases as numpy arrays: demographics, code lists as id arrays, and validation reasons.
+
+Two input shapes are accepted: the reference test-case columns (``diagnoses`` and ``procedures``,
+'|'-separated, principal first) and the canonical contract columns (``principal_diagnosis``,
+``other_diagnoses``, ``principal_procedure``, ``other_procedures``). Code lists are split by pyarrow
+and each distinct code string is looked up once, so a million cases cost a few vectorised passes.
+Malformed values never raise: they make the case invalid with a reason naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.casemix.lookups import Lookups, Vocabulary
+from pipelines.contract import CODE_SEPARATOR
+
+REFERENCE_COLUMNS = ("diagnoses", "procedures")
+CANONICAL_COLUMNS = ("principal_diagnosis", "other_diagnoses", "principal_procedure", "other_procedures")
+NEWBORN_DAYS = 28
+
+
+@dataclass(frozen=True)
+class CodeLists:
+    """Each case's codes, principal first, in CSR form: case i owns ``ids[indptr[i]:indptr[i + 1]]``.
+
+    ``uniques[strings[k]]`` is entry k's code text (after translation), kept for reasons and traces.
+    """
+
+    indptr: np.ndarray
+    ids: np.ndarray
+    strings: np.ndarray
+    uniques: np.ndarray
+    unknown: int
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """The case each entry belongs to."""
+        return np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
+
+    @cached_property
+    def is_principal(self) -> np.ndarray:
+        first = np.zeros(len(self.ids), dtype=bool)
+        starts = self.indptr[:-1][np.diff(self.indptr) > 0]
+        first[starts] = True
+        return first
+
+    @cached_property
+    def principal(self) -> np.ndarray:
+        """The principal code id per case; the unknown id when the case has no code."""
+        out = np.full(len(self.indptr) - 1, self.unknown, dtype=np.int32)
+        has = np.diff(self.indptr) > 0
+        out[has] = self.ids[self.indptr[:-1][has]]
+        return out
+
+    def any_in(self, lookup: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """For each case in ``rows``: is any of its codes True in ``lookup``?"""
+        owner, positions = self.segments(rows)
+        hit = lookup[self.ids[positions]]
+        return np.bincount(owner[hit], minlength=len(rows)) > 0
+
+    def segments(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Entries of the cases in ``rows``: (position of the case within ``rows``, entry index)."""
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        owner = np.repeat(np.arange(len(rows)), lengths)
+        offsets = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return owner, np.repeat(starts, lengths) + offsets
+
+    def codes_of(self, row: int) -> list[str]:
+        return list(self.uniques[self.strings[self.indptr[row] : self.indptr[row + 1]]])
+
+
+@dataclass(frozen=True)
+class EncodedCases:
+    """What the grouper reads for a batch; ``reasons`` is empty for valid cases."""
+
+    sex: np.ndarray
+    age_years: np.ndarray
+    age_days: np.ndarray
+    birth_weight_g: np.ndarray
+    diagnoses: CodeLists
+    procedures: CodeLists
+    reasons: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.sex)
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.reasons == ""
+
+
+def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool = False) -> EncodedCases:
+    """Encode a batch in either input shape; raises only when the shape itself is wrong."""
+    dx_text, px_text, shape_checks = _code_columns(frame)
+    tables = lookups.tables
+    diagnoses = _code_lists(dx_text, lookups.diagnoses, tables.diagnosis_map if translate_codes else {})
+    procedures = _code_lists(px_text, lookups.procedures, tables.procedure_map if translate_codes else {})
+    numbers = {name: _number(frame, name) for name in ("sex", "age_years", "age_days", "birth_weight_g")}
+    sex, age_years, age_days, weight = (
+        numbers[n][0] for n in ("sex", "age_years", "age_days", "birth_weight_g")
+    )
+    newborn = (age_years == 0) & (age_days <= NEWBORN_DAYS)
+
+    def value(name: str) -> Callable[[int], str]:
+        return lambda i: f"{name} {frame[name].iloc[i]!r} is not a number"
+
+    checks: list[tuple[np.ndarray, Callable[[int], str]]] = [
+        (numbers["sex"][1], value("sex")),
+        (np.isnan(sex) & ~numbers["sex"][1], lambda i: "sex is missing"),
+        (~np.isnan(sex) & ~np.isin(sex, (1, 2)), lambda i: f"sex {sex[i]:g} is not 1 (male) or 2 (female)"),
+        (numbers["age_years"][1], value("age_years")),
+        (np.isnan(age_years) & ~numbers["age_years"][1], lambda i: "age_years is missing"),
+        (_not_count(age_years), lambda i: f"age_years {age_years[i]:g} is not a whole number of years ≥ 0"),
+        (numbers["age_days"][1], value("age_days")),
+        (
+            (age_years == 0) & np.isnan(age_days) & ~numbers["age_days"][1],
+            lambda i: "age_days is missing for a patient under one year",
+        ),
+        (_not_count(age_days), lambda i: f"age_days {age_days[i]:g} is not a whole number of days ≥ 0"),
+        (numbers["birth_weight_g"][1], value("birth_weight_g")),
+        (
+            newborn & ~(weight > 0) & ~numbers["birth_weight_g"][1],
+            lambda i: f"birth_weight_g is missing for a newborn of {age_days[i]:g} days",
+        ),
+        (weight < 0, lambda i: f"birth_weight_g {weight[i]:g} is negative"),
+        (np.diff(diagnoses.indptr) == 0, lambda i: "no diagnosis"),
+        *shape_checks,
+    ]
+    return EncodedCases(
+        sex=sex,
+        age_years=age_years,
+        age_days=age_days,
+        birth_weight_g=weight,
+        diagnoses=diagnoses,
+        procedures=procedures,
+        reasons=_reasons(len(frame), checks),
+    )
+
+
+def _code_columns(
+    frame: pd.DataFrame,
+) -> tuple[pa.Array, pa.Array, list[tuple[np.ndarray, Callable[[int], str]]]]:
+    """The diagnosis and procedure lists as '|'-joined text, plus checks the canonical shape needs."""
+    if "sex" not in frame or "age_years" not in frame:
+        raise ValueError("cases need the columns sex and age_years")
+    if "diagnoses" in frame:
+        procedures = (
+            _text(frame["procedures"]) if "procedures" in frame else pa.nulls(len(frame), pa.string())
+        )
+        return _text(frame["diagnoses"]), procedures, []
+    if "principal_diagnosis" not in frame:
+        raise ValueError(
+            f"cases need either the columns {list(REFERENCE_COLUMNS)} or {list(CANONICAL_COLUMNS)}; "
+            f"got {list(frame.columns)}"
+        )
+    texts = {
+        c: _text(frame[c]) if c in frame else pa.nulls(len(frame), pa.string()) for c in CANONICAL_COLUMNS
+    }
+    empty = {c: _is_empty(texts[c]) for c in CANONICAL_COLUMNS}
+    checks = [
+        (
+            empty["principal_diagnosis"] & ~empty["other_diagnoses"],
+            lambda i: "principal_diagnosis is missing",
+        ),
+        (
+            empty["principal_procedure"] & ~empty["other_procedures"],
+            lambda i: "other_procedures are given without a principal_procedure",
+        ),
+    ]
+    return (
+        _join(texts["principal_diagnosis"], texts["other_diagnoses"]),
+        _join(texts["principal_procedure"], texts["other_procedures"]),
+        checks,
+    )
+
+
+def _text(column: pd.Series) -> pa.Array:
+    values = column.to_numpy(dtype=object, na_value=None)
+    if column.dtype != object and not pd.api.types.is_string_dtype(column):
+        values = np.array([None if v is None else str(v) for v in values], dtype=object)
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None or v != v else str(v) for v in values], type=pa.string())
+
+
+def _is_empty(text: pa.Array) -> np.ndarray:
+    trimmed = pc.utf8_trim_whitespace(pc.fill_null(text, ""))
+    return pc.equal(trimmed, "").to_numpy(zero_copy_only=False)
+
+
+def _join(first: pa.Array, rest: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(
+        first, rest, CODE_SEPARATOR, null_handling="replace", null_replacement=""
+    )
+
+
+def _code_lists(text: pa.Array, vocabulary: Vocabulary, translation: Mapping[str, str]) -> CodeLists:
+    """Split, trim, drop empty entries, and give each distinct code string its id once."""
+    lists = pc.split_pattern(text, CODE_SEPARATOR)
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+    parents = pc.list_parent_indices(lists)
+    keep = pc.not_equal(flat, "")
+    flat, parents = pc.filter(flat, keep), pc.filter(parents, keep)
+    encoded = (
+        pc.dictionary_encode(flat).combine_chunks()
+        if isinstance(flat, pa.ChunkedArray)
+        else flat.dictionary_encode()
+    )
+    uniques = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    if translation:
+        uniques = np.array([translation.get(c, c) for c in uniques], dtype=object)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    counts = np.bincount(parents.to_numpy(zero_copy_only=False), minlength=len(text))
+    indptr = np.zeros(len(text) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return CodeLists(
+        indptr=indptr,
+        ids=vocabulary.ids(uniques)[codes] if len(uniques) else np.zeros(0, dtype=np.int32),
+        strings=codes,
+        uniques=uniques,
+        unknown=vocabulary.unknown,
+    )
+
+
+def _number(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A column as float64 (NaN when missing) and a mask of present but non-numeric values.
+
+    Text columns hold few distinct values (ages, sexes), so each distinct value is parsed once.
+    """
+    if name not in frame:
+        return np.full(len(frame), np.nan), np.zeros(len(frame), dtype=bool)
+    column = frame[name]
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(frame), dtype=bool)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    text = pd.Series(uniques, dtype=object).astype(str).str.strip()
+    malformed = np.isnan(parsed) & (text != "").to_numpy()
+    missing = codes < 0
+    codes = np.where(missing, 0, codes)
+    values = np.where(missing, np.nan, parsed[codes] if len(parsed) else np.nan)
+    return values, ~missing & (malformed[codes] if len(parsed) else False)
+
+
+def _not_count(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return ~np.isnan(values) & ((values < 0) | (values != np.floor(values)))
+
+
+def _reasons(n: int, checks: list[tuple[np.ndarray, Callable[[int], str]]]) -> np.ndarray:
+    """'; '-joined messages of the failed checks per case; built only for failing cases."""
+    reasons = np.full(n, "", dtype=object)
+    for mask, message in checks:
+        for i in np.flatnonzero(mask):
+            reasons[i] = f"{reasons[i]}; {message(i)}" if reasons[i] else message(i)
+    return reasons

@@ -1,0 +1,102 @@
+"""Rule conditions and DRG splits evaluated as numpy masks over a subset of cases.
+
+Each function takes ``rows`` (case positions still in play) and answers one boolean per row, so the
+grouper only ever touches cases that can still reach a group; a one-row batch gives the answer for a
+single case with exactly the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from features.casemix.cases import CodeLists, EncodedCases
+from features.casemix.lookups import Lookups
+from features.casemix.tables import Condition, Entry
+
+
+class RuleObserver(Protocol):
+    """Receives each evaluated condition of a one-case batch (see :mod:`features.casemix.trace`)."""
+
+    def condition(self, entry: Entry, condition: Condition, held: bool) -> None: ...
+
+
+def holds(condition: Condition, cases: EncodedCases, lookups: Lookups, rows: np.ndarray) -> np.ndarray:
+    """Whether ``condition`` holds for each case in ``rows``."""
+    kind, value = condition.kind, condition.value
+    dx, px = cases.diagnoses, cases.procedures
+    if kind == "principal_diagnosis_in":
+        return lookups.code_list(condition)[dx.principal[rows]]
+    if kind == "any_diagnosis_in":
+        return dx.any_in(lookups.code_list(condition), rows)
+    if kind == "principal_procedure_in":
+        return lookups.code_list(condition)[px.principal[rows]]
+    if kind == "any_procedure_in":
+        return px.any_in(lookups.code_list(condition), rows)
+    if kind == "principal_procedure_is_or_procedure":
+        return lookups.or_procedure[px.principal[rows]]
+    if kind == "no_or_procedure":
+        return ~px.any_in(lookups.or_procedure, rows)
+    if kind == "age_days_at_most":
+        return cases.age_days[rows] <= value
+    if kind == "age_years":
+        return cases.age_years[rows] == value
+    if kind == "sex":
+        return cases.sex[rows] == value
+    if kind == "birth_weight_grams":
+        weight = cases.birth_weight_g[rows]
+        ok = weight > 0
+        if "min" in value:
+            ok &= weight >= value["min"]
+        if "below" in value:
+            ok &= weight < value["below"]
+        return ok
+    if kind == "procedure_groups_any_of":
+        hit = {label: px.any_in(lookup, rows) for label, lookup in lookups.group_lists(condition).items()}
+        return np.logical_or.reduce([np.logical_and.reduce([hit[g] for g in alt]) for alt in value])
+    if kind == "distinct_trauma_regions_at_least":
+        regions = [dx.any_in(lookup, rows) for lookup in lookups.group_lists(condition).values()]
+        return np.sum(regions, axis=0) >= value
+    raise ValueError(f"unknown condition {kind!r}")  # load_tables rejects these; kept for direct callers
+
+
+def rule_holds(
+    entry: Entry,
+    cases: EncodedCases,
+    lookups: Lookups,
+    rows: np.ndarray,
+    observer: RuleObserver | None = None,
+) -> np.ndarray:
+    """Positions in ``rows`` where every condition of the entry's rule holds (evaluated lazily)."""
+    kept = np.arange(len(rows))
+    for condition in entry.rule:
+        if not len(kept):
+            break
+        ok = holds(condition, cases, lookups, rows[kept])
+        if observer is not None:
+            observer.condition(entry, condition, bool(ok[0]))
+        kept = kept[ok]
+    return kept
+
+
+def complication_counts(diagnoses: CodeLists, lookups: Lookups) -> tuple[np.ndarray, np.ndarray]:
+    """Secondary diagnoses per case that count as MCC and as CC once exclusions are applied."""
+    secondary = ~diagnoses.is_principal
+    rows = diagnoses.rows[secondary]
+    ids = diagnoses.ids[secondary]
+    principal_table = lookups.principal_table[diagnoses.principal][rows]
+    n = len(diagnoses.indptr) - 1
+    mcc, cc = lookups.mcc_table[ids], lookups.cc_table[ids]
+    mcc_count = np.bincount(rows[(mcc >= 0) & (mcc != principal_table)], minlength=n)
+    cc_count = np.bincount(rows[(cc >= 0) & (cc != principal_table)], minlength=n)
+    return mcc_count.astype(np.int64), cc_count.astype(np.int64)
+
+
+def split_holds(split: str, mcc_count: np.ndarray, cc_count: np.ndarray) -> np.ndarray:
+    """Whether a DRG's split holds: ``mcc``, ``mcc_or_cc`` or ``none`` (always)."""
+    if split == "mcc":
+        return mcc_count > 0
+    if split == "mcc_or_cc":
+        return (mcc_count + cc_count) > 0
+    return np.ones(len(mcc_count), dtype=bool)

@@ -1,0 +1,98 @@
+"""Code roll-ups and code lists: ICD-10 chapter and 3-character category, ICD-9-CM-3 two-digit section.
+
+Discharge abstracts carry tens of thousands of distinct codes (ICD-10 医保版 has 33,000 diagnoses), too
+many for a model to learn from; rolling them up to the category or chapter keeps the signal and
+bounds the number of levels. Every function works on the distinct codes only and maps back, so a
+million rows cost little more than the distinct codes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.contract import CODE_SEPARATOR
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+@lru_cache(maxsize=1)
+def icd10_chapters() -> pd.DataFrame:
+    """The 22 ICD-10 chapters: chapter (roman numeral), first and last category, zh, en; sorted by first."""
+    table = pd.read_csv(DATA_DIR / "icd10_chapters.tsv", sep="\t", dtype=str)
+    return table.sort_values("first", ignore_index=True)
+
+
+def _on_distinct(codes: pd.Series, rollup) -> pd.Series:
+    """Apply ``rollup`` (an array of distinct codes -> array of results) and map back to every row."""
+    positions, distinct = pd.factorize(codes, use_na_sentinel=True)
+    rolled = np.asarray(rollup(np.asarray(distinct, dtype=object)), dtype=object)
+    out = np.full(len(codes), None, dtype=object)
+    known = positions >= 0
+    out[known] = rolled[positions[known]]
+    return pd.Series(out, index=codes.index, dtype=object)
+
+
+def _icd10_categories(distinct: np.ndarray) -> np.ndarray:
+    category = pd.Series(distinct, dtype=object).str.strip().str.upper().str[:3]
+    valid = category.str.fullmatch(r"[A-Z]\d\d", na=False)
+    return category.where(valid, None).to_numpy(dtype=object)
+
+
+def icd10_category(codes: pd.Series) -> pd.Series:
+    """The 3-character ICD-10 category of each code ("I21.000x001" -> "I21"); None when missing or invalid."""
+    return _on_distinct(codes, _icd10_categories)
+
+
+def _icd10_chapters(distinct: np.ndarray) -> np.ndarray:
+    chapters = icd10_chapters()
+    category = _icd10_categories(distinct)
+    out = np.full(len(distinct), None, dtype=object)
+    valid = np.array([c is not None for c in category], dtype=bool)
+    cats = category[valid].astype(str)
+    row = np.searchsorted(chapters["first"].to_numpy(dtype=str), cats, side="right") - 1
+    inside = (row >= 0) & (cats <= chapters["last"].to_numpy(dtype=str)[np.clip(row, 0, None)])
+    rolled = np.full(len(cats), None, dtype=object)
+    rolled[inside] = chapters["chapter"].to_numpy(dtype=object)[row[inside]]
+    out[valid] = rolled
+    return out
+
+
+def icd10_chapter(codes: pd.Series) -> pd.Series:
+    """The ICD-10 chapter (roman numeral, "IX") of each code; None when missing or outside every chapter."""
+    return _on_distinct(codes, _icd10_chapters)
+
+
+def _icd9cm3_sections(distinct: np.ndarray) -> np.ndarray:
+    section = pd.Series(distinct, dtype=object).str.strip().str[:2]
+    return section.where(section.str.fullmatch(r"\d\d", na=False), None).to_numpy(dtype=object)
+
+
+def icd9cm3_section(codes: pd.Series) -> pd.Series:
+    """The two-digit ICD-9-CM-3 section ("36.1000x001" -> "36"); None when missing or invalid."""
+    return _on_distinct(codes, _icd9cm3_sections)
+
+
+def code_count(code_lists: pd.Series) -> pd.Series:
+    """How many codes each '|'-separated cell holds (missing or empty: 0)."""
+    rows, _ = explode_codes(code_lists)
+    return pd.Series(np.bincount(rows, minlength=len(code_lists)), index=code_lists.index, dtype="int64")
+
+
+def explode_codes(*columns: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Long form of several code columns of one frame: (row position, code) pairs, empty codes dropped.
+
+    Each column may hold single codes or '|'-separated lists; rows are positions 0..n-1 of the frame.
+    """
+    rows, codes = [], []
+    for column in columns:
+        text = column.astype(object).where(column.notna(), "").astype(str)
+        long = text.str.split(CODE_SEPARATOR, regex=False).explode()
+        keep = long.notna() & (long != "")
+        position = np.repeat(np.arange(len(column)), text.str.count(r"\|").to_numpy() + 1)
+        rows.append(position[keep.to_numpy()])
+        codes.append(long[keep].str.strip().to_numpy(dtype=object))
+    return np.concatenate(rows), np.concatenate(codes)

@@ -1,0 +1,138 @@
+"""Point-in-time patient history: what the hospital knew about a patient's earlier stays at admission.
+
+A case admitted on day t sees an earlier stay of the same patient only once that stay is discharged:
+a prior stay counts when ``prior.discharge_date <= t`` (same-day rule: a stay discharged on the day of
+the new admission counts, dates carry no time of day) and a case never counts for itself. Everything
+a prior stay contributes (its cost, length of stay, codes, whether it was itself a readmission) was
+recorded by its discharge, so it is known at t.
+
+Emergency-department visits are not in the inpatient abstracts; "ED visits" here are earlier
+admissions through the emergency route (``admission_source`` 1, 急诊).
+
+The computation is vectorised: patients are encoded as integers, each discharge becomes a key
+``patient * BIG + day`` and each admission a query key on the same scale; windows are two binary
+searches in the sorted discharge keys and sums are differences of cumulative sums. No groupby, no
+per-patient loop, so a million cases take seconds, and the result depends only on the rows given
+(a Dask partition holding whole patients gives the same answer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.comorbidity import bits_mask, condition_masks, mask_bits
+
+WINDOWS: tuple[int, ...] = (90, 365)
+READMISSION_DAYS = 30
+EMERGENCY_SOURCE = 1
+_BIG = np.int64(1 << 22)  # days per patient block in the keys; far more than any span of dates
+
+
+def _days(dates: pd.Series, origin: np.datetime64) -> np.ndarray:
+    return (dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]") - origin).astype(np.int64)
+
+
+def _cumulative(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Cumulative sums along sorted events with a leading zero row (works for 1-D and 2-D values)."""
+    ordered = values[order]
+    zero = np.zeros((1, *ordered.shape[1:]), dtype=ordered.dtype)
+    return np.concatenate([zero, np.cumsum(ordered, axis=0)])
+
+
+def _between(cum: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    return cum[hi] - cum[lo]
+
+
+def _self_in(
+    query_self: np.ndarray, event_keys: np.ndarray, lo_key: np.ndarray, hi_key: np.ndarray
+) -> np.ndarray:
+    """Whether a query's own stay is among the events with lo_key <= key <= hi_key (to subtract it)."""
+    has_self = query_self >= 0
+    own = np.full(len(query_self), -1, dtype=np.int64)
+    own[has_self] = event_keys[query_self[has_self]]
+    return has_self & (own >= lo_key) & (own <= hi_key)
+
+
+def _days_since_last(
+    sorted_keys: np.ndarray, query_keys: np.ndarray, patient_start: np.ndarray, self_at_query: np.ndarray
+) -> np.ndarray:
+    """Days from the latest counted discharge to the query day (NaN when there is none)."""
+    hi = np.searchsorted(sorted_keys, query_keys, side="right")
+    strictly_before = np.searchsorted(sorted_keys, query_keys, side="left")
+    same_day = (hi - strictly_before) - self_at_query.astype(np.int64)
+    gap = np.full(len(query_keys), np.nan)
+    earlier = strictly_before > patient_start
+    gap[earlier] = (query_keys[earlier] - sorted_keys[strictly_before[earlier] - 1]).astype(np.float64)
+    gap[same_day > 0] = 0.0
+    return gap
+
+
+def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """History features of each query stay from the discharged stays in ``events``.
+
+    ``queries``: case_id, patient_id, admission_date (one row per case to describe).
+    ``events``: canonical stays with case_id, patient_id, admission_date, discharge_date, total_cost,
+    los_days, admission_source, principal_diagnosis, other_diagnoses; stays without a discharge date
+    are ignored. A query's own stay may be among the events: it is never counted.
+    Returns one row per query (same index) with the columns of ``HISTORY_COLUMNS`` plus
+    ``prior_condition_mask`` (Charlson conditions seen in counted stays, as a bit mask).
+    """
+    events = events[events["discharge_date"].notna()].drop_duplicates("case_id")
+    patients, _ = pd.factorize(pd.concat([events["patient_id"], queries["patient_id"]], ignore_index=True))
+    event_patient = patients[: len(events)].astype(np.int64)
+    query_patient = patients[len(events) :].astype(np.int64)
+    all_dates = pd.concat([events["admission_date"], queries["admission_date"]])
+    origin = all_dates.min()
+    origin = np.datetime64("1970-01-01", "D") if pd.isna(origin) else np.datetime64(origin, "D")
+    origin -= np.timedelta64(max(WINDOWS) + 1, "D")
+
+    event_keys = event_patient * _BIG + _days(events["discharge_date"], origin)
+    event_admit_keys = event_patient * _BIG + _days(events["admission_date"], origin)
+    query_keys = query_patient * _BIG + _days(queries["admission_date"], origin)
+    order = np.argsort(event_keys, kind="stable")
+    sorted_keys = event_keys[order]
+
+    event_self = np.arange(len(events))
+    query_self = pd.Index(events["case_id"]).get_indexer(queries["case_id"])
+
+    # Whether each event was itself a readmission: admitted within 30 days of an earlier discharge.
+    event_start = np.searchsorted(sorted_keys, event_patient * _BIG, side="left")
+    event_gap = _days_since_last(
+        sorted_keys,
+        event_admit_keys,
+        event_start,
+        _self_in(event_self, event_keys, event_admit_keys, event_admit_keys),
+    )
+    readmission = (event_gap <= READMISSION_DAYS).astype(np.int64)
+    emergency = (pd.to_numeric(events["admission_source"], errors="coerce") == EMERGENCY_SOURCE).to_numpy(
+        np.int64
+    )
+    cost = pd.to_numeric(events["total_cost"], errors="coerce").fillna(0.0).to_numpy(np.float64)
+    los = pd.to_numeric(events["los_days"], errors="coerce").fillna(0).to_numpy(np.float64)
+    conditions = mask_bits(condition_masks(events["principal_diagnosis"], events["other_diagnoses"]))
+
+    per_event = np.column_stack([np.ones(len(events)), cost, los, readmission, emergency]).astype(np.float64)
+    cum = _cumulative(per_event, order)
+    cum_conditions = _cumulative(conditions, order)
+
+    start = np.searchsorted(sorted_keys, query_patient * _BIG, side="left")
+    hi = np.searchsorted(sorted_keys, query_keys, side="right")
+    out: dict[str, np.ndarray] = {}
+    self_ever = _self_in(query_self, event_keys, query_patient * _BIG, query_keys)
+    own = np.clip(query_self, 0, None)
+    out["prior_admissions"] = (hi - start) - self_ever
+    for window in WINDOWS:
+        lo = np.searchsorted(sorted_keys, query_keys - window, side="left")
+        inside = _self_in(query_self, event_keys, query_keys - window, query_keys)
+        sums = _between(cum, lo, hi) - per_event[own] * inside[:, None]
+        out[f"prior_admissions_{window}d"] = sums[:, 0]
+        out[f"prior_cost_{window}d"] = sums[:, 1]
+        out[f"prior_los_days_{window}d"] = sums[:, 2]
+        out[f"prior_readmissions_{window}d"] = sums[:, 3]
+        out[f"prior_emergency_admissions_{window}d"] = sums[:, 4]
+    out["days_since_last_discharge"] = _days_since_last(sorted_keys, query_keys, start, self_ever)
+    seen = _between(cum_conditions, start, hi) - conditions[own] * self_ever[:, None]
+    frame = pd.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in out.items()}, index=queries.index)
+    frame["prior_condition_mask"] = bits_mask(seen)
+    return frame

@@ -1,0 +1,277 @@
+"""``CaseFeatures``: the scikit-learn transformer every caselens model puts in front of its estimator.
+
+It turns canonical cases (``pipelines.contract`` columns) into one LightGBM-ready row per case: the
+registered feature views of its stage (:mod:`features.views`), history features computed point in
+time (:mod:`features.history`), and category levels learned on the training cases only
+(:mod:`features.encoding`). A view only ever sees the columns known at its stage, so an admission-stage
+model cannot read a discharge field even by mistake, and a pre-admission request that has no
+discharge columns at all is valid input. The fitted object is small and picklable: it goes inside the
+MLflow pyfunc model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from features.encoding import apply_levels, learn_levels
+from features.history import history_features
+from features.views import DERIVED_STAGE, FeatureContext, FeatureView, views_at
+from pipelines.contract import FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at
+
+EVENT_COLUMNS = (
+    "case_id",
+    "patient_id",
+    "admission_date",
+    "discharge_date",
+    "total_cost",
+    "los_days",
+    "admission_source",
+    "principal_diagnosis",
+    "other_diagnoses",
+)
+_NEEDS_PRIOR = ("patient_history", "comorbidity")
+_NEEDS_TABLES = ("coding", "casemix")
+
+
+class FeatureInputError(ValueError):
+    """Cases that cannot be turned into features; the message names the field and the row."""
+
+
+def _known_columns(stage: Stage) -> tuple[str, ...]:
+    derived = tuple(n for n, s in DERIVED_STAGE.items() if STAGE_ORDER[s] <= STAGE_ORDER[stage])
+    return (*fields_known_at(stage), *derived)
+
+
+def _dates(frame: pd.DataFrame, name: str, what: str) -> pd.Series:
+    values = frame[name]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.astype("datetime64[ns]")
+    parsed = pd.to_datetime(values, errors="coerce")
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        raise FeatureInputError(f"{what}: {name} of row {_row(frame, bad)} is not a date")
+    return parsed.astype("datetime64[ns]")
+
+
+def _row(frame: pd.DataFrame, flags: pd.Series) -> str:
+    """The first flagged row, by position and index label (never by case or patient id)."""
+    position = int(np.flatnonzero(flags.to_numpy())[0])
+    return f"{position} (index {frame.index[position]!r})"
+
+
+def _los_days(admission: pd.Series, discharge: pd.Series) -> pd.Series:
+    """Length of stay as the contract derives it: a same-day stay counts 1."""
+    return (discharge - admission).dt.days.clip(lower=1).astype("Int64")
+
+
+def canonical_view(
+    cases: pd.DataFrame, columns: tuple[str, ...], needed: set[str], what: str
+) -> pd.DataFrame:
+    """``cases`` restricted to ``columns``: missing optional ones become nulls, dates parsed, los derived.
+
+    A column in ``needed`` that the contract marks required must be present and non-null on every row.
+    """
+    missing = sorted(
+        c for c in needed if c not in cases.columns and c in FIELD_BY_NAME and FIELD_BY_NAME[c].required
+    )
+    if missing:
+        raise FeatureInputError(f"{what}: required column(s) missing: {', '.join(missing)}")
+    out = pd.DataFrame(index=cases.index)
+    for name in columns:
+        if name in cases.columns:
+            out[name] = cases[name]
+        elif name != "los_days":
+            out[name] = np.nan if FIELD_BY_NAME[name].kind in ("int", "float") else None
+    for name in ("admission_date", "discharge_date"):
+        if name in out.columns:
+            out[name] = _dates(out, name, what)
+    for name in sorted(needed & set(out.columns)):
+        if FIELD_BY_NAME.get(name) is not None and FIELD_BY_NAME[name].required and out[name].isna().any():
+            raise FeatureInputError(f"{what}: {name} is missing in row {_row(out, out[name].isna())}")
+    if "discharge_date" in out.columns:
+        early = out["discharge_date"] < out["admission_date"]
+        if early.any():
+            raise FeatureInputError(
+                f"{what}: discharge_date is before admission_date in row {_row(out, early)}"
+            )
+        if "los_days" in columns and "los_days" not in out.columns:
+            out["los_days"] = _los_days(out["admission_date"], out["discharge_date"])
+    return out
+
+
+def event_frame(cases: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The columns of ``cases`` the history builder reads about discharged stays (nulls where absent)."""
+    return canonical_view(cases, EVENT_COLUMNS, {"case_id", "patient_id", "admission_date"}, what)
+
+
+class CaseFeatures(TransformerMixin, BaseEstimator):
+    """Point-in-time features of canonical cases for one stage (``admission`` or ``discharge``).
+
+    ``tables`` is a :class:`features.casemix.tables.CasemixTables` (None: the configured default);
+    ``weights`` a DataFrame of DRG relative weights (``drg``, ``rw``) calibrated on training data only;
+    category levels seen fewer than ``min_category_count`` times in training become "other";
+    ``exclude`` names views or features to leave out (e.g. ``("costs",)`` when cost is the label).
+    """
+
+    def __init__(
+        self,
+        stage: Stage = "discharge",
+        tables: Any = None,
+        weights: pd.DataFrame | None = None,
+        min_category_count: int = 20,
+        exclude: tuple[str, ...] = (),
+    ) -> None:
+        self.stage = stage
+        self.tables = tables
+        self.weights = weights
+        self.min_category_count = min_category_count
+        self.exclude = exclude
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def fit(self, cases: pd.DataFrame, y: object = None, history: pd.DataFrame | None = None) -> CaseFeatures:
+        """Learn category levels from the training ``cases`` (history features are not needed for that)."""
+        views = [v for v in self._views() if any(f.kind == "categorical" for f in v.features)]
+        self._learn(self._raw(cases, history, views))
+        return self
+
+    def fit_transform(
+        self, cases: pd.DataFrame, y: object = None, history: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        raw = self._raw(cases, history, self._views())
+        self._learn(raw)
+        return self._encode(raw)
+
+    def transform(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        """One feature row per case, same index and order; ``history``: other canonical stays as context.
+
+        History rows only describe the patients' earlier stays; they get no feature row. A case present
+        in both frames is taken from ``cases``.
+        """
+        check_is_fitted(self, "levels_")
+        return self._encode(self._raw(cases, history, self._views()))
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self, "levels_")
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+    @property
+    def catalog(self) -> pd.DataFrame:
+        """One row per feature: feature, view, entity, stage, kind, sources, prior_sources, zh, en."""
+        catalog = feature_catalog(self._views())
+        return catalog[~catalog["feature"].isin(self.exclude)].reset_index(drop=True)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _views(self) -> list[FeatureView]:
+        if self.stage not in ("admission", "discharge"):
+            raise ValueError(f"stage must be 'admission' or 'discharge', not {self.stage!r}")
+        unknown = (
+            set(self.exclude)
+            - {v.name for v in views_at("discharge")}
+            - {f.name for v in views_at("discharge") for f in v.features}
+        )
+        if unknown:
+            raise ValueError(f"exclude names no view or feature: {sorted(unknown)}")
+        return [v for v in views_at(self.stage) if v.name not in self.exclude]
+
+    def _names(self, views: list[FeatureView]) -> list[str]:
+        return [n for v in views for n in v.names if n not in self.exclude]
+
+    def _raw(
+        self, cases: pd.DataFrame, history: pd.DataFrame | None, views: list[FeatureView]
+    ) -> pd.DataFrame:
+        if not isinstance(cases, pd.DataFrame):
+            raise FeatureInputError(f"cases must be a pandas DataFrame, not {type(cases).__name__}")
+        names = {v.name for v in views}
+        needed = {s for v in views for s in v.sources}
+        if names & set(_NEEDS_PRIOR):
+            needed |= {"case_id", "patient_id", "admission_date"}
+        frames = {
+            stage: canonical_view(cases, _known_columns(stage), needed & set(_known_columns(stage)), "cases")
+            for stage in {v.stage for v in views}
+        }
+        context = FeatureContext(
+            prior=self._prior(next(iter(frames.values())), cases, history)
+            if names & set(_NEEDS_PRIOR)
+            else None,
+            tables=self._tables() if names & set(_NEEDS_TABLES) else None,
+            grouper=self._grouper() if "casemix" in names else None,
+            weights=self.weights,
+        )
+        parts = []
+        for view in views:
+            part = view.compute(frames[view.stage], context)
+            if list(part.columns) != view.names or len(part) != len(cases):
+                raise RuntimeError(
+                    f"view '{view.name}' returned columns {list(part.columns)}, not its declaration"
+                )
+            parts.append(part)
+        raw = pd.concat(parts, axis=1)
+        return raw[self._names(views)]
+
+    def _prior(
+        self, visible: pd.DataFrame, cases: pd.DataFrame, history: pd.DataFrame | None
+    ) -> pd.DataFrame:
+        events = [event_frame(cases, "cases")]
+        if history is not None:
+            events.append(event_frame(history, "history"))
+        queries = visible[["case_id", "patient_id", "admission_date"]]
+        return history_features(queries, pd.concat(events, ignore_index=True))
+
+    def _tables(self) -> Any:
+        from features.casemix.tables import load_tables
+
+        return self.tables if self.tables is not None else load_tables()
+
+    def _grouper(self) -> Any:
+        """The grouper, built once per process (its lookups are costly) and never pickled."""
+        if getattr(self, "_grouper_cache", None) is None:
+            from features.casemix.grouper import Grouper
+
+            self._grouper_cache = Grouper(self._tables())
+        return self._grouper_cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_grouper_cache", None)
+        return state
+
+    def _learn(self, raw: pd.DataFrame) -> None:
+        categorical = set(self.catalog.query("kind == 'categorical'")["feature"])
+        self.levels_ = {
+            c: learn_levels(raw[c], self.min_category_count) for c in raw.columns if c in categorical
+        }
+        self.feature_names_out_ = self._names(self._views())
+
+    def _encode(self, raw: pd.DataFrame) -> pd.DataFrame:
+        out = {}
+        for name in self.feature_names_out_:
+            levels = self.levels_.get(name)
+            out[name] = apply_levels(raw[name], levels) if levels is not None else raw[name].astype("float64")
+        return pd.DataFrame(out, index=raw.index)
+
+
+def feature_catalog(views: list[FeatureView]) -> pd.DataFrame:
+    """The declared features of ``views``, one row each, for documentation and explanations."""
+    rows = [
+        {
+            "feature": f.name,
+            "view": v.name,
+            "entity": v.entity,
+            "stage": v.stage,
+            "kind": f.kind,
+            "sources": ", ".join(f.sources),
+            "prior_sources": ", ".join(f.prior_sources),
+            "zh": f.zh,
+            "en": f.en,
+        }
+        for v in views
+        for f in v.features
+    ]
+    return pd.DataFrame(rows)

@@ -1,0 +1,632 @@
+"""Feature views: every case feature declared with its entity, stage, source fields and names.
+
+Like a Feast feature view, a :class:`FeatureView` groups features of one entity that become known at
+one moment (``stage``, from :mod:`pipelines.contract`) and says which contract fields each feature is
+computed from. Declaring a feature whose own-case source is recorded later than its view's stage fails
+at construction, so a leaking declaration cannot even be imported. History features also name
+``prior_sources``: fields of the patient's *earlier* stays, which the point-in-time builder
+(:mod:`features.history`) only reads once those stays are discharged.
+
+Each view carries a pure ``compute(cases, context)`` function: ``cases`` holds only the columns known
+at the view's stage (missing optional fields as nulls), and the result has exactly the declared
+columns, one row per case, raw (category features as text; :mod:`features.encoding` limits them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from features import codes, comorbidity
+from features.history import WINDOWS
+from pipelines.contract import COST_CATEGORIES, DERIVED, FIELD_BY_NAME, STAGE_ORDER, Stage
+
+Kind = Literal["numeric", "categorical"]
+Entity = Literal["case", "patient"]
+
+# Derived columns are known when the fields they are derived from are.
+DERIVED_STAGE: dict[str, Stage] = {"los_days": "discharge"}
+assert set(DERIVED_STAGE) == set(DERIVED), "every derived contract column needs a stage here"
+
+
+class FeatureStageError(ValueError):
+    """A feature declared at a stage earlier than one of its source fields becomes known."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    zh: str
+    en: str
+    sources: tuple[str, ...]
+    kind: Kind = "numeric"
+    prior_sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """What a view may read besides the case's own fields."""
+
+    prior: pd.DataFrame | None = None  # history_features() of the cases, same index
+    tables: Any = None  # features.casemix.tables.CasemixTables
+    grouper: Any = None  # features.casemix.grouper.Grouper over those tables
+    weights: pd.DataFrame | None = None  # drg -> rw
+
+
+Compute = Callable[[pd.DataFrame, FeatureContext], pd.DataFrame]
+
+
+def field_stage(name: str) -> Stage:
+    """The stage a contract field (or derived column) becomes known."""
+    if name in DERIVED_STAGE:
+        return DERIVED_STAGE[name]
+    if name not in FIELD_BY_NAME:
+        raise FeatureStageError(f"'{name}' is not a field of pipelines.contract")
+    return FIELD_BY_NAME[name].stage
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    name: str
+    entity: Entity
+    stage: Stage
+    description: str
+    features: tuple[Feature, ...]
+    compute: Compute
+
+    def __post_init__(self) -> None:
+        limit = STAGE_ORDER[self.stage]
+        for feature in self.features:
+            for source in (*feature.sources, *feature.prior_sources):
+                known = field_stage(source)
+                if source in feature.sources and STAGE_ORDER[known] > limit:
+                    raise FeatureStageError(
+                        f"feature '{feature.name}' of view '{self.name}' ({self.stage}) reads '{source}', "
+                        f"which is only known at {known}"
+                    )
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for f in self.features for s in f.sources))
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+VIEWS: dict[str, FeatureView] = {}
+
+
+def register(view: FeatureView) -> FeatureView:
+    """Add a view to the registry; feature names must be unique across views."""
+    taken = {f.name for v in VIEWS.values() for f in v.features}
+    clash = taken & set(view.names)
+    if view.name in VIEWS or clash:
+        raise ValueError(f"view '{view.name}' repeats a registered name: {sorted(clash) or view.name}")
+    VIEWS[view.name] = view
+    return view
+
+
+def views_at(stage: Stage) -> list[FeatureView]:
+    """The views usable at ``stage``: its own and every earlier stage's, in declaration order."""
+    return [v for v in VIEWS.values() if STAGE_ORDER[v.stage] <= STAGE_ORDER[stage]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _code_text(values: pd.Series) -> pd.Series:
+    """A coded integer field (sex, payer, route...) as text levels ("1"), None when missing."""
+    number = pd.to_numeric(values, errors="coerce").astype("Int64")
+    return number.astype("string").astype(object).where(number.notna(), None)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    text = values.astype(object).where(values.notna(), None)
+    return text.where(text != "", None)
+
+
+def _number(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+# ---------------------------------------------------------------------------------------------------
+# admission stage
+
+
+def _demographics(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "age_years": _number(cases["age_years"]),
+            "age_days": _number(cases["age_days"]),
+            "birth_weight_g": _number(cases["birth_weight_g"]),
+            "sex": _code_text(cases["sex"]),
+            "insurance_type": _code_text(cases["insurance_type"]),
+        },
+        index=cases.index,
+    )
+
+
+register(
+    FeatureView(
+        name="demographics",
+        entity="case",
+        stage="admission",
+        description="who the patient is at admission",
+        features=(
+            Feature("age_years", "年龄(岁)", "age in years", ("age_years",)),
+            Feature("age_days", "年龄不足1周岁的天数", "age in days (infants)", ("age_days",)),
+            Feature(
+                "birth_weight_g",
+                "新生儿出生体重(克)",
+                "birth weight in grams (newborns)",
+                ("birth_weight_g",),
+            ),
+            Feature("sex", "性别", "sex", ("sex",), "categorical"),
+            Feature("insurance_type", "医疗付费方式", "payer", ("insurance_type",), "categorical"),
+        ),
+        compute=_demographics,
+    )
+)
+
+
+def _admission(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    planned = _text(cases["planned_procedure"])
+    return pd.DataFrame(
+        {
+            "admission_source": _code_text(cases["admission_source"]),
+            "admission_type": _code_text(cases["admission_type"]),
+            "department": _text(cases["department"]),
+            "admission_diagnosis_category": codes.icd10_category(cases["admission_diagnosis"]),
+            "admission_diagnosis_chapter": codes.icd10_chapter(cases["admission_diagnosis"]),
+            "planned_procedure_section": codes.icd9cm3_section(planned),
+            "has_planned_procedure": planned.notna().astype("float64"),
+        },
+        index=cases.index,
+    )
+
+
+register(
+    FeatureView(
+        name="admission",
+        entity="case",
+        stage="admission",
+        description="how and why the patient is admitted",
+        features=(
+            Feature("admission_source", "入院途径", "admission route", ("admission_source",), "categorical"),
+            Feature("admission_type", "入院类型", "admission type", ("admission_type",), "categorical"),
+            Feature("department", "入院科别", "admitting department", ("department",), "categorical"),
+            Feature(
+                "admission_diagnosis_category",
+                "门(急)诊诊断类目(3位)",
+                "admission diagnosis, ICD-10 category",
+                ("admission_diagnosis",),
+                "categorical",
+            ),
+            Feature(
+                "admission_diagnosis_chapter",
+                "门(急)诊诊断章",
+                "admission diagnosis, ICD-10 chapter",
+                ("admission_diagnosis",),
+                "categorical",
+            ),
+            Feature(
+                "planned_procedure_section",
+                "拟行手术操作(2位类目)",
+                "planned procedure, ICD-9-CM-3 section",
+                ("planned_procedure",),
+                "categorical",
+            ),
+            Feature(
+                "has_planned_procedure", "有拟行手术操作", "a procedure is planned", ("planned_procedure",)
+            ),
+        ),
+        compute=_admission,
+    )
+)
+
+
+def _calendar(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    date = cases["admission_date"].dt
+    return pd.DataFrame(
+        {
+            "admission_month": date.month.astype("float64"),
+            "admission_quarter": date.quarter.astype("float64"),
+            "admission_weekday": date.weekday.astype("float64"),
+        },
+        index=cases.index,
+    )
+
+
+register(
+    FeatureView(
+        name="calendar",
+        entity="case",
+        stage="admission",
+        description="when the patient is admitted: seasonality (winter respiratory load) and weekday",
+        features=(
+            Feature("admission_month", "入院月份", "admission month", ("admission_date",)),
+            Feature("admission_quarter", "入院季度", "admission quarter", ("admission_date",)),
+            Feature(
+                "admission_weekday", "入院星期(0=周一)", "admission weekday (0 = Monday)", ("admission_date",)
+            ),
+        ),
+        compute=_calendar,
+    )
+)
+
+_HISTORY_KEYS = ("patient_id", "admission_date")
+_PRIOR = ("admission_date", "discharge_date")
+
+
+def _history_features() -> tuple[Feature, ...]:
+    out = [
+        Feature(
+            "prior_admissions",
+            "既往住院次数",
+            "earlier admissions, all time",
+            _HISTORY_KEYS,
+            prior_sources=_PRIOR,
+        ),
+    ]
+    for w in WINDOWS:
+        out += [
+            Feature(
+                f"prior_admissions_{w}d",
+                f"既往{w}天住院次数",
+                f"admissions in previous {w} days",
+                _HISTORY_KEYS,
+                prior_sources=_PRIOR,
+            ),
+            Feature(
+                f"prior_cost_{w}d",
+                f"既往{w}天住院总费用",
+                f"inpatient charges in previous {w} days",
+                _HISTORY_KEYS,
+                prior_sources=(*_PRIOR, "total_cost"),
+            ),
+            Feature(
+                f"prior_los_days_{w}d",
+                f"既往{w}天住院总天数",
+                f"inpatient days in previous {w} days",
+                _HISTORY_KEYS,
+                prior_sources=(*_PRIOR, "los_days"),
+            ),
+            Feature(
+                f"prior_readmissions_{w}d",
+                f"既往{w}天30天内再入院次数",
+                f"30-day readmissions in previous {w} days",
+                _HISTORY_KEYS,
+                prior_sources=_PRIOR,
+            ),
+            Feature(
+                f"prior_emergency_admissions_{w}d",
+                f"既往{w}天急诊入院次数",
+                f"emergency admissions (ED visits) in previous {w} days",
+                _HISTORY_KEYS,
+                prior_sources=(*_PRIOR, "admission_source"),
+            ),
+        ]
+    diagnoses = (*_PRIOR, "principal_diagnosis", "other_diagnoses")
+    out += [
+        Feature(
+            "days_since_last_discharge",
+            "距上次出院天数",
+            "days since last discharge",
+            _HISTORY_KEYS,
+            prior_sources=_PRIOR,
+        ),
+        Feature(
+            "prior_charlson_conditions",
+            "既往慢性病(Charlson)种数",
+            "chronic (Charlson) conditions seen before",
+            _HISTORY_KEYS,
+            prior_sources=diagnoses,
+        ),
+        Feature(
+            "prior_charlson_index",
+            "既往Charlson合并症指数",
+            "Charlson index from earlier stays",
+            _HISTORY_KEYS,
+            prior_sources=diagnoses,
+        ),
+    ]
+    return tuple(out)
+
+
+def _patient_history(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    prior = context.prior
+    out = prior.drop(columns="prior_condition_mask")
+    out["prior_charlson_conditions"] = comorbidity.condition_count(prior["prior_condition_mask"].to_numpy())
+    out["prior_charlson_index"] = comorbidity.charlson_index(prior["prior_condition_mask"].to_numpy())
+    return out
+
+
+register(
+    FeatureView(
+        name="patient_history",
+        entity="patient",
+        stage="admission",
+        description="earlier stays known at admission: discharged on or before the admission day",
+        features=_history_features(),
+        compute=_patient_history,
+    )
+)
+
+# ---------------------------------------------------------------------------------------------------
+# discharge stage
+
+
+def _stay(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "los_days": _number(cases["los_days"]),
+            "discharge_disposition": _code_text(cases["discharge_disposition"]),
+            "discharge_department": _text(cases["discharge_department"]),
+            "readmission_planned": _number(cases["readmission_plan_31d"].astype("boolean").astype("Float64")),
+        },
+        index=cases.index,
+    )
+
+
+register(
+    FeatureView(
+        name="stay",
+        entity="case",
+        stage="discharge",
+        description="how the stay ended",
+        features=(
+            Feature("los_days", "实际住院天数", "length of stay (days)", ("los_days",)),
+            Feature(
+                "discharge_disposition",
+                "离院方式",
+                "discharge disposition",
+                ("discharge_disposition",),
+                "categorical",
+            ),
+            Feature(
+                "discharge_department",
+                "出院科别",
+                "discharging department",
+                ("discharge_department",),
+                "categorical",
+            ),
+            Feature(
+                "readmission_planned",
+                "出院31天内再住院计划",
+                "readmission within 31 days planned",
+                ("readmission_plan_31d",),
+            ),
+        ),
+        compute=_stay,
+    )
+)
+
+
+def _chapter_feature(row: pd.Series) -> Feature:
+    return Feature(
+        f"secondary_diagnoses_chapter_{row['chapter']}",
+        f"其他诊断第{row['chapter']}章({row['zh']})个数",
+        f"secondary diagnoses in ICD-10 chapter {row['chapter']} ({row['en']})",
+        ("other_diagnoses",),
+    )
+
+
+def _coding(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    principal_procedure = _text(cases["principal_procedure"])
+    procedures = codes.code_count(principal_procedure) + codes.code_count(cases["other_procedures"])
+    rows, secondary = codes.explode_codes(cases["other_diagnoses"])
+    chapter = codes.icd10_chapter(pd.Series(secondary, dtype=object))
+    chapters = codes.icd10_chapters()["chapter"]
+    level = pd.Categorical(chapter, categories=chapters).codes
+    known = level >= 0
+    counts = np.bincount(
+        rows[known] * len(chapters) + level[known], minlength=len(cases) * len(chapters)
+    ).reshape(len(cases), len(chapters))
+    proc_rows, proc_codes = codes.explode_codes(principal_procedure, cases["other_procedures"])
+    is_or = pd.Series(proc_codes, dtype=object).isin(context.tables.or_procedures).to_numpy()
+    has_or = np.bincount(proc_rows[is_or], minlength=len(cases)) > 0
+    out = pd.DataFrame(
+        {
+            "principal_diagnosis_category": codes.icd10_category(cases["principal_diagnosis"]),
+            "principal_diagnosis_chapter": codes.icd10_chapter(cases["principal_diagnosis"]),
+            "diagnosis_count": (
+                codes.code_count(_text(cases["principal_diagnosis"]))
+                + codes.code_count(cases["other_diagnoses"])
+            ).astype("float64"),
+            "principal_procedure_section": codes.icd9cm3_section(principal_procedure),
+            "procedure_count": procedures.astype("float64"),
+            "has_or_procedure": has_or.astype("float64"),
+        },
+        index=cases.index,
+    )
+    for i, ch in enumerate(chapters):
+        out[f"secondary_diagnoses_chapter_{ch}"] = counts[:, i].astype("float64")
+    return out
+
+
+register(
+    FeatureView(
+        name="coding",
+        entity="case",
+        stage="discharge",
+        description="the coded diagnoses and procedures, rolled up",
+        features=(
+            Feature(
+                "principal_diagnosis_category",
+                "主要诊断类目(3位)",
+                "principal diagnosis, ICD-10 category",
+                ("principal_diagnosis",),
+                "categorical",
+            ),
+            Feature(
+                "principal_diagnosis_chapter",
+                "主要诊断章",
+                "principal diagnosis, ICD-10 chapter",
+                ("principal_diagnosis",),
+                "categorical",
+            ),
+            Feature(
+                "diagnosis_count",
+                "诊断个数",
+                "number of diagnoses",
+                ("principal_diagnosis", "other_diagnoses"),
+            ),
+            Feature(
+                "principal_procedure_section",
+                "主要手术操作(2位类目)",
+                "principal procedure, ICD-9-CM-3 section",
+                ("principal_procedure",),
+                "categorical",
+            ),
+            Feature(
+                "procedure_count",
+                "手术操作个数",
+                "number of procedures",
+                ("principal_procedure", "other_procedures"),
+            ),
+            Feature(
+                "has_or_procedure",
+                "有手术室手术",
+                "an operating-room procedure was done",
+                ("principal_procedure", "other_procedures"),
+            ),
+            *(_chapter_feature(row) for _, row in codes.icd10_chapters().iterrows()),
+        ),
+        compute=_coding,
+    )
+)
+
+_GROUPER_SOURCES = (
+    "sex",
+    "age_years",
+    "age_days",
+    "birth_weight_g",
+    "principal_diagnosis",
+    "other_diagnoses",
+    "principal_procedure",
+    "other_procedures",
+)
+
+
+def _casemix(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    groups = context.grouper.group_frame(cases)
+    weights = context.weights
+    rw = pd.Series(np.nan, index=cases.index)
+    if weights is not None:
+        table = weights.set_index("drg") if "drg" in weights.columns else weights
+        rw = groups["drg"].map(table["rw"]).astype("float64")
+    grouped = groups["drg"].notna() & (groups["drg"] != "0000")
+    return pd.DataFrame(
+        {
+            "mdc": _text(groups["mdc"]),
+            "adrg": _text(groups["adrg"]),
+            "drg": _text(groups["drg"]),
+            "grouped": grouped.astype("float64"),
+            "rw": rw,
+            "mcc_count": _number(groups["mcc_count"]),
+            "cc_count": _number(groups["cc_count"]),
+        },
+        index=cases.index,
+    )
+
+
+register(
+    FeatureView(
+        name="casemix",
+        entity="case",
+        stage="discharge",
+        description="the CHS-DRG group of the coded case and its relative weight",
+        features=(
+            Feature(
+                "mdc", "主要诊断大类(MDC)", "major diagnostic category (MDC)", _GROUPER_SOURCES, "categorical"
+            ),
+            Feature("adrg", "核心疾病诊断相关组(ADRG)", "core DRG (ADRG)", _GROUPER_SOURCES, "categorical"),
+            Feature("drg", "疾病诊断相关分组(DRG)", "DRG", _GROUPER_SOURCES, "categorical"),
+            Feature("grouped", "入组", "grouped into a DRG", _GROUPER_SOURCES),
+            Feature("rw", "DRG权重(RW)", "DRG relative weight (RW)", _GROUPER_SOURCES),
+            Feature("mcc_count", "严重并发症/合并症(MCC)个数", "number of MCCs", _GROUPER_SOURCES),
+            Feature("cc_count", "一般并发症/合并症(CC)个数", "number of CCs", _GROUPER_SOURCES),
+        ),
+        compute=_casemix,
+    )
+)
+
+
+def _costs(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    total = _number(cases["total_cost"])
+    out = {"total_cost": total}
+    safe_total = total.where(total > 0)
+    for name in COST_CATEGORIES:
+        out[name] = _number(cases[name])
+        out[f"{name}_share"] = out[name] / safe_total
+    return pd.DataFrame(out, index=cases.index)
+
+
+def _cost_features() -> tuple[Feature, ...]:
+    total = FIELD_BY_NAME["total_cost"]
+    out = [Feature("total_cost", total.zh, "total charges (yuan)", ("total_cost",))]
+    for name in COST_CATEGORIES:
+        field = FIELD_BY_NAME[name]
+        out.append(Feature(name, f"{field.zh}费用", f"{field.en} charges (yuan)", (name,)))
+        out.append(
+            Feature(
+                f"{name}_share", f"{field.zh}费用占比", f"{field.en} share of charges", (name, "total_cost")
+            )
+        )
+    return tuple(out)
+
+
+register(
+    FeatureView(
+        name="costs",
+        entity="case",
+        stage="discharge",
+        description="charges of the stay in the abstract's ten groups and their shares",
+        features=_cost_features(),
+        compute=_costs,
+    )
+)
+
+
+def _comorbidity(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+    current = comorbidity.condition_masks(cases["principal_diagnosis"], cases["other_diagnoses"])
+    prior = context.prior["prior_condition_mask"].to_numpy()
+    return pd.DataFrame(
+        {
+            "charlson_conditions": comorbidity.condition_count(current),
+            "charlson_index": comorbidity.charlson_index(current | prior),
+        },
+        index=cases.index,
+    )
+
+
+register(
+    FeatureView(
+        name="comorbidity",
+        entity="case",
+        stage="discharge",
+        description="Charlson comorbidity (Quan 2005 ICD-10 coding) of the stay, earlier stays included",
+        features=(
+            Feature(
+                "charlson_conditions",
+                "本次住院Charlson合并症种数",
+                "Charlson conditions coded in this stay",
+                ("principal_diagnosis", "other_diagnoses"),
+            ),
+            Feature(
+                "charlson_index",
+                "Charlson合并症指数(含既往)",
+                "Charlson index, this and earlier stays",
+                ("principal_diagnosis", "other_diagnoses", "patient_id", "admission_date"),
+                prior_sources=("discharge_date", "principal_diagnosis", "other_diagnoses"),
+            ),
+        ),
+        compute=_comorbidity,
+    )
+)

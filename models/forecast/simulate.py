@@ -1,0 +1,169 @@
+"""Fit the parts of the surplus forecast and simulate it, with or without a scenario.
+
+The errors come from history, whole quarters at a time: for each of the last few history quarters we
+have, for every cell at once, the volume model's relative one-step error and the relative deviation
+of each leaf's per-case payment and cost from its fitted value. A draw for a forecast quarter is a
+random combination of those historical error vectors with standard normal weights (a Gaussian
+multiplier bootstrap): it has the same covariance across departments, DRGs and between volume and
+cost as history, so the hospital's interval is as wide as history says rather than narrowed by a
+false independence, yet it takes continuous values even though only a handful of quarters exist.
+The volume error is widened by the volume model's own horizon spread. Point forecasts are the
+product of the point parts and add up exactly across levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.forecast.panel import CELL, check_cases, complete_quarters, leaf_panel, quarter_of
+from models.forecast.per_case import PerCase, per_case_values
+from models.forecast.scenario import Scenario
+from models.forecast.schedule import RateSchedule
+from models.forecast.volume import SEASON, VolumeForecast, forecast_volume
+
+Reprice = Callable[[pd.DataFrame, float], pd.Series]
+"""Payment of each case if every case were paid at one base rate (the casemix rules, re-applied)."""
+
+MEASURES: tuple[str, ...] = ("volume", "payment", "cost")
+BOOTSTRAP_QUARTERS = 8
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """Everything the simulation needs, learnt from history up to the end of ``quarters``."""
+
+    quarters: pd.PeriodIndex
+    future: pd.PeriodIndex
+    history: pd.DataFrame  # leaf × quarter actuals: n, payment, cost
+    cell_of_leaf: np.ndarray
+    volume: VolumeForecast
+    per_case: PerCase
+    pool: np.ndarray  # positions of the history quarters whose errors are resampled
+
+
+@dataclass(frozen=True)
+class SurplusForecast:
+    """Point forecasts (leaves × quarters) and draws (draws × leaves × quarters) per measure."""
+
+    name: str
+    leaves: pd.DataFrame
+    history: pd.DataFrame
+    quarters: pd.PeriodIndex
+    rate: pd.Series  # mean base rate in force per forecast quarter
+    point: dict[str, np.ndarray]
+    draws: dict[str, np.ndarray]
+
+
+def fit(
+    cases: pd.DataFrame,
+    reprice: Reprice,
+    rates: set[float],
+    horizon: int,
+    quarters: pd.PeriodIndex | None = None,
+    window: int = 4,
+    min_mean: float = 5.0,
+) -> Fitted:
+    """Learn volume models and per-case values from the cases discharged in ``quarters``."""
+    check_cases(cases)
+    if horizon < 1:
+        raise ValueError("horizon must be at least one quarter")
+    if quarters is None:
+        quarters = complete_quarters(cases["discharge_date"])
+    cases = cases[quarter_of(cases["discharge_date"]).isin(quarters)]
+    columns = {rate: f"payment_at_{i}" for i, rate in enumerate(sorted(rates))}
+    priced = cases.assign(**{column: reprice(cases, rate).to_numpy() for rate, column in columns.items()})
+    panel = leaf_panel(priced, quarters, ["payment", "cost", *columns.values()])
+    reference = max(rates)
+    per_case = per_case_values(panel, columns, reference, window)
+    counts = panel["n"].groupby([*CELL, "quarter"], observed=True).sum().unstack("quarter", fill_value=0)
+    counts = counts.reindex(columns=quarters, fill_value=0)
+    cells = pd.MultiIndex.from_frame(per_case.leaves[list(CELL)])
+    positions = np.arange(len(quarters))
+    pool = positions[SEASON:] if len(quarters) > 2 * SEASON else positions
+    return Fitted(
+        quarters=quarters,
+        future=pd.period_range(quarters[-1] + 1, periods=horizon, freq="Q"),
+        history=panel[["n", "payment", "cost"]],
+        cell_of_leaf=counts.index.get_indexer(cells),
+        volume=forecast_volume(counts, horizon, min_mean),
+        per_case=per_case,
+        pool=pool[-BOOTSTRAP_QUARTERS:],
+    )
+
+
+def simulate(
+    fitted: Fitted,
+    schedule: RateSchedule,
+    scenario: Scenario | None = None,
+    n_draws: int = 500,
+    seed: int = 0,
+) -> SurplusForecast:
+    """Point forecast and ``n_draws`` joint draws; the same seed gives the same draws in every scenario."""
+    future, leaves, per_case = fitted.future, fitted.per_case.leaves, fitted.per_case
+    scenario = scenario or Scenario(name="base")
+    rates = scenario.schedule(schedule)
+    weights = rates.quarter_weights(future)
+    volume_point = fitted.volume.point.to_numpy()[fitted.cell_of_leaf] * per_case.share[:, None]
+    volume_point = volume_point * scenario.volume_factor(leaves, future)
+    pay_point = per_case.payment_at(weights)
+    cost_point = per_case.cost_at(future) * scenario.cost_factor(leaves, future)
+
+    rng = np.random.default_rng(seed)
+    weights_k = rng.standard_normal((len(fitted.pool), n_draws, len(future))) / np.sqrt(len(fitted.pool))
+
+    def error(residuals: np.ndarray) -> np.ndarray:
+        """leaves × draws × quarters: random combinations of the pooled quarters' error vectors."""
+        return np.einsum("lk,kdh->ldh", residuals[:, fitted.pool], weights_k)
+
+    volume_residuals = fitted.volume.residuals.to_numpy()[fitted.cell_of_leaf]
+    spread = fitted.volume.spread.to_numpy()[fitted.cell_of_leaf][:, None, :]
+    volume = np.clip(volume_point[:, None, :] * (1.0 + error(volume_residuals) * spread), 0.0, None)
+    payment = volume * pay_point[:, None, :] * np.clip(1.0 + error(per_case.pay_residuals), 0.0, None)
+    cost = volume * cost_point[:, None, :] * np.clip(1.0 + error(per_case.cost_residuals), 0.0, None)
+    return SurplusForecast(
+        name=scenario.name,
+        leaves=leaves,
+        history=fitted.history,
+        quarters=future,
+        rate=pd.Series(weights.to_numpy() @ weights.columns.to_numpy(dtype=float), index=future),
+        point={
+            "volume": volume_point,
+            "payment": volume_point * pay_point,
+            "cost": volume_point * cost_point,
+        },
+        draws={name: np.moveaxis(a, 1, 0) for name, a in zip(MEASURES, (volume, payment, cost), strict=True)},
+    )
+
+
+def needed_rates(schedule: RateSchedule, future: pd.PeriodIndex, scenario: Scenario | None) -> set[float]:
+    """Every base rate in force during the forecast quarters, in the base case and the scenario."""
+    schedules = [schedule] if scenario is None else [schedule, scenario.schedule(schedule)]
+    return {float(rate) for s in schedules for rate in s.quarter_weights(future).columns}
+
+
+def forecast_surplus(
+    cases: pd.DataFrame,
+    reprice: Reprice,
+    schedule: RateSchedule,
+    horizon: int,
+    *,
+    quarters: pd.PeriodIndex | None = None,
+    scenario: Scenario | None = None,
+    n_draws: int = 500,
+    seed: int = 0,
+    window: int = 4,
+    min_mean: float = 5.0,
+) -> tuple[SurplusForecast, SurplusForecast | None]:
+    """The base forecast and, when a scenario is given, the same draws under the scenario."""
+    if quarters is None:
+        quarters = complete_quarters(cases["discharge_date"])
+    future = pd.period_range(quarters[-1] + 1, periods=horizon, freq="Q")
+    fitted = fit(
+        cases, reprice, needed_rates(schedule, future, scenario), horizon, quarters, window, min_mean
+    )
+    base = simulate(fitted, schedule, None, n_draws, seed)
+    return base, (simulate(fitted, schedule, scenario, n_draws, seed) if scenario is not None else None)

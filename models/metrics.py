@@ -1,0 +1,50 @@
+"""Metrics shared by tasks: point and interval accuracy for amounts, ranking for probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, mean_absolute_error, r2_score, roc_auc_score
+
+
+def regression_metrics(actual: pd.Series, predicted: pd.Series) -> dict[str, float]:
+    """MAE, MAPE (over cases with a non-zero actual) and R² of a point forecast."""
+    nonzero = actual != 0
+    return {
+        "mae": float(mean_absolute_error(actual, predicted)),
+        "mape": float(np.mean(np.abs((actual[nonzero] - predicted[nonzero]) / actual[nonzero]))),
+        "r2": float(r2_score(actual, predicted)),
+    }
+
+
+def interval_metrics(actual: pd.Series, lower: pd.Series, upper: pd.Series) -> dict[str, float]:
+    """Share of actuals inside [lower, upper] and the interval's mean and median width."""
+    width = upper - lower
+    return {
+        "coverage": float(((actual >= lower) & (actual <= upper)).mean()),
+        "width_mean": float(width.mean()),
+        "width_median": float(width.median()),
+    }
+
+
+def ranking_metrics(actual: pd.Series, probability: pd.Series) -> dict[str, float]:
+    """AUROC, AUPRC and Brier score of a probability; NaN ranks when the actual has one class only."""
+    two_classes = actual.nunique() == 2
+    return {
+        "auroc": float(roc_auc_score(actual, probability)) if two_classes else float("nan"),
+        "auprc": float(average_precision_score(actual, probability)) if two_classes else float("nan"),
+        "brier": float(np.mean((probability - actual) ** 2)),
+        "prevalence": float(actual.mean()),
+    }
+
+
+def by_group(frame: pd.DataFrame, group: str, metrics: callable, min_count: int = 20) -> pd.DataFrame:
+    """``metrics(sub_frame)`` for every value of ``group`` with at least ``min_count`` rows."""
+    rows = {
+        key: {"cases": len(sub), **metrics(sub)}
+        for key, sub in frame.groupby(group, observed=True)
+        if len(sub) >= min_count
+    }
+    return (
+        pd.DataFrame.from_dict(rows, orient="index").rename_axis(group).sort_values("cases", ascending=False)
+    )

@@ -1,0 +1,76 @@
+"""Figures logged with every run (matplotlib Agg: no display needed on a server)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+
+SHAP_ROWS = 2000
+
+
+def shap_summary(model: object, X: pd.DataFrame, title: str, class_index: int | None = None) -> Figure:
+    """SHAP beeswarm of a tree model over a sample of ``X`` (a class's values for a multi-output model)."""
+    import shap  # slow to import: only when a run draws it
+
+    sample = X.sample(min(len(X), SHAP_ROWS), random_state=0)
+    values = shap.TreeExplainer(model).shap_values(sample)
+    if isinstance(values, list):
+        values = values[class_index or 0]
+    elif values.ndim == 3:
+        values = values[:, :, class_index or 0]
+    shap.summary_plot(values, sample, show=False, max_display=20)
+    figure = plt.gcf()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def actual_vs_predicted(actual: pd.Series, predicted: pd.Series, title: str, log: bool) -> Figure:
+    """Scatter of predicted against actual with the identity line, and residuals against predicted."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.scatter(predicted, actual, s=3, alpha=0.3)
+    limits = [min(actual.min(), predicted.min()), max(actual.max(), predicted.max())]
+    left.plot(limits, limits, color="black", linewidth=1)
+    left.set(xlabel="predicted", ylabel="actual", title=title)
+    right.scatter(predicted, actual - predicted, s=3, alpha=0.3)
+    right.axhline(0, color="black", linewidth=1)
+    right.set(xlabel="predicted", ylabel="actual − predicted", title="residuals")
+    if log:
+        for axis in (left, right):
+            axis.set_xscale("log")
+        left.set_yscale("log")
+    figure.tight_layout()
+    return figure
+
+
+def calibration(actual: pd.Series, probability: pd.Series, title: str) -> Figure:
+    """Reliability diagram: observed share per bin of predicted probability."""
+    observed, predicted = calibration_curve(actual, probability, n_bins=10, strategy="quantile")
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], color="black", linewidth=1)
+    axis.plot(predicted, observed, marker="o")
+    axis.set(xlabel="predicted probability", ylabel="observed share", title=title)
+    figure.tight_layout()
+    return figure
+
+
+def coverage_by_group(table: pd.DataFrame, level: float, title: str) -> Figure:
+    """Interval coverage per group against the nominal level."""
+    figure, axis = plt.subplots(figsize=(8, max(3, 0.3 * len(table))))
+    axis.barh(table.index.astype(str), table["coverage"])
+    axis.axvline(level, color="black", linewidth=1)
+    axis.set(xlim=(0, 1), xlabel="coverage", title=title)
+    axis.invert_yaxis()
+    figure.tight_layout()
+    return figure
+
+
+def close(figures: dict[str, Figure]) -> None:
+    for figure in figures.values():
+        plt.close(figure)

@@ -1,0 +1,95 @@
+"""What a prediction task is, so the training framework can run any of them the same way.
+
+A task says when its prediction is made (``stage``: only fields known then may be features), how its
+labels come out of the canonical cases, which estimator and baseline it uses, how both are judged
+(``evaluate``, with a primary metric and its direction) and which plots explain it. A new task is a new
+module in :mod:`models.tasks` that defines ``TASK``; the framework finds it by name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pipelines.contract import Stage
+
+
+class Estimator(Protocol):
+    """A task's model over the feature frame; ``predict`` returns named output columns."""
+
+    def fit(
+        self, X: pd.DataFrame, labels: pd.DataFrame, X_val: pd.DataFrame, labels_val: pd.DataFrame
+    ) -> Estimator: ...
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame: ...
+
+
+@dataclass
+class Evaluation:
+    """Scalar metrics (logged as MLflow metrics) and breakdown tables (logged as CSV artifacts)."""
+
+    metrics: dict[str, float]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """One prediction task; subclasses fill in the class attributes and the abstract methods."""
+
+    name: str
+    title: str
+    stage: Stage
+    label_column: str
+    primary_metric: str
+    greater_is_better: bool
+    baseline_levels: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def model_name(self) -> str:
+        """Registered model name in the MLflow registry."""
+        return f"caselens-{self.name}"
+
+    @abstractmethod
+    def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
+        """Labels from canonical cases, indexed like them; ``label_column`` first, any helper labels after."""
+
+    def labels_from_table(self, label: pd.Series) -> pd.DataFrame:
+        """Labels of a prepared table: its one label column under the task's name."""
+        return label.rename(self.label_column).to_frame()
+
+    def context(self, inputs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+        """Columns the baseline groups by and the evaluation breaks down by (never model features)."""
+        return pd.DataFrame(index=inputs.index)
+
+    @abstractmethod
+    def estimator(self, params: dict[str, Any]) -> Estimator:
+        """An unfitted estimator from the task's hyperparameters."""
+
+    @abstractmethod
+    def baseline_targets(self, labels: pd.DataFrame) -> pd.DataFrame:
+        """What the baseline averages per group; its columns are prediction columns of the task."""
+
+    @abstractmethod
+    def evaluate(self, labels: pd.DataFrame, predictions: pd.DataFrame, context: pd.DataFrame) -> Evaluation:
+        """Metrics of predictions against labels; must cope with a baseline's fewer prediction columns."""
+
+    def plots(
+        self, estimator: Estimator, X: pd.DataFrame, labels: pd.DataFrame, predictions: pd.DataFrame
+    ) -> dict[str, Figure]:
+        """PNG figures to log, by file name."""
+        return {}
+
+    def better(self, new: float, old: float) -> bool:
+        """Whether ``new`` beats ``old`` on the primary metric."""
+        return new > old if self.greater_is_better else new < old
+
+
+Direction = Literal["maximize", "minimize"]
+
+
+def direction(task: Task) -> Direction:
+    """Optuna's word for the task's metric direction."""
+    return "maximize" if task.greater_is_better else "minimize"

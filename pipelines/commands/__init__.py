@@ -1,0 +1,1 @@
+"""Typer wrappers for the caselens command line, one module per area."""

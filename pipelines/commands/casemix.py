@@ -1,0 +1,241 @@
+"""``caselens casemix``: relative weights, DRG payment and the casemix report (CMI, CCI, TCI, surplus)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+
+import pandas as pd
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from features.casemix.grouper import Grouper
+from features.casemix.indicators import casemix_indicators
+from features.casemix.payment import PaymentRules, drg_cost, price_cases
+from features.casemix.tables import CasemixTables, load_tables
+from features.casemix.weights import calibrate_weights, read_weights, write_weights
+from pipelines.contract import FIELD_BY_NAME
+from pipelines.ingest import los_days
+from pipelines.progress import progress_bar
+from pipelines.settings import get_settings
+from pipelines.store import StoreError, read_cases
+
+app = typer.Typer(
+    help="Relative weights, DRG payment and casemix indicators over the case store.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+class By(StrEnum):
+    department = "department"
+    drg = "drg"
+    hospital = "hospital"
+
+
+class PeriodOption(StrEnum):
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+GROUP_KEYS: dict[By, tuple[str, ...]] = {
+    By.department: ("hospital_id", "department"),
+    By.drg: ("hospital_id", "drg"),
+    By.hospital: ("hospital_id",),
+}
+SHOWN_ROWS = 40
+SHOWN_COLUMNS = {
+    "cases": "cases",
+    "grouping_rate": "grouped",
+    "cmi": "CMI",
+    "cci": "CCI",
+    "tci": "TCI",
+    "payment": "payment",
+    "surplus": "surplus",
+    "surplus_rate": "surplus %",
+    "high_share": "high",
+    "low_share": "low",
+    "overrun_share": "overrun",
+}
+SOURCE_LABELS = {"drg": "on their own cases", "adrg": "helped by their ADRG", "shrunk": "shrunk towards 1.0"}
+
+StoreOption = typer.Option(
+    None, "--store", help="canonical case store folder (default: the configured store)"
+)
+InputOption = typer.Option(
+    None, "--input", help="a canonical cases file (Parquet or CSV) instead of the store"
+)
+PaymentOption = typer.Option(
+    None, "--payment", help="payment rules TOML (default: configured, else embedded)"
+)
+
+
+@app.command("report")
+def report(
+    store: Path | None = StoreOption,
+    input_file: Path | None = InputOption,
+    by: By = typer.Option(By.department, "--by", help="one row per department, DRG or hospital"),
+    period: PeriodOption = typer.Option(PeriodOption.quarter, "--period", help="discharge period of a row"),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="RW table CSV (default: calibrate from the cases)"
+    ),
+    payment: Path | None = PaymentOption,
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="report CSV (default: <data_dir>/reports/)"
+    ),
+) -> None:
+    """Group, price and report cases: CMI, CCI, TCI, payment, surplus, outlier shares.
+
+    One row per department, DRG or hospital and discharge month, quarter or year, with case count,
+    grouping rate, CMI, cost and time consumption indices, payment, cost, surplus and surplus rate,
+    high/low outlier and overrun shares. Without --weights the RW table is calibrated from the cases
+    themselves and written next to the report.
+    """
+    output = output or get_settings().data_dir / "reports" / f"casemix-{by.value}-{period.value}.csv"
+    with _user_errors(), progress_bar() as bar:
+        task = bar.add_task("casemix report", total=5)
+        rules = _rules(payment)
+        cases = _load_cases(store, input_file)
+        bar.advance(task)
+        tables = load_tables()
+        grouped = _group(cases, tables)
+        bar.advance(task)
+        if weights is None:
+            table = _calibrate(grouped, rules, tables)
+            weights = write_weights(table, output.with_name(f"{output.stem}-weights.csv"))
+        else:
+            table = read_weights(weights)
+        bar.advance(task)
+        priced = price_cases(grouped, rules, table)
+        bar.advance(task)
+        indicators = casemix_indicators(priced, by=GROUP_KEYS[by], period=period.value)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        indicators.to_csv(output, index=False, encoding="utf-8")
+        bar.advance(task)
+    _print_indicators(indicators, f"Casemix by {by.value} and {period.value} ({rules.name})")
+    console.print(f"{len(priced):,} cases · weights [bold]{weights}[/] · report [bold]{output}[/]")
+
+
+@app.command("weights")
+def weights_command(
+    store: Path | None = StoreOption,
+    input_file: Path | None = InputOption,
+    payment: Path | None = PaymentOption,
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="RW table CSV (default: <data_dir>/weights.csv)"
+    ),
+) -> None:
+    """Calibrate relative weights (RW) per DRG from the cases and write an editable CSV.
+
+    Also the standard cost and length of stay per DRG, which the consumption indices compare with.
+    Trimming and the small-DRG rules come from the calibration section of the payment rules.
+    """
+    output = output or get_settings().data_dir / "weights.csv"
+    with _user_errors(), progress_bar() as bar:
+        task = bar.add_task("calibrate weights", total=3)
+        rules = _rules(payment)
+        cases = _load_cases(store, input_file)
+        bar.advance(task)
+        tables = load_tables()
+        grouped = _group(cases, tables)
+        bar.advance(task)
+        table = _calibrate(grouped, rules, tables)
+        write_weights(table, output)
+        bar.advance(task)
+    sources = table["source"].value_counts().to_dict()
+    counts = ", ".join(f"{sources.get(k, 0)} {label}" for k, label in SOURCE_LABELS.items())
+    console.print(
+        f"{len(table)} DRGs from {int(table['n_cases'].sum()):,} kept cases ({counts}) → [bold]{output}[/]"
+    )
+
+
+def _rules(path: Path | None) -> PaymentRules:
+    return PaymentRules.load(path or get_settings().payment_config)
+
+
+def _load_cases(store: Path | None, input_file: Path | None) -> pd.DataFrame:
+    """Canonical cases from a file given with --input, else from the store."""
+    if store is not None and input_file is not None:
+        raise ValueError("give --store or --input, not both")
+    if input_file is not None:
+        return _read_input(input_file)
+    return read_cases(store)
+
+
+def _read_input(path: Path) -> pd.DataFrame:
+    """A canonical cases file: Parquet as stored, or CSV with the contract's dates parsed; ``los_days``
+    is derived as ingestion does when the file lacks it."""
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    else:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
+        dates = [c for c in header if c in FIELD_BY_NAME and FIELD_BY_NAME[c].kind == "date"]
+        text = [c for c in header if c in FIELD_BY_NAME and FIELD_BY_NAME[c].kind in ("str", "codes")]
+        frame = pd.read_csv(path, parse_dates=dates, dtype=dict.fromkeys(text, str), encoding="utf-8")
+        frame[text] = frame[text].astype(object).where(frame[text].notna(), None)
+    if "los_days" not in frame.columns and {"admission_date", "discharge_date"} <= set(frame.columns):
+        frame["los_days"] = los_days(frame["admission_date"], frame["discharge_date"])
+    return frame
+
+
+def _group(cases: pd.DataFrame, tables: CasemixTables) -> pd.DataFrame:
+    """The cases with the grouper's columns (replacing any the input already had)."""
+    grouped = Grouper(tables).group_frame(cases)
+    frame = pd.concat([cases.drop(columns=grouped.columns, errors="ignore"), grouped], axis=1)
+    if "hospital_id" not in frame.columns:
+        frame["hospital_id"] = None
+    return frame
+
+
+def _calibrate(grouped: pd.DataFrame, rules: PaymentRules, tables: CasemixTables) -> pd.DataFrame:
+    """Weights on the cost inside the DRG (the cost the payment compares with the standard), named."""
+    table = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+    return table.assign(name=[tables.drg_name(drg) for drg in table.index])
+
+
+def _print_indicators(indicators: pd.DataFrame, title: str) -> None:
+    keys = [c for c in ("hospital_id", "department", "drg", "period") if c in indicators.columns]
+    if "hospital_id" in keys and len(keys) > 1 and indicators["hospital_id"].nunique(dropna=False) == 1:
+        keys.remove("hospital_id")
+    table = Table(title=title)
+    for column in keys:
+        table.add_column(column.removesuffix("_id"))
+    for header in SHOWN_COLUMNS.values():
+        table.add_column(header, justify="right")
+    for row in indicators.head(SHOWN_ROWS).to_dict("records"):
+        table.add_row(*[str(row[c]) for c in keys], *[_cell(row[c], c) for c in SHOWN_COLUMNS])
+    console.print(table)
+    if len(indicators) > SHOWN_ROWS:
+        console.print(f"… {len(indicators) - SHOWN_ROWS:,} more rows in the CSV")
+
+
+def _cell(value: object, column: str) -> str:
+    if pd.isna(value):
+        return "—"
+    if column in ("payment", "surplus"):
+        return f"{'-' if value < 0 else ''}¥{abs(value):,.0f}"
+    if column.endswith(("_rate", "_share")):
+        return f"{value:.1%}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Show bad input and bad rules as one red message and exit 1, never as a traceback."""
+    try:
+        yield
+    except ValidationError as error:
+        console.print(f"[red]invalid payment rules:[/] {error}")
+        raise typer.Exit(1) from None
+    except (ValueError, OSError, StoreError) as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None

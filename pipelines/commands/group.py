@@ -1,0 +1,143 @@
+"""``caselens group``: run the CHS-DRG grouper over a case file or the case store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn
+
+import pandas as pd
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from features.casemix.grouper import OUTPUT_COLUMNS, Grouper
+from features.casemix.tables import TablesError, load_tables
+from pipelines.contract import FIELD_BY_NAME
+from pipelines.progress import progress_bar
+
+console = Console()
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+def group(
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT", help="case store folder, Parquet, or CSV/TSV (canonical or test-case columns)"
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="output file: .csv, .tsv or .parquet"),
+    tables: Path | None = typer.Option(None, "--tables", help="grouping tables folder (default: configured)"),
+    translate_codes: bool = typer.Option(
+        False, "--translate-codes", help="map other code versions through diagnosis_map/procedure_map first"
+    ),
+    payment: Path | None = typer.Option(
+        None, "--payment", help="payment rules TOML: also price the cases (needs canonical cost columns)"
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="RW table CSV for --payment (default: calibrate from the cases)"
+    ),
+) -> None:
+    """Group cases into MDC / ADRG / DRG and write them with status, reason, mdc, adrg, drg.
+
+    INPUT holds either the canonical columns (principal_diagnosis, other_diagnoses,
+    principal_procedure, other_procedures, sex, age_years, age_days, birth_weight_g) or the reference
+    test-case columns (diagnoses and procedures '|'-separated, principal first). The output keeps the
+    input columns and adds the grouper's (mcc_count and cc_count included). Invalid and ungroupable
+    cases are kept, with the reason. With --payment the payment columns are added as well.
+    """
+    if output.suffix.lower() not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
+        _fail(f"{output}: the output must end in .csv, .tsv or .parquet")
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("group", total=4 if payment else 3)
+            cases = _read(input_path)
+            bar.advance(task)
+            grouper = Grouper(load_tables(tables))
+            grouped = grouper.group_frame(cases, translate_codes=translate_codes)
+            result = pd.concat([cases.drop(columns=list(OUTPUT_COLUMNS), errors="ignore"), grouped], axis=1)
+            bar.advance(task)
+            if payment is not None:
+                result = _price(result, payment, weights)
+                bar.advance(task)
+            _write(result, output)
+            bar.advance(task)
+    except ValidationError as error:
+        _fail(f"invalid payment rules: {error}")
+    except (ValueError, OSError, TablesError) as error:
+        _fail(str(error))
+    _summary(grouped["status"], output)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """Cases as text columns from a file, or in canonical dtypes from a store folder."""
+    if path.is_dir():
+        from pipelines.store import read_cases
+
+        return read_cases(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file or store folder")
+    from pipelines.readers import read_table
+
+    return read_table(path).frame
+
+
+def _price(cases: pd.DataFrame, rules_path: Path, weights_path: Path | None) -> pd.DataFrame:
+    """Add the payment columns; text columns of the contract are first given their canonical types."""
+    from features.casemix.payment import PaymentRules, drg_cost, price_cases
+    from features.casemix.weights import calibrate_weights, read_weights
+    from pipelines.ingest import los_days
+
+    cases = _typed(cases)
+    if "los_days" not in cases and {"admission_date", "discharge_date"} <= set(cases.columns):
+        cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
+    rules = PaymentRules.load(rules_path)
+    if weights_path is not None:
+        table = read_weights(weights_path)
+    else:
+        table = calibrate_weights(cases, rules.calibration, cost=drg_cost(cases, rules))
+    return price_cases(cases, rules, table)
+
+
+def _typed(cases: pd.DataFrame) -> pd.DataFrame:
+    """Contract date and number columns read as text, converted; a bad value names its column and row."""
+    converted = {}
+    for name in cases.columns:
+        field = FIELD_BY_NAME.get(name)
+        if field is None or field.kind not in ("date", "float", "int") or not _is_text(cases[name]):
+            continue
+        text = cases[name].astype(object).where(cases[name].notna() & (cases[name] != ""), None)
+        parse = pd.to_datetime if field.kind == "date" else pd.to_numeric
+        try:
+            converted[name] = parse(text)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"column {name}: {error}") from None
+    return cases.assign(**converted)
+
+
+def _is_text(column: pd.Series) -> bool:
+    return column.dtype == object or pd.api.types.is_string_dtype(column)
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", index=False, encoding="utf-8")
+
+
+def _summary(status: pd.Series, output: Path) -> None:
+    counts = status.value_counts()
+    table = Table(title="Grouping")
+    table.add_column("status")
+    table.add_column("cases", justify="right")
+    for name in ("grouped", "ungroupable", "invalid"):
+        table.add_row(name, f"{int(counts.get(name, 0)):,}")
+    console.print(table)
+    rate = counts.get("grouped", 0) / len(status) if len(status) else 0.0
+    console.print(f"grouping rate (入组率) [bold]{rate:.1%}[/] of {len(status):,} cases → [bold]{output}[/]")
+
+
+def _fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(1)

@@ -1,0 +1,95 @@
+"""``caselens ingest FILE``: validate a hospital export and write its good rows to the case store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.ingest import STEPS, IngestResult, ingest_file
+from pipelines.mapping import presets
+from pipelines.progress import progress_bar
+from pipelines.readers import InputError
+from pipelines.settings import get_settings
+from pipelines.validate import Rules
+
+console = Console()
+
+
+def ingest(
+    file: Path = typer.Argument(
+        ..., help="CSV (UTF-8 or GB18030), Excel .xlsx or Parquet export, one row per stay."
+    ),
+    mapping: str = typer.Option(
+        "canonical",
+        "--mapping",
+        "-m",
+        help=f"Column mapping: a preset ({', '.join(presets())}) or your own TOML file.",
+    ),
+    store: Path | None = typer.Option(None, help="Case store folder [default: settings.store_dir]."),
+    reports: Path | None = typer.Option(
+        None,
+        help="Folder for rejects.csv, rejected_rows.csv, warnings.csv [default: <data_dir>/ingest/<run>].",
+    ),
+    cost_tolerance_yuan: float = typer.Option(
+        1.0, help="Charge groups may miss total_cost by this many yuan..."
+    ),
+    cost_tolerance_share: float = typer.Option(
+        0.005, help="...or by this share of total_cost, whichever is larger."
+    ),
+) -> None:
+    """Validate FILE, write accepted cases to the store (same case id = update) and report the rest.
+
+    Rows that fail a check go to rejects.csv (one line per problem: row, case id, field, value, reason)
+    and rejected_rows.csv (the rows as read); unknown diagnosis/procedure codes are warnings and keep
+    their row. Exit code 2 when the file or mapping cannot be used at all.
+    """
+    rules = Rules(
+        cost_tolerance_yuan=cost_tolerance_yuan,
+        cost_tolerance_share=cost_tolerance_share,
+        code_tables=get_settings().casemix_tables,
+    )
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task(f"ingest {file.name}", total=len(STEPS))
+            result = ingest_file(
+                file,
+                mapping,
+                store_dir=store,
+                reports_dir=reports,
+                rules=rules,
+                on_step=lambda _: bar.advance(task),
+            )
+    except InputError as error:
+        console.print("error:", style="bold red", end=" ")
+        console.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    _summary(result)
+
+
+def _summary(result: IngestResult) -> None:
+    counts = Table(title="Ingest", show_header=False)
+    counts.add_column(justify="left")
+    counts.add_column(justify="right")
+    for label, value in (
+        ("rows read", result.rows_read),
+        ("accepted", result.accepted),
+        ("rejected", result.rejected),
+        ("warnings", result.warnings),
+        ("new cases", result.new),
+        ("updated cases", result.updated),
+        ("cases in store", result.store_rows),
+    ):
+        counts.add_row(label, f"{value:,}")
+    console.print(counts)
+    if len(result.by_reason):
+        reasons = Table(title="Problems by reason")
+        for column in ("severity", "field", "reason", "rows"):
+            reasons.add_column(column, justify="right" if column == "rows" else "left")
+        for row in result.by_reason.itertuples(index=False):
+            style = "red" if row.severity == "error" else "yellow"
+            reasons.add_row(f"[{style}]{row.severity}[/]", row.field, row.reason, f"{row.rows:,}")
+        console.print(reasons)
+    console.print(f"reports: {result.reports_dir}", highlight=False)

@@ -1,0 +1,102 @@
+"""``caselens train``: train, evaluate and register the models of one task or of all of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.progress import progress_bar
+from pipelines.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipelines.train import TrainResult
+
+console = Console()
+
+
+def train(
+    task: str | None = typer.Argument(
+        None, help="task to train (a module of models/tasks: cost, margin, ...)"
+    ),
+    all_tasks_: bool = typer.Option(False, "--all", help="train every task on the case store"),
+    table: Path | None = typer.Option(None, "--table", help="prepared feature table (.parquet/.csv/.xlsx)"),
+    label: str | None = typer.Option(None, "--label", help="the table's label column (with --table)"),
+    group: str | None = typer.Option(None, "--group", help="the table's period column the split orders by"),
+    config: Path | None = typer.Option(
+        None, "--config", help="hyperparameters (default: experiments/config/train.toml)"
+    ),
+    tune_seconds: float = typer.Option(0.0, "--tune-seconds", help="Optuna budget per task; 0: no tuning"),
+) -> None:
+    """Train TASK (or --all) on the case store, or on a prepared --table, and log it to MLflow.
+
+    Cases are split by discharge quarter: the latest is the test set, the one before calibrates and
+    tunes. The model is compared with the task's baseline and registered as caselens-TASK; the
+    `champion` alias moves only when it beats the current champion on the same test set.
+    """
+    from models.config import load_config
+    from models.errors import TrainingInputError
+
+    try:
+        names = _task_names(task, all_tasks_, table, label)
+        parsed = load_config(config)
+        for name in names:
+            _summary(_train_one(name, table, label, group, parsed, tune_seconds))
+    except (TrainingInputError, KeyError, ValueError, FileNotFoundError) as error:
+        console.print(f"[red]error:[/red] {error.args[0] if error.args else error}")
+        raise typer.Exit(2) from None
+
+
+def _train_one(
+    name: str, table: Path | None, label: str | None, group: str | None, config: dict, tune_seconds: float
+) -> TrainResult:
+    from models.tasks import get_task
+    from pipelines import train as training
+
+    settings = get_settings()
+    task = get_task(name)
+    if table is not None:
+        data = training.table_data(task, training.read_table(table), label, group)
+    else:
+        data = training.case_data(task, _read_cases(), settings)
+    with progress_bar() as bar:
+        step = bar.add_task(f"training {name}", total=len(training.STEPS))
+        return training.train(task, data, config, settings, tune_seconds, lambda _: bar.advance(step))
+
+
+def _task_names(task: str | None, every: bool, table: Path | None, label: str | None) -> list[str]:
+    from models.errors import TrainingInputError
+    from models.tasks import all_tasks
+
+    if every == (task is not None):
+        raise TrainingInputError("give one TASK or --all")
+    if every and table is not None:
+        raise TrainingInputError("--table trains one TASK, not --all")
+    if (table is None) != (label is None):
+        raise TrainingInputError("--table and --label go together")
+    return sorted(all_tasks()) if every else [task]
+
+
+def _read_cases() -> pd.DataFrame:
+    from pipelines.store import read_cases
+
+    return read_cases()
+
+
+def _summary(result: TrainResult) -> None:
+    title = f"caselens-{result.task} v{result.model_version}, test {result.split['test_periods']}"
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    for name, value in result.metrics.items():
+        base = result.baseline_metrics.get(name)
+        table.add_row(name, f"{value:.4g}", "" if base is None else f"{base:.4g}")
+    console.print(table)
+    colour = "green" if result.promoted else "yellow"
+    console.print(f"[{colour}]champion:[/{colour}] {result.reason}")
+    console.print(f"run {result.run_id} · rows {result.rows} · seconds {result.seconds}")

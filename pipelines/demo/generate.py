@@ -1,0 +1,205 @@
+"""``generate_demo``: the synthetic demo hospital, as canonical cases plus an oracle kept apart.
+
+Steps (see docs/demo-hospital.md): stays and patients (episodes.py), true and as-coded codes with
+the coding audit (coding.py), charges (costs.py), insurer settlement (settlement.py), and optionally
+deliberately corrupted records (dirty.py). One seed drives one numpy Generator, so the same
+arguments give identical frames and byte-identical files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from features.casemix.grouper import Grouper
+from pipelines.contract import COLUMNS, FIELDS
+from pipelines.demo import coding, costs, dirty as dirty_module, settlement
+from pipelines.demo.catalog import Catalog, load_catalog
+from pipelines.demo.episodes import KINDS, simulate_stays
+from pipelines.demo.patients import age_at
+from pipelines.settings import get_settings
+
+Format = Literal["parquet", "csv"]
+HOSPITAL_ID = "DEMO0001"
+ORACLE_COLUMNS = (
+    "case_id", "true_readmission_prob", "true_coding_error_prob", "expected_cost", "case_type",
+    "stay_kind", "true_principal_diagnosis", "true_other_diagnoses", "true_principal_procedure",
+    "true_error_type", "true_cc_level", "true_drg",
+)
+
+
+@dataclass
+class DemoHospital:
+    """Generated cases (canonical contract columns plus ``los_days``), the oracle and, when dirty, the
+    manifest of corrupted rows (row, case_id, check, field)."""
+
+    cases: pd.DataFrame
+    oracle: pd.DataFrame
+    manifest: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def write(self, out_dir: Path | str, fmt: Format = "parquet") -> list[Path]:
+        """Write cases, oracle.parquet and (dirty) manifest.parquet into ``out_dir``; returns the paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        cases = self.cases.drop(columns="los_days")
+        if fmt == "parquet":
+            paths = [out / "cases.parquet"]
+            cases.to_parquet(paths[0], index=False)
+        elif fmt == "csv":
+            paths = [out / "cases.csv"]
+            cases.to_csv(paths[0], index=False, encoding="utf-8")
+        else:
+            raise ValueError(f"unknown format {fmt!r}: use parquet or csv")
+        paths.append(out / "oracle.parquet")
+        self.oracle.to_parquet(paths[-1], index=False)
+        if len(self.manifest):
+            paths.append(out / "manifest.parquet")
+            self.manifest.to_parquet(paths[-1], index=False)
+        return paths
+
+
+def generate_demo(
+    n_cases: int, years: int, seed: int, dirty: bool = False, start: date = date(2023, 1, 1)
+) -> DemoHospital:
+    """A hospital of exactly ``n_cases`` stays discharged in ``years`` years from ``start``."""
+    if n_cases < 1 or years < 1:
+        raise ValueError(f"need at least one case and one year, got n_cases={n_cases}, years={years}")
+    catalog = load_catalog(get_settings().casemix_tables)
+    end = date(start.year + years, start.month, start.day)
+    rng = np.random.default_rng(seed)
+    stays, patients = _enough_stays(catalog, n_cases, start, end, rng)
+    cases, oracle = _abstracts(stays, patients, catalog, np.datetime64(start, "D"), np.datetime64(end, "D"), rng)
+    hospital = DemoHospital(cases, oracle)
+    if dirty:
+        corrupted, manifest = dirty_module.corrupt(cases, rng)
+        hospital = DemoHospital(corrupted, oracle, manifest)
+    return hospital
+
+
+def _enough_stays(catalog: Catalog, n_cases: int, start: date, end: date, rng: np.random.Generator):
+    """Simulate, then keep whole patients in random order until exactly ``n_cases`` stays (the last
+    patient's later stays are cut)."""
+    n_index = max(int(n_cases * 0.85), 50)
+    while True:
+        stays, patients = simulate_stays(catalog, n_index, start, end, rng)
+        if len(stays) >= n_cases:
+            break
+        n_index = int(n_index * n_cases / max(len(stays), 1) * 1.05) + 10
+    order = rng.permutation(len(patients))
+    rank = np.empty(len(patients), dtype=np.int64)
+    rank[order] = np.arange(len(patients))
+    stays = stays.assign(rank=rank[stays["patient"].to_numpy()]).sort_values(["rank", "admitted"], kind="stable")
+    stays = stays.iloc[:n_cases].drop(columns="rank")
+    return stays.sort_values(["discharged", "admitted", "patient"], kind="stable").reset_index(drop=True), patients
+
+
+def _abstracts(stays, patients, catalog: Catalog, start, end, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+    t = catalog.types
+    n = len(stays)
+    types = stays["type"].to_numpy()
+    patient = stays["patient"].to_numpy()
+    admitted = stays["admitted"].to_numpy().astype("datetime64[D]")
+    discharged = stays["discharged"].to_numpy().astype("datetime64[D]")
+    years, days = age_at(patients["birth_date"].to_numpy().astype("datetime64[D]")[patient], admitted)
+    newborn = (years == 0) & (days <= 28)
+    low, high = t["birth_weight_min"].to_numpy()[types], t["birth_weight_below"].to_numpy()[types]
+    weight = np.round(low + rng.random(n) * (high - 1 - low), -1)
+
+    truth = coding.true_codes(stays, patients, catalog, rng)
+    coded = coding.code_abstracts(stays, truth, catalog, rng)
+    audit = coding.audit(coded, discharged, end, rng)
+    expected = costs.expected_cost(stays, coded["true_cc_level"].to_numpy(), catalog, start)
+    charges = costs.charges(stays, expected, catalog, rng)
+
+    principal = coded["principal_diagnosis"].to_numpy()
+    less = pd.Series(truth["principal"]).map(catalog.less_specific).to_numpy()
+    symptom = catalog.symptoms.draw(types, rng)
+    u = rng.random(n)
+    admission_dx = np.where(u < 0.6, truth["principal"], np.where((u < 0.85) | pd.isna(symptom), less, symptom))
+    elective_surgery = t["surgical"].to_numpy()[types] & (stays["admission_type"].to_numpy() != 2)
+    planned = np.where(elective_surgery & (rng.random(n) < 0.9), truth["procedure"], None)
+
+    cases = pd.DataFrame(
+        {
+            "case_id": [f"Z{i:09d}" for i in range(1, n + 1)],
+            "patient_id": pd.Series(patient).map(_patient_ids(patient)).to_numpy(),
+            "hospital_id": HOSPITAL_ID,
+            "department": t["department"].to_numpy()[types],
+            "admission_date": admitted.astype("datetime64[ns]"),
+            "admission_source": stays["admission_source"].to_numpy().astype(np.int64),
+            "admission_type": stays["admission_type"].to_numpy().astype(np.int64),
+            "sex": patients["sex"].to_numpy()[patient].astype(np.int64),
+            "age_years": years,
+            "age_days": pd.array(np.where(years == 0, days, pd.NA), dtype="Int64"),
+            "birth_weight_g": np.where(newborn, weight, np.nan),
+            "insurance_type": patients["insurance_type"].to_numpy()[patient].astype(np.int64),
+            "admission_diagnosis": admission_dx,
+            "planned_procedure": planned,
+            "discharge_date": discharged.astype("datetime64[ns]"),
+            "discharge_department": t["department"].to_numpy()[types],
+            "principal_diagnosis": principal,
+            "other_diagnoses": coded["other_diagnoses"].to_numpy(),
+            "principal_procedure": coded["principal_procedure"].to_numpy(),
+            "other_procedures": np.full(n, None, dtype=object),
+            "discharge_disposition": stays["disposition"].to_numpy().astype(np.int64),
+            "readmission_plan_31d": pd.array(stays["planned_next"].to_numpy(), dtype="boolean"),
+            "coder_id": coded["coder_id"].to_numpy(),
+            **{c: charges[c].to_numpy() for c in charges.columns},
+        }
+    )
+    cases = pd.concat([cases, audit], axis=1)
+    cases["los_days"] = np.maximum((discharged - admitted).astype(np.int64), 1)
+    grouper = Grouper()
+    cases = pd.concat([cases, settlement.settle(cases, grouper, end, rng)], axis=1)
+    cases = _canonical(cases).assign(los_days=cases["los_days"])
+
+    true_frame = cases[["sex", "age_years", "age_days", "birth_weight_g"]].assign(
+        principal_diagnosis=truth["principal"], other_diagnoses=coded["true_other_diagnoses"].to_numpy(),
+        principal_procedure=truth["procedure"], other_procedures=None,
+    )
+    oracle = pd.DataFrame(
+        {
+            "case_id": cases["case_id"],
+            "true_readmission_prob": stays["readmission_prob"].to_numpy(),
+            "true_coding_error_prob": coded["true_coding_error_prob"].to_numpy(),
+            "expected_cost": np.round(expected, 2),
+            "case_type": t["key"].to_numpy()[types],
+            "stay_kind": np.array(KINDS, dtype=object)[stays["kind"].to_numpy().astype(np.int64)],
+            "true_principal_diagnosis": truth["principal"],
+            "true_other_diagnoses": coded["true_other_diagnoses"].to_numpy(),
+            "true_principal_procedure": truth["procedure"],
+            "true_error_type": coded["true_error_type"].to_numpy(),
+            "true_cc_level": coded["true_cc_level"].to_numpy(),
+            "true_drg": grouper.group_frame(true_frame)["drg"].to_numpy(),
+        }
+    )
+    return cases, oracle[list(ORACLE_COLUMNS)]
+
+
+def _patient_ids(patient: np.ndarray) -> dict[int, str]:
+    """Patient ids numbered by first appearance, so they say nothing about the simulation."""
+    first = pd.unique(patient)
+    return {p: f"P{i:08d}" for i, p in enumerate(first, start=1)}
+
+
+def _canonical(cases: pd.DataFrame) -> pd.DataFrame:
+    """Contract column order and the canonical in-memory dtypes."""
+    out = cases[list(COLUMNS)].copy()
+    for f in FIELDS:
+        col = out[f.name]
+        if f.kind in ("str", "codes"):
+            out[f.name] = col.astype(object).where(col.notna(), None)
+        elif f.kind == "float":
+            out[f.name] = col.astype("float64")
+        elif f.kind == "bool":
+            out[f.name] = col.astype("boolean")
+        elif f.kind == "date":
+            out[f.name] = col.astype("datetime64[ns]")
+        elif f.kind == "int":
+            out[f.name] = col.astype("int64" if f.required else "Int64")
+    return out

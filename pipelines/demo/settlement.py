@@ -1,0 +1,44 @@
+"""Insurer settlement of the as-coded abstracts: group with the real grouper, price with the city rules.
+
+Weights are calibrated on the demo hospital's own grouped history (standing in for the insurer's
+regional data); the base rate follows the payment rules' dates (¥10,000, ¥10,500 from 2025-01-01).
+The insurer pays the DRG payment less the patient's self-paid share of the charges; self-paying
+patients (payer 7) are not settled by the insurer. Settlement runs in the month after discharge, so
+stays discharged late in the period are not settled yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.casemix.grouper import Grouper
+from features.casemix.payment import PaymentRules, price_cases
+from features.casemix.weights import calibrate_weights
+from pipelines.demo.patients import SELF_PAY_SHARE
+
+SELF_PAYING = 7
+
+
+def settle(cases: pd.DataFrame, grouper: Grouper, end: np.datetime64, rng: np.random.Generator) -> pd.DataFrame:
+    """settled_drg, insurer_payment, self_pay and settlement_date for ``cases`` (canonical columns)."""
+    grouped = pd.concat([cases, grouper.group_frame(cases)], axis=1)
+    priced = price_cases(grouped, PaymentRules.load(), calibrate_weights(grouped))
+    n = len(cases)
+    discharged = cases["discharge_date"].to_numpy().astype("datetime64[D]")
+    next_month = (discharged.astype("datetime64[M]") + 2).astype("datetime64[D]") - 1
+    when = next_month - rng.integers(0, 20, n).astype("timedelta64[D]")
+    settled = when < end
+    share = cases["insurance_type"].map(SELF_PAY_SHARE).to_numpy()
+    self_pay = np.round(cases["total_cost"].to_numpy() * share, 2)
+    by_insurer = settled & (cases["insurance_type"].to_numpy() != SELF_PAYING)
+    payment = np.round(np.maximum(priced["drg_payment"].to_numpy() - self_pay, 0.0), 2)
+    return pd.DataFrame(
+        {
+            "settlement_date": pd.Series(np.where(settled, when, np.datetime64("NaT"))).astype("datetime64[ns]"),
+            "settled_drg": np.where(by_insurer & (grouped["status"] == "grouped"), grouped["drg"], None),
+            "insurer_payment": np.where(by_insurer, payment, np.where(settled, 0.0, np.nan)),
+            "self_pay": np.where(settled, np.where(by_insurer, self_pay, cases["total_cost"]), np.nan),
+        },
+        index=cases.index,
+    )

@@ -1,0 +1,239 @@
+"""Quarterly DRG surplus forecast, end to end: store → group → price → forecast → tables, charts, MLflow.
+
+History is paid at the base rate in force on each case's discharge date, but the forecast never
+uses those payments directly: every forecast quarter re-prices the history with the casemix payment
+rules at the rate in force in *that* quarter (``reprice`` below), so a policy change such as the
+demo city's 2025-01-01 rise from ¥10,000 to ¥10,500 reaches exactly the quarters it applies to,
+and quarters before it are neither under- nor over-stated. Relative weights are a tariff: they are
+calibrated once on the whole history (or read from the insurer's table) and held fixed, also in the
+backtest. Surplus is payment minus charges (the abstract's total cost), as hospitals judge it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from features.casemix.grouper import Grouper
+from features.casemix.payment import BaseRate, PaymentRules, drg_cost, price_cases
+from features.casemix.tables import CasemixTables, load_tables
+from features.casemix.weights import calibrate_weights
+from models.forecast import (
+    LEVELS,
+    RateSchedule,
+    Scenario,
+    backtest,
+    backtest_summary,
+    forecast_surplus,
+    level_table,
+)
+from models.forecast.charts import plot_level
+from models.forecast.levels import difference, level_forecast, top_drgs
+from models.forecast.simulate import Reprice
+from pipelines.settings import Settings, get_settings
+
+EXPERIMENT = "caselens-forecast"
+LEVEL_TITLES: dict[str, tuple[str, str]] = {
+    "hospital": ("全院", "hospital"),
+    "department": ("科室", "departments"),
+    "drg": ("重点DRG", "top DRGs"),
+}
+
+
+@dataclass(frozen=True)
+class PricedHistory:
+    """Grouped and priced cases, with what it takes to re-price them at another base rate."""
+
+    cases: pd.DataFrame  # the contract's columns plus grouper and payment columns, payment and cost
+    rules: PaymentRules
+    weights: pd.DataFrame
+    schedule: RateSchedule
+    names: dict[str, str]  # DRG code → name
+
+    @property
+    def reprice(self) -> Reprice:
+        return lambda cases, rate: price_cases(cases, at_rate(self.rules, rate), self.weights)["drg_payment"]
+
+
+@dataclass
+class ForecastRun:
+    """What a run produced; ``tables`` and ``scenario_tables`` are keyed by level."""
+
+    tables: dict[str, pd.DataFrame]
+    scenario_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    difference_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    scores: pd.DataFrame | None = None
+    summary: pd.DataFrame | None = None
+    files: list[Path] = field(default_factory=list)
+    run_id: str | None = None
+
+
+def at_rate(rules: PaymentRules, rate: float) -> PaymentRules:
+    """The same rules paying every case at one base rate (yuan per RW), whatever its date or method."""
+    return rules.model_copy(
+        update={"method": "rate", "base_rates": [BaseRate(effective_from=date.min, yuan=rate)]}
+    )
+
+
+def rate_schedule(rules: PaymentRules, priced: pd.DataFrame) -> RateSchedule:
+    """Yuan per RW by date: the dated base rates, or under the point method points per RW × each
+    year's point value (the last known year's value carries forward, as it is only known at year end)."""
+    if rules.method == "rate":
+        return RateSchedule.from_pairs([(r.effective_from, r.yuan) for r in rules.base_rates])
+    by_year = priced.groupby(priced["discharge_date"].dt.year)["point_value"].first().dropna()
+    return RateSchedule.from_pairs(
+        [(date(int(y), 1, 1), v * rules.points_per_rw) for y, v in by_year.items()]
+    )
+
+
+def price_history(
+    cases: pd.DataFrame,
+    rules: PaymentRules | None = None,
+    weights: pd.DataFrame | None = None,
+    tables: CasemixTables | None = None,
+) -> PricedHistory:
+    """Group and price canonical cases; weights are calibrated from them unless given."""
+    tables = tables or load_tables()
+    rules = rules or PaymentRules.load(get_settings().payment_config)
+    found = Grouper(tables).group_frame(cases)
+    grouped = pd.concat([cases.drop(columns=list(found.columns), errors="ignore"), found], axis=1)
+    if weights is None:
+        weights = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+    priced = price_cases(grouped, rules, weights)
+    priced = priced.assign(payment=priced["drg_payment"], cost=priced["total_cost"].astype(float))
+    names = {drg: tables.drg_name(drg) or drg for drg in priced["drg"].dropna().unique()}
+    return PricedHistory(priced, rules, weights, rate_schedule(rules, priced), names)
+
+
+def run_surplus_forecast(
+    history: PricedHistory,
+    horizon: int,
+    out_dir: Path,
+    *,
+    scenario: Scenario | None = None,
+    n_draws: int = 500,
+    seed: int = 0,
+    origins: int = 4,
+    top: int = 10,
+    step: Callable[[str], None] = lambda _: None,
+) -> ForecastRun:
+    """Forecast every level, run the scenario and the backtest, and write tables and charts to ``out_dir``.
+
+    ``step`` is called with a short description before each long step (for a progress display).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cases, reprice, schedule = history.cases, history.reprice, history.schedule
+    step("forecast")
+    base, changed = forecast_surplus(
+        cases, reprice, schedule, horizon, scenario=scenario, n_draws=n_draws, seed=seed
+    )
+    keys = {"drg": top_drgs(base.history, top)}
+    run = ForecastRun(
+        tables={
+            level: _labelled(level_table(base, level, keys.get(level)), level, history.names)
+            for level in LEVELS
+        }
+    )
+    if changed is not None:
+        delta = difference(changed, base)
+        run.scenario_tables = {
+            lv: _labelled(level_table(changed, lv, keys.get(lv)), lv, history.names) for lv in LEVELS
+        }
+        run.difference_tables = {
+            lv: _labelled(level_forecast(delta, lv, keys.get(lv)), lv, history.names) for lv in LEVELS
+        }
+    step("backtest")
+    if origins:
+        run.scores = backtest(
+            cases, reprice, schedule, horizon, origins=origins, n_draws=n_draws, seed=seed, top=top
+        )
+        run.summary = backtest_summary(run.scores)
+    step("write tables and charts")
+    run.files = _write(run, out_dir, base.quarters, scenario)
+    (out_dir / "run.json").write_text(
+        json.dumps(
+            {
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "horizon": horizon,
+                "history": [
+                    str(base.history.index.get_level_values("quarter").min()),
+                    str(base.history.index.get_level_values("quarter").max()),
+                ],
+                "forecast": [str(q) for q in base.quarters],
+                "rate_by_quarter": {str(q): float(r) for q, r in base.rate.items()},
+                "scenario": scenario.model_dump(mode="json") if scenario is not None else None,
+                "n_draws": n_draws,
+                "seed": seed,
+                "top_drgs": keys["drg"],
+                "history_pricing": "re-priced at the base rate in force in each forecast quarter",
+            },
+            ensure_ascii=False,
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    run.files.append(out_dir / "run.json")
+    return run
+
+
+def track_run(
+    run: ForecastRun, out_dir: Path, params: dict[str, object], settings: Settings | None = None
+) -> str:
+    """Log the run to MLflow (experiment ``caselens-forecast``): parameters, backtest metrics, every file."""
+    import mlflow
+
+    from models.tracking import use_tracking
+
+    settings = settings or get_settings()
+    experiment = use_tracking(settings.mlflow_uri, settings.mlflow_artifacts, EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment, run_name=f"surplus h={params.get('horizon')}") as active:
+        mlflow.log_params(params)
+        if run.summary is not None:
+            for level, row in run.summary.iterrows():
+                mlflow.log_metrics({f"{level}_{name}": float(v) for name, v in row.items() if pd.notna(v)})
+        mlflow.log_artifacts(str(out_dir))
+        return active.info.run_id
+
+
+def _labelled(table: pd.DataFrame, level: str, names: dict[str, str]) -> pd.DataFrame:
+    """Quarters as text and DRG names beside their codes, ready for a CSV or a web page."""
+    table = table.assign(quarter=table["quarter"].astype(str))
+    if level == "drg":
+        table.insert(table.columns.get_loc("key") + 1, "name", table["key"].map(names))
+    return table
+
+
+def _write(
+    run: ForecastRun, out_dir: Path, quarters: pd.PeriodIndex, scenario: Scenario | None
+) -> list[Path]:
+    files = []
+    span = f"{quarters[0]}–{quarters[-1]}"
+    for level, table in run.tables.items():
+        en = LEVEL_TITLES[level][1]
+        files.append(_csv(table, out_dir / f"surplus-{level}.csv"))
+        files.append(plot_level(table, out_dir / f"surplus-{level}.png", f"{en} surplus forecast {span}"))
+        if level in run.scenario_tables:
+            name = scenario.name if scenario is not None else "scenario"
+            files.append(_csv(run.scenario_tables[level], out_dir / f"scenario-{level}.csv"))
+            files.append(_csv(run.difference_tables[level], out_dir / f"scenario-difference-{level}.csv"))
+            files.append(
+                plot_level(
+                    run.scenario_tables[level],
+                    out_dir / f"scenario-{level}.png",
+                    f"{en} surplus under {name} {span}",
+                )
+            )
+    if run.scores is not None and run.summary is not None:
+        files.append(_csv(run.scores, out_dir / "backtest.csv"))
+        files.append(_csv(run.summary.reset_index(), out_dir / "backtest-summary.csv"))
+    return files
+
+
+def _csv(table: pd.DataFrame, path: Path) -> Path:
+    table.to_csv(path, index=False, encoding="utf-8-sig")  # with a BOM so Excel shows the Chinese right
+    return path

@@ -1,0 +1,176 @@
+"""The canonical case store: a Parquet dataset every part of caselens reads through ``read_cases``.
+
+Layout: ``<store>/admission_year=<YYYY>/part-0.parquet`` (hive partitioning), one file per year sorted by
+case id, so ``pandas.read_parquet`` and ``dask.dataframe.read_parquet`` read the folder as it is and the
+bytes depend only on the cases held (re-ingesting the same file leaves the store byte-identical).
+Writing replaces cases by id: only the years touched by the new cases are rewritten.
+A manifest beside the store (``<store>-manifest.json``) records the store's fingerprint and every ingest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.contract import COLUMNS, DERIVED, FIELDS
+from pipelines.settings import get_settings
+
+PARTITION = "admission_year"
+PART_FILE = "part-0.parquet"
+STORE_COLUMNS: tuple[str, ...] = (*COLUMNS, *DERIVED)
+_ARROW = {
+    "str": pa.string(),
+    "codes": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.timestamp("ns"),
+}
+
+
+class StoreError(RuntimeError):
+    """The store is missing or cannot serve the request; the message says what to do."""
+
+
+def canonical_dtypes() -> dict[str, object]:
+    """In-memory dtypes of every store column (the contract's rules for required and optional values)."""
+    kinds = {"str": object, "codes": object, "float": "float64", "date": "datetime64[ns]", "bool": "boolean"}
+    dtypes: dict[str, object] = {
+        f.name: ("int64" if f.required else "Int64") if f.kind == "int" else kinds[f.kind] for f in FIELDS
+    }
+    return {**dtypes, "los_days": "int64"}
+
+
+def arrow_schema() -> pa.Schema:
+    """The store's Parquet schema, fixed so a year with an all-empty column still has its column's type."""
+    fields = [pa.field(f.name, _ARROW[f.kind], nullable=not f.required) for f in FIELDS]
+    return pa.schema([*fields, pa.field("los_days", pa.int64(), nullable=False)])
+
+
+def store_path(path: Path | str | None = None) -> Path:
+    return Path(path) if path is not None else get_settings().store_dir
+
+
+def read_cases(path: Path | str | None = None, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Cases from the store (default ``settings.store_dir``) in canonical dtypes, by year then case id."""
+    store = store_path(path)
+    if not _part_files(store):
+        raise StoreError(f"no case store at {store}: run `caselens ingest FILE` first")
+    wanted = list(STORE_COLUMNS if columns is None else columns)
+    unknown = [c for c in wanted if c not in STORE_COLUMNS]
+    if unknown:
+        raise StoreError(f"unknown store column(s): {', '.join(unknown)}; see docs/data-contract.md")
+    frame = pd.read_parquet(store, columns=wanted, engine="pyarrow")
+    dtypes = canonical_dtypes()
+    return frame.astype({c: dtypes[c] for c in wanted}).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class StoreUpdate:
+    """What a write did: cases new to the store, cases replaced, cases held afterwards."""
+
+    new: int
+    updated: int
+    rows: int
+
+
+def write_cases(cases: pd.DataFrame, path: Path | str | None = None) -> StoreUpdate:
+    """Add cases to the store, replacing any stored case with the same case id (re-ingest is an update)."""
+    store = store_path(path)
+    if cases["case_id"].duplicated().any():
+        raise ValueError("write_cases: case_id must be unique within the cases written")
+    cases = cases.loc[:, list(STORE_COLUMNS)]
+    years = cases["admission_date"].dt.year
+    stored = _stored_ids(store)
+    replaced = stored["case_id"].isin(cases["case_id"])
+    touched = sorted(set(years.unique().tolist()) | set(stored.loc[replaced, PARTITION].tolist()))
+    for year in touched:
+        _rewrite_year(store, int(year), cases[years == year], cases["case_id"])
+    held = sum(pq.ParquetFile(f).metadata.num_rows for f in _part_files(store))
+    return StoreUpdate(new=len(cases) - int(replaced.sum()), updated=int(replaced.sum()), rows=held)
+
+
+def _rewrite_year(store: Path, year: int, incoming: pd.DataFrame, all_incoming_ids: pd.Series) -> None:
+    target = store / f"{PARTITION}={year}" / PART_FILE
+    kept = pd.DataFrame()
+    if target.exists():
+        old = pd.read_parquet(target, engine="pyarrow")
+        kept = old[~old["case_id"].isin(all_incoming_ids)]
+    parts = [frame for frame in (kept, incoming) if len(frame)]
+    if not parts:
+        target.unlink(missing_ok=True)
+        return
+    year_cases = pd.concat(parts, ignore_index=True).sort_values("case_id", kind="stable", ignore_index=True)
+    table = pa.Table.from_pandas(year_cases, schema=arrow_schema(), preserve_index=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{PART_FILE}.partial")  # a leading dot hides it from dataset readers
+    pq.write_table(table, partial)
+    os.replace(partial, target)
+
+
+def _stored_ids(store: Path) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame(
+            {"case_id": pq.read_table(f, columns=["case_id"]).column(0).to_pandas(), PARTITION: _year(f)}
+        )
+        for f in _part_files(store)
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"case_id": [], PARTITION: []})
+
+
+def _part_files(store: Path) -> list[Path]:
+    return sorted(store.glob(f"{PARTITION}=*/{PART_FILE}"))
+
+
+def _year(part: Path) -> int:
+    return int(part.parent.name.split("=", 1)[1])
+
+
+def manifest_path(path: Path | str | None = None) -> Path:
+    """The manifest sits beside the store, outside the dataset folder readers scan."""
+    store = store_path(path)
+    return store.with_name(f"{store.name}-manifest.json")
+
+
+def fingerprint(path: Path | str | None = None) -> dict[str, object]:
+    """Rows per year and one SHA-256 over the store's files: the data version training logs."""
+    store = store_path(path)
+    digest = hashlib.sha256()
+    years: dict[str, int] = {}
+    for part in _part_files(store):
+        digest.update(part.relative_to(store).as_posix().encode())
+        digest.update(hashlib.sha256(part.read_bytes()).digest())
+        years[str(_year(part))] = pq.ParquetFile(part).metadata.num_rows
+    return {
+        "path": str(store.resolve()),
+        "rows": sum(years.values()),
+        "rows_by_year": years,
+        "sha256": digest.hexdigest(),
+    }
+
+
+def read_manifest(path: Path | str | None = None) -> dict[str, object]:
+    """The store's manifest: ``store`` (fingerprint), ``last_ingest`` and ``ingests`` (history)."""
+    target = manifest_path(path)
+    if not target.exists():
+        raise StoreError(f"no store manifest at {target}: run `caselens ingest FILE` first")
+    return json.loads(target.read_text(encoding="utf-8"))
+
+
+def write_manifest(ingest: dict[str, object], path: Path | str | None = None) -> dict[str, object]:
+    """Record an ingest and the store's new fingerprint."""
+    target = manifest_path(path)
+    history = json.loads(target.read_text(encoding="utf-8"))["ingests"] if target.exists() else []
+    manifest = {"store": fingerprint(path), "last_ingest": ingest, "ingests": [*history, ingest]}
+    partial = target.with_suffix(".json.partial")
+    partial.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(partial, target)
+    return manifest

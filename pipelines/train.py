@@ -1,0 +1,365 @@
+"""Training orchestration: data → time split → fit → evaluate beside the baseline → MLflow → champion.
+
+``case_data`` (canonical cases) and ``table_data`` (a hospital's prepared feature table) turn input into
+a :class:`TrainingData`; :func:`train` runs any task of :mod:`models.tasks` on it the same way.
+Everything a run decides is logged: parameters, metrics of model and baseline, data fingerprint,
+features with their stage, plots, the registered model and why the champion alias did or did not move.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from models import plots, tracking
+from models.baselines import GroupMeanBaseline
+from models.config import task_params
+from models.errors import TrainingInputError
+from models.pyfunc import CaseModel
+from models.split import TimeSplit
+from models.table import TableFeatures
+from models.task import Evaluation, Task
+from models.tuning import tune_lightgbm
+from pipelines.contract import fields_known_at
+from pipelines.settings import Settings
+
+STEPS = ("split", "features", "tune", "fit", "evaluate", "log", "champion")
+EXPERIMENT_PREFIX = "caselens-"
+ORACLE_COLUMNS = ("expected_cost",)
+
+
+@dataclass
+class TrainingData:
+    """What a task trains on: model inputs, labels and the period each row belongs to (same index)."""
+
+    inputs: pd.DataFrame
+    labels: pd.DataFrame
+    periods: pd.Series
+    features: Any
+    mode: str
+    history: pd.DataFrame | None = None
+    evaluation_only: pd.DataFrame | None = None
+
+
+@dataclass
+class TrainResult:
+    task: str
+    run_id: str
+    model_version: str
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    promoted: bool
+    reason: str
+    split: dict[str, str]
+    rows: dict[str, int]
+    seconds: dict[str, float]
+
+
+def case_data(
+    task: Task, cases: pd.DataFrame, settings: Settings, oracle: pd.DataFrame | None = None
+) -> TrainingData:
+    """Training data from canonical cases: inputs are the fields known at the task's stage.
+
+    The full cases are the history every part's features may look back on (point in time: a case
+    only sees stays discharged before it). ``oracle`` (the demo hospital's truth, by ``case_id``) is
+    kept for evaluation only: it never reaches the features or the estimator.
+    """
+    from features.pipeline import CaseFeatures
+
+    if cases.empty:
+        raise TrainingInputError("no cases to train on: the case store is empty")
+    known = [c for c in fields_known_at(task.stage) if c in cases.columns]
+    evaluation_only = None
+    if oracle is not None:
+        columns = [c for c in ORACLE_COLUMNS if c in oracle.columns]
+        evaluation_only = cases[["case_id"]].join(oracle.set_index("case_id")[columns], on="case_id")[columns]
+    return TrainingData(
+        inputs=cases[known],
+        labels=task.labels(cases, settings),
+        periods=cases["discharge_date"],
+        features=CaseFeatures(task.stage),
+        mode="cases",
+        history=cases,
+        evaluation_only=evaluation_only,
+    )
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A prepared feature table from Parquet, CSV or Excel."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingInputError(f"table {path} does not exist")
+    readers = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".xlsx": pd.read_excel}
+    if path.suffix.lower() not in readers:
+        raise TrainingInputError(f"table {path}: use .parquet, .csv or .xlsx, not {path.suffix!r}")
+    return readers[path.suffix.lower()](path)
+
+
+def table_data(task: Task, table: pd.DataFrame, label: str, group: str | None = None) -> TrainingData:
+    """Training data from a prepared table: every column but ``label`` and ``group`` is a feature.
+
+    ``group`` is the period column the split orders by (dates are cut into the split's periods);
+    without it the rows are taken in file order and cut into ten equal consecutive blocks.
+    """
+    for name, role in ((label, "label"), (group, "group")):
+        if name is not None and name not in table.columns:
+            raise TrainingInputError(
+                f"{role} column {name!r} is not in the table; columns: {', '.join(map(str, table.columns))}"
+            )
+    if table.empty:
+        raise TrainingInputError("the table has no rows")
+    y = pd.to_numeric(table[label], errors="coerce") if table[label].dtype != bool else table[label]
+    bad = y.isna()
+    if bad.any():
+        raise TrainingInputError(
+            f"row {table.index[bad.to_numpy()][0]}: label {label!r} is missing or not a number "
+            f"({int(bad.sum())} rows)"
+        )
+    periods = (
+        table[group] if group else pd.Series(pd.qcut(range(len(table)), 10, labels=False), index=table.index)
+    )
+    inputs = table.drop(columns=[c for c in (label, group) if c])
+    return TrainingData(
+        inputs=inputs,
+        labels=task.labels_from_table(y.rename(label)),
+        periods=periods.rename(group or "row_block"),
+        features=TableFeatures(),
+        mode="table",
+    )
+
+
+def train(
+    task: Task,
+    data: TrainingData,
+    config: dict[str, Any],
+    settings: Settings,
+    tune_seconds: float = 0.0,
+    on_step: Callable[[str], None] = lambda step: None,
+) -> TrainResult:
+    """Split by time, fit, evaluate beside the baseline, log to MLflow and maybe move the champion."""
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def done(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] = round(now - clock, 2)
+        clock = now
+        on_step(step)
+
+    splitter = TimeSplit(**config.get("split", {}))
+    _check_labels(task, data.labels)
+    parts = splitter.assign(data.periods)
+    inputs, labels = _by_part(data.inputs, parts), _by_part(data.labels, parts)
+    context = {part: task.context(inputs[part], labels[part]) for part in ("train", "test")}
+    if data.evaluation_only is not None:
+        context["test"] = context["test"].join(data.evaluation_only)
+    _check_train_labels(task, labels["train"])
+    done("split")
+
+    features = data.features.fit(inputs["train"])
+    X = {part: _transform(features, inputs[part], data.history) for part in ("train", "validation")}
+    done("features")
+
+    params = task_params(config, task.name)
+    experiment = tracking.use_tracking(
+        settings.mlflow_uri, settings.mlflow_artifacts, EXPERIMENT_PREFIX + task.name
+    )
+    with mlflow.start_run(experiment_id=experiment, run_name=f"{task.name}-{data.mode}") as run:
+        if tune_seconds > 0:
+
+            def score(trial_params: dict[str, Any]) -> float:
+                fitted = task.estimator(trial_params).fit(
+                    X["train"], labels["train"], X["validation"], labels["validation"]
+                )
+                found = task.evaluate(
+                    labels["validation"],
+                    fitted.predict(X["validation"]).reset_index(drop=True),
+                    task.context(inputs["validation"], labels["validation"]),
+                )
+                return found.metrics[task.primary_metric]
+
+            tuning = config.get("tuning", {})
+            params, study = tune_lightgbm(
+                task, params, score, tuning.get("space", {}), tune_seconds, tuning.get("seed", 0)
+            )
+            mlflow.set_tag("tuning.trials", str(len(study.trials)))
+        done("tune")
+
+        estimator = task.estimator(params).fit(
+            X["train"], labels["train"], X["validation"], labels["validation"]
+        )
+        model = CaseModel(features, estimator)
+        done("fit")
+
+        predictions = model.predict_frame(inputs["test"], data.history)
+        baseline = GroupMeanBaseline(task.baseline_levels).fit(
+            context["train"], task.baseline_targets(labels["train"])
+        )
+        evaluation = task.evaluate(labels["test"], predictions, context["test"])
+        baseline_evaluation = task.evaluate(
+            labels["test"], baseline.predict(context["test"]).reset_index(drop=True), context["test"]
+        )
+        done("evaluate")
+
+        split = splitter.describe(data.periods, parts)
+        rows = {part: len(frame) for part, frame in inputs.items()}
+        _log_run(task, data, params, split, rows, evaluation, baseline_evaluation, features, X["train"])
+        manifest = tracking.file_fingerprint(settings.store_dir / "manifest.json")
+        mlflow.set_tag("data.manifest_sha256", manifest or "none")
+        figures = task.plots(
+            estimator, _transform(features, inputs["test"], data.history), labels["test"], predictions
+        )
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, f"plots/{name}")
+        plots.close(figures)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=infer_signature(inputs["test"].head(100), predictions.head(100)),
+            input_example=inputs["test"].head(5),
+            registered_model_name=task.model_name,
+            pip_requirements=_requirements(),
+        )
+        version = str(info.registered_model_version)
+        done("log")
+
+        new_score = evaluation.metrics[task.primary_metric]
+
+        def score_champion(uri: str) -> float:
+            champion = _predict(mlflow.pyfunc.load_model(uri), inputs["test"], data.history)
+            return task.evaluate(labels["test"], champion, context["test"]).metrics[task.primary_metric]
+
+        decision = tracking.decide_champion(
+            task.model_name, new_score, task.primary_metric, task.better, score_champion
+        )
+        if decision.promoted:
+            tracking.set_champion(task.model_name, version)
+        mlflow.set_tags(
+            {"champion.promoted": str(decision.promoted).lower(), "champion.reason": decision.reason}
+        )
+        mlflow.log_text(decision.reason + "\n", "champion.txt")
+        mlflow.MlflowClient().set_model_version_tag(
+            task.model_name, version, "champion.reason", decision.reason
+        )
+        done("champion")
+        mlflow.log_dict(seconds, "timings.json")
+
+    return TrainResult(
+        task=task.name,
+        run_id=run.info.run_id,
+        model_version=version,
+        metrics=evaluation.metrics,
+        baseline_metrics=baseline_evaluation.metrics,
+        promoted=decision.promoted,
+        reason=decision.reason,
+        split=split,
+        rows=rows,
+        seconds=seconds,
+    )
+
+
+def _transform(features: Any, inputs: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
+    return features.transform(inputs) if history is None else features.transform(inputs, history=history)
+
+
+def _predict(
+    model: mlflow.pyfunc.PyFuncModel, inputs: pd.DataFrame, history: pd.DataFrame | None
+) -> pd.DataFrame:
+    """A registered model's predictions, with history when it is a CaseModel (as serving calls it)."""
+    python_model = model.unwrap_python_model()
+    if isinstance(python_model, CaseModel):
+        return python_model.predict_frame(inputs, history)
+    return model.predict(inputs)
+
+
+def _by_part(frame: pd.DataFrame, parts: pd.Series) -> dict[str, pd.DataFrame]:
+    return {part: frame[(parts == part).to_numpy()] for part in ("train", "validation", "test")}
+
+
+def _check_labels(task: Task, labels: pd.DataFrame) -> None:
+    if task.label_column not in labels.columns:
+        raise TrainingInputError(f"label column {task.label_column!r} is missing")
+    bad = labels[task.label_column].isna()
+    if bad.any():
+        raise TrainingInputError(
+            f"row {labels.index[bad.to_numpy()][0]}: label {task.label_column!r} is missing "
+            f"({int(bad.sum())} rows)"
+        )
+
+
+def _check_train_labels(task: Task, labels: pd.DataFrame) -> None:
+    if labels[task.label_column].nunique() < 2:
+        raise TrainingInputError(
+            f"label {task.label_column!r} has a single value in the training period: nothing to learn"
+        )
+
+
+def _log_run(
+    task: Task,
+    data: TrainingData,
+    params: dict[str, Any],
+    split: dict[str, str],
+    rows: dict[str, int],
+    evaluation: Evaluation,
+    baseline: Evaluation,
+    features: Any,
+    X_train: pd.DataFrame,
+) -> None:
+    mlflow.log_params(
+        {
+            "task": task.name,
+            "stage": task.stage,
+            "mode": data.mode,
+            **split,
+            **{f"rows_{k}": v for k, v in rows.items()},
+            **_flatten(params),
+        }
+    )
+    mlflow.log_metrics({f"test_{k}": v for k, v in evaluation.metrics.items() if pd.notna(v)})
+    mlflow.log_metrics({f"baseline_test_{k}": v for k, v in baseline.metrics.items() if pd.notna(v)})
+    mlflow.set_tags({"task": task.name, "data.fingerprint": tracking.frame_fingerprint(X_train)})
+    catalog = _catalog(features, X_train, task)
+    mlflow.log_text(catalog.to_csv(index=False), "features.csv")
+    for name, table in {
+        **evaluation.tables,
+        **{f"baseline_{k}": v for k, v in baseline.tables.items()},
+    }.items():
+        mlflow.log_text(table.to_csv(), f"evaluation/{name}.csv")
+    mlflow.log_text(
+        json.dumps({"model": evaluation.metrics, "baseline": baseline.metrics}, indent=2), "metrics.json"
+    )
+
+
+def _catalog(features: Any, X: pd.DataFrame, task: Task) -> pd.DataFrame:
+    """Feature list with stage: the transformer's own catalog when it has one, the columns otherwise."""
+    catalog = getattr(features, "catalog", None)
+    frame = pd.DataFrame(catalog) if catalog is not None else pd.DataFrame({"feature": list(X.columns)})
+    if "stage" not in frame.columns:
+        frame["stage"] = task.stage
+    return frame
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _requirements() -> list[str]:
+    """Pinned libraries the pyfunc needs (given, so MLflow does not re-import the model to guess them)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("mlflow", "pandas", "numpy", "scikit-learn", "lightgbm")]

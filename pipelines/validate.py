@@ -1,0 +1,324 @@
+"""Checks over canonical cases; every failure becomes one problem row naming the row, field and reason.
+
+Per-column rules (type, required, range, allowed codes) are a pandera schema generated from the contract,
+so a new field gets its checks by being declared there. Rules that span fields or rows (dates in order,
+charges adding up, sex-specific diagnoses, duplicate ids, code dictionaries) are hand-written vectorised
+pandas: pandera's custom checks would run the same code but report only a boolean per row, losing the
+value and reason a coder needs; the code-list checks also explode lists, which pandera cannot express.
+Problems with severity ``error`` reject the row; ``warning`` rows are kept and listed in a warnings file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from pipelines.contract import (
+    ADMISSION_SOURCES,
+    ADMISSION_TYPES,
+    AUDIT_ERROR_TYPES,
+    COST_CATEGORIES,
+    DIAGNOSIS_FIELDS,
+    DISCHARGE_DISPOSITIONS,
+    FIELDS,
+    INSURANCE_TYPES,
+    PROCEDURE_FIELDS,
+    SEXES,
+    Field,
+)
+from pipelines.settings import CASEMIX_TABLES
+
+SEX_SPECIFIC_DIAGNOSES = Path(__file__).parent / "mappings" / "sex_specific_diagnoses.tsv"
+PROBLEM_COLUMNS = ("row", "field", "column", "value", "reason", "severity")
+EMPTY_PROBLEMS = pd.DataFrame(
+    {c: pd.Series(dtype="int64" if c == "row" else object) for c in PROBLEM_COLUMNS}
+)
+MISSING = "required value missing"
+
+# What each coded field's codes mean (Chinese, English), for messages and docs/data-contract.md.
+CODE_MEANINGS: dict[str, dict[int | str, tuple[str, str]]] = {
+    "admission_source": ADMISSION_SOURCES,
+    "admission_type": ADMISSION_TYPES,
+    "sex": SEXES,
+    "insurance_type": INSURANCE_TYPES,
+    "discharge_disposition": DISCHARGE_DISPOSITIONS,
+    "audit_error_type": AUDIT_ERROR_TYPES,
+}
+DTYPES: dict[str, object] = {
+    "str": object,
+    "codes": object,
+    "int": "Int64",
+    "float": "float64",
+    "bool": "boolean",
+    "date": "datetime64[ns]",
+}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The configurable parts of validation; defaults follow common CHS-DRG practice."""
+
+    cost_tolerance_yuan: float = 1.0
+    cost_tolerance_share: float = 0.005
+    sex_specific_diagnoses: Path = SEX_SPECIFIC_DIAGNOSES
+    code_tables: Path = field(default=CASEMIX_TABLES)
+
+    def cost_tolerance(self, total: pd.Series) -> pd.Series:
+        """Allowed gap between the charge groups' sum and the total: max(yuan, share of total)."""
+        return np.maximum(self.cost_tolerance_yuan, self.cost_tolerance_share * total.abs())
+
+
+def problems_where(
+    mask: pd.Series,
+    field: str,
+    values: pd.Series,
+    reason: str,
+    severity: str = "error",
+    column: str | None = None,
+) -> pd.DataFrame:
+    """One problem row per True position of ``mask`` (positions are 0-based rows of the frame)."""
+    rows = np.flatnonzero(np.asarray(mask.fillna(False), dtype=bool))
+    if len(rows) == 0:
+        return EMPTY_PROBLEMS
+    shown = values.iloc[rows]
+    return pd.DataFrame(
+        {
+            "row": rows.astype("int64"),
+            "field": field,
+            "column": column if column is not None else field,
+            "value": shown.astype(object).where(shown.notna(), None).map(_text).to_numpy(),
+            "reason": reason,
+            "severity": severity,
+        }
+    )
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def case_schema() -> pa.DataFrameSchema:
+    """The per-column contract as a pandera schema (types, required, ranges, allowed codes)."""
+    return pa.DataFrameSchema({f.name: _column(f) for f in FIELDS}, strict=False)
+
+
+def _column(f: Field) -> pa.Column:
+    checks = []
+    if f.allowed is not None:
+        meanings = CODE_MEANINGS.get(f.name) or dict.fromkeys(f.allowed, ("", ""))
+        listed = ", ".join(f"{code} {zh} {en}".strip() for code, (zh, en) in meanings.items())
+        checks.append(pa.Check.isin(list(f.allowed), error=f"not an allowed code ({listed})"))
+    if f.minimum is not None and f.maximum is not None:
+        checks.append(pa.Check.in_range(f.minimum, f.maximum, error=f"outside {f.minimum:g}–{f.maximum:g}"))
+    elif f.minimum is not None:
+        checks.append(pa.Check.ge(f.minimum, error=f"below {f.minimum:g}"))
+    return pa.Column(DTYPES[f.kind], checks=checks, nullable=not f.required, required=True)
+
+
+def validate_cases(cases: pd.DataFrame, rules: Rules = Rules()) -> pd.DataFrame:
+    """Every problem of every row: errors reject a row, warnings keep it. ``cases`` has a RangeIndex."""
+    found = [
+        check_schema(cases),
+        check_duplicate_ids(cases),
+        check_dates(cases),
+        check_age_days(cases),
+        check_costs(cases, rules),
+        check_audit(cases),
+        check_sex_specific(cases, rules.sex_specific_diagnoses),
+        check_code_dictionaries(cases, rules.code_tables),
+    ]
+    return pd.concat(found, ignore_index=True)
+
+
+def check_schema(cases: pd.DataFrame) -> pd.DataFrame:
+    try:
+        case_schema().validate(cases, lazy=True)
+    except SchemaErrors as errors:
+        failures = errors.failure_cases
+    else:
+        return EMPTY_PROBLEMS
+    failures = failures[failures["index"].notna()]
+    reason = failures["check"].where(failures["check"] != "not_nullable", MISSING)
+    return pd.DataFrame(
+        {
+            "row": failures["index"].astype("int64").to_numpy(),
+            "field": failures["column"].to_numpy(),
+            "column": failures["column"].to_numpy(),
+            "value": failures["failure_case"].map(lambda v: None if pd.isna(v) else _text(v)).to_numpy(),
+            "reason": reason.to_numpy(),
+            "severity": "error",
+        }
+    )
+
+
+def check_duplicate_ids(cases: pd.DataFrame) -> pd.DataFrame:
+    """A case id twice in one file is ambiguous, so every copy is rejected (the store keeps one per id)."""
+    duplicated = cases["case_id"].duplicated(keep=False) & cases["case_id"].notna()
+    return problems_where(
+        duplicated, "case_id", cases["case_id"], "case_id appears more than once in this file"
+    )
+
+
+def check_dates(cases: pd.DataFrame) -> pd.DataFrame:
+    early = cases["discharge_date"] < cases["admission_date"]
+    return problems_where(
+        early, "discharge_date", cases["discharge_date"], "discharge_date before admission_date"
+    )
+
+
+def check_age_days(cases: pd.DataFrame) -> pd.DataFrame:
+    """Grouping an infant needs its age in days (newborn DRGs split on it)."""
+    needed = (cases["age_years"] == 0) & cases["age_days"].isna()
+    return problems_where(needed, "age_days", cases["age_days"], "age_days required when age_years is 0")
+
+
+def check_costs(cases: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    total = cases["total_cost"]
+    groups = cases[list(COST_CATEGORIES)].sum(axis=1, min_count=len(COST_CATEGORIES))
+    off = (groups - total).abs() > rules.cost_tolerance(total)
+    shown = total.round(2).astype(str) + " (charge groups add up to " + groups.round(2).astype(str) + ")"
+    reason = (
+        f"charge groups do not add up to total_cost (tolerance max({rules.cost_tolerance_yuan:g} yuan, "
+        f"{rules.cost_tolerance_share:.2%}))"
+    )
+    negotiated = cases["cost_negotiated_drugs"] > cases["cost_western_drugs"] + rules.cost_tolerance_yuan
+    return pd.concat(
+        [
+            problems_where(off, "total_cost", shown, reason),
+            problems_where(
+                negotiated,
+                "cost_negotiated_drugs",
+                cases["cost_negotiated_drugs"],
+                "more than cost_western_drugs, of which it is a part",
+            ),
+        ],
+        ignore_index=True,
+    )
+
+
+def check_audit(cases: pd.DataFrame) -> pd.DataFrame:
+    audited = cases["audited"].fillna(False).astype(bool)
+    has_error = cases["audit_error"].fillna(False).astype(bool)
+    return pd.concat(
+        [
+            problems_where(
+                cases["audit_error"].notna() & ~audited,
+                "audit_error",
+                cases["audit_error"],
+                "audit_error given but audited is not true",
+            ),
+            problems_where(
+                cases["audit_error_type"].notna() & ~has_error,
+                "audit_error_type",
+                cases["audit_error_type"],
+                "audit_error_type given but audit_error is not true",
+            ),
+        ],
+        ignore_index=True,
+    )
+
+
+def check_sex_specific(cases: pd.DataFrame, table: Path = SEX_SPECIFIC_DIAGNOSES) -> pd.DataFrame:
+    """Diagnoses limited to one sex (ICD-10 ranges in a data file) on a case of the other sex."""
+    prefixes = sex_specific_prefixes(table)
+    found = [EMPTY_PROBLEMS]
+    for name in DIAGNOSIS_FIELDS:
+        codes = _exploded(cases[name])
+        if codes.empty:
+            continue
+        sex = cases["sex"].reindex(codes.index).to_numpy()
+        for length, (sex_of, basis_of) in prefixes.items():
+            prefix = codes.str[:length]
+            limit = prefix.map(sex_of)
+            wrong = limit.notna() & (limit != sex)
+            if not wrong.any():
+                continue
+            only = limit[wrong].map(lambda x: SEXES[x][1]) + " only: " + prefix[wrong].map(basis_of)
+            found.append(
+                _at_rows(codes[wrong] + " (" + only + ")", name, "diagnosis limited to the other sex")
+            )
+    return pd.concat(found, ignore_index=True)
+
+
+@cache
+def sex_specific_prefixes(table: Path) -> dict[int, tuple[dict[str, int], dict[str, str]]]:
+    """By prefix length: code prefix -> sex, and code prefix -> basis, from ranges like N70..N98."""
+    ranges = pd.read_csv(table, sep="\t", dtype={"first": str, "last": str, "sex": int, "basis": str})
+    by_length: dict[int, tuple[dict[str, int], dict[str, str]]] = {}
+    for first, last, sex, basis in ranges.itertuples(index=False):
+        for prefix in _expand(first, last):
+            sex_of, basis_of = by_length.setdefault(len(prefix), ({}, {}))
+            sex_of[prefix], basis_of[prefix] = sex, basis
+    return by_length
+
+
+def _expand(first: str, last: str) -> list[str]:
+    head, start = re.fullmatch(r"(.*?)(\d+)", first).groups()
+    tail_head, stop = re.fullmatch(r"(.*?)(\d+)", last).groups()
+    if head != tail_head or len(start) != len(stop):
+        raise ValueError(
+            f"sex-specific range {first}..{last}: ends must differ only in their trailing digits"
+        )
+    return [f"{head}{n:0{len(start)}d}" for n in range(int(start), int(stop) + 1)]
+
+
+def check_code_dictionaries(cases: pd.DataFrame, tables: Path = CASEMIX_TABLES) -> pd.DataFrame:
+    """Codes missing from the grouper's dictionaries are reported as warnings; the row is kept."""
+    found = [EMPTY_PROBLEMS]
+    for names, dictionary in ((DIAGNOSIS_FIELDS, "diagnoses.tsv"), (PROCEDURE_FIELDS, "procedures.tsv")):
+        known = code_dictionary(tables / dictionary)
+        for name in names:
+            codes = _exploded(cases[name])
+            unknown = codes[~codes.isin(known)]
+            if not unknown.empty:
+                found.append(_at_rows(unknown, name, f"code not in {tables.name}/{dictionary}", "warning"))
+    return pd.concat(found, ignore_index=True)
+
+
+@cache
+def code_dictionary(path: Path) -> frozenset[str]:
+    return frozenset(pd.read_csv(path, sep="\t", usecols=["code"], dtype=str)["code"])
+
+
+def _exploded(column: pd.Series) -> pd.Series:
+    """One code per entry, indexed by row position; '|' lists are split."""
+    present = column.dropna()
+    if present.empty:
+        return pd.Series([], dtype=object)
+    if present.str.contains("|", regex=False).any():
+        present = present.str.split("|").explode()
+    return present[present != ""]
+
+
+def _at_rows(values: pd.Series, field: str, reason: str, severity: str = "error") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "row": values.index.to_numpy(dtype="int64"),
+            "field": field,
+            "column": field,
+            "value": values.to_numpy(dtype=object),
+            "reason": reason,
+            "severity": severity,
+        }
+    )
+
+
+def merge_problems(unreadable: pd.DataFrame, checked: pd.DataFrame) -> pd.DataFrame:
+    """All problems in row order; a value that could not be read is not also reported as missing."""
+    unread = pd.MultiIndex.from_frame(unreadable[["row", "field"]])
+    echo = (checked["reason"] == MISSING) & pd.MultiIndex.from_frame(checked[["row", "field"]]).isin(unread)
+    merged = pd.concat([unreadable, checked[~echo]], ignore_index=True)
+    order = {name: i for i, name in enumerate(f.name for f in FIELDS)}
+    merged["_order"] = merged["field"].map(order)
+    return merged.sort_values(["row", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)

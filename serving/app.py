@@ -1,0 +1,107 @@
+"""The FastAPI application: ``create_app()`` wires settings, keys, models, audit log, metrics and routers.
+
+Run it with ``caselens serve``. Everything a request needs is built here once and reached through
+dependencies (``serving.deps``), so tests build an app over a temporary data_dir and their own cases.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import cache
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from pipelines.settings import Settings, get_settings
+from serving.audit import AuditLog
+from serving.cases import CaseIndex, store_cases
+from serving.config import ServingSettings
+from serving.deps import NotAuthenticated, ServiceState
+from serving.middleware import BodySizeLimit, Metrics, MetricsMiddleware
+from serving.queue import QueueUnavailable, ReviewQueue
+from serving.registry import ModelRegistry
+from serving.routers import admin, casemix, health, pages, predict, review
+from serving.security import KeyStore
+
+# Routers other engineers own, included once their module exists.
+OPTIONAL_ROUTERS = ("serving.routers.forecast",)
+
+
+def create_app(
+    settings: Settings | None = None,
+    serving: ServingSettings | None = None,
+    *,
+    registry: ModelRegistry | None = None,
+    cases: CaseIndex | None = None,
+    queue: ReviewQueue | None = None,
+) -> FastAPI:
+    """The service; models load from the registry at start-up (the lifespan), not at construction."""
+    settings = settings or get_settings()
+    serving = serving or ServingSettings()
+    registry = registry or ModelRegistry(settings.mlflow_uri)
+    state = ServiceState(
+        settings=settings,
+        serving=serving,
+        registry=registry,
+        keys=KeyStore.from_config(serving.api_keys, serving.keys_path(settings)),
+        audit=AuditLog(serving.audit_path(settings)),
+        metrics=Metrics(),
+        cases=cases or store_cases(settings),
+        queue=queue or ReviewQueue(_no_queue),
+        grouper=_grouper_factory(settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not registry.models:
+            await run_in_threadpool(registry.load)
+        yield
+
+    app = FastAPI(
+        title="caselens",
+        version="1",
+        summary="DRG cost, margin, readmission and coding-error predictions with SHAP explanations.",
+        description="Every data endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key`) "
+        "whose role may use it. Explanations come in Chinese or English by `Accept-Language`.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    for module in (health, predict, casemix, review, admin, pages):
+        app.include_router(module.router)
+    for name in OPTIONAL_ROUTERS:
+        if importlib.util.find_spec(name) is not None:
+            app.include_router(importlib.import_module(name).router)
+    app.add_exception_handler(NotAuthenticated, _not_authenticated)
+    app.add_middleware(BodySizeLimit, max_bytes=int(serving.max_body_mb * 1024 * 1024))
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    return app
+
+
+async def _not_authenticated(request: Request, exc: Any) -> Response:
+    """API callers get 401; a person on a page is sent to the login form and back."""
+    if request.url.path.startswith("/v1/") or request.method != "GET":
+        return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def _grouper_factory(settings: Settings) -> Callable[[], Any]:
+    @cache
+    def grouper() -> Any:
+        from features.casemix.grouper import Grouper
+        from features.casemix.tables import load_tables
+
+        return Grouper(load_tables(settings.casemix_tables))
+
+    return grouper
+
+
+def _no_queue() -> pd.DataFrame:
+    raise QueueUnavailable("the coding-review queue ranking (models.review_queue) is not installed yet")

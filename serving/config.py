@@ -1,0 +1,35 @@
+"""Service settings: limits, key file and audit log location.
+
+Like :mod:`pipelines.settings`, every value has a default and an environment override
+(``CASELENS_SERVE_<NAME>``); paths default to files under the shared ``data_dir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipelines.settings import Settings
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CASELENS_SERVE_")
+
+    api_keys: str | None = Field(
+        default=None,
+        description="API keys as JSON ({key_id: {sha256, role}}) or a path to a JSON/TOML file of them; "
+        "None reads <data_dir>/api-keys.json",
+    )
+    audit_log: Path | None = Field(default=None, description="audit JSON-lines file; None: <data_dir>/audit.jsonl")
+    max_batch: int = Field(default=10_000, ge=1, description="most cases in one batch request (413 above)")
+    max_body_mb: float = Field(default=32.0, gt=0, description="largest request body in MB (413 above)")
+    top_contributions: int = Field(default=8, ge=1, description="SHAP contributions listed by default")
+    cookie_secure: bool = Field(default=False, description="send the login cookie over HTTPS only")
+
+    def keys_path(self, settings: Settings) -> Path:
+        return settings.data_dir / "api-keys.json"
+
+    def audit_path(self, settings: Settings) -> Path:
+        return self.audit_log or settings.data_dir / "audit.jsonl"

@@ -1,0 +1,141 @@
+"""SHAP explanations from LightGBM's own tree contributions, in words a clinician or coder reads.
+
+``booster.predict(X, pred_contrib=True)`` gives the exact TreeSHAP values (the same numbers as
+shap's TreeExplainer with the default tree-path-dependent perturbation) and was the faster of the two
+in experiments/results/serving.md, so it is the one used. Contributions add up on the model's raw
+scale (log yuan for the cost model, log-odds for classifiers); each listed feature also gets its
+``effect`` on the prediction itself — how much the prediction would fall without that contribution,
+everything else held — because "raised the expected cost by ¥2,400" is what a person can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightgbm
+import numpy as np
+import pandas as pd
+
+from pipelines.contract import FIELD_BY_NAME
+
+Link = Literal["identity", "log", "logit"]
+Language = Literal["zh", "en"]
+RAW_SCALE: dict[str, str] = {"identity": "yuan", "log": "log yuan", "logit": "log-odds"}
+
+
+@dataclass(frozen=True)
+class Explained:
+    """Contributions for a batch: ``values`` is n × features, ``base`` and ``raw`` are length n."""
+
+    features: list[str]
+    values: np.ndarray
+    base: np.ndarray
+    raw: np.ndarray
+
+
+def tree_contributions(booster: lightgbm.Booster, X: pd.DataFrame) -> Explained:
+    """Exact per-feature SHAP values of the booster's raw output; base + Σ values = raw output."""
+    contrib = booster.predict(X, pred_contrib=True)
+    values, base = contrib[:, :-1], contrib[:, -1]
+    return Explained(list(X.columns), values, base, values.sum(axis=1) + base)
+
+
+def effects(values: np.ndarray, raw: np.ndarray, prediction: np.ndarray, link: Link) -> np.ndarray:
+    """Change of the prediction each contribution causes, the others held: f(raw) − f(raw − contribution).
+
+    On the log scale that is prediction × (1 − e^−c), which stays right when the model back-transforms
+    with a smearing factor; on the logit scale it is read on the tree model's own probability.
+    """
+    if link == "log":
+        return prediction[:, None] * -np.expm1(-values)
+    if link == "logit":
+        return _sigmoid(raw[:, None]) - _sigmoid(raw[:, None] - values)
+    return values
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def top_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the k largest contributions by size, largest first."""
+    k = min(k, values.shape[1])
+    part = np.argpartition(-np.abs(values), k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.abs(np.take_along_axis(values, part, axis=1)), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def feature_names(catalog: Any, features: list[str]) -> dict[str, dict[str, str]]:
+    """Readable zh/en name per feature: the feature catalog's, else the contract field's, else the column.
+
+    The catalog is a frame with ``feature``, ``zh`` and ``en`` columns (``features.pipeline.CaseFeatures``);
+    a prepared table's columns that are contract fields still read as their abstract labels.
+    """
+    named: dict[str, dict[str, str]] = {}
+    if isinstance(catalog, pd.DataFrame) and {"feature", "zh", "en"} <= set(catalog.columns):
+        named = {r.feature: {"zh": str(r.zh), "en": str(r.en)} for r in catalog.itertuples() if r.zh and r.en}
+    out = {}
+    for feature in features:
+        field = FIELD_BY_NAME.get(feature)
+        fallback = {"zh": field.zh, "en": field.en} if field else {"zh": feature, "en": feature}
+        out[feature] = named.get(feature, fallback)
+    return out
+
+
+def display_value(value: Any, language: Language) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return "缺失" if language == "zh" else "missing"
+    if isinstance(value, bool | np.bool_):
+        return ("是" if value else "否") if language == "zh" else ("yes" if value else "no")
+    if isinstance(value, float | np.floating):
+        return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:.3g}"
+    return str(value)
+
+
+def reason(name: str, value: str, effect: float, unit: str, subject: str, language: Language) -> str:
+    """One plain sentence, e.g. "Admissions in the last 365 days (3) raised the expected cost by ¥2,400"."""
+    up = effect >= 0
+    amount = f"¥{abs(effect):,.0f}" if unit == "yuan" else f"{abs(effect) * 100:.1f}"
+    if language == "zh":
+        verb = ("增加" if up else "减少") if unit == "yuan" else ("升高" if up else "降低")
+        return f"{name}（{value}）使{subject}{verb}{amount}" + ("" if unit == "yuan" else "个百分点")
+    verb = "raised" if up else "lowered"
+    return f"{name} ({value}) {verb} the {subject} by {amount}" + ("" if unit == "yuan" else " percentage points")
+
+
+def explanations(
+    explained: Explained,
+    X: pd.DataFrame,
+    prediction: np.ndarray,
+    *,
+    link: Link,
+    unit: str,
+    subject: str,
+    names: dict[str, dict[str, str]],
+    language: Language,
+    top: int,
+) -> list[dict[str, Any]]:
+    """Per case, the explanation payload (see serving.schemas.Explanation) with the ``top`` largest parts."""
+    idx = top_indices(explained.values, top)
+    picked = np.take_along_axis(explained.values, idx, axis=1)
+    picked_effects = np.take_along_axis(effects(explained.values, explained.raw, prediction, link), idx, axis=1)
+    rest = explained.values.sum(axis=1) - picked.sum(axis=1)
+    labels = [names.get(f, {language: f})[language] for f in explained.features]
+    columns = [X[f].to_numpy(dtype=object) for f in explained.features]
+    out = []
+    for row in range(len(X)):
+        parts, reasons = [], []
+        for j, value, effect in zip(idx[row], picked[row], picked_effects[row], strict=True):
+            shown = display_value(columns[j][row], language)
+            parts.append(
+                {"feature": explained.features[j], "name": labels[j], "value": shown,
+                 "contribution": float(value), "effect": float(effect)}
+            )
+            reasons.append(reason(labels[j], shown, float(effect), unit, subject, language))
+        out.append(
+            {"raw_scale": RAW_SCALE[link], "base_value": float(explained.base[row]),
+             "raw_output": float(explained.raw[row]), "contributions": parts,
+             "rest": float(rest[row]), "reasons": reasons}
+        )
+    return out

@@ -1,0 +1,102 @@
+"""ASGI middleware: request metrics and access lines by route template, and the body size limit.
+
+Both label requests by the route's template (``/cases/{case_id}``), never the concrete path, so no
+case id reaches the metrics or the logs, and metric cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("caselens.serving.access")
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Prometheus collectors of one app, in their own registry (several apps may live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "caselens_requests", "HTTP requests by endpoint", ["method", "endpoint", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "caselens_request_seconds", "request latency by endpoint", ["method", "endpoint"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500}
+        start = time.perf_counter()
+
+        async def send_with_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = time.perf_counter() - start
+            endpoint, method = route_template(scope), scope["method"]
+            self.metrics.requests.labels(method, endpoint, str(status["code"])).inc()
+            self.metrics.latency.labels(method, endpoint).observe(elapsed)
+            log.info("%s %s %d %.1fms", method, endpoint, status["code"], elapsed * 1000)
+
+
+class BodySizeLimit:
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or by counting a streamed body."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _too_large(send, self.max_bytes)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            # A chunked body has no Content-Length: count it; the app's exception handler answers 413.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, f"request body larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = f'{{"detail":"request body larger than {max_bytes} bytes"}}'.encode()
+    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

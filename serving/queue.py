@@ -1,0 +1,63 @@
+"""The coding-review queue as the service shows it: computed once, then filtered and sorted per request.
+
+Ranking the queue scores every unsettled case and regroups the likely corrections, far too slow for
+a request, so the ranked frame is cached and recomputed on first use after a model reload.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pandas as pd
+
+# Columns of the ranked queue frame, in the order the page shows them.
+QUEUE_COLUMNS = (
+    "rank", "case_id", "department", "error_type", "error_probability", "money_at_stake", "expected_value",
+    "coded_drg", "whatif_drg", "whatif_payment_change", "reasons",
+)
+SORTABLE = ("rank", "department", "error_type", "error_probability", "money_at_stake", "expected_value")
+
+
+class QueueUnavailable(RuntimeError):
+    """No queue can be ranked yet (answered as 503 with the message)."""
+
+
+class ReviewQueue:
+    def __init__(self, compute: Callable[[], pd.DataFrame]) -> None:
+        self._compute = compute
+        self._lock = threading.Lock()
+        self._frame: pd.DataFrame | None = None
+
+    def reset(self) -> None:
+        with self._lock:
+            self._frame = None
+
+    def frame(self) -> pd.DataFrame:
+        with self._lock:
+            if self._frame is None:
+                frame = self._compute()
+                missing = [c for c in QUEUE_COLUMNS if c not in frame.columns]
+                if missing:
+                    raise QueueUnavailable(f"the ranked queue lacks columns {missing}")
+                self._frame = frame.loc[:, list(QUEUE_COLUMNS)].reset_index(drop=True)
+            return self._frame
+
+    def view(
+        self, *, department: str | None = None, error_type: str | None = None, sort: str = "rank",
+        descending: bool = False, limit: int = 100,
+    ) -> pd.DataFrame:
+        """The queue filtered by department and likely error type, sorted by ``sort``, first ``limit`` rows."""
+        frame = self.frame()
+        keep = pd.Series(True, index=frame.index)
+        if department:
+            keep &= frame["department"] == department
+        if error_type:
+            keep &= frame["error_type"] == error_type
+        view = frame[keep].sort_values([sort, "rank"], ascending=[not descending, True], kind="stable")
+        return view.head(limit)
+
+    def choices(self) -> dict[str, list[str]]:
+        """Distinct departments and error types, for the page's filters."""
+        frame = self.frame()
+        return {c: sorted(frame[c].dropna().astype(str).unique()) for c in ("department", "error_type")}

@@ -1,0 +1,158 @@
+"""The models being served, loaded from the MLflow registry by alias and swapped whole on reload.
+
+Requests read ``ModelRegistry.models`` once and keep that mapping, so a reload that replaces it
+(one reference assignment, atomic in CPython) never lets a request see half of an old and half of a
+new set. A version that fails to load never replaces a working one: the old version keeps serving and
+the failure is reported by /readyz and the reload answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import lightgbm
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from serving.explain import Explained, Link, feature_names, tree_contributions
+from serving.schemas import ModelStatus
+from serving.tasks import CHAMPION_ALIAS, SERVED_TASKS, ServedTask
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LINKS: dict[str, Link] = {"cost": "log", "margin": "identity", "readmission": "logit", "coding": "logit"}
+
+
+class ModelNotServable(RuntimeError):
+    """A registered model lacks what serving needs (features, estimator, a LightGBM tree model)."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded model version with the parts the service uses directly.
+
+    The registered pyfunc is a ``models.pyfunc.CaseModel``: ``features`` (the point-in-time transformer
+    with its ``catalog`` of readable names) then ``estimator`` (whose ``predict`` returns named output
+    columns, the first being the prediction, and whose ``explained`` is the LightGBM model SHAP
+    explains). Serving calls the same two steps as ``CaseModel.predict_frame`` but keeps the feature
+    frame, so the explanation costs no second feature pass.
+    """
+
+    task: ServedTask
+    version: str
+    features: Any
+    estimator: Any
+    booster: lightgbm.Booster
+    link: Link
+    names: dict[str, dict[str, str]]
+
+    @property
+    def name(self) -> str:
+        return self.task.model_name
+
+    @property
+    def level(self) -> float | None:
+        return getattr(self.estimator, "level", None)
+
+    def features_for(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        if history is None or history.empty:
+            return self.features.transform(cases)
+        return self.features.transform(cases, history=history)
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return self.estimator.predict(X).reset_index(drop=True)
+
+    def explain(self, X: pd.DataFrame) -> Explained:
+        return tree_contributions(self.booster, X)
+
+
+def served_model(task: ServedTask, version: str, python_model: Any) -> ServedModel:
+    """Pick the served parts out of an unwrapped pyfunc model, or say what is missing."""
+    features = getattr(python_model, "features", None)
+    estimator = getattr(python_model, "estimator", None)
+    if features is None or estimator is None:
+        raise ModelNotServable(f"{task.model_name} v{version} is not a CaseModel (needs features and estimator)")
+    explained = getattr(estimator, "explained", estimator)
+    booster = explained if isinstance(explained, lightgbm.Booster) else getattr(explained, "booster_", None)
+    if not isinstance(booster, lightgbm.Booster):
+        raise ModelNotServable(f"{task.model_name} v{version}: its estimator has no LightGBM model to explain")
+    link = getattr(estimator, "link", None) or DEFAULT_LINKS.get(task.name, "identity")
+    names = feature_names(getattr(features, "catalog", None), booster.feature_name())
+    return ServedModel(task, version, features, estimator, booster, link, names)
+
+
+class ModelRegistry:
+    """Champion versions of every served task, read from one MLflow tracking/registry URI."""
+
+    def __init__(self, tracking_uri: str, tasks: Mapping[str, ServedTask] = SERVED_TASKS,
+                 alias: str = CHAMPION_ALIAS) -> None:
+        self.tracking_uri = tracking_uri
+        self.tasks = tasks
+        self.alias = alias
+        self._models: Mapping[str, ServedModel] = MappingProxyType({})
+        self._status: Mapping[str, ModelStatus] = MappingProxyType(
+            {name: ModelStatus(task=name, name=t.model_name, state="missing") for name, t in tasks.items()}
+        )
+        self._reload_lock = threading.Lock()
+
+    @property
+    def models(self) -> Mapping[str, ServedModel]:
+        return self._models
+
+    def status(self) -> list[ModelStatus]:
+        return list(self._status.values())
+
+    def load(self) -> list[str]:
+        """(Re)load every task's champion; returns the tasks whose served version changed."""
+        with self._reload_lock:
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.tracking_uri)
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+            models, status, changed = dict(self._models), {}, []
+            for name, task in self.tasks.items():
+                old = models.get(name)
+                try:
+                    model = self._load_one(client, task)
+                except _Missing as missing:
+                    status[name] = self._kept(task, old, "missing", str(missing))
+                    continue
+                except Exception as error:  # a broken version must never take the service down
+                    log.warning("loading %s failed: %s", task.model_name, type(error).__name__)
+                    status[name] = self._kept(task, old, "failed", f"{type(error).__name__}: {error}")
+                    continue
+                if old is None or old.version != model.version:
+                    changed.append(name)
+                models[name] = model
+                status[name] = ModelStatus(task=name, name=task.model_name, state="loaded", version=model.version)
+            self._models = MappingProxyType(models)
+            self._status = MappingProxyType(status)
+            return changed
+
+    def _load_one(self, client: MlflowClient, task: ServedTask) -> ServedModel:
+        try:
+            version = client.get_model_version_by_alias(task.model_name, self.alias).version
+        except MlflowException as error:
+            raise _Missing(f"no {self.alias!r} version of {task.model_name} in the registry") from error
+        current = self._models.get(task.name)
+        if current is not None and current.version == str(version):
+            return current
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{task.model_name}/{version}")
+        return served_model(task, str(version), pyfunc.unwrap_python_model())
+
+    @staticmethod
+    def _kept(task: ServedTask, old: ServedModel | None, state: str, error: str) -> ModelStatus:
+        """Status after a failed load: still 'loaded' (old version) when one was serving."""
+        if old is not None:
+            return ModelStatus(task=task.name, name=task.model_name, state="loaded", version=old.version, error=error)
+        return ModelStatus(task=task.name, name=task.model_name, state=state, error=error)
+
+
+class _Missing(LookupError):
+    pass

@@ -1,0 +1,99 @@
+"""Group a case with the CHS-DRG engine, with the trace a coder reads, or a batch without traces."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.contract import CODE_SEPARATOR
+from serving.deps import State, require
+from serving.schemas import Code
+from serving.security import Principal
+from serving.tasks import GROUP_ROLES
+
+router = APIRouter(prefix="/v1/group", tags=["casemix"])
+Caller = Annotated[Principal, Depends(require(*GROUP_ROLES))]
+Translate = Annotated[bool, Query(description="map hospital code versions through diagnosis_map/procedure_map")]
+
+
+class GroupCase(BaseModel):
+    """What the grouper reads: demographics and the coded diagnoses and procedures, principal first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str | None = Field(default=None, max_length=64)
+    sex: Literal[1, 2] | None = Field(description="1 male, 2 female; missing makes the case invalid")
+    age_years: int | None = Field(ge=0, le=130)
+    age_days: int | None = Field(default=None, ge=0, le=365)
+    birth_weight_g: float | None = Field(default=None, ge=0, le=8000, allow_inf_nan=False)
+    diagnoses: list[Code] = Field(max_length=100, description="ICD-10 医保版, principal first")
+    procedures: list[Code] = Field(default_factory=list, max_length=100, description="ICD-9-CM-3 医保版, principal first")
+
+
+class GroupBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cases: list[GroupCase] = Field(min_length=1)
+
+
+class Grouped(BaseModel):
+    case_id: str | None
+    status: Literal["grouped", "ungroupable", "invalid"]
+    reason: str
+    mdc: str
+    adrg: str
+    drg: str
+    drg_name: str | None
+    mcc_count: int
+    cc_count: int
+    trace: list[str] | None = None
+
+
+def grouper(state: State) -> Any:
+    try:
+        return state.grouper()
+    except ImportError as error:
+        raise HTTPException(503, "the casemix grouper is not installed") from error
+
+
+@router.post("", response_model=Grouped, summary="Group one case, with the rule trace")
+def group_one(case: GroupCase, state: State, principal: Caller, translate_codes: Translate = False) -> Grouped:
+    engine = grouper(state)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/group", case_ids=[case.case_id])
+    result = engine.group_case(
+        sex=case.sex, age_years=case.age_years, age_days=case.age_days, birth_weight_g=case.birth_weight_g,
+        diagnoses=case.diagnoses, procedures=case.procedures, translate_codes=translate_codes,
+    )
+    return Grouped(case_id=case.case_id, **result.model_dump())
+
+
+@router.post("/batch", response_model=list[Grouped], summary="Group a batch of cases (no traces)")
+def group_batch(batch: GroupBatch, state: State, principal: Caller, translate_codes: Translate = False) -> list[Grouped]:
+    if len(batch.cases) > state.serving.max_batch:
+        raise HTTPException(413, f"at most {state.serving.max_batch} cases per request")
+    engine = grouper(state)
+    case_ids = [c.case_id for c in batch.cases]
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/group/batch", case_ids=case_ids)
+    result = engine.group_frame(_frame(batch.cases), translate_codes=translate_codes)
+    names = engine.tables.drg_name
+    return [
+        Grouped(case_id=case_id, drg_name=names(row["drg"]), **row)
+        for case_id, row in zip(case_ids, result.to_dict("records"), strict=True)
+    ]
+
+
+def _frame(cases: list[GroupCase]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "sex": [c.sex for c in cases],
+            "age_years": [c.age_years for c in cases],
+            "age_days": [c.age_days for c in cases],
+            "birth_weight_g": [c.birth_weight_g for c in cases],
+            "diagnoses": [CODE_SEPARATOR.join(c.diagnoses) for c in cases],
+            "procedures": [CODE_SEPARATOR.join(c.procedures) for c in cases],
+        },
+        dtype=object,
+    )

@@ -1,0 +1,170 @@
+"""Server-rendered pages (Jinja2, no build step): login, the case page and the coding-review queue.
+
+Pages use the same keys and roles as the API: the login form checks a key and keeps it in an
+HttpOnly, SameSite=Strict cookie; a page asked for without one redirects to the login form.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from pipelines.contract import ADMISSION_SOURCES, ADMISSION_TYPES, SEXES, fields_known_at
+from serving.cases import CasesUnavailable
+from serving.deps import Lang, State, require
+from serving.predictions import ScoringError, predict_explained
+from serving.queue import SORTABLE, QueueUnavailable
+from serving.security import COOKIE_NAME, Principal
+from serving.tasks import CASE_PAGE_ROLES, QUEUE_ROLES, SERVED_TASKS
+from serving.waterfall import waterfall_svg
+
+TEMPLATES = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+def page_language(lang: Lang, request: Request) -> str:
+    """``?lang=`` wins over Accept-Language, so a person can switch on the page."""
+    chosen = request.query_params.get("lang")
+    return chosen if chosen in ("zh", "en") else lang
+
+
+PageLang = Annotated[str, Depends(page_language)]
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect would hand the key cookie's session to another site."""
+    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, lang: PageLang, next: Annotated[str | None, Query(max_length=500)] = None):
+    return TEMPLATES.TemplateResponse(request, "login.html", {"lang": lang, "next": safe_next(next), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request, state: State, lang: PageLang,
+    key: Annotated[str, Form(max_length=200)], next: Annotated[str, Form(max_length=500)] = "/",
+):
+    principal = state.keys.authenticate(key)
+    if principal is None:
+        state.audit.record(key_id=None, role=None, endpoint="/login", outcome="unauthenticated")
+        context = {"lang": lang, "next": safe_next(next), "error": "密钥无效" if lang == "zh" else "invalid key"}
+        return TEMPLATES.TemplateResponse(request, "login.html", context, status_code=401)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/login")
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(COOKIE_NAME, key, httponly=True, samesite="strict", secure=state.serving.cookie_secure)
+    return response
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE_NAME)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request, state: State, lang: PageLang,
+          principal: Annotated[Principal, Depends(require(*CASE_PAGE_ROLES))]):
+    context = {"lang": lang, "principal": principal, "models": state.registry.status()}
+    return TEMPLATES.TemplateResponse(request, "index.html", context)
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(case_id: Annotated[str, Path(max_length=64)], request: Request, state: State, lang: PageLang,
+              principal: Annotated[Principal, Depends(require(*CASE_PAGE_ROLES))]):
+    """A case's predictions, each with a SHAP waterfall and the reasons in words."""
+    try:
+        found = state.cases(case_id)
+    except CasesUnavailable as error:
+        raise HTTPException(503, str(error)) from error
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/cases/{case_id}", case_ids=[case_id])
+    if found is None:
+        context = {"lang": lang, "principal": principal, "case_id": case_id}
+        return TEMPLATES.TemplateResponse(request, "not_found.html", context, status_code=404)
+    case, history = found
+    cards = [card for task in SERVED_TASKS.values()
+             if task.name in state.registry.models and principal.role in task.roles
+             and (card := _card(state, task.name, case, history, lang)) is not None]
+    context = {"lang": lang, "principal": principal, "case": _summary(case.iloc[0], lang), "case_id": case_id,
+               "cards": cards, "missing": [t for t in SERVED_TASKS.values() if t.name not in state.registry.models]}
+    return TEMPLATES.TemplateResponse(request, "case.html", context)
+
+
+def _card(state: State, task_name: str, case: Any, history: Any, lang: str) -> dict[str, Any] | None:
+    """One prediction card, or None when the case is not yet at the model's stage (no discharge yet)."""
+    model = state.registry.models[task_name]
+    task = model.task
+    if task.stage == "discharge" and case["discharge_date"].isna().any():
+        return None
+    derived = ("los_days",) if task.stage == "discharge" else ()
+    columns = [c for c in (*fields_known_at(task.stage), *derived) if c in case.columns]
+    try:
+        prediction = predict_explained(model, case[columns], history=history, language=lang)[0]  # type: ignore[arg-type]
+    except ScoringError as error:
+        return {"task": task, "model": model, "error": str(error)}
+    svg = waterfall_svg(prediction["explanation"], prediction["value"], model.link, task.unit, lang)
+    return {"task": task, "model": model, "prediction": prediction, "svg": svg, "error": None}
+
+
+def _summary(row: Any, lang: str) -> list[tuple[str, str]]:
+    zh = lang == "zh"
+
+    def label(codes: dict[int, tuple[str, str]], value: Any) -> str:
+        return codes.get(int(value), (str(value), str(value)))[0 if zh else 1] if value == value else "—"
+
+    def date(value: Any) -> str:
+        return value.date().isoformat() if value == value and value is not None else "—"
+
+    items = [
+        ("科室" if zh else "department", str(row.get("department", "—"))),
+        ("入院日期" if zh else "admitted", date(row.get("admission_date"))),
+        ("出院日期" if zh else "discharged", date(row.get("discharge_date"))),
+        ("年龄" if zh else "age", str(row.get("age_years", "—"))),
+        ("性别" if zh else "sex", label(SEXES, row.get("sex"))),
+        ("入院途径" if zh else "admission route", label(ADMISSION_SOURCES, row.get("admission_source"))),
+        ("入院类型" if zh else "admission type", label(ADMISSION_TYPES, row.get("admission_type"))),
+        ("入院诊断" if zh else "admission diagnosis", str(row.get("admission_diagnosis") or "—")),
+        ("主要诊断" if zh else "principal diagnosis", str(row.get("principal_diagnosis") or "—")),
+    ]
+    return items
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue_page(
+    request: Request, state: State, lang: PageLang,
+    principal: Annotated[Principal, Depends(require(*QUEUE_ROLES))],
+    department: Annotated[str | None, Query(max_length=64)] = None,
+    error_type: Annotated[str | None, Query(max_length=64)] = None,
+    sort: Annotated[str, Query(max_length=32)] = "rank",
+    descending: bool = False,
+):
+    """The coding-review queue, sortable by any column header and filterable by department and error type."""
+    sort = sort if sort in SORTABLE else "rank"
+    try:
+        view = state.queue.view(department=department or None, error_type=error_type or None, sort=sort,
+                                descending=descending, limit=500)
+        choices = state.queue.choices()
+    except QueueUnavailable as error:
+        raise HTTPException(503, str(error)) from error
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/queue",
+                       case_ids=view["case_id"].tolist())
+
+    def sort_link(column: str) -> str:
+        flip = column == sort and not descending
+        query = {"sort": column, "descending": str(flip).lower(), "lang": lang,
+                 "department": department or "", "error_type": error_type or ""}
+        return "/queue?" + "&".join(f"{k}={quote(v)}" for k, v in query.items())
+
+    context = {
+        "lang": lang, "principal": principal, "rows": view.to_dict("records"), "choices": choices,
+        "department": department or "", "error_type": error_type or "", "sort": sort, "descending": descending,
+        "sort_link": sort_link, "sortable": SORTABLE,
+    }
+    return TEMPLATES.TemplateResponse(request, "queue.html", context)

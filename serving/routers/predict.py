@@ -1,0 +1,80 @@
+"""Prediction endpoints: one case or a batch, for every served task, each with its SHAP explanation.
+
+The routes are generated from ``serving.tasks.SERVED_TASKS`` so every task gets the same shape,
+its stage's request schema and its roles; a task whose model is not loaded answers 503.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from serving.deps import Lang, State, require
+from serving.frames import cases_frame
+from serving.predictions import ScoringError, predict_explained
+from serving.registry import ServedModel
+from serving.schemas import BATCH_MODELS, SINGLE_MODELS, BatchResponse, PredictResponse
+from serving.security import Principal
+from serving.tasks import SERVED_TASKS, ServedTask
+
+router = APIRouter(prefix="/v1/predict", tags=["predictions"])
+
+Top = Annotated[int | None, Query(ge=1, le=500, description="how many contributions to list (default 8)")]
+
+
+def served(state: State, task: ServedTask) -> ServedModel:
+    model = state.registry.models.get(task.name)
+    if model is None:
+        raise HTTPException(503, f"model {task.model_name} is not loaded (no 'champion' version registered yet)")
+    return model
+
+
+def _run(state: State, task: ServedTask, cases: list[Any], history: list[Any] | None, lang: str, top: int | None,
+         principal: Principal, endpoint: str) -> dict[str, Any]:
+    limit = state.serving.max_batch
+    if len(cases) + len(history or []) > limit:
+        raise HTTPException(413, f"at most {limit} cases (history included) per request")
+    model = served(state, task)
+    frame = cases_frame(cases)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint=endpoint,
+                       case_ids=frame["case_id"].tolist() if "case_id" in frame.columns else None)
+    try:
+        predictions = predict_explained(
+            model, frame, history=cases_frame(history) if history else None, language=lang,
+            top=top or state.serving.top_contributions,
+        )
+    except ScoringError as error:
+        raise HTTPException(422, str(error)) from error
+    return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
+
+
+def _add_routes(task: ServedTask) -> None:
+    single_body, batch_body = SINGLE_MODELS[task.stage], BATCH_MODELS[task.stage]
+    who = Depends(require(*task.roles))
+    path = f"{router.prefix}/{task.name}"
+
+    def predict_one(body: single_body, state: State, lang: Lang, top: Top = None,  # type: ignore[valid-type]
+                    principal: Principal = who) -> dict[str, Any]:
+        answer = _run(state, task, [body.case], body.history, lang, top, principal, path)
+        return {"model": answer["model"], "prediction": answer["predictions"][0]}
+
+    def predict_batch(body: batch_body, state: State, lang: Lang, top: Top = None,  # type: ignore[valid-type]
+                      principal: Principal = who) -> dict[str, Any]:
+        return _run(state, task, body.cases, body.history, lang, top, principal, f"{path}/batch")
+
+    roles = ", ".join(task.roles)
+    router.add_api_route(
+        f"/{task.name}", predict_one, methods=["POST"], response_model=PredictResponse,
+        summary=f"{task.en} ({task.zh}) for one case", operation_id=f"predict_{task.name}",
+        description=f"{task.summary} Stage: {task.stage}. Roles: {roles}.",
+    )
+    router.add_api_route(
+        f"/{task.name}/batch", predict_batch, methods=["POST"], response_model=BatchResponse,
+        summary=f"{task.en} ({task.zh}) for a batch of cases", operation_id=f"predict_{task.name}_batch",
+        description=f"{task.summary} Stage: {task.stage}. Roles: {roles}.",
+    )
+
+
+for _task in SERVED_TASKS.values():
+    _add_routes(_task)

@@ -1,0 +1,173 @@
+"""Request and response models; the case schemas are generated from the shared contract.
+
+An admission-stage request (pre-admission cost and margin) carries only fields known at admission, so
+a client cannot leak discharge information into a pre-admission prediction; unknown fields are refused
+with 422 naming them. Values are bounded by the contract (codes, ranges) and dates by what pandas
+can hold, so no request can reach the models with a value they cannot represent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+
+from pipelines.contract import FIELDS, STAGE_ORDER, Field as ContractField, Stage
+
+MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+OPTIONAL_IDS = ("case_id", "patient_id")  # a pre-admission enquiry may not have them yet
+
+
+def _date_in_range(value: dt.date) -> dt.date:
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(f"date must be between {MIN_DATE} and {MAX_DATE}")
+    return value
+
+
+CaseDate = Annotated[dt.date, AfterValidator(_date_in_range)]
+Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.+\-x*]+$")]
+CodeList = Annotated[str, Field(max_length=2000, pattern=r"^[A-Za-z0-9.+\-x*|]*$")]
+Text = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _annotation(f: ContractField) -> Any:
+    if f.allowed is not None:
+        return Literal[f.allowed]  # type: ignore[valid-type]
+    if f.kind == "int":
+        return Annotated[int, Field(ge=f.minimum, le=f.maximum)]
+    if f.kind == "float":
+        return Annotated[float, Field(ge=f.minimum, le=f.maximum if f.maximum is not None else 1e12, allow_inf_nan=False)]
+    if f.kind == "date":
+        return CaseDate
+    if f.kind == "bool":
+        return bool
+    if f.kind == "codes":
+        return CodeList
+    if f.name.endswith(("diagnosis", "procedure")):
+        return Code
+    return Text
+
+
+class _CaseBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> _CaseBase:
+        admitted, discharged = getattr(self, "admission_date", None), getattr(self, "discharge_date", None)
+        if admitted and discharged and discharged < admitted:
+            raise ValueError("discharge_date is before admission_date")
+        return self
+
+
+def case_model(stage: Stage) -> type[BaseModel]:
+    """A pydantic model of the contract fields known at ``stage``."""
+    fields: dict[str, Any] = {}
+    for f in FIELDS:
+        if STAGE_ORDER[f.stage] > STAGE_ORDER[stage]:
+            continue
+        required = f.required and f.name not in OPTIONAL_IDS
+        annotation = _annotation(f) if required else _annotation(f) | None
+        fields[f.name] = (annotation, Field(... if required else None, description=f"{f.zh} / {f.en}"))
+    return create_model(f"{stage.capitalize()}Case", __base__=_CaseBase, **fields)
+
+
+AdmissionCase = case_model("admission")
+DischargeCase = case_model("discharge")
+CASE_MODELS: dict[str, type[BaseModel]] = {"admission": AdmissionCase, "discharge": DischargeCase}
+
+
+class Interval(BaseModel):
+    lower: float
+    upper: float
+    level: float = Field(description="nominal coverage, e.g. 0.8")
+
+
+class Contribution(BaseModel):
+    feature: str = Field(description="feature column name")
+    name: str = Field(description="readable feature name in the requested language")
+    value: str = Field(description="the case's value of the feature, as shown to a person")
+    contribution: float = Field(description="SHAP value on the model's raw output scale")
+    effect: float = Field(description="change of the prediction caused by this feature, in yuan or probability")
+
+
+class Explanation(BaseModel):
+    raw_scale: str = Field(description="what the raw output is: 'log yuan', 'log-odds' or 'yuan'")
+    base_value: float = Field(description="expected raw output over the training data")
+    raw_output: float = Field(description="the model's raw output for this case")
+    contributions: list[Contribution] = Field(description="largest contributions first")
+    rest: float = Field(description="sum of the contributions not listed: base + listed + rest = raw output")
+    reasons: list[str] = Field(description="the listed contributions in plain language")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Prediction(BaseModel):
+    case_id: str | None
+    value: float = Field(description="the prediction: yuan, or a calibrated probability")
+    unit: Literal["yuan", "probability"]
+    interval: Interval | None = None
+    outputs: dict[str, float] = Field(default_factory=dict, description="every output column of the model")
+    explanation: Explanation
+
+
+class PredictResponse(BaseModel):
+    model: ModelRef
+    prediction: Prediction
+
+
+class BatchResponse(BaseModel):
+    model: ModelRef
+    predictions: list[Prediction]
+
+
+def batch_model(stage: Stage) -> type[BaseModel]:
+    """A batch request of cases known at ``stage``; the size limit is enforced as 413, not 422."""
+    return create_model(
+        f"{stage.capitalize()}Batch",
+        __config__=ConfigDict(extra="forbid"),
+        cases=(list[CASE_MODELS[stage]], Field(min_length=1, description="the cases, one prediction each")),
+        history=(
+            list[DischargeCase] | None,
+            Field(default=None, description="earlier stays of the same patients, for history features"),
+        ),
+    )
+
+
+BATCH_MODELS: dict[str, type[BaseModel]] = {stage: batch_model(stage) for stage in CASE_MODELS}
+
+
+def single_model(stage: Stage) -> type[BaseModel]:
+    return create_model(
+        f"{stage.capitalize()}Request",
+        __config__=ConfigDict(extra="forbid"),
+        case=(CASE_MODELS[stage], ...),
+        history=(
+            list[DischargeCase] | None,
+            Field(default=None, description="earlier stays of the patient, for history features"),
+        ),
+    )
+
+
+SINGLE_MODELS: dict[str, type[BaseModel]] = {stage: single_model(stage) for stage in CASE_MODELS}
+
+
+class ModelStatus(BaseModel):
+    task: str
+    name: str
+    state: Literal["loaded", "missing", "failed"]
+    version: str | None = None
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    ready: bool
+    models: list[ModelStatus]
+
+
+class ReloadResult(BaseModel):
+    models: list[ModelStatus]
+    changed: list[str] = Field(description="tasks now served by a different version")

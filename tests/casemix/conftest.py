@@ -1,0 +1,29 @@
+"""Fixtures for the casemix tests: the CHS-DRG 1.1 tables, one grouper, the reference cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.casemix.grouper import Grouper
+from features.casemix.tables import CasemixTables, load_tables
+
+REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
+
+
+@pytest.fixture(scope="session")
+def tables() -> CasemixTables:
+    return load_tables()
+
+
+@pytest.fixture(scope="session")
+def grouper(tables: CasemixTables) -> Grouper:
+    return Grouper(tables)
+
+
+@pytest.fixture(scope="session")
+def reference_cases() -> pd.DataFrame:
+    """The 5,000 reference cases exactly as written (every column text, empty cells as '')."""
+    return pd.read_csv(REFERENCE_CASES, sep="\t", dtype=str, keep_default_na=False)

@@ -1,0 +1,83 @@
+"""The grouper agrees with the reference CHS-DRG 1.1 grouper on every one of its 5,000 cases."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from features.casemix.grouper import OUTPUT_COLUMNS, REFERENCE_STATUS, Grouper
+
+EXPECTED = ["expected_status", "expected_mdc", "expected_adrg", "expected_drg"]
+
+
+def _answers(result: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "expected_status": result["status"].map(REFERENCE_STATUS),
+            "expected_mdc": result["mdc"],
+            "expected_adrg": result["adrg"],
+            "expected_drg": result["drg"],
+        }
+    )
+
+
+def _assert_agrees(reference: pd.DataFrame, answers: pd.DataFrame) -> None:
+    differ = (answers[EXPECTED] != reference[EXPECTED]).any(axis=1)
+    assert not differ.any(), (
+        reference.loc[differ, ["case_id", *EXPECTED]].join(answers, rsuffix="_ours").head()
+    )
+
+
+def test_group_frame_agrees_on_every_reference_case(grouper: Grouper, reference_cases: pd.DataFrame) -> None:
+    result = grouper.group_frame(reference_cases)
+    assert list(result.columns) == list(OUTPUT_COLUMNS)
+    assert result.index.equals(reference_cases.index)
+    _assert_agrees(reference_cases, _answers(result))
+    assert (result.loc[result["status"] == "grouped", "reason"] == "").all()
+    assert (result.loc[result["status"] != "grouped", "reason"] != "").all()
+
+
+def test_group_case_agrees_on_every_reference_case(grouper: Grouper, reference_cases: pd.DataFrame) -> None:
+    rows = [
+        grouper.group_case(
+            sex=case.sex,
+            age_years=case.age_years,
+            age_days=case.age_days,
+            birth_weight_g=case.birth_weight_g,
+            diagnoses=case.diagnoses,
+            procedures=case.procedures,
+        )
+        for case in reference_cases.itertuples()
+    ]
+    answers = _answers(pd.DataFrame([r.model_dump(exclude={"trace"}) for r in rows]))
+    _assert_agrees(reference_cases, answers)
+    assert all(r.trace for r in rows)
+
+
+def test_canonical_columns_give_the_same_answers(grouper: Grouper, reference_cases: pd.DataFrame) -> None:
+    diagnoses = reference_cases["diagnoses"].str.split("|", n=1)
+    procedures = reference_cases["procedures"].str.split("|", n=1)
+    canonical = pd.DataFrame(
+        {
+            "sex": pd.to_numeric(reference_cases["sex"]).astype("Int64"),
+            "age_years": pd.to_numeric(reference_cases["age_years"]).astype("int64"),
+            "age_days": pd.to_numeric(reference_cases["age_days"]).astype("Int64"),
+            "birth_weight_g": pd.to_numeric(reference_cases["birth_weight_g"]).astype("float64"),
+            "principal_diagnosis": diagnoses.str[0].replace("", None),
+            "other_diagnoses": diagnoses.str[1],
+            "principal_procedure": procedures.str[0].replace("", None),
+            "other_procedures": procedures.str[1],
+        },
+        index=reference_cases.index + 100,
+    )
+    result = grouper.group_frame(canonical)
+    assert result.index.equals(canonical.index)
+    _assert_agrees(reference_cases, _answers(result.set_axis(reference_cases.index)))
+
+
+def test_arrow_table_in_gives_arrow_table_out(grouper: Grouper, reference_cases: pd.DataFrame) -> None:
+    sample = reference_cases.head(300)
+    table = grouper.group_frame(pa.Table.from_pandas(sample, preserve_index=False))
+    assert isinstance(table, pa.Table)
+    assert table.column_names[: len(OUTPUT_COLUMNS)] == list(OUTPUT_COLUMNS)
+    assert table.column("drg").to_pylist() == sample["expected_drg"].tolist()

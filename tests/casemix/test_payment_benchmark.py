@@ -1,0 +1,20 @@
+"""The payment benchmark runs end to end at toy size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from experiments.benchmarks.casemix_payment import grouped_cases, run
+
+
+def test_benchmark_writes_its_results(tmp_path: Path) -> None:
+    out = tmp_path / "casemix_payment.md"
+    run(cases=2000, output=out)
+    text = out.read_text(encoding="utf-8")
+    assert "`price_cases`" in text and "Peak memory" in text and "--cases 2000" in text
+
+
+def test_synthetic_cases_are_grouped_frames() -> None:
+    frame = grouped_cases(500)
+    assert len(frame) == 500 and set(frame["status"]) <= {"grouped", "ungroupable", "invalid"}
+    assert (frame.loc[frame["status"] != "grouped", "drg"] == "0000").all()

@@ -1,0 +1,148 @@
+"""``caselens casemix report`` and ``weights`` end to end on a small cases file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.casemix.weights import read_weights
+from pipelines import store
+from pipelines.cli import app
+from pipelines.contract import COST_CATEGORIES, FIELDS
+
+REFERENCE = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
+runner = CliRunner()
+
+
+@pytest.fixture
+def cases_csv(tmp_path: Path) -> Path:
+    """300 reference cases with departments, dates and charges added, as a canonical CSV."""
+    ref = pd.read_csv(REFERENCE, sep="\t", dtype=str, keep_default_na=False).head(300)
+    rng = np.random.default_rng(7)
+    n = len(ref)
+    discharged = pd.Timestamp("2024-10-01") + pd.to_timedelta(rng.integers(0, 180, n), unit="D")
+    los = pd.to_numeric(ref["los_days"]).clip(lower=1)
+    frame = pd.DataFrame(
+        {
+            "case_id": ref["case_id"],
+            "department": rng.choice(["内科", "外科"], n),
+            "sex": ref["sex"],
+            "age_years": ref["age_years"],
+            "age_days": ref["age_days"],
+            "birth_weight_g": ref["birth_weight_g"],
+            "diagnoses": ref["diagnoses"],
+            "procedures": ref["procedures"],
+            "admission_date": discharged - pd.to_timedelta(los, unit="D"),
+            "discharge_date": discharged,
+            "los_days": los,
+            "total_cost": 10000.0,
+            **dict.fromkeys(COST_CATEGORIES, 1000.0),
+            "cost_negotiated_drugs": 0.0,
+        }
+    )
+    path = tmp_path / "cases.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_report_calibrates_weights_and_writes_the_csv(cases_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "report.csv"
+    result = runner.invoke(
+        app, ["casemix", "report", "--input", str(cases_csv), "--period", "year", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    report = pd.read_csv(out)
+    assert report["cases"].sum() == 300
+    assert set(report["department"]) == {"内科", "外科"}
+    assert set(report["period"].astype(str)) == {"2024", "2025"}
+    # Equal costs everywhere: every DRG weighs 1.0, and every grouped case sits exactly on the standard.
+    weights = read_weights(tmp_path / "out" / "report-weights.csv")
+    assert weights["rw"].to_numpy() == pytest.approx(1.0)
+    assert weights["name"].notna().all()
+    assert report["cmi"].to_numpy() == pytest.approx(1.0)
+    assert report["cci"].to_numpy() == pytest.approx(1.0)
+    assert "CMI" in result.output
+
+
+def test_report_by_drg_with_given_weights(cases_csv: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "rw.csv"
+    assert (
+        runner.invoke(app, ["casemix", "weights", "--input", str(cases_csv), "-o", str(weights)]).exit_code
+        == 0
+    )
+    out = tmp_path / "by_drg.csv"
+    args = [
+        "casemix",
+        "report",
+        "--input",
+        str(cases_csv),
+        "--by",
+        "drg",
+        "--weights",
+        str(weights),
+        "-o",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "by_drg-weights.csv").exists()
+    assert "drg" in pd.read_csv(out).columns
+
+
+def test_bad_payment_rules_exit_with_the_field_named(cases_csv: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "city.toml"
+    rules.write_text('name = "x"\nmethod = "rate"\n[[outliers.bands]]\nhigh_multiple = 0\nlow_multiple = 0\n')
+    result = runner.invoke(app, ["casemix", "report", "--input", str(cases_csv), "--payment", str(rules)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "invalid payment rules" in output and "outliers.bands.0.high_multiple" in output
+    assert "Traceback" not in output
+
+
+def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["casemix", "weights", "--input", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 1 and "no such file" in " ".join(result.output.split())
+
+
+def test_report_reads_the_store(cases_csv: Path, tmp_path: Path) -> None:
+    cases = pd.read_csv(
+        cases_csv, parse_dates=["admission_date", "discharge_date"], dtype={"department": str}
+    )
+    cases = cases[cases["sex"].isin([1, 2]) & cases["age_years"].notna()].reset_index(drop=True)
+    for kind in ("diagnoses", "procedures"):
+        codes = cases.pop(kind).fillna("").str.split("|", n=1, expand=True).reindex(columns=[0, 1])
+        principal, others = codes[0].replace("", None), codes[1]
+        cases[f"principal_{kind.removesuffix('s').replace('diagnose', 'diagnosis')}"] = principal
+        cases[f"other_{kind}"] = others
+    for field in FIELDS:
+        if field.name not in cases.columns:
+            cases[field.name] = _filler(field, cases)
+    cases = cases.astype(store.canonical_dtypes())
+    store.write_cases(cases, tmp_path / "store")
+    out = tmp_path / "report.csv"
+    args = ["casemix", "report", "--store", str(tmp_path / "store"), "--by", "hospital", "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = pd.read_csv(out)
+    assert report["cases"].sum() == len(cases) > 100
+    assert report["grouping_rate"].min() > 0.5
+
+
+def _filler(field, cases: pd.DataFrame) -> object:
+    """A plausible value for a contract column the reference cases lack."""
+    if not field.required:
+        return None
+    if field.kind == "int":
+        return field.allowed[0] if field.allowed else 0
+    if field.kind == "date":
+        return cases["admission_date"]
+    return cases["principal_diagnosis"] if field.name == "admission_diagnosis" else "x"
+
+
+def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["casemix", "weights", "--store", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "no case store" in " ".join(result.output.split())
