@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.contract import CODE_SEPARATOR
 
@@ -82,17 +84,24 @@ def code_count(code_lists: pd.Series) -> pd.Series:
     return pd.Series(np.bincount(rows, minlength=len(code_lists)), index=code_lists.index, dtype="int64")
 
 
-def explode_codes(*columns: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Long form of several code columns of one frame: (row position, code) pairs, empty codes dropped.
+def explode_codes(*columns: pd.Series) -> tuple[np.ndarray, pd.Categorical]:
+    """Long form of code columns of one frame: (row position, code) pairs, blanks dropped, codes trimmed.
 
     Each column may hold single codes or '|'-separated lists; rows are positions 0..n-1 of the frame.
+    Codes come back as a categorical (each distinct code once), so callers work on distinct codes.
+    Splitting runs in pyarrow: pandas' Python-level ``str.split`` is ten times slower on a million rows.
     """
     rows, codes = [], []
     for column in columns:
-        text = column.astype(object).where(column.notna(), "").astype(str)
-        long = text.str.split(CODE_SEPARATOR, regex=False).explode()
-        keep = long.notna() & (long != "")
-        position = np.repeat(np.arange(len(column)), text.str.count(r"\|").to_numpy() + 1)
-        rows.append(position[keep.to_numpy()])
-        codes.append(long[keep].str.strip().to_numpy(dtype=object))
-    return np.concatenate(rows), np.concatenate(codes)
+        text = pa.array(column.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+        lists = pc.split_pattern(text, CODE_SEPARATOR)
+        flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+        keep = pc.fill_null(pc.not_equal(flat, ""), False)
+        rows.append(pc.list_parent_indices(lists).filter(keep).to_numpy().astype(np.int64))
+        codes.append(flat.filter(keep))
+    encoded = pa.chunked_array(codes, type=pa.string()).combine_chunks().dictionary_encode()
+    categorical = pd.Categorical.from_codes(
+        encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+        categories=pd.Index(encoded.dictionary.to_pylist(), dtype=object),
+    )
+    return np.concatenate(rows), categorical

@@ -41,14 +41,10 @@ def _code_masks(codes: np.ndarray) -> np.ndarray:
 
 def condition_masks(*code_columns: pd.Series) -> np.ndarray:
     """One Charlson bit mask per row from the rows' diagnosis columns (single codes or '|' lists)."""
-    n = len(code_columns[0])
     rows, codes = explode_codes(*code_columns)
-    positions, distinct = pd.factorize(codes)
-    code_mask = (
-        _code_masks(np.asarray(distinct, dtype=object))[positions] if len(codes) else np.zeros(0, np.int64)
-    )
-    mask = np.zeros(n, dtype=np.int64)
-    np.bitwise_or.at(mask, rows, code_mask)
+    per_code = _code_masks(np.asarray(codes.categories, dtype=object))[codes.codes]
+    mask = np.zeros(len(code_columns[0]), dtype=np.int64)
+    np.bitwise_or.at(mask, rows, per_code)
     return mask
 
 

@@ -35,9 +35,9 @@ def _days(dates: pd.Series, origin: np.datetime64) -> np.ndarray:
 
 def _cumulative(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Cumulative sums along sorted events with a leading zero row (works for 1-D and 2-D values)."""
-    ordered = values[order]
-    zero = np.zeros((1, *ordered.shape[1:]), dtype=ordered.dtype)
-    return np.concatenate([zero, np.cumsum(ordered, axis=0)])
+    out = np.zeros((len(order) + 1, *values.shape[1:]), dtype=values.dtype)
+    np.cumsum(values[order], axis=0, out=out[1:])
+    return out
 
 
 def _between(cum: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -66,6 +66,14 @@ def _days_since_last(
     gap[earlier] = (query_keys[earlier] - sorted_keys[strictly_before[earlier] - 1]).astype(np.float64)
     gap[same_day > 0] = 0.0
     return gap
+
+
+def _own(values: np.ndarray, query_self: np.ndarray) -> np.ndarray:
+    """Each query's own event row of ``values`` (zeros when its stay is not among the events)."""
+    out = np.zeros((len(query_self), *values.shape[1:]), dtype=values.dtype)
+    has_self = query_self >= 0
+    out[has_self] = values[query_self[has_self]]
+    return out
 
 
 def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +118,7 @@ def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
     )
     cost = pd.to_numeric(events["total_cost"], errors="coerce").fillna(0.0).to_numpy(np.float64)
     los = pd.to_numeric(events["los_days"], errors="coerce").fillna(0).to_numpy(np.float64)
-    conditions = mask_bits(condition_masks(events["principal_diagnosis"], events["other_diagnoses"]))
+    conditions = mask_bits(condition_masks(events["principal_diagnosis"], events["other_diagnoses"])).astype(np.int32)
 
     per_event = np.column_stack([np.ones(len(events)), cost, los, readmission, emergency]).astype(np.float64)
     cum = _cumulative(per_event, order)
@@ -120,19 +128,18 @@ def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
     hi = np.searchsorted(sorted_keys, query_keys, side="right")
     out: dict[str, np.ndarray] = {}
     self_ever = _self_in(query_self, event_keys, query_patient * _BIG, query_keys)
-    own = np.clip(query_self, 0, None)
     out["prior_admissions"] = (hi - start) - self_ever
     for window in WINDOWS:
         lo = np.searchsorted(sorted_keys, query_keys - window, side="left")
         inside = _self_in(query_self, event_keys, query_keys - window, query_keys)
-        sums = _between(cum, lo, hi) - per_event[own] * inside[:, None]
+        sums = _between(cum, lo, hi) - _own(per_event, query_self) * inside[:, None]
         out[f"prior_admissions_{window}d"] = sums[:, 0]
         out[f"prior_cost_{window}d"] = sums[:, 1]
         out[f"prior_los_days_{window}d"] = sums[:, 2]
         out[f"prior_readmissions_{window}d"] = sums[:, 3]
         out[f"prior_emergency_admissions_{window}d"] = sums[:, 4]
     out["days_since_last_discharge"] = _days_since_last(sorted_keys, query_keys, start, self_ever)
-    seen = _between(cum_conditions, start, hi) - conditions[own] * self_ever[:, None]
+    seen = _between(cum_conditions, start, hi) - _own(conditions, query_self) * self_ever[:, None]
     frame = pd.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in out.items()}, index=queries.index)
     frame["prior_condition_mask"] = bits_mask(seen)
     return frame

@@ -213,7 +213,7 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
                 )
             parts.append(part)
         raw = pd.concat(parts, axis=1)
-        return raw[self._names(views)]
+        return raw.drop(columns=[c for c in raw.columns if c in self.exclude])
 
     def _prior(
         self, visible: pd.DataFrame, cases: pd.DataFrame, history: pd.DataFrame | None

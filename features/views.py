@@ -419,9 +419,9 @@ def _chapter_feature(row: pd.Series) -> Feature:
 
 def _coding(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
     principal_procedure = _text(cases["principal_procedure"])
-    procedures = codes.code_count(principal_procedure) + codes.code_count(cases["other_procedures"])
+    procedures = principal_procedure.notna() + codes.code_count(cases["other_procedures"])
     rows, secondary = codes.explode_codes(cases["other_diagnoses"])
-    chapter = codes.icd10_chapter(pd.Series(secondary, dtype=object))
+    chapter = codes.icd10_chapter(pd.Series(secondary))
     chapters = codes.icd10_chapters()["chapter"]
     level = pd.Categorical(chapter, categories=chapters).codes
     known = level >= 0
@@ -429,15 +429,14 @@ def _coding(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
         rows[known] * len(chapters) + level[known], minlength=len(cases) * len(chapters)
     ).reshape(len(cases), len(chapters))
     proc_rows, proc_codes = codes.explode_codes(principal_procedure, cases["other_procedures"])
-    is_or = pd.Series(proc_codes, dtype=object).isin(context.tables.or_procedures).to_numpy()
+    is_or = pd.Series(proc_codes).isin(context.tables.or_procedures).to_numpy()
     has_or = np.bincount(proc_rows[is_or], minlength=len(cases)) > 0
     out = pd.DataFrame(
         {
             "principal_diagnosis_category": codes.icd10_category(cases["principal_diagnosis"]),
             "principal_diagnosis_chapter": codes.icd10_chapter(cases["principal_diagnosis"]),
             "diagnosis_count": (
-                codes.code_count(_text(cases["principal_diagnosis"]))
-                + codes.code_count(cases["other_diagnoses"])
+                _text(cases["principal_diagnosis"]).notna() + codes.code_count(cases["other_diagnoses"])
             ).astype("float64"),
             "principal_procedure_section": codes.icd9cm3_section(principal_procedure),
             "procedure_count": procedures.astype("float64"),

@@ -38,6 +38,7 @@ class TimeSplit:
             row = periods.index[periods.isna()][0]
             raise TrainingInputError(f"row {row}: the period column {values.name!r} is missing")
         ordered = np.sort(periods.unique())
+        self._check_gaps(ordered, values.name)
         needed = self.validation_periods + self.test_periods + 1
         if len(ordered) < needed:
             raise TrainingInputError(
@@ -53,6 +54,18 @@ class TimeSplit:
         assigned = pd.Series(pd.Categorical(parts, categories=PARTS), index=values.index, name="part")
         self._check_sizes(assigned, periods)
         return assigned
+
+    @staticmethod
+    def _check_gaps(ordered: np.ndarray, name: object) -> None:
+        """Calendar periods must follow each other: a quarter with no case means missing data."""
+        if len(ordered) and isinstance(ordered[0], pd.Period):
+            expected = pd.period_range(ordered[0], ordered[-1])
+            empty = expected.difference(pd.PeriodIndex(ordered))
+            if len(empty):
+                raise TrainingInputError(
+                    f"no rows in period(s) {', '.join(map(str, empty))} of {name!r} "
+                    f"({expected[0]}..{expected[-1]}): is data missing?"
+                )
 
     def _check_sizes(self, parts: pd.Series, periods: pd.Series) -> None:
         counts = parts.value_counts()

@@ -16,17 +16,17 @@ CHAMPION = "champion"
 
 
 def use_tracking(uri: str, artifacts: Path, experiment: str) -> str:
-    """Point MLflow at ``uri`` and return the id of ``experiment``, creating it if needed.
+    """Point MLflow at ``uri`` and make ``experiment`` (created if needed) the active one; returns its id.
 
     A local SQLite store gets its artifacts under ``artifacts`` (otherwise MLflow would write to
     ./mlruns of the working directory); any other tracking server keeps its own artifact store.
     """
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    location = (artifacts / experiment).as_uri() if uri.startswith("sqlite:") else None
-    return mlflow.create_experiment(experiment, artifact_location=location)
+    if found is None:
+        location = (artifacts / experiment).as_uri() if uri.startswith("sqlite:") else None
+        mlflow.create_experiment(experiment, artifact_location=location)
+    return mlflow.set_experiment(experiment).experiment_id
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:

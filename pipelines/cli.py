@@ -6,6 +6,8 @@ import typer
 
 from pipelines.commands import casemix as casemix_cmd
 from pipelines.commands import demo_data as demo_data_cmd
+from pipelines.commands import features as features_cmd
+from pipelines.commands import forecast as forecast_cmd
 from pipelines.commands import group as group_cmd
 from pipelines.commands import ingest as ingest_cmd
 from pipelines.commands import train as train_cmd
@@ -28,6 +30,8 @@ app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("group")(group_cmd.group)
 app.command("train")(train_cmd.train)
+app.add_typer(forecast_cmd.app, name="forecast")
+app.add_typer(features_cmd.app, name="features")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import cache
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pipelines.settings import Settings, get_settings
 from serving.audit import AuditLog
-from serving.cases import CaseIndex, store_cases
+from serving.cases import CaseIndex, CasesUnavailable, store_cases
 from serving.config import ServingSettings
 from serving.deps import NotAuthenticated, ServiceState
 from serving.middleware import BodySizeLimit, Metrics, MetricsMiddleware
@@ -62,6 +62,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not registry.models:
             await run_in_threadpool(registry.load)
+        with suppress(CasesUnavailable):
+            await run_in_threadpool(state.cases.stays_of, [])  # read the store before the first request
         yield
 
     app = FastAPI(

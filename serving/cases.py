@@ -1,4 +1,4 @@
-"""Cases by id for the pages: the case's row and its patient's other stays (the history features' context).
+"""Cases from the store by case or patient id: the pages' cases and every prediction's history context.
 
 The canonical store is read once, on first use, and indexed by case and patient id so a page costs
 two dictionary look-ups, not a scan; ``reset`` (called on model reload) re-reads it.
@@ -40,6 +40,12 @@ class CaseIndex:
                 self._by_patient = frame.groupby("patient_id", sort=False).indices
                 self._frame = frame
             return self._frame
+
+    def stays_of(self, patient_ids: list[str]) -> pd.DataFrame:
+        """Every stored stay of these patients: the history context of a prediction request."""
+        frame = self._ready()
+        rows = [self._by_patient[p] for p in dict.fromkeys(patient_ids) if p in self._by_patient]
+        return frame.iloc[np.concatenate(rows) if rows else []].reset_index(drop=True)
 
     def __call__(self, case_id: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
         """The case as a one-row frame and the patient's other stays, or None when the id is unknown."""

@@ -31,11 +31,11 @@ def predict_explained(
         X = model.features_for(cases, history)
         outputs = model.predict(X)
         explained = model.explain(X)
-    except (ValueError, KeyError, TypeError) as error:
+    except Exception as error:  # whatever a model cannot score is the input's answer (422), never a 500
         # Only the error type is logged: its message may quote case contents.
         log.warning("%s could not score a request: %s", model.name, type(error).__name__)
         raise ScoringError(f"{model.name} v{model.version} could not score these cases: {error}") from error
-    value_column = outputs.columns[0]
+    value_column = model.task.value_column if model.task.value_column in outputs.columns else outputs.columns[0]
     values = outputs[value_column].to_numpy(dtype="float64")
     if not np.isfinite(values).all():
         raise ScoringError(f"{model.name} v{model.version} gave no finite prediction for some of these cases")

@@ -83,7 +83,9 @@ def served_model(task: ServedTask, version: str, python_model: Any) -> ServedMod
     booster = explained if isinstance(explained, lightgbm.Booster) else getattr(explained, "booster_", None)
     if not isinstance(booster, lightgbm.Booster):
         raise ModelNotServable(f"{task.model_name} v{version}: its estimator has no LightGBM model to explain")
-    link = getattr(estimator, "link", None) or DEFAULT_LINKS.get(task.name, "identity")
+    link = getattr(estimator, "link", None) or (
+        "logit" if "binary" in str(booster.params.get("objective", "")) else DEFAULT_LINKS.get(task.name, "identity")
+    )
     names = feature_names(getattr(features, "catalog", None), booster.feature_name())
     return ServedModel(task, version, features, estimator, booster, link, names)
 

@@ -132,7 +132,8 @@ def batch_model(stage: Stage) -> type[BaseModel]:
         cases=(list[CASE_MODELS[stage]], Field(min_length=1, description="the cases, one prediction each")),
         history=(
             list[DischargeCase] | None,
-            Field(default=None, description="earlier stays of the same patients, for history features"),
+            Field(default=None, description="earlier stays of the same patients, for history features; "
+                  "omitted: their stays in the case store"),
         ),
     )
 
@@ -147,7 +148,8 @@ def single_model(stage: Stage) -> type[BaseModel]:
         case=(CASE_MODELS[stage], ...),
         history=(
             list[DischargeCase] | None,
-            Field(default=None, description="earlier stays of the patient, for history features"),
+            Field(default=None, description="earlier stays of the patient, for history features; "
+                  "omitted: the patient's stays in the case store"),
         ),
     )
 

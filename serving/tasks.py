@@ -25,6 +25,7 @@ class ServedTask:
     zh: str
     en: str
     unit: str  # "yuan" or "probability": how the value and the reasons read
+    value_column: str | None = None  # the model output that is the prediction; None: the first column
 
 
 SERVED_TASKS: dict[str, ServedTask] = {
@@ -32,11 +33,12 @@ SERVED_TASKS: dict[str, ServedTask] = {
     for t in (
         ServedTask(
             "cost", "caselens-cost", "admission", ("clinician", "finance", "admin"),
-            "Expected case cost before admission, with an 80% interval.", "预计住院费用", "expected cost", "yuan",
+            "Expected case cost before admission, with an 80% interval.", "预计住院费用", "expected cost", "yuan", "cost",
         ),
         ServedTask(
             "margin", "caselens-margin", "admission", ("clinician", "finance", "admin"),
             "Expected DRG surplus (payment − cost) before admission.", "预计DRG结余", "expected DRG surplus", "yuan",
+            "expected_margin",
         ),
         ServedTask(
             "readmission", "caselens-readmission", "discharge", ("clinician", "admin"),

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pipelines import settings as settings_module
+
+if TYPE_CHECKING:
+    from pipelines.demo import DemoHospital
 
 TEST_DATA = Path(__file__).parent / "data"
 
@@ -19,3 +23,14 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> settings_module
     settings_module.get_settings.cache_clear()
     yield settings_module.get_settings()
     settings_module.get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def demo_hospital() -> DemoHospital:
+    """A small synthetic hospital (4,000 cases, 3 years from 2023-01-01, seed 7), generated once per session.
+
+    ``.cases`` are canonical cases (with ``los_days``), ``.oracle`` the truths; treat both as read-only.
+    """
+    from pipelines.demo import generate_demo  # imported here: only sessions that use it pay for it
+
+    return generate_demo(4000, 3, 7)

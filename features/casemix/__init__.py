@@ -1,13 +1,33 @@
 """The CHS-DRG casemix engine: grouping tables, the grouper, payment and casemix indicators."""
 
 from features.casemix.grouper import REFERENCE_STATUS, Grouper, GroupResult
+from features.casemix.indicators import INDICATOR_COLUMNS, casemix_indicators
+from features.casemix.payment import (
+    PRICED_COLUMNS,
+    PaymentRules,
+    drg_cost,
+    point_value_from_budget,
+    price_cases,
+)
 from features.casemix.tables import CasemixTables, TablesError, load_tables
+from features.casemix.weights import Calibration, calibrate_weights, read_weights, write_weights
 
 __all__ = [
+    "INDICATOR_COLUMNS",
+    "PRICED_COLUMNS",
     "REFERENCE_STATUS",
+    "Calibration",
     "CasemixTables",
     "GroupResult",
     "Grouper",
+    "PaymentRules",
     "TablesError",
+    "calibrate_weights",
+    "casemix_indicators",
+    "drg_cost",
     "load_tables",
+    "point_value_from_budget",
+    "price_cases",
+    "read_weights",
+    "write_weights",
 ]

@@ -242,15 +242,21 @@ def _number(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(frame), dtype=bool)
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    parsed = pd.to_numeric(pd.Series(uniques, dtype=object), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan
+    parsed = np.array(
+        [_parse_number(u) for u in uniques] or [(np.nan, False)], dtype=[("v", "f8"), ("bad", "?")]
     )
-    text = pd.Series(uniques, dtype=object).astype(str).str.strip()
-    malformed = np.isnan(parsed) & (text != "").to_numpy()
     missing = codes < 0
     codes = np.where(missing, 0, codes)
-    values = np.where(missing, np.nan, parsed[codes] if len(parsed) else np.nan)
-    return values, ~missing & (malformed[codes] if len(parsed) else False)
+    return np.where(missing, np.nan, parsed["v"][codes]), ~missing & parsed["bad"][codes]
+
+
+def _parse_number(value: object) -> tuple[float, bool]:
+    """(number, malformed) for one distinct cell; blank text is missing, not malformed."""
+    text = str(value).strip()
+    try:
+        return float(text), False
+    except ValueError:
+        return np.nan, text != ""
 
 
 def _not_count(values: np.ndarray) -> np.ndarray:

@@ -3,8 +3,9 @@
 All rules are data: ``PaymentRules`` is the pydantic model of a TOML file (the embedded default is
 ``config/payment.default.toml``, the demo hospital's city; another city's rules are another file).
 ``price_cases`` applies them to a grouped frame, vectorised, one pure function of a DataFrame so it
-also runs per partition on Dask (with the point method estimated from a budget, give
-``total_points`` in the rules so partitions agree).
+also runs per partition on Dask (``map_partitions(price_cases, rules, weights,
+meta=price_cases(sample.iloc[:0], rules, weights))``; with the point method estimated from a budget,
+give ``total_points`` in the rules so partitions agree).
 
 The settlement of one case, in order:
 
@@ -216,7 +217,8 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     _check_input(frame, rules)
     cost = frame["total_cost"].astype(float)
     inside = drg_cost(frame, rules)
-    _raise_on(frame, inside < 0, "cost_negotiated_drugs", "outside-DRG costs exceed total_cost")
+    outside = "+".join(rules.outside_drg.columns)
+    _raise_on(frame, inside < 0, outside, "(paid outside the DRG) exceeds total_cost")
     rw = frame["drg"].map(weights["rw"]).astype(float)
     reason = _by_item_reason(frame, rules, rw)
     by_drg = reason.isna()

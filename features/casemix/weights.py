@@ -4,19 +4,23 @@ A weight table is a DataFrame indexed by ``drg`` with columns ``rw`` (the DRG's 
 cost of all cases), ``name``, ``n_cases``, ``mean_cost`` (the DRG's standard cost, cost inside the DRG)
 and ``mean_los`` (standard length of stay) — the last two are what the cost and time consumption
 indices compare against — and ``source`` (``drg``, ``adrg`` or ``shrunk``: where a calibrated weight
-came from). It is written as an editable CSV and read back identically.
+came from; ``table`` when read from a table that does not say). It is written as an editable CSV
+and read back identically.
 
 Calibration follows the insurers' recipe: trim outlier cases within each DRG, then divide each DRG's
-mean cost by the mean cost of all kept cases. Trimming defaults to ``iqr`` (keep
-[Q1 − k·IQR, Q3 + k·IQR], k = 3) because quartiles are not moved by the very outliers being removed
-(a standard deviation is) and, unlike fixed percentiles, a DRG with clean costs loses no cases.
-``percentile`` and ``log_sd`` (log cost within mean ± k·SD; zero-cost cases are dropped) are there
-for cities whose rules use them.
+mean cost by the mean cost of all kept cases — or by ``reference_cost``, the region's mean cost per
+case, when the insurer's weights are regional and the hospital's own history is all there is (a
+hospital dearer than its region then has a CMI above 1, and RW × base rate stays in regional yuan).
+
+Trimming defaults to ``iqr`` (keep [Q1 − k·IQR, Q3 + k·IQR], k = 3) because quartiles are not moved
+by the very outliers being removed (a standard deviation is) and, unlike fixed percentiles, a DRG
+with clean costs loses no cases. ``percentile`` and ``log_sd`` (log cost within mean ± k·SD;
+zero-cost cases are dropped) are there for cities whose rules use them.
 
 Small DRGs borrow strength (limited-fluctuation credibility): a DRG with n < min_cases kept cases gets
 weight n / min_cases on its own mean and the rest on its ADRG's mean, and the ADRG's mean is itself
-blended the same way with the overall mean (RW 1.0). A DRG with no history at all is not in the
-table; the payment rules settle its cases by item.
+blended the same way with the overall mean of the kept cases (RW 1.0 without a reference cost). A DRG
+with no history at all is not in the table; the payment rules settle its cases by item.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Calibration(BaseModel):
     lower: float = Field(0.05, ge=0, lt=1)
     upper: float = Field(0.95, gt=0, le=1)
     min_cases: PositiveInt = 30
+    reference_cost: PositiveFloat | None = None
 
     @model_validator(mode="after")
     def _ordered_quantiles(self) -> Calibration:
@@ -119,7 +124,7 @@ def calibrate_weights(
     source = np.where(w_drg >= 1, "drg", np.where(w_adrg >= 1, "adrg", "shrunk"))
     table = pd.DataFrame(
         {
-            "rw": mean_cost / overall_cost,
+            "rw": mean_cost / (calibration.reference_cost or overall_cost),
             "name": pd.Series(None, index=by_drg.index, dtype=object),
             "n_cases": by_drg["n"].astype("Int64"),
             "mean_cost": mean_cost,

@@ -57,7 +57,7 @@ def forecast_volume(counts: pd.DataFrame, horizon: int, min_mean: float = 5.0) -
 
 def _run(counts: pd.DataFrame, name: str, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     model = {
-        "AutoETS": AutoETS(season_length=SEASON),
+        "AutoETS": AutoETS(season_length=SEASON, model="ZZA"),
         "SeasonalNaive": SeasonalNaive(SEASON),
         "Naive": Naive(),
     }[name]

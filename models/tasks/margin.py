@@ -33,7 +33,6 @@ def discharge_margin(cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
     insurer's weight table prices with that instead, through ``features.casemix``).
     """
     from features.casemix.grouper import Grouper
-
     from features.casemix.payment import PaymentRules, drg_cost, price_cases
     from features.casemix.weights import calibrate_weights
 

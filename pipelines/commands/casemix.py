@@ -62,7 +62,11 @@ SHOWN_COLUMNS = {
     "low_share": "low",
     "overrun_share": "overrun",
 }
-SOURCE_LABELS = {"drg": "on their own cases", "adrg": "helped by their ADRG", "shrunk": "shrunk towards 1.0"}
+SOURCE_LABELS = {
+    "drg": "on their own cases",
+    "adrg": "helped by their ADRG",
+    "shrunk": "shrunk towards the mean",
+}
 
 StoreOption = typer.Option(
     None, "--store", help="canonical case store folder (default: the configured store)"
@@ -210,7 +214,7 @@ def _print_indicators(indicators: pd.DataFrame, title: str) -> None:
     for header in SHOWN_COLUMNS.values():
         table.add_column(header, justify="right")
     for row in indicators.head(SHOWN_ROWS).to_dict("records"):
-        table.add_row(*[str(row[c]) for c in keys], *[_cell(row[c], c) for c in SHOWN_COLUMNS])
+        table.add_row(*[_cell(row[c], c) for c in [*keys, *SHOWN_COLUMNS]])
     console.print(table)
     if len(indicators) > SHOWN_ROWS:
         console.print(f"… {len(indicators) - SHOWN_ROWS:,} more rows in the CSV")

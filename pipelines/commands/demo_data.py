@@ -19,14 +19,16 @@ def demo_data(
     years: int = typer.Option(3, "--years", min=1, help="years of discharges"),
     seed: int = typer.Option(42, "--seed", help="random seed; the same seed gives identical files"),
     start: datetime = typer.Option("2023-01-01", "--start", formats=["%Y-%m-%d"], help="first day"),
-    dirty: bool = typer.Option(False, "--dirty", help="corrupt ~2% of rows to exercise every ingestion check"),
+    dirty: bool = typer.Option(
+        False, "--dirty", help="corrupt ~2% of rows to exercise every ingestion check"
+    ),
     out: Path | None = typer.Option(None, "--out", help="output folder (default: <data_dir>/demo)"),
-    fmt: str = typer.Option("parquet", "--format", help="parquet or csv"),
+    fmt: str = typer.Option("parquet", "--format", help="parquet, csv or zh-csv (Chinese abstract, GB18030)"),
 ) -> None:
     """Generate a synthetic CHS-DRG hospital: cases, plus oracle.parquet (true probabilities, expected
     cost, true codes) kept apart so models are measured against it, never trained on it."""
-    if fmt not in ("parquet", "csv"):
-        raise typer.BadParameter(f"{fmt!r}: use parquet or csv", param_hint="--format")
+    if fmt not in ("parquet", "csv", "zh-csv"):
+        raise typer.BadParameter(f"{fmt!r}: use parquet, csv or zh-csv", param_hint="--format")
     target = out or get_settings().data_dir / "demo"
     with progress_bar() as bar:
         task = bar.add_task("generating the demo hospital", total=2)
@@ -40,7 +42,9 @@ def demo_data(
     table.add_column("value", justify="right")
     table.add_row("cases", f"{len(c):,}")
     table.add_row("patients", f"{c['patient_id'].nunique():,}")
-    table.add_row("discharges", f"{c['discharge_date'].min():%Y-%m-%d} to {c['discharge_date'].max():%Y-%m-%d}")
+    table.add_row(
+        "discharges", f"{c['discharge_date'].min():%Y-%m-%d} to {c['discharge_date'].max():%Y-%m-%d}"
+    )
     table.add_row("departments", str(c["department"].nunique()))
     table.add_row("total charges (yuan)", f"{c['total_cost'].astype(float).sum():,.0f}")
     table.add_row("audited", f"{c['audited'].astype('boolean').mean():.1%}")

@@ -114,8 +114,10 @@ def _principal_pool(row: pd.Series, grouping: dict, dictionary: set[str], proced
         c
         for a in _preceding_adrgs(grouping, row.adrg)
         if _rule_keys(a) == {"principal_diagnosis_in"}
-        or (_rule_keys(a) == {"principal_diagnosis_in", "principal_procedure_in"}
-            and set(a["procedures"]) & set(procedures))
+        or (
+            _rule_keys(a) == {"principal_diagnosis_in", "principal_procedure_in"}
+            and set(a["procedures"]) & set(procedures)
+        )
         for c in a["diagnoses"]
     }
     if "diagnoses" in mdc:
@@ -150,7 +152,10 @@ def _less_specific(codes: set[str], dictionary: list[str]) -> dict[str, str]:
 def _birth_weights(types: pd.DataFrame, grouping: dict) -> pd.DataFrame:
     low, high = [], []
     for adrg in types["adrg"]:
-        cond = next((c["birth_weight_grams"] for c in grouping["adrgs"][adrg]["rule"] if "birth_weight_grams" in c), {})
+        cond = next(
+            (c["birth_weight_grams"] for c in grouping["adrgs"][adrg]["rule"] if "birth_weight_grams" in c),
+            {},
+        )
         low.append(cond.get("min", DEFAULT_BIRTH_WEIGHT[0]))
         high.append(cond.get("below", DEFAULT_BIRTH_WEIGHT[1]))
     return types.assign(birth_weight_min=low, birth_weight_below=high)
@@ -169,8 +174,10 @@ def load_catalog(tables: Path) -> Catalog:
     exclusions = _tsv(tables / "cc_exclusions.tsv")
     exclusion = dict(zip(exclusions["principal_code"], exclusions["exclusion_table"], strict=True))
     cc_level = {**dict.fromkeys(cc["code"], 1), **dict.fromkeys(mcc["code"], 2)}
-    secondary_table = {**dict(zip(cc["code"], cc["exclusion_table"], strict=True)),
-                       **dict(zip(mcc["code"], mcc["exclusion_table"], strict=True))}
+    secondary_table = {
+        **dict(zip(cc["code"], cc["exclusion_table"], strict=True)),
+        **dict(zip(mcc["code"], mcc["exclusion_table"], strict=True)),
+    }
 
     types = pd.read_csv(HERE / "case_mix.csv", dtype={"diagnoses": str, "procedures": str, "symptoms": str})
     types = _birth_weights(types, grouping)
@@ -178,11 +185,15 @@ def load_catalog(tables: Path) -> Catalog:
     for row in types.itertuples():
         procs = _procedure_pool(row, grouping, procedure_set, or_codes) if _prefixes(row.procedures) else []
         if _prefixes(row.procedures) and not procs:
-            raise ValueError(f"case_mix.csv: type {row.key}: no procedure of {row.procedures} fits ADRG {row.adrg}")
+            raise ValueError(
+                f"case_mix.csv: type {row.key}: no procedure of {row.procedures} fits ADRG {row.adrg}"
+            )
         procedures.append(procs)
         pool = _principal_pool(row, grouping, diagnosis_set, procs)
         if not pool:
-            raise ValueError(f"case_mix.csv: type {row.key}: no diagnosis of {row.diagnoses} fits ADRG {row.adrg}")
+            raise ValueError(
+                f"case_mix.csv: type {row.key}: no diagnosis of {row.diagnoses} fits ADRG {row.adrg}"
+            )
         principal.append(pool)
         symptoms.append(_matching(diagnosis_set, _prefixes(row.symptoms))[:1])
     types["surgical"] = types["adrg"].str[1] <= "J"
@@ -197,7 +208,9 @@ def load_catalog(tables: Path) -> Catalog:
                 raise ValueError(f"comorbidities.csv: {row.key}: {code} is not a {row.kind.upper()}")
     chronic = comorbid[comorbid["kind"] == "chronic"].reset_index(drop=True)
     complications = {
-        kind: np.array([c for codes in comorbid.loc[comorbid["kind"] == kind, "codes"] for c in codes], dtype=object)
+        kind: np.array(
+            [c for codes in comorbid.loc[comorbid["kind"] == kind, "codes"] for c in codes], dtype=object
+        )
         for kind in ("cc", "mcc")
     }
 

@@ -33,7 +33,9 @@ def join_codes(columns: list[np.ndarray]) -> np.ndarray:
     return np.where(out == "", None, out)
 
 
-def true_codes(stays: pd.DataFrame, patients: pd.DataFrame, catalog: Catalog, rng: np.random.Generator) -> dict:
+def true_codes(
+    stays: pd.DataFrame, patients: pd.DataFrame, catalog: Catalog, rng: np.random.Generator
+) -> dict:
     """True principal diagnosis and procedures, and the true secondary diagnoses as code columns."""
     types = stays["type"].to_numpy()
     n = len(types)
@@ -43,7 +45,9 @@ def true_codes(stays: pd.DataFrame, patients: pd.DataFrame, catalog: Catalog, rn
     proc = np.where(has_proc & ~(medical & (rng.random(n) < 0.3)), catalog.procedures.draw(types, rng), None)
     chronic_flags = patients.filter(like="chronic_").to_numpy()[stays["patient"].to_numpy()]
     chronic_flags &= catalog.chronic_allowed[types]
-    secondary = [np.where(chronic_flags[:, k], codes[0], None) for k, codes in enumerate(catalog.chronic["codes"])]
+    secondary = [
+        np.where(chronic_flags[:, k], codes[0], None) for k, codes in enumerate(catalog.chronic["codes"])
+    ]
     severity = stays["severity"].to_numpy()
     for level, kind in ((1, "cc"), (2, "mcc")):
         pool = catalog.complications[kind]
@@ -67,7 +71,9 @@ def coded_level(principal: np.ndarray, secondary: list[np.ndarray], catalog: Cat
     return level
 
 
-def code_abstracts(stays: pd.DataFrame, truth: dict, catalog: Catalog, rng: np.random.Generator) -> pd.DataFrame:
+def code_abstracts(
+    stays: pd.DataFrame, truth: dict, catalog: Catalog, rng: np.random.Generator
+) -> pd.DataFrame:
     """As-coded abstract codes, the coder, the true error probability and the injected error."""
     n = len(stays)
     types = stays["type"].to_numpy()
@@ -75,11 +81,15 @@ def code_abstracts(stays: pd.DataFrame, truth: dict, catalog: Catalog, rng: np.r
     secondary = [c.copy() for c in truth["secondary"]]
     n_secondary = np.sum([pd.notna(c) for c in secondary], axis=0)
     true_level = coded_level(truth["principal"], secondary, catalog)
-    complexity = 0.6 + 0.15 * n_secondary + 0.3 * catalog.types["surgical"].to_numpy()[types] + 0.3 * (true_level > 0)
+    complexity = (
+        0.6 + 0.15 * n_secondary + 0.3 * catalog.types["surgical"].to_numpy()[types] + 0.3 * (true_level > 0)
+    )
     p_error = np.clip(np.array(CODER_ERROR_RATES)[coder] * complexity, 0, 0.5)
     error = rng.random(n) < p_error
 
-    possible = np.column_stack([true_level > 0, np.ones(n, bool), n_secondary > 0, pd.notna(truth["procedure"])])
+    possible = np.column_stack(
+        [true_level > 0, np.ones(n, bool), n_secondary > 0, pd.notna(truth["procedure"])]
+    )
     weights = possible * ERROR_WEIGHTS
     cum = np.cumsum(weights, axis=1)
     kind = (rng.random(n)[:, None] * cum[:, -1:] > cum).sum(axis=1)
@@ -123,16 +133,24 @@ def code_abstracts(stays: pd.DataFrame, truth: dict, catalog: Catalog, rng: np.r
     )
 
 
-def audit(coded: pd.DataFrame, discharged: np.ndarray, end: np.datetime64, rng: np.random.Generator) -> pd.DataFrame:
-    """Coding QC: audit about 15% of abstracts, more of those with an MCC or a high-error coder; an audit
-    finds the error if there is one and records the corrected codes. Audits after ``end`` have not happened."""
+def audit(
+    coded: pd.DataFrame, discharged: np.ndarray, end: np.datetime64, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Coding QC: audit about 15% of abstracts, more of those with an MCC or a high-error coder.
+
+    An audit finds the error if there is one and records the corrected codes; audits that would fall
+    after ``end`` have not happened yet."""
     n = len(coded)
-    high_risk = (coded["coded_cc_level"].to_numpy() == 2) | coded["coder_id"].isin(["coder_09", "coder_10"]).to_numpy()
+    high_risk = (coded["coded_cc_level"].to_numpy() == 2) | coded["coder_id"].isin(
+        ["coder_09", "coder_10"]
+    ).to_numpy()
     sampled = rng.random(n) < np.where(high_risk, AUDIT_HIGH_RISK, AUDIT_BASE)
     when = discharged + rng.integers(7, 46, n).astype("timedelta64[D]")
     audited = sampled & (when < end)
     found = audited & pd.notna(coded["true_error_type"]).to_numpy()
-    diagnoses = join_codes([coded["true_principal_diagnosis"].to_numpy(), coded["true_other_diagnoses"].to_numpy()])
+    diagnoses = join_codes(
+        [coded["true_principal_diagnosis"].to_numpy(), coded["true_other_diagnoses"].to_numpy()]
+    )
     return pd.DataFrame(
         {
             "audited": pd.array(audited, dtype="boolean"),
@@ -140,7 +158,10 @@ def audit(coded: pd.DataFrame, discharged: np.ndarray, end: np.datetime64, rng: 
             "audit_error": pd.array(np.where(audited, found, pd.NA), dtype="boolean"),
             "audit_error_type": np.where(found, coded["true_error_type"], None),
             "corrected_diagnoses": np.where(found, diagnoses, None),
-            "corrected_procedures": np.where(found & pd.notna(coded["true_principal_procedure"]).to_numpy(),
-                                             coded["true_principal_procedure"], None),
+            "corrected_procedures": np.where(
+                found & pd.notna(coded["true_principal_procedure"]).to_numpy(),
+                coded["true_principal_procedure"],
+                None,
+            ),
         }
     )

@@ -1,11 +1,11 @@
 """Charges by the abstract's ten groups, driven by case type, severity, length of stay and time.
 
-The expected total of a stay is the type's median charge, 0.85 without complication, 1.1 with a CC, 1.45 with an MCC,
-scaled by its length of stay against the type's usual stay (elasticity 0.55) and by price growth
-(3% a year); the charged total is that times log-normal noise. It is split into the ten groups by a
-Dirichlet draw around the type's profile (drugs and consumables shares from the case mix; the
-rest by surgical or medical care); nationally negotiated drugs are a part of western drugs, larger
-in oncology.
+The expected total of a stay is the type's median charge times 0.85 without complication, 1.1 with
+a CC or 1.45 with an MCC, scaled by its length of stay against the type's usual stay (elasticity
+0.55) and by price growth (3% a year); the charged total is that times log-normal noise. It is split
+into the ten groups by a Dirichlet draw around the type's profile (drugs and consumables shares from
+the case mix; the rest by surgical or medical care); nationally negotiated drugs are a part of
+western drugs, larger in oncology.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ OTHER_SHARES = {
 }
 
 
-def expected_cost(stays: pd.DataFrame, severity: np.ndarray, catalog: Catalog, start: np.datetime64) -> np.ndarray:
+def expected_cost(
+    stays: pd.DataFrame, severity: np.ndarray, catalog: Catalog, start: np.datetime64
+) -> np.ndarray:
     """Mean total charge of a stay given what is known at discharge (the oracle's ``expected_cost``)."""
     t = catalog.types
     types = stays["type"].to_numpy()
@@ -50,7 +52,9 @@ def expected_cost(stays: pd.DataFrame, severity: np.ndarray, catalog: Catalog, s
     return core * np.exp(NOISE_SIGMA**2 / 2)
 
 
-def charges(stays: pd.DataFrame, expected: np.ndarray, catalog: Catalog, rng: np.random.Generator) -> pd.DataFrame:
+def charges(
+    stays: pd.DataFrame, expected: np.ndarray, catalog: Catalog, rng: np.random.Generator
+) -> pd.DataFrame:
     """The ten charge groups (yuan, 2 decimals), their total and negotiated drugs."""
     t = catalog.types
     types = stays["type"].to_numpy()
@@ -72,7 +76,7 @@ def charges(stays: pd.DataFrame, expected: np.ndarray, catalog: Catalog, rng: np
     parts = np.round(shares * total[:, None], 2)
     frame = pd.DataFrame(parts, columns=list(COST_CATEGORIES))
     frame.insert(0, "total_cost", np.round(parts.sum(axis=1), 2))
-    oncology = (t["department"].to_numpy()[types] == "oncology")
+    oncology = t["department"].to_numpy()[types] == "oncology"
     negotiated_share = np.where(oncology, rng.beta(4, 6, n), rng.beta(1, 15, n))
     frame["cost_negotiated_drugs"] = np.round(frame["cost_western_drugs"].to_numpy() * negotiated_share, 2)
     return frame

@@ -14,7 +14,6 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-
 DIRTY_SHARE = 0.02
 MANIFEST_COLUMNS = ("row", "case_id", "check", "field")
 
@@ -54,16 +53,21 @@ def _audit_without_audit(cases: pd.DataFrame, rows: np.ndarray) -> None:
 CORRUPTIONS: dict[str, tuple[str, Callable[[pd.DataFrame, np.ndarray], None]]] = {
     "missing_required": ("principal_diagnosis", _set("principal_diagnosis", lambda c, r: None)),
     "discharge_before_admission": (
-        "discharge_date", _set("discharge_date", lambda c, r: c.loc[r, "admission_date"] - pd.Timedelta(days=3))
+        "discharge_date",
+        _set("discharge_date", lambda c, r: c.loc[r, "admission_date"] - pd.Timedelta(days=3)),
     ),
     "out_of_range": ("age_years", _set("age_years", lambda c, r: 150)),
     "not_allowed": ("discharge_disposition", _set("discharge_disposition", lambda c, r: 7)),
     "age_days_missing": ("age_days", _infant_without_days),
     "duplicate_case_id": ("case_id", _duplicate),
     "unknown_code": ("principal_diagnosis", _set("principal_diagnosis", lambda c, r: "X99.999")),
-    "costs_not_adding_up": ("total_cost", _set("total_cost", lambda c, r: (c.loc[r, "total_cost"] * 1.2).round(2))),
+    "costs_not_adding_up": (
+        "total_cost",
+        _set("total_cost", lambda c, r: (c.loc[r, "total_cost"] * 1.2).round(2)),
+    ),
     "negotiated_over_western": (
-        "cost_negotiated_drugs", _set("cost_negotiated_drugs", lambda c, r: c.loc[r, "cost_western_drugs"] + 500.0)
+        "cost_negotiated_drugs",
+        _set("cost_negotiated_drugs", lambda c, r: c.loc[r, "cost_western_drugs"] + 500.0),
     ),
     "sex_specific": ("principal_diagnosis", _set("principal_diagnosis", lambda c, r: "O80.000")),
     "audit_inconsistent": ("audit_error", _audit_without_audit),
@@ -83,7 +87,7 @@ def corrupt(cases: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame
         if check == "sex_specific":
             rows = male
         else:
-            rows, start = np.sort(others[start:start + per_check]), start + per_check
+            rows, start = np.sort(others[start : start + per_check]), start + per_check
         apply(out, rows)
         manifest.append(pd.DataFrame({"row": rows, "check": check, "field": field}))
     found = pd.concat(manifest, ignore_index=True)

@@ -30,10 +30,14 @@ KINDS = ("index", "cycle", "readmission")
 def _daily_intensity(days: np.ndarray, winter: float) -> np.ndarray:
     quarters = (days - days[0]).astype(np.int64) / 91.3
     doy = (days - days.astype("datetime64[Y]")).astype(np.int64)
-    return (1 + GROWTH_PER_QUARTER) ** quarters * (1 + winter * WINTER_PEAK * np.cos(2 * np.pi * (doy - 15) / 365.25))
+    return (1 + GROWTH_PER_QUARTER) ** quarters * (
+        1 + winter * WINTER_PEAK * np.cos(2 * np.pi * (doy - 15) / 365.25)
+    )
 
 
-def _admission_dates(types: np.ndarray, catalog: Catalog, start: date, end: date, rng: np.random.Generator) -> np.ndarray:
+def _admission_dates(
+    types: np.ndarray, catalog: Catalog, start: date, end: date, rng: np.random.Generator
+) -> np.ndarray:
     days = np.arange(np.datetime64(start, "D"), np.datetime64(end, "D"))
     winter = catalog.types["winter"].to_numpy()
     out = np.empty(len(types), dtype="datetime64[D]")
@@ -52,14 +56,22 @@ def _to_weekday(dates: np.ndarray, elective: np.ndarray) -> np.ndarray:
 
 
 def _stays(
-    catalog: Catalog, patients: pd.DataFrame, patient: np.ndarray, types: np.ndarray, admitted: np.ndarray,
-    kind: int, prior: np.ndarray, rng: np.random.Generator,
+    catalog: Catalog,
+    patients: pd.DataFrame,
+    patient: np.ndarray,
+    types: np.ndarray,
+    admitted: np.ndarray,
+    kind: int,
+    prior: np.ndarray,
+    rng: np.random.Generator,
 ) -> pd.DataFrame:
     """Everything about a batch of stays that is decided at or during the stay."""
     t = catalog.types
     n = len(types)
     admitted = np.asarray(admitted).astype("datetime64[D]")
-    age = ((admitted - patients["birth_date"].to_numpy()[patient].astype("datetime64[D]")).astype(np.int64) / 365.25)
+    age = (admitted - patients["birth_date"].to_numpy()[patient].astype("datetime64[D]")).astype(
+        np.int64
+    ) / 365.25
     chronic = patients.filter(like="chronic_").to_numpy()[patient].sum(axis=1)
     if kind == KINDS.index("cycle"):
         admission_type = np.ones(n, dtype=np.int64)
@@ -84,16 +96,29 @@ def _stays(
     u = rng.random(n)
     severity = np.where(u < p_mcc, 2, np.where(u < p_mcc + p_cc, 1, 0))
 
-    median_los = t["los"].to_numpy()[types] * np.array([1.0, 1.35, 1.8])[severity] * (1 + 0.004 * np.clip(age - 50, 0, None))
+    median_los = (
+        t["los"].to_numpy()[types]
+        * np.array([1.0, 1.35, 1.8])[severity]
+        * (1 + 0.004 * np.clip(age - 50, 0, None))
+    )
     los = np.maximum(1, np.round(np.exp(np.log(median_los) + 0.38 * rng.standard_normal(n)))).astype(np.int64)
     los = np.where(admission_type == 3, 0, los)
 
-    p_death = np.clip(t["mortality"].to_numpy()[types] * np.exp(0.03 * (age - 65)) * np.array([0.15, 0.5, 1.2])[severity], 0, 0.8)
+    p_death = np.clip(
+        t["mortality"].to_numpy()[types] * np.exp(0.03 * (age - 65)) * np.array([0.15, 0.5, 1.2])[severity],
+        0,
+        0.8,
+    )
     u = rng.random(n)
     old = age >= 70
     disposition = np.select(
-        [u < p_death, u < p_death + 0.015, u < p_death + 0.015 + np.where(old, 0.012, 0.003),
-         u < p_death + 0.045, u < p_death + 0.05],
+        [
+            u < p_death,
+            u < p_death + 0.015,
+            u < p_death + 0.015 + np.where(old, 0.012, 0.003),
+            u < p_death + 0.045,
+            u < p_death + 0.05,
+        ],
         [5, 2, 3, 4, 9],
         1,
     )
@@ -113,15 +138,26 @@ def _stays(
     readmission_prob = np.where(disposition == 5, 0.0, np.clip(1 / (1 + np.exp(-logit)), 0, 0.6))
     return pd.DataFrame(
         {
-            "patient": patient, "type": types, "admitted": admitted, "los": los, "admission_type": admission_type,
-            "admission_source": source, "severity": severity, "disposition": disposition,
-            "readmission_prob": readmission_prob, "kind": kind, "prior": prior, "planned_next": False,
+            "patient": patient,
+            "type": types,
+            "admitted": admitted,
+            "los": los,
+            "admission_type": admission_type,
+            "admission_source": source,
+            "severity": severity,
+            "disposition": disposition,
+            "readmission_prob": readmission_prob,
+            "kind": kind,
+            "prior": prior,
+            "planned_next": False,
         }
     )
 
 
 def _discharged(stays: pd.DataFrame) -> np.ndarray:
-    return stays["admitted"].to_numpy().astype("datetime64[D]") + stays["los"].to_numpy().astype("timedelta64[D]")
+    return stays["admitted"].to_numpy().astype("datetime64[D]") + stays["los"].to_numpy().astype(
+        "timedelta64[D]"
+    )
 
 
 def _returning(types: np.ndarray, catalog: Catalog, rng: np.random.Generator) -> np.ndarray:
@@ -145,7 +181,9 @@ def _readmission_types(catalog: Catalog) -> list[np.ndarray]:
     t = catalog.types
     out = []
     for row in t.itertuples():
-        same = t[(t["department"] == row.department) & ~t["surgical"] & ((t["age_max"] > 0) == (row.age_max > 0))]
+        same = t[
+            (t["department"] == row.department) & ~t["surgical"] & ((t["age_max"] > 0) == (row.age_max > 0))
+        ]
         same = same[(same["female"] == row.female) | same["female"].between(0.01, 0.99)]
         out.append(same.index.to_numpy() if len(same) and row.surgical else np.array([row.Index]))
     return out
@@ -163,7 +201,9 @@ def simulate_stays(
     is_host = host == np.arange(n_index)
     patient_of_host = np.cumsum(is_host) - 1
     patient = patient_of_host[host]
-    patients = draw_patients(types[is_host], admitted[is_host], catalog, rng)
+    first = admitted[is_host].copy()
+    np.minimum.at(first, patient, admitted)  # age is drawn for the patient's first admission
+    patients = draw_patients(types[is_host], first, catalog, rng)
     prior = (~is_host).astype(np.int64)
     batches = [_stays(catalog, patients, patient, types, admitted, KINDS.index("index"), prior, rng)]
 
@@ -177,9 +217,16 @@ def simulate_stays(
             break
         batches[batch].loc[positions[going], "planned_next"] = True
         interval = rng.integers(*CHEMO_INTERVAL, int(going.sum())).astype("timedelta64[D]")
-        previous = _stays(catalog, patients, previous["patient"].to_numpy()[going],
-                          np.full(int(going.sum()), chemo), _discharged(previous)[going] + interval,
-                          KINDS.index("cycle"), np.full(int(going.sum()), cycle), rng)
+        previous = _stays(
+            catalog,
+            patients,
+            previous["patient"].to_numpy()[going],
+            np.full(int(going.sum()), chemo),
+            _discharged(previous)[going] + interval,
+            KINDS.index("cycle"),
+            np.full(int(going.sum()), cycle),
+            rng,
+        )
         batches.append(previous)
         positions, batch, cycles_left = np.arange(len(previous)), len(batches) - 1, cycles_left[going]
 
@@ -196,8 +243,16 @@ def simulate_stays(
         options = [readmit_types[s] for s in src]
         pick = (rng.random(len(rows)) * np.array([len(o) for o in options])).astype(np.int64)
         new_types = np.array([o[i] for o, i in zip(options, pick, strict=True)], dtype=np.int64)
-        frontier = _stays(catalog, patients, frontier["patient"].to_numpy()[rows], new_types, when,
-                          KINDS.index("readmission"), frontier["prior"].to_numpy()[rows] + depth, rng)
+        frontier = _stays(
+            catalog,
+            patients,
+            frontier["patient"].to_numpy()[rows],
+            new_types,
+            when,
+            KINDS.index("readmission"),
+            frontier["prior"].to_numpy()[rows] + depth,
+            rng,
+        )
         batches.append(frontier)
     return _clean(pd.concat(batches, ignore_index=True), np.datetime64(end, "D")), patients
 

@@ -18,18 +18,29 @@ import pandas as pd
 
 from features.casemix.grouper import Grouper
 from pipelines.contract import COLUMNS, FIELDS
-from pipelines.demo import coding, costs, dirty as dirty_module, settlement
+from pipelines.demo import coding, costs, settlement
+from pipelines.demo import dirty as dirty_module
 from pipelines.demo.catalog import Catalog, load_catalog
 from pipelines.demo.episodes import KINDS, simulate_stays
+from pipelines.demo.export import write_zh_csv
 from pipelines.demo.patients import age_at
 from pipelines.settings import get_settings
 
-Format = Literal["parquet", "csv"]
+Format = Literal["parquet", "csv", "zh-csv"]
 HOSPITAL_ID = "DEMO0001"
 ORACLE_COLUMNS = (
-    "case_id", "true_readmission_prob", "true_coding_error_prob", "expected_cost", "case_type",
-    "stay_kind", "true_principal_diagnosis", "true_other_diagnoses", "true_principal_procedure",
-    "true_error_type", "true_cc_level", "true_drg",
+    "case_id",
+    "true_readmission_prob",
+    "true_coding_error_prob",
+    "expected_cost",
+    "case_type",
+    "stay_kind",
+    "true_principal_diagnosis",
+    "true_other_diagnoses",
+    "true_principal_procedure",
+    "true_error_type",
+    "true_cc_level",
+    "true_drg",
 )
 
 
@@ -53,8 +64,10 @@ class DemoHospital:
         elif fmt == "csv":
             paths = [out / "cases.csv"]
             cases.to_csv(paths[0], index=False, encoding="utf-8")
+        elif fmt == "zh-csv":
+            paths = [write_zh_csv(cases, out / "cases.zh.csv")]
         else:
-            raise ValueError(f"unknown format {fmt!r}: use parquet or csv")
+            raise ValueError(f"unknown format {fmt!r}: use parquet, csv or zh-csv")
         paths.append(out / "oracle.parquet")
         self.oracle.to_parquet(paths[-1], index=False)
         if len(self.manifest):
@@ -73,7 +86,9 @@ def generate_demo(
     end = date(start.year + years, start.month, start.day)
     rng = np.random.default_rng(seed)
     stays, patients = _enough_stays(catalog, n_cases, start, end, rng)
-    cases, oracle = _abstracts(stays, patients, catalog, np.datetime64(start, "D"), np.datetime64(end, "D"), rng)
+    cases, oracle = _abstracts(
+        stays, patients, catalog, np.datetime64(start, "D"), np.datetime64(end, "D"), rng
+    )
     hospital = DemoHospital(cases, oracle)
     if dirty:
         corrupted, manifest = dirty_module.corrupt(cases, rng)
@@ -93,9 +108,13 @@ def _enough_stays(catalog: Catalog, n_cases: int, start: date, end: date, rng: n
     order = rng.permutation(len(patients))
     rank = np.empty(len(patients), dtype=np.int64)
     rank[order] = np.arange(len(patients))
-    stays = stays.assign(rank=rank[stays["patient"].to_numpy()]).sort_values(["rank", "admitted"], kind="stable")
+    stays = stays.assign(rank=rank[stays["patient"].to_numpy()]).sort_values(
+        ["rank", "admitted"], kind="stable"
+    )
     stays = stays.iloc[:n_cases].drop(columns="rank")
-    return stays.sort_values(["discharged", "admitted", "patient"], kind="stable").reset_index(drop=True), patients
+    return stays.sort_values(["discharged", "admitted", "patient"], kind="stable").reset_index(
+        drop=True
+    ), patients
 
 
 def _abstracts(stays, patients, catalog: Catalog, start, end, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -120,7 +139,9 @@ def _abstracts(stays, patients, catalog: Catalog, start, end, rng) -> tuple[pd.D
     less = pd.Series(truth["principal"]).map(catalog.less_specific).to_numpy()
     symptom = catalog.symptoms.draw(types, rng)
     u = rng.random(n)
-    admission_dx = np.where(u < 0.6, truth["principal"], np.where((u < 0.85) | pd.isna(symptom), less, symptom))
+    admission_dx = np.where(
+        u < 0.6, truth["principal"], np.where((u < 0.85) | pd.isna(symptom), less, symptom)
+    )
     elective_surgery = t["surgical"].to_numpy()[types] & (stays["admission_type"].to_numpy() != 2)
     planned = np.where(elective_surgery & (rng.random(n) < 0.9), truth["procedure"], None)
 
@@ -159,8 +180,10 @@ def _abstracts(stays, patients, catalog: Catalog, start, end, rng) -> tuple[pd.D
     cases = _canonical(cases).assign(los_days=cases["los_days"])
 
     true_frame = cases[["sex", "age_years", "age_days", "birth_weight_g"]].assign(
-        principal_diagnosis=truth["principal"], other_diagnoses=coded["true_other_diagnoses"].to_numpy(),
-        principal_procedure=truth["procedure"], other_procedures=None,
+        principal_diagnosis=truth["principal"],
+        other_diagnoses=coded["true_other_diagnoses"].to_numpy(),
+        principal_procedure=truth["procedure"],
+        other_procedures=None,
     )
     oracle = pd.DataFrame(
         {

@@ -13,7 +13,9 @@ INSURANCE_SHARES = {1: 0.46, 2: 0.42, 4: 0.01, 5: 0.01, 6: 0.02, 7: 0.06, 8: 0.0
 SELF_PAY_SHARE = {1: 0.18, 2: 0.32, 4: 0.10, 5: 0.30, 6: 0.05, 7: 1.0, 8: 0.25, 9: 0.30}
 
 
-def draw_patients(types: np.ndarray, admitted: np.ndarray, catalog: Catalog, rng: np.random.Generator) -> pd.DataFrame:
+def draw_patients(
+    types: np.ndarray, admitted: np.ndarray, catalog: Catalog, rng: np.random.Generator
+) -> pd.DataFrame:
     """One patient per first (index) admission: sex, birth date, payer and chronic conditions.
 
     ``types`` and ``admitted`` (datetime64[D]) are those of the patient's first admission, so age

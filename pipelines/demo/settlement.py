@@ -1,7 +1,9 @@
 """Insurer settlement of the as-coded abstracts: group with the real grouper, price with the city rules.
 
-Weights are calibrated on the demo hospital's own grouped history (standing in for the insurer's
-regional data); the base rate follows the payment rules' dates (¥10,000, ¥10,500 from 2025-01-01).
+Weights are calibrated on the demo hospital's own grouped history and expressed against a regional
+mean cost per case (``REGIONAL_MEAN_COST``), standing in for the insurer's regional data: a
+big-city tertiary hospital costs more than its region, so its CMI is above 1. The base rate follows
+the payment rules' dates (¥10,000, ¥10,500 from 2025-01-01).
 The insurer pays the DRG payment less the patient's self-paid share of the charges; self-paying
 patients (payer 7) are not settled by the insurer. Settlement runs in the month after discharge, so
 stays discharged late in the period are not settled yet.
@@ -18,12 +20,17 @@ from features.casemix.weights import calibrate_weights
 from pipelines.demo.patients import SELF_PAY_SHARE
 
 SELF_PAYING = 7
+REGIONAL_MEAN_COST = 11_000.0  # yuan per case in the region's weight years
 
 
-def settle(cases: pd.DataFrame, grouper: Grouper, end: np.datetime64, rng: np.random.Generator) -> pd.DataFrame:
+def settle(
+    cases: pd.DataFrame, grouper: Grouper, end: np.datetime64, rng: np.random.Generator
+) -> pd.DataFrame:
     """settled_drg, insurer_payment, self_pay and settlement_date for ``cases`` (canonical columns)."""
     grouped = pd.concat([cases, grouper.group_frame(cases)], axis=1)
-    priced = price_cases(grouped, PaymentRules.load(), calibrate_weights(grouped))
+    weights = calibrate_weights(grouped)
+    weights["rw"] = weights["mean_cost"] / REGIONAL_MEAN_COST
+    priced = price_cases(grouped, PaymentRules.load(), weights)
     n = len(cases)
     discharged = cases["discharge_date"].to_numpy().astype("datetime64[D]")
     next_month = (discharged.astype("datetime64[M]") + 2).astype("datetime64[D]") - 1
@@ -35,7 +42,9 @@ def settle(cases: pd.DataFrame, grouper: Grouper, end: np.datetime64, rng: np.ra
     payment = np.round(np.maximum(priced["drg_payment"].to_numpy() - self_pay, 0.0), 2)
     return pd.DataFrame(
         {
-            "settlement_date": pd.Series(np.where(settled, when, np.datetime64("NaT"))).astype("datetime64[ns]"),
+            "settlement_date": pd.Series(np.where(settled, when, np.datetime64("NaT"))).astype(
+                "datetime64[ns]"
+            ),
             "settled_drg": np.where(by_insurer & (grouped["status"] == "grouped"), grouped["drg"], None),
             "insurer_payment": np.where(by_insurer, payment, np.where(settled, 0.0, np.nan)),
             "self_pay": np.where(settled, np.where(by_insurer, self_pay, cases["total_cost"]), np.nan),

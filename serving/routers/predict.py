@@ -4,12 +4,14 @@ The routes are generated from ``serving.tasks.SERVED_TASKS`` so every task gets 
 its stage's request schema and its roles; a task whose model is not loaded answers 503.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the generated handlers' body types are local variables,
+# which FastAPI can only see as real annotations.
 from typing import Annotated, Any
 
+import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query
 
+from serving.cases import CasesUnavailable
 from serving.deps import Lang, State, require
 from serving.frames import cases_frame
 from serving.predictions import ScoringError, predict_explained
@@ -41,7 +43,7 @@ def _run(state: State, task: ServedTask, cases: list[Any], history: list[Any] | 
                        case_ids=frame["case_id"].tolist() if "case_id" in frame.columns else None)
     try:
         predictions = predict_explained(
-            model, frame, history=cases_frame(history) if history else None, language=lang,
+            model, frame, history=_history(state, frame, history), language=lang,
             top=top or state.serving.top_contributions,
         )
     except ScoringError as error:
@@ -49,17 +51,29 @@ def _run(state: State, task: ServedTask, cases: list[Any], history: list[Any] | 
     return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
 
 
+def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.DataFrame | None:
+    """The patients' earlier stays: as sent, else from the case store by patient id, else none."""
+    if sent:
+        return cases_frame(sent)
+    if "patient_id" not in frame.columns or frame["patient_id"].isna().all():
+        return None
+    try:
+        return state.cases.stays_of(frame["patient_id"].dropna().tolist())
+    except CasesUnavailable:
+        return None
+
+
 def _add_routes(task: ServedTask) -> None:
     single_body, batch_body = SINGLE_MODELS[task.stage], BATCH_MODELS[task.stage]
     who = Depends(require(*task.roles))
     path = f"{router.prefix}/{task.name}"
 
-    def predict_one(body: single_body, state: State, lang: Lang, top: Top = None,  # type: ignore[valid-type]
+    def predict_one(body: single_body, state: State, lang: Lang, top: Top = None,
                     principal: Principal = who) -> dict[str, Any]:
         answer = _run(state, task, [body.case], body.history, lang, top, principal, path)
         return {"model": answer["model"], "prediction": answer["predictions"][0]}
 
-    def predict_batch(body: batch_body, state: State, lang: Lang, top: Top = None,  # type: ignore[valid-type]
+    def predict_batch(body: batch_body, state: State, lang: Lang, top: Top = None,
                       principal: Principal = who) -> dict[str, Any]:
         return _run(state, task, body.cases, body.history, lang, top, principal, f"{path}/batch")
 

@@ -67,9 +67,8 @@ def test_canonical_columns_give_the_same_answers(grouper: Grouper, reference_cas
             "other_diagnoses": diagnoses.str[1],
             "principal_procedure": procedures.str[0].replace("", None),
             "other_procedures": procedures.str[1],
-        },
-        index=reference_cases.index + 100,
-    )
+        }
+    ).set_axis(reference_cases.index + 100)
     result = grouper.group_frame(canonical)
     assert result.index.equals(canonical.index)
     _assert_agrees(reference_cases, _answers(result.set_axis(reference_cases.index)))

@@ -271,5 +271,9 @@ def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
 def test_bad_input_names_row_and_field() -> None:
     with pytest.raises(ValueError, match=r"row 1: total_cost is missing or negative \(1 rows\)"):
         price(case(), case(total_cost=-5.0))
+    with pytest.raises(
+        ValueError, match=r"row 0: cost_negotiated_drugs \(paid outside the DRG\) exceeds total_cost"
+    ):
+        price(case(total_cost=100.0, negotiated=200.0))
     with pytest.raises(ValueError, match=r"missing columns \['los_days'\]"):
         price_cases(pd.DataFrame([case()]).drop(columns="los_days"), PaymentRules.load(), WEIGHTS)

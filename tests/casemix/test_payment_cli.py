@@ -18,6 +18,11 @@ REFERENCE = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _data_in_tmp(settings: object) -> None:
+    """Every default path (reports, weights, store, payment rules) points into a temporary folder."""
+
+
 @pytest.fixture
 def cases_csv(tmp_path: Path) -> Path:
     """300 reference cases with departments, dates and charges added, as a canonical CSV."""
@@ -59,11 +64,12 @@ def test_report_calibrates_weights_and_writes_the_csv(cases_csv: Path, tmp_path:
     assert report["cases"].sum() == 300
     assert set(report["department"]) == {"内科", "外科"}
     assert set(report["period"].astype(str)) == {"2024", "2025"}
-    # Equal costs everywhere: every DRG weighs 1.0, and every grouped case sits exactly on the standard.
+    # Equal costs of 10,000 everywhere: against the default rules' regional mean of 11,000 every DRG
+    # weighs 10/11, and every grouped case costs exactly its DRG's standard cost.
     weights = read_weights(tmp_path / "out" / "report-weights.csv")
-    assert weights["rw"].to_numpy() == pytest.approx(1.0)
+    assert weights["rw"].to_numpy() == pytest.approx(10 / 11)
     assert weights["name"].notna().all()
-    assert report["cmi"].to_numpy() == pytest.approx(1.0)
+    assert report["cmi"].to_numpy() == pytest.approx(10 / 11)
     assert report["cci"].to_numpy() == pytest.approx(1.0)
     assert "CMI" in result.output
 
@@ -109,15 +115,15 @@ def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_report_reads_the_store(cases_csv: Path, tmp_path: Path) -> None:
-    cases = pd.read_csv(
-        cases_csv, parse_dates=["admission_date", "discharge_date"], dtype={"department": str}
-    )
-    cases = cases[cases["sex"].isin([1, 2]) & cases["age_years"].notna()].reset_index(drop=True)
-    for kind in ("diagnoses", "procedures"):
-        codes = cases.pop(kind).fillna("").str.split("|", n=1, expand=True).reindex(columns=[0, 1])
-        principal, others = codes[0].replace("", None), codes[1]
-        cases[f"principal_{kind.removesuffix('s').replace('diagnose', 'diagnosis')}"] = principal
-        cases[f"other_{kind}"] = others
+    cases = pd.read_csv(cases_csv, parse_dates=["admission_date", "discharge_date"])
+    valid = cases["sex"].isin([1, 2]) & cases["age_years"].notna() & cases["diagnoses"].notna()
+    cases = cases[valid].reset_index(drop=True)
+    for codes, principal, others in [
+        ("diagnoses", "principal_diagnosis", "other_diagnoses"),
+        ("procedures", "principal_procedure", "other_procedures"),
+    ]:
+        split = cases.pop(codes).str.split("|", n=1, expand=True).reindex(columns=[0, 1])
+        cases[principal], cases[others] = split[0], split[1]
     for field in FIELDS:
         if field.name not in cases.columns:
             cases[field.name] = _filler(field, cases)

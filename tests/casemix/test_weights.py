@@ -48,6 +48,12 @@ def test_rw_is_mean_cost_over_overall_mean_with_credibility_fallback() -> None:
     assert table["n_cases"].tolist() == [40, 40, 10, 3]
 
 
+def test_reference_cost_expresses_weights_in_regional_terms() -> None:
+    table = calibrate_weights(history(FOUR_DRGS[:2]), Calibration(reference_cost=8000.0))
+    assert table["rw"].tolist() == pytest.approx([10000 / 8000, 30000 / 8000])
+    assert table["mean_cost"].tolist() == pytest.approx([10000.0, 30000.0])
+
+
 def test_ungrouped_cases_do_not_count() -> None:
     frame = history(FOUR_DRGS[:2])
     noise = history([("0000", "00", 5, 1e6, 1)]).assign(status="ungroupable")

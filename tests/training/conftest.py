@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import shutil
+from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,3 +63,20 @@ def table() -> pd.DataFrame:
 @pytest.fixture
 def config() -> dict:
     return tiny(load_config())
+
+
+@pytest.fixture(scope="session")
+def empty_tracking_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with its tables created once (creating them takes seconds)."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    mlflow.set_tracking_uri(f"sqlite:///{path}")
+    mlflow.search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking(settings, empty_tracking_db: Path):
+    """The ``settings`` of a test whose tracking store starts as a fresh copy of the empty one."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(empty_tracking_db, settings.data_dir / "mlflow.db")
+    return settings

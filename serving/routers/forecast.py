@@ -1,0 +1,164 @@
+"""The quarterly surplus forecast for finance: JSON, its chart, and a bilingual page.
+
+The service serves the latest run written by ``caselens forecast surplus`` (under
+``<data_dir>/forecast``) rather than simulating on request: a forecast takes seconds to minutes and
+finance reads the same one all quarter. Roles finance and admin.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from serving.deps import State, require
+from serving.routers.pages import PageLang
+from serving.security import Principal
+
+FORECAST_ROLES = ("finance", "admin")
+Level = Literal["hospital", "department", "drg"]
+TEMPLATES = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent / "templates")
+router = APIRouter(tags=["forecast"])
+Finance = Annotated[Principal, Depends(require(*FORECAST_ROLES))]
+MEASURES = ("volume", "payment", "cost", "surplus")
+
+
+class Band(BaseModel):
+    value: float = Field(description="point forecast (or actual)")
+    lo80: float | None = None
+    hi80: float | None = None
+    lo95: float | None = None
+    hi95: float | None = None
+
+
+class Row(BaseModel):
+    key: str = Field(description="'hospital', a department or a DRG code")
+    name: str | None = Field(None, description="DRG name")
+    quarter: str
+    kind: Literal["actual", "forecast"]
+    rate: float | None = Field(None, description="base rate in force (yuan per RW), forecast quarters")
+    volume: Band
+    payment: Band
+    cost: Band
+    surplus: Band
+
+
+class SurplusForecastAnswer(BaseModel):
+    level: Level
+    horizon: int
+    created: str
+    history: list[str] = Field(description="first and last history quarter")
+    forecast: list[str]
+    scenario: dict | None = Field(description="the scenario the run also simulated, if any")
+    rows: list[Row]
+
+
+def forecast_dir(state: State) -> FilePath:
+    return state.settings.data_dir / "forecast"
+
+
+def load_run(folder: FilePath, level: str, horizon: int) -> tuple[dict, pd.DataFrame]:
+    """The run's metadata and the level's table cut to ``horizon`` forecast quarters (HTTP errors if not)."""
+    meta_path, table_path = folder / "run.json", folder / f"surplus-{level}.csv"
+    if not meta_path.is_file() or not table_path.is_file():
+        raise HTTPException(503, "no surplus forecast yet: run `caselens forecast surplus`")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if horizon > meta["horizon"]:
+        raise HTTPException(422, f"horizon {horizon} exceeds the latest run's {meta['horizon']} quarters")
+    table = pd.read_csv(table_path, dtype={"key": str, "quarter": str}, encoding="utf-8-sig")
+    keep = meta["forecast"][:horizon]
+    table = table[(table["kind"] == "actual") | table["quarter"].isin(keep)]
+    return {**meta, "forecast": keep}, table
+
+
+def _rows(table: pd.DataFrame) -> list[Row]:
+    def number(value: object) -> float | None:
+        return None if pd.isna(value) else float(value)
+
+    rows = []
+    for record in table.to_dict("records"):
+        bands = {
+            m: Band(
+                value=record[m],
+                **{b: number(record.get(f"{m}_{b}")) for b in ("lo80", "hi80", "lo95", "hi95")},
+            )
+            for m in MEASURES
+        }
+        name = record.get("name")
+        rows.append(
+            Row(
+                key=record["key"],
+                name=None if pd.isna(name) else name,
+                quarter=record["quarter"],
+                kind=record["kind"],
+                rate=number(record.get("rate")),
+                **bands,
+            )
+        )
+    return rows
+
+
+@router.get(
+    "/v1/forecast/surplus", response_model=SurplusForecastAnswer, summary="Quarterly surplus forecast"
+)
+def surplus_forecast(
+    state: State,
+    principal: Finance,
+    level: Annotated[Level, Query(description="hospital, department or drg (the top DRGs)")] = "hospital",
+    horizon: Annotated[int, Query(ge=1, le=12, description="forecast quarters to return")] = 4,
+) -> SurplusForecastAnswer:
+    """History and forecast of case volume, payment, cost and surplus with 80% and 95% intervals."""
+    meta, table = load_run(forecast_dir(state), level, horizon)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/surplus")
+    return SurplusForecastAnswer(
+        level=level,
+        horizon=horizon,
+        created=meta["created"],
+        history=meta["history"],
+        forecast=meta["forecast"],
+        scenario=meta.get("scenario"),
+        rows=_rows(table),
+    )
+
+
+@router.get(
+    "/v1/forecast/surplus/chart", response_class=FileResponse, summary="Chart of the surplus forecast"
+)
+def surplus_chart(state: State, principal: Finance, level: Level = "hospital") -> FileResponse:
+    """The PNG written with the run: history, forecast and the 80%/95% bands."""
+    path = forecast_dir(state) / f"surplus-{level}.png"
+    if not path.is_file():
+        raise HTTPException(503, "no surplus forecast yet: run `caselens forecast surplus`")
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/surplus/chart")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/forecast", response_class=HTMLResponse, include_in_schema=False)
+def forecast_page(
+    request: Request,
+    state: State,
+    lang: PageLang,
+    principal: Finance,
+    level: Level = "hospital",
+    horizon: Annotated[int, Query(ge=1, le=12)] = 4,
+):
+    """The page finance staff read: the chart and the forecast table, in Chinese or English."""
+    meta, table = load_run(forecast_dir(state), level, horizon)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/forecast")
+    rows = table[table["kind"] == "forecast"].to_dict("records")
+    context = {
+        "lang": lang,
+        "principal": principal,
+        "level": level,
+        "horizon": horizon,
+        "meta": meta,
+        "rows": rows,
+        "max_horizon": json.loads((forecast_dir(state) / "run.json").read_text(encoding="utf-8"))["horizon"],
+    }
+    return TEMPLATES.TemplateResponse(request, "forecast.html", context)

@@ -1,0 +1,90 @@
+"""``caselens group`` on small files: output columns, summary, clear errors, no case contents printed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from features.casemix.grouper import REFERENCE_STATUS
+from features.casemix.tables import load_tables
+from pipelines.cli import app
+
+REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
+runner = CliRunner()
+
+
+@pytest.fixture
+def small_tsv(tmp_path: Path) -> Path:
+    cases = pd.read_csv(REFERENCE_CASES, sep="\t", dtype=str, keep_default_na=False).head(120)
+    path = tmp_path / "cases.tsv"
+    cases.to_csv(path, sep="\t", index=False)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv", ".parquet"])
+def test_group_writes_input_columns_plus_the_grouping(small_tsv: Path, tmp_path: Path, suffix: str) -> None:
+    output = tmp_path / f"grouped{suffix}"
+    result = runner.invoke(app, ["group", str(small_tsv), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    if suffix == ".parquet":
+        grouped = pd.read_parquet(output)
+    else:
+        grouped = pd.read_csv(output, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+    source = pd.read_csv(small_tsv, sep="\t", dtype=str, keep_default_na=False)
+    assert list(grouped.columns[: len(source.columns)]) == list(source.columns)
+    assert {"status", "reason", "mdc", "adrg", "drg"} <= set(grouped.columns)
+    assert (grouped["status"].map(REFERENCE_STATUS) == source["expected_status"]).all()
+    assert (grouped["drg"] == source["expected_drg"]).all()
+    counts = grouped["status"].value_counts()
+    assert "grouping rate" in result.output and f"{counts['grouped'] / len(grouped):.1%}" in result.output
+    assert "C1-000000" not in result.output and "C02.100x001" not in result.output
+
+
+def test_group_with_a_local_table_set(small_tsv: Path, tmp_path: Path) -> None:
+    city = Path(shutil.copytree(load_tables().path, tmp_path / "city"))
+    grouping = json.loads((city / "grouping.json").read_text(encoding="utf-8"))
+    grouping["drgs"]["DR10"] = grouping["drgs"].pop("DR19")
+    grouping["adrgs"]["DR1"]["drgs"] = [
+        "DR10" if d == "DR19" else d for d in grouping["adrgs"]["DR1"]["drgs"]
+    ]
+    (city / "grouping.json").write_text(json.dumps(grouping, ensure_ascii=False), encoding="utf-8")
+    output = tmp_path / "out.csv"
+    result = runner.invoke(app, ["group", str(small_tsv), "-o", str(output), "--tables", str(city)])
+    assert result.exit_code == 0, result.output
+    grouped = pd.read_csv(output, dtype=str, keep_default_na=False)
+    assert grouped.loc[0, "expected_drg"] == "DR19" and grouped.loc[0, "drg"] == "DR10"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.tsv", "-o", "out.csv"], "no such file"),
+        (["{input}", "-o", "out.xlsx"], "must end in .csv, .tsv or .parquet"),
+        (["{input}", "-o", "out.csv", "--tables", "nowhere"], "casemix tables folder not found"),
+    ],
+)
+def test_group_errors_are_one_red_line(
+    small_tsv: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    argv = [a.format(input=small_tsv) for a in args]
+    argv = [
+        str(tmp_path / a) if a.endswith((".csv", ".xlsx", ".tsv")) and a != str(small_tsv) else a
+        for a in argv
+    ]
+    result = runner.invoke(app, ["group", *argv])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_group_rejects_a_file_without_case_columns(tmp_path: Path) -> None:
+    path = tmp_path / "other.csv"
+    pd.DataFrame({"a": [1], "b": [2]}).to_csv(path, index=False)
+    result = runner.invoke(app, ["group", str(path), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 1 and "cases need the columns sex and age_years" in " ".join(
+        result.output.split()
+    )

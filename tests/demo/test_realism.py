@@ -1,0 +1,121 @@
+"""The demo hospital's figures stay inside the ranges docs/demo-hospital.md states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.casemix.grouper import Grouper
+from pipelines.contract import COST_CATEGORIES
+
+
+@pytest.fixture(scope="module")
+def frame(demo_hospital):
+    return demo_hospital.cases.assign(
+        case_type=demo_hospital.oracle["case_type"].to_numpy(),
+        stay_kind=demo_hospital.oracle["stay_kind"].to_numpy(),
+    )
+
+
+def test_grouping_rate_with_the_real_grouper(demo_hospital):
+    grouped = Grouper().group_frame(demo_hospital.cases)
+    assert (grouped["status"] == "grouped").mean() >= 0.95
+    assert (demo_hospital.oracle["true_drg"] != "0000").mean() >= 0.98
+
+
+def test_unplanned_30_day_readmission_rate(frame):
+    s = frame.sort_values(["patient_id", "admission_date"])
+    following = s.groupby("patient_id")["admission_date"].shift(-1)
+    next_kind = s.groupby("patient_id")["stay_kind"].shift(-1)
+    unplanned = ((following - s["discharge_date"]).dt.days <= 30) & (next_kind == "readmission")
+    assert 0.06 <= unplanned.mean() <= 0.12
+    assert 0.04 <= frame["readmission_plan_31d"].mean() <= 0.25
+    cycles = frame[frame["stay_kind"] == "cycle"]
+    assert cycles["principal_diagnosis"].str.startswith("Z51.1").mean() > 0.85
+
+
+def test_deaths_transfers_newborns(frame):
+    assert 0.003 <= (frame["discharge_disposition"] == 5).mean() <= 0.02
+    assert 0.01 <= frame["discharge_disposition"].isin([2, 3]).mean() <= 0.05
+    newborn = (frame["age_years"] == 0) & (frame["age_days"] <= 28)
+    assert newborn.any()
+    assert frame.loc[newborn, "birth_weight_g"].between(1000, 4500).all()
+    assert frame.loc[~newborn, "birth_weight_g"].isna().all()
+
+
+def test_costs_add_up_and_shares(frame):
+    parts = frame[list(COST_CATEGORIES)].sum(axis=1)
+    assert np.allclose(parts, frame["total_cost"], atol=0.011)
+    assert (frame["cost_negotiated_drugs"] <= frame["cost_western_drugs"]).all()
+    total = frame["total_cost"].sum()
+    drugs = (frame["cost_western_drugs"] + frame["cost_chinese_drugs"]).sum() / total
+    assert 0.25 <= drugs <= 0.38
+    assert 0.2 <= frame["cost_consumables"].sum() / total <= 0.4
+    fracture = frame[frame["case_type"] == "femoral_fracture_surgery"]
+    assert 0.38 <= (fracture["cost_consumables"] / fracture["total_cost"]).mean() <= 0.5
+
+
+def test_median_cost_of_known_groups(frame):
+    median = frame.groupby("case_type")["total_cost"].median()
+    assert 13_000 <= median["ami_medical"] <= 25_000
+    assert 55_000 <= median["lung_cancer_surgery"] <= 90_000
+    assert median["vaginal_delivery"] < median["caesarean"] < median["hip_knee_replacement"]
+    assert median["chemotherapy"] < median["lung_cancer_surgery"]
+
+
+def test_heavier_severity_costs_more(demo_hospital):
+    level = demo_hospital.oracle["true_cc_level"].to_numpy()
+    ratio = demo_hospital.cases["total_cost"] / demo_hospital.oracle["expected_cost"]
+    by_level = demo_hospital.oracle.groupby(level)["expected_cost"].median()
+    assert by_level[0] < by_level[1] < by_level[2]
+    assert 0.85 <= ratio.mean() <= 1.15
+    assert 0.4 <= (level > 0).mean() <= 0.65
+
+
+def test_winter_peak_and_growth(frame):
+    respiratory = frame[frame["department"] == "respiratory"]
+    month = respiratory["admission_date"].dt.month
+    assert month.isin([12, 1, 2]).sum() > 1.4 * month.isin([6, 7, 8]).sum()
+    year = frame["discharge_date"].dt.year.value_counts()
+    assert year[2025] > year[2023] * 1.05
+
+
+def test_coding_errors_and_audits(demo_hospital):
+    cases, oracle = demo_hospital.cases, demo_hospital.oracle
+    error = oracle["true_error_type"].notna()
+    assert 0.03 <= error.mean() <= 0.12
+    by_coder = error.groupby(cases["coder_id"]).mean()
+    assert by_coder["coder_10"] > by_coder["coder_01"]
+    audited = cases["audited"].astype(bool)
+    assert 0.12 <= audited.mean() <= 0.25
+    found = cases["audit_error"].fillna(False).astype(bool)
+    assert (found == (audited & error)).all()
+    assert cases.loc[found, "corrected_diagnoses"].notna().all()
+    assert (cases.loc[found, "audit_error_type"] == oracle.loc[found, "true_error_type"]).all()
+    missed = oracle["true_error_type"] == "missed_cc_mcc"
+    assert (oracle.loc[missed, "true_cc_level"] > 0).all()
+
+
+def test_chronic_conditions_persist_across_admissions(frame):
+    repeat = frame[frame["patient_id"].duplicated(keep=False) & frame["other_diagnoses"].notna()]
+    hypertension = repeat["other_diagnoses"].str.contains("I10.x00x002", regex=False)
+    per_patient = hypertension.groupby(repeat["patient_id"]).agg(["any", "all"])
+    assert per_patient["any"].sum() > 0
+    assert (per_patient["all"].sum() / per_patient["any"].sum()) > 0.5
+
+
+def test_settlement_follows_the_base_rate_change(frame):
+    """A normal case of a DRG is paid RW x base rate: ¥10,000 before 2025-01-01, ¥10,500 after.
+
+    (Oncology is left out: its negotiated drugs are paid on top of the DRG.)"""
+    paid = frame[
+        (frame["insurer_payment"] > 0) & frame["settled_drg"].notna() & (frame["department"] != "oncology")
+    ]
+    drg = paid["settled_drg"].value_counts().index[0]
+    total = (paid["insurer_payment"] + paid["self_pay"]).round(0)[paid["settled_drg"] == drg]
+    after = paid.loc[total.index, "discharge_date"] >= pd.Timestamp("2025-01-01")
+    standard_before, standard_after = total[~after].mode()[0], total[after].mode()[0]
+    assert standard_after / standard_before == pytest.approx(1.05, abs=0.002)
+    assert frame.loc[frame["insurance_type"] == 7, "settled_drg"].isna().all()
+    assert (frame["insurer_payment"].dropna() >= 0).all()

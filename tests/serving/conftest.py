@@ -1,0 +1,190 @@
+"""A small served world: demo cases, tiny registered models in a temporary MLflow store, keys per role.
+
+Models are built from the project's own parts (``features.pipeline.CaseFeatures``, the cost task's
+``CostModel``, ``models.pyfunc.CaseModel``) with a handful of trees, registered with the ``champion``
+alias exactly as ``caselens train`` does, so the service loads them the way it loads real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from features.pipeline import CaseFeatures
+from models import lgbm
+from models.pyfunc import CaseModel
+from models.tasks.cost import CostModel
+from pipelines.contract import fields_known_at
+from pipelines.demo.generate import generate_demo
+from pipelines.settings import Settings
+from serving.app import create_app
+from serving.cases import CaseIndex
+from serving.config import ServingSettings
+from serving.queue import ReviewQueue
+from serving.security import add_key
+from serving.tasks import ROLES
+
+TINY = {"n_estimators": 15, "num_leaves": 7, "min_child_samples": 5, "verbose": -1, "n_jobs": 1}
+
+
+class RiskModel:
+    """A calibrated-probability estimator shaped like the risk tasks' (first column the probability)."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> RiskModel:
+        self.classifier_ = lgbm.classifier(TINY, objective="binary").fit(X, y)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({self.column: self.classifier_.predict_proba(X)[:, 1]}, index=X.index)
+
+    @property
+    def explained(self) -> object:
+        return self.classifier_
+
+
+class BrokenModel(mlflow.pyfunc.PythonModel):
+    """Registers fine, fails when loaded: what a bad new version looks like to a reload."""
+
+    def load_context(self, context: Any) -> None:
+        raise RuntimeError("this version cannot be loaded")
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        return model_input
+
+
+def register(settings: Settings, name: str, python_model: mlflow.pyfunc.PythonModel) -> str:
+    """Log ``python_model``, register it under ``name`` and point ``champion`` at it; returns the version."""
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    experiment = mlflow.get_experiment_by_name("serving-tests") or mlflow.get_experiment(
+        mlflow.create_experiment("serving-tests", artifact_location=(settings.mlflow_artifacts / "t").as_uri())
+    )
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=python_model, registered_model_name=name, pip_requirements=[]
+        )
+    version = str(info.registered_model_version)
+    mlflow.MlflowClient().set_registered_model_alias(name, "champion", version)
+    return version
+
+
+@dataclass
+class World:
+    settings: Settings
+    cases: pd.DataFrame
+    keys: dict[str, str]
+    keys_path: Path
+    queue: pd.DataFrame
+
+
+def queue_frame(cases: pd.DataFrame) -> pd.DataFrame:
+    """A ranked review queue over some demo cases, in the shape ``serving.queue`` expects."""
+    picked = cases.head(12)
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.1, 0.9, len(picked))
+    money = rng.uniform(500, 20_000, len(picked)).round()
+    frame = pd.DataFrame(
+        {
+            "case_id": picked["case_id"].to_numpy(),
+            "department": picked["department"].to_numpy(),
+            "error_type": np.where(np.arange(len(picked)) % 2 == 0, "missed_cc_mcc", "unsupported_cc_mcc"),
+            "error_probability": p,
+            "money_at_stake": money,
+            "expected_value": p * money,
+            "coded_drg": "GB25",
+            "whatif_drg": "GB23",
+            "whatif_payment_change": money,
+            "reasons": [["MCC with a stay under 2 days"]] * len(picked),
+        }
+    )
+    frame = frame.sort_values("expected_value", ascending=False, ignore_index=True)
+    return frame.assign(rank=np.arange(1, len(frame) + 1))
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        root = tmp_path_factory.mktemp("serving")
+        settings = Settings(data_dir=root / "caselens-data")
+        cases = generate_demo(900, 2, seed=11).cases
+        admission = cases[list(fields_known_at("admission"))]
+        features = CaseFeatures("admission").fit(admission, history=cases)
+        X = features.transform(admission, history=cases)
+        half = len(X) // 2
+        labels = cases[["total_cost"]].rename(columns={"total_cost": "cost"})
+        cost = CostModel(TINY, mondrian_min_group=50).fit(X[:half], labels[:half], X[half:], labels[half:])
+        register(settings, "caselens-cost", CaseModel(features, cost))
+
+        discharge = cases[[*fields_known_at("discharge"), "los_days"]]
+        risk_features = CaseFeatures("discharge").fit(discharge, history=cases)
+        long_stay = (cases["los_days"] > cases["los_days"].median()).astype(int)
+        risk = RiskModel("readmission").fit(risk_features.transform(discharge, history=cases), long_stay)
+        register(settings, "caselens-readmission", CaseModel(risk_features, risk))
+
+        keys_path = settings.data_dir / "api-keys.json"
+        keys = {role: add_key(keys_path, f"test-{role}", role) for role in ROLES}
+        yield World(settings, cases, keys, keys_path, queue_frame(cases))
+
+
+def build_app(world: World, **serving: Any) -> Any:
+    options = {"api_keys": str(world.keys_path), "max_batch": 50, "max_body_mb": 1.0, **serving}
+    return create_app(
+        world.settings,
+        ServingSettings(**options),
+        cases=CaseIndex(lambda: world.cases),
+        queue=ReviewQueue(lambda: world.queue),
+    )
+
+
+@pytest.fixture(scope="session")
+def make_app(world: World) -> Any:
+    """Build another app over the same world, e.g. with other limits, to reload on its own."""
+    return lambda **serving: build_app(world, **serving)
+
+
+@pytest.fixture(scope="session")
+def client(world: World) -> Iterator[TestClient]:
+    with TestClient(build_app(world)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def auth(world: World) -> Any:
+    """Headers carrying the key of a role."""
+    return lambda role: {"Authorization": f"Bearer {world.keys[role]}"}
+
+
+@pytest.fixture(scope="session")
+def admission_body(world: World) -> Any:
+    """A JSON body for one pre-admission prediction from the demo case at ``row``."""
+    return lambda row=0, **changes: {"case": {**case_json(world.cases.iloc[row], "admission"), **changes}}
+
+
+@pytest.fixture(scope="session")
+def discharge_body(world: World) -> Any:
+    """A JSON body for one discharge-stage prediction from the demo case at ``row``."""
+    def body(row: int = 0, **changes: Any) -> dict[str, Any]:
+        return {"case": {**case_json(world.cases.iloc[row], "discharge"), **changes}}
+
+    return body
+
+
+def case_json(case: pd.Series, stage: str) -> dict[str, Any]:
+    out = {}
+    for name in fields_known_at(stage):  # type: ignore[arg-type]
+        value = case[name]
+        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+            continue
+        out[name] = value.date().isoformat() if isinstance(value, pd.Timestamp) else getattr(value, "item", lambda: value)()
+    return out
