@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint lock benchmarks
+.PHONY: demo test lint lock benchmarks browser
 
 demo: $(VENV)/.installed
 	$(BIN)/caselens demo
@@ -29,3 +29,10 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# Headless Chromium for the browser tests (tests/serving/test_browser.py), from Debian's packages;
+# skipped when it is already there. Needs root (CI and the dev machines run as root).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi

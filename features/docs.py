@@ -21,7 +21,8 @@ def catalog_markdown() -> str:
     """Every registered feature as a markdown table: view, stage, kind, sources, names."""
     catalog = feature_catalog(views_at("discharge"))
     lines = [
-        "| feature | view (entity) | stage | kind | own-case sources | earlier stays' sources | 中文 | English |",
+        "| feature | view (entity) | stage | kind | own-case sources | earlier stays' sources "
+        "| 中文 | English |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in catalog.itertuples(index=False):

@@ -37,4 +37,6 @@ def apply_levels(values: pd.Series, levels: list[str]) -> pd.Series:
     lookup = categories.get_indexer(pd.Index(distinct).astype(str))
     lookup = np.append(np.where(lookup < 0, len(levels), lookup), -1)  # position -1 (missing) stays -1
     codes = lookup[positions]
-    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), index=values.index, name=values.name)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=categories), index=values.index, name=values.name
+    )

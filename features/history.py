@@ -83,8 +83,9 @@ def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
     ``events``: canonical stays with case_id, patient_id, admission_date, discharge_date, total_cost,
     los_days, admission_source, principal_diagnosis, other_diagnoses; stays without a discharge date
     are ignored. A query's own stay may be among the events: it is never counted.
-    Returns one row per query (same index) with the columns of ``HISTORY_COLUMNS`` plus
-    ``prior_condition_mask`` (Charlson conditions seen in counted stays, as a bit mask).
+    Returns one row per query (same index): ``prior_admissions``, per window the ``prior_*_{W}d`` counts
+    and sums, ``days_since_last_discharge`` (NaN when none), and ``prior_condition_mask`` (Charlson
+    conditions seen in counted stays, as a bit mask).
     """
     events = events[events["discharge_date"].notna()].drop_duplicates("case_id")
     patients, _ = pd.factorize(pd.concat([events["patient_id"], queries["patient_id"]], ignore_index=True))
@@ -118,7 +119,9 @@ def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
     )
     cost = pd.to_numeric(events["total_cost"], errors="coerce").fillna(0.0).to_numpy(np.float64)
     los = pd.to_numeric(events["los_days"], errors="coerce").fillna(0).to_numpy(np.float64)
-    conditions = mask_bits(condition_masks(events["principal_diagnosis"], events["other_diagnoses"])).astype(np.int32)
+    conditions = mask_bits(condition_masks(events["principal_diagnosis"], events["other_diagnoses"])).astype(
+        np.int32
+    )
 
     per_event = np.column_stack([np.ones(len(events)), cost, los, readmission, emergency]).astype(np.float64)
     cum = _cumulative(per_event, order)

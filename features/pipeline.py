@@ -34,6 +34,9 @@ EVENT_COLUMNS = (
     "principal_diagnosis",
     "other_diagnoses",
 )
+# Fields no row can do without: they place a case in time and in its patient's history. Other
+# required fields may be null in a row; their features are then missing (NaN), which models handle.
+KEY_FIELDS = ("case_id", "patient_id", "admission_date", "discharge_date")
 _NEEDS_PRIOR = ("patient_history", "comorbidity")
 _NEEDS_TABLES = ("coding", "casemix")
 
@@ -74,24 +77,23 @@ def canonical_view(
 ) -> pd.DataFrame:
     """``cases`` restricted to ``columns``: missing optional ones become nulls, dates parsed, los derived.
 
-    A column in ``needed`` that the contract marks required must be present and non-null on every row.
+    A column in ``needed`` that the contract marks required must be present; key fields must also be
+    non-null on every row.
     """
     missing = sorted(
         c for c in needed if c not in cases.columns and c in FIELD_BY_NAME and FIELD_BY_NAME[c].required
     )
     if missing:
         raise FeatureInputError(f"{what}: required column(s) missing: {', '.join(missing)}")
-    out = pd.DataFrame(index=cases.index)
+    out = cases[[c for c in columns if c in cases.columns]].copy()
     for name in columns:
-        if name in cases.columns:
-            out[name] = cases[name]
-        elif name != "los_days":
+        if name not in out.columns and name != "los_days":
             out[name] = np.nan if FIELD_BY_NAME[name].kind in ("int", "float") else None
     for name in ("admission_date", "discharge_date"):
         if name in out.columns:
             out[name] = _dates(out, name, what)
-    for name in sorted(needed & set(out.columns)):
-        if FIELD_BY_NAME.get(name) is not None and FIELD_BY_NAME[name].required and out[name].isna().any():
+    for name in sorted(needed & set(out.columns) & set(KEY_FIELDS)):
+        if out[name].isna().any():
             raise FeatureInputError(f"{what}: {name} is missing in row {_row(out, out[name].isna())}")
     if "discharge_date" in out.columns:
         early = out["discharge_date"] < out["admission_date"]
@@ -218,8 +220,12 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
     def _prior(
         self, visible: pd.DataFrame, cases: pd.DataFrame, history: pd.DataFrame | None
     ) -> pd.DataFrame:
+        """History features of ``visible``; ``history`` is cut to its patients, so a one-case request
+        against the whole store costs that patient's stays, not the store's."""
         events = [event_frame(cases, "cases")]
         if history is not None:
+            if "patient_id" in history.columns:
+                history = history[history["patient_id"].isin(visible["patient_id"])]
             events.append(event_frame(history, "history"))
         queries = visible[["case_id", "patient_id", "admission_date"]]
         return history_features(queries, pd.concat(events, ignore_index=True))

@@ -30,7 +30,8 @@ Entity = Literal["case", "patient"]
 
 # Derived columns are known when the fields they are derived from are.
 DERIVED_STAGE: dict[str, Stage] = {"los_days": "discharge"}
-assert set(DERIVED_STAGE) == set(DERIVED), "every derived contract column needs a stage here"
+if set(DERIVED_STAGE) != set(DERIVED):
+    raise RuntimeError(f"give every derived contract column a stage in DERIVED_STAGE: {sorted(DERIVED)}")
 
 
 class FeatureStageError(ValueError):
@@ -122,7 +123,8 @@ def views_at(stage: Stage) -> list[FeatureView]:
 
 def _code_text(values: pd.Series) -> pd.Series:
     """A coded integer field (sex, payer, route...) as text levels ("1"), None when missing."""
-    number = pd.to_numeric(values, errors="coerce").astype("Int64")
+    number = pd.to_numeric(values, errors="coerce")
+    number = number.where(number % 1 == 0).astype("Int64")  # 1.0 reads as "1"; 1.5 is no code
     return number.astype("string").astype(object).where(number.notna(), None)
 
 

@@ -15,11 +15,16 @@ from models.task import Estimator
 
 
 class CaseModel(mlflow.pyfunc.PythonModel):
-    """A fitted feature transformer followed by a task's fitted estimator."""
+    """A fitted feature transformer followed by a task's fitted estimator.
 
-    def __init__(self, features: Any, estimator: Estimator) -> None:
+    ``dtypes`` are the training inputs' dtypes: MLflow's schema has no nullable integers or booleans,
+    so requests arrive with them as floats and are cast back before the features see them.
+    """
+
+    def __init__(self, features: Any, estimator: Estimator, dtypes: dict[str, Any] | None = None) -> None:
         self.features = features
         self.estimator = estimator
+        self.dtypes = dtypes or {}
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -32,9 +37,18 @@ class CaseModel(mlflow.pyfunc.PythonModel):
         ``history`` (other canonical stays, e.g. the patients' earlier admissions) feeds point-in-time
         history features; the pyfunc ``predict`` has none and sees only the rows it is given.
         """
+        frame = frame.astype(
+            {c: t for c, t in self.dtypes.items() if c in frame.columns and frame[c].dtype != t}
+        )
         X = (
             self.features.transform(frame)
             if history is None
             else self.features.transform(frame, history=history)
         )
         return self.estimator.predict(X).reset_index(drop=True)
+
+
+def schema_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` in types MLflow's schema can hold: nullable integers and booleans become floats."""
+    nullable = [c for c in frame.columns if isinstance(frame[c].dtype, pd.Int64Dtype | pd.BooleanDtype)]
+    return frame.astype(dict.fromkeys(nullable, "float64"))

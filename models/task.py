@@ -46,6 +46,9 @@ class Task(ABC):
     primary_metric: str
     greater_is_better: bool
     baseline_levels: tuple[tuple[str, ...], ...] = ()
+    # True when some cases have no label (a missing ``label_column``: follow-up censored, abstract not
+    # audited): they are left out of training and evaluation but stay in the history features read.
+    partial_labels: bool = False
 
     @property
     def model_name(self) -> str:
@@ -63,6 +66,12 @@ class Task(ABC):
     def context(self, inputs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
         """Columns the baseline groups by and the evaluation breaks down by (never model features)."""
         return pd.DataFrame(index=inputs.index)
+
+    def features(self) -> Any:
+        """The unfitted feature transformer of the task's case inputs: ``CaseFeatures`` at its stage."""
+        from features.pipeline import CaseFeatures
+
+        return CaseFeatures(self.stage)
 
     @abstractmethod
     def estimator(self, params: dict[str, Any]) -> Estimator:

@@ -118,7 +118,7 @@ def finalise(accepted: pd.DataFrame) -> pd.DataFrame:
     cases = accepted.reset_index(drop=True)
     cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
     dtypes = store.canonical_dtypes()
-    return cases.astype({c: dtypes[c] for c in cases.columns})
+    return cases.astype({c: dtypes[c] for c in cases.columns if cases[c].dtype != dtypes[c]})
 
 
 def los_days(admitted: pd.Series, discharged: pd.Series) -> pd.Series:

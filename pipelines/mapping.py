@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from pipelines.contract import FIELD_BY_NAME, FIELDS, Field
@@ -238,17 +240,30 @@ def _parse(
         value = _dates(text, date_formats)
         reason = "not a date (expected e.g. 2024-01-05, 2024/1/5, 20240105 or a mapping date_formats entry)"
     else:
-        number = pd.to_numeric(text, errors="coerce").astype("Float64")
-        number = number.mask(~np.isfinite(number.fillna(0.0)))
+        number = _numbers(text)
         if field.kind == "int":
-            whole = number.round() == number
-            value = number.where(whole).astype("Int64")
+            value = pd.Series(np.where(np.round(number) == number, number, np.nan), index=text.index).astype(
+                "Int64"
+            )
             reason = "not a whole number"
         else:
-            value = number.astype("float64")
+            value = pd.Series(number, index=text.index)
             reason = "not a number"
     bad = given & value.isna()
     return value, problems_where(bad, field.name, text, reason, column=source)
+
+
+def _numbers(text: pd.Series) -> np.ndarray:
+    """Text as float64, NaN where missing, unreadable or infinite.
+
+    Arrow's cast reads a clean column ~5x faster than ``pd.to_numeric``; only a column holding an
+    unreadable value takes the slower pandas path, which marks just that value.
+    """
+    try:
+        number = pc.cast(pa.array(text), pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        number = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return np.where(np.isfinite(number), number, np.nan)
 
 
 def _dates(text: pd.Series, formats: tuple[str, ...]) -> pd.Series:

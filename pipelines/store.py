@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.contract import COLUMNS, DERIVED, FIELDS
@@ -83,36 +84,41 @@ class StoreUpdate:
 
 
 def write_cases(cases: pd.DataFrame, path: Path | str | None = None) -> StoreUpdate:
-    """Add cases to the store, replacing any stored case with the same case id (re-ingest is an update)."""
+    """Add cases to the store, replacing any stored case with the same case id (re-ingest is an update).
+
+    Works in Arrow (filter, concat, sort), which keeps a million-row rewrite to a few seconds.
+    """
     store = store_path(path)
     if cases["case_id"].duplicated().any():
         raise ValueError("write_cases: case_id must be unique within the cases written")
-    cases = cases.loc[:, list(STORE_COLUMNS)]
-    years = cases["admission_date"].dt.year
+    table = pa.Table.from_pandas(
+        cases.loc[:, list(STORE_COLUMNS)], schema=arrow_schema(), preserve_index=False
+    )
+    years = pc.year(table["admission_date"])
     stored = _stored_ids(store)
     replaced = stored["case_id"].isin(cases["case_id"])
-    touched = sorted(set(years.unique().tolist()) | set(stored.loc[replaced, PARTITION].tolist()))
+    touched = sorted(set(pc.unique(years).to_pylist()) | set(stored.loc[replaced, PARTITION].tolist()))
     for year in touched:
-        _rewrite_year(store, int(year), cases[years == year], cases["case_id"])
+        _rewrite_year(store, int(year), table.filter(pc.equal(years, year)), table["case_id"])
     held = sum(pq.ParquetFile(f).metadata.num_rows for f in _part_files(store))
     return StoreUpdate(new=len(cases) - int(replaced.sum()), updated=int(replaced.sum()), rows=held)
 
 
-def _rewrite_year(store: Path, year: int, incoming: pd.DataFrame, all_incoming_ids: pd.Series) -> None:
+def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.ChunkedArray) -> None:
     target = store / f"{PARTITION}={year}" / PART_FILE
-    kept = pd.DataFrame()
+    tables = [incoming]
     if target.exists():
-        old = pd.read_parquet(target, engine="pyarrow")
-        kept = old[~old["case_id"].isin(all_incoming_ids)]
-    parts = [frame for frame in (kept, incoming) if len(frame)]
-    if not parts:
+        old = pq.read_table(target, schema=incoming.schema)
+        tables.append(
+            old.filter(pc.invert(pc.is_in(old["case_id"], value_set=incoming_ids.combine_chunks())))
+        )
+    year_cases = pa.concat_tables(tables).sort_by("case_id")
+    if year_cases.num_rows == 0:
         target.unlink(missing_ok=True)
         return
-    year_cases = pd.concat(parts, ignore_index=True).sort_values("case_id", kind="stable", ignore_index=True)
-    table = pa.Table.from_pandas(year_cases, schema=arrow_schema(), preserve_index=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{PART_FILE}.partial")  # a leading dot hides it from dataset readers
-    pq.write_table(table, partial)
+    pq.write_table(year_cases, partial)
     os.replace(partial, target)
 
 

@@ -23,7 +23,7 @@ from models import plots, tracking
 from models.baselines import GroupMeanBaseline
 from models.config import task_params
 from models.errors import TrainingInputError
-from models.pyfunc import CaseModel
+from models.pyfunc import CaseModel, schema_frame
 from models.split import TimeSplit
 from models.table import TableFeatures
 from models.task import Evaluation, Task
@@ -33,7 +33,7 @@ from pipelines.settings import Settings
 
 STEPS = ("split", "features", "tune", "fit", "evaluate", "log", "champion")
 EXPERIMENT_PREFIX = "caselens-"
-ORACLE_COLUMNS = ("expected_cost",)
+ORACLE_COLUMNS = ("expected_cost", "true_readmission_prob", "true_coding_error_prob")
 
 
 @dataclass
@@ -70,22 +70,26 @@ def case_data(
 
     The full cases are the history every part's features may look back on (point in time: a case
     only sees stays discharged before it). ``oracle`` (the demo hospital's truth, by ``case_id``) is
-    kept for evaluation only: it never reaches the features or the estimator.
+    kept for evaluation only: it never reaches the features or the estimator. A task with
+    ``partial_labels`` trains and is judged on its labelled cases only; the others stay history.
     """
-    from features.pipeline import CaseFeatures
-
     if cases.empty:
         raise TrainingInputError("no cases to train on: the case store is empty")
     known = [c for c in fields_known_at(task.stage) if c in cases.columns]
+    labels = task.labels(cases, settings)
+    labelled = labels[task.label_column].notna() | (not task.partial_labels)
+    if not labelled.any():
+        raise TrainingInputError(f"no case has a {task.label_column!r} label")
     evaluation_only = None
     if oracle is not None:
         columns = [c for c in ORACLE_COLUMNS if c in oracle.columns]
         evaluation_only = cases[["case_id"]].join(oracle.set_index("case_id")[columns], on="case_id")[columns]
+        evaluation_only = evaluation_only[labelled]
     return TrainingData(
-        inputs=cases[known],
-        labels=task.labels(cases, settings),
-        periods=cases["discharge_date"],
-        features=CaseFeatures(task.stage),
+        inputs=cases.loc[labelled, known],
+        labels=labels[labelled],
+        periods=cases.loc[labelled, "discharge_date"],
+        features=task.features(),
         mode="cases",
         history=cases,
         evaluation_only=evaluation_only,
@@ -145,6 +149,9 @@ def train(
     on_step: Callable[[str], None] = lambda step: None,
 ) -> TrainResult:
     """Split by time, fit, evaluate beside the baseline, log to MLflow and maybe move the champion."""
+    experiment = tracking.use_tracking(
+        settings.mlflow_uri, settings.mlflow_artifacts, EXPERIMENT_PREFIX + task.name
+    )
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -170,9 +177,6 @@ def train(
     done("features")
 
     params = task_params(config, task.name)
-    experiment = tracking.use_tracking(
-        settings.mlflow_uri, settings.mlflow_artifacts, EXPERIMENT_PREFIX + task.name
-    )
     with mlflow.start_run(experiment_id=experiment, run_name=f"{task.name}-{data.mode}") as run:
         if tune_seconds > 0:
 
@@ -197,7 +201,7 @@ def train(
         estimator = task.estimator(params).fit(
             X["train"], labels["train"], X["validation"], labels["validation"]
         )
-        model = CaseModel(features, estimator)
+        model = CaseModel(features, estimator, inputs["train"].dtypes.to_dict())
         done("fit")
 
         predictions = model.predict_frame(inputs["test"], data.history)
@@ -213,8 +217,8 @@ def train(
         split = splitter.describe(data.periods, parts)
         rows = {part: len(frame) for part, frame in inputs.items()}
         _log_run(task, data, params, split, rows, evaluation, baseline_evaluation, features, X["train"])
-        manifest = tracking.file_fingerprint(settings.store_dir / "manifest.json")
-        mlflow.set_tag("data.manifest_sha256", manifest or "none")
+        if data.mode == "cases":
+            _log_manifest(settings)
         figures = task.plots(
             estimator, _transform(features, inputs["test"], data.history), labels["test"], predictions
         )
@@ -224,8 +228,8 @@ def train(
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
-            signature=infer_signature(inputs["test"].head(100), predictions.head(100)),
-            input_example=inputs["test"].head(5),
+            signature=infer_signature(schema_frame(inputs["test"].head(100)), predictions.head(100)),
+            input_example=schema_frame(inputs["test"].head(5)),
             registered_model_name=task.model_name,
             pip_requirements=_requirements(),
         )
@@ -337,6 +341,16 @@ def _log_run(
     mlflow.log_text(
         json.dumps({"model": evaluation.metrics, "baseline": baseline.metrics}, indent=2), "metrics.json"
     )
+
+
+def _log_manifest(settings: Settings) -> None:
+    """The ingest manifest of the store the cases came from, when there is one."""
+    from pipelines.store import manifest_path
+
+    path = manifest_path(settings.store_dir)
+    if path.is_file():
+        mlflow.log_artifact(str(path), "data")
+        mlflow.set_tag("data.manifest_sha256", tracking.file_fingerprint(path))
 
 
 def _catalog(features: Any, X: pd.DataFrame, task: Task) -> pd.DataFrame:

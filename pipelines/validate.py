@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from pipelines.contract import (
@@ -128,6 +130,7 @@ def _column(f: Field) -> pa.Column:
 
 def validate_cases(cases: pd.DataFrame, rules: Rules = Rules()) -> pd.DataFrame:
     """Every problem of every row: errors reject a row, warnings keep it. ``cases`` has a RangeIndex."""
+    codes = exploded_codes(cases)
     found = [
         check_schema(cases),
         check_duplicate_ids(cases),
@@ -135,8 +138,8 @@ def validate_cases(cases: pd.DataFrame, rules: Rules = Rules()) -> pd.DataFrame:
         check_age_days(cases),
         check_costs(cases, rules),
         check_audit(cases),
-        check_sex_specific(cases, rules.sex_specific_diagnoses),
-        check_code_dictionaries(cases, rules.code_tables),
+        check_sex_specific(cases, rules.sex_specific_diagnoses, codes),
+        check_code_dictionaries(cases, rules.code_tables, codes),
     ]
     return pd.concat(found, ignore_index=True)
 
@@ -187,7 +190,12 @@ def check_costs(cases: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     total = cases["total_cost"]
     groups = cases[list(COST_CATEGORIES)].sum(axis=1, min_count=len(COST_CATEGORIES))
     off = (groups - total).abs() > rules.cost_tolerance(total)
-    shown = total.round(2).astype(str) + " (charge groups add up to " + groups.round(2).astype(str) + ")"
+    shown = (
+        total[off].round(2).astype(str)
+        + " (charge groups add up to "
+        + groups[off].round(2).astype(str)
+        + ")"
+    )
     reason = (
         f"charge groups do not add up to total_cost (tolerance max({rules.cost_tolerance_yuan:g} yuan, "
         f"{rules.cost_tolerance_share:.2%}))"
@@ -195,7 +203,7 @@ def check_costs(cases: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     negotiated = cases["cost_negotiated_drugs"] > cases["cost_western_drugs"] + rules.cost_tolerance_yuan
     return pd.concat(
         [
-            problems_where(off, "total_cost", shown, reason),
+            _at_rows(shown, "total_cost", reason),
             problems_where(
                 negotiated,
                 "cost_negotiated_drugs",
@@ -229,24 +237,31 @@ def check_audit(cases: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def check_sex_specific(cases: pd.DataFrame, table: Path = SEX_SPECIFIC_DIAGNOSES) -> pd.DataFrame:
+def check_sex_specific(
+    cases: pd.DataFrame, table: Path = SEX_SPECIFIC_DIAGNOSES, codes: dict[str, pd.Series] | None = None
+) -> pd.DataFrame:
     """Diagnoses limited to one sex (ICD-10 ranges in a data file) on a case of the other sex."""
-    prefixes = sex_specific_prefixes(table)
+    codes = codes or exploded_codes(cases)
+    sex = cases["sex"].to_numpy(dtype="float64", na_value=np.nan)
     found = [EMPTY_PROBLEMS]
     for name in DIAGNOSIS_FIELDS:
-        codes = _exploded(cases[name])
-        if codes.empty:
-            continue
-        sex = cases["sex"].reindex(codes.index).to_numpy()
-        for length, (sex_of, basis_of) in prefixes.items():
-            prefix = codes.str[:length]
-            limit = prefix.map(sex_of)
-            wrong = limit.notna() & (limit != sex)
+        diagnoses, rows = codes[name], codes[name].index.to_numpy()
+        for length, (sex_of, basis_of) in sex_specific_prefixes(table).items():
+            prefix = diagnoses.str.slice(0, length)
+            at = np.flatnonzero(prefix.isin(list(sex_of)).to_numpy(dtype=bool))
+            matched = prefix.iloc[at].to_numpy(dtype=object)
+            limit = np.array([sex_of[p] for p in matched], dtype="float64")
+            wrong = (limit != sex[rows[at]]) & ~np.isnan(sex[rows[at]])
             if not wrong.any():
                 continue
-            only = limit[wrong].map(lambda x: SEXES[x][1]) + " only: " + prefix[wrong].map(basis_of)
+            shown = [
+                f"{code} ({SEXES[sex_of[p]][1]} only: {basis_of[p]})"
+                for code, p in zip(
+                    diagnoses.iloc[at[wrong]].to_numpy(dtype=object), matched[wrong], strict=True
+                )
+            ]
             found.append(
-                _at_rows(codes[wrong] + " (" + only + ")", name, "diagnosis limited to the other sex")
+                _at_rows(pd.Series(shown, index=rows[at[wrong]]), name, "diagnosis limited to the other sex")
             )
     return pd.concat(found, ignore_index=True)
 
@@ -273,32 +288,39 @@ def _expand(first: str, last: str) -> list[str]:
     return [f"{head}{n:0{len(start)}d}" for n in range(int(start), int(stop) + 1)]
 
 
-def check_code_dictionaries(cases: pd.DataFrame, tables: Path = CASEMIX_TABLES) -> pd.DataFrame:
+def check_code_dictionaries(
+    cases: pd.DataFrame, tables: Path = CASEMIX_TABLES, codes: dict[str, pd.Series] | None = None
+) -> pd.DataFrame:
     """Codes missing from the grouper's dictionaries are reported as warnings; the row is kept."""
+    codes = codes or exploded_codes(cases)
     found = [EMPTY_PROBLEMS]
     for names, dictionary in ((DIAGNOSIS_FIELDS, "diagnoses.tsv"), (PROCEDURE_FIELDS, "procedures.tsv")):
         known = code_dictionary(tables / dictionary)
         for name in names:
-            codes = _exploded(cases[name])
-            unknown = codes[~codes.isin(known)]
+            unknown = codes[name][~codes[name].isin(known).to_numpy(dtype=bool)]
             if not unknown.empty:
                 found.append(_at_rows(unknown, name, f"code not in {tables.name}/{dictionary}", "warning"))
     return pd.concat(found, ignore_index=True)
 
 
 @cache
-def code_dictionary(path: Path) -> frozenset[str]:
-    return frozenset(pd.read_csv(path, sep="\t", usecols=["code"], dtype=str)["code"])
+def code_dictionary(path: Path) -> list[str]:
+    return pd.read_csv(path, sep="\t", usecols=["code"], dtype=str)["code"].tolist()
+
+
+def exploded_codes(cases: pd.DataFrame) -> dict[str, pd.Series]:
+    """Each code field as one code per entry, indexed by row position (a row repeats per code)."""
+    return {name: _exploded(cases[name]) for name in (*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS)}
 
 
 def _exploded(column: pd.Series) -> pd.Series:
-    """One code per entry, indexed by row position; '|' lists are split."""
-    present = column.dropna()
-    if present.empty:
-        return pd.Series([], dtype=object)
-    if present.str.contains("|", regex=False).any():
-        present = present.str.split("|").explode()
-    return present[present != ""]
+    """'|' lists split in Arrow (an order of magnitude faster than pandas' object-string split)."""
+    lists = pc.split_pattern(
+        pyarrow.array(column.to_numpy(dtype=object), type=pyarrow.string(), from_pandas=True), "|"
+    )
+    flat, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
+    keep = pc.not_equal(flat, "")
+    return pd.Series(pd.arrays.ArrowStringArray(flat.filter(keep)), index=rows.filter(keep).to_numpy())
 
 
 def _at_rows(values: pd.Series, field: str, reason: str, severity: str = "error") -> pd.DataFrame:

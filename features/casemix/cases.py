@@ -23,6 +23,7 @@ from pipelines.contract import CODE_SEPARATOR
 
 REFERENCE_COLUMNS = ("diagnoses", "procedures")
 CANONICAL_COLUMNS = ("principal_diagnosis", "other_diagnoses", "principal_procedure", "other_procedures")
+NUMBER_COLUMNS = ("sex", "age_years", "age_days", "birth_weight_g")
 NEWBORN_DAYS = 28
 
 
@@ -38,18 +39,6 @@ class CodeLists:
     strings: np.ndarray
     uniques: np.ndarray
     unknown: int
-
-    @cached_property
-    def rows(self) -> np.ndarray:
-        """The case each entry belongs to."""
-        return np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))
-
-    @cached_property
-    def is_principal(self) -> np.ndarray:
-        first = np.zeros(len(self.ids), dtype=bool)
-        starts = self.indptr[:-1][np.diff(self.indptr) > 0]
-        first[starts] = True
-        return first
 
     @cached_property
     def principal(self) -> np.ndarray:
@@ -103,31 +92,34 @@ def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool
     tables = lookups.tables
     diagnoses = _code_lists(dx_text, lookups.diagnoses, tables.diagnosis_map if translate_codes else {})
     procedures = _code_lists(px_text, lookups.procedures, tables.procedure_map if translate_codes else {})
-    numbers = {name: _number(frame, name) for name in ("sex", "age_years", "age_days", "birth_weight_g")}
-    sex, age_years, age_days, weight = (
-        numbers[n][0] for n in ("sex", "age_years", "age_days", "birth_weight_g")
-    )
+    values, malformed = {}, {}
+    for name in NUMBER_COLUMNS:
+        values[name], malformed[name] = _number(frame, name)
+    sex, age_years, age_days, weight = (values[name] for name in NUMBER_COLUMNS)
     newborn = (age_years == 0) & (age_days <= NEWBORN_DAYS)
 
-    def value(name: str) -> Callable[[int], str]:
+    def not_a_number(name: str) -> Callable[[int], str]:
         return lambda i: f"{name} {frame[name].iloc[i]!r} is not a number"
 
+    def missing(name: str) -> np.ndarray:
+        return np.isnan(values[name]) & ~malformed[name]
+
     checks: list[tuple[np.ndarray, Callable[[int], str]]] = [
-        (numbers["sex"][1], value("sex")),
-        (np.isnan(sex) & ~numbers["sex"][1], lambda i: "sex is missing"),
+        (malformed["sex"], not_a_number("sex")),
+        (missing("sex"), lambda i: "sex is missing"),
         (~np.isnan(sex) & ~np.isin(sex, (1, 2)), lambda i: f"sex {sex[i]:g} is not 1 (male) or 2 (female)"),
-        (numbers["age_years"][1], value("age_years")),
-        (np.isnan(age_years) & ~numbers["age_years"][1], lambda i: "age_years is missing"),
+        (malformed["age_years"], not_a_number("age_years")),
+        (missing("age_years"), lambda i: "age_years is missing"),
         (_not_count(age_years), lambda i: f"age_years {age_years[i]:g} is not a whole number of years ≥ 0"),
-        (numbers["age_days"][1], value("age_days")),
+        (malformed["age_days"], not_a_number("age_days")),
         (
-            (age_years == 0) & np.isnan(age_days) & ~numbers["age_days"][1],
+            (age_years == 0) & missing("age_days"),
             lambda i: "age_days is missing for a patient under one year",
         ),
         (_not_count(age_days), lambda i: f"age_days {age_days[i]:g} is not a whole number of days ≥ 0"),
-        (numbers["birth_weight_g"][1], value("birth_weight_g")),
+        (malformed["birth_weight_g"], not_a_number("birth_weight_g")),
         (
-            newborn & ~(weight > 0) & ~numbers["birth_weight_g"][1],
+            newborn & ~(weight > 0) & ~malformed["birth_weight_g"],
             lambda i: f"birth_weight_g is missing for a newborn of {age_days[i]:g} days",
         ),
         (weight < 0, lambda i: f"birth_weight_g {weight[i]:g} is negative"),
@@ -183,6 +175,11 @@ def _code_columns(
 
 
 def _text(column: pd.Series) -> pa.Array:
+    """A column as an Arrow string array; Arrow-backed columns are taken without a copy."""
+    if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+        text = pa.array(column.array)
+        text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+        return text.cast(pa.string())
     values = column.to_numpy(dtype=object, na_value=None)
     if column.dtype != object and not pd.api.types.is_string_dtype(column):
         values = np.array([None if v is None else str(v) for v in values], dtype=object)
@@ -204,27 +201,26 @@ def _join(first: pa.Array, rest: pa.Array) -> pa.Array:
 
 
 def _code_lists(text: pa.Array, vocabulary: Vocabulary, translation: Mapping[str, str]) -> CodeLists:
-    """Split, trim, drop empty entries, and give each distinct code string its id once."""
+    """Split, drop blank entries, and give each distinct code string its id once.
+
+    Trimming and translation work on the distinct strings, not on every entry.
+    """
     lists = pc.split_pattern(text, CODE_SEPARATOR)
-    flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
-    parents = pc.list_parent_indices(lists)
-    keep = pc.not_equal(flat, "")
-    flat, parents = pc.filter(flat, keep), pc.filter(parents, keep)
-    encoded = (
-        pc.dictionary_encode(flat).combine_chunks()
-        if isinstance(flat, pa.ChunkedArray)
-        else flat.dictionary_encode()
-    )
-    uniques = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    encoded = pc.list_flatten(lists).dictionary_encode()
+    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    uniques = np.array([c.strip() for c in encoded.dictionary.to_pylist()], dtype=object)
     if translation:
         uniques = np.array([translation.get(c, c) for c in uniques], dtype=object)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
-    counts = np.bincount(parents.to_numpy(zero_copy_only=False), minlength=len(text))
+    blank = uniques == ""
+    if blank.any():
+        keep = ~blank[codes]
+        codes, parents = codes[keep], parents[keep]
     indptr = np.zeros(len(text) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
+    np.cumsum(np.bincount(parents, minlength=len(text)), out=indptr[1:])
     return CodeLists(
         indptr=indptr,
-        ids=vocabulary.ids(uniques)[codes] if len(uniques) else np.zeros(0, dtype=np.int32),
+        ids=vocabulary.ids(uniques)[codes],
         strings=codes,
         uniques=uniques,
         unknown=vocabulary.unknown,

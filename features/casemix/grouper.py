@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel
 
-from features.casemix.cases import EncodedCases, encode_cases
+from features.casemix.cases import CodeLists, EncodedCases, encode_cases
 from features.casemix.lookups import Lookups
 from features.casemix.rules import complication_counts, rule_holds, split_holds
 from features.casemix.tables import CasemixTables, Entry, load_tables
@@ -32,6 +32,7 @@ REFERENCE_STATUS: dict[str, str] = {
 }
 NO_MDC, NO_ADRG, NO_DRG = "0000", "00", "0000"
 OUTPUT_COLUMNS = ("status", "reason", "mdc", "adrg", "drg", "mcc_count", "cc_count")
+_STATUSES = np.array(["grouped", "ungroupable", "invalid"], dtype=object)
 
 
 class GroupResult(BaseModel):
@@ -64,7 +65,11 @@ class Grouper:
         self.tables = tables if tables is not None else load_tables()
         self.lookups = Lookups(self.tables)
         drgs = list(self.tables.drgs.values())
-        self._drg_position = {d.code: i for i, d in enumerate(drgs)}
+        position = {d.code: i for i, d in enumerate(drgs)}
+        self._drg_positions = {
+            code: np.array([position[d] for d in entry.children], dtype=np.int32)
+            for code, entry in self.tables.adrgs.items()
+        }
         self._drg_codes = np.array([*(d.code for d in drgs), NO_DRG], dtype=object)
         self._adrg_codes = np.array([*(d.adrg for d in drgs), NO_ADRG], dtype=object)
         self._mdc_codes = np.array([*(self.tables.mdc_of(d.adrg) for d in drgs), NO_MDC], dtype=object)
@@ -79,21 +84,7 @@ class Grouper:
         if isinstance(cases, pa.Table):
             return pa.Table.from_pandas(self.group_frame(cases.to_pandas(), translate_codes=translate_codes))
         encoded = encode_cases(cases, self.lookups, translate_codes=translate_codes)
-        mcc_count, cc_count = complication_counts(encoded.diagnoses, self.lookups)
-        walk = self._walk(encoded, mcc_count, cc_count)
-        status, reason = self._status(encoded, walk)
-        return pd.DataFrame(
-            {
-                "status": status,
-                "reason": reason,
-                "mdc": self._mdc_codes[walk.drg_index],
-                "adrg": self._adrg_codes[walk.drg_index],
-                "drg": self._drg_codes[walk.drg_index],
-                "mcc_count": mcc_count,
-                "cc_count": cc_count,
-            },
-            index=cases.index,
-        )
+        return pd.DataFrame(self._group(encoded), index=cases.index)
 
     def group_case(
         self,
@@ -119,40 +110,34 @@ class Grouper:
             dtype=object,
         )
         encoded = encode_cases(frame, self.lookups, translate_codes=translate_codes)
-        numbers = {"sex": encoded.sex, "age_years": encoded.age_years, "age_days": encoded.age_days}
-        trace = Trace(
-            self.tables,
-            encoded.diagnoses.codes_of(0),
-            encoded.procedures.codes_of(0),
-            {
-                **{k: float(v[0]) for k, v in numbers.items()},
-                "birth_weight_g": float(encoded.birth_weight_g[0]),
-            },
-        )
-        mcc_count, cc_count = complication_counts(encoded.diagnoses, self.lookups)
-        walk = self._walk(encoded, mcc_count, cc_count, trace)
-        status, reason = self._status(encoded, walk)
-        index = walk.drg_index[0]
-        mdc, adrg, drg = (
-            str(self._mdc_codes[index]),
-            str(self._adrg_codes[index]),
-            str(self._drg_codes[index]),
-        )
-        if status[0] == "grouped":
-            trace.finish(f"grouped: {mdc} → ADRG {adrg} → DRG {drg} {self.tables.drg_name(drg)}")
+        numbers = {
+            n: float(getattr(encoded, n)[0]) for n in ("sex", "age_years", "age_days", "birth_weight_g")
+        }
+        trace = Trace(self.tables, encoded.diagnoses.codes_of(0), encoded.procedures.codes_of(0), numbers)
+        result = {column: values[0] for column, values in self._group(encoded, trace).items()}
+        if result["status"] == "grouped":
+            drg = result["drg"]
+            trace.finish(
+                f"grouped: {result['mdc']} → ADRG {result['adrg']} → DRG {drg} {self.tables.drg_name(drg)}"
+            )
         else:
-            trace.finish(f"{status[0]}: {reason[0]}")
-        return GroupResult(
-            status=status[0],
-            reason=reason[0],
-            mdc=mdc,
-            adrg=adrg,
-            drg=drg,
-            drg_name=self.tables.drg_name(drg),
-            mcc_count=int(mcc_count[0]),
-            cc_count=int(cc_count[0]),
-            trace=trace.lines,
-        )
+            trace.finish(f"{result['status']}: {result['reason']}")
+        return GroupResult(**result, drg_name=self.tables.drg_name(result["drg"]), trace=trace.lines)
+
+    def _group(self, cases: EncodedCases, trace: Trace | None = None) -> dict[str, np.ndarray]:
+        """The ``OUTPUT_COLUMNS`` of an encoded batch."""
+        mcc_count, cc_count = complication_counts(cases.diagnoses, self.lookups)
+        walk = self._walk(cases, mcc_count, cc_count, trace)
+        status, reason = self._status(cases, walk)
+        return {
+            "status": status,
+            "reason": reason,
+            "mdc": self._mdc_codes[walk.drg_index],
+            "adrg": self._adrg_codes[walk.drg_index],
+            "drg": self._drg_codes[walk.drg_index],
+            "mcc_count": mcc_count,
+            "cc_count": cc_count,
+        }
 
     def _walk(
         self, cases: EncodedCases, mcc_count: np.ndarray, cc_count: np.ndarray, trace: Trace | None = None
@@ -185,8 +170,7 @@ class Grouper:
                 rows = np.delete(rows, hit)
                 choice = self._choose_drg(adrg_entry, mcc_count[hit_rows], cc_count[hit_rows], trace)
                 taken = choice >= 0
-                positions = np.array([self._drg_position[d] for d in adrg_entry.children], dtype=np.int32)
-                drg_index[hit_rows[taken]] = positions[choice[taken]]
+                drg_index[hit_rows[taken]] = self._drg_positions[adrg_code][choice[taken]]
                 grouped[hit_rows[taken]] = True
             if trace is not None and not grouped[0]:
                 trace.left(mdc_entry, "none of its ADRGs gave a DRG")
@@ -208,7 +192,7 @@ class Grouper:
 
     def _status(self, cases: EncodedCases, walk: _Walk) -> tuple[np.ndarray, np.ndarray]:
         valid = cases.valid
-        status = np.where(walk.grouped, "grouped", np.where(valid, "ungroupable", "invalid")).astype(object)
+        status = _STATUSES[np.where(walk.grouped, 0, np.where(valid, 1, 2))]
         reason = cases.reasons.copy()
         ungroupable = np.flatnonzero(valid & ~walk.grouped)
         reason[ungroupable] = self._ungroupable_reasons(cases, walk, ungroupable)
@@ -241,7 +225,7 @@ class Grouper:
         return reasons
 
 
-def _unknown_codes(codes, rows: np.ndarray) -> dict[int, list[str]]:
+def _unknown_codes(codes: CodeLists, rows: np.ndarray) -> dict[int, list[str]]:
     """Codes the tables do not know, for the cases in ``rows`` that have any."""
     owner, positions = codes.segments(rows)
     unknown = codes.ids[positions] == codes.unknown

@@ -98,6 +98,10 @@ class Lookups:
             if c.groups
         }
 
+    def __reduce__(self) -> tuple[type[Lookups], tuple[CasemixTables]]:
+        """Rebuilt from the tables when unpickled (Dask workers): arrays are keyed by condition identity."""
+        return (Lookups, (self.tables,))
+
     def code_list(self, condition: Condition) -> np.ndarray:
         """The boolean lookup array of a ``*_in`` condition's list."""
         return self._code_lists[id(condition)]

@@ -81,16 +81,21 @@ def rule_holds(
 
 
 def complication_counts(diagnoses: CodeLists, lookups: Lookups) -> tuple[np.ndarray, np.ndarray]:
-    """Secondary diagnoses per case that count as MCC and as CC once exclusions are applied."""
-    secondary = ~diagnoses.is_principal
-    rows = diagnoses.rows[secondary]
-    ids = diagnoses.ids[secondary]
-    principal_table = lookups.principal_table[diagnoses.principal][rows]
+    """Secondary diagnoses per case that count as MCC and as CC once exclusions are applied.
+
+    Only entries listed as MCC or CC (a small share) are located in their case, by binary search.
+    """
     n = len(diagnoses.indptr) - 1
-    mcc, cc = lookups.mcc_table[ids], lookups.cc_table[ids]
+    mcc, cc = lookups.mcc_table[diagnoses.ids], lookups.cc_table[diagnoses.ids]
+    listed = np.flatnonzero((mcc >= 0) | (cc >= 0))
+    rows = np.searchsorted(diagnoses.indptr, listed, side="right") - 1
+    secondary = diagnoses.indptr[rows] != listed
+    listed, rows = listed[secondary], rows[secondary]
+    principal_table = lookups.principal_table[diagnoses.principal[rows]]
+    mcc, cc = mcc[listed], cc[listed]
     mcc_count = np.bincount(rows[(mcc >= 0) & (mcc != principal_table)], minlength=n)
     cc_count = np.bincount(rows[(cc >= 0) & (cc != principal_table)], minlength=n)
-    return mcc_count.astype(np.int64), cc_count.astype(np.int64)
+    return mcc_count.astype(np.int64, copy=False), cc_count.astype(np.int64, copy=False)
 
 
 def split_holds(split: str, mcc_count: np.ndarray, cc_count: np.ndarray) -> np.ndarray:

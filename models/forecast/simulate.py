@@ -7,6 +7,8 @@ random combination of those historical error vectors with standard normal weight
 multiplier bootstrap): it has the same covariance across departments, DRGs and between volume and
 cost as history, so the hospital's interval is as wide as history says rather than narrowed by a
 false independence, yet it takes continuous values even though only a handful of quarters exist.
+Each leaf's errors are centred over the pool first (the point forecast carries the level; in-sample
+bias such as a seasonal naive lagging growth would otherwise widen every interval in one direction).
 The volume error is widened by the volume model's own horizon spread. Point forecasts are the
 product of the point parts and add up exactly across levels.
 """
@@ -106,18 +108,20 @@ def simulate(
     future, leaves, per_case = fitted.future, fitted.per_case.leaves, fitted.per_case
     scenario = scenario or Scenario(name="base")
     rates = scenario.schedule(schedule)
-    weights = rates.quarter_weights(future)
+    shares = rates.quarter_weights(future)
     volume_point = fitted.volume.point.to_numpy()[fitted.cell_of_leaf] * per_case.share[:, None]
     volume_point = volume_point * scenario.volume_factor(leaves, future)
-    pay_point = per_case.payment_at(weights)
+    pay_point = per_case.payment_at(shares)
     cost_point = per_case.cost_at(future) * scenario.cost_factor(leaves, future)
 
     rng = np.random.default_rng(seed)
-    weights_k = rng.standard_normal((len(fitted.pool), n_draws, len(future))) / np.sqrt(len(fitted.pool))
+    multipliers = rng.standard_normal((len(fitted.pool), n_draws, len(future))) / np.sqrt(len(fitted.pool))
 
     def error(residuals: np.ndarray) -> np.ndarray:
         """leaves × draws × quarters: random combinations of the pooled quarters' error vectors."""
-        return np.einsum("lk,kdh->ldh", residuals[:, fitted.pool], weights_k)
+        pooled = residuals[:, fitted.pool]
+        centred = pooled - pooled.mean(axis=1, keepdims=True)  # the spread only: the point is the level
+        return np.einsum("lk,kdh->ldh", centred, multipliers)
 
     volume_residuals = fitted.volume.residuals.to_numpy()[fitted.cell_of_leaf]
     spread = fitted.volume.spread.to_numpy()[fitted.cell_of_leaf][:, None, :]
@@ -129,7 +133,7 @@ def simulate(
         leaves=leaves,
         history=fitted.history,
         quarters=future,
-        rate=pd.Series(weights.to_numpy() @ weights.columns.to_numpy(dtype=float), index=future),
+        rate=pd.Series(shares.to_numpy() @ shares.columns.to_numpy(dtype=float), index=future),
         point={
             "volume": volume_point,
             "payment": volume_point * pay_point,

@@ -1,11 +1,13 @@
 """DRG margin: expected at admission, and exact at discharge from the casemix engine.
 
 At admission the DRG is not known yet, so the expected payment is Σ p(drg) × standard payment over a
-LightGBM classifier of the likely DRG (rare DRGs pooled), the expected cost comes from the cost model
-and the expected margin is their difference; classifiers give the probability of a loss and of
-becoming a high- or low-cost outlier case. At discharge the margin is deterministic: group the case
-and apply the payment rules (:func:`discharge_margin`), which is also the label the admission model
-learns. On a prepared table (no DRG labels) the margin is learned directly.
+LightGBM classifier of the likely DRG (rare DRGs pooled) and the expected cost comes from the cost
+model. The expected margin is learned directly rather than taken as their difference: outlier rules
+pay part of a high cost back, so E[margin] is not E[payment at standard] − E[cost], and the
+difference of two large noisy forecasts is the noisier estimate. Classifiers give the probability of
+a loss and of becoming a high- or low-cost outlier case. At discharge the margin is deterministic:
+group the case and apply the payment rules (:func:`discharge_margin`), which is also the label the
+admission model learns. On a prepared table (no DRG labels) only margin and loss are learned.
 """
 
 from __future__ import annotations
@@ -69,16 +71,15 @@ class MarginModel:
                 "the loss classifier needs both"
             )
         self.loss_ = lgbm.classifier(self.lightgbm, objective="binary").fit(X, loss)
+        self.margin_ = lgbm.regressor(self.lightgbm, objective="regression").fit(X, labels["margin"])
         self.decomposed_ = "drg" in labels.columns
         if self.decomposed_:
             self._fit_payment(X, labels, labels_val)
-            self.cost_ = CostModel(
-                self.cost["lightgbm"], self.cost["interval_level"], self.cost["mondrian_min_group"]
-            ).fit(X, labels, X_val, labels_val)
+            cost = self.cost
+            self.cost_ = CostModel(cost["lightgbm"], cost["interval_level"], cost["mondrian_min_group"])
+            self.cost_.fit(X, labels, X_val, labels_val)
             outlier = labels["outlier"].fillna("by_item")
             self.outlier_ = lgbm.classifier(self.lightgbm).fit(X, outlier) if outlier.nunique() > 1 else None
-        else:
-            self.margin_ = lgbm.regressor(self.lightgbm, objective="regression").fit(X, labels["margin"])
         return self
 
     def _fit_payment(self, X: pd.DataFrame, labels: pd.DataFrame, labels_val: pd.DataFrame) -> None:
@@ -95,11 +96,12 @@ class MarginModel:
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame(index=X.index)
+        out["expected_margin"] = self.margin_.predict(X)
+        out["p_loss"] = self.loss_.predict_proba(X)[:, 1]
         if self.decomposed_:
             proba = lgbm.class_probabilities(self.drg_, X, list(self.payment_.index))
             out["expected_payment"] = proba.to_numpy() @ self.payment_.to_numpy()
             out["expected_cost"] = self.cost_.predict(X)["cost"]
-            out["expected_margin"] = out["expected_payment"] - out["expected_cost"]
             out["likely_drg"] = proba.idxmax(axis=1)
             out["likely_drg_probability"] = proba.max(axis=1)
             for kind in OUTLIERS:
@@ -108,10 +110,12 @@ class MarginModel:
                     if self.outlier_ is not None
                     else 0.0
                 )
-        else:
-            out["expected_margin"] = self.margin_.predict(X)
-        out["p_loss"] = self.loss_.predict_proba(X)[:, 1]
         return out
+
+    @property
+    def explained(self) -> object:
+        """The tree model SHAP explains: the expected-margin regressor (yuan, identity link)."""
+        return self.margin_
 
 
 class MarginTask(Task):

@@ -65,7 +65,9 @@ def catalog(stage: str = typer.Option("discharge", "--stage", help=STAGE_HELP)) 
 
 
 @app.command("docs")
-def docs(path: Path = typer.Option(DOCS_PATH, "--path", help="the markdown file with the generated section")) -> None:
+def docs(
+    path: Path = typer.Option(DOCS_PATH, "--path", help="the markdown file with the generated section"),
+) -> None:
     """Regenerate the feature table of docs/features.md from the registered views."""
     changed = write_docs(path)
     console.print(f"{path}: {'updated' if changed else 'already up to date'}")

@@ -66,6 +66,11 @@ def group(
     except (ValueError, OSError, TablesError) as error:
         _fail(str(error))
     _summary(grouped["status"], output)
+    if payment is not None:
+        console.print(
+            f"priced with {payment}: DRG payment [bold]¥{result['drg_payment'].sum():,.0f}[/], "
+            f"margin [bold]¥{result['margin'].sum():,.0f}[/]"
+        )
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -25,28 +25,47 @@ DEFAULT_BIRTH_WEIGHT = (2500, 4300)
 
 @dataclass(frozen=True)
 class Pools:
-    """Code lists per case type, flattened: ``codes[offsets[t]:offsets[t] + sizes[t]]`` belong to type t."""
+    """Code lists per case type as indices into a vocabulary, flattened: ``codes[offsets[t]:offsets[t] +
+    sizes[t]]`` belong to type t."""
 
     codes: np.ndarray
     offsets: np.ndarray
     sizes: np.ndarray
 
     @classmethod
-    def from_lists(cls, lists: list[list[str]]) -> Pools:
+    def from_lists(cls, lists: list[list[str]], index: dict[str, int]) -> Pools:
         sizes = np.array([len(x) for x in lists], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        codes = np.array([c for x in lists for c in x] or [""], dtype=object)
+        codes = np.array([index[c] for x in lists for c in x] or [-1], dtype=np.int32)
         return cls(codes, offsets, sizes)
 
     def draw(self, types: np.ndarray, rng: np.random.Generator, skew: float = 1.6) -> np.ndarray:
-        """One code per row; earlier codes in a list are commoner, like real coding habits.
-
-        Rows whose type has an empty list get None.
-        """
+        """One code index per row (-1 when the type's list is empty); earlier codes in a list are
+        commoner, like real coding habits."""
         sizes = self.sizes[types]
         pick = (rng.random(len(types)) ** skew * sizes).astype(np.int64)
         out = self.codes[np.minimum(self.offsets[types] + pick, len(self.codes) - 1)]
-        return np.where(sizes > 0, out, None)
+        return np.where(sizes > 0, out, -1).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The codes the demo hospital uses, as integers: code arrays stay numeric until written out.
+
+    ``level`` is 0, 1 (CC) or 2 (MCC) as a secondary diagnosis; a secondary diagnosis counts unless its
+    ``secondary_table`` equals the principal's ``principal_table`` (CHS-DRG exclusion tables)."""
+
+    codes: np.ndarray
+    level: np.ndarray
+    secondary_table: np.ndarray
+    principal_table: np.ndarray
+
+    def index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.codes)}
+
+    def text(self, idx: np.ndarray) -> np.ndarray:
+        """Codes of an index array, None where the index is -1."""
+        return np.where(idx >= 0, self.codes[np.maximum(idx, 0)], None)
 
 
 @dataclass(frozen=True)
@@ -55,15 +74,15 @@ class Catalog:
 
     types: pd.DataFrame
     departments: tuple[str, ...]
+    diagnoses: Vocabulary
+    procedure_codes: np.ndarray
     principal: Pools
     procedures: Pools
     symptoms: Pools
-    less_specific: dict[str, str]
+    less_specific: np.ndarray
     chronic: pd.DataFrame
+    chronic_codes: np.ndarray
     complications: dict[str, np.ndarray]
-    exclusion: dict[str, str]
-    cc_level: dict[str, int]
-    secondary_table: dict[str, str]
     chronic_allowed: np.ndarray
     complication_allowed: dict[str, np.ndarray]
 
@@ -227,19 +246,39 @@ def load_catalog(tables: Path) -> Catalog:
         kind: np.array([allowed(list(codes), pool) for pool in principal], dtype=bool)
         for kind, codes in complications.items()
     }
-    used = {c for pool in principal for c in pool}
+    less = _less_specific({c for pool in principal for c in pool}, diagnoses)
+    used = sorted(
+        {c for pool in principal + symptoms for c in pool}
+        | set(less.values())
+        | set(chronic_codes)
+        | {c for codes in complications.values() for c in codes}
+    )
+    table_ids = {t: i for i, t in enumerate(sorted(set(secondary_table.values()) | set(exclusion.values())))}
+    vocabulary = Vocabulary(
+        codes=np.array(used, dtype=object),
+        level=np.array([cc_level.get(c, 0) for c in used], dtype=np.int8),
+        secondary_table=np.array([table_ids.get(secondary_table.get(c), -1) for c in used], dtype=np.int32),
+        principal_table=np.array([table_ids.get(exclusion.get(c), -2) for c in used], dtype=np.int32),
+    )
+    dx = vocabulary.index()
+    procedure_codes = np.array(sorted({c for pool in procedures for c in pool}), dtype=object)
+    less_specific = np.arange(len(used), dtype=np.int32)
+    for code, general in less.items():
+        less_specific[dx[code]] = dx[general]
     return Catalog(
         types=types,
         departments=tuple(dict.fromkeys(types["department"])),
-        principal=Pools.from_lists(principal),
-        procedures=Pools.from_lists(procedures),
-        symptoms=Pools.from_lists(symptoms),
-        less_specific=_less_specific(used, diagnoses),
+        diagnoses=vocabulary,
+        procedure_codes=procedure_codes,
+        principal=Pools.from_lists(principal, dx),
+        procedures=Pools.from_lists(procedures, {c: i for i, c in enumerate(procedure_codes)}),
+        symptoms=Pools.from_lists(symptoms, dx),
+        less_specific=less_specific,
         chronic=chronic,
-        complications=complications,
-        exclusion=exclusion,
-        cc_level=cc_level,
-        secondary_table=secondary_table,
+        chronic_codes=np.array([dx[c] for c in chronic_codes], dtype=np.int32),
+        complications={
+            kind: np.array([dx[c] for c in codes], dtype=np.int32) for kind, codes in complications.items()
+        },
         chronic_allowed=chronic_allowed,
         complication_allowed=complication_allowed,
     )

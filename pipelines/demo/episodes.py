@@ -72,7 +72,7 @@ def _stays(
     age = (admitted - patients["birth_date"].to_numpy()[patient].astype("datetime64[D]")).astype(
         np.int64
     ) / 365.25
-    chronic = patients.filter(like="chronic_").to_numpy()[patient].sum(axis=1)
+    chronic = patients["n_chronic"].to_numpy()[patient]
     if kind == KINDS.index("cycle"):
         admission_type = np.ones(n, dtype=np.int64)
     elif kind == KINDS.index("readmission"):

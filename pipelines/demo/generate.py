@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.casemix.grouper import Grouper
-from pipelines.contract import COLUMNS, FIELDS
+from pipelines.contract import CODE_SEPARATOR, COLUMNS
 from pipelines.demo import coding, costs, settlement
 from pipelines.demo import dirty as dirty_module
 from pipelines.demo.catalog import Catalog, load_catalog
@@ -130,75 +130,89 @@ def _abstracts(stays, patients, catalog: Catalog, start, end, rng) -> tuple[pd.D
     weight = np.round(low + rng.random(n) * (high - 1 - low), -1)
 
     truth = coding.true_codes(stays, patients, catalog, rng)
-    coded = coding.code_abstracts(stays, truth, catalog, rng)
-    audit = coding.audit(coded, discharged, end, rng)
-    expected = costs.expected_cost(stays, coded["true_cc_level"].to_numpy(), catalog, start)
+    coded, facts = coding.code_abstracts(stays, truth, catalog, rng)
+    dx, px = catalog.diagnoses, catalog.procedure_codes
+    true_text = {
+        "principal": dx.text(truth.principal),
+        "other": coding.join_codes(truth.secondary, dx.codes),
+        "procedure": np.where(truth.procedure >= 0, px[np.maximum(truth.procedure, 0)], None),
+    }
+    has_other = pd.notna(true_text["other"])
+    true_text["diagnoses"] = np.where(
+        has_other,
+        true_text["principal"] + CODE_SEPARATOR + np.where(has_other, true_text["other"], ""),
+        true_text["principal"],
+    )
+    true_text["procedures"] = true_text["procedure"]
+    audit = coding.audit(facts, true_text, discharged, end, rng)
+    expected = costs.expected_cost(stays, facts["true_cc_level"].to_numpy(), catalog, start)
     charges = costs.charges(stays, expected, catalog, rng)
 
-    principal = coded["principal_diagnosis"].to_numpy()
-    less = pd.Series(truth["principal"]).map(catalog.less_specific).to_numpy()
     symptom = catalog.symptoms.draw(types, rng)
+    less = catalog.less_specific[truth.principal]
     u = rng.random(n)
-    admission_dx = np.where(
-        u < 0.6, truth["principal"], np.where((u < 0.85) | pd.isna(symptom), less, symptom)
-    )
+    admission_dx = np.where(u < 0.6, truth.principal, np.where((u < 0.85) | (symptom < 0), less, symptom))
     elective_surgery = t["surgical"].to_numpy()[types] & (stays["admission_type"].to_numpy() != 2)
-    planned = np.where(elective_surgery & (rng.random(n) < 0.9), truth["procedure"], None)
+    planned = np.where(elective_surgery & (rng.random(n) < 0.9), true_text["procedure"], None)
 
-    cases = pd.DataFrame(
-        {
-            "case_id": [f"Z{i:09d}" for i in range(1, n + 1)],
-            "patient_id": pd.Series(patient).map(_patient_ids(patient)).to_numpy(),
-            "hospital_id": HOSPITAL_ID,
-            "department": t["department"].to_numpy()[types],
-            "admission_date": admitted.astype("datetime64[ns]"),
-            "admission_source": stays["admission_source"].to_numpy().astype(np.int64),
-            "admission_type": stays["admission_type"].to_numpy().astype(np.int64),
-            "sex": patients["sex"].to_numpy()[patient].astype(np.int64),
-            "age_years": years,
-            "age_days": pd.array(np.where(years == 0, days, pd.NA), dtype="Int64"),
-            "birth_weight_g": np.where(newborn, weight, np.nan),
-            "insurance_type": patients["insurance_type"].to_numpy()[patient].astype(np.int64),
-            "admission_diagnosis": admission_dx,
-            "planned_procedure": planned,
-            "discharge_date": discharged.astype("datetime64[ns]"),
-            "discharge_department": t["department"].to_numpy()[types],
-            "principal_diagnosis": principal,
-            "other_diagnoses": coded["other_diagnoses"].to_numpy(),
-            "principal_procedure": coded["principal_procedure"].to_numpy(),
-            "other_procedures": np.full(n, None, dtype=object),
-            "discharge_disposition": stays["disposition"].to_numpy().astype(np.int64),
-            "readmission_plan_31d": pd.array(stays["planned_next"].to_numpy(), dtype="boolean"),
-            "coder_id": coded["coder_id"].to_numpy(),
-            **{c: charges[c].to_numpy() for c in charges.columns},
-        }
-    )
-    cases = pd.concat([cases, audit], axis=1)
-    cases["los_days"] = np.maximum((discharged - admitted).astype(np.int64), 1)
+    columns = {
+        "case_id": np.array([f"Z{i:09d}" for i in range(1, n + 1)], dtype=object),
+        "patient_id": pd.Series(patient).map(_patient_ids(patient)).to_numpy(),
+        "hospital_id": np.full(n, HOSPITAL_ID, dtype=object),
+        "department": t["department"].to_numpy()[types],
+        "admission_date": admitted.astype("datetime64[ns]"),
+        "admission_source": stays["admission_source"].to_numpy().astype(np.int64),
+        "admission_type": stays["admission_type"].to_numpy().astype(np.int64),
+        "sex": patients["sex"].to_numpy()[patient].astype(np.int64),
+        "age_years": years,
+        "age_days": pd.array(np.where(years == 0, days, pd.NA), dtype="Int64"),
+        "birth_weight_g": np.where(newborn, weight, np.nan),
+        "insurance_type": patients["insurance_type"].to_numpy()[patient].astype(np.int64),
+        "admission_diagnosis": dx.text(admission_dx),
+        "planned_procedure": planned,
+        "discharge_date": discharged.astype("datetime64[ns]"),
+        "discharge_department": t["department"].to_numpy()[types],
+        "principal_diagnosis": dx.text(coded.principal),
+        "other_diagnoses": coding.join_codes(coded.secondary, dx.codes),
+        "principal_procedure": np.where(coded.procedure >= 0, px[np.maximum(coded.procedure, 0)], None),
+        "other_procedures": np.full(n, None, dtype=object),
+        "discharge_disposition": stays["disposition"].to_numpy().astype(np.int64),
+        "readmission_plan_31d": pd.array(stays["planned_next"].to_numpy(), dtype="boolean"),
+        "coder_id": facts["coder_id"].to_numpy(),
+        **{c: charges[c].to_numpy() for c in charges.columns},
+        **{c: audit[c].array for c in audit.columns},
+        "los_days": np.maximum((discharged - admitted).astype(np.int64), 1),
+    }
     grouper = Grouper()
-    cases = pd.concat([cases, settlement.settle(cases, grouper, end, rng)], axis=1)
-    cases = _canonical(cases).assign(los_days=cases["los_days"])
+    billing = pd.DataFrame({c: columns[c] for c in settlement.INPUT_COLUMNS})
+    settled = settlement.settle(billing, grouper, end, rng)
+    columns.update({c: settled[c].array for c in settled.columns if c in COLUMNS})
+    cases = pd.DataFrame({c: columns[c] for c in [*COLUMNS, "los_days"]})
 
-    true_frame = cases[["sex", "age_years", "age_days", "birth_weight_g"]].assign(
-        principal_diagnosis=truth["principal"],
-        other_diagnoses=coded["true_other_diagnoses"].to_numpy(),
-        principal_procedure=truth["procedure"],
+    # Only abstracts with a coding error group differently from their true codes.
+    wrong = facts["true_error_type"].notna().to_numpy()
+    true_frame = cases.loc[wrong, ["sex", "age_years", "age_days", "birth_weight_g"]].assign(
+        principal_diagnosis=true_text["principal"][wrong],
+        other_diagnoses=true_text["other"][wrong],
+        principal_procedure=true_text["procedure"][wrong],
         other_procedures=None,
     )
+    true_drg = settled["drg"].to_numpy().copy()
+    true_drg[wrong] = grouper.group_frame(true_frame)["drg"].to_numpy()
     oracle = pd.DataFrame(
         {
             "case_id": cases["case_id"],
             "true_readmission_prob": stays["readmission_prob"].to_numpy(),
-            "true_coding_error_prob": coded["true_coding_error_prob"].to_numpy(),
+            "true_coding_error_prob": facts["true_coding_error_prob"].to_numpy(),
             "expected_cost": np.round(expected, 2),
             "case_type": t["key"].to_numpy()[types],
             "stay_kind": np.array(KINDS, dtype=object)[stays["kind"].to_numpy().astype(np.int64)],
-            "true_principal_diagnosis": truth["principal"],
-            "true_other_diagnoses": coded["true_other_diagnoses"].to_numpy(),
-            "true_principal_procedure": truth["procedure"],
-            "true_error_type": coded["true_error_type"].to_numpy(),
-            "true_cc_level": coded["true_cc_level"].to_numpy(),
-            "true_drg": grouper.group_frame(true_frame)["drg"].to_numpy(),
+            "true_principal_diagnosis": true_text["principal"],
+            "true_other_diagnoses": true_text["other"],
+            "true_principal_procedure": true_text["procedure"],
+            "true_error_type": facts["true_error_type"].to_numpy(),
+            "true_cc_level": facts["true_cc_level"].to_numpy(),
+            "true_drg": true_drg,
         }
     )
     return cases, oracle[list(ORACLE_COLUMNS)]
@@ -208,21 +222,3 @@ def _patient_ids(patient: np.ndarray) -> dict[int, str]:
     """Patient ids numbered by first appearance, so they say nothing about the simulation."""
     first = pd.unique(patient)
     return {p: f"P{i:08d}" for i, p in enumerate(first, start=1)}
-
-
-def _canonical(cases: pd.DataFrame) -> pd.DataFrame:
-    """Contract column order and the canonical in-memory dtypes."""
-    out = cases[list(COLUMNS)].copy()
-    for f in FIELDS:
-        col = out[f.name]
-        if f.kind in ("str", "codes"):
-            out[f.name] = col.astype(object).where(col.notna(), None)
-        elif f.kind == "float":
-            out[f.name] = col.astype("float64")
-        elif f.kind == "bool":
-            out[f.name] = col.astype("boolean")
-        elif f.kind == "date":
-            out[f.name] = col.astype("datetime64[ns]")
-        elif f.kind == "int":
-            out[f.name] = col.astype("int64" if f.required else "Int64")
-    return out

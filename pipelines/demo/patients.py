@@ -42,7 +42,7 @@ def draw_patients(
     )
     for k, key in enumerate(chronic["key"]):
         frame[f"chronic_{key}"] = has[:, k]
-    return frame
+    return frame.assign(n_chronic=has.sum(axis=1))
 
 
 def age_at(birth: np.ndarray, admitted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

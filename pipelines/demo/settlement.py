@@ -17,8 +17,26 @@ import pandas as pd
 from features.casemix.grouper import Grouper
 from features.casemix.payment import PaymentRules, price_cases
 from features.casemix.weights import calibrate_weights
+from pipelines.contract import COST_CATEGORIES
 from pipelines.demo.patients import SELF_PAY_SHARE
 
+INPUT_COLUMNS = (
+    "sex",
+    "age_years",
+    "age_days",
+    "birth_weight_g",
+    "principal_diagnosis",
+    "other_diagnoses",
+    "principal_procedure",
+    "other_procedures",
+    "department",
+    "discharge_date",
+    "los_days",
+    "insurance_type",
+    "total_cost",
+    *COST_CATEGORIES,
+    "cost_negotiated_drugs",
+)
 SELF_PAYING = 7
 REGIONAL_MEAN_COST = 11_000.0  # yuan per case in the region's weight years
 
@@ -26,7 +44,8 @@ REGIONAL_MEAN_COST = 11_000.0  # yuan per case in the region's weight years
 def settle(
     cases: pd.DataFrame, grouper: Grouper, end: np.datetime64, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """settled_drg, insurer_payment, self_pay and settlement_date for ``cases`` (canonical columns)."""
+    """settled_drg, insurer_payment, self_pay and settlement_date for ``cases`` (``INPUT_COLUMNS``), and
+    ``drg``: the group of every abstract as coded, settled or not."""
     grouped = pd.concat([cases, grouper.group_frame(cases)], axis=1)
     weights = calibrate_weights(grouped)
     weights["rw"] = weights["mean_cost"] / REGIONAL_MEAN_COST
@@ -48,6 +67,7 @@ def settle(
             "settled_drg": np.where(by_insurer & (grouped["status"] == "grouped"), grouped["drg"], None),
             "insurer_payment": np.where(by_insurer, payment, np.where(settled, 0.0, np.nan)),
             "self_pay": np.where(settled, np.where(by_insurer, self_pay, cases["total_cost"]), np.nan),
+            "drg": grouped["drg"].to_numpy(),
         },
         index=cases.index,
     )

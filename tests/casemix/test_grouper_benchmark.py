@@ -9,7 +9,7 @@ from experiments.benchmarks.grouper import benchmark_cases, run
 
 def test_benchmark_writes_its_results(tmp_path: Path) -> None:
     out = tmp_path / "grouper.md"
-    run(cases=2000, output=out)
+    run(cases=2000, output=out, repeats=1)
     text = out.read_text(encoding="utf-8")
     assert "--cases 2000" in text and "cases per second" in text and "peak memory" in text and "nproc" in text
 

@@ -6,13 +6,16 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from features.casemix.grouper import REFERENCE_STATUS
+from features.casemix.payment import DEFAULT_RULES
 from features.casemix.tables import load_tables
 from pipelines.cli import app
+from pipelines.contract import COST_CATEGORIES
 
 REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
 runner = CliRunner()
@@ -88,3 +91,39 @@ def test_group_rejects_a_file_without_case_columns(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "cases need the columns sex and age_years" in " ".join(
         result.output.split()
     )
+
+
+def test_group_with_payment_adds_the_payment_columns(tmp_path: Path) -> None:
+    cases = pd.read_csv(REFERENCE_CASES, sep="\t", dtype=str, keep_default_na=False).head(300)
+    diagnoses, procedures = cases["diagnoses"].str.split("|", n=1), cases["procedures"].str.split("|", n=1)
+    total = np.random.default_rng(0).uniform(2_000, 50_000, len(cases)).round(2)
+    admitted = pd.Timestamp("2024-03-01")
+    canonical = pd.DataFrame(
+        {
+            "department": "内科",
+            "sex": cases["sex"],
+            "age_years": cases["age_years"],
+            "age_days": cases["age_days"],
+            "birth_weight_g": cases["birth_weight_g"],
+            "principal_diagnosis": diagnoses.str[0],
+            "other_diagnoses": diagnoses.str[1],
+            "principal_procedure": procedures.str[0],
+            "other_procedures": procedures.str[1],
+            "admission_date": admitted.strftime("%Y-%m-%d"),
+            "discharge_date": (
+                admitted + pd.to_timedelta(cases["los_days"].astype(int), unit="D")
+            ).dt.strftime("%Y-%m-%d"),
+            "total_cost": total,
+            **{c: (total / len(COST_CATEGORIES)).round(2) for c in COST_CATEGORIES},
+            "cost_negotiated_drugs": 0.0,
+        }
+    )
+    source, output = tmp_path / "canonical.csv", tmp_path / "priced.parquet"
+    canonical.to_csv(source, index=False)
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+    priced = pd.read_parquet(output)
+    assert (priced["drg"] == cases["expected_drg"]).all()
+    assert {"rw", "drg_payment", "margin", "payment_method"} <= set(priced.columns)
+    assert (priced.loc[priced["status"] != "grouped", "payment_method"] == "by_item").all()
+    assert "DRG payment" in result.output

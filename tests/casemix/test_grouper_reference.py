@@ -80,3 +80,17 @@ def test_arrow_table_in_gives_arrow_table_out(grouper: Grouper, reference_cases:
     assert isinstance(table, pa.Table)
     assert table.column_names[: len(OUTPUT_COLUMNS)] == list(OUTPUT_COLUMNS)
     assert table.column("drg").to_pylist() == sample["expected_drg"].tolist()
+
+
+def test_grouper_pickles_and_runs_per_dask_partition(grouper: Grouper, reference_cases: pd.DataFrame) -> None:
+    import pickle
+
+    import dask.dataframe as dd
+
+    copy = pickle.loads(pickle.dumps(grouper))
+    sample = reference_cases.head(600)
+    meta = grouper.group_frame(sample.head(0))
+    lazy = dd.from_pandas(sample, npartitions=3).map_partitions(copy.group_frame, meta=meta)
+    result = lazy.compute(scheduler="sync")
+    assert result.index.equals(sample.index)
+    _assert_agrees(sample, _answers(result))

@@ -106,16 +106,13 @@ def test_chronic_conditions_persist_across_admissions(frame):
 
 
 def test_settlement_follows_the_base_rate_change(frame):
-    """A normal case of a DRG is paid RW x base rate: ¥10,000 before 2025-01-01, ¥10,500 after.
-
-    (Oncology is left out: its negotiated drugs are paid on top of the DRG.)"""
-    paid = frame[
-        (frame["insurer_payment"] > 0) & frame["settled_drg"].notna() & (frame["department"] != "oncology")
-    ]
+    """A normal case of a DRG is paid RW x base rate (¥10,000 before 2025-01-01, ¥10,500 after) plus its
+    negotiated drugs, which the city pays outside the DRG; the insurer pays it less the self-paid part."""
+    paid = frame[(frame["insurer_payment"] > 0) & frame["settled_drg"].notna()]
+    drg_payment = (paid["insurer_payment"] + paid["self_pay"] - paid["cost_negotiated_drugs"]).round(0)
     drg = paid["settled_drg"].value_counts().index[0]
-    total = (paid["insurer_payment"] + paid["self_pay"]).round(0)[paid["settled_drg"] == drg]
-    after = paid.loc[total.index, "discharge_date"] >= pd.Timestamp("2025-01-01")
-    standard_before, standard_after = total[~after].mode()[0], total[after].mode()[0]
-    assert standard_after / standard_before == pytest.approx(1.05, abs=0.002)
+    standard = drg_payment[paid["settled_drg"] == drg]
+    after = paid.loc[standard.index, "discharge_date"] >= pd.Timestamp("2025-01-01")
+    assert standard[after].mode()[0] / standard[~after].mode()[0] == pytest.approx(1.05, abs=0.001)
     assert frame.loc[frame["insurance_type"] == 7, "settled_drg"].isna().all()
     assert (frame["insurer_payment"].dropna() >= 0).all()

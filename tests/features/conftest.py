@@ -10,7 +10,9 @@ from experiments.benchmarks.features import synthetic_cases
 from pipelines.contract import COST_CATEGORIES
 
 
-def _make_case(case_id: str, patient_id: str, admitted: str, discharged: str, **fields: object) -> dict[str, object]:
+def _make_case(
+    case_id: str, patient_id: str, admitted: str, discharged: str, **fields: object
+) -> dict[str, object]:
     """One canonical stay with plausible defaults; ``fields`` override any column."""
     cost = float(fields.pop("total_cost", 10_000.0))
     case: dict[str, object] = {

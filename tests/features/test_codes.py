@@ -10,18 +10,64 @@ from features import codes
 
 def test_icd10_category_and_chapter_of_known_codes() -> None:
     given = pd.Series(
-        ["I21.000x001", "C34.900", "S72.000", "T81.400", "Z51.100", "U07.100", "V01.000", "H60.000", "H59.000",
-         "D48.900", "D50.000", "A54.301+H13.1*", " k25.000 ", "abc", None, ""],
+        [
+            "I21.000x001",
+            "C34.900",
+            "S72.000",
+            "T81.400",
+            "Z51.100",
+            "U07.100",
+            "V01.000",
+            "H60.000",
+            "H59.000",
+            "D48.900",
+            "D50.000",
+            "A54.301+H13.1*",
+            " k25.000 ",
+            "abc",
+            None,
+            "",
+        ],
         index=range(10, 26),
     )
     category = codes.icd10_category(given)
     chapter = codes.icd10_chapter(given)
     assert list(category.index) == list(given.index)
     assert category.tolist() == [
-        "I21", "C34", "S72", "T81", "Z51", "U07", "V01", "H60", "H59", "D48", "D50", "A54", "K25", None, None, None,
+        "I21",
+        "C34",
+        "S72",
+        "T81",
+        "Z51",
+        "U07",
+        "V01",
+        "H60",
+        "H59",
+        "D48",
+        "D50",
+        "A54",
+        "K25",
+        None,
+        None,
+        None,
     ]
     assert chapter.tolist() == [
-        "IX", "II", "XIX", "XIX", "XXI", "XXII", "XX", "VIII", "VII", "II", "III", "I", "XI", None, None, None,
+        "IX",
+        "II",
+        "XIX",
+        "XIX",
+        "XXI",
+        "XXII",
+        "XX",
+        "VIII",
+        "VII",
+        "II",
+        "III",
+        "I",
+        "XI",
+        None,
+        None,
+        None,
     ]
 
 
@@ -40,5 +86,9 @@ def test_code_lists_are_counted_and_exploded() -> None:
     rows, found = codes.explode_codes(pd.Series(["X", None, "Y"]), lists.iloc[:3])
     order = np.lexsort((found, rows))
     assert list(zip(rows[order].tolist(), found[order].tolist(), strict=True)) == [
-        (0, "A"), (0, "B"), (0, "C"), (0, "X"), (2, "Y"),
+        (0, "A"),
+        (0, "B"),
+        (0, "C"),
+        (0, "X"),
+        (2, "Y"),
     ]

@@ -36,7 +36,9 @@ def test_charlson_index_of_known_codes(diagnoses: tuple[str | None, ...], expect
 
 
 def test_condition_count_and_bits_round_trip() -> None:
-    masks = comorbidity.condition_masks(pd.Series(["C34.900", "I21.000"]), pd.Series(["C78.000|E11.900", None]))
+    masks = comorbidity.condition_masks(
+        pd.Series(["C34.900", "I21.000"]), pd.Series(["C78.000|E11.900", None])
+    )
     assert comorbidity.condition_count(masks).tolist() == [3.0, 1.0]
     assert (comorbidity.bits_mask(comorbidity.mask_bits(masks)) == masks).all()
 

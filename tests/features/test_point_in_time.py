@@ -19,9 +19,15 @@ def _features(stage: str, cases: pd.DataFrame, fitted_on: pd.DataFrame, history:
 def test_same_day_rule_windows_and_self_exclusion(make_case, case_frame) -> None:
     cases = case_frame(
         make_case("a", "p", "2024-01-01", "2024-01-05", total_cost=1000.0, admission_source=1),
-        make_case("b", "p", "2024-01-05", "2024-01-05", total_cost=2000.0),  # admitted the day a ends; same-day stay
-        make_case("c", "p", "2024-01-04", "2024-01-20", total_cost=4000.0),  # admitted before a was discharged
-        make_case("d", "p", "2024-04-04", "2024-04-06", total_cost=8000.0),  # 90 days after a and b, 75 after c
+        make_case(
+            "b", "p", "2024-01-05", "2024-01-05", total_cost=2000.0
+        ),  # admitted the day a ends; same-day stay
+        make_case(
+            "c", "p", "2024-01-04", "2024-01-20", total_cost=4000.0
+        ),  # admitted before a was discharged
+        make_case(
+            "d", "p", "2024-04-04", "2024-04-06", total_cost=8000.0
+        ),  # 90 days after a and b, 75 after c
         make_case("e", "q", "2024-04-04", "2024-04-05"),
     )
     x = _features("admission", cases, cases).set_axis(cases["case_id"])
@@ -37,7 +43,9 @@ def test_same_day_rule_windows_and_self_exclusion(make_case, case_frame) -> None
     assert x.loc["d", "prior_readmissions_365d"] == 1  # b was admitted 0 days after a's discharge
     assert x.loc["d", "prior_charlson_index"] == 3  # I21 + E11.9 + I50 in earlier stays
     assert x.loc["e", "prior_admissions"] == 0
-    moved = cases.assign(admission_date=cases["admission_date"].where(cases["case_id"] != "d", pd.Timestamp("2024-04-05")))
+    moved = cases.assign(
+        admission_date=cases["admission_date"].where(cases["case_id"] != "d", pd.Timestamp("2024-04-05"))
+    )
     later = _features("admission", moved, cases).set_axis(cases["case_id"])
     assert later.loc["d", "prior_admissions_90d"] == 1  # a and b are now 91 days back; c remains
 
@@ -90,7 +98,7 @@ def test_admission_features_ignore_the_case_own_discharge_fields(hospital: pd.Da
     changed.loc[rows, ["principal_diagnosis", "other_diagnoses"]] = ["C34.900", "C78.000|B20.000"]
     changed.loc[rows, "total_cost"] = 1.0
     model = CaseFeatures("admission", min_category_count=1).fit(hospital)
-    for row in rows[:20]:
+    for row in rows[:8]:
         alone = changed.loc[[row]]
         pd.testing.assert_frame_equal(model.transform(alone), model.transform(hospital.loc[[row]]))
     # and inside the full table each changed case keeps its own features
@@ -123,3 +131,20 @@ def test_pre_admission_request_needs_admission_columns_only(hospital: pd.DataFra
     )
     optional_missing = request.drop(columns=["planned_procedure"]).iloc[:5]
     assert model.transform(optional_missing, history=history)["has_planned_procedure"].eq(0).all()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_demo_hospital_history_path_and_shape(demo_hospital, stage: str) -> None:
+    cases = demo_hospital.cases
+    model = CaseFeatures(stage).fit(cases)
+    full = model.transform(cases)
+    assert len(full) == len(cases) and full.index.equals(cases.index)
+    assert full["prior_admissions"].gt(0).any() and full["days_since_last_discharge"].notna().any()
+    frequent = cases["patient_id"].value_counts().index[0]
+    rows = cases.index[cases["patient_id"] == frequent]
+    alone = model.transform(cases.loc[rows], history=cases[cases["patient_id"] == frequent].iloc[:0])
+    with_history = model.transform(cases.loc[rows[-1:]], history=cases.loc[rows[:-1]])
+    pd.testing.assert_frame_equal(alone, full.loc[rows])
+    pd.testing.assert_frame_equal(with_history, full.loc[rows[-1:]])
+    if stage == "discharge":
+        assert full["grouped"].mean() > 0.9

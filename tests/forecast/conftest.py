@@ -6,6 +6,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+from types import SimpleNamespace
+
 import pytest
 
 from models.forecast import RateSchedule
@@ -64,3 +66,9 @@ def reprice_by_date(cases: pd.DataFrame) -> pd.Series:
 @pytest.fixture(scope="session")
 def cases() -> pd.DataFrame:
     return make_cases()
+
+
+@pytest.fixture(scope="session")
+def hm() -> SimpleNamespace:
+    """The handmade hospital's parts: leaves, rate schedule, case maker and pricing."""
+    return SimpleNamespace(LEAVES=LEAVES, SCHEDULE=SCHEDULE, make_cases=make_cases, reprice=reprice)

@@ -29,8 +29,9 @@ from serving.app import create_app
 from serving.cases import CaseIndex
 from serving.config import ServingSettings
 from serving.queue import ReviewQueue
+from serving.registry import ModelRegistry
 from serving.security import add_key
-from serving.tasks import ROLES
+from serving.tasks import ROLES, SERVED_TASKS
 
 TINY = {"n_estimators": 15, "num_leaves": 7, "min_child_samples": 5, "verbose": -1, "n_jobs": 1}
 
@@ -53,6 +54,24 @@ class RiskModel:
         return self.classifier_
 
 
+class AmountModel:
+    """An amount in yuan on its own scale (identity link), shaped like the margin task's output."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def fit(self, X: pd.DataFrame, y: pd.Series) -> AmountModel:
+        self.regressor_ = lgbm.regressor(TINY, objective="regression").fit(X, y)
+        return self
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({self.column: self.regressor_.predict(X)}, index=X.index)
+
+    @property
+    def explained(self) -> object:
+        return self.regressor_
+
+
 class BrokenModel(mlflow.pyfunc.PythonModel):
     """Registers fine, fails when loaded: what a bad new version looks like to a reload."""
 
@@ -63,7 +82,7 @@ class BrokenModel(mlflow.pyfunc.PythonModel):
         return model_input
 
 
-def register(settings: Settings, name: str, python_model: mlflow.pyfunc.PythonModel) -> str:
+def register_model(settings: Settings, name: str, python_model: mlflow.pyfunc.PythonModel) -> str:
     """Log ``python_model``, register it under ``name`` and point ``champion`` at it; returns the version."""
     mlflow.set_tracking_uri(settings.mlflow_uri)
     experiment = mlflow.get_experiment_by_name("serving-tests") or mlflow.get_experiment(
@@ -124,24 +143,32 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         half = len(X) // 2
         labels = cases[["total_cost"]].rename(columns={"total_cost": "cost"})
         cost = CostModel(TINY, mondrian_min_group=50).fit(X[:half], labels[:half], X[half:], labels[half:])
-        register(settings, "caselens-cost", CaseModel(features, cost))
+        register_model(settings, "caselens-cost", CaseModel(features, cost))
+        margin = AmountModel("expected_margin").fit(X, 10_000 - cases["total_cost"])
+        register_model(settings, "caselens-margin", CaseModel(features, margin))
 
         discharge = cases[[*fields_known_at("discharge"), "los_days"]]
         risk_features = CaseFeatures("discharge").fit(discharge, history=cases)
         long_stay = (cases["los_days"] > cases["los_days"].median()).astype(int)
         risk = RiskModel("readmission").fit(risk_features.transform(discharge, history=cases), long_stay)
-        register(settings, "caselens-readmission", CaseModel(risk_features, risk))
+        register_model(settings, "caselens-readmission", CaseModel(risk_features, risk))
+        many_codes = (cases["other_diagnoses"].fillna("").str.count(r"\|") >= 2).astype(int)
+        coding = RiskModel("coding").fit(risk_features.transform(discharge, history=cases), many_codes)
+        register_model(settings, "caselens-coding", CaseModel(risk_features, coding))
 
         keys_path = settings.data_dir / "api-keys.json"
         keys = {role: add_key(keys_path, f"test-{role}", role) for role in ROLES}
         yield World(settings, cases, keys, keys_path, queue_frame(cases))
 
 
-def build_app(world: World, **serving: Any) -> Any:
+def build_app(world: World, tasks: tuple[str, ...] | None = None, **serving: Any) -> Any:
+    """An app over the world; ``tasks`` limits which models it serves (the others answer 503)."""
     options = {"api_keys": str(world.keys_path), "max_batch": 50, "max_body_mb": 1.0, **serving}
+    served = {name: SERVED_TASKS[name] for name in tasks or SERVED_TASKS}
     return create_app(
         world.settings,
         ServingSettings(**options),
+        registry=ModelRegistry(world.settings.mlflow_uri, served),
         cases=CaseIndex(lambda: world.cases),
         queue=ReviewQueue(lambda: world.queue),
     )
@@ -150,7 +177,18 @@ def build_app(world: World, **serving: Any) -> Any:
 @pytest.fixture(scope="session")
 def make_app(world: World) -> Any:
     """Build another app over the same world, e.g. with other limits, to reload on its own."""
-    return lambda **serving: build_app(world, **serving)
+    return lambda tasks=None, **serving: build_app(world, tasks, **serving)
+
+
+@pytest.fixture(scope="session")
+def register() -> Any:
+    """Register a pyfunc model as the new champion of a name: ``register(settings, name, model)``."""
+    return register_model
+
+
+@pytest.fixture(scope="session")
+def broken_model() -> BrokenModel:
+    return BrokenModel()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
 from pipelines.contract import fields_known_at
 from serving.frames import cases_frame
@@ -22,7 +23,7 @@ def test_health_and_readiness_need_no_key(client):
     states = {m["task"]: (m["state"], m["version"]) for m in ready.json()["models"]}
     assert states["cost"] == ("loaded", "1")
     assert states["readmission"] == ("loaded", "1")
-    assert states["margin"][0] == states["coding"][0] == "missing"
+    assert states["margin"] == states["coding"] == ("loaded", "1")
 
 
 def test_data_endpoints_need_a_valid_key(client, admission_body):
@@ -173,10 +174,23 @@ def test_oversized_batches_and_bodies_answer_413(client, auth, admission_body):
     assert streamed.status_code == 413
 
 
-def test_missing_model_answers_503(client, auth, admission_body):
-    answer = client.post("/v1/predict/margin", json=admission_body(), headers=auth("finance"))
-    assert answer.status_code == 503
-    assert "caselens-margin" in answer.json()["detail"]
+def test_missing_model_answers_503(make_app, auth, admission_body):
+    with TestClient(make_app(tasks=("cost",))) as only_cost:
+        answer = only_cost.post("/v1/predict/margin", json=admission_body(), headers=auth("finance"))
+        assert answer.status_code == 503
+        assert "caselens-margin" in answer.json()["detail"]
+        models = {m["task"]: m["state"] for m in only_cost.get("/readyz").json()["models"]}
+        assert models == {"cost": "loaded"}
+
+
+def test_margin_and_coding_answer_with_their_own_units(client, auth, admission_body, discharge_body):
+    margin = client.post("/v1/predict/margin", json=admission_body(1), headers=auth("finance")).json()
+    assert margin["prediction"]["unit"] == "yuan" and margin["prediction"]["explanation"]["raw_scale"] == "yuan"
+    explanation = margin["prediction"]["explanation"]
+    for part in explanation["contributions"]:
+        assert part["effect"] == pytest.approx(part["contribution"])  # identity link: effect is the SHAP value
+    coding = client.post("/v1/predict/coding", json=discharge_body(1), headers=auth("coder")).json()
+    assert coding["model"]["name"] == "caselens-coding" and 0 <= coding["prediction"]["value"] <= 1
 
 
 def test_group_a_case_with_its_trace(client, auth):

@@ -1,0 +1,298 @@
+"""What a coding auditor looks at, as features beside the discharge-stage case features.
+
+:class:`CodingFeatures` is ``CaseFeatures("discharge")`` (demographics, codes rolled up, DRG, MCC/CC
+counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view:
+
+- **DRG boundary**: how many secondary diagnoses would change the DRG if dropped, the largest RW lost
+  by dropping one, whether swapping the principal with a secondary changes the DRG and by how much
+  RW, the RW a missed CC/MCC (the ADRG's next heavier split) or the uncoded planned procedure would
+  add (:mod:`models.coding.whatif`, one regrouping batch).
+- **Support**: an MCC with a stay under 2 days, the case's cost against its DRG's mean cost (an MCC
+  with a cheap stay is unsupported; a heavy stay without one may miss it), surgery-level charges
+  without a procedure, a planned procedure never coded.
+- **Specificity**: an unspecified (.9) principal, a symptom (R) principal when a specific diagnosis
+  is present, the share of unspecified secondary diagnoses.
+- **Error history**, point in time: the coder's and the department's audits and errors *dated before
+  the case's discharge*, read from the ``history`` given to ``transform`` (the store's audited cases),
+  as counts and a smoothed error rate.
+
+Relative weights are calibrated on the training cases in ``fit`` (weights never see later cases).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from features.pipeline import CaseFeatures
+from models.coding import rules as coding_rules
+from models.coding.whatif import heavier_drg, regroup_variants
+
+SMOOTHING_AUDITS = 20.0  # an entity's error rate is shrunk to the overall rate with this many audits' weight
+_BIG = np.int64(1 << 22)
+
+AUDIT_FEATURES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    (
+        "drop_changes_drg",
+        "删除一个其他诊断即改变DRG的个数",
+        "secondary diagnoses whose removal changes the DRG",
+        ("principal_diagnosis", "other_diagnoses"),
+    ),
+    (
+        "drop_max_rw_loss",
+        "删除一个其他诊断的最大权重降幅",
+        "largest RW lost by dropping one secondary diagnosis",
+        ("principal_diagnosis", "other_diagnoses"),
+    ),
+    (
+        "swap_changes_drg",
+        "主次诊断互换即改变DRG的个数",
+        "secondary diagnoses whose swap with the principal changes the DRG",
+        ("principal_diagnosis", "other_diagnoses"),
+    ),
+    (
+        "swap_max_rw_change",
+        "主次诊断互换的最大权重变化",
+        "largest RW change from swapping the principal",
+        ("principal_diagnosis", "other_diagnoses"),
+    ),
+    (
+        "heavier_rw_gain",
+        "加一级并发症/合并症的权重增幅",
+        "RW gained by the ADRG's next heavier split (a missed CC/MCC)",
+        ("principal_diagnosis", "other_diagnoses"),
+    ),
+    (
+        "planned_procedure_rw_gain",
+        "补编拟行手术的权重增幅",
+        "RW gained by coding the planned procedure",
+        ("planned_procedure", "principal_procedure"),
+    ),
+    (
+        "planned_procedure_not_coded",
+        "拟行手术未编码",
+        "a planned procedure was not coded",
+        ("planned_procedure", "principal_procedure"),
+    ),
+    ("cost_to_drg_mean", "费用/DRG平均费用", "charges over the DRG's mean charges", ("total_cost",)),
+    ("mcc_short_stay", "有MCC且住院<2天", "an MCC with a stay under 2 days", ("los_days", "other_diagnoses")),
+    (
+        "surgical_charges_no_procedure",
+        "手术级费用但无手术操作",
+        "surgery-level charges without a procedure",
+        ("cost_treatment", "cost_consumables", "principal_procedure"),
+    ),
+    (
+        "principal_unspecified",
+        "主要诊断为未特指(.9)",
+        "principal diagnosis unspecified (.9)",
+        ("principal_diagnosis",),
+    ),
+    (
+        "symptom_principal_with_specific",
+        "症状编码为主要诊断且有明确诊断",
+        "symptom (R) code as principal beside a specific diagnosis",
+        ("principal_diagnosis", "other_diagnoses"),
+    ),
+    (
+        "unspecified_secondary_share",
+        "未特指其他诊断占比",
+        "share of unspecified secondary diagnoses",
+        ("other_diagnoses",),
+    ),
+    ("coder_prior_audits", "编码员既往审核数", "coder's earlier audits", ("coder_id",)),
+    (
+        "coder_prior_error_rate",
+        "编码员既往差错率",
+        "coder's earlier audit error rate (smoothed)",
+        ("coder_id",),
+    ),
+    ("department_prior_audits", "科室既往审核数", "department's earlier audits", ("department",)),
+    (
+        "department_prior_error_rate",
+        "科室既往差错率",
+        "department's earlier audit error rate (smoothed)",
+        ("department",),
+    ),
+)
+AUDIT_SOURCES = ("audit_date", "audit_error")
+
+
+def error_history(cases: pd.DataFrame, audits: pd.DataFrame, entity: str) -> pd.DataFrame:
+    """Audits and errors of each case's ``entity`` (coder_id, department) dated before its discharge.
+
+    ``audits`` are audited stays (``entity``, ``audit_date``, ``audit_error``); the rate is smoothed
+    towards the error rate of every audit dated before the discharge.
+    """
+    audits = audits[audits["audit_date"].notna() & audits[entity].notna()]
+    blocks = pd.factorize(pd.concat([audits[entity], cases[entity]], ignore_index=True).astype(object))[0]
+    audit_block, case_block = blocks[: len(audits)].astype(np.int64), blocks[len(audits) :].astype(np.int64)
+    origin = np.datetime64("1900-01-01", "D")
+    audit_day = (audits["audit_date"].to_numpy("datetime64[ns]").astype("datetime64[D]") - origin).astype(
+        np.int64
+    )
+    case_day = (cases["discharge_date"].to_numpy("datetime64[ns]").astype("datetime64[D]") - origin).astype(
+        np.int64
+    )
+    error = audits["audit_error"].astype("boolean").fillna(False).to_numpy(np.float64)
+
+    def before(
+        keys: np.ndarray, values: np.ndarray, query: np.ndarray, floor: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(keys, kind="stable")
+        cumulative = np.r_[0.0, np.cumsum(values[order])]
+        hi = np.searchsorted(keys[order], query, side="left")
+        lo = np.searchsorted(keys[order], floor, side="left")
+        return (hi - lo).astype(np.float64), cumulative[hi] - cumulative[lo]
+
+    known = case_block >= 0
+    query = np.where(known, case_block, -1) * _BIG + case_day
+    count, errors = before(
+        audit_block * _BIG + audit_day, error, query, np.where(known, case_block, -1) * _BIG
+    )
+    all_count, all_errors = before(audit_day, error, case_day, np.full(len(cases), -(1 << 40)))
+    overall = np.where(all_count > 0, all_errors / np.maximum(all_count, 1), np.nan)
+    rate = (errors + SMOOTHING_AUDITS * overall) / (count + SMOOTHING_AUDITS)
+    prefix = entity.removesuffix("_id")
+    return pd.DataFrame(
+        {f"{prefix}_prior_audits": count, f"{prefix}_prior_error_rate": rate}, index=cases.index
+    )
+
+
+def boundary(cases: pd.DataFrame, grouper: Any, weights: pd.DataFrame, max_variants: int) -> pd.DataFrame:
+    """DRG-boundary features from one regrouping batch of drop / swap / procedure variants."""
+    coded = grouper.group_frame(cases)
+    rw = weights["rw"]
+    coded_rw = coded["drg"].map(rw).astype(float).to_numpy()
+    variants = regroup_variants(cases, grouper, max_variants)
+    variants["changed"] = variants["drg"].to_numpy() != coded["drg"].to_numpy()[variants["row"]]
+    variants["delta"] = variants["drg"].map(rw).astype(float).to_numpy() - coded_rw[variants["row"]]
+    n = len(cases)
+
+    def per_case(kind: str, column: str, how: str) -> np.ndarray:
+        values = variants.loc[variants["kind"] == kind].groupby("row")[column].agg(how)
+        return values.reindex(np.arange(n)).to_numpy(np.float64)
+
+    heavy = heavier_drg(coded["drg"], grouper.tables).map(rw).astype(float).to_numpy()
+    return pd.DataFrame(
+        {
+            "drop_changes_drg": np.nan_to_num(per_case("drop", "changed", "sum")),
+            "drop_max_rw_loss": -per_case("drop", "delta", "min"),
+            "swap_changes_drg": np.nan_to_num(per_case("swap", "changed", "sum")),
+            "swap_max_rw_change": per_case(
+                "swap", "delta", lambda d: d.loc[d.abs().idxmax()] if d.notna().any() else np.nan
+            ),
+            "heavier_rw_gain": heavy - coded_rw,
+            "planned_procedure_rw_gain": per_case("procedure", "delta", "max"),
+            "mcc_count_": coded["mcc_count"].to_numpy(np.float64),
+            "drg_mean_cost_": coded["drg"].map(weights["mean_cost"]).astype(float).to_numpy(),
+        },
+        index=cases.index,
+    )
+
+
+class CodingFeatures(TransformerMixin, BaseEstimator):
+    """Discharge-stage case features plus the auditor's features (``AUDIT_FEATURES``)."""
+
+    def __init__(self, max_variants: int = 8, tables: Any = None, payment_config: Any = None) -> None:
+        self.max_variants = max_variants
+        self.tables = tables
+        self.payment_config = payment_config
+
+    def fit(
+        self, cases: pd.DataFrame, y: object = None, history: pd.DataFrame | None = None
+    ) -> CodingFeatures:
+        """Calibrate DRG weights on the training cases, then fit the case features with them."""
+        from features.casemix.payment import PaymentRules, drg_cost
+        from features.casemix.weights import calibrate_weights
+
+        rules = PaymentRules.load(self.payment_config)
+        grouped = cases.join(self._grouper().group_frame(cases))
+        grouped["los_days"] = _los_days(cases)
+        self.weights_ = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+        self.case_features_ = CaseFeatures(
+            "discharge", tables=self.tables, weights=self.weights_.reset_index()
+        )
+        self.case_features_.fit(cases)
+        return self
+
+    def transform(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        check_is_fitted(self, "weights_")
+        base = self.case_features_.transform(cases, history=history)
+        return base.join(self.audit_features(cases, history))
+
+    def audit_features(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The ``coding_audit`` view alone (raw numbers, same index as ``cases``)."""
+        check_is_fitted(self, "weights_")
+        cases = cases.assign(los_days=_los_days(cases))
+        edge = boundary(cases, self._grouper(), self.weights_, self.max_variants)
+        flags = coding_rules.rule_flags(cases, edge["mcc_count_"])
+        audits = _audits(cases, history)
+        out = edge.drop(columns=["mcc_count_", "drg_mean_cost_"]).assign(
+            planned_procedure_not_coded=flags["planned_procedure_not_coded"].astype(float),
+            cost_to_drg_mean=cases["total_cost"].astype(float).to_numpy() / edge["drg_mean_cost_"].to_numpy(),
+            mcc_short_stay=flags["mcc_short_stay"].astype(float),
+            surgical_charges_no_procedure=flags["surgical_charges_no_procedure"].astype(float),
+            principal_unspecified=flags["principal_unspecified"].astype(float),
+            symptom_principal_with_specific=flags["symptom_principal_with_specific"].astype(float),
+            unspecified_secondary_share=coding_rules.unspecified_share(cases["other_diagnoses"]),
+        )
+        for entity in ("coder_id", "department"):
+            out = out.join(error_history(cases, audits, entity))
+        return out[[name for name, *_ in AUDIT_FEATURES]]
+
+    @property
+    def catalog(self) -> pd.DataFrame:
+        """The case features' catalog plus one row per auditor feature."""
+        check_is_fitted(self, "weights_")
+        rows = [
+            {
+                "feature": name,
+                "view": "coding_audit",
+                "entity": "case",
+                "stage": "discharge",
+                "kind": "numeric",
+                "sources": ", ".join(sources),
+                "prior_sources": ", ".join(AUDIT_SOURCES) if "prior" in name else "",
+                "zh": zh,
+                "en": en,
+            }
+            for name, zh, en, sources in AUDIT_FEATURES
+        ]
+        return pd.concat([self.case_features_.catalog, pd.DataFrame(rows)], ignore_index=True)
+
+    def _grouper(self) -> Any:
+        """The grouper, built once per process and never pickled (like ``CaseFeatures``)."""
+        if getattr(self, "_grouper_cache", None) is None:
+            from features.casemix.grouper import Grouper
+            from features.casemix.tables import load_tables
+
+            self._grouper_cache = Grouper(self.tables if self.tables is not None else load_tables())
+        return self._grouper_cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_grouper_cache", None)
+        return state
+
+
+def _los_days(cases: pd.DataFrame) -> pd.Series:
+    if "los_days" in cases.columns:
+        return cases["los_days"]
+    days = (pd.to_datetime(cases["discharge_date"]) - pd.to_datetime(cases["admission_date"])).dt.days
+    return days.clip(lower=1)
+
+
+def _audits(cases: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
+    """Audited stays known to this call: from ``history`` and from ``cases`` when they carry audits."""
+    columns = ["case_id", "coder_id", "department", "audit_date", "audit_error"]
+    frames = [f[columns] for f in (history, cases) if f is not None and set(columns) <= set(f.columns)]
+    if not frames:
+        return pd.DataFrame(
+            {c: pd.Series(dtype="datetime64[ns]" if c == "audit_date" else object) for c in columns}
+        )
+    return pd.concat(frames, ignore_index=True).drop_duplicates("case_id")

@@ -1,0 +1,1 @@
+"""30-day unplanned readmission at discharge: label rules, the LACE index and the calibrated model."""

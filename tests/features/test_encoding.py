@@ -1,0 +1,75 @@
+"""Category limits learned on training data, unseen levels, pickling and input errors."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.encoding import OTHER, apply_levels, learn_levels
+from features.pipeline import CaseFeatures, FeatureInputError
+
+
+def test_levels_keep_frequent_values_only() -> None:
+    train = pd.Series(["a"] * 5 + ["b"] * 3 + ["c"] + [None] * 4)
+    assert learn_levels(train, min_count=3) == ["a", "b"]
+    encoded = apply_levels(pd.Series(["b", "c", "z", None, "a"], index=[9, 8, 7, 6, 5]), ["a", "b"])
+    assert list(encoded.cat.categories) == ["a", "b", OTHER]
+    assert encoded.astype(object).tolist()[:3] == ["b", OTHER, OTHER]
+    assert pd.isna(encoded.iloc[3]) and encoded.iloc[4] == "a"
+    assert list(encoded.index) == [9, 8, 7, 6, 5]
+
+
+def test_case_features_learn_levels_on_training_cases_only(hospital: pd.DataFrame) -> None:
+    train = hospital.assign(department=np.where(np.arange(len(hospital)) % 10 == 0, "罕见科", "心内科"))
+    model = CaseFeatures("admission", min_category_count=100).fit(train)
+    scored = train.head(4).assign(department=["心内科", "罕见科", "新科室", None])
+    x = model.transform(scored)
+    assert list(x["department"].cat.categories) == ["心内科", OTHER]
+    assert x["department"].astype(object).tolist()[:3] == ["心内科", OTHER, OTHER]
+    assert pd.isna(x["department"].iloc[3])
+    assert list(x.columns) == list(model.get_feature_names_out())
+    kinds = model.catalog.set_index("feature")["kind"]
+    for column in x.columns:
+        expected = "category" if kinds[column] == "categorical" else "float64"
+        assert str(x[column].dtype) == expected, column
+
+
+def test_transform_keeps_index_and_order(hospital: pd.DataFrame) -> None:
+    model = CaseFeatures("admission", min_category_count=1).fit(hospital)
+    shuffled = hospital.sample(frac=1.0, random_state=3)
+    x = model.transform(shuffled)
+    pd.testing.assert_frame_equal(x, model.transform(hospital).loc[shuffled.index])
+    labelled = model.transform(shuffled.set_axis([f"r{i}" for i in range(len(shuffled))]))
+    assert list(labelled.index) == [f"r{i}" for i in range(len(shuffled))]
+    np.testing.assert_array_equal(labelled["prior_cost_365d"].to_numpy(), x["prior_cost_365d"].to_numpy())
+
+
+@pytest.mark.parametrize("stage", ["admission", "discharge"])
+def test_fitted_features_pickle(hospital: pd.DataFrame, stage: str) -> None:
+    model = CaseFeatures(stage, min_category_count=2).fit(hospital)
+    expected = model.transform(hospital.head(30))
+    restored = pickle.loads(pickle.dumps(model))
+    pd.testing.assert_frame_equal(restored.transform(hospital.head(30)), expected)
+    assert len(pickle.dumps(restored)) < 200_000  # the grouper's lookups are rebuilt, not shipped
+
+
+def test_bad_input_names_the_field_and_row(hospital: pd.DataFrame) -> None:
+    model = CaseFeatures("discharge", min_category_count=1).fit(hospital)
+    with pytest.raises(FeatureInputError, match=r"required column.*total_cost"):
+        model.transform(hospital.drop(columns=["total_cost"]))
+    broken = hospital.head(5).copy()
+    broken["admission_date"] = broken["admission_date"].astype(object)
+    broken.iloc[3, broken.columns.get_loc("admission_date")] = "not a date"
+    with pytest.raises(FeatureInputError, match="admission_date of row 3"):
+        model.transform(broken)
+    early = hospital.head(5).copy()
+    early.iloc[2, early.columns.get_loc("discharge_date")] = pd.Timestamp("1999-01-01")
+    with pytest.raises(FeatureInputError, match="discharge_date is before admission_date in row 2"):
+        model.transform(early)
+    with pytest.raises(FeatureInputError, match="patient_id is missing in row 1"):
+        model.transform(hospital.head(3).assign(patient_id=["a", None, "b"]))
+    with pytest.raises(ValueError, match="stage"):
+        CaseFeatures("settlement").fit(hospital)

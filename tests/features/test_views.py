@@ -1,0 +1,79 @@
+"""Feature declarations: stage guard, registry and names."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features import views
+from features.pipeline import CaseFeatures
+from features.views import Feature, FeatureStageError, FeatureView
+from pipelines.contract import STAGE_ORDER
+
+
+def _empty(cases: pd.DataFrame, context: views.FeatureContext) -> pd.DataFrame:
+    return pd.DataFrame(index=cases.index)
+
+
+def test_a_feature_reading_a_later_field_fails_at_declaration() -> None:
+    leaking = Feature("cost_so_far", "费用", "charges", ("total_cost",))
+    with pytest.raises(FeatureStageError, match=r"cost_so_far.*total_cost.*discharge"):
+        FeatureView("leak", "case", "admission", "leaks", (leaking,), _empty)
+    with pytest.raises(FeatureStageError, match="los_days"):
+        FeatureView(
+            "leak", "case", "admission", "leaks", (Feature("los", "天数", "days", ("los_days",)),), _empty
+        )
+    with pytest.raises(FeatureStageError, match="not a field"):
+        FeatureView(
+            "typo", "case", "admission", "typo", (Feature("x", "x", "x", ("admision_date",)),), _empty
+        )
+
+
+def test_earlier_stays_discharge_fields_are_allowed_at_admission() -> None:
+    prior_cost = Feature(
+        "prior_cost", "既往费用", "earlier charges", ("patient_id",), prior_sources=("total_cost",)
+    )
+    assert FeatureView("ok", "patient", "admission", "ok", (prior_cost,), _empty).stage == "admission"
+    assert FeatureView("ok", "case", "discharge", "ok", (Feature("c", "c", "c", ("total_cost",)),), _empty)
+
+
+def test_registered_views_respect_their_stage_and_names_are_unique() -> None:
+    catalog = CaseFeatures("discharge").catalog
+    assert catalog["feature"].is_unique
+    assert catalog["zh"].str.len().gt(0).all() and catalog["en"].str.len().gt(0).all()
+    for view in views.VIEWS.values():
+        for source in view.sources:
+            assert STAGE_ORDER[views.field_stage(source)] <= STAGE_ORDER[view.stage]
+    admission = CaseFeatures("admission").catalog
+    assert set(admission["stage"]) == {"admission"}
+    assert set(admission["feature"]) < set(catalog["feature"])
+    assert "prior_admissions_365d" in set(admission["feature"])
+    row = admission.set_index("feature").loc["prior_admissions_365d"]
+    assert (row["zh"], row["en"]) == ("既往365天住院次数", "admissions in previous 365 days")
+
+
+def test_registering_a_taken_name_fails() -> None:
+    clash = FeatureView(
+        "again", "case", "admission", "x", (Feature("age_years", "年龄", "age", ("age_years",)),), _empty
+    )
+    with pytest.raises(ValueError, match="age_years"):
+        views.register(clash)
+
+
+def test_views_only_see_columns_of_their_stage(
+    hospital: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, set[str]] = {}
+    for name in ("demographics", "costs"):
+        view = views.VIEWS[name]
+
+        def spy(cases: pd.DataFrame, context: views.FeatureContext, view: FeatureView = view) -> pd.DataFrame:
+            seen[view.name] = set(cases.columns)
+            return view.compute(cases, context)
+
+        monkeypatch.setitem(
+            views.VIEWS, name, FeatureView(view.name, view.entity, view.stage, "spy", view.features, spy)
+        )
+    CaseFeatures("discharge", min_category_count=1).fit_transform(hospital.head(50))
+    assert "discharge_date" not in seen["demographics"] and "total_cost" not in seen["demographics"]
+    assert {"total_cost", "los_days", "admission_date"} <= seen["costs"]

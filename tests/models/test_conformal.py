@@ -1,0 +1,53 @@
+"""Interval calibration: the conformal quantile and the cost model's coverage on a later period."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.conformal import MondrianCQR, conformal_quantile
+from models.tasks.cost import CostModel
+
+LGBM = {"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 15, "n_jobs": 1, "verbose": -1}
+SPREAD = {"a": 0.2, "b": 0.4, "c": 0.8}
+
+
+def _cases(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    department = rng.choice(list(SPREAD), n)
+    x = rng.normal(size=n)
+    cost = np.exp(8 + 0.6 * x + rng.normal(size=n) * pd.Series(department).map(SPREAD).to_numpy())
+    X = pd.DataFrame({"x": x, "department": pd.Categorical(department, categories=list(SPREAD))})
+    return X, pd.DataFrame({"cost": cost})
+
+
+def test_conformal_quantile_is_the_finite_sample_rank() -> None:
+    scores = np.arange(1.0, 10.0)  # 9 scores: rank ceil(10 * 0.8) = 8
+    assert conformal_quantile(scores, 0.8) == 8.0
+    assert conformal_quantile(np.array([1.0, 2.0]), 0.9) == np.inf
+
+
+def test_small_groups_fall_back_to_the_pooled_widening() -> None:
+    actual = pd.Series(np.zeros(300))
+    lower, upper = pd.Series(np.full(300, 1.0)), pd.Series(np.full(300, 2.0))
+    groups = pd.Series(["big"] * 290 + ["small"] * 10)
+    cqr = MondrianCQR(0.8, min_group=100).fit(actual, lower, upper, groups)
+    assert set(cqr.by_group_) == {"big"}
+    widen = cqr.margin(pd.Series(["big", "small", "unseen"]), pd.RangeIndex(3))
+    assert widen.tolist() == [cqr.by_group_["big"], cqr.pooled_, cqr.pooled_]
+
+
+@pytest.mark.parametrize("level", [0.8, 0.9])
+def test_interval_coverage_on_held_out_data_is_near_nominal(level: float) -> None:
+    X, labels = _cases(3000, 0)
+    X_val, labels_val = _cases(2000, 1)
+    X_test, labels_test = _cases(4000, 2)
+    model = CostModel(LGBM, level=level, mondrian_min_group=200).fit(X, labels, X_val, labels_val)
+    predicted = model.predict(X_test)
+    inside = (labels_test["cost"] >= predicted["cost_lower"]) & (
+        labels_test["cost"] <= predicted["cost_upper"]
+    )
+    assert level - 0.04 <= inside.mean() <= level + 0.04
+    by_department = inside.groupby(X_test["department"], observed=True).mean()
+    assert by_department.between(level - 0.07, level + 0.07).all(), by_department

@@ -1,0 +1,124 @@
+"""What a person sees: headless Chromium against a real uvicorn server on a free loopback port.
+
+Chromium comes from Debian (`make browser` installs it); the test is skipped, saying so, only when no
+chromium and chromedriver can be found.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None, reason="chromium/chromedriver not installed: run `make browser`"
+)
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--window-size=1400,1000")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(make_app) -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(make_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not running.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="caselens-chromium-")
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def log_in(browser, server: str, key: str, target: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(f"{server}{target}")
+    assert "/login" in browser.current_url
+    browser.find_element(By.ID, "key").send_keys(key)
+    browser.find_element(By.ID, "login").click()
+
+
+@needs_chromium
+def test_case_page_shows_the_waterfall_and_reasons(browser, server, world):
+    from selenium.webdriver.common.by import By
+
+    case_id = world.cases["case_id"].iloc[4]
+    log_in(browser, server, world.keys["clinician"], f"/cases/{case_id}?lang=en")
+    assert browser.current_url.endswith(f"/cases/{case_id}?lang=en")
+    card = browser.find_element(By.ID, "card-cost")
+    chart = card.find_element(By.CSS_SELECTOR, "svg.waterfall")
+    assert chart.size["width"] > 300 and chart.size["height"] > 100
+    bars = chart.find_elements(By.CSS_SELECTOR, "rect")
+    assert len(bars) >= 4
+    reasons = [li.text for li in card.find_elements(By.CSS_SELECTOR, "ul.reasons li")]
+    assert reasons and all("the expected cost by ¥" in r for r in reasons)
+    assert card.find_element(By.CSS_SELECTOR, ".value").text.startswith("¥")
+    browser.find_element(By.LINK_TEXT, "中文").click()
+    assert "主要原因" in browser.find_element(By.ID, "card-cost").text
+
+
+@needs_chromium
+def test_queue_sorts_and_filters(browser, server, world):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    log_in(browser, server, world.keys["coder"], "/queue?lang=en")
+
+    def column(css: str) -> list[str]:
+        return [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, f"#queue tbody td{css}")]
+
+    def money() -> list[float]:
+        return [float(text.strip("¥").replace(",", "")) for text in column(".money")]
+
+    assert len(money()) == len(world.queue)
+    header = browser.find_element(By.CSS_SELECTOR, 'th[data-column="money_at_stake"] a')
+    header.click()  # ascending
+    assert money() == sorted(money())
+    browser.find_element(By.CSS_SELECTOR, 'th[data-column="money_at_stake"] a').click()  # descending
+    assert money() == sorted(money(), reverse=True)
+
+    department = world.queue["department"].iloc[0]
+    Select(browser.find_element(By.ID, "department")).select_by_value(department)
+    browser.find_element(By.ID, "apply").click()
+    shown = column(".department")
+    assert shown and set(shown) == {department}
+    assert money() == sorted(money(), reverse=True)  # the sort survives filtering

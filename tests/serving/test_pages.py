@@ -1,0 +1,78 @@
+"""Pages over HTTP: login, the case page with its waterfall and reasons, the queue's sorting and filters."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.waterfall import steps
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def browser_like(world, make_app):
+    """A client with no key that follows the pages like a person (cookies kept, redirects not followed)."""
+    with TestClient(make_app(), follow_redirects=False) as client:
+        yield client
+
+
+def test_pages_send_a_person_without_a_key_to_login_and_back(browser_like, world):
+    case_id = world.cases["case_id"].iloc[0]
+    answer = browser_like.get(f"/cases/{case_id}?lang=en")
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/login?next=/cases/")
+    wrong = browser_like.post("/login", data={"key": "nope", "next": f"/cases/{case_id}"})
+    assert wrong.status_code == 401 and "密钥无效" in wrong.text
+    right = browser_like.post("/login", data={"key": world.keys["clinician"], "next": f"/cases/{case_id}"})
+    assert right.status_code == 303 and right.headers["location"] == f"/cases/{case_id}"
+    cookie = right.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert browser_like.get(f"/cases/{case_id}").status_code == 200
+    off_site = browser_like.post("/login", data={"key": world.keys["clinician"], "next": "//evil.example/"})
+    assert off_site.headers["location"] == "/"
+
+
+def test_case_page_shows_waterfalls_and_reasons(client, world, auth):
+    case_id = world.cases["case_id"].iloc[4]
+    page = client.get(f"/cases/{case_id}?lang=en", headers=auth("clinician"))
+    assert page.status_code == 200
+    html = page.text
+    assert 'id="card-cost"' in html and 'id="card-readmission"' in html
+    assert html.count('<svg class="waterfall"') == 2
+    assert "the expected cost by ¥" in html
+    zh = client.get(f"/cases/{case_id}", headers={**auth("clinician"), "Accept-Language": "zh-CN"}).text
+    assert "使预计住院费用" in zh and "主要原因" in zh
+    assert client.get("/cases/NO-SUCH-CASE", headers=auth("clinician")).status_code == 404
+
+
+def test_case_page_shows_only_the_models_a_role_may_use(client, world, auth):
+    html = client.get(f"/cases/{world.cases['case_id'].iloc[4]}", headers=auth("coder")).text
+    assert 'id="card-cost"' not in html and 'id="card-readmission"' not in html
+
+
+def test_waterfall_steps_end_at_the_prediction():
+    explanation = {"base_value": 9.0, "raw_output": 9.5, "rest": 0.1,
+                   "contributions": [{"name": "a", "value": "1", "contribution": 0.6},
+                                     {"name": "b", "value": "2", "contribution": -0.2}]}
+    walked = steps(explanation, prediction=13_000.0, link="log", other_label="other")
+    assert [label for label, _, _ in walked] == ["a = 1", "b = 2", "other"]
+    assert walked[-1][2] == pytest.approx(13_000.0)
+    assert all(a[2] == pytest.approx(b[1]) for a, b in zip(walked, walked[1:], strict=False))
+
+
+def test_queue_page_sorts_and_filters(client, world, auth):
+    html = client.get("/queue?lang=en", headers=auth("coder")).text
+    money = [float(m.replace(",", "")) for m in re.findall(r'class="num money">¥([\d,]+)', html)]
+    assert len(money) == len(world.queue)
+    by_money = client.get("/queue?lang=en&sort=money_at_stake&descending=true", headers=auth("coder")).text
+    sorted_money = [float(m.replace(",", "")) for m in re.findall(r'class="num money">¥([\d,]+)', by_money)]
+    assert sorted_money == sorted(money, reverse=True)
+    department = world.queue["department"].iloc[0]
+    filtered = client.get("/queue", params={"department": department}, headers=auth("coder")).text
+    shown = re.findall(r'<td class="department">([^<]*)</td>', filtered)
+    assert shown and set(shown) == {department}
+    assert "GB25 → GB23" in filtered
+    assert client.get("/queue", headers=auth("clinician")).status_code == 403
