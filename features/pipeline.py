@@ -222,6 +222,9 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
     ) -> pd.DataFrame:
         """History features of ``visible``; ``history`` is cut to its patients, so a one-case request
         against the whole store costs that patient's stays, not the store's."""
+        repeated = visible["case_id"].duplicated()
+        if repeated.any():
+            raise FeatureInputError(f"cases: case_id of row {_row(visible, repeated)} repeats an earlier row")
         events = [event_frame(cases, "cases")]
         if history is not None:
             if "patient_id" in history.columns:

@@ -10,6 +10,7 @@ from pipelines.commands import features as features_cmd
 from pipelines.commands import forecast as forecast_cmd
 from pipelines.commands import group as group_cmd
 from pipelines.commands import ingest as ingest_cmd
+from pipelines.commands import serve as serve_cmd
 from pipelines.commands import train as train_cmd
 
 app = typer.Typer(
@@ -32,6 +33,8 @@ app.command("group")(group_cmd.group)
 app.command("train")(train_cmd.train)
 app.add_typer(forecast_cmd.app, name="forecast")
 app.add_typer(features_cmd.app, name="features")
+app.command("serve")(serve_cmd.serve)
+app.command("api-key")(serve_cmd.api_key)
 
 
 if __name__ == "__main__":

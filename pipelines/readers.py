@@ -14,6 +14,7 @@ import codecs
 import csv
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +118,8 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read {path.name} as CSV ({encoding}): {error}") from None
+        reason = re.sub(r"(got \d+)\s*:.*", r"\1", str(error), flags=re.DOTALL)  # drop the row's content
+        raise InputError(f"cannot read {path.name} as CSV ({encoding}): {reason}") from None
     return table.to_pandas(types_mapper=_text_types)
 
 

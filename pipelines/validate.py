@@ -145,12 +145,18 @@ def validate_cases(cases: pd.DataFrame, rules: Rules = Rules()) -> pd.DataFrame:
 
 
 def check_schema(cases: pd.DataFrame) -> pd.DataFrame:
+    """Per-value failures of the contract schema; a whole-column failure (a wrong dtype) is a bug, raised."""
     try:
         case_schema().validate(cases, lazy=True)
     except SchemaErrors as errors:
         failures = errors.failure_cases
     else:
         return EMPTY_PROBLEMS
+    whole_column = failures[failures["index"].isna()]
+    if len(whole_column):
+        raise TypeError(
+            f"cases do not match the contract: {whole_column[['column', 'check']].to_dict('records')}"
+        )
     failures = failures[failures["index"].notna()]
     reason = failures["check"].where(failures["check"] != "not_nullable", MISSING)
     return pd.DataFrame(
@@ -248,7 +254,7 @@ def check_sex_specific(
         diagnoses, rows = codes[name], codes[name].index.to_numpy()
         for length, (sex_of, basis_of) in sex_specific_prefixes(table).items():
             prefix = diagnoses.str.slice(0, length)
-            at = np.flatnonzero(prefix.isin(list(sex_of)).to_numpy(dtype=bool))
+            at = np.flatnonzero(_isin(prefix, sex_specific_value_set(table, length)))
             matched = prefix.iloc[at].to_numpy(dtype=object)
             limit = np.array([sex_of[p] for p in matched], dtype="float64")
             wrong = (limit != sex[rows[at]]) & ~np.isnan(sex[rows[at]])
@@ -297,15 +303,27 @@ def check_code_dictionaries(
     for names, dictionary in ((DIAGNOSIS_FIELDS, "diagnoses.tsv"), (PROCEDURE_FIELDS, "procedures.tsv")):
         known = code_dictionary(tables / dictionary)
         for name in names:
-            unknown = codes[name][~codes[name].isin(known).to_numpy(dtype=bool)]
+            unknown = codes[name][~_isin(codes[name], known)]
             if not unknown.empty:
                 found.append(_at_rows(unknown, name, f"code not in {tables.name}/{dictionary}", "warning"))
     return pd.concat(found, ignore_index=True)
 
 
 @cache
-def code_dictionary(path: Path) -> list[str]:
-    return pd.read_csv(path, sep="\t", usecols=["code"], dtype=str)["code"].tolist()
+def code_dictionary(path: Path) -> pyarrow.Array:
+    return pyarrow.array(
+        pd.read_csv(path, sep="\t", usecols=["code"], dtype=str)["code"], type=pyarrow.large_string()
+    )
+
+
+@cache
+def sex_specific_value_set(table: Path, length: int) -> pyarrow.Array:
+    return pyarrow.array(list(sex_specific_prefixes(table)[length][0]), type=pyarrow.large_string())
+
+
+def _isin(codes: pd.Series, value_set: pyarrow.Array) -> np.ndarray:
+    """Membership in Arrow: pandas' ``isin`` on Arrow text re-checks every value of the set in Python."""
+    return np.asarray(pc.is_in(pyarrow.array(codes), value_set=value_set), dtype=bool)
 
 
 def exploded_codes(cases: pd.DataFrame) -> dict[str, pd.Series]:

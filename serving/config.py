@@ -28,8 +28,11 @@ class ServingSettings(BaseSettings):
     top_contributions: int = Field(default=8, ge=1, description="SHAP contributions listed by default")
     cookie_secure: bool = Field(default=False, description="send the login cookie over HTTPS only")
 
-    def keys_path(self, settings: Settings) -> Path:
-        return settings.data_dir / "api-keys.json"
+    def keys_path(self, settings: Settings) -> Path | None:
+        """The key file: the configured one, else <data_dir>/api-keys.json; None when keys are inline JSON."""
+        if self.api_keys and self.api_keys.lstrip().startswith("{"):
+            return None
+        return Path(self.api_keys) if self.api_keys else settings.data_dir / "api-keys.json"
 
     def audit_path(self, settings: Settings) -> Path:
         return self.audit_log or settings.data_dir / "audit.jsonl"

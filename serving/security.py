@@ -57,11 +57,10 @@ class KeyStore:
         return self._by_hash.get(hash_key(key))
 
     @classmethod
-    def from_config(cls, value: str | None, default_path: Path) -> KeyStore:
-        """Keys from inline JSON, a JSON/TOML file path, or the default file; none configured is empty."""
-        if value and value.lstrip().startswith("{"):
-            return cls(_parse_json(value, "CASELENS_SERVE_API_KEYS"), "CASELENS_SERVE_API_KEYS")
-        path = Path(value) if value else default_path
+    def from_config(cls, value: str | None, path: Path | None) -> KeyStore:
+        """Keys from inline JSON (``value``) or the key file ``path``; a missing default file is no keys."""
+        if path is None:
+            return cls(_parse_json(value or "{}", "CASELENS_SERVE_API_KEYS"), "CASELENS_SERVE_API_KEYS")
         if not path.exists():
             if value:
                 raise KeyConfigError(f"API key file {path} does not exist")
@@ -93,6 +92,8 @@ def add_key(path: Path, key_id: str, role: str) -> str:
     """Make a new key for ``role``, store its hash under ``key_id`` in the JSON key file, return the key."""
     if role not in ROLES:
         raise KeyConfigError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    if path.suffix != ".json":
+        raise KeyConfigError(f"{path}: new keys are written to JSON key files; add TOML entries by hand")
     entries = read_key_file(path) if path.exists() else {}
     if key_id in entries:
         raise KeyConfigError(f"{path}: key id {key_id!r} exists already")

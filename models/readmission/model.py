@@ -71,7 +71,10 @@ def logistic_regression(X: pd.DataFrame, C: float = 1.0) -> Pipeline:
         [
             (
                 "numeric",
-                make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    StandardScaler(),
+                ),
                 numeric,
             ),
             (

@@ -15,6 +15,8 @@ from features.casemix.grouper import OUTPUT_COLUMNS, Grouper
 from features.casemix.tables import TablesError, load_tables
 from pipelines.contract import FIELD_BY_NAME
 from pipelines.progress import progress_bar
+from pipelines.readers import read_table
+from pipelines.store import StoreError, read_cases
 
 console = Console()
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -63,7 +65,7 @@ def group(
             bar.advance(task)
     except ValidationError as error:
         _fail(f"invalid payment rules: {error}")
-    except (ValueError, OSError, TablesError) as error:
+    except (ValueError, OSError, TablesError, StoreError) as error:
         _fail(str(error))
     _summary(grouped["status"], output)
     if payment is not None:
@@ -76,13 +78,9 @@ def group(
 def _read(path: Path) -> pd.DataFrame:
     """Cases as text columns from a file, or in canonical dtypes from a store folder."""
     if path.is_dir():
-        from pipelines.store import read_cases
-
         return read_cases(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file or store folder")
-    from pipelines.readers import read_table
-
     return read_table(path).frame
 
 

@@ -69,12 +69,13 @@ def test_group_with_a_local_table_set(small_tsv: Path, tmp_path: Path) -> None:
         (["missing.tsv", "-o", "out.csv"], "no such file"),
         (["{input}", "-o", "out.xlsx"], "must end in .csv, .tsv or .parquet"),
         (["{input}", "-o", "out.csv", "--tables", "nowhere"], "casemix tables folder not found"),
+        (["{folder}", "-o", "out.csv"], "no case store at"),
     ],
 )
 def test_group_errors_are_one_red_line(
     small_tsv: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
-    argv = [a.format(input=small_tsv) for a in args]
+    argv = [a.format(input=small_tsv, folder=tmp_path) for a in args]
     argv = [
         str(tmp_path / a) if a.endswith((".csv", ".xlsx", ".tsv")) and a != str(small_tsv) else a
         for a in argv

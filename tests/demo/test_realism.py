@@ -8,6 +8,8 @@ import pytest
 
 from features.casemix.grouper import Grouper
 from pipelines.contract import COST_CATEGORIES
+from pipelines.demo.catalog import load_catalog
+from pipelines.settings import CASEMIX_TABLES
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +118,11 @@ def test_settlement_follows_the_base_rate_change(frame):
     assert standard[after].mode()[0] / standard[~after].mode()[0] == pytest.approx(1.05, abs=0.001)
     assert frame.loc[frame["insurance_type"] == 7, "settled_drg"].isna().all()
     assert (frame["insurer_payment"].dropna() >= 0).all()
+
+
+def test_case_types_land_in_their_adrg(demo_hospital):
+    """The catalog's code pools are chosen so a type's true codes group into its ADRG."""
+    adrg = load_catalog(CASEMIX_TABLES).types.set_index("key")["adrg"]
+    oracle = demo_hospital.oracle
+    intended = oracle["case_type"].map(adrg)
+    assert (oracle["true_drg"].str[:3] == intended).mean() >= 0.97

@@ -71,5 +71,7 @@ def test_bad_input_names_the_field_and_row(hospital: pd.DataFrame) -> None:
         model.transform(early)
     with pytest.raises(FeatureInputError, match="patient_id is missing in row 1"):
         model.transform(hospital.head(3).assign(patient_id=["a", None, "b"]))
+    with pytest.raises(FeatureInputError, match=r"case_id of row 2 \(index 2\) repeats"):
+        model.transform(hospital.head(3).assign(case_id=["a", "b", "a"]))
     with pytest.raises(ValueError, match="stage"):
         CaseFeatures("settlement").fit(hospital)

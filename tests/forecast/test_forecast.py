@@ -28,8 +28,9 @@ def forecasts(hm, cases: pd.DataFrame):
 
 def test_history_is_the_complete_quarters(cases: pd.DataFrame, forecasts) -> None:
     base, _ = forecasts
-    assert list(complete_quarters(cases["discharge_date"]).astype(str)) == [f"{y}Q{q}" for y in (2023, 2024, 2025)
-                                                                            for q in (1, 2, 3, 4)]
+    assert list(complete_quarters(cases["discharge_date"]).astype(str)) == [
+        f"{y}Q{q}" for y in (2023, 2024, 2025) for q in (1, 2, 3, 4)
+    ]
     assert list(base.quarters.astype(str)) == ["2026Q1", "2026Q2", "2026Q3"]
 
 
@@ -42,7 +43,9 @@ def test_departments_add_up_to_the_hospital_in_the_point_and_every_draw(forecast
     tables = {level: level_forecast(base, level) for level in ("hospital", "department", "drg")}
     for level in ("department", "drg"):
         summed = tables[level].groupby("quarter")[["volume", "payment", "cost", "surplus"]].sum()
-        assert np.allclose(summed.to_numpy(), tables["hospital"].set_index("quarter")[summed.columns].to_numpy())
+        assert np.allclose(
+            summed.to_numpy(), tables["hospital"].set_index("quarter")[summed.columns].to_numpy()
+        )
     hospital = tables["hospital"]
     assert (hospital["surplus_lo95"] <= hospital["surplus_lo80"]).all()
     assert (hospital["surplus_lo80"] <= hospital["surplus_hi80"]).all()
@@ -99,8 +102,9 @@ def test_backtest_origins_never_see_the_future(hm, cases: pd.DataFrame) -> None:
     """Change everything discharged from 2025Q3 on: the 2025Q3 origin's forecast must not move."""
     scores = backtest(cases, hm.reprice, hm.SCHEDULE, 2, origins=2, n_draws=100)
     later = cases["discharge_date"] >= pd.Timestamp("2025-07-01")
-    perturbed = pd.concat([cases.assign(cost=cases["cost"].where(~later, cases["cost"] * 3)), cases[later]],
-                          ignore_index=True)
+    perturbed = pd.concat(
+        [cases.assign(cost=cases["cost"].where(~later, cases["cost"] * 3)), cases[later]], ignore_index=True
+    )
     again = backtest(perturbed, hm.reprice, hm.SCHEDULE, 2, origins=2, n_draws=100)
     columns = ["forecast", "lo80", "hi80", "lo95", "hi95"]
     before = scores[scores["origin"] == "2025Q3"].reset_index(drop=True)
@@ -118,8 +122,9 @@ def test_backtest_scores_against_both_baselines(hm, cases: pd.DataFrame) -> None
     actual = hospital.groupby(level=0)["actual"].first()
     row = hospital[hospital["origin"] == "2025Q2"].iloc[0]  # origin 2025Q2, quarter 2025Q2
     assert row["naive"] == pytest.approx(actual["2025Q1"])
-    assert row["seasonal_naive"] == pytest.approx(scores.query("level == 'hospital' and origin == '2025Q2'")[
-        "seasonal_naive"].iloc[0])
+    assert row["seasonal_naive"] == pytest.approx(
+        scores.query("level == 'hospital' and origin == '2025Q2'")["seasonal_naive"].iloc[0]
+    )
     summary = backtest_summary(scores)
     assert list(summary.index) == ["hospital", "department", "drg"]
     assert summary.loc["hospital", "n"] == 4 + 4 + 4 - 2 - 2 - 1  # h ≤ 2 and inside the history

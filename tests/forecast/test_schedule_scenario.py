@@ -47,12 +47,16 @@ def test_scenario_factors_select_leaves_and_dates(hm) -> None:
     assert volume[:, 0].tolist() == [1.1, 1.1, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert np.allclose(cost[hm.LEAVES["department"] == "orthopaedics"], [[1.0, 0.95]])
     assert scenario.unmatched(hm.LEAVES) == []
-    assert Scenario(cost=[{"department": "cardiolgy", "change": 0.1}]).unmatched(hm.LEAVES) == ["department 'cardiolgy'"]
+    assert Scenario(cost=[{"department": "cardiolgy", "change": 0.1}]).unmatched(hm.LEAVES) == [
+        "department 'cardiolgy'"
+    ]
 
 
 def test_scenario_file_errors_name_the_entry(hm, tmp_path) -> None:
     good = tmp_path / "good.toml"
-    good.write_text('name = "rate"\n[[base_rate]]\neffective_from = 2026-01-01\nchange = 0.05\n', encoding="utf-8")
+    good.write_text(
+        'name = "rate"\n[[base_rate]]\neffective_from = 2026-01-01\nchange = 0.05\n', encoding="utf-8"
+    )
     assert load_scenario(good).schedule(hm.SCHEDULE).rate_on(date(2026, 1, 1)) == pytest.approx(11_025.0)
     bad = tmp_path / "bad.toml"
     bad.write_text('[[cost]]\ndepartment = "icu"\nchange = -2\n', encoding="utf-8")

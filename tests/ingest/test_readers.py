@@ -72,7 +72,11 @@ def test_fingerprint_is_the_file_sha256(tmp_path: Path) -> None:
         ("export.json", b"{}", "unsupported file type"),
         ("empty.csv", b"", "is empty"),
         ("header.csv", "住院号,性别\n".encode(), "no data rows"),
-        ("ragged.csv", b"a,b\n1,2,3\n", "cannot read ragged.csv as CSV"),
+        (
+            "ragged.csv",
+            b"a,b\n1,2,3\n",
+            r"cannot read ragged.csv as CSV \(utf-8\): CSV parse error: Expected 2 columns, got 3$",
+        ),
         ("broken.xlsx", b"not a workbook", "cannot read broken.xlsx as an Excel workbook"),
         ("broken.parquet", b"not parquet", "cannot read broken.parquet as Parquet"),
     ],

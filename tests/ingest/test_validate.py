@@ -131,3 +131,9 @@ def test_sex_specific_ranges_expand_by_trailing_digits(cases: pd.DataFrame, cano
     found = check_sex_specific(typed)
     assert found["row"].tolist() == [BAD]
     assert "male only" in found["value"].iloc[0]
+
+
+def test_a_wrongly_typed_column_is_a_bug_not_a_reject(cases: pd.DataFrame, canonical) -> None:
+    typed = canonical(cases).assign(age_years=lambda f: f["age_years"].astype(str))
+    with pytest.raises(TypeError, match="age_years"):
+        validate_cases(typed)

@@ -1,0 +1,69 @@
+"""`caselens serve` and `caselens api-key`: run the prediction service and hand out keys."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from pipelines.settings import get_settings
+from serving.config import ServingSettings
+from serving.security import KeyConfigError, KeyStore, add_key
+from serving.tasks import ROLES
+
+console = Console()
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve predictions, explanations and pages (FastAPI + uvicorn); API docs at /docs.
+
+    Models load from the MLflow registry by their `champion` alias; POST /v1/admin/reload swaps in new
+    champions without downtime. With no API key configured, a demo admin key is made in data_dir and
+    shown once.
+    """
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings, serving = get_settings(), ServingSettings()
+    try:
+        keys = KeyStore.from_config(serving.api_keys, serving.keys_path(settings))
+    except KeyConfigError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    path = serving.keys_path(settings)
+    if not len(keys) and serving.api_keys is None and path is not None:
+        key = add_key(path, "demo-admin", "admin")
+        console.print(Panel(
+            f"[bold]{key}[/bold]\n\nrole admin, key id demo-admin; only its SHA-256 is kept, in {path}.\n"
+            "Add keys per role with `caselens api-key --role coder --id alice`.",
+            title="demo admin key (shown once)",
+        ))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console.print(f"caselens serving on http://{host}:{port} (docs: /docs, models from {settings.mlflow_uri})")
+    uvicorn.run(create_app(settings, serving), host=host, port=port, access_log=False, log_level="info")
+
+
+def api_key(
+    role: Annotated[str, typer.Option(help=f"one of: {', '.join(ROLES)}")],
+    key_id: Annotated[str, typer.Option("--id", help="who the key is for; the audit log records this id")],
+) -> None:
+    """Make an API key for a role; the key is shown once and only its SHA-256 hash is stored."""
+    settings, serving = get_settings(), ServingSettings()
+    path = serving.keys_path(settings)
+    if path is None:
+        console.print("[red]keys are given inline in CASELENS_SERVE_API_KEYS: add the new key's hash there[/red]")
+        raise typer.Exit(2)
+    try:
+        key = add_key(path, key_id, role)
+    except KeyConfigError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    console.print(Panel(f"[bold]{key}[/bold]", title=f"API key {key_id} ({role}), shown once"))
+    console.print(f"hash stored in {path}")

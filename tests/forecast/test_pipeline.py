@@ -1,0 +1,137 @@
+"""End to end on the demo hospital: group, price, forecast, scenario, backtest, files, MLflow, CLI, API."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from models.forecast import RateSchedule, Scenario, forecast_surplus
+from models.forecast.levels import level_forecast
+from pipelines.cli import app as cli
+from pipelines.forecast import EXPERIMENT, PricedHistory, price_history, run_surplus_forecast, track_run
+from pipelines.settings import Settings
+from pipelines.store import write_cases
+from serving.app import create_app
+from serving.config import ServingSettings
+from serving.security import add_key
+
+SCENARIO = Scenario(name="oncology +10%", volume=[{"department": "oncology", "change": 0.10}])
+
+
+@pytest.fixture(scope="module")
+def history(demo_hospital) -> PricedHistory:
+    return price_history(demo_hospital.cases)
+
+
+@pytest.fixture(scope="module")
+def written(history: PricedHistory, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("forecast")
+    return out, run_surplus_forecast(history, 2, out, scenario=SCENARIO, n_draws=100, origins=4, top=5)
+
+
+def test_the_demo_rate_change_is_in_the_schedule_and_the_forecast(history: PricedHistory, written) -> None:
+    assert history.schedule.rate_on(date(2024, 12, 31)) == 10_000.0
+    assert history.schedule.rate_on(date(2025, 1, 1)) == 10_500.0
+    out, _ = written
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert meta["history"] == ["2023Q1", "2025Q4"]
+    assert meta["rate_by_quarter"] == {"2026Q1": 10_500.0, "2026Q2": 10_500.0}
+
+
+def test_forecast_is_priced_at_the_forecast_quarters_rate(history: PricedHistory) -> None:
+    """Re-pricing all history at ¥10,500 instead of ¥10,000 raises payment by (almost) the 5%: only
+    cases paid by item (ungroupable, long stays, low-cost) do not follow the rate."""
+    old = RateSchedule.from_pairs([(date(2023, 1, 1), 10_000.0)])
+    new, _ = forecast_surplus(history.cases, history.reprice, history.schedule, 1, n_draws=50)
+    flat, _ = forecast_surplus(history.cases, history.reprice, old, 1, n_draws=50)
+    ratio = (
+        level_forecast(new, "hospital")["payment"].iloc[0]
+        / level_forecast(flat, "hospital")["payment"].iloc[0]
+    )
+    assert 1.03 < ratio <= 1.05 + 1e-9
+    assert np.allclose(new.point["cost"], flat.point["cost"])
+
+
+def test_run_writes_a_table_and_chart_per_level(written) -> None:
+    out, run = written
+    for level in ("hospital", "department", "drg"):
+        table = pd.read_csv(out / f"surplus-{level}.csv", encoding="utf-8-sig")
+        assert {"actual", "forecast"} == set(table["kind"])
+        assert (out / f"surplus-{level}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / f"scenario-difference-{level}.csv").is_file()
+    hospital = run.tables["hospital"].query("kind == 'forecast'")
+    departments = (
+        run.tables["department"].query("kind == 'forecast'").groupby("quarter")[["surplus", "cost"]].sum()
+    )
+    assert np.allclose(departments.to_numpy(), hospital.set_index("quarter")[["surplus", "cost"]].to_numpy())
+    assert "name" in run.tables["drg"].columns
+    oncology = run.difference_tables["department"].set_index("key")
+    assert (oncology.drop(index="oncology")["volume"].abs() < 1e-9).all()
+    assert (oncology.loc["oncology", "volume"] > 0).all()
+    assert set(run.summary.index) == {"hospital", "department", "drg"}
+
+
+def test_run_is_logged_to_mlflow(written, settings: Settings) -> None:
+    out, run = written
+    run_id = track_run(run, out, {"horizon": 2}, settings)
+    found = mlflow.get_run(run_id)
+    assert "hospital_mape" in found.data.metrics and "hospital_coverage80" in found.data.metrics
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id)}
+    assert {"surplus-hospital.csv", "surplus-hospital.png", "backtest-summary.csv"} <= artifacts
+    assert mlflow.get_experiment(found.info.experiment_id).name == EXPERIMENT
+
+
+def test_cli_runs_on_the_store_and_reports_bad_scenarios(
+    demo_hospital, settings: Settings, tmp_path: Path
+) -> None:
+    write_cases(demo_hospital.cases, settings.store_dir)
+    runner = CliRunner()
+    args = ["forecast", "surplus", "--horizon", "1", "--draws", "50", "--origins", "1", "--no-track"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Hospital surplus forecast" in result.output
+    assert (settings.data_dir / "forecast" / "surplus-hospital.csv").is_file()
+    scenario = tmp_path / "typo.toml"
+    scenario.write_text('[[cost]]\ndepartment = "cardiolgy"\nchange = -0.05\n', encoding="utf-8")
+    result = runner.invoke(cli, [*args, "--scenario", str(scenario)])
+    assert result.exit_code == 1 and "department 'cardiolgy'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_api_and_page_serve_the_latest_run(written, settings: Settings) -> None:
+    out, _ = written
+    target = settings.data_dir / "forecast"
+    target.mkdir(parents=True)
+    for path in out.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    keys_path = settings.data_dir / "api-keys.json"
+    keys = {role: add_key(keys_path, f"t-{role}", role) for role in ("finance", "clinician")}
+    app = create_app(settings, ServingSettings(api_keys=str(keys_path)))
+    finance = {"Authorization": f"Bearer {keys['finance']}"}
+    with TestClient(app) as client:
+        answer = client.get(
+            "/v1/forecast/surplus", params={"level": "department", "horizon": 1}, headers=finance
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["forecast"] == ["2026Q1"] and body["level"] == "department"
+        forecast = [r for r in body["rows"] if r["kind"] == "forecast"]
+        assert {r["quarter"] for r in forecast} == {"2026Q1"}
+        assert all(r["surplus"]["lo80"] <= r["surplus"]["hi80"] for r in forecast)
+        assert client.get("/v1/forecast/surplus", params={"horizon": 3}, headers=finance).status_code == 422
+        nurse = {"Authorization": f"Bearer {keys['clinician']}"}
+        assert client.get("/v1/forecast/surplus", headers=nurse).status_code == 403
+        chart = client.get("/v1/forecast/surplus/chart", params={"level": "drg"}, headers=finance)
+        assert chart.status_code == 200 and chart.headers["content-type"] == "image/png"
+        page = client.get("/forecast", params={"lang": "zh", "level": "drg"}, headers=finance)
+        assert page.status_code == 200 and "DRG结余季度预测" in page.text and "80%区间" in page.text
+        english = client.get("/forecast", params={"lang": "en"}, headers=finance)
+        assert "Quarterly DRG surplus forecast" in english.text
