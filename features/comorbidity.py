@@ -29,13 +29,23 @@ def charlson_table() -> pd.DataFrame:
     return table
 
 
+@lru_cache(maxsize=1)
+def _prefix_masks() -> dict[int, dict[str, int]]:
+    """Prefix length -> {prefix: condition bits}: a code's mask is the OR over its prefixes' entries."""
+    out: dict[int, dict[str, int]] = {}
+    for bit, prefixes in enumerate(charlson_table()["icd10_prefixes"]):
+        for prefix in prefixes:
+            by_length = out.setdefault(len(prefix), {})
+            by_length[prefix] = by_length.get(prefix, 0) | (1 << bit)
+    return out
+
+
 def _code_masks(codes: np.ndarray) -> np.ndarray:
-    """The condition bit mask of each code."""
-    table = charlson_table()
+    """The condition bit mask of each code (one dictionary lookup per prefix length, no scanning)."""
     text = pd.Series(codes, dtype=object).str.strip().str.upper()
     mask = np.zeros(len(codes), dtype=np.int64)
-    for bit, prefixes in enumerate(table["icd10_prefixes"]):
-        mask |= np.where(text.str.startswith(prefixes, na=False).to_numpy(), 1 << bit, 0)
+    for length, masks in _prefix_masks().items():
+        mask |= text.str[:length].map(masks).fillna(0).to_numpy(dtype=np.int64)
     return mask
 
 

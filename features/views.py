@@ -122,10 +122,12 @@ def views_at(stage: Stage) -> list[FeatureView]:
 
 
 def _code_text(values: pd.Series) -> pd.Series:
-    """A coded integer field (sex, payer, route...) as text levels ("1"), None when missing."""
-    number = pd.to_numeric(values, errors="coerce")
-    number = number.where(number % 1 == 0).astype("Int64")  # 1.0 reads as "1"; 1.5 is no code
-    return number.astype("string").astype(object).where(number.notna(), None)
+    """A coded integer field (sex, payer, route...) as text levels ("1"), None when missing or not a code."""
+    positions, distinct = pd.factorize(values, use_na_sentinel=True)
+    number = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce")
+    whole = number.where(number % 1 == 0)  # 1.0 reads as "1"; 1.5 is no code
+    text = np.append(whole.map(lambda v: None if pd.isna(v) else str(int(v))).to_numpy(dtype=object), None)
+    return pd.Series(text[positions], index=values.index, dtype=object)
 
 
 def _text(values: pd.Series) -> pd.Series:

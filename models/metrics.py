@@ -45,6 +45,8 @@ def by_group(frame: pd.DataFrame, group: str, metrics: callable, min_count: int 
         for key, sub in frame.groupby(group, observed=True)
         if len(sub) >= min_count
     }
+    if not rows:
+        return pd.DataFrame({"cases": pd.Series(dtype="int64")}).rename_axis(group)
     return (
         pd.DataFrame.from_dict(rows, orient="index").rename_axis(group).sort_values("cases", ascending=False)
     )

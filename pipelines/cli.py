@@ -10,6 +10,7 @@ from pipelines.commands import features as features_cmd
 from pipelines.commands import forecast as forecast_cmd
 from pipelines.commands import group as group_cmd
 from pipelines.commands import ingest as ingest_cmd
+from pipelines.commands import queue as queue_cmd
 from pipelines.commands import serve as serve_cmd
 from pipelines.commands import train as train_cmd
 
@@ -31,6 +32,7 @@ app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("group")(group_cmd.group)
 app.command("train")(train_cmd.train)
+app.add_typer(queue_cmd.app, name="queue")
 app.add_typer(forecast_cmd.app, name="forecast")
 app.add_typer(features_cmd.app, name="features")
 app.command("serve")(serve_cmd.serve)

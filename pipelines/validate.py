@@ -11,6 +11,7 @@ Problems with severity ``error`` reject the row; ``warning`` rows are kept and l
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -147,7 +148,9 @@ def validate_cases(cases: pd.DataFrame, rules: Rules = Rules()) -> pd.DataFrame:
 def check_schema(cases: pd.DataFrame) -> pd.DataFrame:
     """Per-value failures of the contract schema; a whole-column failure (a wrong dtype) is a bug, raised."""
     try:
-        case_schema().validate(cases, lazy=True)
+        with warnings.catch_warnings():  # pandera's own concat of failure cases warns under pandas 2.3
+            warnings.simplefilter("ignore", FutureWarning)
+            case_schema().validate(cases, lazy=True)
     except SchemaErrors as errors:
         failures = errors.failure_cases
     else:

@@ -22,7 +22,9 @@ class ServingSettings(BaseSettings):
         description="API keys as JSON ({key_id: {sha256, role}}) or a path to a JSON/TOML file of them; "
         "None reads <data_dir>/api-keys.json",
     )
-    audit_log: Path | None = Field(default=None, description="audit JSON-lines file; None: <data_dir>/audit.jsonl")
+    audit_log: Path | None = Field(
+        default=None, description="audit JSON-lines file; None: <data_dir>/audit.jsonl"
+    )
     max_batch: int = Field(default=10_000, ge=1, description="most cases in one batch request (413 above)")
     max_body_mb: float = Field(default=32.0, gt=0, description="largest request body in MB (413 above)")
     top_contributions: int = Field(default=8, ge=1, description="SHAP contributions listed by default")

@@ -65,8 +65,12 @@ def require(*roles: str) -> Callable[..., Principal]:
             state.audit.record(key_id=None, role=None, endpoint=endpoint, outcome="unauthenticated")
             raise NotAuthenticated(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
         if principal.role not in roles:
-            state.audit.record(key_id=principal.key_id, role=principal.role, endpoint=endpoint, outcome="forbidden")
-            raise HTTPException(403, f"role {principal.role!r} may not use this endpoint; allowed: {', '.join(roles)}")
+            state.audit.record(
+                key_id=principal.key_id, role=principal.role, endpoint=endpoint, outcome="forbidden"
+            )
+            raise HTTPException(
+                403, f"role {principal.role!r} may not use this endpoint; allowed: {', '.join(roles)}"
+            )
         return principal
 
     return check

@@ -36,7 +36,7 @@ class Explained:
 
 def tree_contributions(booster: lightgbm.Booster, X: pd.DataFrame) -> Explained:
     """Exact per-feature SHAP values of the booster's raw output; base + Σ values = raw output."""
-    contrib = booster.predict(X, pred_contrib=True)
+    contrib = booster.predict(X, pred_contrib=True, num_threads=1)
     values, base = contrib[:, :-1], contrib[:, -1]
     return Explained(list(X.columns), values, base, values.sum(axis=1) + base)
 
@@ -101,7 +101,9 @@ def reason(name: str, value: str, effect: float, unit: str, subject: str, langua
         verb = ("增加" if up else "减少") if unit == "yuan" else ("升高" if up else "降低")
         return f"{name}（{value}）使{subject}{verb}{amount}" + ("" if unit == "yuan" else "个百分点")
     verb = "raised" if up else "lowered"
-    return f"{name} ({value}) {verb} the {subject} by {amount}" + ("" if unit == "yuan" else " percentage points")
+    return f"{name} ({value}) {verb} the {subject} by {amount}" + (
+        "" if unit == "yuan" else " percentage points"
+    )
 
 
 def explanations(
@@ -119,7 +121,9 @@ def explanations(
     """Per case, the explanation payload (see serving.schemas.Explanation) with the ``top`` largest parts."""
     idx = top_indices(explained.values, top)
     picked = np.take_along_axis(explained.values, idx, axis=1)
-    picked_effects = np.take_along_axis(effects(explained.values, explained.raw, prediction, link), idx, axis=1)
+    picked_effects = np.take_along_axis(
+        effects(explained.values, explained.raw, prediction, link), idx, axis=1
+    )
     rest = explained.values.sum(axis=1) - picked.sum(axis=1)
     labels = [names.get(f, {language: f})[language] for f in explained.features]
     columns = [X[f].to_numpy(dtype=object) for f in explained.features]
@@ -129,13 +133,23 @@ def explanations(
         for j, value, effect in zip(idx[row], picked[row], picked_effects[row], strict=True):
             shown = display_value(columns[j][row], language)
             parts.append(
-                {"feature": explained.features[j], "name": labels[j], "value": shown,
-                 "contribution": float(value), "effect": float(effect)}
+                {
+                    "feature": explained.features[j],
+                    "name": labels[j],
+                    "value": shown,
+                    "contribution": float(value),
+                    "effect": float(effect),
+                }
             )
             reasons.append(reason(labels[j], shown, float(effect), unit, subject, language))
         out.append(
-            {"raw_scale": RAW_SCALE[link], "base_value": float(explained.base[row]),
-             "raw_output": float(explained.raw[row]), "contributions": parts,
-             "rest": float(rest[row]), "reasons": reasons}
+            {
+                "raw_scale": RAW_SCALE[link],
+                "base_value": float(explained.base[row]),
+                "raw_output": float(explained.raw[row]),
+                "contributions": parts,
+                "rest": float(rest[row]),
+                "reasons": reasons,
+            }
         )
     return out

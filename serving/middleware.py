@@ -25,11 +25,17 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "caselens_requests", "HTTP requests by endpoint", ["method", "endpoint", "status"], registry=self.registry
+            "caselens_requests",
+            "HTTP requests by endpoint",
+            ["method", "endpoint", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "caselens_request_seconds", "request latency by endpoint", ["method", "endpoint"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "caselens_request_seconds",
+            "request latency by endpoint",
+            ["method", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
 
 
@@ -97,6 +103,9 @@ class BodySizeLimit:
 
 async def _too_large(send: Send, max_bytes: int) -> None:
     body = f'{{"detail":"request body larger than {max_bytes} bytes"}}'.encode()
-    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -13,8 +13,17 @@ import pandas as pd
 
 # Columns of the ranked queue frame, in the order the page shows them.
 QUEUE_COLUMNS = (
-    "rank", "case_id", "department", "error_type", "error_probability", "money_at_stake", "expected_value",
-    "coded_drg", "whatif_drg", "whatif_payment_change", "reasons",
+    "rank",
+    "case_id",
+    "department",
+    "error_type",
+    "error_probability",
+    "money_at_stake",
+    "expected_value",
+    "coded_drg",
+    "whatif_drg",
+    "whatif_payment_change",
+    "reasons",
 )
 SORTABLE = ("rank", "department", "error_type", "error_probability", "money_at_stake", "expected_value")
 
@@ -44,10 +53,15 @@ class ReviewQueue:
             return self._frame
 
     def view(
-        self, *, department: str | None = None, error_type: str | None = None, sort: str = "rank",
-        descending: bool = False, limit: int = 100,
+        self,
+        *,
+        department: str | None = None,
+        error_type: str | None = None,
+        sort: str = "rank",
+        descending: bool = False,
+        limit: int = 100,
     ) -> pd.DataFrame:
-        """The queue filtered by department and likely error type, sorted by ``sort``, first ``limit`` rows."""
+        """The queue filtered by department and likely error type, sorted by ``sort``, ``limit`` rows."""
         frame = self.frame()
         keep = pd.Series(True, index=frame.index)
         if department:

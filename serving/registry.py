@@ -27,7 +27,12 @@ from serving.tasks import CHAMPION_ALIAS, SERVED_TASKS, ServedTask
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LINKS: dict[str, Link] = {"cost": "log", "margin": "identity", "readmission": "logit", "coding": "logit"}
+DEFAULT_LINKS: dict[str, Link] = {
+    "cost": "log",
+    "margin": "identity",
+    "readmission": "logit",
+    "coding": "logit",
+}
 
 
 class ModelNotServable(RuntimeError):
@@ -73,19 +78,39 @@ class ServedModel:
         return tree_contributions(self.booster, X)
 
 
+def single_threaded(estimator: Any, depth: int = 3) -> None:
+    """Make every LightGBM model inside ``estimator`` predict on one thread.
+
+    A request scores one case or a batch: OpenMP threads per prediction only contend with the other
+    requests (and spin on a busy machine); concurrency comes from serving requests in parallel.
+    """
+    for value in vars(estimator).values() if hasattr(estimator, "__dict__") else ():
+        if isinstance(value, lightgbm.LGBMModel):
+            value.set_params(n_jobs=1)
+        elif depth > 0 and hasattr(value, "__dict__") and type(value).__module__.startswith("models"):
+            single_threaded(value, depth - 1)
+
+
 def served_model(task: ServedTask, version: str, python_model: Any) -> ServedModel:
     """Pick the served parts out of an unwrapped pyfunc model, or say what is missing."""
     features = getattr(python_model, "features", None)
     estimator = getattr(python_model, "estimator", None)
     if features is None or estimator is None:
-        raise ModelNotServable(f"{task.model_name} v{version} is not a CaseModel (needs features and estimator)")
+        raise ModelNotServable(
+            f"{task.model_name} v{version} is not a CaseModel (needs features and estimator)"
+        )
     explained = getattr(estimator, "explained", estimator)
     booster = explained if isinstance(explained, lightgbm.Booster) else getattr(explained, "booster_", None)
     if not isinstance(booster, lightgbm.Booster):
-        raise ModelNotServable(f"{task.model_name} v{version}: its estimator has no LightGBM model to explain")
+        raise ModelNotServable(
+            f"{task.model_name} v{version}: its estimator has no LightGBM model to explain"
+        )
     link = getattr(estimator, "link", None) or (
-        "logit" if "binary" in str(booster.params.get("objective", "")) else DEFAULT_LINKS.get(task.name, "identity")
+        "logit"
+        if "binary" in str(booster.params.get("objective", ""))
+        else DEFAULT_LINKS.get(task.name, "identity")
     )
+    single_threaded(estimator)
     names = feature_names(getattr(features, "catalog", None), booster.feature_name())
     return ServedModel(task, version, features, estimator, booster, link, names)
 
@@ -93,8 +118,9 @@ def served_model(task: ServedTask, version: str, python_model: Any) -> ServedMod
 class ModelRegistry:
     """Champion versions of every served task, read from one MLflow tracking/registry URI."""
 
-    def __init__(self, tracking_uri: str, tasks: Mapping[str, ServedTask] = SERVED_TASKS,
-                 alias: str = CHAMPION_ALIAS) -> None:
+    def __init__(
+        self, tracking_uri: str, tasks: Mapping[str, ServedTask] = SERVED_TASKS, alias: str = CHAMPION_ALIAS
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.tasks = tasks
         self.alias = alias
@@ -132,7 +158,9 @@ class ModelRegistry:
                 if old is None or old.version != model.version:
                     changed.append(name)
                 models[name] = model
-                status[name] = ModelStatus(task=name, name=task.model_name, state="loaded", version=model.version)
+                status[name] = ModelStatus(
+                    task=name, name=task.model_name, state="loaded", version=model.version
+                )
             self._models = MappingProxyType(models)
             self._status = MappingProxyType(status)
             return changed
@@ -152,7 +180,9 @@ class ModelRegistry:
     def _kept(task: ServedTask, old: ServedModel | None, state: str, error: str) -> ModelStatus:
         """Status after a failed load: still 'loaded' (old version) when one was serving."""
         if old is not None:
-            return ModelStatus(task=task.name, name=task.model_name, state="loaded", version=old.version, error=error)
+            return ModelStatus(
+                task=task.name, name=task.model_name, state="loaded", version=old.version, error=error
+            )
         return ModelStatus(task=task.name, name=task.model_name, state=state, error=error)
 
 

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
-from pipelines.contract import FIELDS, STAGE_ORDER, Field as ContractField, Stage
+from pipelines.contract import FIELDS, STAGE_ORDER, Stage
+from pipelines.contract import Field as ContractField
 
 MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
 OPTIONAL_IDS = ("case_id", "patient_id")  # a pre-admission enquiry may not have them yet
@@ -37,7 +38,9 @@ def _annotation(f: ContractField) -> Any:
     if f.kind == "int":
         return Annotated[int, Field(ge=f.minimum, le=f.maximum)]
     if f.kind == "float":
-        return Annotated[float, Field(ge=f.minimum, le=f.maximum if f.maximum is not None else 1e12, allow_inf_nan=False)]
+        return Annotated[
+            float, Field(ge=f.minimum, le=f.maximum if f.maximum is not None else 1e12, allow_inf_nan=False)
+        ]
     if f.kind == "date":
         return CaseDate
     if f.kind == "bool":
@@ -88,7 +91,9 @@ class Contribution(BaseModel):
     name: str = Field(description="readable feature name in the requested language")
     value: str = Field(description="the case's value of the feature, as shown to a person")
     contribution: float = Field(description="SHAP value on the model's raw output scale")
-    effect: float = Field(description="change of the prediction caused by this feature, in yuan or probability")
+    effect: float = Field(
+        description="change of the prediction caused by this feature, in yuan or probability"
+    )
 
 
 class Explanation(BaseModel):
@@ -132,8 +137,11 @@ def batch_model(stage: Stage) -> type[BaseModel]:
         cases=(list[CASE_MODELS[stage]], Field(min_length=1, description="the cases, one prediction each")),
         history=(
             list[DischargeCase] | None,
-            Field(default=None, description="earlier stays of the same patients, for history features; "
-                  "omitted: their stays in the case store"),
+            Field(
+                default=None,
+                description="earlier stays of the same patients, for history features; "
+                "omitted: their stays in the case store",
+            ),
         ),
     )
 
@@ -148,8 +156,11 @@ def single_model(stage: Stage) -> type[BaseModel]:
         case=(CASE_MODELS[stage], ...),
         history=(
             list[DischargeCase] | None,
-            Field(default=None, description="earlier stays of the patient, for history features; "
-                  "omitted: the patient's stays in the case store"),
+            Field(
+                default=None,
+                description="earlier stays of the patient, for history features; "
+                "omitted: the patient's stays in the case store",
+            ),
         ),
     )
 

@@ -45,7 +45,9 @@ class KeyStore:
                 raise KeyConfigError(f"{source}: key {key_id!r} needs 'sha256' and 'role'")
             digest, role = str(entry["sha256"]).lower(), entry["role"]
             if role not in ROLES:
-                raise KeyConfigError(f"{source}: key {key_id!r} has role {role!r}; roles are {', '.join(ROLES)}")
+                raise KeyConfigError(
+                    f"{source}: key {key_id!r} has role {role!r}; roles are {', '.join(ROLES)}"
+                )
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise KeyConfigError(f"{source}: key {key_id!r}: 'sha256' must be 64 hex digits")
             self._by_hash[digest] = Principal(key_id, role)

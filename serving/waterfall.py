@@ -27,7 +27,9 @@ def output_scale(raw: float, prediction: float, link: Link) -> Any:
     return lambda x: float(x)
 
 
-def steps(explanation: dict[str, Any], prediction: float, link: Link, other_label: str) -> list[tuple[str, float, float]]:
+def steps(
+    explanation: dict[str, Any], prediction: float, link: Link, other_label: str
+) -> list[tuple[str, float, float]]:
     """(label, start, end) for each contribution and the remainder, on the prediction's scale."""
     f = output_scale(explanation["raw_output"], prediction, link)
     position, out = explanation["base_value"], []
@@ -40,7 +42,9 @@ def steps(explanation: dict[str, Any], prediction: float, link: Link, other_labe
     return out
 
 
-def waterfall_svg(explanation: dict[str, Any], prediction: float, link: Link, unit: str, language: str) -> Markup:
+def waterfall_svg(
+    explanation: dict[str, Any], prediction: float, link: Link, unit: str, language: str
+) -> Markup:
     zh = language == "zh"
     bars = steps(explanation, prediction, link, "其他特征" if zh else "other features")
     base = output_scale(explanation["raw_output"], prediction, link)(explanation["base_value"])
@@ -62,16 +66,19 @@ def waterfall_svg(explanation: dict[str, Any], prediction: float, link: Link, un
     height = ROW * len(rows) + 8
     width = LABEL_WIDTH + BAR_WIDTH + AMOUNT_WIDTH
     parts = [
-        f'<svg class="waterfall" role="img" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<svg class="waterfall" role="img" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'font-family="sans-serif" font-size="12">',
         f"<title>{'SHAP 瀑布图' if zh else 'SHAP waterfall'}</title>",
     ]
     for i, (label, start, stop, colour, text) in enumerate(rows):
         y = 4 + i * ROW
         left, right = sorted((x(start), x(stop)))
+        bar = max(right - left, 1.0)
         parts.append(
-            f'<g class="step"><text x="{LABEL_WIDTH - 6}" y="{y + 15}" text-anchor="end">{escape(label)}</text>'
-            f'<rect x="{left:.1f}" y="{y + 3}" width="{max(right - left, 1.0):.1f}" height="{ROW - 8}" fill="{colour}"/>'
+            f'<g class="step"><text x="{LABEL_WIDTH - 6}" y="{y + 15}" text-anchor="end">'
+            f"{escape(label)}</text>"
+            f'<rect x="{left:.1f}" y="{y + 3}" width="{bar:.1f}" height="{ROW - 8}" fill="{colour}"/>'
             f'<text x="{LABEL_WIDTH + BAR_WIDTH + 6}" y="{y + 15}">{escape(text)}</text></g>'
         )
     parts.append("</svg>")

@@ -91,6 +91,7 @@ def timed_ingest(path: Path, store: Path, reports: Path) -> dict[str, object]:
 
 def run(n_cases: int, work: Path, results: Path = RESULTS) -> str:
     """Run the benchmark in ``work`` and write the markdown report to ``results``; returns the report."""
+    load_before = os.getloadavg()[0]
     cases = benchmark_cases(n_cases)
     inputs = {"csv": work / "cases.csv", "parquet": work / "cases.parquet"}
     cases.to_csv(inputs["csv"], index=False, date_format="%Y-%m-%d")
@@ -109,20 +110,21 @@ def run(n_cases: int, work: Path, results: Path = RESULTS) -> str:
         rows[-1]["read_cases_s"] = round(read_seconds, 2)
         rows[-1]["read_cases_peak_mb"] = memory.peak / 2**20
         assert len(stored) == rows[-1]["store_rows"]
-    report = _markdown(n_cases, rows)
+    report = _markdown(n_cases, rows, (load_before, os.getloadavg()[0]))
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(report, encoding="utf-8")
     return report
 
 
-def _markdown(n_cases: int, rows: list[dict[str, object]]) -> str:
+def _markdown(n_cases: int, rows: list[dict[str, object]], load: tuple[float, float]) -> str:
     lines = [
         "# Ingest benchmark",
         "",
         f"Command: `.venv/bin/python -m experiments.benchmarks.ingest --cases {n_cases}`  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, "
         f"nproc = {os.cpu_count()}, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, shared with other "
-        "engineers' jobs while it ran (timings are upper bounds).",
+        f"engineers' jobs while it ran: 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} "
+        "at the end (wall times are upper bounds).",
         "",
         f"{n_cases:,} cases (demo stays resampled, 1% invalid, 1% unknown principal diagnosis). Target: "
         "1,000,000 cases in ≤ 60 s.",

@@ -66,7 +66,7 @@ def _panel(axis: Axes, rows: pd.DataFrame, measure: str, title: str) -> None:
     actual = rows["kind"] == "actual"
     future = rows["kind"] == "forecast"
     axis.plot(
-        x[actual], rows.loc[actual, measure] / scale, color="#1f3a5f", marker="o", ms=3, label="actual 实际"
+        x[actual], rows.loc[actual, measure] / scale, color="#1f3a5f", marker="o", ms=3, label=label("actual")
     )
     if future.any():
         last = rows[actual].tail(1)
@@ -76,7 +76,7 @@ def _panel(axis: Axes, rows: pd.DataFrame, measure: str, title: str) -> None:
             joined[measure] / scale,
             color="#c0392b",
             ls="--",
-            label="forecast 预测",
+            label=label("forecast"),
         )
         f = rows[future]
         fx = f["quarter"].astype(str)

@@ -2,9 +2,10 @@
 
 Payment per case is the recent mean of the history *re-priced* at a given base rate, so the forecast
 for a quarter uses the rate in force in that quarter whatever rate the history was paid at. Cost per
-case is the leaf's recent mean moved along its department's trend in cost per unit of payment (a
-mix-adjusted cost index, log-linear in time, with quarter-of-year effects once three years are
-known). "Recent" is the last ``window`` quarters; a leaf with no case there falls back on all history.
+case is the leaf's recent mean moved along its department's cost index: the department's cost over
+what its cases would have cost at each leaf's average (mix-adjusted, so a shift towards heavier DRGs
+is not mistaken for inflation), log-linear in time, with quarter-of-year effects once three years
+are known. "Recent" is the last ``window`` quarters; a leaf with no case there falls back on all history.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def per_case_values(
         share=n_recent / cell_total.to_numpy(),
         payment=payment,
         cost_level=recent_sum("cost") / n_recent,
-        trend=department_trend(panel, rate_columns[reference]),
+        trend=department_trend(panel),
         recent=recent,
         pay_residuals=np.zeros_like(n_all),
         cost_residuals=np.zeros_like(n_all),
@@ -79,10 +80,14 @@ def per_case_values(
     with np.errstate(divide="ignore", invalid="ignore"):
         pay_ratio = wide[rate_columns[reference]].to_numpy(dtype=float) / n_all / payment[reference][:, None]
         cost_ratio = wide["cost"].to_numpy(dtype=float) / n_all / values.cost_at(quarters)
+    # A quarter's mean over n cases deviates about sqrt(typical / n) times as much as a mean over the
+    # leaf's typical quarter: rescale, so one odd case in a quiet quarter does not count as a trend.
+    typical = n_recent / pick.sum(axis=1)
+    scale = np.sqrt(n_all / typical[:, None])
     return replace(
         values,
-        pay_residuals=np.nan_to_num(np.where(n_all > 0, pay_ratio - 1.0, 0.0)),
-        cost_residuals=np.nan_to_num(np.where(n_all > 0, cost_ratio - 1.0, 0.0)),
+        pay_residuals=np.nan_to_num(np.where(n_all > 0, (pay_ratio - 1.0) * scale, 0.0)),
+        cost_residuals=np.nan_to_num(np.where(n_all > 0, (cost_ratio - 1.0) * scale, 0.0)),
     )
 
 
@@ -94,17 +99,28 @@ def cost_index(trend: pd.DataFrame, departments: pd.Series, quarters: pd.PeriodI
     return np.exp(slope * (ordinal(quarters)[None, :] - rows["t0"].to_numpy()[:, None]) + season)
 
 
-def department_trend(panel: pd.DataFrame, pay_column: str) -> pd.DataFrame:
-    """Slope per quarter and centred quarter-of-year effects of log(cost / payment) per department.
+def department_trend(panel: pd.DataFrame) -> pd.DataFrame:
+    """Slope per quarter and centred quarter-of-year effects of each department's log cost index.
 
-    Cost over payment at one fixed rate is cost per unit of relative weight: it moves with prices and
-    practice, not with case mix. Departments with too short a history take the hospital's slope.
+    The index of a quarter is the department's cost over the cost its cases would have had at each
+    leaf's average cost per case. Departments with too short a history take the hospital's slope.
     """
-    by_dept = panel.groupby(["department", "quarter"], observed=True)[["cost", pay_column]].sum()
-    by_dept = by_dept[(by_dept["cost"] > 0) & (by_dept[pay_column] > 0)]
-    log_index = np.log(by_dept["cost"] / by_dept[pay_column])
-    hospital = panel.groupby("quarter", observed=True)[["cost", pay_column]].sum()
-    hospital_slope = _fit(np.log(hospital["cost"] / hospital[pay_column]))["slope"]
+    n = panel["n"]
+    leaf_mean = (
+        panel["cost"].groupby(level=list(panel.index.names[:-1])).sum()
+        / n.groupby(level=list(panel.index.names[:-1])).sum()
+    )
+    frame = pd.DataFrame(
+        {
+            "cost": panel["cost"],
+            "expected": n * leaf_mean.reindex(panel.index.droplevel("quarter")).to_numpy(),
+        }
+    )
+    by_dept = frame.groupby(["department", "quarter"], observed=True).sum()
+    by_dept = by_dept[(by_dept["cost"] > 0) & (by_dept["expected"] > 0)]
+    log_index = np.log(by_dept["cost"] / by_dept["expected"])
+    hospital = frame.groupby("quarter", observed=True).sum()
+    hospital_slope = _fit(np.log(hospital["cost"] / hospital["expected"]))["slope"]
     rows = {}
     for department, series in log_index.groupby(level="department"):
         fit = _fit(series.droplevel("department"))

@@ -1,7 +1,7 @@
 """Fit the parts of the surplus forecast and simulate it, with or without a scenario.
 
 The errors come from history, whole quarters at a time: for each of the last few history quarters we
-have, for every cell at once, the volume model's relative one-step error and the relative deviation
+have, for every cell at once, the volume model's one-step error (in cases) and the relative deviation
 of each leaf's per-case payment and cost from its fitted value. A draw for a forecast quarter is a
 random combination of those historical error vectors with standard normal weights (a Gaussian
 multiplier bootstrap): it has the same covariance across departments, DRGs and between volume and
@@ -109,8 +109,8 @@ def simulate(
     scenario = scenario or Scenario(name="base")
     rates = scenario.schedule(schedule)
     shares = rates.quarter_weights(future)
-    volume_point = fitted.volume.point.to_numpy()[fitted.cell_of_leaf] * per_case.share[:, None]
-    volume_point = volume_point * scenario.volume_factor(leaves, future)
+    volume_scale = per_case.share[:, None] * scenario.volume_factor(leaves, future)  # cell cases → leaf cases
+    volume_point = fitted.volume.point.to_numpy()[fitted.cell_of_leaf] * volume_scale
     pay_point = per_case.payment_at(shares)
     cost_point = per_case.cost_at(future) * scenario.cost_factor(leaves, future)
 
@@ -125,7 +125,8 @@ def simulate(
 
     volume_residuals = fitted.volume.residuals.to_numpy()[fitted.cell_of_leaf]
     spread = fitted.volume.spread.to_numpy()[fitted.cell_of_leaf][:, None, :]
-    volume = np.clip(volume_point[:, None, :] * (1.0 + error(volume_residuals) * spread), 0.0, None)
+    volume_error = error(volume_residuals) * spread * volume_scale[:, None, :]
+    volume = np.clip(volume_point[:, None, :] + volume_error, 0.0, None)
     payment = volume * pay_point[:, None, :] * np.clip(1.0 + error(per_case.pay_residuals), 0.0, None)
     cost = volume * cost_point[:, None, :] * np.clip(1.0 + error(per_case.cost_residuals), 0.0, None)
     return SurplusForecast(

@@ -7,7 +7,8 @@ more quarters than two or three years give and falls back to seasonal naive, whi
 hospital by a year of growth: the backtest showed volume about 6% low.) Series it cannot fit fall
 back to seasonal naive; sparse series get seasonal naive (same quarter last year), too-short ones
 naive. Besides the point forecast we keep what the simulation needs: each series'
-in-sample one-step errors relative to its fitted value, and how much wider the model's 80% interval
+in-sample one-step errors (in cases: relative errors of sparse series are mostly noise around a
+fitted value near zero), and how much wider the model's 80% interval
 is at horizon h than at horizon 1.
 """
 
@@ -25,11 +26,11 @@ SEASON = 4
 
 @dataclass(frozen=True)
 class VolumeForecast:
-    """Point forecast, horizon spread and relative residuals, each indexed by cell."""
+    """Point forecast, horizon spread and residuals (cases), each indexed by cell."""
 
     point: pd.DataFrame  # cells × forecast quarters
     spread: pd.DataFrame  # cells × forecast quarters, 1.0 at the first
-    residuals: pd.DataFrame  # cells × history quarters, 0.0 where undefined
+    residuals: pd.DataFrame  # cells × history quarters: actual − fitted cases, 0.0 where undefined
     model: pd.Series  # the model each cell got
 
 
@@ -55,7 +56,7 @@ def forecast_volume(counts: pd.DataFrame, horizon: int, min_mean: float = 5.0) -
     spread = pd.concat([p[1] for p in parts]).reindex(counts.index)
     fitted = pd.concat([p[2] for p in parts]).reindex(counts.index)
     point.columns, spread.columns, fitted.columns = future, future, history
-    residuals = ((counts - fitted) / np.maximum(fitted, 1.0)).fillna(0.0)
+    residuals = (counts - fitted).fillna(0.0)
     return VolumeForecast(point.clip(lower=0.0), spread, residuals, chosen)
 
 

@@ -18,15 +18,13 @@ CALIBRATION_BINS = 10
 def expected_calibration_error(
     actual: pd.Series, probability: pd.Series, bins: int = CALIBRATION_BINS
 ) -> float:
-    """ECE over equal-count bins of the probability: Σ (bin share) × |mean probability − observed rate|."""
-    frame = pd.DataFrame({"p": np.asarray(probability, float), "y": np.asarray(actual, float)})
-    if frame.empty:
+    """ECE (Guo et al. 2017): Σ over equal-width probability bins of bin share × |mean probability − rate|."""
+    p, y = np.asarray(probability, float), np.asarray(actual, float)
+    if not len(p):
         return float("nan")
-    rank = frame["p"].rank(method="first")
-    frame["bin"] = np.minimum((rank - 1) * bins // len(frame), bins - 1)
-    grouped = frame.groupby("bin")
-    gap = (grouped["p"].mean() - grouped["y"].mean()).abs()
-    return float((gap * grouped.size() / len(frame)).sum())
+    which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    gap = np.abs(np.bincount(which, p, minlength=bins) - np.bincount(which, y, minlength=bins))
+    return float(gap.sum() / len(p))
 
 
 def probability_scores(actual: pd.Series, probability: pd.Series) -> dict[str, float]:

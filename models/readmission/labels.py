@@ -112,7 +112,7 @@ def readmission_labels(
     for name in ("patient_id", "admission_date", "discharge_date"):
         bad = cases[name].isna().to_numpy()
         if bad.any():
-            raise ValueError(f"row {cases.index[bad][0]!r}: {name} is missing ({int(bad.sum())} rows)")
+            raise ValueError(f"row {cases.index[bad][0]}: {name} is missing ({int(bad.sum())} rows)")
 
     origin = np.datetime64(cases["admission_date"].min(), "D")
     admitted = _days(cases["admission_date"], origin)

@@ -40,13 +40,17 @@ def serve(
     path = serving.keys_path(settings)
     if not len(keys) and serving.api_keys is None and path is not None:
         key = add_key(path, "demo-admin", "admin")
-        console.print(Panel(
-            f"[bold]{key}[/bold]\n\nrole admin, key id demo-admin; only its SHA-256 is kept, in {path}.\n"
-            "Add keys per role with `caselens api-key --role coder --id alice`.",
-            title="demo admin key (shown once)",
-        ))
+        console.print(
+            Panel(
+                f"[bold]{key}[/bold]\n\nrole admin, key id demo-admin; only its SHA-256 is kept, in {path}.\n"
+                "Add keys per role with `caselens api-key --role coder --id alice`.",
+                title="demo admin key (shown once)",
+            )
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console.print(f"caselens serving on http://{host}:{port} (docs: /docs, models from {settings.mlflow_uri})")
+    console.print(
+        f"caselens serving on http://{host}:{port} (docs: /docs, models from {settings.mlflow_uri})"
+    )
     uvicorn.run(create_app(settings, serving), host=host, port=port, access_log=False, log_level="info")
 
 
@@ -58,7 +62,9 @@ def api_key(
     settings, serving = get_settings(), ServingSettings()
     path = serving.keys_path(settings)
     if path is None:
-        console.print("[red]keys are given inline in CASELENS_SERVE_API_KEYS: add the new key's hash there[/red]")
+        console.print(
+            "[red]keys are given inline in CASELENS_SERVE_API_KEYS: add the new key's hash there[/red]"
+        )
         raise typer.Exit(2)
     try:
         key = add_key(path, key_id, role)

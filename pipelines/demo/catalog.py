@@ -2,7 +2,8 @@
 
 ``case_mix.csv`` describes each case type a department treats (its ADRG, code prefixes, share, median
 charges, length of stay, age, sex, mortality, readmission and comorbidity rates, charge profile,
-winter peak and how often it starts a chemotherapy course); ``comorbidities.csv`` the chronic
+winter peak, how often it starts a chemotherapy course, whether it is surgical and what a readmission
+after it is for); ``comorbidities.csv`` the chronic
 conditions patients carry and the CC/MCC complications an episode can add. Prefixes are resolved
 here into real codes taken from the ADRG's (or its MDC's) own lists, leaving out codes that an
 earlier ADRG of the same MDC would catch, so that generated cases land in the intended group.
@@ -198,8 +199,23 @@ def load_catalog(tables: Path) -> Catalog:
         **dict(zip(mcc["code"], mcc["exclusion_table"], strict=True)),
     }
 
-    types = pd.read_csv(HERE / "case_mix.csv", dtype={"diagnoses": str, "procedures": str, "symptoms": str})
+    types = pd.read_csv(
+        HERE / "case_mix.csv",
+        dtype={"diagnoses": str, "procedures": str, "symptoms": str, "readmitted_as": str},
+        keep_default_na=False,
+    )
+    types["surgical"] = types["surgical"].astype(bool)
+    unknown = set(types["readmitted_as"]) - set(types["key"]) - {""}
+    if unknown:
+        raise ValueError(f"case_mix.csv: readmitted_as names unknown types {sorted(unknown)}")
     types = _birth_weights(types, grouping)
+    types["procedure_groups"] = [
+        bool(
+            _rule_keys(grouping["adrgs"][a])
+            & {"principal_procedure_in", "principal_procedure_is_or_procedure"}
+        )
+        for a in types["adrg"]
+    ]
     principal, procedures, symptoms = [], [], []
     for row in types.itertuples():
         procs = _procedure_pool(row, grouping, procedure_set, or_codes) if _prefixes(row.procedures) else []
@@ -215,7 +231,6 @@ def load_catalog(tables: Path) -> Catalog:
             )
         principal.append(pool)
         symptoms.append(_matching(diagnosis_set, _prefixes(row.symptoms))[:1])
-    types["surgical"] = types["adrg"].str[1] <= "J"
 
     comorbid = pd.read_csv(HERE / "comorbidities.csv")
     comorbid["codes"] = comorbid["codes"].str.split(";")

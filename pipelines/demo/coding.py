@@ -62,8 +62,9 @@ def true_codes(
     n = len(types)
     principal = catalog.principal.draw(types, rng)
     procedure = catalog.procedures.draw(types, rng)
-    medical = ~catalog.types["surgical"].to_numpy()[types]
-    procedure = np.where(medical & (rng.random(n) < 0.3), -1, procedure)  # minor tests often go unlisted
+    # A minor procedure that does not decide the group often goes unlisted.
+    minor = ~catalog.types["procedure_groups"].to_numpy()[types]
+    procedure = np.where(minor & (rng.random(n) < 0.3), -1, procedure)
     chronic = patients.filter(like="chronic_").to_numpy()[stays["patient"].to_numpy()]
     chronic &= catalog.chronic_allowed[types]
     columns = [np.where(chronic, catalog.chronic_codes[None, :], -1)]

@@ -24,6 +24,7 @@ WINTER_PEAK = 0.6
 CHEMO_CYCLES = (3, 7)  # courses of 3-6 further cycles
 CHEMO_INTERVAL = (21, 29)  # days between cycle admissions
 MAX_READMISSION_DEPTH = 3
+WARM_UP_DAYS = 365  # simulated before the start, so the first months have courses and returns under way
 KINDS = ("index", "cycle", "readmission")
 
 
@@ -36,9 +37,9 @@ def _daily_intensity(days: np.ndarray, winter: float) -> np.ndarray:
 
 
 def _admission_dates(
-    types: np.ndarray, catalog: Catalog, start: date, end: date, rng: np.random.Generator
+    types: np.ndarray, catalog: Catalog, start: np.datetime64, end: date, rng: np.random.Generator
 ) -> np.ndarray:
-    days = np.arange(np.datetime64(start, "D"), np.datetime64(end, "D"))
+    days = np.arange(start, np.datetime64(end, "D"))
     winter = catalog.types["winter"].to_numpy()
     out = np.empty(len(types), dtype="datetime64[D]")
     for w in np.unique(winter):
@@ -105,7 +106,7 @@ def _stays(
     los = np.where(admission_type == 3, 0, los)
 
     p_death = np.clip(
-        t["mortality"].to_numpy()[types] * np.exp(0.03 * (age - 65)) * np.array([0.15, 0.5, 1.2])[severity],
+        t["mortality"].to_numpy()[types] * np.exp(0.03 * (age - 65)) * np.array([0.1, 0.35, 0.9])[severity],
         0,
         0.8,
     )
@@ -175,28 +176,24 @@ def _returning(types: np.ndarray, catalog: Catalog, rng: np.random.Generator) ->
     return host
 
 
-def _readmission_types(catalog: Catalog) -> list[np.ndarray]:
-    """What an unplanned readmission is for: a medical type of the same department the patient's sex
-    allows (complications after surgery, relapses after medical care), else the same type."""
+def _readmission_types(catalog: Catalog) -> np.ndarray:
+    """What an unplanned readmission is for: the type's ``readmitted_as`` (a complication after surgery,
+    e.g. pneumonia after a hip replacement, a puerperal disorder after a delivery), else the same type."""
     t = catalog.types
-    out = []
-    for row in t.itertuples():
-        same = t[
-            (t["department"] == row.department) & ~t["surgical"] & ((t["age_max"] > 0) == (row.age_max > 0))
-        ]
-        same = same[(same["female"] == row.female) | same["female"].between(0.01, 0.99)]
-        out.append(same.index.to_numpy() if len(same) and row.surgical else np.array([row.Index]))
-    return out
+    position = {key: i for i, key in enumerate(t["key"])}
+    return np.array([position.get(after, i) for i, after in enumerate(t["readmitted_as"])], dtype=np.int64)
 
 
 def simulate_stays(
     catalog: Catalog, n_index: int, start: date, end: date, rng: np.random.Generator
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Index stays, chemotherapy cycles and readmissions of ``n_index`` index admissions; and the patients."""
+    """Index stays, chemotherapy cycles and readmissions of ``n_index`` index admissions from a year before
+    ``start`` to ``end``, as recorded between the two; and the patients."""
     t = catalog.types
     shares = t["share"].to_numpy() / t["share"].sum()
     types = rng.choice(len(t), n_index, p=shares)
-    admitted = _admission_dates(types, catalog, start, end, rng)
+    warm_start = np.datetime64(start, "D") - np.timedelta64(WARM_UP_DAYS, "D")
+    admitted = _admission_dates(types, catalog, warm_start, end, rng)
     host = _returning(types, catalog, rng)
     is_host = host == np.arange(n_index)
     patient_of_host = np.cumsum(is_host) - 1
@@ -239,10 +236,7 @@ def simulate_stays(
             break
         gap = np.minimum(1 + rng.geometric(0.09, len(rows)), 30)
         when = _discharged(frontier)[rows] + gap.astype("timedelta64[D]")
-        src = frontier["type"].to_numpy()[rows]
-        options = [readmit_types[s] for s in src]
-        pick = (rng.random(len(rows)) * np.array([len(o) for o in options])).astype(np.int64)
-        new_types = np.array([o[i] for o, i in zip(options, pick, strict=True)], dtype=np.int64)
+        new_types = readmit_types[frontier["type"].to_numpy()[rows]]
         frontier = _stays(
             catalog,
             patients,
@@ -254,17 +248,18 @@ def simulate_stays(
             rng,
         )
         batches.append(frontier)
-    return _clean(pd.concat(batches, ignore_index=True), np.datetime64(end, "D")), patients
+    stays = _clean(pd.concat(batches, ignore_index=True), np.datetime64(start, "D"), np.datetime64(end, "D"))
+    return stays, patients
 
 
-def _clean(stays: pd.DataFrame, end: np.datetime64) -> pd.DataFrame:
-    """Keep what a hospital's records would show: stays discharged by the end, no overlapping stays of one
-    patient, nothing after a patient's death."""
+def _clean(stays: pd.DataFrame, start: np.datetime64, end: np.datetime64) -> pd.DataFrame:
+    """Keep what a hospital's records would show: stays discharged in the period, no overlapping stays of
+    one patient, nothing after a patient's death."""
     stays = stays.assign(discharged=_discharged(stays))
     stays = stays[stays["discharged"] < end].sort_values(["patient", "admitted", "kind"], kind="stable")
     previous_out = stays.groupby("patient")["discharged"].cummax().groupby(stays["patient"]).shift()
     stays = stays[~(stays["admitted"] <= previous_out)]
     died = stays["discharged"].where(stays["disposition"] == 5)
     death = died.groupby(stays["patient"]).transform("min")
-    stays = stays[~(stays["admitted"] > death)]
+    stays = stays[~(stays["admitted"] > death) & (stays["discharged"] >= start)]
     return stays.reset_index(drop=True)

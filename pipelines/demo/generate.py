@@ -21,7 +21,7 @@ from pipelines.contract import CODE_SEPARATOR, COLUMNS
 from pipelines.demo import coding, costs, settlement
 from pipelines.demo import dirty as dirty_module
 from pipelines.demo.catalog import Catalog, load_catalog
-from pipelines.demo.episodes import KINDS, simulate_stays
+from pipelines.demo.episodes import KINDS, WARM_UP_DAYS, simulate_stays
 from pipelines.demo.export import write_zh_csv
 from pipelines.demo.patients import age_at
 from pipelines.settings import get_settings
@@ -83,7 +83,7 @@ def generate_demo(
     if n_cases < 1 or years < 1:
         raise ValueError(f"need at least one case and one year, got n_cases={n_cases}, years={years}")
     catalog = load_catalog(get_settings().casemix_tables)
-    end = date(start.year + years, start.month, start.day)
+    end = (pd.Timestamp(start) + pd.DateOffset(years=years)).date()
     rng = np.random.default_rng(seed)
     stays, patients = _enough_stays(catalog, n_cases, start, end, rng)
     cases, oracle = _abstracts(
@@ -96,10 +96,13 @@ def generate_demo(
     return hospital
 
 
-def _enough_stays(catalog: Catalog, n_cases: int, start: date, end: date, rng: np.random.Generator):
+def _enough_stays(
+    catalog: Catalog, n_cases: int, start: date, end: date, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Simulate, then keep whole patients in random order until exactly ``n_cases`` stays (the last
     patient's later stays are cut)."""
-    n_index = max(int(n_cases * 0.85), 50)
+    span = (end - start).days
+    n_index = max(int(n_cases * 0.85 * (span + WARM_UP_DAYS) / span), 50)
     while True:
         stays, patients = simulate_stays(catalog, n_index, start, end, rng)
         if len(stays) >= n_cases:
@@ -117,7 +120,15 @@ def _enough_stays(catalog: Catalog, n_cases: int, start: date, end: date, rng: n
     ), patients
 
 
-def _abstracts(stays, patients, catalog: Catalog, start, end, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _abstracts(
+    stays: pd.DataFrame,
+    patients: pd.DataFrame,
+    catalog: Catalog,
+    start: np.datetime64,
+    end: np.datetime64,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The canonical abstracts of the stays (codes, charges, audit, settlement) and the oracle."""
     t = catalog.types
     n = len(stays)
     types = stays["type"].to_numpy()

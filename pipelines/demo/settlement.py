@@ -37,6 +37,8 @@ INPUT_COLUMNS = (
     *COST_CATEGORIES,
     "cost_negotiated_drugs",
 )
+# What grouping output must be joined to for weights and prices (the rules may ask for cost columns).
+PRICING_COLUMNS = ("department", "discharge_date", "los_days", "total_cost")
 SELF_PAYING = 7
 REGIONAL_MEAN_COST = 11_000.0  # yuan per case in the region's weight years
 
@@ -46,10 +48,17 @@ def settle(
 ) -> pd.DataFrame:
     """settled_drg, insurer_payment, self_pay and settlement_date for ``cases`` (``INPUT_COLUMNS``), and
     ``drg``: the group of every abstract as coded, settled or not."""
-    grouped = pd.concat([cases, grouper.group_frame(cases)], axis=1)
+    groups = grouper.group_frame(cases)
+    rules = PaymentRules.load()
+    pricing = [
+        *PRICING_COLUMNS,
+        *rules.outside_drg.columns,
+        *(COST_CATEGORIES if rules.cost_to_charge else ()),
+    ]
+    grouped = pd.concat([cases[list(dict.fromkeys(pricing))], groups[["status", "drg", "adrg"]]], axis=1)
     weights = calibrate_weights(grouped)
     weights["rw"] = weights["mean_cost"] / REGIONAL_MEAN_COST
-    priced = price_cases(grouped, PaymentRules.load(), weights)
+    priced = price_cases(grouped, rules, weights)
     n = len(cases)
     discharged = cases["discharge_date"].to_numpy().astype("datetime64[D]")
     next_month = (discharged.astype("datetime64[M]") + 2).astype("datetime64[D]") - 1

@@ -16,7 +16,9 @@ from serving.tasks import GROUP_ROLES
 
 router = APIRouter(prefix="/v1/group", tags=["casemix"])
 Caller = Annotated[Principal, Depends(require(*GROUP_ROLES))]
-Translate = Annotated[bool, Query(description="map hospital code versions through diagnosis_map/procedure_map")]
+Translate = Annotated[
+    bool, Query(description="map hospital code versions through diagnosis_map/procedure_map")
+]
 
 
 class GroupCase(BaseModel):
@@ -30,7 +32,9 @@ class GroupCase(BaseModel):
     age_days: int | None = Field(default=None, ge=0, le=365)
     birth_weight_g: float | None = Field(default=None, ge=0, le=8000, allow_inf_nan=False)
     diagnoses: list[Code] = Field(max_length=100, description="ICD-10 医保版, principal first")
-    procedures: list[Code] = Field(default_factory=list, max_length=100, description="ICD-9-CM-3 医保版, principal first")
+    procedures: list[Code] = Field(
+        default_factory=list, max_length=100, description="ICD-9-CM-3 医保版, principal first"
+    )
 
 
 class GroupBatch(BaseModel):
@@ -60,23 +64,36 @@ def grouper(state: State) -> Any:
 
 
 @router.post("", response_model=Grouped, summary="Group one case, with the rule trace")
-def group_one(case: GroupCase, state: State, principal: Caller, translate_codes: Translate = False) -> Grouped:
+def group_one(
+    case: GroupCase, state: State, principal: Caller, translate_codes: Translate = False
+) -> Grouped:
     engine = grouper(state)
-    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/group", case_ids=[case.case_id])
+    state.audit.record(
+        key_id=principal.key_id, role=principal.role, endpoint="/v1/group", case_ids=[case.case_id]
+    )
     result = engine.group_case(
-        sex=case.sex, age_years=case.age_years, age_days=case.age_days, birth_weight_g=case.birth_weight_g,
-        diagnoses=case.diagnoses, procedures=case.procedures, translate_codes=translate_codes,
+        sex=case.sex,
+        age_years=case.age_years,
+        age_days=case.age_days,
+        birth_weight_g=case.birth_weight_g,
+        diagnoses=case.diagnoses,
+        procedures=case.procedures,
+        translate_codes=translate_codes,
     )
     return Grouped(case_id=case.case_id, **result.model_dump())
 
 
 @router.post("/batch", response_model=list[Grouped], summary="Group a batch of cases (no traces)")
-def group_batch(batch: GroupBatch, state: State, principal: Caller, translate_codes: Translate = False) -> list[Grouped]:
+def group_batch(
+    batch: GroupBatch, state: State, principal: Caller, translate_codes: Translate = False
+) -> list[Grouped]:
     if len(batch.cases) > state.serving.max_batch:
         raise HTTPException(413, f"at most {state.serving.max_batch} cases per request")
     engine = grouper(state)
     case_ids = [c.case_id for c in batch.cases]
-    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/group/batch", case_ids=case_ids)
+    state.audit.record(
+        key_id=principal.key_id, role=principal.role, endpoint="/v1/group/batch", case_ids=case_ids
+    )
     result = engine.group_frame(_frame(batch.cases), translate_codes=translate_codes)
     names = engine.tables.drg_name
     return [

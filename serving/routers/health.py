@@ -17,7 +17,9 @@ def healthz() -> dict[str, str]:
 
 
 @router.get(
-    "/readyz", response_model=Readiness, summary="Which models are loaded",
+    "/readyz",
+    response_model=Readiness,
+    summary="Which models are loaded",
     responses={503: {"model": Readiness, "description": "no model is loaded yet"}},
 )
 def readyz(state: State, response: Response) -> Readiness:

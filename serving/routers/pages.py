@@ -43,22 +43,33 @@ def safe_next(target: str | None) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, lang: PageLang, next: Annotated[str | None, Query(max_length=500)] = None):
-    return TEMPLATES.TemplateResponse(request, "login.html", {"lang": lang, "next": safe_next(next), "error": None})
+    return TEMPLATES.TemplateResponse(
+        request, "login.html", {"lang": lang, "next": safe_next(next), "error": None}
+    )
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login(
-    request: Request, state: State, lang: PageLang,
-    key: Annotated[str, Form(max_length=200)], next: Annotated[str, Form(max_length=500)] = "/",
+    request: Request,
+    state: State,
+    lang: PageLang,
+    key: Annotated[str, Form(max_length=200)],
+    next: Annotated[str, Form(max_length=500)] = "/",
 ):
     principal = state.keys.authenticate(key)
     if principal is None:
         state.audit.record(key_id=None, role=None, endpoint="/login", outcome="unauthenticated")
-        context = {"lang": lang, "next": safe_next(next), "error": "密钥无效" if lang == "zh" else "invalid key"}
+        context = {
+            "lang": lang,
+            "next": safe_next(next),
+            "error": "密钥无效" if lang == "zh" else "invalid key",
+        }
         return TEMPLATES.TemplateResponse(request, "login.html", context, status_code=401)
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/login")
     response = RedirectResponse(safe_next(next), status_code=303)
-    response.set_cookie(COOKIE_NAME, key, httponly=True, samesite="strict", secure=state.serving.cookie_secure)
+    response.set_cookie(
+        COOKIE_NAME, key, httponly=True, samesite="strict", secure=state.serving.cookie_secure
+    )
     return response
 
 
@@ -70,30 +81,51 @@ def logout() -> RedirectResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, state: State, lang: PageLang,
-          principal: Annotated[Principal, Depends(require(*CASE_PAGE_ROLES))]):
+def index(
+    request: Request,
+    state: State,
+    lang: PageLang,
+    principal: Annotated[Principal, Depends(require(*CASE_PAGE_ROLES))],
+):
     context = {"lang": lang, "principal": principal, "models": state.registry.status()}
     return TEMPLATES.TemplateResponse(request, "index.html", context)
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(case_id: Annotated[str, Path(max_length=64)], request: Request, state: State, lang: PageLang,
-              principal: Annotated[Principal, Depends(require(*CASE_PAGE_ROLES))]):
+def case_page(
+    case_id: Annotated[str, Path(max_length=64)],
+    request: Request,
+    state: State,
+    lang: PageLang,
+    principal: Annotated[Principal, Depends(require(*CASE_PAGE_ROLES))],
+):
     """A case's predictions, each with a SHAP waterfall and the reasons in words."""
     try:
         found = state.cases(case_id)
     except CasesUnavailable as error:
         raise HTTPException(503, str(error)) from error
-    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/cases/{case_id}", case_ids=[case_id])
+    state.audit.record(
+        key_id=principal.key_id, role=principal.role, endpoint="/cases/{case_id}", case_ids=[case_id]
+    )
     if found is None:
         context = {"lang": lang, "principal": principal, "case_id": case_id}
         return TEMPLATES.TemplateResponse(request, "not_found.html", context, status_code=404)
     case, history = found
-    cards = [card for task in SERVED_TASKS.values()
-             if task.name in state.registry.models and principal.role in task.roles
-             and (card := _card(state, task.name, case, history, lang)) is not None]
-    context = {"lang": lang, "principal": principal, "case": _summary(case.iloc[0], lang), "case_id": case_id,
-               "cards": cards, "missing": [t for t in SERVED_TASKS.values() if t.name not in state.registry.models]}
+    cards = [
+        card
+        for task in SERVED_TASKS.values()
+        if task.name in state.registry.models
+        and principal.role in task.roles
+        and (card := _card(state, task.name, case, history, lang)) is not None
+    ]
+    context = {
+        "lang": lang,
+        "principal": principal,
+        "case": _summary(case.iloc[0], lang),
+        "case_id": case_id,
+        "cards": cards,
+        "missing": [t for t in SERVED_TASKS.values() if t.name not in state.registry.models],
+    }
     return TEMPLATES.TemplateResponse(request, "case.html", context)
 
 
@@ -138,7 +170,9 @@ def _summary(row: Any, lang: str) -> list[tuple[str, str]]:
 
 @router.get("/queue", response_class=HTMLResponse)
 def queue_page(
-    request: Request, state: State, lang: PageLang,
+    request: Request,
+    state: State,
+    lang: PageLang,
     principal: Annotated[Principal, Depends(require(*QUEUE_ROLES))],
     department: Annotated[str | None, Query(max_length=64)] = None,
     error_type: Annotated[str | None, Query(max_length=64)] = None,
@@ -148,23 +182,41 @@ def queue_page(
     """The coding-review queue, sortable by any column header and filterable by department and error type."""
     sort = sort if sort in SORTABLE else "rank"
     try:
-        view = state.queue.view(department=department or None, error_type=error_type or None, sort=sort,
-                                descending=descending, limit=500)
+        view = state.queue.view(
+            department=department or None,
+            error_type=error_type or None,
+            sort=sort,
+            descending=descending,
+            limit=500,
+        )
         choices = state.queue.choices()
     except QueueUnavailable as error:
         raise HTTPException(503, str(error)) from error
-    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/queue",
-                       case_ids=view["case_id"].tolist())
+    state.audit.record(
+        key_id=principal.key_id, role=principal.role, endpoint="/queue", case_ids=view["case_id"].tolist()
+    )
 
     def sort_link(column: str) -> str:
         flip = column == sort and not descending
-        query = {"sort": column, "descending": str(flip).lower(), "lang": lang,
-                 "department": department or "", "error_type": error_type or ""}
+        query = {
+            "sort": column,
+            "descending": str(flip).lower(),
+            "lang": lang,
+            "department": department or "",
+            "error_type": error_type or "",
+        }
         return "/queue?" + "&".join(f"{k}={quote(v)}" for k, v in query.items())
 
     context = {
-        "lang": lang, "principal": principal, "rows": view.to_dict("records"), "choices": choices,
-        "department": department or "", "error_type": error_type or "", "sort": sort, "descending": descending,
-        "sort_link": sort_link, "sortable": SORTABLE,
+        "lang": lang,
+        "principal": principal,
+        "rows": view.to_dict("records"),
+        "choices": choices,
+        "department": department or "",
+        "error_type": error_type or "",
+        "sort": sort,
+        "descending": descending,
+        "sort_link": sort_link,
+        "sortable": SORTABLE,
     }
     return TEMPLATES.TemplateResponse(request, "queue.html", context)

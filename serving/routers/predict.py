@@ -28,22 +28,39 @@ Top = Annotated[int | None, Query(ge=1, le=500, description="how many contributi
 def served(state: State, task: ServedTask) -> ServedModel:
     model = state.registry.models.get(task.name)
     if model is None:
-        raise HTTPException(503, f"model {task.model_name} is not loaded (no 'champion' version registered yet)")
+        raise HTTPException(
+            503, f"model {task.model_name} is not loaded (no 'champion' version registered yet)"
+        )
     return model
 
 
-def _run(state: State, task: ServedTask, cases: list[Any], history: list[Any] | None, lang: str, top: int | None,
-         principal: Principal, endpoint: str) -> dict[str, Any]:
+def _run(
+    state: State,
+    task: ServedTask,
+    cases: list[Any],
+    history: list[Any] | None,
+    lang: str,
+    top: int | None,
+    principal: Principal,
+    endpoint: str,
+) -> dict[str, Any]:
     limit = state.serving.max_batch
     if len(cases) + len(history or []) > limit:
         raise HTTPException(413, f"at most {limit} cases (history included) per request")
     model = served(state, task)
     frame = cases_frame(cases)
-    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint=endpoint,
-                       case_ids=frame["case_id"].tolist() if "case_id" in frame.columns else None)
+    state.audit.record(
+        key_id=principal.key_id,
+        role=principal.role,
+        endpoint=endpoint,
+        case_ids=frame["case_id"].tolist() if "case_id" in frame.columns else None,
+    )
     try:
         predictions = predict_explained(
-            model, frame, history=_history(state, frame, history), language=lang,
+            model,
+            frame,
+            history=_history(state, frame, history),
+            language=lang,
             top=top or state.serving.top_contributions,
         )
     except ScoringError as error:
@@ -68,24 +85,34 @@ def _add_routes(task: ServedTask) -> None:
     who = Depends(require(*task.roles))
     path = f"{router.prefix}/{task.name}"
 
-    def predict_one(body: single_body, state: State, lang: Lang, top: Top = None,
-                    principal: Principal = who) -> dict[str, Any]:
+    def predict_one(
+        body: single_body, state: State, lang: Lang, top: Top = None, principal: Principal = who
+    ) -> dict[str, Any]:
         answer = _run(state, task, [body.case], body.history, lang, top, principal, path)
         return {"model": answer["model"], "prediction": answer["predictions"][0]}
 
-    def predict_batch(body: batch_body, state: State, lang: Lang, top: Top = None,
-                      principal: Principal = who) -> dict[str, Any]:
+    def predict_batch(
+        body: batch_body, state: State, lang: Lang, top: Top = None, principal: Principal = who
+    ) -> dict[str, Any]:
         return _run(state, task, body.cases, body.history, lang, top, principal, f"{path}/batch")
 
     roles = ", ".join(task.roles)
     router.add_api_route(
-        f"/{task.name}", predict_one, methods=["POST"], response_model=PredictResponse,
-        summary=f"{task.en} ({task.zh}) for one case", operation_id=f"predict_{task.name}",
+        f"/{task.name}",
+        predict_one,
+        methods=["POST"],
+        response_model=PredictResponse,
+        summary=f"{task.en} ({task.zh}) for one case",
+        operation_id=f"predict_{task.name}",
         description=f"{task.summary} Stage: {task.stage}. Roles: {roles}.",
     )
     router.add_api_route(
-        f"/{task.name}/batch", predict_batch, methods=["POST"], response_model=BatchResponse,
-        summary=f"{task.en} ({task.zh}) for a batch of cases", operation_id=f"predict_{task.name}_batch",
+        f"/{task.name}/batch",
+        predict_batch,
+        methods=["POST"],
+        response_model=BatchResponse,
+        summary=f"{task.en} ({task.zh}) for a batch of cases",
+        operation_id=f"predict_{task.name}_batch",
         description=f"{task.summary} Stage: {task.stage}. Roles: {roles}.",
     )
 

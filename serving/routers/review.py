@@ -21,7 +21,9 @@ class QueueItem(BaseModel):
     department: str | None
     error_type: str | None = Field(description="most likely error type")
     error_probability: float
-    money_at_stake: float = Field(description="payment as coded minus payment under the likely correction (yuan)")
+    money_at_stake: float = Field(
+        description="payment as coded minus payment under the likely correction (yuan)"
+    )
     expected_value: float = Field(description="probability × money at stake, the queue's order")
     coded_drg: str | None
     whatif_drg: str | None = Field(description="DRG after the likely correction")
@@ -45,12 +47,17 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> QueueAnswer:
     try:
-        view = state.queue.view(department=department, error_type=error_type, sort=sort, descending=descending,
-                                limit=10**9)
+        view = state.queue.view(
+            department=department, error_type=error_type, sort=sort, descending=descending, limit=10**9
+        )
     except QueueUnavailable as error:
         raise HTTPException(503, str(error)) from error
     shown = view.head(limit)
-    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/review/queue",
-                       case_ids=shown["case_id"].tolist())
+    state.audit.record(
+        key_id=principal.key_id,
+        role=principal.role,
+        endpoint="/v1/review/queue",
+        case_ids=shown["case_id"].tolist(),
+    )
     items = [QueueItem(**row) for row in shown.to_dict("records")]
     return QueueAnswer(total=len(view), items=items)

@@ -13,6 +13,16 @@ from pipelines.readers import read_table
 from pipelines.validate import Rules, merge_problems, validate_cases
 
 
+@pytest.fixture(scope="module")
+def small_hospital():
+    return generate_demo(1200, 3, 11)
+
+
+@pytest.fixture(scope="module")
+def dirty_hospital():
+    return generate_demo(2000, 3, 13, dirty=True)
+
+
 def _problems(path, mapping=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     raw = read_table(path)
     cases, unreadable = to_canonical(raw.frame, load_mapping(mapping))
@@ -20,9 +30,8 @@ def _problems(path, mapping=None) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_clean_files_ingest_with_zero_rejects(fmt, tmp_path, settings):
-    hospital = generate_demo(1200, 3, 11)
-    path = hospital.write(tmp_path / fmt, fmt)[0]
+def test_clean_files_ingest_with_zero_rejects(fmt, small_hospital, tmp_path, settings):
+    path = small_hospital.write(tmp_path / fmt, fmt)[0]
     result = ingest_file(path, store_dir=tmp_path / "store", reports_dir=tmp_path / "reports")
     assert (result.rows_read, result.accepted, result.rejected, result.warnings) == (1200, 1200, 0, 0)
 
@@ -35,8 +44,8 @@ def test_ingested_cases_equal_the_generated_ones(demo_hospital, tmp_path):
     pd.testing.assert_frame_equal(cases.astype(object), expected.astype(object), check_dtype=False)
 
 
-def test_zh_csv_round_trips_through_the_chinese_preset(tmp_path):
-    hospital = generate_demo(800, 2, 12)
+def test_zh_csv_round_trips_through_the_chinese_preset(small_hospital, tmp_path):
+    hospital = small_hospital
     path = hospital.write(tmp_path, "zh-csv")[0]
     assert path.name == "cases.zh.csv"
     header = path.read_bytes().split(b"\\n", 1)[0].decode("gb18030")
@@ -48,8 +57,8 @@ def test_zh_csv_round_trips_through_the_chinese_preset(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_every_corruption_is_caught(fmt, tmp_path):
-    hospital = generate_demo(2000, 3, 13, dirty=True)
+def test_every_corruption_is_caught(fmt, dirty_hospital, tmp_path):
+    hospital = dirty_hospital
     manifest = hospital.manifest
     assert set(manifest["check"]) == set(CORRUPTIONS)
     assert len(manifest) <= 0.03 * len(hospital.cases)

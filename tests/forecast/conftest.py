@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from types import SimpleNamespace
-
 import pytest
 
 from models.forecast import RateSchedule

@@ -133,3 +133,22 @@ def test_empty_file_is_a_clear_error(settings, tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(InputError, match="empty"):
         ingest_file(path)
+
+
+def test_every_planted_error_of_the_dirty_demo_is_caught(settings, tmp_path: Path) -> None:
+    from pipelines.demo import generate_demo
+
+    hospital = generate_demo(1_000, years=1, seed=3, dirty=True)
+    path = tmp_path / "dirty.csv"
+    hospital.cases.drop(columns="los_days").to_csv(path, index=False, date_format="%Y-%m-%d")
+    result = ingest_file(path)
+    flagged = pd.concat(
+        [
+            pd.read_csv(result.reports_dir / name, encoding="utf-8-sig")
+            for name in ("rejects.csv", "warnings.csv")
+        ]
+    )
+    planted = hospital.manifest
+    assert set(flagged["row"]) == set(planted["row"] + 1)
+    warned = planted.loc[planted["check"] == "unknown_code", "row"] + 1
+    assert result.rejected == planted["row"].nunique() - len(warned)

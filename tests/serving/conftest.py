@@ -86,7 +86,9 @@ def register_model(settings: Settings, name: str, python_model: mlflow.pyfunc.Py
     """Log ``python_model``, register it under ``name`` and point ``champion`` at it; returns the version."""
     mlflow.set_tracking_uri(settings.mlflow_uri)
     experiment = mlflow.get_experiment_by_name("serving-tests") or mlflow.get_experiment(
-        mlflow.create_experiment("serving-tests", artifact_location=(settings.mlflow_artifacts / "t").as_uri())
+        mlflow.create_experiment(
+            "serving-tests", artifact_location=(settings.mlflow_artifacts / "t").as_uri()
+        )
     )
     with mlflow.start_run(experiment_id=experiment.experiment_id):
         info = mlflow.pyfunc.log_model(
@@ -212,6 +214,7 @@ def admission_body(world: World) -> Any:
 @pytest.fixture(scope="session")
 def discharge_body(world: World) -> Any:
     """A JSON body for one discharge-stage prediction from the demo case at ``row``."""
+
     def body(row: int = 0, **changes: Any) -> dict[str, Any]:
         return {"case": {**case_json(world.cases.iloc[row], "discharge"), **changes}}
 
@@ -222,7 +225,14 @@ def case_json(case: pd.Series, stage: str) -> dict[str, Any]:
     out = {}
     for name in fields_known_at(stage):  # type: ignore[arg-type]
         value = case[name]
-        if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        if (
+            value is None
+            or value is pd.NA
+            or value is pd.NaT
+            or (isinstance(value, float) and np.isnan(value))
+        ):
             continue
-        out[name] = value.date().isoformat() if isinstance(value, pd.Timestamp) else getattr(value, "item", lambda: value)()
+        if isinstance(value, pd.Timestamp):
+            value = value.date().isoformat()
+        out[name] = value.item() if isinstance(value, np.generic) else value
     return out

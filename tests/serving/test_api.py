@@ -37,7 +37,10 @@ def test_data_endpoints_need_a_valid_key(client, admission_body):
 
 def test_wrong_role_is_forbidden(client, auth, admission_body, discharge_body):
     assert client.post("/v1/predict/cost", json=admission_body(), headers=auth("coder")).status_code == 403
-    assert client.post("/v1/predict/readmission", json=discharge_body(), headers=auth("finance")).status_code == 403
+    assert (
+        client.post("/v1/predict/readmission", json=discharge_body(), headers=auth("finance")).status_code
+        == 403
+    )
     assert client.get("/v1/review/queue", headers=auth("clinician")).status_code == 403
     answer = client.post("/v1/admin/reload", headers=auth("finance"))
     assert answer.status_code == 403
@@ -70,8 +73,10 @@ def test_cost_prediction_matches_the_registered_model(client, world, auth, admis
     assert prediction["value"] == pytest.approx(expected["cost"].iloc[0], rel=1e-9)
 
 
-@pytest.mark.parametrize("task, body_fixture, role", [("cost", "admission_body", "finance"),
-                                                      ("readmission", "discharge_body", "clinician")])
+@pytest.mark.parametrize(
+    "task, body_fixture, role",
+    [("cost", "admission_body", "finance"), ("readmission", "discharge_body", "clinician")],
+)
 def test_explanation_adds_up_to_the_raw_output(client, world, auth, request, task, body_fixture, role):
     body = request.getfixturevalue(body_fixture)(5)
     answer = client.post(f"/v1/predict/{task}?top=500", json=body, headers=auth(role))
@@ -79,7 +84,9 @@ def test_explanation_adds_up_to_the_raw_output(client, world, auth, request, tas
     explanation = answer.json()["prediction"]["explanation"]
     contributions = [c["contribution"] for c in explanation["contributions"]]
     assert explanation["rest"] == pytest.approx(0.0, abs=1e-12)
-    assert explanation["base_value"] + sum(contributions) == pytest.approx(explanation["raw_output"], abs=1e-6)
+    assert explanation["base_value"] + sum(contributions) == pytest.approx(
+        explanation["raw_output"], abs=1e-6
+    )
 
     # ...and the raw output is the tree model's own raw score for the case.
     served = client.app.state.service.registry.models[task]
@@ -107,8 +114,11 @@ def test_labels_follow_accept_language(client, auth, admission_body):
     served = client.app.state.service.registry.models["cost"]
     by_language = {}
     for header in ("zh-CN,zh;q=0.9", "en-US,en;q=0.9,zh;q=0.5"):
-        answer = client.post("/v1/predict/cost", json=admission_body(1),
-                             headers={**auth("clinician"), "Accept-Language": header})
+        answer = client.post(
+            "/v1/predict/cost",
+            json=admission_body(1),
+            headers={**auth("clinician"), "Accept-Language": header},
+        )
         by_language[header[:2]] = answer.json()["prediction"]["explanation"]
     for language, explanation in by_language.items():
         for part in explanation["contributions"]:
@@ -135,7 +145,9 @@ def test_history_comes_from_the_store_or_the_request(client, world, auth, admiss
     patient = world.cases["patient_id"].value_counts().index[0]
     rows = np.flatnonzero(world.cases["patient_id"] == patient)
     last = int(rows[np.argmax(world.cases["admission_date"].to_numpy()[rows])])
-    stored = client.post("/v1/predict/cost?top=500", json=admission_body(last), headers=auth("finance")).json()
+    stored = client.post(
+        "/v1/predict/cost?top=500", json=admission_body(last), headers=auth("finance")
+    ).json()
     renamed = admission_body(last, patient_id="P-NEW")
     renamed["history"] = [discharge_body(int(i), patient_id="P-NEW")["case"] for i in rows if i != last]
     sent = client.post("/v1/predict/cost?top=500", json=renamed, headers=auth("finance"))
@@ -149,28 +161,40 @@ def test_bad_input_answers_422_with_the_field_path(client, auth, admission_body)
     answer = client.post("/v1/predict/cost", json=admission_body(age_years=-1), headers=auth("clinician"))
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["body", "case", "age_years"]
-    leak = client.post("/v1/predict/cost", json=admission_body(principal_diagnosis="I21.000"),
-                       headers=auth("clinician"))
+    leak = client.post(
+        "/v1/predict/cost", json=admission_body(principal_diagnosis="I21.000"), headers=auth("clinician")
+    )
     assert leak.status_code == 422
     assert leak.json()["detail"][0]["loc"] == ["body", "case", "principal_diagnosis"]
-    old = client.post("/v1/predict/cost", json=admission_body(admission_date="0001-01-01"), headers=auth("clinician"))
+    old = client.post(
+        "/v1/predict/cost", json=admission_body(admission_date="0001-01-01"), headers=auth("clinician")
+    )
     assert old.status_code == 422
     assert client.post("/v1/predict/cost", content=b"{not json", headers=auth("clinician")).status_code == 422
 
 
 def test_oversized_batches_and_bodies_answer_413(client, auth, admission_body):
     cases = [admission_body(0)["case"]] * 51  # the test app allows 50
-    assert client.post("/v1/predict/cost/batch", json={"cases": cases}, headers=auth("finance")).status_code == 413
+    assert (
+        client.post("/v1/predict/cost/batch", json={"cases": cases}, headers=auth("finance")).status_code
+        == 413
+    )
     huge = json.dumps({"cases": [admission_body(0)["case"]] * 5000}).encode()  # over 1 MB
-    answer = client.post("/v1/predict/cost/batch", content=huge,
-                         headers={**auth("finance"), "Content-Type": "application/json"})
+    answer = client.post(
+        "/v1/predict/cost/batch",
+        content=huge,
+        headers={**auth("finance"), "Content-Type": "application/json"},
+    )
     assert answer.status_code == 413
 
     def chunks():
-        yield from (huge[i:i + 65536] for i in range(0, len(huge), 65536))
+        yield from (huge[i : i + 65536] for i in range(0, len(huge), 65536))
 
-    streamed = client.post("/v1/predict/cost/batch", content=chunks(),
-                           headers={**auth("finance"), "Content-Type": "application/json"})
+    streamed = client.post(
+        "/v1/predict/cost/batch",
+        content=chunks(),
+        headers={**auth("finance"), "Content-Type": "application/json"},
+    )
     assert streamed.status_code == 413
 
 
@@ -185,24 +209,35 @@ def test_missing_model_answers_503(make_app, auth, admission_body):
 
 def test_margin_and_coding_answer_with_their_own_units(client, auth, admission_body, discharge_body):
     margin = client.post("/v1/predict/margin", json=admission_body(1), headers=auth("finance")).json()
-    assert margin["prediction"]["unit"] == "yuan" and margin["prediction"]["explanation"]["raw_scale"] == "yuan"
+    assert (
+        margin["prediction"]["unit"] == "yuan" and margin["prediction"]["explanation"]["raw_scale"] == "yuan"
+    )
     explanation = margin["prediction"]["explanation"]
     for part in explanation["contributions"]:
-        assert part["effect"] == pytest.approx(part["contribution"])  # identity link: effect is the SHAP value
+        assert part["effect"] == pytest.approx(
+            part["contribution"]
+        )  # identity link: effect is the SHAP value
     coding = client.post("/v1/predict/coding", json=discharge_body(1), headers=auth("coder")).json()
     assert coding["model"]["name"] == "caselens-coding" and 0 <= coding["prediction"]["value"] <= 1
 
 
 def test_group_a_case_with_its_trace(client, auth):
     reference = pd.read_csv("tests/data/chs_drg_11_test_cases.tsv", sep="\t", dtype=str, nrows=1).iloc[0]
-    case = {"case_id": "G1", "sex": int(reference["sex"]), "age_years": int(reference["age_years"]),
-            "diagnoses": reference["diagnoses"].split("|"), "procedures": reference["procedures"].split("|")}
+    case = {
+        "case_id": "G1",
+        "sex": int(reference["sex"]),
+        "age_years": int(reference["age_years"]),
+        "diagnoses": reference["diagnoses"].split("|"),
+        "procedures": reference["procedures"].split("|"),
+    }
     answer = client.post("/v1/group", json=case, headers=auth("coder"))
     assert answer.status_code == 200, answer.text
     grouped = answer.json()
     assert grouped["drg"] == reference["expected_drg"] and grouped["status"] == "grouped"
     assert grouped["trace"] and grouped["drg_name"]
-    batch = client.post("/v1/group/batch", json={"cases": [case, {**case, "sex": None}]}, headers=auth("finance"))
+    batch = client.post(
+        "/v1/group/batch", json={"cases": [case, {**case, "sex": None}]}, headers=auth("finance")
+    )
     assert [g["status"] for g in batch.json()] == ["grouped", "invalid"]
 
 
@@ -212,8 +247,11 @@ def test_review_queue_sorts_and_filters(client, world, auth):
     values = [i["expected_value"] for i in answer["items"]]
     assert values == sorted(values, reverse=True)
     department = world.queue["department"].iloc[0]
-    by_money = client.get("/v1/review/queue", params={"department": department, "sort": "money_at_stake",
-                                                      "descending": "true"}, headers=auth("coder")).json()
+    by_money = client.get(
+        "/v1/review/queue",
+        params={"department": department, "sort": "money_at_stake", "descending": "true"},
+        headers=auth("coder"),
+    ).json()
     assert {i["department"] for i in by_money["items"]} == {department}
     money = [i["money_at_stake"] for i in by_money["items"]]
     assert money == sorted(money, reverse=True)

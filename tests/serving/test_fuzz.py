@@ -21,15 +21,23 @@ def test_no_input_makes_the_service_fail(world, make_app):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {world.keys['admin']}"}
     # The forecast router (another area) answers 503 until a forecast has been run; its tests cover it.
-    operations = [op for op in (result.ok() for result in schema.get_all_operations())
-                  if not op.path.startswith("/v1/forecast")]
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if not op.path.startswith("/v1/forecast")
+    ]
     assert len(operations) >= 14  # every prediction (single, batch), grouping, queue, admin, health
 
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         def no_server_error(case: schemathesis.Case) -> None:
             response = case.call(headers=headers)
             assert response.status_code < 500, (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -54,13 +55,19 @@ def test_case_page_shows_only_the_models_a_role_may_use(client, world, auth):
 
 
 def test_waterfall_steps_end_at_the_prediction():
-    explanation = {"base_value": 9.0, "raw_output": 9.5, "rest": 0.1,
-                   "contributions": [{"name": "a", "value": "1", "contribution": 0.6},
-                                     {"name": "b", "value": "2", "contribution": -0.2}]}
+    explanation = {
+        "base_value": 9.0,
+        "raw_output": 9.5,
+        "rest": 0.1,
+        "contributions": [
+            {"name": "a", "value": "1", "contribution": 0.6},
+            {"name": "b", "value": "2", "contribution": -0.2},
+        ],
+    }
     walked = steps(explanation, prediction=13_000.0, link="log", other_label="other")
     assert [label for label, _, _ in walked] == ["a = 1", "b = 2", "other"]
     assert walked[-1][2] == pytest.approx(13_000.0)
-    assert all(a[2] == pytest.approx(b[1]) for a, b in zip(walked, walked[1:], strict=False))
+    assert all(a[2] == pytest.approx(b[1]) for a, b in itertools.pairwise(walked))
 
 
 def test_queue_page_sorts_and_filters(client, world, auth):

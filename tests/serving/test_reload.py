@@ -28,8 +28,11 @@ def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
 
             def keep_asking() -> None:
                 for _ in range(15):
-                    answers.append(client.post("/v1/predict/cost", json=admission_body(2),
-                                               headers=auth("clinician")).status_code)
+                    answers.append(
+                        client.post(
+                            "/v1/predict/cost", json=admission_body(2), headers=auth("clinician")
+                        ).status_code
+                    )
 
             asker = threading.Thread(target=keep_asking)
             asker.start()
@@ -57,8 +60,9 @@ def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
             client_models.set_registered_model_alias("caselens-cost", "champion", "1")
 
 
-def test_a_new_service_without_a_loadable_champion_answers_503(world, make_app, auth, discharge_body, register,
-                                                                broken_model):
+def test_a_new_service_without_a_loadable_champion_answers_503(
+    world, make_app, auth, discharge_body, register, broken_model
+):
     client_models = mlflow.MlflowClient(tracking_uri=world.settings.mlflow_uri)
     try:
         register(world.settings, "caselens-readmission", broken_model)

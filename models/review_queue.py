@@ -1,0 +1,214 @@
+"""The coding-review queue: which abstracts a coder should review first, and why.
+
+Each case gets, per error type t, the model's P(error of type t) and the money at stake of that type's
+most likely correction (:func:`models.coding.whatif.corrections`: payment as coded minus payment
+corrected). Its **expected value** is Σ_t P(t) × |money_t| × w_t: the money a review is expected to
+put right. Overpayment (money > 0: an unsupported CC/MCC, a heavier principal) is a compliance risk,
+not just money: the insurer deducts it, may fine a multiple of it and publishes offenders, so its
+weight w is ``QueuePolicy.compliance_weight`` (default 3: the amount plus a 2× fine); underpayment
+(a missed CC/MCC or procedure) counts once. The case's lead correction is the type with the largest
+term; the queue shows it as the error type, money at stake and what-if DRG, and lists the top reasons
+in words. :func:`rank_queue` orders any scored frame (the CLI and the service both use it);
+:func:`coding_queue` scores cases with a trained coding model first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.coding.features import AUDIT_FEATURES
+from models.coding.model import ERROR_TYPES
+from models.coding.rules import RULES
+from models.coding.whatif import corrections
+
+QUEUE_COLUMNS = (
+    "rank",
+    "case_id",
+    "department",
+    "error_type",
+    "error_probability",
+    "money_at_stake",
+    "expected_value",
+    "compliance_risk",
+    "coded_drg",
+    "whatif_drg",
+    "whatif_payment_change",
+    "reasons",
+)
+AUDIT_COLUMNS = tuple(name for name, *_ in AUDIT_FEATURES)
+REASON_FLAGS = (
+    "mcc_short_stay",
+    "symptom_principal_with_specific",
+    "surgical_charges_no_procedure",
+    "principal_unspecified",
+)
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How the queue weighs money: ``compliance_weight`` multiplies overpayment (upcoding) at stake."""
+
+    compliance_weight: float = 3.0
+    max_reasons: int = 3
+    high_error_rate_ratio: float = 1.3  # a coder or department this many times the batch's rate is a reason
+
+
+def _yuan(value: float) -> str:
+    return f"¥{abs(value):,.0f}"
+
+
+def _whatif_reason(row: Any) -> str | None:
+    t, money, drg, code, coded = (
+        row.error_type,
+        row.money_at_stake,
+        row.whatif_drg,
+        row.whatif_code,
+        row.coded_drg,
+    )
+    if not money or drg is None:
+        return None
+    if t == "unsupported_cc_mcc":
+        return f"dropping secondary diagnosis {code} regroups {coded} → {drg}: {_yuan(money)} paid without it"
+    if t == "wrong_principal":
+        direction = "more" if money < 0 else "less"
+        return f"with {code} as principal the case groups to {drg} and is paid {_yuan(money)} {direction}"
+    if t == "missing_procedure":
+        return f"planned procedure {code} is not coded; coded, the case groups to {drg} (+{_yuan(money)})"
+    return f"a missed CC/MCC would put the case in {drg}, paid {_yuan(money)} more"
+
+
+def reasons(scored: pd.DataFrame, policy: QueuePolicy = QueuePolicy()) -> pd.Series:
+    """Top reasons in words per case: the lead what-if first, then the rules and history it trips."""
+    texts = [[r] if r else [] for r in map(_whatif_reason, scored.itertuples(index=False))]
+    for flag in REASON_FLAGS:
+        if flag in scored.columns:
+            for i in np.flatnonzero(scored[flag].fillna(0).to_numpy() > 0):
+                texts[i].append(RULES[flag])
+    if "cost_to_drg_mean" in scored.columns:
+        ratio = scored["cost_to_drg_mean"].to_numpy(float)
+        for i in np.flatnonzero(ratio < 0.5):
+            texts[i].append(f"charges are only {ratio[i]:.0%} of the DRG's mean: is the CC/MCC supported?")
+        for i in np.flatnonzero(ratio > 2.0):
+            texts[i].append(f"charges are {ratio[i]:.1f}× the DRG's mean: is a CC/MCC or procedure missing?")
+    for entity, word in (("coder", "coder"), ("department", "department")):
+        column = f"{entity}_prior_error_rate"
+        if column in scored.columns:
+            rate = scored[column].to_numpy(float)
+            typical = np.nanmean(rate) if np.isfinite(rate).any() else np.nan
+            for i in np.flatnonzero(rate > policy.high_error_rate_ratio * typical):
+                texts[i].append(
+                    f"{word}'s error rate in earlier audits is {rate[i]:.0%} (typical {typical:.0%})"
+                )
+    return pd.Series([t[: policy.max_reasons] for t in texts], index=scored.index, dtype=object)
+
+
+def rank_queue(
+    scored: pd.DataFrame, policy: QueuePolicy = QueuePolicy(), budget: int | None = None
+) -> pd.DataFrame:
+    """The review queue of scored cases, best first, with ``QUEUE_COLUMNS`` (and the scored columns after).
+
+    ``scored`` has one row per case: ``case_id``, ``department``, ``error_probability``, ``p_<type>``
+    for every error type, ``coded_drg`` and, per type, ``<type>_money``, ``<type>_drg`` and
+    ``<type>_code`` (as :func:`models.coding.whatif.corrections` gives them); auditor features
+    (:mod:`models.coding.features`) present in it become reasons.
+    """
+    terms = pd.DataFrame(
+        {
+            t: scored[f"p_{t}"].to_numpy(float)
+            * np.abs(scored[f"{t}_money"].to_numpy(float))
+            * np.where(scored[f"{t}_money"].to_numpy(float) > 0, policy.compliance_weight, 1.0)
+            for t in ERROR_TYPES
+        },
+        index=scored.index,
+    )
+    likely = pd.DataFrame({t: scored[f"p_{t}"].to_numpy(float) for t in ERROR_TYPES}, index=scored.index)
+    lead = terms.idxmax(axis=1).where(terms.max(axis=1) > 0, likely.idxmax(axis=1))
+    pick = {
+        name: np.select([lead == t for t in ERROR_TYPES], [scored[f"{t}_{name}"] for t in ERROR_TYPES], None)
+        for name in ("money", "drg", "code")
+    }
+    money = pick["money"].astype(float)
+    out = scored.assign(
+        error_type=lead.to_numpy(),
+        money_at_stake=money,
+        expected_value=terms.sum(axis=1).to_numpy(),
+        compliance_risk=money > 0,
+        whatif_drg=pick["drg"],
+        whatif_code=pick["code"],
+        whatif_payment_change=-money,
+    )
+    out["reasons"] = reasons(out, policy)
+    out = out.sort_values(["expected_value", "error_probability"], ascending=False, kind="stable")
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    out = out.head(budget) if budget is not None else out
+    front = list(QUEUE_COLUMNS)
+    return out[front + [c for c in out.columns if c not in front]].reset_index(drop=True)
+
+
+def score_cases(
+    cases: pd.DataFrame,
+    model: Any,
+    history: pd.DataFrame | None = None,
+    rules: Any = None,
+    weights: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Error probabilities, auditor features and correction what-ifs of ``cases`` under a coding model.
+
+    ``model`` is the registered coding model (``models.pyfunc.CaseModel``: ``features`` then
+    ``estimator``); ``history`` the store's stays (the coders' earlier audits and the patients' stays);
+    ``rules`` the payment rules (default: the embedded ones) and ``weights`` the DRG weight table
+    (default: the one the model calibrated on its training cases).
+    """
+    from features.casemix.payment import PaymentRules
+
+    features = model.features
+    X = features.transform(cases, history=history)
+    predicted = model.estimator.predict(X)
+    predicted.index = cases.index
+    whatif = corrections(
+        cases,
+        features._grouper(),
+        rules if rules is not None else PaymentRules.load(),
+        weights if weights is not None else features.weights_,
+    )
+    audit = X[[c for c in AUDIT_COLUMNS if c in X.columns]]
+    return cases[["case_id", "department"]].join(predicted).join(whatif).join(audit)
+
+
+def select_cases(
+    cases: pd.DataFrame, period: str, department: str | None = None, unaudited_only: bool = True
+) -> pd.DataFrame:
+    """Cases discharged in ``period`` (a pandas period: "2025Q4", "2025-11", "2025"), optionally one
+    department, not yet audited; a period with no cases raises a ``ValueError`` naming it."""
+    try:
+        span = pd.Period(period)
+    except ValueError:
+        raise ValueError(f"period {period!r} is not a period: use 2025Q4, 2025-11 or 2025") from None
+    discharged = cases["discharge_date"]
+    keep = (discharged >= span.start_time) & (discharged <= span.end_time)
+    if department is not None:
+        keep &= cases["department"] == department
+    if unaudited_only and "audited" in cases.columns:
+        keep &= ~cases["audited"].astype("boolean").fillna(False)
+    if not keep.any():
+        where = f" in department {department!r}" if department else ""
+        raise ValueError(f"no unaudited case discharged in {period}{where}")
+    return cases[keep.to_numpy()]
+
+
+def coding_queue(
+    cases: pd.DataFrame,
+    model: Any,
+    period: str,
+    department: str | None = None,
+    budget: int | None = None,
+    policy: QueuePolicy = QueuePolicy(),
+    rules: Any = None,
+) -> pd.DataFrame:
+    """The ranked queue of ``period`` from the whole case store ``cases`` (their own history)."""
+    chosen = select_cases(cases, period, department)
+    return rank_queue(score_cases(chosen, model, history=cases, rules=rules), policy, budget)

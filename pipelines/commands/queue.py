@@ -1,0 +1,98 @@
+"""``caselens queue``: work queues built from the trained models (the coding-review queue)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.progress import progress_bar
+from pipelines.settings import get_settings
+
+app = typer.Typer(help="Work queues ranked by the trained models.", no_args_is_help=True)
+console = Console()
+SHOWN_ROWS = 30
+
+
+@app.command("coding")
+def coding(
+    period: str = typer.Option(..., "--period", help="discharge period: 2025Q4, 2025-11 or 2025"),
+    department: str | None = typer.Option(None, "--department", help="only this department"),
+    budget: int | None = typer.Option(None, "--budget", min=1, help="how many cases the team can review"),
+    out: Path | None = typer.Option(None, "--out", help="CSV path (default: <data_dir>/reports/...)"),
+    compliance_weight: float = typer.Option(
+        3.0, "--compliance-weight", min=1.0, help="weight of overpayment (upcoding) money at stake"
+    ),
+) -> None:
+    """The coding-review queue of unaudited cases discharged in PERIOD, by expected value.
+
+    Expected value = Σ over error types of P(type) × |money at stake of its likely correction|, with
+    overpayment (upcoding, a compliance risk) weighted by --compliance-weight so it is never buried.
+    Uses the `champion` of caselens-coding; writes the whole queue as CSV and shows its top here.
+    """
+    import mlflow
+
+    from models.review_queue import QueuePolicy, coding_queue
+    from pipelines.store import StoreError, read_cases
+
+    settings = get_settings()
+    try:
+        with progress_bar() as bar:
+            step = bar.add_task("ranking the coding-review queue", total=3)
+            cases = read_cases()
+            bar.advance(step)
+            mlflow.set_tracking_uri(settings.mlflow_uri)
+            model = mlflow.pyfunc.load_model("models:/caselens-coding@champion").unwrap_python_model()
+            bar.advance(step)
+            queue = coding_queue(cases, model, period, department, budget, QueuePolicy(compliance_weight))
+            bar.advance(step)
+    except (StoreError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    except mlflow.exceptions.MlflowException:
+        console.print("[red]error:[/red] no champion of caselens-coding: run `caselens train coding` first")
+        raise typer.Exit(2) from None
+    target = (
+        out
+        or settings.data_dir
+        / "reports"
+        / f"coding_queue_{period}{'_' + department if department else ''}.csv"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    queue.assign(reasons=queue["reasons"].str.join("; ")).to_csv(target, index=False, encoding="utf-8-sig")
+    _show(queue, period)
+    console.print(f"wrote {len(queue):,} cases to {target}")
+
+
+def _show(queue, period: str) -> None:
+    table = Table(
+        title=f"coding-review queue, {period} (top {min(len(queue), SHOWN_ROWS)} of {len(queue):,})"
+    )
+    for name, justify in (
+        ("#", "right"),
+        ("case", "left"),
+        ("department", "left"),
+        ("likely error", "left"),
+        ("P(error)", "right"),
+        ("at stake ¥", "right"),
+        ("expected ¥", "right"),
+        ("DRG → what-if", "left"),
+        ("reasons", "left"),
+    ):
+        table.add_column(name, justify=justify)
+    for row in queue.head(SHOWN_ROWS).itertuples(index=False):
+        flag = " [red]compliance[/red]" if row.compliance_risk else ""
+        table.add_row(
+            str(row.rank),
+            str(row.case_id),
+            str(row.department),
+            f"{row.error_type}{flag}",
+            f"{row.error_probability:.2f}",
+            f"{row.money_at_stake:,.0f}",
+            f"{row.expected_value:,.0f}",
+            f"{row.coded_drg} → {row.whatif_drg or '—'}",
+            "\n".join(row.reasons),
+        )
+    console.print(table)
