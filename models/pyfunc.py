@@ -10,6 +10,8 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from models.task import Estimator
 
@@ -48,7 +50,16 @@ class CaseModel(mlflow.pyfunc.PythonModel):
         return self.estimator.predict(X).reset_index(drop=True)
 
 
-def schema_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` in types MLflow's schema can hold: nullable integers and booleans become floats."""
-    nullable = [c for c in frame.columns if isinstance(frame[c].dtype, pd.Int64Dtype | pd.BooleanDtype)]
-    return frame.astype(dict.fromkeys(nullable, "float64"))
+def signature(inputs: pd.DataFrame, outputs: pd.DataFrame) -> ModelSignature:
+    """The model signature; nullable integer and boolean columns are typed ``Any``.
+
+    MLflow's column types cannot hold a missing integer or boolean, so such columns pass schema
+    enforcement untouched and :meth:`CaseModel.predict_frame` casts them back to the training dtype.
+    """
+    nullable = {c for c in inputs.columns if isinstance(inputs[c].dtype, pd.Int64Dtype | pd.BooleanDtype)}
+    inferred = infer_signature(inputs.astype(dict.fromkeys(nullable, "float64")), outputs)
+    columns = [
+        ColSpec(AnyType(), c.name, required=False) if c.name in nullable else c
+        for c in inferred.inputs.inputs
+    ]
+    return ModelSignature(Schema(columns), inferred.outputs)

@@ -3,10 +3,11 @@
 Each case gets, per error type t, the model's P(error of type t) and the money at stake of that type's
 most likely correction (:func:`models.coding.whatif.corrections`: payment as coded minus payment
 corrected). Its **expected value** is Σ_t P(t) × |money_t| × w_t: the money a review is expected to
-put right. Overpayment (money > 0: an unsupported CC/MCC, a heavier principal) is a compliance risk,
-not just money: the insurer deducts it, may fine a multiple of it and publishes offenders, so its
-weight w is ``QueuePolicy.compliance_weight`` (default 3: the amount plus a 2× fine); underpayment
-(a missed CC/MCC or procedure) counts once. The case's lead correction is the type with the largest
+put right. Upcoding (an unsupported CC/MCC or a principal picked for its price, when the correction
+pays less: money > 0) is a compliance risk, not just money: the insurer deducts it, may fine a
+multiple of it and publishes offenders, so its weight w is ``QueuePolicy.compliance_weight``
+(default 3: the amount plus a 2× fine); money the hospital loses (a missed CC/MCC or procedure)
+counts once. The case's lead correction is the type with the largest
 term; the queue shows it as the error type, money at stake and what-if DRG, and lists the top reasons
 in words. :func:`rank_queue` orders any scored frame (the CLI and the service both use it);
 :func:`coding_queue` scores cases with a trained coding model first.
@@ -40,6 +41,8 @@ QUEUE_COLUMNS = (
     "reasons",
 )
 AUDIT_COLUMNS = tuple(name for name, *_ in AUDIT_FEATURES)
+# Error types whose overpayment is upcoding: an unsupported CC/MCC, a principal picked for its price.
+UPCODING_TYPES = ("unsupported_cc_mcc", "wrong_principal")
 REASON_FLAGS = (
     "mcc_short_stay",
     "symptom_principal_with_specific",
@@ -62,23 +65,16 @@ def _yuan(value: float) -> str:
 
 
 def _whatif_reason(row: Any) -> str | None:
-    t, money, drg, code, coded = (
-        row.error_type,
-        row.money_at_stake,
-        row.whatif_drg,
-        row.whatif_code,
-        row.coded_drg,
-    )
+    money, drg, code, coded = row.money_at_stake, row.whatif_drg, row.whatif_code, row.coded_drg
     if not money or drg is None:
         return None
-    if t == "unsupported_cc_mcc":
-        return f"dropping secondary diagnosis {code} regroups {coded} → {drg}: {_yuan(money)} paid without it"
-    if t == "wrong_principal":
-        direction = "more" if money < 0 else "less"
-        return f"with {code} as principal the case groups to {drg} and is paid {_yuan(money)} {direction}"
-    if t == "missing_procedure":
-        return f"planned procedure {code} is not coded; coded, the case groups to {drg} (+{_yuan(money)})"
-    return f"a missed CC/MCC would put the case in {drg}, paid {_yuan(money)} more"
+    paid = f"paid {_yuan(money)} {'more' if money < 0 else 'less'}"
+    what = {
+        "unsupported_cc_mcc": f"without secondary diagnosis {code}",
+        "wrong_principal": f"with {code} as principal",
+        "missing_procedure": f"with planned procedure {code} coded",
+    }.get(row.error_type, "with the CC/MCC its ADRG splits on")
+    return f"{what} the case regroups {coded} → {drg}, {paid}"
 
 
 def reasons(scored: pd.DataFrame, policy: QueuePolicy = QueuePolicy()) -> pd.Series:
@@ -120,7 +116,11 @@ def rank_queue(
         {
             t: scored[f"p_{t}"].to_numpy(float)
             * np.abs(scored[f"{t}_money"].to_numpy(float))
-            * np.where(scored[f"{t}_money"].to_numpy(float) > 0, policy.compliance_weight, 1.0)
+            * np.where(
+                (scored[f"{t}_money"].to_numpy(float) > 0) & (t in UPCODING_TYPES),
+                policy.compliance_weight,
+                1.0,
+            )
             for t in ERROR_TYPES
         },
         index=scored.index,
@@ -136,7 +136,7 @@ def rank_queue(
         error_type=lead.to_numpy(),
         money_at_stake=money,
         expected_value=terms.sum(axis=1).to_numpy(),
-        compliance_risk=money > 0,
+        compliance_risk=(money > 0) & lead.isin(UPCODING_TYPES).to_numpy(),
         whatif_drg=pick["drg"],
         whatif_code=pick["code"],
         whatif_payment_change=-money,

@@ -32,7 +32,12 @@ class Field:
     maximum: float | None = None
 
 
-ADMISSION_SOURCES = {1: ("急诊", "emergency"), 2: ("门诊", "outpatient"), 3: ("其他医疗机构转入", "transfer in"), 9: ("其他", "other")}
+ADMISSION_SOURCES = {
+    1: ("急诊", "emergency"),
+    2: ("门诊", "outpatient"),
+    3: ("其他医疗机构转入", "transfer in"),
+    9: ("其他", "other"),
+}
 ADMISSION_TYPES = {1: ("择期", "elective"), 2: ("急诊/急症", "emergency"), 3: ("日间", "day case")}
 SEXES = {1: ("男", "male"), 2: ("女", "female")}
 DISCHARGE_DISPOSITIONS = {
@@ -59,6 +64,16 @@ AUDIT_ERROR_TYPES = {
     "unsupported_cc_mcc": ("高编并发症/合并症", "unsupported CC/MCC"),
     "wrong_principal": ("主要诊断选择错误", "wrong principal diagnosis"),
     "missing_procedure": ("漏编手术操作", "missing procedure"),
+}
+
+# What each coded field's codes mean (Chinese, English), for messages, docs and readable explanations.
+CODE_MEANINGS: dict[str, dict[int | str, tuple[str, str]]] = {
+    "admission_source": ADMISSION_SOURCES,
+    "admission_type": ADMISSION_TYPES,
+    "sex": SEXES,
+    "insurance_type": INSURANCE_TYPES,
+    "discharge_disposition": DISCHARGE_DISPOSITIONS,
+    "audit_error_type": AUDIT_ERROR_TYPES,
 }
 
 # The abstract's ten charge groups, in the abstract's order; they add up to total_cost.
@@ -91,40 +106,173 @@ _cost = [
 FIELDS: tuple[Field, ...] = (
     Field("case_id", "str", "admission", True, "住院号/病案号", "case (episode) id, unique"),
     Field("patient_id", "str", "admission", True, "患者ID", "patient id, stable across admissions"),
-    Field("hospital_id", "str", "admission", False, "医疗机构代码", "hospital id (defaults to one hospital)"),
+    Field(
+        "hospital_id",
+        "str",
+        "admission",
+        False,
+        "医疗机构代码",
+        "hospital id (optional; a store without it is one hospital)",
+    ),
     Field("department", "str", "admission", True, "入院科别", "admitting department"),
     Field("admission_date", "date", "admission", True, "入院日期", "admission date"),
-    Field("admission_source", "int", "admission", True, "入院途径", "admission route", tuple(ADMISSION_SOURCES)),
-    Field("admission_type", "int", "admission", True, "入院类型", "elective, emergency or day case", tuple(ADMISSION_TYPES)),
+    Field(
+        "admission_source", "int", "admission", True, "入院途径", "admission route", tuple(ADMISSION_SOURCES)
+    ),
+    Field(
+        "admission_type",
+        "int",
+        "admission",
+        True,
+        "入院类型",
+        "elective, emergency or day case",
+        tuple(ADMISSION_TYPES),
+    ),
     Field("sex", "int", "admission", True, "性别", "sex (GB/T 2261.1: 1 male, 2 female)", tuple(SEXES)),
     Field("age_years", "int", "admission", True, "年龄(岁)", "age in completed years", None, 0, 130),
-    Field("age_days", "int", "admission", False, "年龄不足1周岁的天数", "age in days, needed when age_years is 0", None, 0, 365),
-    Field("birth_weight_g", "float", "admission", False, "新生儿出生体重(克)", "birth weight in grams, newborns", None, 200, 8000),
-    Field("insurance_type", "int", "admission", True, "医疗付费方式", "payer (abstract code)", tuple(INSURANCE_TYPES)),
-    Field("admission_diagnosis", "str", "admission", True, "门(急)诊诊断编码", "diagnosis known at admission (ICD-10)"),
-    Field("planned_procedure", "str", "admission", False, "拟行手术操作编码", "planned procedure known at admission (ICD-9-CM-3)"),
+    Field(
+        "age_days",
+        "int",
+        "admission",
+        False,
+        "年龄不足1周岁的天数",
+        "age in days, needed when age_years is 0",
+        None,
+        0,
+        365,
+    ),
+    Field(
+        "birth_weight_g",
+        "float",
+        "admission",
+        False,
+        "新生儿出生体重(克)",
+        "birth weight in grams, newborns",
+        None,
+        200,
+        8000,
+    ),
+    Field(
+        "insurance_type",
+        "int",
+        "admission",
+        True,
+        "医疗付费方式",
+        "payer (abstract code)",
+        tuple(INSURANCE_TYPES),
+    ),
+    Field(
+        "admission_diagnosis",
+        "str",
+        "admission",
+        True,
+        "门(急)诊诊断编码",
+        "diagnosis known at admission (ICD-10)",
+    ),
+    Field(
+        "planned_procedure",
+        "str",
+        "admission",
+        False,
+        "拟行手术操作编码",
+        "planned procedure known at admission (ICD-9-CM-3)",
+    ),
     Field("discharge_date", "date", "discharge", True, "出院日期", "discharge date"),
     Field("discharge_department", "str", "discharge", False, "出院科别", "discharging department"),
-    Field("principal_diagnosis", "str", "discharge", True, "主要诊断编码", "principal diagnosis (ICD-10 医保版)"),
-    Field("other_diagnoses", "codes", "discharge", False, "其他诊断编码1..n", "secondary diagnoses, '|'-separated"),
-    Field("principal_procedure", "str", "discharge", False, "主要手术操作编码", "principal procedure (ICD-9-CM-3 医保版)"),
-    Field("other_procedures", "codes", "discharge", False, "其他手术操作编码1..n", "other procedures, '|'-separated"),
-    Field("discharge_disposition", "int", "discharge", True, "离院方式", "discharge disposition", tuple(DISCHARGE_DISPOSITIONS)),
-    Field("readmission_plan_31d", "bool", "discharge", False, "出院31天内再住院计划", "readmission within 31 days planned"),
+    Field(
+        "principal_diagnosis", "str", "discharge", True, "主要诊断编码", "principal diagnosis (ICD-10 医保版)"
+    ),
+    Field(
+        "other_diagnoses",
+        "codes",
+        "discharge",
+        False,
+        "其他诊断编码1..n",
+        "secondary diagnoses, '|'-separated",
+    ),
+    Field(
+        "principal_procedure",
+        "str",
+        "discharge",
+        False,
+        "主要手术操作编码",
+        "principal procedure (ICD-9-CM-3 医保版)",
+    ),
+    Field(
+        "other_procedures",
+        "codes",
+        "discharge",
+        False,
+        "其他手术操作编码1..n",
+        "other procedures, '|'-separated",
+    ),
+    Field(
+        "discharge_disposition",
+        "int",
+        "discharge",
+        True,
+        "离院方式",
+        "discharge disposition",
+        tuple(DISCHARGE_DISPOSITIONS),
+    ),
+    Field(
+        "readmission_plan_31d",
+        "bool",
+        "discharge",
+        False,
+        "出院31天内再住院计划",
+        "readmission within 31 days planned",
+    ),
     Field("coder_id", "str", "discharge", False, "编码员", "coder who coded the abstract"),
     Field("total_cost", "float", "discharge", True, "总费用", "total charges (yuan)", None, 0, None),
     *(Field(n, "float", "discharge", True, zh, en, None, 0, None) for n, zh, en in _cost),
-    Field("cost_negotiated_drugs", "float", "discharge", False, "国谈药品费", "nationally negotiated drugs, part of western drugs", None, 0, None),
+    Field(
+        "cost_negotiated_drugs",
+        "float",
+        "discharge",
+        False,
+        "国谈药品费",
+        "nationally negotiated drugs, part of western drugs",
+        None,
+        0,
+        None,
+    ),
     Field("settlement_date", "date", "settlement", False, "结算日期", "insurer settlement date"),
     Field("settled_drg", "str", "settlement", False, "结算DRG", "DRG the insurer settled"),
-    Field("insurer_payment", "float", "settlement", False, "医保支付金额", "insurer payment (yuan)", None, 0, None),
+    Field(
+        "insurer_payment",
+        "float",
+        "settlement",
+        False,
+        "医保支付金额",
+        "insurer payment (yuan)",
+        None,
+        0,
+        None,
+    ),
     Field("self_pay", "float", "settlement", False, "个人自付", "patient self-pay (yuan)", None, 0, None),
     Field("audited", "bool", "audit", False, "是否审核", "abstract audited by coding QC"),
     Field("audit_date", "date", "audit", False, "审核日期", "audit date"),
     Field("audit_error", "bool", "audit", False, "审核发现错误", "audit found a coding error"),
-    Field("audit_error_type", "str", "audit", False, "错误类型", "coding error type", tuple(AUDIT_ERROR_TYPES)),
-    Field("corrected_diagnoses", "codes", "audit", False, "更正诊断编码", "corrected diagnoses, principal first, '|'-separated"),
-    Field("corrected_procedures", "codes", "audit", False, "更正手术操作编码", "corrected procedures, principal first, '|'-separated"),
+    Field(
+        "audit_error_type", "str", "audit", False, "错误类型", "coding error type", tuple(AUDIT_ERROR_TYPES)
+    ),
+    Field(
+        "corrected_diagnoses",
+        "codes",
+        "audit",
+        False,
+        "更正诊断编码",
+        "corrected diagnoses, principal first, '|'-separated",
+    ),
+    Field(
+        "corrected_procedures",
+        "codes",
+        "audit",
+        False,
+        "更正手术操作编码",
+        "corrected procedures, principal first, '|'-separated",
+    ),
 )
 
 FIELD_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
@@ -137,6 +285,7 @@ PROCEDURE_FIELDS = ("planned_procedure", "principal_procedure", "other_procedure
 DERIVED: dict[str, str] = {
     "los_days": "实际住院天数: discharge_date - admission_date in days, a same-day stay counts 1",
 }
+DERIVED_STAGE: dict[str, Stage] = {"los_days": "discharge"}
 
 
 def fields_known_at(stage: Stage) -> tuple[str, ...]:

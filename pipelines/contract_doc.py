@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.contract import CODE_SEPARATOR, COST_CATEGORIES, DERIVED, FIELDS, Field
+from pipelines.contract import CODE_MEANINGS, CODE_SEPARATOR, COST_CATEGORIES, DERIVED, FIELDS, Field
 from pipelines.store import canonical_dtypes
-from pipelines.validate import CODE_MEANINGS
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "data-contract.md"
 

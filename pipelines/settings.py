@@ -22,9 +22,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASELENS_")
 
     data_dir: Path = Field(default=Path("caselens-data"), description="root of every file caselens writes")
-    casemix_tables: Path = Field(default=CASEMIX_TABLES, description="grouping tables (a city's version is another folder)")
-    payment_config: Path | None = Field(default=None, description="payment rules TOML; None uses the embedded default")
-    tracking_uri: str | None = Field(default=None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins")
+    casemix_tables: Path = Field(
+        default=CASEMIX_TABLES, description="grouping tables (a city's version is another folder)"
+    )
+    payment_config: Path | None = Field(
+        default=None, description="payment rules TOML; None uses the embedded default"
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins"
+    )
 
     @property
     def store_dir(self) -> Path:

@@ -17,13 +17,12 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.models import infer_signature
 
 from models import plots, tracking
 from models.baselines import GroupMeanBaseline
 from models.config import task_params
 from models.errors import TrainingInputError
-from models.pyfunc import CaseModel, schema_frame
+from models.pyfunc import CaseModel, signature
 from models.split import TimeSplit
 from models.table import TableFeatures
 from models.task import Evaluation, Task
@@ -173,7 +172,7 @@ def train(
     done("split")
 
     features = data.features.fit(inputs["train"])
-    X = {part: _transform(features, inputs[part], data.history) for part in ("train", "validation")}
+    X = {part: _transform(features, frame, data.history) for part, frame in inputs.items()}
     done("features")
 
     params = task_params(config, task.name)
@@ -204,7 +203,7 @@ def train(
         model = CaseModel(features, estimator, inputs["train"].dtypes.to_dict())
         done("fit")
 
-        predictions = model.predict_frame(inputs["test"], data.history)
+        predictions = estimator.predict(X["test"]).reset_index(drop=True)  # = model.predict_frame
         baseline = GroupMeanBaseline(task.baseline_levels).fit(
             context["train"], task.baseline_targets(labels["train"])
         )
@@ -219,17 +218,15 @@ def train(
         _log_run(task, data, params, split, rows, evaluation, baseline_evaluation, features, X["train"])
         if data.mode == "cases":
             _log_manifest(settings)
-        figures = task.plots(
-            estimator, _transform(features, inputs["test"], data.history), labels["test"], predictions
-        )
+        figures = task.plots(estimator, X["test"], labels["test"], predictions)
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"plots/{name}")
         plots.close(figures)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
-            signature=infer_signature(schema_frame(inputs["test"].head(100)), predictions.head(100)),
-            input_example=schema_frame(inputs["test"].head(5)),
+            signature=signature(inputs["test"].head(100), predictions.head(100)),
+            input_example=inputs["test"].head(5),
             registered_model_name=task.model_name,
             pip_requirements=_requirements(),
         )

@@ -24,14 +24,10 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from pipelines.contract import (
-    ADMISSION_SOURCES,
-    ADMISSION_TYPES,
-    AUDIT_ERROR_TYPES,
+    CODE_MEANINGS,
     COST_CATEGORIES,
     DIAGNOSIS_FIELDS,
-    DISCHARGE_DISPOSITIONS,
     FIELDS,
-    INSURANCE_TYPES,
     PROCEDURE_FIELDS,
     SEXES,
     Field,
@@ -45,15 +41,6 @@ EMPTY_PROBLEMS = pd.DataFrame(
 )
 MISSING = "required value missing"
 
-# What each coded field's codes mean (Chinese, English), for messages and docs/data-contract.md.
-CODE_MEANINGS: dict[str, dict[int | str, tuple[str, str]]] = {
-    "admission_source": ADMISSION_SOURCES,
-    "admission_type": ADMISSION_TYPES,
-    "sex": SEXES,
-    "insurance_type": INSURANCE_TYPES,
-    "discharge_disposition": DISCHARGE_DISPOSITIONS,
-    "audit_error_type": AUDIT_ERROR_TYPES,
-}
 DTYPES: dict[str, object] = {
     "str": object,
     "codes": object,

@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +24,7 @@ from serving.cases import CaseIndex, CasesUnavailable, store_cases
 from serving.config import ServingSettings
 from serving.deps import NotAuthenticated, ServiceState
 from serving.middleware import BodySizeLimit, Metrics, MetricsMiddleware
-from serving.queue import QueueUnavailable, ReviewQueue
+from serving.queue import ReviewQueue, store_queue
 from serving.registry import ModelRegistry
 from serving.routers import admin, casemix, health, pages, predict, review
 from serving.security import KeyStore
@@ -46,6 +45,7 @@ def create_app(
     settings = settings or get_settings()
     serving = serving or ServingSettings()
     registry = registry or ModelRegistry(settings.mlflow_uri)
+    cases = cases or store_cases(settings)
     state = ServiceState(
         settings=settings,
         serving=serving,
@@ -53,8 +53,8 @@ def create_app(
         keys=KeyStore.from_config(serving.api_keys, serving.keys_path(settings)),
         audit=AuditLog(serving.audit_path(settings)),
         metrics=Metrics(),
-        cases=cases or store_cases(settings),
-        queue=queue or ReviewQueue(_no_queue),
+        cases=cases,
+        queue=queue or ReviewQueue(store_queue(registry, cases, serving.queue_period)),
         grouper=_grouper_factory(settings),
     )
 
@@ -103,7 +103,3 @@ def _grouper_factory(settings: Settings) -> Callable[[], Any]:
         return Grouper(load_tables(settings.casemix_tables))
 
     return grouper
-
-
-def _no_queue() -> pd.DataFrame:
-    raise QueueUnavailable("the coding-review queue ranking (models.review_queue) is not installed yet")

@@ -32,6 +32,10 @@ class CaseIndex:
         with self._lock:
             self._frame = None
 
+    def frame(self) -> pd.DataFrame:
+        """Every stored case (read on first use)."""
+        return self._ready()
+
     def _ready(self) -> pd.DataFrame:
         with self._lock:
             if self._frame is None:

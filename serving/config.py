@@ -28,6 +28,9 @@ class ServingSettings(BaseSettings):
     max_batch: int = Field(default=10_000, ge=1, description="most cases in one batch request (413 above)")
     max_body_mb: float = Field(default=32.0, gt=0, description="largest request body in MB (413 above)")
     top_contributions: int = Field(default=8, ge=1, description="SHAP contributions listed by default")
+    queue_period: str | None = Field(
+        default=None, description="period of the coding-review queue, e.g. 2025Q4; None: the latest quarter"
+    )
     cookie_secure: bool = Field(default=False, description="send the login cookie over HTTPS only")
 
     def keys_path(self, settings: Settings) -> Path | None:

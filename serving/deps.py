@@ -87,8 +87,8 @@ def language(accept_language: Annotated[str | None, Header()] = None) -> Languag
         try:
             q = float(params.strip()[2:]) if params.strip().startswith("q=") else 1.0
         except ValueError:
-            q = 0.0
-        if q > best[0]:
+            q = 0.0  # a malformed weight counts as "not acceptable"
+        if q > max(best[0], 0.0):
             best = (q, lang)  # type: ignore[assignment]
     return best[1]
 

@@ -1,7 +1,9 @@
-"""The coding-review queue as the service shows it: computed once, then filtered and sorted per request.
+"""The coding-review queue as the service shows it: ranked once, then filtered and sorted per request.
 
-Ranking the queue scores every unsettled case and regroups the likely corrections, far too slow for
-a request, so the ranked frame is cached and recomputed on first use after a model reload.
+The ranking is ``models.review_queue.coding_queue`` (the same as ``caselens queue coding``) over the
+case store with the served coding model. It scores every case of the period and regroups the likely
+corrections, far too slow for a request, so the ranked frame is cached and recomputed on first use
+after a model reload.
 """
 
 from __future__ import annotations
@@ -11,20 +13,10 @@ from collections.abc import Callable
 
 import pandas as pd
 
-# Columns of the ranked queue frame, in the order the page shows them.
-QUEUE_COLUMNS = (
-    "rank",
-    "case_id",
-    "department",
-    "error_type",
-    "error_probability",
-    "money_at_stake",
-    "expected_value",
-    "coded_drg",
-    "whatif_drg",
-    "whatif_payment_change",
-    "reasons",
-)
+from models.review_queue import QUEUE_COLUMNS, coding_queue
+from serving.cases import CaseIndex, CasesUnavailable
+from serving.registry import ModelRegistry
+
 SORTABLE = ("rank", "department", "error_type", "error_probability", "money_at_stake", "expected_value")
 
 
@@ -75,3 +67,23 @@ class ReviewQueue:
         """Distinct departments and error types, for the page's filters."""
         frame = self.frame()
         return {c: sorted(frame[c].dropna().astype(str).unique()) for c in ("department", "error_type")}
+
+
+def store_queue(registry: ModelRegistry, cases: CaseIndex, period: str | None) -> Callable[[], pd.DataFrame]:
+    """The ranking of ``period``'s unaudited cases (None: the latest discharge quarter in the store)."""
+
+    def compute() -> pd.DataFrame:
+        model = registry.models.get("coding")
+        if model is None:
+            raise QueueUnavailable("the coding model (caselens-coding) is not loaded")
+        try:
+            frame = cases.frame()
+        except CasesUnavailable as error:
+            raise QueueUnavailable(str(error)) from error
+        chosen = period or str(frame["discharge_date"].max().to_period("Q"))
+        try:
+            return coding_queue(frame, model, chosen)
+        except ValueError as error:  # e.g. no unaudited case in the period
+            raise QueueUnavailable(str(error)) from error
+
+    return compute

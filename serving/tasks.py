@@ -62,6 +62,7 @@ SERVED_TASKS: dict[str, ServedTask] = {
             "30天非计划再入院风险",
             "30-day unplanned readmission risk",
             "probability",
+            "readmission_probability",
         ),
         ServedTask(
             "coding",
@@ -72,6 +73,7 @@ SERVED_TASKS: dict[str, ServedTask] = {
             "编码错误风险",
             "coding error risk",
             "probability",
+            "error_probability",
         ),
     )
 }

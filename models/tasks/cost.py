@@ -107,7 +107,12 @@ class CostTask(Task):
     baseline_levels = (("department", "admission_category"), ("department",))
 
     def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
-        return cases[["total_cost"]].rename(columns={"total_cost": self.label_column}).astype("float64")
+        """Total charges, and the ADRG the case grouped to (only to break the evaluation down by)."""
+        from features.casemix.grouper import Grouper
+        from features.casemix.tables import load_tables
+
+        adrg = Grouper(load_tables(settings.casemix_tables)).group_frame(cases)["adrg"]
+        return pd.DataFrame({self.label_column: cases["total_cost"].astype("float64"), "adrg": adrg})
 
     def context(self, inputs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
         return case_context(inputs, labels)

@@ -36,10 +36,11 @@ def discharge_margin(cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
     """
     from features.casemix.grouper import Grouper
     from features.casemix.payment import PaymentRules, drg_cost, price_cases
+    from features.casemix.tables import load_tables
     from features.casemix.weights import calibrate_weights
 
     rules = PaymentRules.load(settings.payment_config)
-    grouped = cases.join(Grouper().group_frame(cases))
+    grouped = cases.join(Grouper(load_tables(settings.casemix_tables)).group_frame(cases))
     weights = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
     return price_cases(grouped, rules, weights)
 
@@ -54,12 +55,14 @@ class MarginModel:
         drg_min_cases: int = 30,
         drg_max_classes: int = 60,
         drg_max_rows: int | None = 200_000,
+        drg_n_estimators: int = 100,
     ) -> None:
         self.lightgbm = lightgbm
         self.cost = cost
         self.drg_min_cases = drg_min_cases
         self.drg_max_classes = drg_max_classes
         self.drg_max_rows = drg_max_rows
+        self.drg_n_estimators = drg_n_estimators
 
     def fit(
         self, X: pd.DataFrame, labels: pd.DataFrame, X_val: pd.DataFrame, labels_val: pd.DataFrame
@@ -92,7 +95,8 @@ class MarginModel:
         per_rw = latest["standard_payment"].iloc[-1] / latest["rw"].iloc[-1]
         self.payment_ = labels["rw"].fillna(0).groupby(drg_class).mean() * per_rw
         rows = lgbm.subsample(len(X), self.drg_max_rows)
-        self.drg_ = lgbm.classifier(self.lightgbm).fit(X.iloc[rows], drg_class.iloc[rows])
+        drg = lgbm.classifier(self.lightgbm, n_estimators=self.drg_n_estimators)
+        self.drg_ = drg.fit(X.iloc[rows], drg_class.iloc[rows])
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame(index=X.index)
@@ -142,6 +146,7 @@ class MarginTask(Task):
             params["drg_min_cases"],
             params["drg_max_classes"],
             params["drg_max_rows"],
+            params["drg_n_estimators"],
         )
 
     def baseline_targets(self, labels: pd.DataFrame) -> pd.DataFrame:

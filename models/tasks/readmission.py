@@ -22,6 +22,7 @@ from models.readmission.labels import LABEL, readmission_labels
 from models.readmission.lace import lace
 from models.readmission.model import ReadmissionModel
 from models.task import Evaluation, Task
+from pipelines.contract import INSURANCE_TYPES, SEXES
 
 ORACLE_COLUMN = "true_readmission_prob"
 PROBABILITY = "readmission_probability"
@@ -56,9 +57,12 @@ class ReadmissionTask(Task):
 
     def context(self, inputs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
         context = pd.DataFrame(index=inputs.index)
-        for column in ("department", "sex", "insurance_type"):
+        for column, names in (("department", None), ("sex", SEXES), ("insurance_type", INSURANCE_TYPES)):
             if column in inputs.columns:
-                context[column] = inputs[column]
+                values = inputs[column]
+                context[column] = (
+                    values if names is None else values.map({k: en for k, (_, en) in names.items()})
+                )
         if "age_years" in inputs.columns:
             context["age_band"] = age_band(inputs["age_years"])
         if "lace_score" in labels.columns:

@@ -44,12 +44,12 @@ def surplus(
 ) -> None:
     """Forecast case volume, DRG payment, cost and surplus (payment − cost) for HORIZON quarters.
 
-    Volume per department × ADRG comes from seasonal models (statsforecast AutoETS, seasonal naive
-    for sparse series); payment re-prices recent cases at the base rate in force in each forecast
-    quarter; cost per case follows each department's trend. 80% and 95% intervals come from
-    simulation. Writes a CSV and a PNG per level (hospital, department, DRG), the scenario and its
-    difference when --scenario is given, and the rolling-origin backtest beside seasonal-naive and
-    last-quarter baselines; logs all of it to MLflow (experiment caselens-forecast).
+    Volume per department × ADRG comes from seasonal models (statsforecast MSTL with an AutoETS
+    trend; seasonal naive for sparse series); payment re-prices recent cases at the base rate in
+    force in each forecast quarter; cost per case follows each department's cost index. 80% and 95%
+    intervals come from simulation. Writes a CSV and a PNG per level (hospital, department, top
+    DRGs), the scenario and its difference when --scenario is given, and the rolling-origin backtest
+    beside seasonal-naive and last-quarter baselines; logs all of it to MLflow (caselens-forecast).
     """
     from features.casemix.payment import PaymentRules
     from features.casemix.weights import read_weights

@@ -40,13 +40,14 @@ def train(
     """
     from models.config import load_config
     from models.errors import TrainingInputError
+    from pipelines.store import StoreError
 
     try:
         names = _task_names(task, all_tasks_, table, label)
         parsed = load_config(config)
         for name in names:
             _summary(_train_one(name, table, label, group, parsed, tune_seconds))
-    except (TrainingInputError, KeyError, ValueError, FileNotFoundError) as error:
+    except (TrainingInputError, StoreError, KeyError, ValueError, FileNotFoundError) as error:
         console.print(f"[red]error:[/red] {error.args[0] if error.args else error}")
         raise typer.Exit(2) from None
 

@@ -79,6 +79,7 @@ class Catalog:
     procedure_codes: np.ndarray
     principal: Pools
     procedures: Pools
+    other_procedures: Pools
     symptoms: Pools
     less_specific: np.ndarray
     chronic: pd.DataFrame
@@ -156,6 +157,22 @@ def _procedure_pool(row: pd.Series, grouping: dict, dictionary: set[str], or_cod
     return _matching(dictionary - or_codes - in_mdc, _prefixes(row.procedures))
 
 
+def _other_procedure_pool(row: pd.Series, grouping: dict, dictionary: set[str]) -> list[str]:
+    """Procedures listed after the principal: any code, except those a rule of the type's MDC (or the
+    pre-MDC) looks for among all procedures, which would move the case to another group."""
+    mdcs = [_mdc_of(grouping, row.adrg), grouping["mdcs"]["MDCA"]]
+    looked_for = {
+        c
+        for mdc in mdcs
+        for a in mdc["adrgs"]
+        if _rule_keys(grouping["adrgs"][a]) & {"any_procedure_in", "procedure_groups_any_of"}
+        for key, codes in grouping["adrgs"][a].items()
+        if key.startswith("procedure")
+        for c in (codes if isinstance(codes, list) else [x for group in codes.values() for x in group])
+    }
+    return _matching(dictionary - looked_for, _prefixes(row.other_procedures))
+
+
 def _less_specific(codes: set[str], dictionary: list[str]) -> dict[str, str]:
     """For each code, the category's unspecified code (e.g. I21.900 for I21.001), as written at admission."""
     by_category: dict[str, list[str]] = {}
@@ -201,7 +218,7 @@ def load_catalog(tables: Path) -> Catalog:
 
     types = pd.read_csv(
         HERE / "case_mix.csv",
-        dtype={"diagnoses": str, "procedures": str, "symptoms": str, "readmitted_as": str},
+        dtype={c: str for c in ("diagnoses", "procedures", "other_procedures", "symptoms", "readmitted_as")},
         keep_default_na=False,
     )
     types["surgical"] = types["surgical"].astype(bool)
@@ -216,7 +233,7 @@ def load_catalog(tables: Path) -> Catalog:
         )
         for a in types["adrg"]
     ]
-    principal, procedures, symptoms = [], [], []
+    principal, procedures, others, symptoms = [], [], [], []
     for row in types.itertuples():
         procs = _procedure_pool(row, grouping, procedure_set, or_codes) if _prefixes(row.procedures) else []
         if _prefixes(row.procedures) and not procs:
@@ -224,6 +241,10 @@ def load_catalog(tables: Path) -> Catalog:
                 f"case_mix.csv: type {row.key}: no procedure of {row.procedures} fits ADRG {row.adrg}"
             )
         procedures.append(procs)
+        extra = _other_procedure_pool(row, grouping, procedure_set)
+        if _prefixes(row.other_procedures) and not extra:
+            raise ValueError(f"case_mix.csv: type {row.key}: no other procedure of {row.other_procedures}")
+        others.append(extra)
         pool = _principal_pool(row, grouping, diagnosis_set, procs)
         if not pool:
             raise ValueError(
@@ -276,7 +297,8 @@ def load_catalog(tables: Path) -> Catalog:
         principal_table=np.array([table_ids.get(exclusion.get(c), -2) for c in used], dtype=np.int32),
     )
     dx = vocabulary.index()
-    procedure_codes = np.array(sorted({c for pool in procedures for c in pool}), dtype=object)
+    procedure_codes = np.array(sorted({c for pool in procedures + others for c in pool}), dtype=object)
+    px = {c: i for i, c in enumerate(procedure_codes)}
     less_specific = np.arange(len(used), dtype=np.int32)
     for code, general in less.items():
         less_specific[dx[code]] = dx[general]
@@ -286,7 +308,8 @@ def load_catalog(tables: Path) -> Catalog:
         diagnoses=vocabulary,
         procedure_codes=procedure_codes,
         principal=Pools.from_lists(principal, dx),
-        procedures=Pools.from_lists(procedures, {c: i for i, c in enumerate(procedure_codes)}),
+        procedures=Pools.from_lists(procedures, px),
+        other_procedures=Pools.from_lists(others, px),
         symptoms=Pools.from_lists(symptoms, dx),
         less_specific=less_specific,
         chronic=chronic,

@@ -31,10 +31,12 @@ AUDIT_BASE, AUDIT_HIGH_RISK = 0.10, 0.40
 
 @dataclass(frozen=True)
 class Codes:
-    """One code set per stay: principal diagnosis and procedure (n,), secondary diagnoses (n, k)."""
+    """One code set per stay: principal diagnosis, principal and other procedure (n,), secondary diagnoses
+    (n, k)."""
 
     principal: np.ndarray
     procedure: np.ndarray
+    other_procedure: np.ndarray
     secondary: np.ndarray
 
 
@@ -65,6 +67,8 @@ def true_codes(
     # A minor procedure that does not decide the group often goes unlisted.
     minor = ~catalog.types["procedure_groups"].to_numpy()[types]
     procedure = np.where(minor & (rng.random(n) < 0.3), -1, procedure)
+    other = catalog.other_procedures.draw(types, rng)
+    other = np.where((procedure >= 0) & (other != procedure) & (rng.random(n) < 0.7), other, -1)
     chronic = patients.filter(like="chronic_").to_numpy()[stays["patient"].to_numpy()]
     chronic &= catalog.chronic_allowed[types]
     columns = [np.where(chronic, catalog.chronic_codes[None, :], -1)]
@@ -74,7 +78,7 @@ def true_codes(
         pick = rng.integers(0, len(pool), n)
         fits = catalog.complication_allowed[kind][types, pick]
         columns.append(np.where((severity == level) & fits, pool[pick], -1)[:, None])
-    return Codes(principal, procedure, np.hstack(columns).astype(np.int32))
+    return Codes(principal, procedure, other.astype(np.int32), np.hstack(columns).astype(np.int32))
 
 
 def cc_level(codes: Codes, catalog: Catalog) -> np.ndarray:
@@ -124,9 +128,12 @@ def code_abstracts(
     first = np.argmax(secondary >= 0, axis=1)
     principal[swap] = secondary[rows[swap], first[swap]]
     secondary[rows[swap], first[swap]] = truth.principal[swap]
-    procedure = np.where(kind == 3, -1, truth.procedure)
+    # A missing procedure: the principal one is left out (an other procedure moves up in its place).
+    dropped = kind == 3
+    procedure = np.where(dropped, truth.other_procedure, truth.procedure)
+    other = np.where(dropped, -1, truth.other_procedure)
 
-    coded = Codes(principal, procedure, secondary)
+    coded = Codes(principal, procedure, other, secondary)
     facts = pd.DataFrame(
         {
             "coder_id": np.array([f"coder_{i + 1:02d}" for i in range(len(CODER_ERROR_RATES))])[coder],

@@ -129,11 +129,11 @@ def _stays(
     logit = (
         np.log(base / (1 - base))
         + 0.012 * (age - 60)
-        + 0.18 * chronic
+        + 0.15 * chronic
         + 0.35 * severity
         + 0.25 * np.log(los.clip(1) / t["los"].to_numpy()[types])
         + np.select([disposition == 4, disposition == 2, disposition == 3], [0.7, 0.3, 0.2], 0.0)
-        + 0.2 * np.minimum(prior, 4)
+        + 0.1 * np.minimum(prior, 4)
         - np.where(kind == KINDS.index("cycle"), 0.8, 0.0)
     )
     readmission_prob = np.where(disposition == 5, 0.0, np.clip(1 / (1 + np.exp(-logit)), 0, 0.6))

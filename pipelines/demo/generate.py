@@ -38,6 +38,7 @@ ORACLE_COLUMNS = (
     "true_principal_diagnosis",
     "true_other_diagnoses",
     "true_principal_procedure",
+    "true_other_procedures",
     "true_error_type",
     "true_cc_level",
     "true_drg",
@@ -146,7 +147,8 @@ def _abstracts(
     true_text = {
         "principal": dx.text(truth.principal),
         "other": coding.join_codes(truth.secondary, dx.codes),
-        "procedure": np.where(truth.procedure >= 0, px[np.maximum(truth.procedure, 0)], None),
+        "procedure": _text(truth.procedure, px),
+        "other_procedures": _text(truth.other_procedure, px),
     }
     has_other = pd.notna(true_text["other"])
     true_text["diagnoses"] = np.where(
@@ -154,7 +156,7 @@ def _abstracts(
         true_text["principal"] + CODE_SEPARATOR + np.where(has_other, true_text["other"], ""),
         true_text["principal"],
     )
-    true_text["procedures"] = true_text["procedure"]
+    true_text["procedures"] = coding.join_codes(np.column_stack([truth.procedure, truth.other_procedure]), px)
     audit = coding.audit(facts, true_text, discharged, end, rng)
     expected = costs.expected_cost(stays, facts["true_cc_level"].to_numpy(), catalog, start)
     charges = costs.charges(stays, expected, catalog, rng)
@@ -185,8 +187,8 @@ def _abstracts(
         "discharge_department": t["department"].to_numpy()[types],
         "principal_diagnosis": dx.text(coded.principal),
         "other_diagnoses": coding.join_codes(coded.secondary, dx.codes),
-        "principal_procedure": np.where(coded.procedure >= 0, px[np.maximum(coded.procedure, 0)], None),
-        "other_procedures": np.full(n, None, dtype=object),
+        "principal_procedure": _text(coded.procedure, px),
+        "other_procedures": _text(coded.other_procedure, px),
         "discharge_disposition": stays["disposition"].to_numpy().astype(np.int64),
         "readmission_plan_31d": pd.array(stays["planned_next"].to_numpy(), dtype="boolean"),
         "coder_id": facts["coder_id"].to_numpy(),
@@ -206,7 +208,7 @@ def _abstracts(
         principal_diagnosis=true_text["principal"][wrong],
         other_diagnoses=true_text["other"][wrong],
         principal_procedure=true_text["procedure"][wrong],
-        other_procedures=None,
+        other_procedures=true_text["other_procedures"][wrong],
     )
     true_drg = settled["drg"].to_numpy().copy()
     true_drg[wrong] = grouper.group_frame(true_frame)["drg"].to_numpy()
@@ -221,12 +223,18 @@ def _abstracts(
             "true_principal_diagnosis": true_text["principal"],
             "true_other_diagnoses": true_text["other"],
             "true_principal_procedure": true_text["procedure"],
+            "true_other_procedures": true_text["other_procedures"],
             "true_error_type": facts["true_error_type"].to_numpy(),
             "true_cc_level": facts["true_cc_level"].to_numpy(),
             "true_drg": true_drg,
         }
     )
     return cases, oracle[list(ORACLE_COLUMNS)]
+
+
+def _text(codes: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
+    """Code text of an index array, None where the index is -1."""
+    return np.where(codes >= 0, vocabulary[np.maximum(codes, 0)], None)
 
 
 def _patient_ids(patient: np.ndarray) -> dict[int, str]:

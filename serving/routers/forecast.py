@@ -63,18 +63,19 @@ def forecast_dir(state: State) -> FilePath:
     return state.settings.data_dir / "forecast"
 
 
-def load_run(folder: FilePath, level: str, horizon: int) -> tuple[dict, pd.DataFrame]:
-    """The run's metadata and the level's table cut to ``horizon`` forecast quarters (HTTP errors if not)."""
+def load_run(folder: FilePath, level: str, horizon: int | None) -> tuple[dict, pd.DataFrame]:
+    """The run's metadata and the level's table cut to ``horizon`` forecast quarters (all: None)."""
     meta_path, table_path = folder / "run.json", folder / f"surplus-{level}.csv"
     if not meta_path.is_file() or not table_path.is_file():
         raise HTTPException(503, "no surplus forecast yet: run `caselens forecast surplus`")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    horizon = meta["horizon"] if horizon is None else horizon
     if horizon > meta["horizon"]:
         raise HTTPException(422, f"horizon {horizon} exceeds the latest run's {meta['horizon']} quarters")
     table = pd.read_csv(table_path, dtype={"key": str, "quarter": str}, encoding="utf-8-sig")
     keep = meta["forecast"][:horizon]
     table = table[(table["kind"] == "actual") | table["quarter"].isin(keep)]
-    return {**meta, "forecast": keep}, table
+    return {**meta, "forecast": keep, "max_horizon": meta["horizon"], "horizon": horizon}, table
 
 
 def _rows(table: pd.DataFrame) -> list[Row]:
@@ -111,14 +112,14 @@ def surplus_forecast(
     state: State,
     principal: Finance,
     level: Annotated[Level, Query(description="hospital, department or drg (the top DRGs)")] = "hospital",
-    horizon: Annotated[int, Query(ge=1, le=12, description="forecast quarters to return")] = 4,
+    horizon: Annotated[int | None, Query(ge=1, le=12, description="forecast quarters (default: all)")] = None,
 ) -> SurplusForecastAnswer:
     """History and forecast of case volume, payment, cost and surplus with 80% and 95% intervals."""
     meta, table = load_run(forecast_dir(state), level, horizon)
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/surplus")
     return SurplusForecastAnswer(
         level=level,
-        horizon=horizon,
+        horizon=meta["horizon"],
         created=meta["created"],
         history=meta["history"],
         forecast=meta["forecast"],
@@ -146,7 +147,7 @@ def forecast_page(
     lang: PageLang,
     principal: Finance,
     level: Level = "hospital",
-    horizon: Annotated[int, Query(ge=1, le=12)] = 4,
+    horizon: Annotated[int | None, Query(ge=1, le=12)] = None,
 ):
     """The page finance staff read: the chart and the forecast table, in Chinese or English."""
     meta, table = load_run(forecast_dir(state), level, horizon)
@@ -156,9 +157,9 @@ def forecast_page(
         "lang": lang,
         "principal": principal,
         "level": level,
-        "horizon": horizon,
+        "horizon": meta["horizon"],
         "meta": meta,
         "rows": rows,
-        "max_horizon": json.loads((forecast_dir(state) / "run.json").read_text(encoding="utf-8"))["horizon"],
+        "max_horizon": meta["max_horizon"],
     }
     return TEMPLATES.TemplateResponse(request, "forecast.html", context)

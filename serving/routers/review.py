@@ -24,7 +24,8 @@ class QueueItem(BaseModel):
     money_at_stake: float = Field(
         description="payment as coded minus payment under the likely correction (yuan)"
     )
-    expected_value: float = Field(description="probability × money at stake, the queue's order")
+    expected_value: float = Field(description="Σ probability × money at stake (upcoding weighted), the order")
+    compliance_risk: bool = Field(description="likely upcoding: the insurer would deduct and may fine")
     coded_drg: str | None
     whatif_drg: str | None = Field(description="DRG after the likely correction")
     whatif_payment_change: float | None

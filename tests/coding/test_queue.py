@@ -86,7 +86,7 @@ def test_reasons_in_words():
         {"p_missed_cc_mcc": 0.1, "missed_cc_mcc_money": -100.0, "coder_prior_error_rate": 0.05},
     ]
     reasons = rank_queue(scored(rows)).iloc[0]["reasons"]
-    assert reasons[0].startswith("dropping secondary diagnosis E87.200 regroups ES33 → ES35: ¥3,000")
+    assert reasons[0] == "without secondary diagnosis E87.200 the case regroups ES33 → ES35, paid ¥3,000 less"
     assert "MCC coded on a stay under 2 days" in reasons
     assert any(r.startswith("coder's error rate in earlier audits is 30%") for r in reasons)
 
@@ -114,3 +114,10 @@ def test_queue_cli_without_a_store_is_a_clear_error(settings):
     result = CliRunner().invoke(app, ["queue", "coding", "--period", "2025Q4"])
     assert result.exit_code == 2
     assert "error:" in result.output and "Traceback" not in result.output
+
+
+def test_overpayment_of_a_missed_cc_is_not_a_compliance_risk():
+    # an outlier case can be paid less in the heavier DRG: money > 0, but nothing was upcoded
+    queue = rank_queue(scored([{"p_missed_cc_mcc": 0.5, "missed_cc_mcc_money": 1_000.0}]))
+    assert not queue.loc[0, "compliance_risk"]
+    assert queue.loc[0, "expected_value"] == pytest.approx(500.0)

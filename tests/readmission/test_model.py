@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,42 +58,18 @@ def test_expected_calibration_error():
     assert expected_calibration_error(actual, pd.Series([0.9] * 100)) == pytest.approx(0.4)
 
 
-@pytest.fixture
-def tracking(settings, tmp_path_factory):
-    """A fresh MLflow SQLite store under the test's data_dir (tables created once per session)."""
-    template = tmp_path_factory.getbasetemp() / "readmission-mlflow.db"
-    if not template.exists():
-        mlflow.set_tracking_uri(f"sqlite:///{template}")
-        mlflow.search_experiments()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(template, settings.data_dir / "mlflow.db")
-    return settings
+def test_benchmark_trains_through_the_framework_at_toy_size(tmp_path, settings):
+    from experiments.benchmarks.readmission import run
 
-
-def tiny_config() -> dict:
-    from models.config import load_config
-
-    config = load_config()
-    config["split"]["min_rows"] = 20
-    config["tasks"]["readmission"]["lightgbm"] = TINY
-    return config
-
-
-def test_trains_through_the_framework_against_the_oracle(demo_hospital, tracking):
-    from models.tasks import get_task
-    from pipelines import train as training
-
-    task = get_task("readmission")
-    data = training.case_data(task, demo_hospital.cases, tracking, demo_hospital.oracle)
-    assert data.labels[LABEL].notna().all() and len(data.history) == len(demo_hospital.cases)
-    result = training.train(task, data, tiny_config(), tracking)
-    assert result.model_version == "1" and result.promoted
-    for name in ("auroc", "auprc", "brier", "ece", "logistic_auroc", "oracle_auroc", "mae_vs_oracle"):
-        assert np.isfinite(result.metrics[name]), name
-    assert result.metrics["auroc"] > 0.6
-    run = mlflow.get_run(result.run_id)
-    assert {"plots/calibration.png", "evaluation/by_age_band.csv"} <= {
-        a.path
-        for folder in ("plots", "evaluation")
-        for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, folder)
-    }
+    results = tmp_path / "readmission.md"
+    report = run(2_000, results, min_rows=10)
+    assert results.read_text(encoding="utf-8") == report
+    assert (tmp_path / "readmission_calibration.png").stat().st_size > 0
+    for row in (
+        "| LightGBM, calibrated (the model) |",
+        "| LACE index",
+        "| logistic regression |",
+        "| oracle",
+    ):
+        assert row in report
+    assert "## By age band" in report and "nproc" in report

@@ -125,6 +125,7 @@ def queue_frame(cases: pd.DataFrame) -> pd.DataFrame:
             "coded_drg": "GB25",
             "whatif_drg": "GB23",
             "whatif_payment_change": money,
+            "compliance_risk": np.arange(len(picked)) % 2 == 1,
             "reasons": [["MCC with a stay under 2 days"]] * len(picked),
         }
     )
@@ -152,10 +153,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         discharge = cases[[*fields_known_at("discharge"), "los_days"]]
         risk_features = CaseFeatures("discharge").fit(discharge, history=cases)
         long_stay = (cases["los_days"] > cases["los_days"].median()).astype(int)
-        risk = RiskModel("readmission").fit(risk_features.transform(discharge, history=cases), long_stay)
+        risk = RiskModel("readmission_probability").fit(risk_features.transform(discharge, history=cases), long_stay)
         register_model(settings, "caselens-readmission", CaseModel(risk_features, risk))
         many_codes = (cases["other_diagnoses"].fillna("").str.count(r"\|") >= 2).astype(int)
-        coding = RiskModel("coding").fit(risk_features.transform(discharge, history=cases), many_codes)
+        coding = RiskModel("error_probability").fit(risk_features.transform(discharge, history=cases), many_codes)
         register_model(settings, "caselens-coding", CaseModel(risk_features, coding))
 
         keys_path = settings.data_dir / "api-keys.json"

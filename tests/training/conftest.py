@@ -45,7 +45,11 @@ def tiny(config: dict, n_estimators: int = 20, learning_rate: float = 0.1) -> di
     for params in config["tasks"].values():
         for table in (params["lightgbm"], params.get("cost", {}).get("lightgbm", {})):
             table.update(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=15, n_jobs=1)
-        params.get("cost", params)["mondrian_min_group"] = 50
+        if "cost" in params:
+            params["cost"]["mondrian_min_group"] = 50
+            params["drg_n_estimators"] = n_estimators
+        elif "mondrian_min_group" in params:
+            params["mondrian_min_group"] = 50
     return config
 
 

@@ -27,7 +27,7 @@ def test_cost_model_from_canonical_cases(demo_hospital, config, tracking) -> Non
         result.metrics
     )
     assert 0.6 <= result.metrics["coverage"] <= 0.95
-    assert result.metrics["mae"] < result.baseline_metrics["mae"]
+    assert result.metrics["r2"] > 0.3 and result.metrics["mae_vs_oracle"] < result.metrics["mae"]
     features = mlflow.artifacts.load_text(f"runs:/{result.run_id}/features.csv")
     assert "expected_cost" not in features and "total_cost" not in features.split("\n")[0]
     by_department = pd.read_csv(

@@ -1,0 +1,47 @@
+"""The serving benchmark runs end to end at toy size and writes its report."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.slow
+
+
+def test_serving_benchmark_at_toy_size(tmp_path, monkeypatch):
+    import typer
+
+    from experiments.benchmarks import serving
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    runner = CliRunner()
+    command = typer.Typer()
+    command.command()(serving.run)
+    out = tmp_path / "serving.md"
+    result = runner.invoke(
+        command,
+        [
+            "--cases",
+            "2000",
+            "--trees",
+            "10",
+            "--rate",
+            "20",
+            "--seconds",
+            "1",
+            "--clients",
+            "2",
+            "--batch",
+            "200",
+            "--no-mlflow-serve",
+            "--output",
+            str(out),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = out.read_text(encoding="utf-8")
+    assert "| caselens, paced 20/s | 20 | 0 |" in report
+    assert "batch of 200 with explanations" in report and "(HTTP 200)" in report
+    assert "native pred_contrib" in report and "`nproc` = " in report
