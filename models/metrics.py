@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, mean_absolute_error, r2_score, roc_auc_score
@@ -38,7 +40,9 @@ def ranking_metrics(actual: pd.Series, probability: pd.Series) -> dict[str, floa
     }
 
 
-def by_group(frame: pd.DataFrame, group: str, metrics: callable, min_count: int = 20) -> pd.DataFrame:
+def by_group(
+    frame: pd.DataFrame, group: str, metrics: Callable[[pd.DataFrame], dict[str, float]], min_count: int = 20
+) -> pd.DataFrame:
     """``metrics(sub_frame)`` for every value of ``group`` with at least ``min_count`` rows."""
     rows = {
         key: {"cases": len(sub), **metrics(sub)}

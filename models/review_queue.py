@@ -2,15 +2,23 @@
 
 Each case gets, per error type t, the model's P(error of type t) and the money at stake of that type's
 most likely correction (:func:`models.coding.whatif.corrections`: payment as coded minus payment
-corrected). Its **expected value** is Σ_t P(t) × |money_t| × w_t: the money a review is expected to
-put right. Upcoding (an unsupported CC/MCC or a principal picked for its price, when the correction
-pays less: money > 0) is a compliance risk, not just money: the insurer deducts it, may fine a
-multiple of it and publishes offenders, so its weight w is ``QueuePolicy.compliance_weight``
-(default 3: the amount plus a 2× fine); money the hospital loses (a missed CC/MCC or procedure)
-counts once. The case's lead correction is the type with the largest
-term; the queue shows it as the error type, money at stake and what-if DRG, and lists the top reasons
-in words. :func:`rank_queue` orders any scored frame (the CLI and the service both use it);
-:func:`coding_queue` scores cases with a trained coding model first.
+corrected). Its **expected value** is Σ_t P(t) × |money_t| × w_t + P(error) × error_value: what a
+review is expected to put right.
+
+- Upcoding (an unsupported CC/MCC or a principal picked for its price, when the correction pays less:
+  money > 0) is a compliance risk, not just money: the insurer deducts it, may fine a multiple of it
+  and publishes offenders, so its weight w is ``QueuePolicy.compliance_weight`` (default 3: the amount
+  plus a 2× fine); money the hospital loses (a missed CC/MCC or procedure) counts once.
+- Finding any error is worth ``QueuePolicy.error_value`` × P(error): a corrected abstract fixes the
+  quality indicators and the audit trail even when the DRG does not move (most unsupported CCs in the
+  demo sit beside another CC/MCC and move no money), and a type's what-if money is a guess, so ranking
+  on money alone buries likely errors behind speculative amounts. The default ¥3,000 was chosen on the
+  demo's validation quarter (experiments/results/coding.md).
+
+The case's lead correction is the type with the largest money term; the queue shows it as the error
+type, money at stake and what-if DRG, and lists the top reasons in words. :func:`rank_queue` orders
+any scored frame (the CLI and the service both use it); :func:`coding_queue` scores cases with a
+trained coding model first.
 """
 
 from __future__ import annotations
@@ -53,9 +61,11 @@ REASON_FLAGS = (
 
 @dataclass(frozen=True)
 class QueuePolicy:
-    """How the queue weighs money: ``compliance_weight`` multiplies overpayment (upcoding) at stake."""
+    """How the queue weighs money: ``compliance_weight`` multiplies upcoding money at stake and
+    ``error_value`` is what finding any error is worth beyond its money."""
 
     compliance_weight: float = 3.0
+    error_value: float = 3_000.0  # yuan-equivalent of correcting any error, money or not (see module doc)
     max_reasons: int = 3
     high_error_rate_ratio: float = 1.3  # a coder or department this many times the batch's rate is a reason
 
@@ -135,7 +145,8 @@ def rank_queue(
     out = scored.assign(
         error_type=lead.to_numpy(),
         money_at_stake=money,
-        expected_value=terms.sum(axis=1).to_numpy(),
+        expected_value=terms.sum(axis=1).to_numpy()
+        + policy.error_value * scored["error_probability"].to_numpy(),
         compliance_risk=(money > 0) & lead.isin(UPCODING_TYPES).to_numpy(),
         whatif_drg=pick["drg"],
         whatif_code=pick["code"],

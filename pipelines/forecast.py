@@ -31,6 +31,7 @@ from models.forecast import (
     backtest_summary,
     forecast_surplus,
     level_table,
+    widen,
 )
 from models.forecast.charts import plot_level
 from models.forecast.levels import difference, level_forecast, top_drgs
@@ -153,6 +154,8 @@ def run_surplus_forecast(
             cases, reprice, schedule, horizon, origins=origins, n_draws=n_draws, seed=seed, top=top
         )
         run.summary = backtest_summary(run.scores)
+        run.tables = _calibrated(run.tables, run.summary)
+        run.scenario_tables = _calibrated(run.scenario_tables, run.summary)
     step("write tables and charts")
     run.files = _write(run, out_dir, base.quarters, scenario)
     (out_dir / "run.json").write_text(
@@ -171,6 +174,9 @@ def run_surplus_forecast(
                 "seed": seed,
                 "top_drgs": keys["drg"],
                 "history_pricing": "re-priced at the base rate in force in each forecast quarter",
+                "surplus_interval_scale": None
+                if run.summary is None
+                else run.summary[["scale80", "scale95"]].to_dict(orient="index"),
             },
             ensure_ascii=False,
             indent=2,
@@ -198,6 +204,11 @@ def track_run(
                 mlflow.log_metrics({f"{level}_{name}": float(v) for name, v in row.items() if pd.notna(v)})
         mlflow.log_artifacts(str(out_dir))
         return active.info.run_id
+
+
+def _calibrated(tables: dict[str, pd.DataFrame], summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Surplus bands widened by the factors the backtest found per level (models.forecast.backtest)."""
+    return {level: widen(table, summary.loc[level], "surplus", "surplus_") for level, table in tables.items()}
 
 
 def _labelled(table: pd.DataFrame, level: str, names: dict[str, str]) -> pd.DataFrame:

@@ -4,8 +4,9 @@
 shap's TreeExplainer with the default tree-path-dependent perturbation) and was the faster of the two
 in experiments/results/serving.md, so it is the one used. Contributions add up on the model's raw
 scale (log yuan for the cost model, log-odds for classifiers); each listed feature also gets its
-``effect`` on the prediction itself — how much the prediction would fall without that contribution,
-everything else held — because "raised the expected cost by ¥2,400" is what a person can act on.
+``effect`` on the prediction itself — its step when the contributions are added largest first — so
+"raised the expected cost by ¥2,400" is in yuan, and the steps add up to the prediction, exactly as
+the page's waterfall draws them.
 """
 
 from __future__ import annotations
@@ -41,17 +42,33 @@ def tree_contributions(booster: lightgbm.Booster, X: pd.DataFrame) -> Explained:
     return Explained(list(X.columns), values, base, values.sum(axis=1) + base)
 
 
-def effects(values: np.ndarray, raw: np.ndarray, prediction: np.ndarray, link: Link) -> np.ndarray:
-    """Change of the prediction each contribution causes, the others held: f(raw) − f(raw − contribution).
+def output_scale(x: np.ndarray, raw: np.ndarray, prediction: np.ndarray, link: Link) -> np.ndarray:
+    """Raw-scale values read on the prediction's scale, anchored so that ``raw`` reads as ``prediction``.
 
-    On the log scale that is prediction × (1 − e^−c), which stays right when the model back-transforms
-    with a smearing factor; on the logit scale it is read on the tree model's own probability.
+    The anchor keeps a log model's smearing factor; a classifier reads on its own (uncalibrated)
+    probability.
     """
     if link == "log":
-        return prediction[:, None] * -np.expm1(-values)
+        return prediction[:, None] * np.exp(x - raw[:, None])
     if link == "logit":
-        return _sigmoid(raw[:, None]) - _sigmoid(raw[:, None] - values)
-    return values
+        return _sigmoid(x)
+    return x
+
+
+def effects(
+    picked: np.ndarray, base: np.ndarray, raw: np.ndarray, prediction: np.ndarray, link: Link
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Contributions as steps on the prediction's scale, taken in the given order (largest first).
+
+    Returns the start (the base value read as a prediction), each step and the step of the remaining
+    contributions, so start + Σ steps + rest = the prediction exactly: the waterfall and the reasons
+    show the same amounts and they add up in yuan (or probability).
+    """
+    path = base[:, None] + np.concatenate([np.zeros((len(base), 1)), np.cumsum(picked, axis=1)], axis=1)
+    path = np.concatenate([path, raw[:, None]], axis=1)
+    read = output_scale(path, raw, prediction, link)
+    steps = np.diff(read, axis=1)
+    return read[:, 0], steps[:, :-1], steps[:, -1]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -121,9 +138,7 @@ def explanations(
     """Per case, the explanation payload (see serving.schemas.Explanation) with the ``top`` largest parts."""
     idx = top_indices(explained.values, top)
     picked = np.take_along_axis(explained.values, idx, axis=1)
-    picked_effects = np.take_along_axis(
-        effects(explained.values, explained.raw, prediction, link), idx, axis=1
-    )
+    start, picked_effects, rest_effect = effects(picked, explained.base, explained.raw, prediction, link)
     rest = explained.values.sum(axis=1) - picked.sum(axis=1)
     labels = [names.get(f, {language: f})[language] for f in explained.features]
     columns = [X[f].to_numpy(dtype=object) for f in explained.features]
@@ -147,8 +162,10 @@ def explanations(
                 "raw_scale": RAW_SCALE[link],
                 "base_value": float(explained.base[row]),
                 "raw_output": float(explained.raw[row]),
+                "base_prediction": float(start[row]),
                 "contributions": parts,
                 "rest": float(rest[row]),
+                "rest_effect": float(rest_effect[row]),
                 "reasons": reasons,
             }
         )

@@ -102,6 +102,12 @@ class Explanation(BaseModel):
     raw_output: float = Field(description="the model's raw output for this case")
     contributions: list[Contribution] = Field(description="largest contributions first")
     rest: float = Field(description="sum of the contributions not listed: base + listed + rest = raw output")
+    base_prediction: float = Field(
+        description="the base value read on the prediction's scale (yuan or probability)"
+    )
+    rest_effect: float = Field(
+        description="the step of the contributions not listed, on the prediction's scale"
+    )
     reasons: list[str] = Field(description="the listed contributions in plain language")
 
 

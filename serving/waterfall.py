@@ -1,55 +1,39 @@
 """A SHAP waterfall chart as inline SVG: no image files, no JavaScript, readable without a build step.
 
 Steps walk from the base value to the prediction on the prediction's own scale (yuan or probability),
-adding the listed contributions largest first and the remainder last, so the bars end exactly at
-the model's output however the raw scale is transformed.
+adding the listed contributions' effects largest first and the remainder last (``serving.explain``
+computes them so they add up), so the bars end exactly at the prediction and show the same amounts
+as the reasons.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from markupsafe import Markup, escape
-
-from serving.explain import Link
 
 ROW, LABEL_WIDTH, BAR_WIDTH, AMOUNT_WIDTH = 24, 300, 320, 110
 UP, DOWN, ENDS = "#d9534f", "#3a7bd5", "#888888"
 
 
-def output_scale(raw: float, prediction: float, link: Link) -> Any:
-    """The map from a raw-scale value to the prediction's scale, anchored so raw ↦ prediction."""
-    if link == "log":
-        return lambda x: prediction * float(np.exp(x - raw))
-    if link == "logit":
-        return lambda x: float(1.0 / (1.0 + np.exp(-x)))
-    return lambda x: float(x)
-
-
-def steps(
-    explanation: dict[str, Any], prediction: float, link: Link, other_label: str
-) -> list[tuple[str, float, float]]:
-    """(label, start, end) for each contribution and the remainder, on the prediction's scale."""
-    f = output_scale(explanation["raw_output"], prediction, link)
-    position, out = explanation["base_value"], []
-    parts = [(f"{c['name']} = {c['value']}", c["contribution"]) for c in explanation["contributions"]]
-    if abs(explanation["rest"]) > 0:
-        parts.append((other_label, explanation["rest"]))
-    for label, contribution in parts:
-        out.append((label, f(position), f(position + contribution)))
-        position += contribution
+def steps(explanation: dict[str, Any], other_label: str) -> list[tuple[str, float, float]]:
+    """(label, start, end) for each listed contribution and the remainder, on the prediction's scale."""
+    position, out = explanation["base_prediction"], []
+    parts = [(f"{c['name']} = {c['value']}", c["effect"]) for c in explanation["contributions"]]
+    if explanation["rest_effect"] != 0:
+        parts.append((other_label, explanation["rest_effect"]))
+    for label, effect in parts:
+        out.append((label, position, position + effect))
+        position += effect
     return out
 
 
-def waterfall_svg(
-    explanation: dict[str, Any], prediction: float, link: Link, unit: str, language: str
-) -> Markup:
+def waterfall_svg(explanation: dict[str, Any], unit: str, language: str) -> Markup:
     zh = language == "zh"
-    bars = steps(explanation, prediction, link, "其他特征" if zh else "other features")
-    base = output_scale(explanation["raw_output"], prediction, link)(explanation["base_value"])
+    bars = steps(explanation, "其他特征" if zh else "other features")
+    base = explanation["base_prediction"]
     end = bars[-1][2] if bars else base
-    points = [base, end, *(v for _, s, e in bars for v in (s, e))]
+    points = [0.0, base, end, *(v for _, s, e in bars for v in (s, e))]  # the ends are bars from zero
     low, high = min(points), max(points)
     span = (high - low) or 1.0
 
@@ -60,9 +44,9 @@ def waterfall_svg(
         sign = ("+" if value >= 0 else "−") if signed else ""
         return f"{sign}¥{abs(value):,.0f}" if unit == "yuan" else f"{sign}{abs(value) * 100:.1f}%"
 
-    rows = [("基线（平均）" if zh else "base value (average case)", low, base, ENDS, amount(base))]
+    rows = [("基线（平均）" if zh else "base value (average case)", 0.0, base, ENDS, amount(base))]
     rows += [(label, s, e, UP if e >= s else DOWN, amount(e - s, signed=True)) for label, s, e in bars]
-    rows.append(("预测" if zh else "prediction", low, end, ENDS, amount(end)))
+    rows.append(("预测" if zh else "prediction", 0.0, end, ENDS, amount(end)))
     height = ROW * len(rows) + 8
     width = LABEL_WIDTH + BAR_WIDTH + AMOUNT_WIDTH
     parts = [

@@ -46,7 +46,7 @@ def run(
     min_rows: int = typer.Option(50, "--min-rows", help="smallest split part accepted (lower for toy sizes)"),
 ) -> str:
     """Train, rank and evaluate; write the results file and return its text."""
-    from models.review_queue import coding_queue, rank_queue, score_cases
+    from models.review_queue import QueuePolicy, coding_queue, rank_queue, score_cases
     from models.tasks.coding import ORACLE_COLUMN
 
     started = time.perf_counter()
@@ -67,11 +67,15 @@ def run(
     test_quarter = pd.Period(result.split["test_periods"].split("..")[-1])
     tested = (frame["discharge_date"].dt.to_period("Q") == test_quarter) & labels["coding_error"].notna()
     audited = frame[tested.to_numpy()]
-    queue = rank_queue(score_cases(audited, model, history=frame))
+    scored = score_cases(audited, model, history=frame)
+    scored_columns = list(scored.columns)
+    queue = rank_queue(scored)
     queue_seconds = time.perf_counter() - clock
     truth = labels.loc[audited.index].set_index(audited["case_id"]).loc[queue["case_id"]]
     error, money = truth["coding_error"].to_numpy(), truth["money_at_stake"].to_numpy()
     by_value = top_share_yield(queue["expected_value"], error, money)
+    money_only = rank_queue(queue[scored_columns], QueuePolicy(error_value=0.0)).set_index("case_id")
+    by_money = top_share_yield(money_only.loc[queue["case_id"], "expected_value"].to_numpy(), error, money)
     by_probability = top_share_yield(queue["error_probability"], error, money)
     lookup = oracle.set_index("case_id")[ORACLE_COLUMN]
     by_oracle = top_share_yield(lookup.loc[queue["case_id"]].to_numpy(), error, money)
@@ -96,7 +100,8 @@ def run(
         + " | ".join(f"{found_[f'errors_found_{t}']:.1%} / {found_[f'money_found_{t}']:.1%}" for t in TAGS)
         + " |"
         for name, found_ in (
-            ("queue: expected value (P × money, upcoding ×3)", by_value),
+            ("queue: expected value (P × money, upcoding ×3, + ¥3,000 × P(error))", by_value),
+            ("queue on money alone (error value 0)", by_money),
             ("model probability alone", by_probability),
             ("oracle: true error probability", by_oracle),
         )
@@ -136,11 +141,11 @@ def run(
             "|---|" + "---:|" * len(TAGS),
             *yield_rows,
             "",
-            "Why the model beats the oracle: the oracle's probability is the chance the coder *makes* an"
-            " error, set before the codes are written (coder and case complexity). The model reads the coded"
-            " abstract, where most errors leave a trace (an MCC without the cost or stay to support it, a"
-            " planned procedure never coded, a principal whose swap changes the DRG), so it can rank"
-            " better than the prior.",
+            "Reading the oracle: its probability is the chance the coder *makes* an error, set before the"
+            " codes are written (coder and case complexity). The model reads the coded abstract, where"
+            " most errors leave a trace (an MCC without the cost or stay to support it, a planned procedure"
+            " never coded, a principal whose swap changes the DRG), so it can rank above that prior"
+            f" (AUPRC {m['auprc']:.3f} against {m['oracle_auprc']:.3f}).",
             "",
             "## What-if money against the audits' corrections (test errors)",
             "",

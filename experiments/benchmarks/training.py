@@ -24,6 +24,15 @@ import typer
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "training.md"
 TASKS = ("cost", "margin")
+NOTES = (
+    "Reading the figures: every metric is on the test quarter, the latest, which no model saw. The "
+    "baseline is the training-period mean of the same department and admission diagnosis category "
+    "(cost; department mean as fallback) or of the admission diagnosis category (margin, and the "
+    "category's loss share as its P(loss)). `oracle_mae` is the error of the demo generator's own "
+    "expected cost against the actual charges: the noise floor no admission-time model can beat; "
+    "`mae_vs_oracle` is each forecast's distance from that expected cost. Coverage is the share of "
+    "test cases inside the conformalized 80% interval.",
+)
 
 
 def peak_memory_mb() -> float:
@@ -73,6 +82,8 @@ def report(cases: int, figures: dict, command: str) -> str:
         "upper bounds) · LightGBM n_jobs from experiments/config/train.toml",
         "",
         f"Demo hospital: {cases:,} cases over 3 years, generated in {figures['generate_seconds']:.0f} s.",
+        "",
+        *NOTES,
         "",
     ]
     for name, found in figures["tasks"].items():

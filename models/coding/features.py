@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.pipeline import CaseFeatures
 from models.coding import rules as coding_rules
-from models.coding.whatif import heavier_drg, regroup_variants
+from models.coding.whatif import heavier_drg, regroup_variants, with_los_days
 
 SMOOTHING_AUDITS = 20.0  # an entity's error rate is shrunk to the overall rate with this many audits' weight
 _BIG = np.int64(1 << 22)
@@ -211,8 +211,7 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         from features.casemix.weights import calibrate_weights
 
         rules = PaymentRules.load(self.payment_config)
-        grouped = cases.join(self._grouper().group_frame(cases))
-        grouped["los_days"] = _los_days(cases)
+        grouped = with_los_days(cases).join(self._grouper().group_frame(cases))
         self.weights_ = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
         self.case_features_ = CaseFeatures(
             "discharge", tables=self.tables, weights=self.weights_.reset_index()
@@ -228,7 +227,7 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
     def audit_features(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
         """The ``coding_audit`` view alone (raw numbers, same index as ``cases``)."""
         check_is_fitted(self, "weights_")
-        cases = cases.assign(los_days=_los_days(cases))
+        cases = with_los_days(cases)
         edge = boundary(cases, self._grouper(), self.weights_, self.max_variants)
         flags = coding_rules.rule_flags(cases, edge["mcc_count_"])
         audits = _audits(cases, history)
@@ -278,13 +277,6 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         state = super().__getstate__()
         state.pop("_grouper_cache", None)
         return state
-
-
-def _los_days(cases: pd.DataFrame) -> pd.Series:
-    if "los_days" in cases.columns:
-        return cases["los_days"]
-    days = (pd.to_datetime(cases["discharge_date"]) - pd.to_datetime(cases["admission_date"])).dt.days
-    return days.clip(lower=1)
 
 
 def _audits(cases: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:

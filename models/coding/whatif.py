@@ -27,6 +27,16 @@ _DEMOGRAPHICS = ("sex", "age_years", "age_days", "birth_weight_g")
 _PRICING = ("department", "discharge_date", "los_days", "total_cost", "cost_negotiated_drugs")
 
 
+def with_los_days(cases: pd.DataFrame) -> pd.DataFrame:
+    """``cases`` with ``los_days``, derived as ingestion derives it when the frame lacks it."""
+    from pipelines.ingest import los_days
+
+    if "los_days" in cases.columns:
+        return cases
+    admitted, discharged = pd.to_datetime(cases["admission_date"]), pd.to_datetime(cases["discharge_date"])
+    return cases.assign(los_days=los_days(admitted, discharged))
+
+
 def _secondaries(cases: pd.DataFrame) -> pd.DataFrame:
     """One row per secondary diagnosis: ``row`` (position of the case), ``position`` and ``code``."""
     codes = cases["other_diagnoses"].astype(object).where(cases["other_diagnoses"].notna(), "")
@@ -159,6 +169,7 @@ def corrections(cases: pd.DataFrame, grouper, rules, weights, max_variants: int 
     heavier split of the ADRG.
     """
     n = len(cases)
+    cases = with_los_days(cases)
     coded = grouper.group_frame(cases)
     positions = np.arange(n)
     coded_payment = price_drgs(cases, positions, coded["status"], coded["drg"], rules, weights)

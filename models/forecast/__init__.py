@@ -7,7 +7,7 @@ trend. Intervals come from simulation that replays whole historical quarters of 
 level (hospital, department, DRG) is a sum over the same department × DRG leaves, draw by draw.
 """
 
-from models.forecast.backtest import backtest, backtest_summary
+from models.forecast.backtest import backtest, backtest_summary, widen
 from models.forecast.levels import LEVELS, level_table
 from models.forecast.scenario import Scenario, load_scenario
 from models.forecast.schedule import RateSchedule
@@ -23,4 +23,5 @@ __all__ = [
     "forecast_surplus",
     "level_table",
     "load_scenario",
+    "widen",
 ]

@@ -25,11 +25,15 @@ def coding(
     compliance_weight: float = typer.Option(
         3.0, "--compliance-weight", min=1.0, help="weight of overpayment (upcoding) money at stake"
     ),
+    error_value: float = typer.Option(
+        3000.0, "--error-value", min=0.0, help="yuan-equivalent of finding any error, money or not"
+    ),
 ) -> None:
     """The coding-review queue of unaudited cases discharged in PERIOD, by expected value.
 
     Expected value = Σ over error types of P(type) × |money at stake of its likely correction|, with
-    overpayment (upcoding, a compliance risk) weighted by --compliance-weight so it is never buried.
+    overpayment (upcoding, a compliance risk) weighted by --compliance-weight so it is never buried,
+    plus P(error) × --error-value for finding an error at all.
     Uses the `champion` of caselens-coding; writes the whole queue as CSV and shows its top here.
     """
     import mlflow
@@ -46,7 +50,9 @@ def coding(
             mlflow.set_tracking_uri(settings.mlflow_uri)
             model = mlflow.pyfunc.load_model("models:/caselens-coding@champion").unwrap_python_model()
             bar.advance(step)
-            queue = coding_queue(cases, model, period, department, budget, QueuePolicy(compliance_weight))
+            queue = coding_queue(
+                cases, model, period, department, budget, QueuePolicy(compliance_weight, error_value)
+            )
             bar.advance(step)
     except (StoreError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")

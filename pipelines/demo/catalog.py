@@ -64,9 +64,10 @@ class Vocabulary:
     def index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.codes)}
 
-    def text(self, idx: np.ndarray) -> np.ndarray:
-        """Codes of an index array, None where the index is -1."""
-        return np.where(idx >= 0, self.codes[np.maximum(idx, 0)], None)
+
+def code_text(codes: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
+    """Code text of an index array, None where the index is -1."""
+    return np.where(codes >= 0, vocabulary[np.maximum(codes, 0)], None)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,6 @@ class Catalog:
     """Case types with their parameters and resolved code pools."""
 
     types: pd.DataFrame
-    departments: tuple[str, ...]
     diagnoses: Vocabulary
     procedure_codes: np.ndarray
     principal: Pools
@@ -304,7 +304,6 @@ def load_catalog(tables: Path) -> Catalog:
         less_specific[dx[code]] = dx[general]
     return Catalog(
         types=types,
-        departments=tuple(dict.fromkeys(types["department"])),
         diagnoses=vocabulary,
         procedure_codes=procedure_codes,
         principal=Pools.from_lists(principal, dx),

@@ -229,7 +229,7 @@ def simulate_stays(
 
     readmit_types = _readmission_types(catalog)
     frontier = pd.concat(batches, ignore_index=True)
-    for depth in range(1, MAX_READMISSION_DEPTH + 1):
+    for _ in range(MAX_READMISSION_DEPTH):
         back = rng.random(len(frontier)) < frontier["readmission_prob"].to_numpy()
         rows = np.flatnonzero(back)
         if not len(rows):
@@ -244,7 +244,7 @@ def simulate_stays(
             new_types,
             when,
             KINDS.index("readmission"),
-            frontier["prior"].to_numpy()[rows] + depth,
+            frontier["prior"].to_numpy()[rows] + 1,
             rng,
         )
         batches.append(frontier)

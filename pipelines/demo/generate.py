@@ -20,7 +20,7 @@ from features.casemix.grouper import Grouper
 from pipelines.contract import CODE_SEPARATOR, COLUMNS
 from pipelines.demo import coding, costs, settlement
 from pipelines.demo import dirty as dirty_module
-from pipelines.demo.catalog import Catalog, load_catalog
+from pipelines.demo.catalog import Catalog, code_text, load_catalog
 from pipelines.demo.episodes import KINDS, WARM_UP_DAYS, simulate_stays
 from pipelines.demo.export import write_zh_csv
 from pipelines.demo.patients import age_at
@@ -145,10 +145,10 @@ def _abstracts(
     coded, facts = coding.code_abstracts(stays, truth, catalog, rng)
     dx, px = catalog.diagnoses, catalog.procedure_codes
     true_text = {
-        "principal": dx.text(truth.principal),
+        "principal": code_text(truth.principal, dx.codes),
         "other": coding.join_codes(truth.secondary, dx.codes),
-        "procedure": _text(truth.procedure, px),
-        "other_procedures": _text(truth.other_procedure, px),
+        "procedure": code_text(truth.procedure, px),
+        "other_procedures": code_text(truth.other_procedure, px),
     }
     has_other = pd.notna(true_text["other"])
     true_text["diagnoses"] = np.where(
@@ -181,14 +181,14 @@ def _abstracts(
         "age_days": pd.array(np.where(years == 0, days, pd.NA), dtype="Int64"),
         "birth_weight_g": np.where(newborn, weight, np.nan),
         "insurance_type": patients["insurance_type"].to_numpy()[patient].astype(np.int64),
-        "admission_diagnosis": dx.text(admission_dx),
+        "admission_diagnosis": code_text(admission_dx, dx.codes),
         "planned_procedure": planned,
         "discharge_date": discharged.astype("datetime64[ns]"),
         "discharge_department": t["department"].to_numpy()[types],
-        "principal_diagnosis": dx.text(coded.principal),
+        "principal_diagnosis": code_text(coded.principal, dx.codes),
         "other_diagnoses": coding.join_codes(coded.secondary, dx.codes),
-        "principal_procedure": _text(coded.procedure, px),
-        "other_procedures": _text(coded.other_procedure, px),
+        "principal_procedure": code_text(coded.procedure, px),
+        "other_procedures": code_text(coded.other_procedure, px),
         "discharge_disposition": stays["disposition"].to_numpy().astype(np.int64),
         "readmission_plan_31d": pd.array(stays["planned_next"].to_numpy(), dtype="boolean"),
         "coder_id": facts["coder_id"].to_numpy(),
@@ -230,11 +230,6 @@ def _abstracts(
         }
     )
     return cases, oracle[list(ORACLE_COLUMNS)]
-
-
-def _text(codes: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
-    """Code text of an index array, None where the index is -1."""
-    return np.where(codes >= 0, vocabulary[np.maximum(codes, 0)], None)
 
 
 def _patient_ids(patient: np.ndarray) -> dict[int, str]:

@@ -37,9 +37,7 @@ def draw_patients(
     logit = np.log(chronic["prevalence"].to_numpy() / (1 - chronic["prevalence"].to_numpy()))
     p = 1 / (1 + np.exp(-(logit[None, :] + chronic["age_slope"].to_numpy()[None, :] * (age[:, None] - 70))))
     has = (rng.random((n, len(chronic))) < p) & (age[:, None] >= 18)
-    frame = pd.DataFrame(
-        {"sex": np.where(female, 2, 1), "birth_date": birth, "insurance_type": insurance, "newborn": newborn}
-    )
+    frame = pd.DataFrame({"sex": np.where(female, 2, 1), "birth_date": birth, "insurance_type": insurance})
     for k, key in enumerate(chronic["key"]):
         frame[f"chronic_{key}"] = has[:, k]
     return frame.assign(n_chronic=has.sum(axis=1))

@@ -141,7 +141,7 @@ def _card(state: State, task_name: str, case: Any, history: Any, lang: str) -> d
         prediction = predict_explained(model, case[columns], history=history, language=lang)[0]  # type: ignore[arg-type]
     except ScoringError as error:
         return {"task": task, "model": model, "error": str(error)}
-    svg = waterfall_svg(prediction["explanation"], prediction["value"], model.link, task.unit, lang)
+    svg = waterfall_svg(prediction["explanation"], task.unit, lang)
     return {"task": task, "model": model, "prediction": prediction, "svg": svg, "error": None}
 
 

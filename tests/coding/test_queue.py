@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 from models.coding.model import ERROR_TYPES
 from models.review_queue import QUEUE_COLUMNS, QueuePolicy, rank_queue, select_cases
 
+MONEY_ONLY = QueuePolicy(error_value=0.0)
+
 
 def scored(rows: list[dict]) -> pd.DataFrame:
     """Scored cases: each row names its p_<type> and <type>_money (0 elsewhere)."""
@@ -33,7 +35,8 @@ def test_queue_orders_by_expected_value():
                 {"p_missed_cc_mcc": 0.1, "missed_cc_mcc_money": -20_000.0},  # 2,000
                 {"p_missing_procedure": 0.9, "missing_procedure_money": -1_500.0},  # 1,350
             ]
-        )
+        ),
+        MONEY_ONLY,
     )
     assert list(queue.columns[: len(QUEUE_COLUMNS)]) == list(QUEUE_COLUMNS)
     assert queue["case_id"].tolist() == ["c1", "c2", "c0"]
@@ -47,11 +50,11 @@ def test_upcoding_is_weighted_so_it_is_not_buried():
         {"p_missed_cc_mcc": 0.4, "missed_cc_mcc_money": -2_000.0},  # underpaid 800
         {"p_unsupported_cc_mcc": 0.4, "unsupported_cc_mcc_money": 1_000.0},  # overpaid 400 → 1,200 weighted
     ]
-    queue = rank_queue(scored(rows))
+    queue = rank_queue(scored(rows), MONEY_ONLY)
     assert queue["case_id"].tolist() == ["c1", "c0"]
     assert queue["compliance_risk"].tolist() == [True, False]
     assert queue.loc[0, "error_type"] == "unsupported_cc_mcc"
-    unweighted = rank_queue(scored(rows), QueuePolicy(compliance_weight=1.0))
+    unweighted = rank_queue(scored(rows), QueuePolicy(compliance_weight=1.0, error_value=0.0))
     assert unweighted["case_id"].tolist() == ["c0", "c1"]
 
 
@@ -66,11 +69,11 @@ def test_lead_correction_sums_every_type_and_budget_cuts():
         {"p_wrong_principal": 0.9, "wrong_principal_money": 100.0},
         {},
     ]
-    queue = rank_queue(scored(rows), budget=2)
+    queue = rank_queue(scored(rows), budget=2)  # the default error value adds 3,000 × P(error)
     assert len(queue) == 2
     first = queue.iloc[0]
     assert first["case_id"] == "c0" and first["error_type"] == "missed_cc_mcc"
-    assert first["expected_value"] == pytest.approx(0.2 * 500 * 3 + 0.3 * 4_000)
+    assert first["expected_value"] == pytest.approx(0.2 * 500 * 3 + 0.3 * 4_000 + 3_000 * 0.5)
     assert first["whatif_drg"] == "ES35"
 
 
@@ -118,6 +121,15 @@ def test_queue_cli_without_a_store_is_a_clear_error(settings):
 
 def test_overpayment_of_a_missed_cc_is_not_a_compliance_risk():
     # an outlier case can be paid less in the heavier DRG: money > 0, but nothing was upcoded
-    queue = rank_queue(scored([{"p_missed_cc_mcc": 0.5, "missed_cc_mcc_money": 1_000.0}]))
+    queue = rank_queue(scored([{"p_missed_cc_mcc": 0.5, "missed_cc_mcc_money": 1_000.0}]), MONEY_ONLY)
     assert not queue.loc[0, "compliance_risk"]
     assert queue.loc[0, "expected_value"] == pytest.approx(500.0)
+
+
+def test_error_value_keeps_likely_errors_above_speculative_money():
+    rows = [
+        {"p_unsupported_cc_mcc": 0.9},  # a likely error that moves no money
+        {"p_missed_cc_mcc": 0.05, "missed_cc_mcc_money": -40_000.0},  # 2,000 expected
+    ]
+    assert rank_queue(scored(rows))["case_id"].tolist() == ["c0", "c1"]  # 2,700 + 0 against 2,000 + 150
+    assert rank_queue(scored(rows), MONEY_ONLY)["case_id"].tolist() == ["c1", "c0"]

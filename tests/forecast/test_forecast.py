@@ -139,3 +139,20 @@ def test_bad_input_names_the_row_and_field(hm, cases: pd.DataFrame) -> None:
         forecast_surplus(broken, hm.reprice, hm.SCHEDULE, 1)
     with pytest.raises(ValueError, match="lacks column"):
         forecast_surplus(cases.drop(columns="cost"), hm.reprice, hm.SCHEDULE, 1)
+
+
+def test_calibration_widens_bands_to_cover_the_backtest(hm, cases: pd.DataFrame) -> None:
+    from models.forecast import widen
+    from models.forecast.backtest import interval_scales
+
+    scores = backtest(cases, hm.reprice, hm.SCHEDULE, 2, origins=4, n_draws=100)
+    scales = interval_scales(scores)
+    assert (scales >= 1.0).all().all()
+    hospital = scores[scores["level"] == "hospital"]
+    moved = widen(hospital, scales.loc["hospital"], "forecast", "")
+    covered = moved["actual"].between(moved["lo80"], moved["hi80"]).mean()
+    assert covered >= 0.8 - 1e-9
+    assert (moved["lo95"] <= moved["lo80"]).all() and (moved["hi95"] >= moved["hi80"]).all()
+    assert ((moved["hi80"] - moved["lo80"]) >= (hospital["hi80"] - hospital["lo80"]) - 1e-6).all()
+    summary = backtest_summary(scores)
+    assert {"coverage80_calibrated", "scale80", "scale95"} <= set(summary.columns)

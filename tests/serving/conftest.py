@@ -153,10 +153,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         discharge = cases[[*fields_known_at("discharge"), "los_days"]]
         risk_features = CaseFeatures("discharge").fit(discharge, history=cases)
         long_stay = (cases["los_days"] > cases["los_days"].median()).astype(int)
-        risk = RiskModel("readmission_probability").fit(risk_features.transform(discharge, history=cases), long_stay)
+        risk = RiskModel("readmission_probability").fit(
+            risk_features.transform(discharge, history=cases), long_stay
+        )
         register_model(settings, "caselens-readmission", CaseModel(risk_features, risk))
         many_codes = (cases["other_diagnoses"].fillna("").str.count(r"\|") >= 2).astype(int)
-        coding = RiskModel("error_probability").fit(risk_features.transform(discharge, history=cases), many_codes)
+        coding = RiskModel("error_probability").fit(
+            risk_features.transform(discharge, history=cases), many_codes
+        )
         register_model(settings, "caselens-coding", CaseModel(risk_features, coding))
 
         keys_path = settings.data_dir / "api-keys.json"

@@ -98,6 +98,11 @@ def test_explanation_adds_up_to_the_raw_output(client, world, auth, request, tas
     assert explanation["raw_output"] == pytest.approx(raw, abs=1e-6)
     sizes = [abs(c) for c in contributions]
     assert sizes == sorted(sizes, reverse=True)
+    # On the prediction's scale the effects add up to the tree model's own output too.
+    effects = sum(c["effect"] for c in explanation["contributions"]) + explanation["rest_effect"]
+    prediction = answer.json()["prediction"]["value"]
+    tree_output = prediction if served.link != "logit" else 1 / (1 + np.exp(-raw))
+    assert explanation["base_prediction"] + effects == pytest.approx(tree_output, rel=1e-9)
 
 
 def test_readmission_answers_a_probability(client, auth, discharge_body):

@@ -41,8 +41,10 @@ def test_case_page_shows_waterfalls_and_reasons(client, world, auth):
     page = client.get(f"/cases/{case_id}?lang=en", headers=auth("clinician"))
     assert page.status_code == 200
     html = page.text
-    assert 'id="card-cost"' in html and 'id="card-readmission"' in html
-    assert html.count('<svg class="waterfall"') == 2
+    for task in ("cost", "margin", "readmission"):  # a clinician's models; coding is for coders
+        assert f'id="card-{task}"' in html
+    assert 'id="card-coding"' not in html
+    assert html.count('<svg class="waterfall"') == 3
     assert "the expected cost by ¥" in html
     zh = client.get(f"/cases/{case_id}", headers={**auth("clinician"), "Accept-Language": "zh-CN"}).text
     assert "使预计住院费用" in zh and "主要原因" in zh
@@ -56,17 +58,16 @@ def test_case_page_shows_only_the_models_a_role_may_use(client, world, auth):
 
 def test_waterfall_steps_end_at_the_prediction():
     explanation = {
-        "base_value": 9.0,
-        "raw_output": 9.5,
-        "rest": 0.1,
+        "base_prediction": 10_000.0,
+        "rest_effect": 300.0,
         "contributions": [
-            {"name": "a", "value": "1", "contribution": 0.6},
-            {"name": "b", "value": "2", "contribution": -0.2},
+            {"name": "a", "value": "1", "effect": 4_000.0},
+            {"name": "b", "value": "2", "effect": -1_300.0},
         ],
     }
-    walked = steps(explanation, prediction=13_000.0, link="log", other_label="other")
+    walked = steps(explanation, other_label="other")
     assert [label for label, _, _ in walked] == ["a = 1", "b = 2", "other"]
-    assert walked[-1][2] == pytest.approx(13_000.0)
+    assert walked[0][1] == 10_000.0 and walked[-1][2] == pytest.approx(13_000.0)
     assert all(a[2] == pytest.approx(b[1]) for a, b in itertools.pairwise(walked))
 
 
