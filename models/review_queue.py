@@ -33,6 +33,7 @@ from models.coding.features import AUDIT_FEATURES
 from models.coding.model import ERROR_TYPES
 from models.coding.rules import RULES
 from models.coding.whatif import corrections
+from pipelines.contract import AUDIT_ERROR_TYPES
 
 QUEUE_COLUMNS = (
     "rank",
@@ -109,7 +110,15 @@ def reasons(scored: pd.DataFrame, policy: QueuePolicy = QueuePolicy()) -> pd.Ser
                 texts[i].append(
                     f"{word}'s error rate in earlier audits is {rate[i]:.0%} (typical {typical:.0%})"
                 )
-    return pd.Series([t[: policy.max_reasons] for t in texts], index=scored.index, dtype=object)
+    fallback = [
+        f"the model gives a {p:.0%} chance of a coding error, most likely {AUDIT_ERROR_TYPES[t][1]}"
+        for p, t in zip(scored["error_probability"], scored["error_type"], strict=True)
+    ]
+    return pd.Series(
+        [t[: policy.max_reasons] or [f] for t, f in zip(texts, fallback, strict=True)],
+        index=scored.index,
+        dtype=object,
+    )
 
 
 def rank_queue(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -139,9 +140,7 @@ class ModelRegistry:
 
     def load(self) -> list[str]:
         """(Re)load every task's champion; returns the tasks whose served version changed."""
-        with self._reload_lock:
-            mlflow.set_tracking_uri(self.tracking_uri)
-            mlflow.set_registry_uri(self.tracking_uri)
+        with self._reload_lock, _mlflow_uris(self.tracking_uri):
             client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             models, status, changed = dict(self._models), {}, []
             for name, task in self.tasks.items():
@@ -188,3 +187,16 @@ class ModelRegistry:
 
 class _Missing(LookupError):
     pass
+
+
+@contextmanager
+def _mlflow_uris(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs at ``uri`` while loading, then put them back."""
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(tracking)
+        mlflow.set_registry_uri(registry)

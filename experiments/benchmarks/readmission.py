@@ -81,6 +81,20 @@ def _metric_rows(metrics: dict[str, float], baseline: dict[str, float]) -> list[
     return rows
 
 
+def _split_screen(cases: pd.DataFrame) -> dict[str, int]:
+    """How many stays the 15-day same-ADRG screen flags (the task's helper label)."""
+    from models.tasks import get_task
+    from pipelines.settings import Settings
+
+    labels = get_task("readmission").labels(cases, Settings())
+    flagged = labels["split_suspect_15d"]
+    return {
+        "stays": len(labels),
+        "flagged": int(flagged.sum()),
+        "labelled": int((flagged & labels["readmitted_30d"].eq(1)).sum()),
+    }
+
+
 def _calibration_row(name: str, metrics: dict[str, float], prefix: str) -> str:
     return f"| {name} | " + " | ".join(f"{metrics[prefix + k]:.4f}" for k in ("brier", "ece", "auroc")) + " |"
 
@@ -125,6 +139,7 @@ def run(
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(plots / "calibration.png", figure)
     m, b = result.metrics, result.baseline_metrics
+    split = _split_screen(hospital.cases)
     breakdown = (
         "cases",
         "prevalence",
@@ -174,6 +189,13 @@ def run(
                 for name in ("by_department", "by_age_band", "by_sex", "by_insurance_type")
                 if name in tables
             ],
+            "## Split-hospitalisation screen (分解住院)",
+            "",
+            f"{split['flagged']:,} of {split['stays']:,} stays ({split['flagged'] / split['stays']:.1%})"
+            " are followed within 15 days by an admission of the same patient in the same ADRG"
+            f" (planned-care principals excepted); {split['labelled']:,} of them are also 30-day"
+            " readmission labels.",
+            "",
             "## Reading",
             "",
             "- Against the oracle's true probability (the reference a model tries to recover): AUROC"

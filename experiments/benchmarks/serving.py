@@ -104,6 +104,7 @@ def train_and_register(cases: pd.DataFrame, settings: Settings, trees: int) -> s
         X.iloc[train], labels.iloc[train], X.iloc[validation], labels.iloc[validation]
     )
     mlflow.set_tracking_uri(settings.mlflow_uri)
+    mlflow.set_registry_uri(settings.mlflow_uri)
     experiment = mlflow.create_experiment(
         "serving-benchmark", artifact_location=(settings.mlflow_artifacts / "bench").as_uri()
     )

@@ -183,9 +183,7 @@ def boundary(cases: pd.DataFrame, grouper: Any, weights: pd.DataFrame, max_varia
             "drop_changes_drg": np.nan_to_num(per_case("drop", "changed", "sum")),
             "drop_max_rw_loss": -per_case("drop", "delta", "min"),
             "swap_changes_drg": np.nan_to_num(per_case("swap", "changed", "sum")),
-            "swap_max_rw_change": per_case(
-                "swap", "delta", lambda d: d.loc[d.abs().idxmax()] if d.notna().any() else np.nan
-            ),
+            "swap_max_rw_change": _largest_change(variants[variants["kind"] == "swap"], n),
             "heavier_rw_gain": heavy - coded_rw,
             "planned_procedure_rw_gain": per_case("procedure", "delta", "max"),
             "mcc_count_": coded["mcc_count"].to_numpy(np.float64),
@@ -193,6 +191,16 @@ def boundary(cases: pd.DataFrame, grouper: Any, weights: pd.DataFrame, max_varia
         },
         index=cases.index,
     )
+
+
+def _largest_change(variants: pd.DataFrame, n: int) -> np.ndarray:
+    """Per case, the RW change of largest size among its variants, sign kept (NaN without one)."""
+    known = variants[variants["delta"].notna()]
+    order = np.lexsort((-known["delta"].abs().to_numpy(), known["row"].to_numpy()))
+    first = known.iloc[order].drop_duplicates("row")
+    out = np.full(n, np.nan)
+    out[first["row"].to_numpy()] = first["delta"].to_numpy()
+    return out
 
 
 class CodingFeatures(TransformerMixin, BaseEstimator):

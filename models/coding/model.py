@@ -34,9 +34,14 @@ class CodingModel:
     ) -> CodingModel:
         y = labels[LABEL].astype(int)
         self.classifier_ = lgbm.classifier(self.lightgbm, objective="binary").fit(X, y)
-        errors = labels["error_type"][y.to_numpy() == 1]
+        types = (
+            labels["error_type"] if "error_type" in labels.columns else pd.Series(None, index=labels.index)
+        )
+        errors = types[y.to_numpy() == 1]
         counts = errors.value_counts()
-        self.type_share_ = (counts / counts.sum()).reindex(list(ERROR_TYPES), fill_value=0.0)
+        # Without typed errors (a prepared table has no error types) every type is equally likely.
+        shares = counts / counts.sum() if len(counts) else pd.Series(1 / len(ERROR_TYPES), index=ERROR_TYPES)
+        self.type_share_ = shares.reindex(list(ERROR_TYPES), fill_value=0.0)
         typed = errors.isin(counts[counts >= MIN_TYPE_CASES].index).to_numpy()
         self.type_classifier_ = None
         if errors[typed].nunique() > 1:

@@ -50,15 +50,13 @@ def rule_flags(cases: pd.DataFrame, mcc_count: pd.Series | np.ndarray) -> pd.Dat
     surgical = (
         cases["cost_treatment"].astype(float) + cases["cost_consumables"].astype(float)
     ) / total.where(total > 0)
-    specific_secondary = others.str.split(CODE_SEPARATOR).map(
-        lambda codes: any(c and c[0] != "R" for c in codes)
-    )
+    codes = others.reset_index(drop=True).str.split(CODE_SEPARATOR).explode()
+    specific = ((codes != "") & ~codes.str.startswith("R")).groupby(level=0).any()
     planned = cases["planned_procedure"].notna().to_numpy() if "planned_procedure" in cases.columns else False
     return pd.DataFrame(
         {
             "mcc_short_stay": (np.asarray(mcc_count) > 0) & (cases["los_days"].to_numpy() < SHORT_STAY_DAYS),
-            "symptom_principal_with_specific": principal.str.startswith("R").to_numpy()
-            & specific_secondary.to_numpy(),
+            "symptom_principal_with_specific": principal.str.startswith("R").to_numpy() & specific.to_numpy(),
             "surgical_charges_no_procedure": no_procedure & (surgical >= SURGICAL_SHARE).to_numpy(),
             "planned_procedure_not_coded": no_procedure & planned,
             "principal_unspecified": is_unspecified(cases["principal_diagnosis"]).to_numpy(),
@@ -69,6 +67,8 @@ def rule_flags(cases: pd.DataFrame, mcc_count: pd.Series | np.ndarray) -> pd.Dat
 
 def rule_pattern(flags: pd.DataFrame) -> pd.Series:
     """The '+'-joined names of the rules each case trips, "none" when it trips none."""
-    names = np.array(list(flags.columns), dtype=object)
-    text = pd.Series(["+".join(names[row]) for row in flags.to_numpy(bool)], index=flags.index, dtype=object)
-    return text.where(text != "", "none")
+    text = np.full(len(flags), "", dtype=object)
+    for name in flags.columns:
+        text = text + np.where(flags[name].to_numpy(bool), "+" + name, "")
+    pattern = pd.Series(text, index=flags.index, dtype=object).str.removeprefix("+")
+    return pattern.where(pattern != "", "none")

@@ -152,7 +152,7 @@ def _scale(group: pd.DataFrame, lo: str, hi: str, share: float) -> float:
     error = group["actual"] - group["forecast"]
     half = np.where(error >= 0, group[hi] - group["forecast"], group["forecast"] - group[lo])
     ratio = np.abs(error) / np.maximum(half, 1e-9)
-    return float(max(1.0, np.quantile(ratio, share))) if len(ratio) else 1.0
+    return float(max(1.0, np.quantile(ratio, share, method="higher"))) if len(ratio) else 1.0
 
 
 def _left_out_coverage(scores: pd.DataFrame) -> pd.DataFrame:

@@ -73,32 +73,26 @@ def coding(
 
 
 def _show(queue, period: str) -> None:
+    """The top of the queue: one line per case, its first reason (the CSV holds them all)."""
     table = Table(
         title=f"coding-review queue, {period} (top {min(len(queue), SHOWN_ROWS)} of {len(queue):,})"
     )
-    for name, justify in (
-        ("#", "right"),
-        ("case", "left"),
-        ("department", "left"),
-        ("likely error", "left"),
-        ("P(error)", "right"),
-        ("at stake ¥", "right"),
-        ("expected ¥", "right"),
-        ("DRG → what-if", "left"),
-        ("reasons", "left"),
-    ):
-        table.add_column(name, justify=justify)
+    for name in ("#", "case", "department", "likely error", "P", "¥ at stake", "¥ expected", "what-if"):
+        table.add_column(
+            name, justify="right" if name in ("#", "P", "¥ at stake", "¥ expected") else "left", no_wrap=True
+        )
+    table.add_column("first reason", overflow="fold")
     for row in queue.head(SHOWN_ROWS).itertuples(index=False):
-        flag = " [red]compliance[/red]" if row.compliance_risk else ""
         table.add_row(
             str(row.rank),
             str(row.case_id),
             str(row.department),
-            f"{row.error_type}{flag}",
+            f"{row.error_type}{' [red]![/red]' if row.compliance_risk else ''}",
             f"{row.error_probability:.2f}",
             f"{row.money_at_stake:,.0f}",
             f"{row.expected_value:,.0f}",
-            f"{row.coded_drg} → {row.whatif_drg or '—'}",
-            "\n".join(row.reasons),
+            f"{row.coded_drg}→{row.whatif_drg or '—'}",
+            row.reasons[0] if row.reasons else "",
         )
     console.print(table)
+    console.print("[red]![/red] compliance risk: the likely correction pays less (upcoding)")

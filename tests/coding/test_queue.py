@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -133,3 +134,22 @@ def test_error_value_keeps_likely_errors_above_speculative_money():
     ]
     assert rank_queue(scored(rows))["case_id"].tolist() == ["c0", "c1"]  # 2,700 + 0 against 2,000 + 150
     assert rank_queue(scored(rows), MONEY_ONLY)["case_id"].tolist() == ["c1", "c0"]
+
+
+def test_coding_model_without_error_types_spreads_them_evenly():
+    from models.coding.model import CodingModel
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=300)})
+    labels = pd.DataFrame({"coding_error": (X["a"] + rng.normal(size=300) > 1).astype(float)})
+    predicted = CodingModel({"n_estimators": 10, "verbose": -1}).fit(X, labels, X, labels).predict(X)
+    parts = predicted[[f"p_{t}" for t in ERROR_TYPES]]
+    assert np.allclose(parts.sum(axis=1), predicted["error_probability"])
+    assert np.allclose(parts.std(axis=1), 0)
+
+
+def test_a_case_with_nothing_to_point_at_still_gets_a_reason():
+    queue = rank_queue(scored([{"p_wrong_principal": 0.4}]))
+    assert queue.loc[0, "reasons"] == [
+        "the model gives a 40% chance of a coding error, most likely wrong principal diagnosis"
+    ]

@@ -85,6 +85,7 @@ class BrokenModel(mlflow.pyfunc.PythonModel):
 def register_model(settings: Settings, name: str, python_model: mlflow.pyfunc.PythonModel) -> str:
     """Log ``python_model``, register it under ``name`` and point ``champion`` at it; returns the version."""
     mlflow.set_tracking_uri(settings.mlflow_uri)
+    mlflow.set_registry_uri(settings.mlflow_uri)
     experiment = mlflow.get_experiment_by_name("serving-tests") or mlflow.get_experiment(
         mlflow.create_experiment(
             "serving-tests", artifact_location=(settings.mlflow_artifacts / "t").as_uri()

@@ -82,13 +82,20 @@ def log_in(browser, server: str, key: str, target: str) -> None:
     browser.delete_all_cookies()
     browser.get(f"{server}{target}")
     assert "/login" in browser.current_url
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.find_element(By.ID, "key").send_keys(key)
-    browser.find_element(By.ID, "login").click()
+    button = browser.find_element(By.ID, "login")
+    button.click()
+    WebDriverWait(browser, 20).until(staleness_of(button))
 
 
 @needs_chromium
 def test_case_page_shows_the_waterfall_and_reasons(browser, server, world):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
 
     case_id = world.cases["case_id"].iloc[4]
     log_in(browser, server, world.keys["clinician"], f"/cases/{case_id}?lang=en")
@@ -101,14 +108,17 @@ def test_case_page_shows_the_waterfall_and_reasons(browser, server, world):
     reasons = [li.text for li in card.find_elements(By.CSS_SELECTOR, "ul.reasons li")]
     assert reasons and all("the expected cost by ¥" in r for r in reasons)
     assert card.find_element(By.CSS_SELECTOR, ".value").text.startswith("¥")
-    browser.find_element(By.LINK_TEXT, "中文").click()
+    switch = browser.find_element(By.LINK_TEXT, "中文")
+    switch.click()
+    WebDriverWait(browser, 20).until(staleness_of(switch))
     assert "主要原因" in browser.find_element(By.ID, "card-cost").text
 
 
 @needs_chromium
 def test_queue_sorts_and_filters(browser, server, world):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     log_in(browser, server, world.keys["coder"], "/queue?lang=en")
 
@@ -118,16 +128,19 @@ def test_queue_sorts_and_filters(browser, server, world):
     def money() -> list[float]:
         return [float(text.strip("¥").replace(",", "")) for text in column(".money")]
 
+    def click_and_wait(element) -> None:
+        element.click()
+        WebDriverWait(browser, 20).until(staleness_of(element))  # the next page has replaced this one
+
     assert len(money()) == len(world.queue)
-    header = browser.find_element(By.CSS_SELECTOR, 'th[data-column="money_at_stake"] a')
-    header.click()  # ascending
+    click_and_wait(browser.find_element(By.CSS_SELECTOR, 'th[data-column="money_at_stake"] a'))  # ascending
     assert money() == sorted(money())
-    browser.find_element(By.CSS_SELECTOR, 'th[data-column="money_at_stake"] a').click()  # descending
+    click_and_wait(browser.find_element(By.CSS_SELECTOR, 'th[data-column="money_at_stake"] a'))  # descending
     assert money() == sorted(money(), reverse=True)
 
     department = world.queue["department"].iloc[0]
     Select(browser.find_element(By.ID, "department")).select_by_value(department)
-    browser.find_element(By.ID, "apply").click()
+    click_and_wait(browser.find_element(By.ID, "apply"))
     shown = column(".department")
     assert shown and set(shown) == {department}
     assert money() == sorted(money(), reverse=True)  # the sort survives filtering

@@ -34,6 +34,8 @@ def test_cost_model_from_canonical_cases(demo_hospital, config, tracking) -> Non
         mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/evaluation/by_department.csv")
     )
     assert {"department", "cases", "mae", "coverage"} <= set(by_department.columns)
+    tables = {a.path for a in MlflowClient().list_artifacts(result.run_id, "evaluation")}
+    assert {"evaluation/by_adrg.csv", "evaluation/baseline_by_department.csv"} <= tables
 
     test = demo_hospital.cases[demo_hospital.cases["discharge_date"] >= "2025-10-01"]
     admission_only = test[list(data.inputs.columns)]
