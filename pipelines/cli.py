@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from pipelines.commands import casemix as casemix_cmd
+from pipelines.commands import demo as demo_cmd
 from pipelines.commands import demo_data as demo_data_cmd
 from pipelines.commands import features as features_cmd
 from pipelines.commands import forecast as forecast_cmd
@@ -27,6 +28,7 @@ def _main() -> None:
     """caselens command line."""
 
 
+app.command("demo")(demo_cmd.demo)
 app.add_typer(casemix_cmd.app, name="casemix")
 app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("ingest")(ingest_cmd.ingest)

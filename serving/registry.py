@@ -9,6 +9,7 @@ the failure is reported by /readyz and the reload answer.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -191,7 +192,13 @@ class _Missing(LookupError):
 
 @contextmanager
 def _mlflow_uris(uri: str) -> Iterator[None]:
-    """Point MLflow's process-wide tracking and registry URIs at ``uri`` while loading, then put them back."""
+    """Point MLflow's process-wide tracking and registry URIs at ``uri`` while loading, then put them back.
+
+    ``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI, which ``Settings.mlflow_uri`` reads
+    first, so the environment is put back exactly too.
+    """
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {name: os.environ.get(name) for name in names}
     tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -200,3 +207,8 @@ def _mlflow_uris(uri: str) -> Iterator[None]:
     finally:
         mlflow.set_tracking_uri(tracking)
         mlflow.set_registry_uri(registry)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -23,12 +23,15 @@ ORACLE_COLUMN = "expected_cost"
 
 
 class CostModel:
-    """Point and interval forecast of an amount from features; ``groups`` names the Mondrian column."""
+    """Point and interval forecast of an amount from features; ``group_column`` names the Mondrian groups.
+
+    ``level=None`` fits the point model only (the margin model needs no cost interval).
+    """
 
     def __init__(
         self,
         lightgbm: dict[str, Any],
-        level: float = 0.8,
+        level: float | None = 0.8,
         mondrian_min_group: int = 100,
         group_column: str = "department",
         target: str = "cost",
@@ -43,11 +46,13 @@ class CostModel:
         self, X: pd.DataFrame, labels: pd.DataFrame, X_val: pd.DataFrame, labels_val: pd.DataFrame
     ) -> CostModel:
         y, y_val = np.log1p(labels[self.target]), np.log1p(labels_val[self.target])
-        tail = (1 - self.level) / 2
         self.point_ = lgbm.regressor(self.lightgbm, objective="regression").fit(X, y)
+        self.smearing_ = float(np.mean(np.exp(y_val - self.point_.predict(X_val))))
+        if self.level is None:
+            return self
+        tail = (1 - self.level) / 2
         self.lower_ = lgbm.regressor(self.lightgbm, objective="quantile", alpha=tail).fit(X, y)
         self.upper_ = lgbm.regressor(self.lightgbm, objective="quantile", alpha=1 - tail).fit(X, y)
-        self.smearing_ = float(np.mean(np.exp(y_val - self.point_.predict(X_val))))
         lower, upper = self._log_band(X_val)
         self.conformal_ = MondrianCQR(self.level, self.mondrian_min_group).fit(
             y_val, lower, upper, self._groups(X_val)
@@ -58,6 +63,8 @@ class CostModel:
         """Point forecast and interval; the interval is widened to hold the point when skew puts the
         mean outside the quantile band (widening only raises coverage)."""
         point = np.expm1(self.point_.predict(X)) * self.smearing_
+        if self.level is None:
+            return pd.DataFrame({self.target: point}, index=X.index)
         lower, upper = self.conformal_.interval(*self._log_band(X), self._groups(X))
         lower = np.minimum(np.expm1(lower).clip(lower=0).to_numpy(), point)
         upper = np.maximum(np.expm1(upper).to_numpy(), point)

@@ -78,9 +78,7 @@ class MarginModel:
         self.decomposed_ = "drg" in labels.columns
         if self.decomposed_:
             self._fit_payment(X, labels, labels_val)
-            cost = self.cost
-            self.cost_ = CostModel(cost["lightgbm"], cost["interval_level"], cost["mondrian_min_group"])
-            self.cost_.fit(X, labels, X_val, labels_val)
+            self.cost_ = CostModel(self.cost["lightgbm"], level=None).fit(X, labels, X_val, labels_val)
             outlier = labels["outlier"].fillna("by_item")
             self.outlier_ = lgbm.classifier(self.lightgbm).fit(X, outlier) if outlier.nunique() > 1 else None
         return self

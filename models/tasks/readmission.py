@@ -103,10 +103,10 @@ class ReadmissionTask(Task):
         actual = labels[LABEL].reset_index(drop=True)
         curves = {"calibrated": (actual, predictions[PROBABILITY])}
         curves |= {name: (actual, predictions[c]) for c, name in COMPARISONS.items() if c in predictions}
-        return {
-            "calibration.png": reliability(curves, "30-day unplanned readmission: calibration (test)"),
-            "shap_summary.png": plots.shap_summary(estimator.explained, X, "SHAP: log-odds of readmission"),
-        }
+        # SHAP first: shap draws on the current figure, which must not be the calibration plot.
+        shap = plots.shap_summary(estimator.explained, X, "SHAP: log-odds of readmission")
+        calibration = reliability(curves, "30-day unplanned readmission: calibration (test)")
+        return {"shap_summary.png": shap, "calibration.png": calibration}
 
 
 TASK = ReadmissionTask()

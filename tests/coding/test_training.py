@@ -95,3 +95,17 @@ def test_trains_and_ranks_the_queue(demo_hospital, tracking):
     )
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(out)) == 20
+
+
+def test_a_case_own_audit_never_reaches_its_features(demo_hospital):
+    from models.coding.features import CodingFeatures
+
+    cases = demo_hospital.cases
+    features = CodingFeatures().fit(cases.drop(columns=["audited", "audit_date", "audit_error"]))
+    audited = cases[cases["audited"].astype("boolean").fillna(False).to_numpy()]
+    for index in audited.index[::150][:8]:
+        case = cases.loc[[index]]
+        flipped = cases.copy()
+        flipped.loc[index, "audit_error"] = not bool(cases.loc[index, "audit_error"])
+        before = features.audit_features(case, history=cases)
+        pd.testing.assert_frame_equal(before, features.audit_features(case, history=flipped))

@@ -82,14 +82,13 @@ class BrokenModel(mlflow.pyfunc.PythonModel):
         return model_input
 
 
-def register_model(settings: Settings, name: str, python_model: mlflow.pyfunc.PythonModel) -> str:
+def register_model(uri: str, name: str, python_model: mlflow.pyfunc.PythonModel) -> str:
     """Log ``python_model``, register it under ``name`` and point ``champion`` at it; returns the version."""
-    mlflow.set_tracking_uri(settings.mlflow_uri)
-    mlflow.set_registry_uri(settings.mlflow_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    artifacts = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / "t"
     experiment = mlflow.get_experiment_by_name("serving-tests") or mlflow.get_experiment(
-        mlflow.create_experiment(
-            "serving-tests", artifact_location=(settings.mlflow_artifacts / "t").as_uri()
-        )
+        mlflow.create_experiment("serving-tests", artifact_location=artifacts.as_uri())
     )
     with mlflow.start_run(experiment_id=experiment.experiment_id):
         info = mlflow.pyfunc.log_model(
@@ -103,6 +102,7 @@ def register_model(settings: Settings, name: str, python_model: mlflow.pyfunc.Py
 @dataclass
 class World:
     settings: Settings
+    mlflow_uri: str  # fixed at creation: MLflow exports MLFLOW_TRACKING_URI, which Settings reads first
     cases: pd.DataFrame
     keys: dict[str, str]
     keys_path: Path
@@ -140,6 +140,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         root = tmp_path_factory.mktemp("serving")
         settings = Settings(data_dir=root / "caselens-data")
+        uri = settings.mlflow_uri
         cases = generate_demo(900, 2, seed=11).cases
         admission = cases[list(fields_known_at("admission"))]
         features = CaseFeatures("admission").fit(admission, history=cases)
@@ -147,9 +148,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         half = len(X) // 2
         labels = cases[["total_cost"]].rename(columns={"total_cost": "cost"})
         cost = CostModel(TINY, mondrian_min_group=50).fit(X[:half], labels[:half], X[half:], labels[half:])
-        register_model(settings, "caselens-cost", CaseModel(features, cost))
+        register_model(uri, "caselens-cost", CaseModel(features, cost))
         margin = AmountModel("expected_margin").fit(X, 10_000 - cases["total_cost"])
-        register_model(settings, "caselens-margin", CaseModel(features, margin))
+        register_model(uri, "caselens-margin", CaseModel(features, margin))
 
         discharge = cases[[*fields_known_at("discharge"), "los_days"]]
         risk_features = CaseFeatures("discharge").fit(discharge, history=cases)
@@ -157,16 +158,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         risk = RiskModel("readmission_probability").fit(
             risk_features.transform(discharge, history=cases), long_stay
         )
-        register_model(settings, "caselens-readmission", CaseModel(risk_features, risk))
+        register_model(uri, "caselens-readmission", CaseModel(risk_features, risk))
         many_codes = (cases["other_diagnoses"].fillna("").str.count(r"\|") >= 2).astype(int)
         coding = RiskModel("error_probability").fit(
             risk_features.transform(discharge, history=cases), many_codes
         )
-        register_model(settings, "caselens-coding", CaseModel(risk_features, coding))
+        register_model(uri, "caselens-coding", CaseModel(risk_features, coding))
 
         keys_path = settings.data_dir / "api-keys.json"
         keys = {role: add_key(keys_path, f"test-{role}", role) for role in ROLES}
-        yield World(settings, cases, keys, keys_path, queue_frame(cases))
+        yield World(settings, uri, cases, keys, keys_path, queue_frame(cases))
 
 
 def build_app(world: World, tasks: tuple[str, ...] | None = None, **serving: Any) -> Any:
@@ -176,7 +177,7 @@ def build_app(world: World, tasks: tuple[str, ...] | None = None, **serving: Any
     return create_app(
         world.settings,
         ServingSettings(**options),
-        registry=ModelRegistry(world.settings.mlflow_uri, served),
+        registry=ModelRegistry(world.mlflow_uri, served),
         cases=CaseIndex(lambda: world.cases),
         queue=ReviewQueue(lambda: world.queue),
     )
@@ -190,7 +191,7 @@ def make_app(world: World) -> Any:
 
 @pytest.fixture(scope="session")
 def register() -> Any:
-    """Register a pyfunc model as the new champion of a name: ``register(settings, name, model)``."""
+    """Register a pyfunc model as the new champion of a name: ``register(uri, name, model)``."""
     return register_model
 
 

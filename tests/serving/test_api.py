@@ -65,7 +65,8 @@ def test_cost_prediction_matches_the_registered_model(client, world, auth, admis
     assert interval["level"] == 0.8 and interval["lower"] <= prediction["value"] <= interval["upper"]
 
     # The same case through the registered pyfunc, as `mlflow.pyfunc.load_model` serves it.
-    mlflow.set_tracking_uri(world.settings.mlflow_uri)
+    mlflow.set_tracking_uri(world.mlflow_uri)
+    mlflow.set_registry_uri(world.mlflow_uri)
     pyfunc = mlflow.pyfunc.load_model("models:/caselens-cost@champion")
     frame = world.cases[list(fields_known_at("admission"))].iloc[[3]].reset_index(drop=True)
     history = world.cases[world.cases["patient_id"] == frame["patient_id"].iloc[0]]  # what the store holds

@@ -13,7 +13,8 @@ def test_serving_benchmark_at_toy_size(tmp_path, monkeypatch):
 
     from experiments.benchmarks import serving
 
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # Empty (not unset) so monkeypatch puts it back after MLflow has exported the benchmark's store in it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
     runner = CliRunner()
     command = typer.Typer()
     command.command()(serving.run)

@@ -16,13 +16,15 @@ pytestmark = pytest.mark.slow
 def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
     world, make_app, auth, admission_body, register, broken_model
 ):
-    client_models = mlflow.MlflowClient(tracking_uri=world.settings.mlflow_uri)
+    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri)
     with TestClient(make_app()) as client:
         served = client.app.state.service.registry.models["cost"]
         before = client.post("/v1/predict/cost", json=admission_body(2), headers=auth("clinician")).json()
         assert before["model"]["version"] == "1"
         try:
-            version = register(world.settings, "caselens-cost", CaseModel(served.features, served.estimator))
+            version = register(
+                world.mlflow_uri, "caselens-cost", CaseModel(served.features, served.estimator)
+            )
 
             answers: list[int] = []
 
@@ -39,13 +41,13 @@ def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
             reloaded = client.post("/v1/admin/reload", headers=auth("admin"))
             asker.join()
             assert reloaded.status_code == 200, reloaded.text
-            assert reloaded.json()["changed"] == ["cost"]
+            assert reloaded.json()["changed"] == ["cost"], reloaded.text
             assert set(answers) == {200}  # no request failed while the models were swapped
             after = client.post("/v1/predict/cost", json=admission_body(2), headers=auth("clinician")).json()
             assert after["model"]["version"] == version
             assert after["prediction"]["value"] == pytest.approx(before["prediction"]["value"])
 
-            broken = register(world.settings, "caselens-cost", broken_model)
+            broken = register(world.mlflow_uri, "caselens-cost", broken_model)
             failed = client.post("/v1/admin/reload", headers=auth("admin")).json()
             cost = next(m for m in failed["models"] if m["task"] == "cost")
             assert failed["changed"] == []
@@ -63,9 +65,9 @@ def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
 def test_a_new_service_without_a_loadable_champion_answers_503(
     world, make_app, auth, discharge_body, register, broken_model
 ):
-    client_models = mlflow.MlflowClient(tracking_uri=world.settings.mlflow_uri)
+    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri)
     try:
-        register(world.settings, "caselens-readmission", broken_model)
+        register(world.mlflow_uri, "caselens-readmission", broken_model)
         with TestClient(make_app()) as client:
             status = next(m for m in client.get("/readyz").json()["models"] if m["task"] == "readmission")
             assert status["state"] == "failed" and "cannot be loaded" in status["error"]

@@ -46,7 +46,6 @@ def tiny(config: dict, n_estimators: int = 20, learning_rate: float = 0.1) -> di
         for table in (params["lightgbm"], params.get("cost", {}).get("lightgbm", {})):
             table.update(n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=15, n_jobs=1)
         if "cost" in params:
-            params["cost"]["mondrian_min_group"] = 50
             params["drg_n_estimators"] = n_estimators
         elif "mondrian_min_group" in params:
             params["mondrian_min_group"] = 50
