@@ -2,8 +2,9 @@
 
 ``booster.predict(X, pred_contrib=True)`` gives the exact TreeSHAP values (the same numbers as
 shap's TreeExplainer with the default tree-path-dependent perturbation) and was the faster of the two
-in experiments/results/serving.md, so it is the one used. Contributions add up on the model's raw
-scale (log yuan for the cost model, log-odds for classifiers); each listed feature also gets its
+for a single case, the service's main load (experiments/results/serving.md), so it is the one used.
+Contributions add up on the model's raw scale (log yuan for the cost model, log-odds for
+classifiers); each listed feature also gets its
 ``effect`` on the prediction itself — its step when the contributions are added largest first — so
 "raised the expected cost by ¥2,400" is in yuan, and the steps add up to the prediction, exactly as
 the page's waterfall draws them.

@@ -249,7 +249,12 @@ class Server:
             command, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
         )
         self.peak_mb = 0.0
-        wait_until(self.url + ready_path, 300, self.process)
+        try:
+            wait_until(self.url + ready_path, 300, self.process)
+        except RuntimeError:
+            self.process.kill()  # never leave a server behind
+            self.log.close()
+            raise
         self._sampling = True
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
