@@ -6,6 +6,7 @@ canonical case columns (or the prepared table's columns) with no feature code ou
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import mlflow.pyfunc
@@ -57,7 +58,9 @@ def signature(inputs: pd.DataFrame, outputs: pd.DataFrame) -> ModelSignature:
     enforcement untouched and :meth:`CaseModel.predict_frame` casts them back to the training dtype.
     """
     nullable = {c for c in inputs.columns if isinstance(inputs[c].dtype, pd.Int64Dtype | pd.BooleanDtype)}
-    inferred = infer_signature(inputs.astype(dict.fromkeys(nullable, "float64")), outputs)
+    with warnings.catch_warnings():  # its hint about missing integers is what the Any typing handles
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        inferred = infer_signature(inputs.astype(dict.fromkeys(nullable, "float64")), outputs)
     columns = [
         ColSpec(AnyType(), c.name, required=False) if c.name in nullable else c
         for c in inferred.inputs.inputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +19,15 @@ TEST_DATA = Path(__file__).parent / "data"
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> settings_module.Settings:
     """Settings pointing every written file into a fresh temporary folder."""
-    monkeypatch.setenv("CASELENS_DATA_DIR", str(tmp_path / "caselens-data"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    data_dir = tmp_path / "caselens-data"
+    monkeypatch.setenv("CASELENS_DATA_DIR", str(data_dir))
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; setting it here makes monkeypatch remove it
+    # afterwards, so no test's store leaks into the next test's settings.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{data_dir.resolve() / 'mlflow.db'}")
+    # Likewise for a registry some earlier test pointed elsewhere: the registry follows tracking again.
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_registry_uri("")
     settings_module.get_settings.cache_clear()
     yield settings_module.get_settings()
     settings_module.get_settings.cache_clear()

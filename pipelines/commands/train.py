@@ -31,6 +31,9 @@ def train(
         None, "--config", help="hyperparameters (default: experiments/config/train.toml)"
     ),
     tune_seconds: float = typer.Option(0.0, "--tune-seconds", help="Optuna budget per task; 0: no tuning"),
+    oracle: Path | None = typer.Option(
+        None, "--oracle", help="demo oracle.parquet: truths to evaluate against, never trained on"
+    ),
 ) -> None:
     """Train TASK (or --all) on the case store, or on a prepared --table, and log it to MLflow.
 
@@ -42,18 +45,37 @@ def train(
     from models.errors import TrainingInputError
     from pipelines.store import StoreError
 
+    user_errors = (TrainingInputError, StoreError, KeyError, ValueError, FileNotFoundError)
     try:
         names = _task_names(task, all_tasks_, table, label)
         parsed = load_config(config)
-        for name in names:
-            _summary(_train_one(name, table, label, group, parsed, tune_seconds))
-    except (TrainingInputError, StoreError, KeyError, ValueError, FileNotFoundError) as error:
-        console.print(f"[red]error:[/red] {error.args[0] if error.args else error}")
+    except user_errors as error:
+        _fail(error)
         raise typer.Exit(2) from None
+    failed = []
+    for name in names:  # with --all, one task's bad data does not stop the others
+        try:
+            _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle))
+        except user_errors as error:
+            _fail(error, name)
+            failed.append(name)
+    if failed:
+        raise typer.Exit(2)
+
+
+def _fail(error: Exception, task: str | None = None) -> None:
+    prefix = f"{task}: " if task else ""
+    console.print(f"[red]error:[/red] {prefix}{error.args[0] if error.args else error}")
 
 
 def _train_one(
-    name: str, table: Path | None, label: str | None, group: str | None, config: dict, tune_seconds: float
+    name: str,
+    table: Path | None,
+    label: str | None,
+    group: str | None,
+    config: dict,
+    tune_seconds: float,
+    oracle: Path | None,
 ) -> TrainResult:
     from models.tasks import get_task
     from pipelines import train as training
@@ -63,7 +85,8 @@ def _train_one(
     if table is not None:
         data = training.table_data(task, training.read_table(table), label, group)
     else:
-        data = training.case_data(task, _read_cases(), settings)
+        truths = pd.read_parquet(oracle) if oracle is not None else None
+        data = training.case_data(task, _read_cases(), settings, oracle=truths)
     with progress_bar() as bar:
         step = bar.add_task(f"training {name}", total=len(training.STEPS))
         return training.train(task, data, config, settings, tune_seconds, lambda _: bar.advance(step))

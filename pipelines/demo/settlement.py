@@ -2,8 +2,7 @@
 
 Weights are calibrated on the demo hospital's own grouped history and expressed against a regional
 mean cost per case (``REGIONAL_MEAN_COST``), standing in for the insurer's regional data: a
-big-city tertiary hospital costs more than its region, so its CMI is above 1. That mean equals the
-first base rate, so the hospital about breaks even in its weight years. The base rate follows
+big-city tertiary hospital costs more than its region, so its CMI is above 1. The base rate follows
 the payment rules' dates (¥10,000, ¥10,500 from 2025-01-01).
 The insurer pays the DRG payment less the patient's self-paid share of the charges; self-paying
 patients (payer 7) are not settled by the insurer. Settlement runs in the month after discharge, so
@@ -41,7 +40,7 @@ INPUT_COLUMNS = (
 # What grouping output must be joined to for weights and prices (the rules may ask for cost columns).
 PRICING_COLUMNS = ("department", "discharge_date", "los_days", "total_cost")
 SELF_PAYING = 7
-REGIONAL_MEAN_COST = 10_000.0  # yuan per case in the region's weight years
+REGIONAL_MEAN_COST = 11_000.0  # yuan per case in the region's weight years
 
 
 def settle(

@@ -44,8 +44,8 @@ def cases_csv(tmp_path: Path) -> Path:
             "admission_date": discharged - pd.to_timedelta(los, unit="D"),
             "discharge_date": discharged,
             "los_days": los,
-            "total_cost": 12000.0,
-            **dict.fromkeys(COST_CATEGORIES, 1200.0),
+            "total_cost": 10000.0,
+            **dict.fromkeys(COST_CATEGORIES, 1000.0),
             "cost_negotiated_drugs": 0.0,
         }
     )
@@ -64,12 +64,12 @@ def test_report_calibrates_weights_and_writes_the_csv(cases_csv: Path, tmp_path:
     assert report["cases"].sum() == 300
     assert set(report["department"]) == {"内科", "外科"}
     assert set(report["period"].astype(str)) == {"2024", "2025"}
-    # Equal costs of 12,000 everywhere: against the default rules' regional mean of 10,000 every DRG
-    # weighs 1.2, and every grouped case costs exactly its DRG's standard cost.
+    # Equal costs of 10,000 everywhere: against the default rules' regional mean of 11,000 every DRG
+    # weighs 10/11, and every grouped case costs exactly its DRG's standard cost.
     weights = read_weights(tmp_path / "out" / "report-weights.csv")
-    assert weights["rw"].to_numpy() == pytest.approx(1.2)
+    assert weights["rw"].to_numpy() == pytest.approx(10 / 11)
     assert weights["name"].notna().all()
-    assert report["cmi"].to_numpy() == pytest.approx(1.2)
+    assert report["cmi"].to_numpy() == pytest.approx(10 / 11)
     assert report["cci"].to_numpy() == pytest.approx(1.0)
     assert "CMI" in result.output
 
