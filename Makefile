@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint lock benchmarks browser
+.PHONY: demo test lint lock browser
 
 demo: $(VENV)/.installed
 	$(BIN)/caselens demo
@@ -15,9 +15,6 @@ test: $(VENV)/.installed browser
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
-
-benchmarks: $(VENV)/.installed
-	$(BIN)/python -m experiments.benchmarks
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock: $(VENV)/.installed
