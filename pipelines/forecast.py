@@ -20,9 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from features.casemix.grouper import Grouper
-from features.casemix.payment import BaseRate, PaymentRules, drg_cost, price_cases
+from features.casemix.payment import BaseRate, PaymentRules, price_cases, weights_for_pricing
 from features.casemix.tables import CasemixTables, load_tables
-from features.casemix.weights import calibrate_weights
 from models.forecast import (
     LEVELS,
     RateSchedule,
@@ -104,7 +103,7 @@ def price_history(
     found = Grouper(tables).group_frame(cases)
     grouped = pd.concat([cases.drop(columns=list(found.columns), errors="ignore"), found], axis=1)
     if weights is None:
-        weights = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+        weights = weights_for_pricing(grouped, rules)
     priced = price_cases(grouped, rules, weights)
     priced = priced.assign(payment=priced["drg_payment"], cost=priced["total_cost"].astype(float))
     names = {drg: tables.drg_name(drg) or drg for drg in priced["drg"].dropna().unique()}

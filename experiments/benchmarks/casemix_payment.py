@@ -9,30 +9,23 @@ so the figures are those of the payment code alone; grouping has its own benchma
 
 from __future__ import annotations
 
-import os
-import platform
-import resource
 import tempfile
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import typer
 
+from experiments.benchmarks.report import SHARED_CORES, machine_line, peak_memory_line, timed, write_results
 from features.casemix.indicators import casemix_indicators
-from features.casemix.payment import PaymentRules, drg_cost, price_cases
-from features.casemix.weights import calibrate_weights, read_weights, write_weights
+from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
+from features.casemix.weights import read_weights, write_weights
 from pipelines.contract import COST_CATEGORIES
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "casemix_payment.md"
 DEPARTMENTS = np.array(
     ["心内科", "呼吸科", "骨科", "普外科", "神经内科", "肿瘤科", "妇产科", "儿科", "消化内科", "肾内科"]
 )
-T = TypeVar("T")
 
 
 def grouped_cases(n_cases: int, n_drgs: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -75,31 +68,19 @@ def grouped_cases(n_cases: int, n_drgs: int = 600, seed: int = 0) -> pd.DataFram
     return frame
 
 
-def _timed(step: Callable[[], T]) -> tuple[T, float]:
-    started = time.perf_counter()
-    result = step()
-    return result, time.perf_counter() - started
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run(cases: int = typer.Option(1_000_000, help="number of cases"), output: Path = RESULTS) -> None:
     """Time calibration, the CSV round trip, pricing and indicators; write a markdown report."""
     rules = PaymentRules.load()
-    frame, generate_s = _timed(lambda: grouped_cases(cases))
-    weights, calibrate_s = _timed(
-        lambda: calibrate_weights(frame, rules.calibration, cost=drg_cost(frame, rules))
-    )
+    frame, generate_s = timed(lambda: grouped_cases(cases))
+    weights, calibrate_s = timed(lambda: weights_for_pricing(frame, rules))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "weights.csv"
-        _, round_trip_s = _timed(lambda: read_weights(write_weights(weights, path)))
-    priced, price_s = _timed(lambda: price_cases(frame, rules, weights))
-    by_department, department_s = _timed(
+        _, round_trip_s = timed(lambda: read_weights(write_weights(weights, path)))
+    priced, price_s = timed(lambda: price_cases(frame, rules, weights))
+    by_department, department_s = timed(
         lambda: casemix_indicators(priced, by=("hospital_id", "department"), period="quarter")
     )
-    by_drg, drg_s = _timed(lambda: casemix_indicators(priced, by=("hospital_id", "drg"), period="month"))
+    by_drg, drg_s = timed(lambda: casemix_indicators(priced, by=("hospital_id", "drg"), period="month"))
     outliers = priced["outlier"].value_counts(normalize=True)
     rows = [
         ("generate synthetic grouped cases", generate_s),
@@ -125,17 +106,13 @@ def run(cases: int = typer.Option(1_000_000, help="number of cases"), output: Pa
         f"Outcome shares: high {outliers.get('high', 0):.1%}, low {outliers.get('low', 0):.1%} of the cases "
         f"paid by DRG; {priced['by_item_reason'].notna().mean():.1%} paid by item.",
         "",
-        f"Peak memory (max RSS): {_peak_mb():,.0f} MB.",
+        peak_memory_line(),
         "",
-        f"Machine: {platform.machine()}, `nproc` = {os.cpu_count()}, Python {platform.python_version()}, "
-        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. The 2 cores are shared with other engineers' jobs, so",
+        machine_line(f". {SHARED_CORES}"),
         "timings are upper bounds; the work is single-threaded numpy/pandas.",
         "",
     ]
-    text = "\n".join(lines)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    print(text)
+    write_results(lines, output)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,8 @@ queue's what-if money comes to the money the audits' corrections actually moved.
 
 from __future__ import annotations
 
-import os
-import platform
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -25,9 +22,15 @@ import numpy as np
 import pandas as pd
 import typer
 
-from experiments.benchmarks.readmission import SEED, peak_mb, train_on_demo
+from experiments.benchmarks.readmission import (
+    CASES_OPTION,
+    MIN_ROWS_OPTION,
+    SEED,
+    demo_hospital,
+    train_on_demo,
+)
+from experiments.benchmarks.report import SHARED_CORES, machine_line, peak_memory_mb, write_results
 from models.coding.evaluation import SHARES, top_share_yield
-from pipelines.demo import generate_demo
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "coding.md"
 TAGS = tuple(f"top{round(s * 100)}pct" for s in SHARES)
@@ -40,19 +43,13 @@ def _row(label: str, metrics: dict[str, float], prefix: str = "") -> str:
     return f"| {label} | " + " | ".join(f"{metrics.get(prefix + n, float('nan')):.3f}" for n in names) + " |"
 
 
-def run(
-    cases: int = typer.Option(60_000, "--cases", help="demo hospital size"),
-    output: Path = RESULTS,
-    min_rows: int = typer.Option(50, "--min-rows", help="smallest split part accepted (lower for toy sizes)"),
-) -> str:
+def run(cases: int = CASES_OPTION, output: Path = RESULTS, min_rows: int = MIN_ROWS_OPTION) -> str:
     """Train, rank and evaluate; write the results file and return its text."""
     from models.review_queue import QueuePolicy, coding_queue, rank_queue, score_cases
     from models.tasks.coding import ORACLE_COLUMN
 
-    started = time.perf_counter()
-    hospital = generate_demo(cases, 3, SEED)
+    hospital, generated = demo_hospital(cases)
     frame, oracle = hospital.cases, hospital.oracle
-    generated = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as folder:
         clock = time.perf_counter()
         result, _, _ = train_on_demo("coding", frame, oracle, Path(folder), min_rows=min_rows)
@@ -106,7 +103,7 @@ def run(
             ("oracle: true error probability", by_oracle),
         )
     ]
-    text = "\n".join(
+    return write_results(
         [
             "# Benchmark: coding errors and the coding-review queue",
             "",
@@ -177,18 +174,13 @@ def run(
             "",
             f"Timings: demo generation {generated:.0f} s; training run {seconds:.0f} s (by step"
             f" {result.seconds}); labels + scoring + ranking the audited test cases {queue_seconds:.0f} s."
-            f" Peak memory (max RSS) {peak_mb():,.0f} MB.",
+            f" Peak memory (max RSS) {peak_memory_mb():,.0f} MB.",
             "",
-            f"Machine: {platform.machine()}, `nproc` = {os.cpu_count()}, Python {platform.python_version()},"
-            f" run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. The 2 cores are shared with other engineers' jobs,"
-            " so timings are upper bounds.",
+            machine_line(f". {SHARED_CORES} timings are upper bounds."),
             "",
-        ]
+        ],
+        output,
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    print(text)
-    return text
 
 
 if __name__ == "__main__":

@@ -9,17 +9,20 @@ hold it to. Results go to ``experiments/results/demo_data.md``.
 
 from __future__ import annotations
 
-import os
-import platform
-import resource
 import tempfile
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import typer
 
+from experiments.benchmarks.report import (
+    SHARED_CORES,
+    load_average,
+    machine_line,
+    peak_memory_line,
+    timed_cpu,
+    write_results,
+)
 from pipelines.contract import COST_CATEGORIES
 from pipelines.demo import DemoHospital, generate_demo
 
@@ -73,13 +76,9 @@ def figures(hospital: DemoHospital) -> list[tuple[str, str]]:
 
 def run(cases: int = typer.Option(1_000_000, help="number of cases"), output: Path = RESULTS) -> None:
     """Time generation and writing; write a markdown report with the hospital's figures."""
-    started, cpu = time.perf_counter(), time.process_time()
-    hospital = generate_demo(cases, 3, 42)
-    generate_s, generate_cpu = time.perf_counter() - started, time.process_time() - cpu
+    hospital, (generate_s, generate_cpu) = timed_cpu(lambda: generate_demo(cases, 3, 42))
     with tempfile.TemporaryDirectory() as folder:
-        started, cpu = time.perf_counter(), time.process_time()
-        paths = hospital.write(folder, "parquet")
-        write_s, write_cpu = time.perf_counter() - started, time.process_time() - cpu
+        paths, (write_s, write_cpu) = timed_cpu(lambda: hospital.write(folder, "parquet"))
         files = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in paths)
     lines = [
         "# Benchmark: synthetic demo hospital",
@@ -98,18 +97,15 @@ def run(cases: int = typer.Option(1_000_000, help="number of cases"), output: Pa
         "|---|---|",
         *(f"| {name} | {value} |" for name, value in figures(hospital)),
         "",
-        f"Peak memory (max RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB.",
+        peak_memory_line(),
         "",
-        f"Machine: {platform.machine()}, `nproc` = {os.cpu_count()}, Python {platform.python_version()}, "
-        f"pandas {pd.__version__}, run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average "
-        f"{os.getloadavg()[0]:.1f} at the end. The 2 cores are shared with other engineers' jobs, so wall",
+        machine_line(
+            f", load average {load_average():.1f} at the end. {SHARED_CORES} wall", f"pandas {pd.__version__}"
+        ),
         "times are upper bounds; CPU seconds (this process) are closer to an idle machine's wall time.",
         "",
     ]
-    text = "\n".join(lines)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    print(text)
+    write_results(lines, output)
 
 
 if __name__ == "__main__":

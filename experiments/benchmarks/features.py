@@ -9,17 +9,19 @@ target is 1,000,000 cases in at most 60 s. Results go to ``experiments/results/f
 
 from __future__ import annotations
 
-import os
-import platform
-import resource
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import typer
 
+from experiments.benchmarks.report import (
+    load_average,
+    machine_line,
+    peak_memory_line,
+    timed_cpu,
+    write_results,
+)
 from features.history import history_features
 from features.pipeline import CaseFeatures, event_frame
 from pipelines.contract import COST_CATEGORIES
@@ -100,26 +102,15 @@ def synthetic_cases(n_cases: int, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def _timed(step):
-    """The step's result, wall seconds and CPU seconds of this process (the fair figure on shared cores)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = step()
-    return result, (time.perf_counter() - wall, time.process_time() - cpu)
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run(cases: int = typer.Option(1_000_000, help="number of cases"), output: Path = RESULTS) -> None:
     """Time the history builder and both stages' CaseFeatures on synthetic cases; write a markdown report."""
-    frame, generate_s = _timed(lambda: synthetic_cases(cases))
+    frame, generate_s = timed_cpu(lambda: synthetic_cases(cases))
     queries = frame[["case_id", "patient_id", "admission_date"]]
-    _, history_s = _timed(lambda: history_features(queries, event_frame(frame, "cases")))
+    _, history_s = timed_cpu(lambda: history_features(queries, event_frame(frame, "cases")))
     admission = CaseFeatures("admission")
-    admission_x, admission_s = _timed(lambda: admission.fit_transform(frame))
+    admission_x, admission_s = timed_cpu(lambda: admission.fit_transform(frame))
     discharge = CaseFeatures("discharge")
-    discharge_x, discharge_s = _timed(lambda: discharge.fit_transform(frame))
+    discharge_x, discharge_s = timed_cpu(lambda: discharge.fit_transform(frame))
     rows = [
         ("generate synthetic cases", generate_s),
         ("history features alone (`features.history.history_features`)", history_s),
@@ -143,19 +134,15 @@ def run(cases: int = typer.Option(1_000_000, help="number of cases"), output: Pa
         "|---|---:|---:|",
         *(f"| {name} | {wall:.1f} | {cpu:.1f} |" for name, (wall, cpu) in rows),
         "",
-        f"Peak memory (max RSS): {_peak_mb():,.0f} MB.",
+        peak_memory_line(),
         "",
-        f"Machine: {platform.machine()}, `nproc` = {os.cpu_count()}, Python {platform.python_version()}, "
-        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.1f} at the end.",
+        machine_line(f", load average {load_average():.1f} at the end."),
         "The two cores are shared with other engineers' jobs, so wall seconds are upper bounds; CPU",
         "seconds (user + system of this process) are what the work costs. The work is single-threaded",
         "numpy/pandas/pyarrow.",
         "",
     ]
-    text = "\n".join(lines)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    print(text)
+    write_results(lines, output)
 
 
 if __name__ == "__main__":

@@ -10,39 +10,24 @@ the last 4 quarters; writes timings, memory and the backtest beside its baseline
 
 from __future__ import annotations
 
-import os
-import platform
-import resource
-import time
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import TypeVar
 
 import typer
 
+from experiments.benchmarks.report import SHARED_CORES, machine_line, peak_memory_line, timed, write_results
 from models.forecast import Scenario, backtest, backtest_summary, forecast_surplus, widen
 from models.forecast.levels import level_forecast
 from pipelines.demo import generate_demo
 from pipelines.forecast import price_history
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "forecast.md"
-T = TypeVar("T")
 SCENARIO = Scenario(
     name="base rate +5% from 2026-04-01, oncology volume +10%, cardiology cost -5%",
     base_rate=[{"effective_from": date(2026, 4, 1), "change": 0.05}],
     volume=[{"department": "oncology", "change": 0.10}],
     cost=[{"department": "cardiology", "change": -0.05}],
 )
-
-
-def _timed(step: Callable[[], T]) -> tuple[T, float]:
-    started = time.perf_counter()
-    return step(), time.perf_counter() - started
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _money(value: float) -> str:
@@ -58,15 +43,15 @@ def run(
     output: Path = RESULTS,
 ) -> None:
     """Time every step and write the backtest figures beside the baselines as markdown."""
-    demo, generate_s = _timed(lambda: generate_demo(cases, 3, seed))
-    history, price_s = _timed(lambda: price_history(demo.cases))
+    demo, generate_s = timed(lambda: generate_demo(cases, 3, seed))
+    history, price_s = timed(lambda: price_history(demo.cases))
     priced = history.cases
-    (base, changed), forecast_s = _timed(
+    (base, changed), forecast_s = timed(
         lambda: forecast_surplus(
             priced, history.reprice, history.schedule, horizon, scenario=SCENARIO, n_draws=draws
         )
     )
-    scores, backtest_s = _timed(
+    scores, backtest_s = timed(
         lambda: backtest(priced, history.reprice, history.schedule, horizon, origins=origins, n_draws=draws)
     )
     summary = backtest_summary(scores)
@@ -151,17 +136,13 @@ def run(
         "|---|---:|",
         *(f"| {name} | {seconds:.1f} |" for name, seconds in steps),
         "",
-        f"Peak memory (max RSS): {_peak_mb():,.0f} MB.",
+        peak_memory_line(),
         "",
-        f"Machine: {platform.machine()}, `nproc` = {os.cpu_count()}, Python {platform.python_version()}, "
-        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. The 2 cores are shared with other engineers' jobs, so",
+        machine_line(f". {SHARED_CORES}"),
         "timings are upper bounds; statsforecast runs with n_jobs=1.",
         "",
     ]
-    text = "\n".join(lines)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    print(text)
+    write_results(lines, output)
 
 
 if __name__ == "__main__":

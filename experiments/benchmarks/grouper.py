@@ -16,10 +16,7 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_variable] = "1"
 
-import platform  # noqa: E402
-import resource  # noqa: E402
 import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -27,6 +24,13 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import typer  # noqa: E402
 
+from experiments.benchmarks.report import (  # noqa: E402
+    load_average,
+    machine_line,
+    peak_memory_mb,
+    timed_cpu,
+    write_results,
+)
 from features.casemix.grouper import Grouper  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,10 +52,6 @@ def benchmark_cases(n_cases: int, seed: int = 0) -> pd.DataFrame:
     return cases.drop(columns=[c for c in cases.columns if c.startswith("expected_")])
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run(
     cases: int = typer.Option(1_000_000, help="number of cases"),
     output: Path = typer.Option(RESULTS, help="markdown results file"),
@@ -64,13 +64,11 @@ def run(
         text = _measure(cases, repeats)
     finally:
         pa.set_cpu_count(threads)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
-    print(text)
+    write_results([text], output)
 
 
 def _measure(cases: int, repeats: int) -> str:
-    load = os.getloadavg()[0]
+    load = load_average()
     started = time.perf_counter()
     grouper = Grouper()
     load_s = time.perf_counter() - started
@@ -78,15 +76,14 @@ def _measure(cases: int, repeats: int) -> str:
     distinct = len(
         frame[["sex", "age_years", "age_days", "birth_weight_g", "diagnoses", "procedures"]].drop_duplicates()
     )
-    before_mb = _peak_mb()
+    before_mb = peak_memory_mb()
     grouper.group_frame(frame.head(1000))  # warm-up: first calls of each numpy/pyarrow kernel
     runs = []
     for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = grouper.group_frame(frame)
-        runs.append((time.perf_counter() - wall, time.process_time() - cpu))
+        result, seconds = timed_cpu(lambda: grouper.group_frame(frame))
+        runs.append(seconds)
     wall, cpu = min(runs)
-    peak_mb = _peak_mb()
+    peak_mb = peak_memory_mb()
     sample = frame.head(min(SINGLE_CASES, max(cases // 20, 1)))
     single = time.perf_counter()
     for case in sample.itertuples():
@@ -127,8 +124,7 @@ def _measure(cases: int, repeats: int) -> str:
         f"Outcome: grouped {status.get('grouped', 0):.1%}, ungroupable {status.get('ungroupable', 0):.1%}, "
         f"invalid {status.get('invalid', 0):.1%} (the reference file's invalid records are resampled too).",
         "",
-        f"Machine: {platform.machine()}, `nproc` = {os.cpu_count()}, Python {platform.python_version()}, "
-        f"run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average before the run {load:.1f}.",
+        machine_line(f", load average before the run {load:.1f}."),
         "The 2 cores are shared with other engineers' jobs, so wall times are upper bounds; CPU time is",
         "what the grouper itself spends (one thread).",
         "",

@@ -24,6 +24,7 @@ import pandas as pd
 import psutil
 import typer
 
+from experiments.benchmarks.report import load_average
 from pipelines.demo import generate_demo
 from pipelines.ingest import STEPS, ingest_file
 from pipelines.store import read_cases
@@ -91,7 +92,7 @@ def timed_ingest(path: Path, store: Path, reports: Path) -> dict[str, object]:
 
 def run(n_cases: int, work: Path, results: Path = RESULTS) -> str:
     """Run the benchmark in ``work`` and write the markdown report to ``results``; returns the report."""
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     cases = benchmark_cases(n_cases)
     inputs = {"csv": work / "cases.csv", "parquet": work / "cases.parquet"}
     cases.to_csv(inputs["csv"], index=False, date_format="%Y-%m-%d")
@@ -110,7 +111,7 @@ def run(n_cases: int, work: Path, results: Path = RESULTS) -> str:
         rows[-1]["read_cases_s"] = round(read_seconds, 2)
         rows[-1]["read_cases_peak_mb"] = memory.peak / 2**20
         assert len(stored) == rows[-1]["store_rows"]
-    report = _markdown(n_cases, rows, (load_before, os.getloadavg()[0]))
+    report = _markdown(n_cases, rows, (load_before, load_average()))
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(report, encoding="utf-8")
     return report

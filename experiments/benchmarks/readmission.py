@@ -12,13 +12,9 @@ with the calibration plot beside it.
 
 from __future__ import annotations
 
-import os
-import platform
-import resource
 import shutil
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +22,14 @@ import mlflow
 import pandas as pd
 import typer
 
-from pipelines.demo import generate_demo
+from experiments.benchmarks.report import SHARED_CORES, machine_line, peak_memory_mb, timed, write_results
+from pipelines.demo import DemoHospital, generate_demo
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "readmission.md"
 SEED = 42
 SHOWN = ("auroc", "auprc", "brier", "ece", "prevalence")
+CASES_OPTION = typer.Option(60_000, "--cases", help="demo hospital size")
+MIN_ROWS_OPTION = typer.Option(50, "--min-rows", help="smallest split part accepted (lower for toy sizes)")
 
 
 def train_on_demo(
@@ -61,8 +60,9 @@ def train_on_demo(
     return result, tables, folder / "plots"
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def demo_hospital(cases: int) -> tuple[DemoHospital, float]:
+    """The demo hospital of ``cases`` stays over 3 years (seed ``SEED``) and the seconds it took."""
+    return timed(lambda: generate_demo(cases, 3, SEED))
 
 
 def _metric_rows(metrics: dict[str, float], baseline: dict[str, float]) -> list[str]:
@@ -111,15 +111,9 @@ def _table(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def run(
-    cases: int = typer.Option(60_000, "--cases", help="demo hospital size"),
-    output: Path = RESULTS,
-    min_rows: int = typer.Option(50, "--min-rows", help="smallest split part accepted (lower for toy sizes)"),
-) -> str:
+def run(cases: int = CASES_OPTION, output: Path = RESULTS, min_rows: int = MIN_ROWS_OPTION) -> str:
     """Train and evaluate; write the results file and return its text."""
-    started = time.perf_counter()
-    hospital = generate_demo(cases, 3, SEED)
-    generated = time.perf_counter() - started
+    hospital, generated = demo_hospital(cases)
     with tempfile.TemporaryDirectory() as folder:
         data_dir = Path(folder)
         clock = time.perf_counter()
@@ -150,7 +144,7 @@ def run(
         "oracle_auroc",
         "mae_vs_oracle",
     )
-    text = "\n".join(
+    return write_results(
         [
             "# Benchmark: 30-day unplanned readmission at discharge",
             "",
@@ -211,18 +205,16 @@ def run(
             "",
             f"Timings: demo generation {generated:.0f} s; training run (labels, features, fit, evaluation,"
             f" MLflow logging) {seconds:.0f} s, by step {result.seconds}. Peak memory (max RSS)"
-            f" {peak_mb():,.0f} MB.",
+            f" {peak_memory_mb():,.0f} MB.",
             "",
-            f"Machine: {platform.machine()}, `nproc` = {os.cpu_count()}, Python {platform.python_version()},"
-            " run "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. The 2 cores are shared with other engineers' jobs, so"
-            " timings are upper bounds. LightGBM runs with n_jobs = 1 (threads thrash on the busy machine).",
+            machine_line(
+                f". {SHARED_CORES} timings are upper bounds. LightGBM runs with n_jobs = 1 (threads thrash"
+                " on the busy machine)."
+            ),
             "",
-        ]
+        ],
+        output,
     )
-    output.write_text(text, encoding="utf-8")
-    print(text)
-    return text
 
 
 if __name__ == "__main__":

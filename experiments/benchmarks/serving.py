@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import socket
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import psutil
 import shap
 import typer
 
+from experiments.benchmarks.report import peak_memory_mb, write_results
 from features.pipeline import CaseFeatures
 from models.config import load_config
 from models.pyfunc import CaseModel
@@ -396,9 +396,7 @@ def run(
         seconds=seconds,
         metrics=metrics,
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report, encoding="utf-8")
-    print(report)
+    write_results([report], output)
 
 
 def explainer_verdict(rows: list[str]) -> str:
@@ -462,7 +460,7 @@ def render(**r: Any) -> str:
         "",
         f"Peak memory (RSS of the server process tree): caselens {r['caselens_peak']:.0f} MB"
         + (f", mlflow models serve {r['mlflow_peak']:.0f} MB" if r["mlflow_peak"] else "")
-        + f"; benchmark process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB. "
+        + f"; benchmark process {peak_memory_mb():.0f} MB. "
         f"`mlflow models serve`: {r['mlflow_note']}; it answers predictions only (no explanation, no "
         "history lookup, no auth), so it does less work per request.",
         "",

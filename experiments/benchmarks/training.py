@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+
+from experiments.benchmarks.report import peak_memory_mb
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "training.md"
 TASKS = ("cost", "margin")
@@ -33,11 +34,6 @@ NOTES = (
     "`mae_vs_oracle` is each forecast's distance from that expected cost. Coverage is the share of "
     "test cases inside the conformalized 80% interval.",
 )
-
-
-def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(

@@ -39,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from features.casemix.weights import Calibration
+from features.casemix.weights import Calibration, calibrate_weights
 from pipelines.contract import COST_CATEGORIES
 
 DEFAULT_RULES = Path(__file__).parent / "config" / "payment.default.toml"
@@ -206,6 +206,12 @@ def drg_cost(frame: pd.DataFrame, rules: PaymentRules) -> pd.Series:
     """Cost inside the DRG: total cost less the categories paid outside it (除外支付)."""
     outside = frame[rules.outside_drg.columns].fillna(0.0).sum(axis=1) if rules.outside_drg.columns else 0.0
     return (frame["total_cost"] - outside).rename("drg_cost")
+
+
+def weights_for_pricing(grouped: pd.DataFrame, rules: PaymentRules) -> pd.DataFrame:
+    """DRG weights calibrated from the grouped cases with the rules' calibration, on the cost inside the
+    DRG (``drg_cost``): the cost ``price_cases`` compares with the standard."""
+    return calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
 
 
 def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame) -> pd.DataFrame:

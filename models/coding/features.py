@@ -215,12 +215,11 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         self, cases: pd.DataFrame, y: object = None, history: pd.DataFrame | None = None
     ) -> CodingFeatures:
         """Calibrate DRG weights on the training cases, then fit the case features with them."""
-        from features.casemix.payment import PaymentRules, drg_cost
-        from features.casemix.weights import calibrate_weights
+        from features.casemix.payment import PaymentRules, weights_for_pricing
 
         rules = PaymentRules.load(self.payment_config)
         grouped = with_los_days(cases).join(self._grouper().group_frame(cases))
-        self.weights_ = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+        self.weights_ = weights_for_pricing(grouped, rules)
         self.case_features_ = CaseFeatures(
             "discharge", tables=self.tables, weights=self.weights_.reset_index()
         )

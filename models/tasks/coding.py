@@ -86,14 +86,13 @@ class CodingTask(Task):
 
     def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
         from features.casemix.grouper import Grouper
-        from features.casemix.payment import PaymentRules, drg_cost
+        from features.casemix.payment import PaymentRules, weights_for_pricing
         from features.casemix.tables import load_tables
-        from features.casemix.weights import calibrate_weights
 
         grouper = Grouper(load_tables(settings.casemix_tables))
         rules = PaymentRules.load(settings.payment_config)
         grouped = cases.join(grouper.group_frame(cases))
-        weights = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+        weights = weights_for_pricing(grouped, rules)
         labels = audit_labels(cases)
         labels["rule_pattern"] = rule_pattern(rule_flags(cases, grouped["mcc_count"]))
         labels["money_at_stake"] = corrected_money(cases, grouper, rules, weights).where(

@@ -35,13 +35,12 @@ def discharge_margin(cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
     insurer's weight table prices with that instead, through ``features.casemix``).
     """
     from features.casemix.grouper import Grouper
-    from features.casemix.payment import PaymentRules, drg_cost, price_cases
+    from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
     from features.casemix.tables import load_tables
-    from features.casemix.weights import calibrate_weights
 
     rules = PaymentRules.load(settings.payment_config)
     grouped = cases.join(Grouper(load_tables(settings.casemix_tables)).group_frame(cases))
-    weights = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+    weights = weights_for_pricing(grouped, rules)
     return price_cases(grouped, rules, weights)
 
 

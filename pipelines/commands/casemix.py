@@ -15,9 +15,9 @@ from rich.table import Table
 
 from features.casemix.grouper import Grouper
 from features.casemix.indicators import casemix_indicators
-from features.casemix.payment import PaymentRules, drg_cost, price_cases
+from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
 from features.casemix.tables import CasemixTables, load_tables
-from features.casemix.weights import calibrate_weights, read_weights, write_weights
+from features.casemix.weights import read_weights, write_weights
 from pipelines.contract import FIELD_BY_NAME
 from pipelines.ingest import los_days
 from pipelines.progress import progress_bar
@@ -200,7 +200,7 @@ def _group(cases: pd.DataFrame, tables: CasemixTables) -> pd.DataFrame:
 
 def _calibrate(grouped: pd.DataFrame, rules: PaymentRules, tables: CasemixTables) -> pd.DataFrame:
     """Weights on the cost inside the DRG (the cost the payment compares with the standard), named."""
-    table = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+    table = weights_for_pricing(grouped, rules)
     return table.assign(name=[tables.drg_name(drg) for drg in table.index])
 
 

@@ -86,18 +86,15 @@ def _read(path: Path) -> pd.DataFrame:
 
 def _price(cases: pd.DataFrame, rules_path: Path, weights_path: Path | None) -> pd.DataFrame:
     """Add the payment columns; text columns of the contract are first given their canonical types."""
-    from features.casemix.payment import PaymentRules, drg_cost, price_cases
-    from features.casemix.weights import calibrate_weights, read_weights
+    from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
+    from features.casemix.weights import read_weights
     from pipelines.ingest import los_days
 
     cases = _typed(cases)
     if "los_days" not in cases and {"admission_date", "discharge_date"} <= set(cases.columns):
         cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
     rules = PaymentRules.load(rules_path)
-    if weights_path is not None:
-        table = read_weights(weights_path)
-    else:
-        table = calibrate_weights(cases, rules.calibration, cost=drg_cost(cases, rules))
+    table = read_weights(weights_path) if weights_path is not None else weights_for_pricing(cases, rules)
     return price_cases(cases, rules, table)
 
 
