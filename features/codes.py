@@ -28,14 +28,51 @@ def icd10_chapters() -> pd.DataFrame:
     return table.sort_values("first", ignore_index=True)
 
 
+_ROLLED: dict[tuple[str, object], object] = {}
+_ROLLED_LIMIT = 500_000
+_SMALL = 64  # up to this many distinct codes, roll-ups are looked up (and remembered) per code
+
+
 def _on_distinct(codes: pd.Series, rollup) -> pd.Series:
-    """Apply ``rollup`` (an array of distinct codes -> array of results) and map back to every row."""
+    """Apply ``rollup`` (an array of distinct codes -> array of results) and map back to every row.
+
+    ``rollup`` works code by code, so its result for a code is remembered: a single served case pays
+    a dictionary lookup per code instead of a pass of pandas string operations.
+    """
     positions, distinct = pd.factorize(codes, use_na_sentinel=True)
-    rolled = np.asarray(rollup(np.asarray(distinct, dtype=object)), dtype=object)
+    distinct = np.asarray(distinct, dtype=object)
+    if len(distinct) <= _SMALL:
+        rolled = _remembered(distinct, rollup)
+    else:
+        rolled = np.asarray(rollup(distinct), dtype=object)
     out = np.full(len(codes), None, dtype=object)
     known = positions >= 0
     out[known] = rolled[positions[known]]
     return pd.Series(out, index=codes.index, dtype=object)
+
+
+def _remembered(distinct: np.ndarray, rollup) -> np.ndarray:
+    """``rollup(distinct)``, computing only the codes not seen before (keyed by roll-up and code)."""
+    name = rollup.__qualname__
+    keys = [(name, _key(c)) for c in distinct]
+    unseen = [i for i, k in enumerate(keys) if k not in _ROLLED]
+    if unseen:
+        if len(_ROLLED) + len(unseen) > _ROLLED_LIMIT:
+            _ROLLED.clear()
+        try:
+            computed = np.asarray(rollup(distinct[unseen]), dtype=object)
+        except Exception:  # e.g. pandas' .str refuses a part holding no text at all: roll up all of it
+            return np.asarray(rollup(distinct), dtype=object)
+        for i, value in zip(unseen, computed, strict=True):
+            _ROLLED[keys[i]] = value
+    out = np.empty(len(distinct), dtype=object)
+    out[:] = [_ROLLED[k] for k in keys]
+    return out
+
+
+def _key(code: object) -> object:
+    """A cache key that tells apart values that compare equal but roll up differently (1 and "1")."""
+    return (type(code), code)
 
 
 def _icd10_categories(distinct: np.ndarray) -> np.ndarray:

@@ -40,7 +40,24 @@ def _prefix_masks() -> dict[int, dict[str, int]]:
     return out
 
 
+_MASK_CACHE: dict[str, int] = {}
+_MASK_CACHE_LIMIT = 500_000
+
+
 def _code_masks(codes: np.ndarray) -> np.ndarray:
+    """The condition bit mask of each code, remembered per code string (a served case repeats codes
+    already seen, and the pandas string operations cost more than the lookup for a few codes)."""
+    cache = _MASK_CACHE
+    unseen = [c for c in dict.fromkeys(codes) if c not in cache]
+    if unseen:
+        if len(cache) + len(unseen) > _MASK_CACHE_LIMIT:
+            cache.clear()
+        computed = _compute_code_masks(np.asarray(unseen, dtype=object))
+        cache.update(zip(unseen, computed.tolist(), strict=True))
+    return np.fromiter((cache[c] for c in codes), dtype=np.int64, count=len(codes))
+
+
+def _compute_code_masks(codes: np.ndarray) -> np.ndarray:
     """The condition bit mask of each code (one dictionary lookup per prefix length, no scanning)."""
     text = pd.Series(codes, dtype=object).str.strip().str.upper()
     mask = np.zeros(len(codes), dtype=np.int64)

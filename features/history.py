@@ -87,7 +87,13 @@ def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
     and sums, ``days_since_last_discharge`` (NaN when none), and ``prior_condition_mask`` (Charlson
     conditions seen in counted stays, as a bit mask).
     """
-    events = events[events["discharge_date"].notna()].drop_duplicates("case_id")
+    # Discharged stays, each case once (its first row): one positional take instead of a boolean
+    # filter then drop_duplicates, and none at all when every row is kept.
+    discharged = np.flatnonzero(events["discharge_date"].notna().to_numpy())
+    first = ~pd.Index(events["case_id"].to_numpy()[discharged]).duplicated(keep="first")
+    rows = discharged[first]
+    if len(rows) != len(events):
+        events = events.iloc[rows]
     patients, _ = pd.factorize(pd.concat([events["patient_id"], queries["patient_id"]], ignore_index=True))
     event_patient = patients[: len(events)].astype(np.int64)
     query_patient = patients[len(events) :].astype(np.int64)
@@ -117,8 +123,8 @@ def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
     emergency = (pd.to_numeric(events["admission_source"], errors="coerce") == EMERGENCY_SOURCE).to_numpy(
         np.int64
     )
-    cost = pd.to_numeric(events["total_cost"], errors="coerce").fillna(0.0).to_numpy(np.float64)
-    los = pd.to_numeric(events["los_days"], errors="coerce").fillna(0).to_numpy(np.float64)
+    cost = _filled(events["total_cost"], 0.0)
+    los = _filled(events["los_days"], 0)
     conditions = mask_bits(condition_masks(events["principal_diagnosis"], events["other_diagnoses"])).astype(
         np.int32
     )
@@ -143,6 +149,15 @@ def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
         out[f"prior_emergency_admissions_{window}d"] = sums[:, 4]
     out["days_since_last_discharge"] = _days_since_last(sorted_keys, query_keys, start, self_ever)
     seen = _between(cum_conditions, start, hi) - _own(conditions, query_self) * self_ever[:, None]
-    frame = pd.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in out.items()}, index=queries.index)
-    frame["prior_condition_mask"] = bits_mask(seen)
-    return frame
+    columns: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+    columns["prior_condition_mask"] = bits_mask(seen)
+    return pd.DataFrame(columns, index=queries.index)
+
+
+def _filled(values: pd.Series, fill: float) -> np.ndarray:
+    """Numbers as float64 with missing (or non-numeric) values ``fill``."""
+    if values.dtype == np.float64:  # already numbers: skip the conversions, same result
+        out = values.to_numpy(dtype=np.float64, copy=True)
+        out[np.isnan(out)] = fill
+        return out
+    return pd.to_numeric(values, errors="coerce").fillna(fill).to_numpy(np.float64)

@@ -119,6 +119,13 @@ def views_at(stage: Stage) -> list[FeatureView]:
 def _code_text(values: pd.Series) -> pd.Series:
     """A coded integer field (sex, payer, route...) as text levels ("1"), None when missing or not a code."""
     positions, distinct = pd.factorize(values, use_na_sentinel=True)
+    kind = distinct.dtype
+    if pd.api.types.is_integer_dtype(kind) or pd.api.types.is_float_dtype(kind):
+        # Numeric codes (what store frames hold) are read in plain Python: the same text as below
+        # without the fixed cost of the pandas calls, which dominates for a single case.
+        whole = [str(int(v)) if v % 1 == 0 else None for v in distinct.tolist()]
+        text = np.array([*whole, None], dtype=object)
+        return pd.Series(text[positions], index=values.index, dtype=object)
     number = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce")
     whole = number.where(number % 1 == 0)  # 1.0 reads as "1"; 1.5 is no code
     text = np.append(whole.map(lambda v: None if pd.isna(v) else str(int(v))).to_numpy(dtype=object), None)
@@ -126,11 +133,15 @@ def _code_text(values: pd.Series) -> pd.Series:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    text = values.astype(object).where(values.notna(), None)
-    return text.where(text != "", None)
+    text = values.to_numpy(dtype=object, copy=True)
+    text[pd.isna(text)] = None
+    text[text == ""] = None
+    return pd.Series(text, index=values.index, name=values.name, dtype=object)
 
 
 def _number(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values.dtype):  # already numbers: to_numeric would return them
+        return values.astype("float64")
     return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
@@ -231,12 +242,12 @@ register(
 
 
 def _calendar(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    date = cases["admission_date"].dt
+    date = pd.DatetimeIndex(cases["admission_date"].to_numpy())  # one index, three fields (NaT: NaN)
     return pd.DataFrame(
         {
-            "admission_month": date.month.astype("float64"),
-            "admission_quarter": date.quarter.astype("float64"),
-            "admission_weekday": date.weekday.astype("float64"),
+            "admission_month": np.asarray(date.month, dtype="float64"),
+            "admission_quarter": np.asarray(date.quarter, dtype="float64"),
+            "admission_weekday": np.asarray(date.weekday, dtype="float64"),
         },
         index=cases.index,
     )
@@ -340,10 +351,11 @@ def _history_features() -> tuple[Feature, ...]:
 
 def _patient_history(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
     prior = context.prior
-    out = prior.drop(columns="prior_condition_mask")
-    out["prior_charlson_conditions"] = comorbidity.condition_count(prior["prior_condition_mask"].to_numpy())
-    out["prior_charlson_index"] = comorbidity.charlson_index(prior["prior_condition_mask"].to_numpy())
-    return out
+    mask = prior["prior_condition_mask"].to_numpy()
+    out = {name: column.to_numpy() for name, column in prior.items() if name != "prior_condition_mask"}
+    out["prior_charlson_conditions"] = comorbidity.condition_count(mask)
+    out["prior_charlson_index"] = comorbidity.charlson_index(mask)
+    return pd.DataFrame(out, index=prior.index)
 
 
 register(
