@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,10 @@ if TYPE_CHECKING:
     from pipelines.demo import DemoHospital
 
 TEST_DATA = Path(__file__).parent / "data"
+
+# Rich wraps command output at the terminal width, read when a console is made: a wide fixed width
+# keeps assertions on printed text independent of the checkout's path length and of the terminal.
+os.environ["COLUMNS"] = "240"
 
 
 @pytest.fixture
