@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features import codes, comorbidity
+from features.casemix.cases import CANONICAL_INPUT_COLUMNS
 from features.history import WINDOWS
 from pipelines.contract import COST_CATEGORIES, DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage
 
@@ -512,16 +513,7 @@ register(
     )
 )
 
-_GROUPER_SOURCES = (
-    "sex",
-    "age_years",
-    "age_days",
-    "birth_weight_g",
-    "principal_diagnosis",
-    "other_diagnoses",
-    "principal_procedure",
-    "other_procedures",
-)
+_GROUPER_SOURCES = CANONICAL_INPUT_COLUMNS
 
 
 def _casemix(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:

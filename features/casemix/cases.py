@@ -24,6 +24,8 @@ from pipelines.contract import CODE_SEPARATOR
 REFERENCE_COLUMNS = ("diagnoses", "procedures")
 CANONICAL_COLUMNS = ("principal_diagnosis", "other_diagnoses", "principal_procedure", "other_procedures")
 NUMBER_COLUMNS = ("sex", "age_years", "age_days", "birth_weight_g")
+# What grouping reads from a canonical case.
+CANONICAL_INPUT_COLUMNS = (*NUMBER_COLUMNS, *CANONICAL_COLUMNS)
 NEWBORN_DAYS = 28
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.casemix.cases import CANONICAL_INPUT_COLUMNS
 from features.casemix.grouper import Grouper
 from features.casemix.payment import PaymentRules, price_cases
 from features.casemix.weights import calibrate_weights
@@ -21,14 +22,7 @@ from pipelines.contract import COST_CATEGORIES
 from pipelines.demo.patients import SELF_PAY_SHARE
 
 INPUT_COLUMNS = (
-    "sex",
-    "age_years",
-    "age_days",
-    "birth_weight_g",
-    "principal_diagnosis",
-    "other_diagnoses",
-    "principal_procedure",
-    "other_procedures",
+    *CANONICAL_INPUT_COLUMNS,
     "department",
     "discharge_date",
     "los_days",
