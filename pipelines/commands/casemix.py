@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -103,12 +103,7 @@ def report(
     output = output or get_settings().data_dir / "reports" / f"casemix-{by.value}-{period.value}.csv"
     with _user_errors(), progress_bar() as bar:
         task = bar.add_task("casemix report", total=5)
-        rules = _rules(payment)
-        cases = _load_cases(store, input_file)
-        bar.advance(task)
-        tables = load_tables()
-        grouped = _group(cases, tables)
-        bar.advance(task)
+        rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
         if weights is None:
             table = _calibrate(grouped, rules, tables)
             weights = write_weights(table, output.with_name(f"{output.stem}-weights.csv"))
@@ -142,12 +137,7 @@ def weights_command(
     output = output or get_settings().data_dir / "weights.csv"
     with _user_errors(), progress_bar() as bar:
         task = bar.add_task("calibrate weights", total=3)
-        rules = _rules(payment)
-        cases = _load_cases(store, input_file)
-        bar.advance(task)
-        tables = load_tables()
-        grouped = _group(cases, tables)
-        bar.advance(task)
+        rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
         table = _calibrate(grouped, rules, tables)
         write_weights(table, output)
         bar.advance(task)
@@ -156,6 +146,19 @@ def weights_command(
     console.print(
         f"{len(table)} DRGs from {int(table['n_cases'].sum()):,} kept cases ({counts}) → [bold]{output}[/]"
     )
+
+
+def _grouped(
+    payment: Path | None, store: Path | None, input_file: Path | None, advance: Callable[[], None]
+) -> tuple[PaymentRules, CasemixTables, pd.DataFrame]:
+    """The payment rules, the tables and the cases grouped: what every casemix command starts from."""
+    rules = _rules(payment)
+    cases = _load_cases(store, input_file)
+    advance()
+    tables = load_tables()
+    grouped = _group(cases, tables)
+    advance()
+    return rules, tables, grouped
 
 
 def _rules(path: Path | None) -> PaymentRules:

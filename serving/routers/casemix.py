@@ -8,6 +8,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from features.casemix.grouper import GroupResult
 from pipelines.contract import CODE_SEPARATOR
 from serving.deps import State, require
 from serving.schemas import Code
@@ -43,16 +44,10 @@ class GroupBatch(BaseModel):
     cases: list[GroupCase] = Field(min_length=1)
 
 
-class Grouped(BaseModel):
+class Grouped(GroupResult):
+    """The grouper's answer for one requested case; batches carry no trace."""
+
     case_id: str | None
-    status: Literal["grouped", "ungroupable", "invalid"]
-    reason: str
-    mdc: str
-    adrg: str
-    drg: str
-    drg_name: str | None
-    mcc_count: int
-    cc_count: int
     trace: list[str] | None = None
 
 
