@@ -39,14 +39,17 @@ class MondrianCQR:
                     self.by_group_[key] = conformal_quantile(group_scores.to_numpy(), self.level)
         return self
 
-    def margin(self, groups: pd.Series | None, index: pd.Index) -> pd.Series:
-        """The widening for each row: its group's when calibrated, else the pooled one."""
-        if groups is None:
-            return pd.Series(self.pooled_, index=index)
-        return groups.map(self.by_group_).astype("float64").fillna(self.pooled_)
+    def margins(self, groups: pd.Series | None, n: int) -> np.ndarray:
+        """The widening for each of ``n`` rows: its group's when calibrated, else the pooled one.
 
-    def interval(
-        self, lower: pd.Series, upper: pd.Series, groups: pd.Series | None
-    ) -> tuple[pd.Series, pd.Series]:
-        widen = self.margin(groups, lower.index)
-        return lower - widen, upper + widen
+        A category column is looked up once per category, not per row (one case costs one lookup).
+        """
+        if groups is None:
+            return np.full(n, self.pooled_)
+        if isinstance(groups.dtype, pd.CategoricalDtype):
+            codes = groups.array.codes
+            per_category = np.array(
+                [self.by_group_.get(c, self.pooled_) for c in groups.cat.categories] + [self.pooled_]
+            )
+            return per_category[codes]  # code -1 (missing) reads the pooled widening
+        return groups.map(self.by_group_).astype("float64").fillna(self.pooled_).to_numpy()

@@ -58,6 +58,8 @@ def create_app(
         grouper=_grouper_factory(settings),
     )
 
+    state.batchers = predict.batchers(state)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not registry.models:

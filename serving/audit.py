@@ -11,6 +11,7 @@ import json
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 
 class AuditLog:
@@ -18,6 +19,7 @@ class AuditLog:
         self.path = path
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle: TextIO | None = None  # opened on first use, kept open: one write per request
 
     def record(
         self,
@@ -37,5 +39,7 @@ class AuditLog:
             "case_ids": [c for c in case_ids or [] if c is not None],
         }
         line = json.dumps(entry, ensure_ascii=False) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+        with self._lock:
+            if self._handle is None or self._handle.closed:
+                self._handle = self.path.open("a", encoding="utf-8", buffering=1)  # line-buffered
+            self._handle.write(line)

@@ -27,6 +27,12 @@ class ServingSettings(BaseSettings):
     )
     max_batch: int = Field(default=10_000, ge=1, description="most cases in one batch request (413 above)")
     max_body_mb: float = Field(default=32.0, gt=0, description="largest request body in MB (413 above)")
+    micro_batch: int = Field(
+        default=64, ge=1, description="most one-case requests of one model scored together (1: no batching)"
+    )
+    explain_threads: int = Field(
+        default=2, ge=1, description="threads of the SHAP pass for batch requests of 1,000 cases or more"
+    )
     top_contributions: int = Field(default=8, ge=1, description="SHAP contributions listed by default")
     queue_period: str | None = Field(
         default=None, description="period of the coding-review queue, e.g. 2025Q4; None: the latest quarter"

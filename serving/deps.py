@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -32,9 +32,10 @@ class ServiceState:
     cases: CaseIndex
     queue: ReviewQueue
     grouper: Callable[[], Any]
+    batchers: dict[str, Any] = field(default_factory=dict)  # task → serving.batching.MicroBatcher
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
@@ -57,7 +58,7 @@ class NotAuthenticated(HTTPException):
 def require(*roles: str) -> Callable[..., Principal]:
     """A dependency admitting keys whose role is one of ``roles`` (401 without a valid key, 403 otherwise)."""
 
-    def check(request: Request, state: State) -> Principal:
+    async def check(request: Request, state: State) -> Principal:
         key = presented_key(request)
         principal = state.keys.authenticate(key) if key else None
         endpoint = getattr(request.scope.get("route"), "path", request.url.path)
@@ -76,7 +77,12 @@ def require(*roles: str) -> Callable[..., Principal]:
     return check
 
 
-def language(accept_language: Annotated[str | None, Header()] = None) -> Language:
+async def language(accept_language: Annotated[str | None, Header()] = None) -> Language:
+    """The request's language (async: a dependency that needs no thread of its own)."""
+    return preferred_language(accept_language)
+
+
+def preferred_language(accept_language: str | None) -> Language:
     """Chinese unless the caller prefers English (``Accept-Language: en``) over Chinese."""
     best: tuple[float, Language] = (-1.0, "zh")
     for part in (accept_language or "").split(","):

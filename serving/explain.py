@@ -19,6 +19,7 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
+from models import lgbm
 from pipelines.contract import FIELD_BY_NAME
 
 Link = Literal["identity", "log", "logit"]
@@ -36,45 +37,12 @@ class Explained:
     raw: np.ndarray
 
 
-def tree_contributions(booster: lightgbm.Booster, X: pd.DataFrame) -> Explained:
+def tree_contributions(booster: lightgbm.Booster, X: pd.DataFrame, threads: int = 1) -> Explained:
     """Exact per-feature SHAP values of the booster's raw output; base + Σ values = raw output."""
-    matrix = _lightgbm_matrix(booster, X)
-    contrib = booster.predict(X if matrix is None else matrix, pred_contrib=True, num_threads=1)
+    matrix = lgbm.frame_matrix(X, booster.pandas_categorical)
+    contrib = booster.predict(X if matrix is None else matrix, pred_contrib=True, num_threads=threads)
     values, base = contrib[:, :-1], contrib[:, -1]
     return Explained(list(X.columns), values, base, values.sum(axis=1) + base)
-
-
-def _lightgbm_matrix(booster: lightgbm.Booster, X: pd.DataFrame) -> np.ndarray | None:
-    """The float64 matrix LightGBM's own pandas conversion makes of ``X``, or None to let it convert.
-
-    LightGBM copies the frame and maps every category column through pandas ``apply``/``replace``,
-    which costs more than the TreeSHAP itself for one case. For the frames the features give (float64
-    numbers, category columns with the training categories) this builds the same matrix directly:
-    numbers as they are, categories as their codes in the training categories, missing as NaN.
-    Anything else (other dtypes, a category mismatch, no rows) goes through LightGBM unchanged.
-    """
-    trained = getattr(booster, "pandas_categorical", None)
-    if not isinstance(X, pd.DataFrame) or len(X) == 0 or trained is None:
-        return None
-    out = np.empty(X.shape, dtype=np.float64)
-    k, numbers = 0, 0
-    for j, (_, column) in enumerate(X.items()):
-        dtype = column.dtype
-        if isinstance(dtype, pd.CategoricalDtype):
-            if k >= len(trained):
-                return None
-            if list(dtype.categories) != list(trained[k]):
-                column = column.cat.set_categories(trained[k])
-            codes = column.cat.codes.to_numpy()
-            out[:, j] = np.where(codes == -1, np.nan, codes)
-            k += 1
-        elif dtype == np.float64:
-            out[:, j] = column.to_numpy()
-            numbers += 1
-        else:
-            return None
-    # (without a float64 column LightGBM would convert to float32: leave that case to it)
-    return out if k == len(trained) and numbers else None
 
 
 def output_scale(x: np.ndarray, raw: np.ndarray, prediction: np.ndarray, link: Link) -> np.ndarray:

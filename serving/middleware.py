@@ -30,6 +30,13 @@ class Metrics:
             ["method", "endpoint", "status"],
             registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "caselens_micro_batch_cases",
+            "one-case requests scored together, per micro-batch",
+            ["task"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "caselens_request_seconds",
             "request latency by endpoint",

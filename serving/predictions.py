@@ -1,14 +1,20 @@
-"""Predict and explain a frame of canonical cases with one served model: shared by the API and pages."""
+"""Predict and explain a frame of canonical cases with one served model: shared by the API and pages.
+
+Scoring (features, predictions, SHAP values) and wording (the payload in one language with the top
+contributions) are separate steps, so a micro-batch of requests asking in different languages is
+scored once and worded per request.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from serving.explain import Language, explanations
+from serving.explain import Explained, Language, explanations
 from serving.registry import ServedModel
 
 log = logging.getLogger(__name__)
@@ -18,19 +24,38 @@ class ScoringError(ValueError):
     """Valid-looking input the model could not score (answered as 422, the message says which part)."""
 
 
-def predict_explained(
-    model: ServedModel,
-    cases: pd.DataFrame,
-    *,
-    history: pd.DataFrame | None = None,
-    language: Language = "zh",
-    top: int = 8,
-) -> list[dict[str, Any]]:
-    """One prediction payload (see serving.schemas.Prediction) per row of ``cases``, in order."""
+@dataclass(frozen=True)
+class Scored:
+    """One model's answer for a frame of cases: features, output columns and SHAP values, row by row."""
+
+    model: ServedModel
+    case_ids: list[Any]
+    X: pd.DataFrame
+    outputs: pd.DataFrame
+    values: np.ndarray
+    explained: Explained
+
+    def rows(self, rows: list[int]) -> Scored:
+        """The same answer for the given rows only."""
+        e = self.explained
+        return Scored(
+            self.model,
+            [self.case_ids[r] for r in rows],
+            self.X.iloc[rows],
+            self.outputs.iloc[rows],
+            self.values[rows],
+            Explained(e.features, e.values[rows], e.base[rows], e.raw[rows]),
+        )
+
+
+def score(
+    model: ServedModel, cases: pd.DataFrame, history: pd.DataFrame | None = None, threads: int = 1
+) -> Scored:
+    """Features, predictions and SHAP values of ``cases``; anything the model cannot score raises."""
     try:
         X = model.features_for(cases, history)
         outputs = model.predict(X)
-        explained = model.explain(X)
+        explained = model.explain(X, threads)
     except Exception as error:  # whatever a model cannot score is the input's answer (422), never a 500
         # Only the error type is logged: its message may quote case contents.
         log.warning("%s could not score a request: %s", model.name, type(error).__name__)
@@ -41,12 +66,19 @@ def predict_explained(
     values = outputs[value_column].to_numpy(dtype="float64")
     if not np.isfinite(values).all():
         raise ScoringError(f"{model.name} v{model.version} gave no finite prediction for some of these cases")
+    case_ids = cases["case_id"].tolist() if "case_id" in cases.columns else [None] * len(cases)
+    return Scored(model, case_ids, X, outputs, values, explained)
+
+
+def payloads(scored: Scored, language: Language = "zh", top: int = 8) -> list[dict[str, Any]]:
+    """One prediction payload (see serving.schemas.Prediction) per scored case, in order."""
+    model, outputs, task = scored.model, scored.outputs, scored.model.task
+    value_column = task.value_column if task.value_column in outputs.columns else outputs.columns[0]
     lower, upper = outputs.get(f"{value_column}_lower"), outputs.get(f"{value_column}_upper")
-    task = model.task
     texts = explanations(
-        explained,
-        X,
-        values,
+        scored.explained,
+        scored.X,
+        scored.values,
         link=model.link,
         unit=task.unit,
         subject=task.zh if language == "zh" else task.en,
@@ -54,26 +86,40 @@ def predict_explained(
         language=language,
         top=top,
     )
-    numeric = outputs.select_dtypes("number").astype("float64")
-    records = numeric.where(np.isfinite(numeric), None).to_dict("records")
-    case_ids = cases["case_id"].tolist() if "case_id" in cases.columns else [None] * len(cases)
+    numeric = {c: outputs[c].to_numpy(dtype="float64") for c in outputs.select_dtypes("number").columns}
+    bounds = None
+    if lower is not None and upper is not None and model.level is not None:
+        bounds = (lower.to_numpy(dtype="float64"), upper.to_numpy(dtype="float64"))
     predictions = []
     for row, explanation in enumerate(texts):
         interval = None
-        if lower is not None and upper is not None and model.level is not None:
+        if bounds is not None:
             interval = {
-                "lower": float(lower.iloc[row]),
-                "upper": float(upper.iloc[row]),
-                "level": float(model.level),
+                "lower": float(bounds[0][row]),
+                "upper": float(bounds[1][row]),
+                "level": float(model.level),  # type: ignore[arg-type]
             }
         predictions.append(
             {
-                "case_id": case_ids[row],
-                "value": float(values[row]),
+                "case_id": scored.case_ids[row],
+                "value": float(scored.values[row]),
                 "unit": task.unit,
                 "interval": interval,
-                "outputs": {k: v for k, v in records[row].items() if v is not None},
+                "outputs": {c: float(a[row]) for c, a in numeric.items() if np.isfinite(a[row])},
                 "explanation": explanation,
             }
         )
     return predictions
+
+
+def predict_explained(
+    model: ServedModel,
+    cases: pd.DataFrame,
+    *,
+    history: pd.DataFrame | None = None,
+    language: Language = "zh",
+    top: int = 8,
+    threads: int = 1,
+) -> list[dict[str, Any]]:
+    """One prediction payload per row of ``cases``, in order."""
+    return payloads(score(model, cases, history, threads), language, top)

@@ -76,8 +76,8 @@ class ServedModel:
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         return self.estimator.predict(X).reset_index(drop=True)
 
-    def explain(self, X: pd.DataFrame) -> Explained:
-        return tree_contributions(self.booster, X)
+    def explain(self, X: pd.DataFrame, threads: int = 1) -> Explained:
+        return tree_contributions(self.booster, X, threads)
 
 
 def single_threaded(estimator: Any, depth: int = 3) -> None:

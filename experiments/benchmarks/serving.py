@@ -92,14 +92,16 @@ def clean(record: dict[str, Any]) -> dict[str, Any]:
     return {k: (v[:10] if k.endswith("_date") and v else v) for k, v in record.items() if v is not None}
 
 
-def train_and_register(cases: pd.DataFrame, settings: Settings, uri: str, trees: int) -> str:
+def train_and_register(cases: pd.DataFrame, settings: Settings, uri: str, trees: int | None = None) -> str:
     admission = cases[list(fields_known_at("admission"))]
     features = CaseFeatures("admission").fit(admission, history=cases)
     X = features.transform(admission, history=cases)
     order = np.argsort(cases["discharge_date"].to_numpy(), kind="stable")
     train, validation = order[: len(order) * 3 // 4], order[len(order) * 3 // 4 :]
     labels = cases[["total_cost"]].rename(columns={"total_cost": "cost"})
-    params = {**load_config()["tasks"]["cost"]["lightgbm"], "n_estimators": trees, "verbose": -1}
+    params = {**load_config()["tasks"]["cost"]["lightgbm"], "verbose": -1}
+    if trees is not None:
+        params["n_estimators"] = trees
     estimator = CostModel(params).fit(
         X.iloc[train], labels.iloc[train], X.iloc[validation], labels.iloc[validation]
     )

@@ -65,7 +65,7 @@ class CodingModel:
         return shares
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        p = self.classifier_.predict_proba(X)[:, 1]
+        p = lgbm.predict_proba(self.classifier_, X)[:, 1]
         types = self.type_probabilities(X)
         out = pd.DataFrame({"error_probability": p}, index=X.index)
         out["error_type"] = types.idxmax(axis=1).to_numpy()

@@ -106,7 +106,7 @@ class ReadmissionModel:
     ) -> ReadmissionModel:
         y, y_val = labels[LABEL].astype(int), labels_val[LABEL].astype(int).to_numpy()
         self.classifier_ = lgbm.classifier(self.lightgbm, objective="binary").fit(X, y)
-        raw_val = self.classifier_.predict_proba(X_val)[:, 1]
+        raw_val = lgbm.predict_proba(self.classifier_, X_val)[:, 1]
         self.calibrator_ = Calibrator(self.calibration).fit(raw_val, y_val)
         self.validation_brier_ = {
             "raw": float(np.mean((raw_val - y_val) ** 2)),
@@ -116,7 +116,7 @@ class ReadmissionModel:
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        raw = self.classifier_.predict_proba(X)[:, 1]
+        raw = lgbm.predict_proba(self.classifier_, X)[:, 1]
         return pd.DataFrame(
             {
                 "readmission_probability": self.calibrator_.transform(raw),

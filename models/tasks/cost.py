@@ -47,7 +47,7 @@ class CostModel:
     ) -> CostModel:
         y, y_val = np.log1p(labels[self.target]), np.log1p(labels_val[self.target])
         self.point_ = lgbm.regressor(self.lightgbm, objective="regression").fit(X, y)
-        self.smearing_ = float(np.mean(np.exp(y_val - self.point_.predict(X_val))))
+        self.smearing_ = float(np.mean(np.exp(y_val - lgbm.predict(self.point_, X_val))))
         if self.level is None:
             return self
         tail = (1 - self.level) / 2
@@ -62,12 +62,14 @@ class CostModel:
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Point forecast and interval; the interval is widened to hold the point when skew puts the
         mean outside the quantile band (widening only raises coverage)."""
-        point = np.expm1(self.point_.predict(X)) * self.smearing_
+        data = lgbm.prepared(X, self.point_)  # one conversion for the three models
+        point = np.expm1(lgbm.predict(self.point_, data)) * self.smearing_
         if self.level is None:
             return pd.DataFrame({self.target: point}, index=X.index)
-        lower, upper = self.conformal_.interval(*self._log_band(X), self._groups(X))
-        lower = np.minimum(np.expm1(lower).clip(lower=0).to_numpy(), point)
-        upper = np.maximum(np.expm1(upper).to_numpy(), point)
+        lower, upper = self._log_band(data)
+        widen = self.conformal_.margins(self._groups(X), len(X))
+        lower = np.minimum(np.expm1(lower - widen).clip(min=0), point)
+        upper = np.maximum(np.expm1(upper + widen), point)
         names = (self.target, f"{self.target}_lower", f"{self.target}_upper")
         return pd.DataFrame(dict(zip(names, (point, lower, upper), strict=True)), index=X.index)
 
@@ -76,11 +78,9 @@ class CostModel:
         """The tree model SHAP explains: the point model (its values are on the log-cost scale)."""
         return self.point_
 
-    def _log_band(self, X: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-        lower, upper = self.lower_.predict(X), self.upper_.predict(X)
-        return pd.Series(np.minimum(lower, upper), index=X.index), pd.Series(
-            np.maximum(lower, upper), index=X.index
-        )
+    def _log_band(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lower, upper = lgbm.predict(self.lower_, X), lgbm.predict(self.upper_, X)
+        return np.minimum(lower, upper), np.maximum(lower, upper)
 
     def _groups(self, X: pd.DataFrame) -> pd.Series | None:
         return X[self.group_column] if self.group_column in X.columns else None

@@ -97,8 +97,8 @@ class MarginModel:
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame(index=X.index)
-        out["expected_margin"] = self.margin_.predict(X)
-        out["p_loss"] = self.loss_.predict_proba(X)[:, 1]
+        out["expected_margin"] = lgbm.predict(self.margin_, X)
+        out["p_loss"] = lgbm.predict_proba(self.loss_, X)[:, 1]
         if self.decomposed_:
             proba = lgbm.class_probabilities(self.drg_, X, list(self.payment_.index))
             out["expected_payment"] = proba.to_numpy() @ self.payment_.to_numpy()

@@ -1,7 +1,9 @@
 """Prediction endpoints: one case or a batch, for every served task, each with its SHAP explanation.
 
 The routes are generated from ``serving.tasks.SERVED_TASKS`` so every task gets the same shape,
-its stage's request schema and its roles; a task whose model is not loaded answers 503.
+its stage's request schema and its roles; a task whose model is not loaded answers 503. One-case
+requests are scored in micro-batches (``serving.singles``); a batch request is scored as it comes,
+with ``explain_threads`` threads for SHAP when it is large.
 """
 
 # No `from __future__ import annotations` here: the generated handlers' body types are local variables,
@@ -10,15 +12,20 @@ from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
 
+from serving.batching import MicroBatcher
 from serving.cases import CasesUnavailable
-from serving.deps import Lang, State, require
+from serving.deps import Lang, ServiceState, State, require
 from serving.frames import cases_frame
 from serving.predictions import ScoringError, predict_explained
 from serving.registry import ServedModel
 from serving.schemas import BATCH_MODELS, SINGLE_MODELS, BatchResponse, PredictResponse
 from serving.security import Principal
+from serving.singles import CaseRequest, ModelUnavailable, score_requests
 from serving.tasks import SERVED_TASKS, ServedTask
+
+BIG_BATCH = 1_000  # cases from which a batch's SHAP pass uses ``explain_threads`` threads
 
 router = APIRouter(prefix="/v1/predict", tags=["predictions"])
 
@@ -62,6 +69,7 @@ def _run(
             history=_history(state, frame, history),
             language=lang,
             top=top or state.serving.top_contributions,
+            threads=state.serving.explain_threads if len(frame) >= BIG_BATCH else 1,
         )
     except ScoringError as error:
         raise HTTPException(422, str(error)) from error
@@ -80,16 +88,49 @@ def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.Da
         return None
 
 
+def batchers(state: ServiceState) -> dict[str, MicroBatcher[CaseRequest]]:
+    """One micro-batcher per served task, scoring with whatever version is loaded when a batch runs."""
+
+    def scorer(task: ServedTask) -> Any:
+        return lambda requests: score_requests(
+            requests, lambda: state.registry.models.get(task.name), lambda frame: _history(state, frame, None)
+        )
+
+    size = state.metrics.batch_size
+    return {
+        name: MicroBatcher(scorer(task), state.serving.micro_batch, size.labels(name).observe)
+        for name, task in SERVED_TASKS.items()
+    }
+
+
+async def _one(
+    state: State, task: ServedTask, body: Any, lang: str, top: int | None, who: Principal, path: str
+):
+    """One case: alone when it brings its own history, else in its model's micro-batch."""
+    if body.history:
+        answer = await run_in_threadpool(_run, state, task, [body.case], body.history, lang, top, who, path)
+        return {"model": answer["model"], "prediction": answer["predictions"][0]}
+    served(state, task)  # 503 before queueing when there is no model at all
+    state.audit.record(key_id=who.key_id, role=who.role, endpoint=path, case_ids=[body.case.case_id])
+    request = CaseRequest(body.case, lang, top or state.serving.top_contributions)  # type: ignore[arg-type]
+    try:
+        model, prediction = await state.batchers[task.name].submit(request, body.case.patient_id)
+    except ScoringError as error:
+        raise HTTPException(422, str(error)) from error
+    except ModelUnavailable as error:
+        raise HTTPException(503, f"model {task.model_name} is not loaded") from error
+    return {"model": {"name": model.name, "version": model.version}, "prediction": prediction}
+
+
 def _add_routes(task: ServedTask) -> None:
     single_body, batch_body = SINGLE_MODELS[task.stage], BATCH_MODELS[task.stage]
     who = Depends(require(*task.roles))
     path = f"{router.prefix}/{task.name}"
 
-    def predict_one(
+    async def predict_one(
         body: single_body, state: State, lang: Lang, top: Top = None, principal: Principal = who
     ) -> dict[str, Any]:
-        answer = _run(state, task, [body.case], body.history, lang, top, principal, path)
-        return {"model": answer["model"], "prediction": answer["predictions"][0]}
+        return await _one(state, task, body, lang, top, principal, path)
 
     def predict_batch(
         body: batch_body, state: State, lang: Lang, top: Top = None, principal: Principal = who

@@ -34,8 +34,12 @@ def test_small_groups_fall_back_to_the_pooled_widening() -> None:
     groups = pd.Series(["big"] * 290 + ["small"] * 10)
     cqr = MondrianCQR(0.8, min_group=100).fit(actual, lower, upper, groups)
     assert set(cqr.by_group_) == {"big"}
-    widen = cqr.margin(pd.Series(["big", "small", "unseen"]), pd.RangeIndex(3))
-    assert widen.tolist() == [cqr.by_group_["big"], cqr.pooled_, cqr.pooled_]
+    expected = [cqr.by_group_["big"], cqr.pooled_, cqr.pooled_, cqr.pooled_]
+    groups = pd.Series(["big", "small", "unseen", None])
+    assert cqr.margins(groups, 4).tolist() == expected
+    categories = groups.astype(pd.CategoricalDtype(["small", "big", "unseen"]))
+    assert cqr.margins(categories, 4).tolist() == expected
+    assert cqr.margins(None, 2).tolist() == [cqr.pooled_] * 2
 
 
 @pytest.mark.parametrize("level", [0.8, 0.9])

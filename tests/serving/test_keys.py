@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from serving.deps import language
+from serving.deps import preferred_language
 from serving.security import KeyConfigError, KeyStore, add_key, hash_key
 
 
@@ -52,7 +52,7 @@ def test_key_configuration_errors_name_the_entry(tmp_path):
     ],
 )
 def test_language_from_accept_language(header, expected):
-    assert language(header) == expected
+    assert preferred_language(header) == expected
 
 
 def test_cli_makes_keys_and_serve_makes_a_demo_admin_key_once(settings, monkeypatch):
