@@ -87,71 +87,93 @@ def history_features(queries: pd.DataFrame, events: pd.DataFrame) -> pd.DataFram
     and sums, ``days_since_last_discharge`` (NaN when none), and ``prior_condition_mask`` (Charlson
     conditions seen in counted stays, as a bit mask).
     """
-    # Discharged stays, each case once (its first row): one positional take instead of a boolean
-    # filter then drop_duplicates, and none at all when every row is kept.
-    discharged = np.flatnonzero(events["discharge_date"].notna().to_numpy())
-    first = ~pd.Index(events["case_id"].to_numpy()[discharged]).duplicated(keep="first")
-    rows = discharged[first]
-    if len(rows) != len(events):
-        events = events.iloc[rows]
-    patients, _ = pd.factorize(pd.concat([events["patient_id"], queries["patient_id"]], ignore_index=True))
-    event_patient = patients[: len(events)].astype(np.int64)
-    query_patient = patients[len(events) :].astype(np.int64)
-    all_dates = pd.concat([events["admission_date"], queries["admission_date"]])
-    origin = all_dates.min()
-    origin = np.datetime64("1970-01-01", "D") if pd.isna(origin) else np.datetime64(origin, "D")
-    origin -= np.timedelta64(max(WINDOWS) + 1, "D")
+    return StayIndex(events).features(queries)
 
-    event_keys = event_patient * _BIG + _days(events["discharge_date"], origin)
-    event_admit_keys = event_patient * _BIG + _days(events["admission_date"], origin)
-    query_keys = query_patient * _BIG + _days(queries["admission_date"], origin)
-    order = np.argsort(event_keys, kind="stable")
-    sorted_keys = event_keys[order]
 
-    event_self = np.arange(len(events))
-    query_self = pd.Index(events["case_id"]).get_indexer(queries["case_id"])
+class StayIndex:
+    """Discharged stays sorted and summed once, for any number of point-in-time history look-ups.
 
-    # Whether each event was itself a readmission: admitted within 30 days of an earlier discharge.
-    event_start = np.searchsorted(sorted_keys, event_patient * _BIG, side="left")
-    event_gap = _days_since_last(
-        sorted_keys,
-        event_admit_keys,
-        event_start,
-        _self_in(event_self, event_keys, event_admit_keys, event_admit_keys),
-    )
-    readmission = (event_gap <= READMISSION_DAYS).astype(np.int64)
-    emergency = (pd.to_numeric(events["admission_source"], errors="coerce") == EMERGENCY_SOURCE).to_numpy(
-        np.int64
-    )
-    cost = _filled(events["total_cost"], 0.0)
-    los = _filled(events["los_days"], 0)
-    conditions = mask_bits(condition_masks(events["principal_diagnosis"], events["other_diagnoses"])).astype(
-        np.int32
-    )
+    Building it costs a pass over the stays; a look-up costs binary searches per query. The service
+    builds one over its case store and looks up each request's patient in it (the Feast "online"
+    counterpart of the training join), rather than re-deriving the patient's stays per request.
+    """
 
-    per_event = np.column_stack([np.ones(len(events)), cost, los, readmission, emergency]).astype(np.float64)
-    cum = _cumulative(per_event, order)
-    cum_conditions = _cumulative(conditions, order)
+    def __init__(self, events: pd.DataFrame) -> None:
+        # Discharged stays, each case once (its first row): one positional take instead of a boolean
+        # filter then drop_duplicates, and none at all when every row is kept.
+        discharged = np.flatnonzero(events["discharge_date"].notna().to_numpy())
+        first = ~pd.Index(events["case_id"].to_numpy()[discharged]).duplicated(keep="first")
+        rows = discharged[first]
+        if len(rows) != len(events):
+            events = events.iloc[rows]
+        codes, patients = pd.factorize(events["patient_id"])
+        self.patients = pd.Index(patients)
+        self.cases = pd.Index(events["case_id"].to_numpy())
+        origin = events["admission_date"].min()
+        origin = np.datetime64("1970-01-01", "D") if pd.isna(origin) else np.datetime64(origin, "D")
+        self.origin = origin - np.timedelta64(max(WINDOWS) + 1, "D")
+        event_patient = codes.astype(np.int64)
+        self.event_keys = event_patient * _BIG + _days(events["discharge_date"], self.origin)
+        event_admit_keys = event_patient * _BIG + _days(events["admission_date"], self.origin)
+        order = np.argsort(self.event_keys, kind="stable")
+        self.sorted_keys = self.event_keys[order]
 
-    start = np.searchsorted(sorted_keys, query_patient * _BIG, side="left")
-    hi = np.searchsorted(sorted_keys, query_keys, side="right")
-    out: dict[str, np.ndarray] = {}
-    self_ever = _self_in(query_self, event_keys, query_patient * _BIG, query_keys)
-    out["prior_admissions"] = (hi - start) - self_ever
-    for window in WINDOWS:
-        lo = np.searchsorted(sorted_keys, query_keys - window, side="left")
-        inside = _self_in(query_self, event_keys, query_keys - window, query_keys)
-        sums = _between(cum, lo, hi) - _own(per_event, query_self) * inside[:, None]
-        out[f"prior_admissions_{window}d"] = sums[:, 0]
-        out[f"prior_cost_{window}d"] = sums[:, 1]
-        out[f"prior_los_days_{window}d"] = sums[:, 2]
-        out[f"prior_readmissions_{window}d"] = sums[:, 3]
-        out[f"prior_emergency_admissions_{window}d"] = sums[:, 4]
-    out["days_since_last_discharge"] = _days_since_last(sorted_keys, query_keys, start, self_ever)
-    seen = _between(cum_conditions, start, hi) - _own(conditions, query_self) * self_ever[:, None]
-    columns: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
-    columns["prior_condition_mask"] = bits_mask(seen)
-    return pd.DataFrame(columns, index=queries.index)
+        # Whether each event was itself a readmission: admitted within 30 days of an earlier discharge.
+        event_start = np.searchsorted(self.sorted_keys, event_patient * _BIG, side="left")
+        event_gap = _days_since_last(
+            self.sorted_keys,
+            event_admit_keys,
+            event_start,
+            _self_in(np.arange(len(events)), self.event_keys, event_admit_keys, event_admit_keys),
+        )
+        readmission = (event_gap <= READMISSION_DAYS).astype(np.int64)
+        emergency = (pd.to_numeric(events["admission_source"], errors="coerce") == EMERGENCY_SOURCE).to_numpy(
+            np.int64
+        )
+        cost = _filled(events["total_cost"], 0.0)
+        los = _filled(events["los_days"], 0)
+        self.conditions = mask_bits(
+            condition_masks(events["principal_diagnosis"], events["other_diagnoses"])
+        ).astype(np.int32)
+        self.per_event = np.column_stack([np.ones(len(events)), cost, los, readmission, emergency]).astype(
+            np.float64
+        )
+        self.cum = _cumulative(self.per_event, order)
+        self.cum_conditions = _cumulative(self.conditions, order)
+
+    def features(self, queries: pd.DataFrame) -> pd.DataFrame:
+        """The history features of each query (see :func:`history_features`), same index.
+
+        A query whose patient has no stay here has no history; a query admitted before the earliest
+        stay here sees none of them.
+        """
+        query_patient = self.patients.get_indexer(queries["patient_id"]).astype(np.int64)
+        days = np.clip(_days(queries["admission_date"], self.origin), 0, _BIG - 1)
+        query_keys = query_patient * _BIG + days
+        query_self = self.cases.get_indexer(queries["case_id"])
+        query_self[query_patient < 0] = -1
+        sorted_keys, event_keys = self.sorted_keys, self.event_keys
+
+        start = np.searchsorted(sorted_keys, query_patient * _BIG, side="left")
+        hi = np.searchsorted(sorted_keys, query_keys, side="right")
+        out: dict[str, np.ndarray] = {}
+        self_ever = _self_in(query_self, event_keys, query_patient * _BIG, query_keys)
+        out["prior_admissions"] = (hi - start) - self_ever
+        for window in WINDOWS:
+            lo = np.searchsorted(sorted_keys, query_keys - window, side="left")
+            inside = _self_in(query_self, event_keys, query_keys - window, query_keys)
+            sums = _between(self.cum, lo, hi) - _own(self.per_event, query_self) * inside[:, None]
+            out[f"prior_admissions_{window}d"] = sums[:, 0]
+            out[f"prior_cost_{window}d"] = sums[:, 1]
+            out[f"prior_los_days_{window}d"] = sums[:, 2]
+            out[f"prior_readmissions_{window}d"] = sums[:, 3]
+            out[f"prior_emergency_admissions_{window}d"] = sums[:, 4]
+        out["days_since_last_discharge"] = _days_since_last(sorted_keys, query_keys, start, self_ever)
+        own = _own(self.conditions, query_self) * self_ever[:, None]
+        seen = _between(self.cum_conditions, start, hi) - own
+        columns: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
+        columns["prior_condition_mask"] = bits_mask(seen)
+        return pd.DataFrame(columns, index=queries.index)
 
 
 def _filled(values: pd.Series, fill: float) -> np.ndarray:

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from features.encoding import encode_levels, learn_levels
-from features.history import history_features
+from features.history import StayIndex, history_features
 from features.views import DERIVED_STAGE, FeatureContext, FeatureView, views_at
 from pipelines.contract import FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at
 
@@ -171,8 +171,9 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         self._learn(raw)
         return self._encode(raw)
 
-    def transform(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
-        """One feature row per case, same index and order; ``history``: other canonical stays as context.
+    def transform(self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
+        """One feature row per case, same index and order; ``history``: other canonical stays as context
+        (or a :class:`features.history.StayIndex` prepared over them).
 
         History rows only describe the patients' earlier stays; they get no feature row. A case present
         in both frames is taken from ``cases``.
@@ -220,7 +221,7 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         return raw.drop(columns=[c for c in raw.columns if c in self.exclude])
 
     def _parts(
-        self, cases: pd.DataFrame, history: pd.DataFrame | None, views: list[FeatureView]
+        self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None, views: list[FeatureView]
     ) -> list[pd.DataFrame]:
         """Each view's raw frame (declared columns, one row per case, the cases' index)."""
         if not isinstance(cases, pd.DataFrame):
@@ -252,13 +253,20 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         return parts
 
     def _prior(
-        self, visible: pd.DataFrame, cases: pd.DataFrame, history: pd.DataFrame | None
+        self, visible: pd.DataFrame, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None
     ) -> pd.DataFrame:
         """History features of ``visible``; ``history`` is cut to its patients, so a one-case request
-        against the whole store costs that patient's stays, not the store's."""
+        against the whole store costs that patient's stays, not the store's.
+
+        A prepared :class:`StayIndex` is looked up as it is: it must hold every stay that counts,
+        the cases' own earlier stays included (the service's index over its case store, for requests
+        of one case per patient).
+        """
         repeated = visible["case_id"].duplicated() if len(visible) > 1 else np.zeros(len(visible), bool)
         if repeated.any():
             raise FeatureInputError(f"cases: case_id of row {_row(visible, repeated)} repeats an earlier row")
+        if isinstance(history, StayIndex):
+            return history.features(visible)
         events = [event_frame(cases, "cases")]
         if history is not None:
             if "patient_id" in history.columns:

@@ -1,7 +1,9 @@
 """Cases from the store by case or patient id: the pages' cases and every prediction's history context.
 
 The canonical store is read once, on first use, and indexed by case and patient id so a page costs
-two dictionary look-ups, not a scan; ``reset`` (called on model reload) re-reads it.
+two dictionary look-ups, not a scan; ``reset`` (called on model reload) re-reads it. Its discharged
+stays are also prepared once as a :class:`features.history.StayIndex`, so a request's history
+features are binary searches rather than a fresh pass over the patient's stays.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from features.history import StayIndex
 from pipelines.settings import Settings
 from pipelines.store import StoreError, read_cases
 
@@ -27,6 +30,7 @@ class CaseIndex:
         self._frame: pd.DataFrame | None = None
         self._by_case: dict[str, int] = {}
         self._by_patient: dict[str, np.ndarray] = {}
+        self._stays: StayIndex | None = None
 
     def reset(self) -> None:
         with self._lock:
@@ -42,8 +46,15 @@ class CaseIndex:
                 frame = self._load().reset_index(drop=True)
                 self._by_case = {c: i for i, c in enumerate(frame["case_id"])}
                 self._by_patient = frame.groupby("patient_id", sort=False).indices
+                self._stays = StayIndex(frame)
                 self._frame = frame
             return self._frame
+
+    def stay_index(self) -> StayIndex:
+        """Every stored discharged stay, prepared for history look-ups (built with the frame)."""
+        self._ready()
+        assert self._stays is not None
+        return self._stays
 
     def stays_of(self, patient_ids: list[str]) -> pd.DataFrame:
         """Every stored stay of these patients: the history context of a prediction request."""

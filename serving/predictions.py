@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.history import StayIndex
 from serving.explain import Explained, Language, explanations
 from serving.registry import ServedModel
 
@@ -49,7 +50,10 @@ class Scored:
 
 
 def score(
-    model: ServedModel, cases: pd.DataFrame, history: pd.DataFrame | None = None, threads: int = 1
+    model: ServedModel,
+    cases: pd.DataFrame,
+    history: pd.DataFrame | StayIndex | None = None,
+    threads: int = 1,
 ) -> Scored:
     """Features, predictions and SHAP values of ``cases``; anything the model cannot score raises."""
     try:

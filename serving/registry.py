@@ -23,6 +23,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from features.history import StayIndex
 from serving.explain import Explained, Link, feature_names, tree_contributions
 from serving.schemas import ModelStatus
 from serving.tasks import CHAMPION_ALIAS, SERVED_TASKS, ServedTask
@@ -68,8 +69,10 @@ class ServedModel:
     def level(self) -> float | None:
         return getattr(self.estimator, "level", None)
 
-    def features_for(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
-        if history is None or history.empty:
+    def features_for(
+        self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None
+    ) -> pd.DataFrame:
+        if history is None or (isinstance(history, pd.DataFrame) and history.empty):
             return self.features.transform(cases)
         return self.features.transform(cases, history=history)
 

@@ -1,7 +1,8 @@
 """One-case prediction requests, scored together in micro-batches (``serving.batching``).
 
-A request's case is scored with its patient's stays from the case store as history; a request that
-sends its own history is scored alone (its history must not reach anyone else's case). A batch the
+A request's case is scored with its patient's stays from the case store as history (the store's
+prepared ``StayIndex``); a request that sends its own history is scored alone (its history must not
+reach anyone else's case). A batch the
 model cannot score as a whole is scored case by case, so only the bad case's request answers 422.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from features.history import StayIndex
 from serving.explain import Language
 from serving.frames import cases_frame
 from serving.predictions import ScoringError, payloads, score
@@ -38,7 +40,7 @@ Outcome = tuple[ServedModel, dict[str, Any]] | Exception
 def score_requests(
     requests: list[CaseRequest],
     model: Callable[[], ServedModel | None],
-    history: Callable[[pd.DataFrame], pd.DataFrame | None],
+    history: Callable[[pd.DataFrame], pd.DataFrame | StayIndex | None],
 ) -> Sequence[Outcome]:
     """Each request's (model, prediction payload), or the error that request answers with."""
     served = model()

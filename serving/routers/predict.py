@@ -14,6 +14,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
+from features.history import StayIndex
 from serving.batching import MicroBatcher
 from serving.cases import CasesUnavailable
 from serving.deps import Lang, ServiceState, State, require
@@ -91,10 +92,15 @@ def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.Da
 def batchers(state: ServiceState) -> dict[str, MicroBatcher[CaseRequest]]:
     """One micro-batcher per served task, scoring with whatever version is loaded when a batch runs."""
 
+    def stays(frame: pd.DataFrame) -> StayIndex | None:
+        """The store's stays, prepared: a batch holds one case per patient, so nothing else counts."""
+        try:
+            return state.cases.stay_index()
+        except CasesUnavailable:
+            return None
+
     def scorer(task: ServedTask) -> Any:
-        return lambda requests: score_requests(
-            requests, lambda: state.registry.models.get(task.name), lambda frame: _history(state, frame, None)
-        )
+        return lambda requests: score_requests(requests, lambda: state.registry.models.get(task.name), stays)
 
     size = state.metrics.batch_size
     return {

@@ -58,7 +58,7 @@ def test_one_patient_never_appears_twice_in_a_batch() -> None:
 
 
 def test_each_job_gets_its_own_outcome_and_a_failed_batch_fails_only_its_jobs() -> None:
-    seen, score = recording(lambda i: ValueError(f"bad {i}") if i == 1 else i)
+    _, score = recording(lambda i: ValueError(f"bad {i}") if i == 1 else i)
     batcher = MicroBatcher(score)
 
     async def main() -> list[Any]:
