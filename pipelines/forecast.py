@@ -118,7 +118,7 @@ def run_surplus_forecast(
     scenario: Scenario | None = None,
     n_draws: int = 500,
     seed: int = 0,
-    origins: int = 4,
+    origins: int = 6,
     top: int = 10,
     step: Callable[[str], None] = lambda _: None,
 ) -> ForecastRun:

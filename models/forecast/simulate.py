@@ -9,8 +9,12 @@ cost as history, so the hospital's interval is as wide as history says rather th
 false independence, yet it takes continuous values even though only a handful of quarters exist.
 Each leaf's errors are centred over the pool first (the point forecast carries the level; in-sample
 bias such as a seasonal naive lagging growth would otherwise widen every interval in one direction).
-The volume error is widened by the volume model's own horizon spread. Point forecasts are the
-product of the point parts and add up exactly across levels.
+The volume error is widened by the volume model's own horizon spread. On top of that quarter noise,
+every draw has its own fitted cost and payment indices: their recent level, slope and season are
+re-estimated from history quarters reweighted by one more set of normal multipliers
+(:meth:`models.forecast.per_case.Trend.error`), so the band grows with the horizon as far as the
+slope is uncertain. Point forecasts are the product of the point parts and add up exactly across
+levels.
 """
 
 from __future__ import annotations
@@ -115,7 +119,10 @@ def simulate(
     cost_point = per_case.cost_at(future) * scenario.cost_factor(leaves, future)
 
     rng = np.random.default_rng(seed)
-    multipliers = rng.standard_normal((len(fitted.pool), n_draws, len(future))) / np.sqrt(len(fitted.pool))
+    # Variance over the pool with its mean removed is the sample variance: divide by K − 1, not K.
+    multipliers = rng.standard_normal((len(fitted.pool), n_draws, len(future))) / np.sqrt(
+        max(len(fitted.pool) - 1, 1)
+    )
 
     def error(residuals: np.ndarray) -> np.ndarray:
         """leaves × draws × quarters: random combinations of the pooled quarters' error vectors."""
@@ -123,12 +130,21 @@ def simulate(
         centred = pooled - pooled.mean(axis=1, keepdims=True)  # the spread only: the point is the level
         return np.einsum("lk,kdh->ldh", centred, multipliers)
 
+    # Every draw also gets its own fitted cost and payment indices (level, slope, season), from one set of
+    # history-quarter multipliers shared by cost and payment: their errors are mostly the same charges.
+    history_multipliers = rng.standard_normal((len(fitted.quarters), n_draws))
+    departments = leaves["department"]
+    pay_trend = per_case.pay_trend.error(departments, per_case.recent, future, history_multipliers)
+    cost_trend = per_case.cost_trend.error(departments, per_case.recent, future, history_multipliers)
+
     volume_residuals = fitted.volume.residuals.to_numpy()[fitted.cell_of_leaf]
     spread = fitted.volume.spread.to_numpy()[fitted.cell_of_leaf][:, None, :]
     volume_error = error(volume_residuals) * spread * volume_scale[:, None, :]
     volume = np.clip(volume_point[:, None, :] + volume_error, 0.0, None)
-    payment = volume * pay_point[:, None, :] * np.clip(1.0 + error(per_case.pay_residuals), 0.0, None)
-    cost = volume * cost_point[:, None, :] * np.clip(1.0 + error(per_case.cost_residuals), 0.0, None)
+    pay_noise = np.clip(1.0 + error(per_case.pay_residuals), 0.0, None)
+    cost_noise = np.clip(1.0 + error(per_case.cost_residuals), 0.0, None)
+    payment = volume * pay_point[:, None, :] * np.exp(pay_trend) * pay_noise
+    cost = volume * cost_point[:, None, :] * np.exp(cost_trend) * cost_noise
     return SurplusForecast(
         name=scenario.name,
         leaves=leaves,

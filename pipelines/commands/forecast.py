@@ -38,16 +38,17 @@ def surplus(
     output: Path | None = typer.Option(None, "-o", "--output", help="folder (default: <data_dir>/forecast)"),
     draws: int = typer.Option(500, "--draws", min=50, help="simulation draws"),
     seed: int = typer.Option(0, "--seed", help="random seed: same seed, same intervals"),
-    origins: int = typer.Option(4, "--origins", min=0, help="backtest origins (last quarters); 0 skips it"),
+    origins: int = typer.Option(6, "--origins", min=0, help="backtest origins (last quarters); 0 skips it"),
     top: int = typer.Option(10, "--top", min=1, help="DRGs shown: the N busiest and the N losing most"),
     track: bool = typer.Option(True, "--track/--no-track", help="log the run to MLflow"),
 ) -> None:
     """Forecast case volume, DRG payment, cost and surplus (payment − cost) for HORIZON quarters.
 
     Volume per department × ADRG comes from seasonal models (statsforecast MSTL with an AutoETS
-    trend; seasonal naive for sparse series); payment re-prices recent cases at the base rate in
-    force in each forecast quarter; cost per case follows each department's cost index. 80% and 95%
-    intervals come from simulation. Writes a CSV and a PNG per level (hospital, department, top
+    trend; for sparse or short series, same quarter last year grown by the department's growth);
+    payment re-prices recent cases at the base rate in force in each forecast quarter; cost and
+    payment per case follow each department's index. 80% and 95% intervals come from simulation,
+    widened by the factor the backtest finds. Writes a CSV and a PNG per level (hospital, department, top
     DRGs), the scenario and its difference when --scenario is given, and the rolling-origin backtest
     beside seasonal-naive and last-quarter baselines; logs all of it to MLflow (caselens-forecast).
     """
@@ -129,17 +130,24 @@ def _print(run: ForecastRun, out_dir: Path) -> None:
             + ", ".join(f"{q} {v:+,.0f}" for q, v in zip(delta["quarter"], delta["surplus"], strict=True))
         )
     if run.summary is not None:
-        summary = Table(title="Backtest, quarterly surplus 回测")
-        for column in ("level", "n", "MAPE", "seasonal naive", "naive", "80% covered", "95% covered"):
-            summary.add_column(column, justify="left" if column == "level" else "right")
+        summary = Table(title="Backtest, quarterly surplus 回测 (coverage: raw, calibrated)")
+        columns = {
+            "MAPE": "mape",
+            "seas. naive": "mape_seasonal_naive",
+            "naive": "mape_naive",
+            "in 80%": "coverage80",
+            "in 95%": "coverage95",
+            "cal. 80%": "coverage80_calibrated",
+            "cal. 95%": "coverage95_calibrated",
+        }
+        summary.add_column("level", min_width=10)
+        for column in ("n", *columns):
+            summary.add_column(column, justify="right")
         for level, row in run.summary.iterrows():
             summary.add_row(
                 level,
                 f"{row['n']:.0f}",
-                *(
-                    _pct(row[c])
-                    for c in ("mape", "mape_seasonal_naive", "mape_naive", "coverage80", "coverage95")
-                ),
+                *(_pct(row[c], 0 if c.startswith("coverage") else 1) for c in columns.values()),
             )
         console.print(summary)
     console.print(
@@ -148,5 +156,5 @@ def _print(run: ForecastRun, out_dir: Path) -> None:
     )
 
 
-def _pct(value: float) -> str:
-    return "—" if pd.isna(value) else f"{value:.1%}"
+def _pct(value: float, digits: int = 1) -> str:
+    return "—" if pd.isna(value) else f"{value:.{digits}%}"
