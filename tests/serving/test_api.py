@@ -291,3 +291,17 @@ def test_cases_frame_has_canonical_dtypes(admission_body):
     assert str(frame["age_years"].dtype) == "int64"
     assert str(frame["age_days"].dtype) == "Int64"
     assert frame["planned_procedure"].dtype == object
+
+
+@pytest.mark.parametrize("task", ["cost", "margin", "readmission", "coding"])
+def test_answers_follow_the_documented_response_schemas(client, auth, admission_body, discharge_body, task):
+    from serving.schemas import BatchResponse, PredictResponse
+
+    stage_body = admission_body if task in ("cost", "margin") else discharge_body
+    one = client.post(f"/v1/predict/{task}", json=stage_body(3), headers=auth("admin"))
+    assert one.status_code == 200, one.text
+    assert PredictResponse.model_validate(one.json()).model_dump(mode="json") == one.json()
+    cases = [stage_body(r)["case"] for r in (3, 4)]
+    many = client.post(f"/v1/predict/{task}/batch", json={"cases": cases}, headers=auth("admin"))
+    assert many.status_code == 200, many.text
+    assert BatchResponse.model_validate(many.json()).model_dump(mode="json") == many.json()

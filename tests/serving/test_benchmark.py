@@ -26,6 +26,8 @@ def test_serving_benchmark_at_toy_size(tmp_path, monkeypatch):
             "2000",
             "--trees",
             "10",
+            "--workers",
+            "1",
             "--rate",
             "20",
             "--seconds",
@@ -43,6 +45,8 @@ def test_serving_benchmark_at_toy_size(tmp_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     report = out.read_text(encoding="utf-8")
-    assert "| caselens, paced 20/s | 20 | 0 |" in report
+    assert "| caselens, 1 worker, paced 20/s | 20 | 0 |" in report
+    assert "| caselens, 1 worker, 2 clients |" in report
     assert "batch of 200 with explanations" in report and "(HTTP 200)" in report
     assert "native pred_contrib" in report and "`nproc` = " in report
+    assert "One case inside the service's code" in report
