@@ -82,13 +82,19 @@ def _run(
     return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
 
 
-def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.DataFrame | None:
-    """The patients' earlier stays: as sent, else from the case store by patient id, else none."""
+def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.DataFrame | StayIndex | None:
+    """The patients' earlier stays: as sent, else from the case store by patient id, else none.
+
+    With one case per patient the store's prepared StayIndex gives the same features faster (no
+    case of the request can be history for another); otherwise the patients' stays are joined.
+    """
     if sent:
         return cases_frame(sent)
     if "patient_id" not in frame.columns or frame["patient_id"].isna().all():
         return None
     try:
+        if frame["patient_id"].is_unique:
+            return state.cases.stay_index()
         return state.cases.stays_of(frame["patient_id"].dropna().tolist())
     except CasesUnavailable:
         return None
@@ -97,15 +103,10 @@ def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.Da
 def batchers(state: ServiceState) -> dict[str, MicroBatcher[CaseRequest]]:
     """One micro-batcher per served task, scoring with whatever version is loaded when a batch runs."""
 
-    def stays(frame: pd.DataFrame) -> StayIndex | None:
-        """The store's stays, prepared: a batch holds one case per patient, so nothing else counts."""
-        try:
-            return state.cases.stay_index()
-        except CasesUnavailable:
-            return None
-
     def scorer(task: ServedTask) -> Any:
-        return lambda requests: score_requests(requests, lambda: state.registry.models.get(task.name), stays)
+        return lambda requests: score_requests(
+            requests, lambda: state.registry.models.get(task.name), lambda frame: _history(state, frame, None)
+        )
 
     size = state.metrics.batch_size
     return {
