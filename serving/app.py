@@ -2,6 +2,8 @@
 
 Run it with ``caselens serve``. Everything a request needs is built here once and reached through
 dependencies (``serving.deps``), so tests build an app over a temporary data_dir and their own cases.
+``create_app()`` with no arguments reads its settings from the environment: it is the factory every
+worker process of ``caselens serve --workers N`` calls.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import importlib
 import importlib.util
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +28,7 @@ from serving.deps import NotAuthenticated, ServiceState
 from serving.middleware import BodySizeLimit, Metrics, MetricsMiddleware
 from serving.queue import ReviewQueue, store_queue
 from serving.registry import ModelRegistry
+from serving.reload import ReloadGeneration, WorkerReloads, reload_models
 from serving.routers import admin, casemix, health, pages, predict, review
 from serving.security import KeyStore
 
@@ -59,6 +62,11 @@ def create_app(
     )
 
     state.batchers = predict.batchers(state)
+    reloads = WorkerReloads(
+        ReloadGeneration(serving.reload_path(settings)),
+        partial(reload_models, state),
+        every=serving.reload_poll_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +74,8 @@ def create_app(
             await run_in_threadpool(registry.load)
         with suppress(CasesUnavailable):
             await run_in_threadpool(state.cases.stays_of, [])  # read the store before the first request
-        yield
+        async with reloads.following():
+            yield
 
     app = FastAPI(
         title="caselens",
@@ -77,6 +86,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = state
+    app.state.reloads = reloads
     for module in (health, predict, casemix, review, admin, pages):
         app.include_router(module.router)
     for name in OPTIONAL_ROUTERS:

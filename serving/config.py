@@ -1,4 +1,4 @@
-"""Service settings: limits, key file and audit log location.
+"""Service settings: worker processes, limits, key file, audit log and the files workers share.
 
 Like :mod:`pipelines.settings`, every value has a default and an environment override
 (``CASELENS_SERVE_<NAME>``); paths default to files under the shared ``data_dir``.
@@ -38,6 +38,16 @@ class ServingSettings(BaseSettings):
         default=None, description="period of the coding-review queue, e.g. 2025Q4; None: the latest quarter"
     )
     cookie_secure: bool = Field(default=False, description="send the login cookie over HTTPS only")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="worker processes of `caselens serve`; each has its own models and case store in memory",
+    )
+    reload_poll_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="how often a worker checks whether another one reloaded the models (0: never follow)",
+    )
 
     def keys_path(self, settings: Settings) -> Path | None:
         """The key file: the configured one, else <data_dir>/api-keys.json; None when keys are inline JSON."""
@@ -47,3 +57,13 @@ class ServingSettings(BaseSettings):
 
     def audit_path(self, settings: Settings) -> Path:
         return self.audit_log or settings.data_dir / "audit.jsonl"
+
+    @staticmethod
+    def reload_path(settings: Settings) -> Path:
+        """The reload generation file every worker serving this data_dir watches."""
+        return settings.data_dir / "serve" / "reload-generation"
+
+    @staticmethod
+    def metrics_dir(settings: Settings) -> Path:
+        """Where the workers of a multi-process service keep their Prometheus values (emptied at start)."""
+        return settings.data_dir / "serve" / "prometheus"

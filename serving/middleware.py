@@ -7,22 +7,45 @@ case id reaches the metrics or the logs, and metric cardinality stays bounded.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("caselens.serving.access")
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_metrics_across_processes(directory: Path) -> None:
+    """Make the worker processes started after this call keep their metric values in ``directory``.
+
+    prometheus_client reads PROMETHEUS_MULTIPROC_DIR when it is imported, so this must run before the
+    workers start. The folder is emptied first: values left by an earlier run would be added in.
+    """
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROC_DIR] = str(directory)
 
 
 class Metrics:
-    """Prometheus collectors of one app, in their own registry (several apps may live in one process)."""
+    """Prometheus collectors of one app.
+
+    In one process they live in the app's own registry (several apps may share a process, as in
+    tests). Under ``caselens serve --workers N`` every worker writes its values to files in the
+    PROMETHEUS_MULTIPROC_DIR the serve command set, and ``exposition`` adds up all workers' files,
+    whichever worker answers /metrics.
+    """
 
     def __init__(self) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROC_DIR)
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "caselens_requests",
@@ -44,6 +67,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this app, or of every worker of the service in multi-process mode."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        workers = CollectorRegistry()
+        MultiProcessCollector(workers, path=self.multiprocess_dir)
+        return generate_latest(workers)
 
 
 def route_template(scope: Scope) -> str:

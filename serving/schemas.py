@@ -185,8 +185,14 @@ class ModelStatus(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     models: list[ModelStatus]
+    pid: int = Field(description="process id of the worker that answered (`caselens serve --workers N`)")
 
 
 class ReloadResult(BaseModel):
-    models: list[ModelStatus]
+    models: list[ModelStatus] = Field(description="the models of the worker that reloaded")
     changed: list[str] = Field(description="tasks now served by a different version")
+    generation: int = Field(description="reload generation announced to the service's other workers")
+    others_follow_within_seconds: float | None = Field(
+        description="the other workers load the same champions within about this many seconds plus their "
+        "loading time; None when workers do not follow reloads (CASELENS_SERVE_RELOAD_POLL_SECONDS=0)"
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated
+import os
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,6 +11,7 @@ from rich.panel import Panel
 
 from pipelines.settings import get_settings
 from serving.config import ServingSettings
+from serving.middleware import share_metrics_across_processes
 from serving.security import KeyConfigError, KeyStore, add_key
 from serving.tasks import ROLES
 
@@ -20,12 +21,21 @@ console = Console()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="worker processes (default: CASELENS_SERVE_WORKERS, else 1); each loads its own models "
+            "and case store, so memory grows with every worker",
+        ),
+    ] = None,
 ) -> None:
     """Serve predictions, explanations and pages (FastAPI + uvicorn); API docs at /docs.
 
     Models load from the MLflow registry by their `champion` alias; POST /v1/admin/reload swaps in new
-    champions without downtime. With no API key configured, a demo admin key is made in data_dir and
-    shown once.
+    champions without downtime, and with --workers N the other workers follow within about a second.
+    /metrics adds up every worker's counts. With no API key configured, a demo admin key is made in
+    data_dir and shown once.
     """
     import uvicorn
 
@@ -47,11 +57,37 @@ def serve(
                 title="demo admin key (shown once)",
             )
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workers = workers or serving.workers
     console.print(
-        f"caselens serving on http://{host}:{port} (docs: /docs, models from {settings.mlflow_uri})"
+        f"caselens serving on http://{host}:{port} with {workers} worker process(es) "
+        f"(docs: /docs, models from {settings.mlflow_uri})"
     )
-    uvicorn.run(create_app(settings, serving), host=host, port=port, access_log=False, log_level="info")
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,  # the app logs its own access lines, by route template
+        "log_config": log_config(workers),
+        "log_level": "info",
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings, serving), **options)
+        return
+    # Every worker builds its own app with create_app(), which reads its settings from the environment.
+    os.environ["CASELENS_SERVE_WORKERS"] = str(workers)
+    share_metrics_across_processes(serving.metrics_dir(settings))
+    uvicorn.run("serving.app:create_app", factory=True, workers=workers, **options)
+
+
+def log_config(workers: int) -> dict[str, Any]:
+    """One line format for the app and uvicorn, applied by every worker (each sets up its own logging)."""
+    worker = " [%(process)d]" if workers > 1 else ""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "root": {"handlers": ["stderr"], "level": "INFO"},
+    }
 
 
 def api_key(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import State
 from serving.schemas import Readiness
@@ -27,9 +29,9 @@ def readyz(state: State, response: Response) -> Readiness:
     ready = any(m.state == "loaded" for m in models)
     if not ready:
         response.status_code = 503
-    return Readiness(ready=ready, models=models)
+    return Readiness(ready=ready, models=models, pid=os.getpid())
 
 
-@router.get("/metrics", summary="Prometheus metrics: request counts and latency by endpoint")
+@router.get("/metrics", summary="Prometheus metrics: request counts and latency by endpoint, all workers")
 def metrics(state: State) -> Response:
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

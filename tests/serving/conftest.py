@@ -171,8 +171,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def build_app(world: World, tasks: tuple[str, ...] | None = None, **serving: Any) -> Any:
-    """An app over the world; ``tasks`` limits which models it serves (the others answer 503)."""
-    options = {"api_keys": str(world.keys_path), "max_batch": 50, "max_body_mb": 1.0, **serving}
+    """An app over the world; ``tasks`` limits which models it serves (the others answer 503).
+
+    Apps do not follow each other's reloads unless a test asks (``reload_poll_seconds``): they share
+    the world's data_dir, and one test's reload must not change the versions another app serves.
+    """
+    options = {
+        "api_keys": str(world.keys_path),
+        "max_batch": 50,
+        "max_body_mb": 1.0,
+        "reload_poll_seconds": 0,
+        **serving,
+    }
     served = {name: SERVED_TASKS[name] for name in tasks or SERVED_TASKS}
     return create_app(
         world.settings,
