@@ -264,7 +264,8 @@ def run(
     latest = hospital.sort_values("admission_date").tail(max(batch, 500))
     records = case_bodies(latest)
     singles = [{"case": clean(r)} for r in records[-500:]]
-    steps = in_process(pd.DataFrame([s["case"] for s in singles]).pipe(cases_frame_of), hospital)
+    requests = cases_frame([CASE_MODELS["admission"].model_validate(s["case"]) for s in singles])
+    steps = in_process(requests, hospital)
     print("in process (ms):", steps)
     batch_body = json.dumps({"cases": [clean(r) for r in records[-batch:]]}).encode()
     env = {
@@ -364,12 +365,6 @@ def run(
         command=" ".join(sys.argv[1:]) if sys.argv[0].endswith("serving.py") else None,
     )
     write_results([report], output)
-
-
-def cases_frame_of(frame: pd.DataFrame) -> pd.DataFrame:
-    """Request records as the service's canonical frame (what serving.frames makes of a request)."""
-    model = CASE_MODELS["admission"]
-    return cases_frame([model.model_validate(r) for r in frame.to_dict("records")])
 
 
 def explainer_verdict(rows: list[str], threads: int) -> str:
