@@ -473,3 +473,7 @@ def render(**r: Any) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    typer.run(run)
