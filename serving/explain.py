@@ -144,37 +144,57 @@ def explanations(
     start, picked_effects, rest_effect = effects(picked, explained.base, explained.raw, prediction, link)
     rest = explained.values.sum(axis=1) - picked.sum(axis=1)
     labels = [names.get(f, {language: f})[language] for f in explained.features]
-    columns: dict[int, np.ndarray] = {}  # only the listed features' values are read
+    columns: dict[int, list[Any]] = {}  # only the listed features' values are read
+    shown_of: dict[tuple[int, Any], str] = {}  # each distinct value of a feature is worded once
 
-    def column(j: int) -> np.ndarray:
+    def shown(j: int, row: int) -> str:
         if j not in columns:
-            columns[j] = X[explained.features[j]].to_numpy(dtype=object)
-        return columns[j]
+            columns[j] = X[explained.features[j]].to_numpy(dtype=object).tolist()
+        value = columns[j][row]
+        try:
+            return shown_of[j, value]
+        except KeyError:
+            shown_of[j, value] = text = display_value(value, language)
+            return text
+        except TypeError:  # an unhashable value: worded each time
+            return display_value(value, language)
 
+    # Python lists, not numpy rows: iterating numpy scalars costs more than building the answer.
+    rows = zip(
+        idx.tolist(),
+        picked.tolist(),
+        picked_effects.tolist(),
+        explained.base.tolist(),
+        explained.raw.tolist(),
+        start.tolist(),
+        rest.tolist(),
+        rest_effect.tolist(),
+        strict=True,
+    )
     out = []
-    for row in range(len(X)):
+    for row, (features, values, steps, base, raw, first, left, left_effect) in enumerate(rows):
         parts, reasons = [], []
-        for j, value, effect in zip(idx[row], picked[row], picked_effects[row], strict=True):
-            shown = display_value(column(j)[row], language)
+        for j, value, effect in zip(features, values, steps, strict=True):
+            text = shown(j, row)
             parts.append(
                 {
                     "feature": explained.features[j],
                     "name": labels[j],
-                    "value": shown,
-                    "contribution": float(value),
-                    "effect": float(effect),
+                    "value": text,
+                    "contribution": value,
+                    "effect": effect,
                 }
             )
-            reasons.append(reason(labels[j], shown, float(effect), unit, subject, language))
+            reasons.append(reason(labels[j], text, effect, unit, subject, language))
         out.append(
             {
                 "raw_scale": RAW_SCALE[link],
-                "base_value": float(explained.base[row]),
-                "raw_output": float(explained.raw[row]),
-                "base_prediction": float(start[row]),
+                "base_value": base,
+                "raw_output": raw,
+                "base_prediction": first,
                 "contributions": parts,
-                "rest": float(rest[row]),
-                "rest_effect": float(rest_effect[row]),
+                "rest": left,
+                "rest_effect": left_effect,
                 "reasons": reasons,
             }
         )

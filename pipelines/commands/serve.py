@@ -17,6 +17,8 @@ from serving.tasks import ROLES
 
 console = Console()
 
+WORKER_HEALTHCHECK_SECONDS = 60
+
 
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -75,6 +77,9 @@ def serve(
     # Every worker builds its own app with create_app(), which reads its settings from the environment.
     os.environ["CASELENS_SERVE_WORKERS"] = str(workers)
     share_metrics_across_processes(serving.metrics_dir(settings))
+    # A worker answers uvicorn's health check only once it has imported pandas, MLflow and LightGBM;
+    # on a busy machine that takes longer than uvicorn's 5 s, and the worker would be killed and restarted.
+    options["timeout_worker_healthcheck"] = WORKER_HEALTHCHECK_SECONDS
     uvicorn.run("serving.app:create_app", factory=True, workers=workers, **options)
 
 
