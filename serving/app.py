@@ -62,7 +62,7 @@ def create_app(
     )
 
     state.batchers = predict.batchers(state)
-    reloads = WorkerReloads(
+    state.reloads = reloads = WorkerReloads(
         ReloadGeneration(serving.reload_path(settings)),
         partial(reload_models, state),
         every=serving.reload_poll_seconds,
@@ -86,7 +86,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = state
-    app.state.reloads = reloads
     for module in (health, predict, casemix, review, admin, pages):
         app.include_router(module.router)
     for name in OPTIONAL_ROUTERS:

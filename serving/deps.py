@@ -33,6 +33,7 @@ class ServiceState:
     queue: ReviewQueue
     grouper: Callable[[], Any]
     batchers: dict[str, Any] = field(default_factory=dict)  # task → serving.batching.MicroBatcher
+    reloads: Any = None  # serving.reload.WorkerReloads: this worker's reloads and the others' it follows
 
 
 async def get_state(request: Request) -> ServiceState:

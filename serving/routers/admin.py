@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from serving.deps import State, require
 from serving.reload import WorkerReloads
@@ -17,7 +17,7 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 
 
 @router.post("/reload", response_model=ReloadResult, summary="Reload every model's champion version")
-async def reload(request: Request, state: State, principal: Admin) -> ReloadResult:
+async def reload(state: State, principal: Admin) -> ReloadResult:
     """Load the versions the ``champion`` aliases point to now and swap them in together.
 
     Requests keep being answered by the old versions while the new ones load; a version that fails
@@ -25,7 +25,7 @@ async def reload(request: Request, state: State, principal: Admin) -> ReloadResu
     the service's other worker processes follow within about ``others_follow_within_seconds``.
     """
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/admin/reload")
-    reloads: WorkerReloads = request.app.state.reloads
+    reloads: WorkerReloads = state.reloads
     changed, generation = await reloads.reload()
     return ReloadResult(
         models=state.registry.status(),
