@@ -8,11 +8,10 @@ worker process of ``caselens serve --workers N`` calls.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import importlib.util
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from functools import cache, partial
 from typing import Any
 from urllib.parse import quote
@@ -23,13 +22,13 @@ from starlette.concurrency import run_in_threadpool
 
 from pipelines.settings import Settings, get_settings
 from serving.audit import AuditLog
-from serving.cases import CaseIndex, CasesUnavailable, store_cases
+from serving.cases import CaseIndex, store_cases
 from serving.config import ServingSettings
 from serving.deps import NotAuthenticated, ServiceState
 from serving.middleware import BodySizeLimit, Metrics, MetricsMiddleware
 from serving.queue import ReviewQueue, store_queue
 from serving.registry import ModelRegistry
-from serving.reload import ReloadGeneration, WorkerReloads, reload_models
+from serving.reload import ReloadGeneration, WorkerReloads, reload_models, settle
 from serving.routers import admin, casemix, health, pages, predict, review
 from serving.security import KeyStore
 
@@ -73,12 +72,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not registry.models:
             await run_in_threadpool(registry.load)
-        with suppress(CasesUnavailable):
-            await run_in_threadpool(state.cases.stays_of, [])  # read the store before the first request
-        # The models and the case store live as long as the process: keep the cyclic garbage collector
-        # from walking them again and again, which would show as pauses in the latency tail.
-        gc.collect()
-        gc.freeze()
+        await run_in_threadpool(settle, state)  # the store read before the first request; GC settled
         async with reloads.following():
             yield
 
