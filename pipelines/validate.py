@@ -287,12 +287,15 @@ def _expand(first: str, last: str) -> list[str]:
 def check_code_dictionaries(
     cases: pd.DataFrame, tables: Path = CASEMIX_TABLES, codes: dict[str, pd.Series] | None = None
 ) -> pd.DataFrame:
-    """Codes missing from the grouper's dictionaries are reported as warnings; the row is kept."""
+    """Codes missing from the grouper's dictionaries are reported as warnings; the row is kept.
+
+    Only the code fields ``cases`` has are checked (a pre-admission request has two of them).
+    """
     codes = codes or exploded_codes(cases)
     found = [EMPTY_PROBLEMS]
     for names, dictionary in ((DIAGNOSIS_FIELDS, "diagnoses.tsv"), (PROCEDURE_FIELDS, "procedures.tsv")):
         known = code_dictionary(tables / dictionary)
-        for name in names:
+        for name in (n for n in names if n in codes):
             unknown = codes[name][~_isin(codes[name], known)]
             if not unknown.empty:
                 found.append(_at_rows(unknown, name, f"code not in {tables.name}/{dictionary}", "warning"))
@@ -317,8 +320,8 @@ def _isin(codes: pd.Series, value_set: pyarrow.Array) -> np.ndarray:
 
 
 def exploded_codes(cases: pd.DataFrame) -> dict[str, pd.Series]:
-    """Each code field as one code per entry, indexed by row position (a row repeats per code)."""
-    return {name: _exploded(cases[name]) for name in (*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS)}
+    """Each code field present in ``cases``, one code per entry, indexed by row position (rows repeat)."""
+    return {name: _exploded(cases[name]) for name in (*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS) if name in cases}
 
 
 def _exploded(column: pd.Series) -> pd.Series:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.history import StayIndex
+from pipelines.contract import FIELD_BY_NAME
+from pipelines.validate import check_code_dictionaries
 from serving.explain import Explained, Language, explanations
 from serving.registry import ServedModel
 
@@ -35,6 +38,7 @@ class Scored:
     outputs: pd.DataFrame
     values: np.ndarray
     explained: Explained
+    unknown_codes: list[list[tuple[str, str]]]  # per case: (field, code) not in the code dictionaries
 
     def rows(self, rows: list[int]) -> Scored:
         """The same answer for the given rows only."""
@@ -46,6 +50,7 @@ class Scored:
             self.outputs.iloc[rows],
             self.values[rows],
             Explained(e.features, e.values[rows], e.base[rows], e.raw[rows]),
+            [self.unknown_codes[r] for r in rows],
         )
 
 
@@ -54,8 +59,14 @@ def score(
     cases: pd.DataFrame,
     history: pd.DataFrame | StayIndex | None = None,
     threads: int = 1,
+    tables: Path | None = None,
 ) -> Scored:
-    """Features, predictions and SHAP values of ``cases``; anything the model cannot score raises."""
+    """Features, predictions and SHAP values of ``cases``; anything the model cannot score raises.
+
+    With ``tables`` (the casemix tables folder), codes missing from its dictionaries are noted per
+    case: they are scored like any level unseen in training, and the answer says so, as ingestion's
+    warnings do.
+    """
     try:
         X = model.features_for(cases, history)
         outputs = model.predict(X)
@@ -71,7 +82,23 @@ def score(
     if not np.isfinite(values).all():
         raise ScoringError(f"{model.name} v{model.version} gave no finite prediction for some of these cases")
     case_ids = cases["case_id"].tolist() if "case_id" in cases.columns else [None] * len(cases)
-    return Scored(model, case_ids, X, outputs, values, explained)
+    return Scored(model, case_ids, X, outputs, values, explained, unknown_codes(cases, tables))
+
+
+def unknown_codes(cases: pd.DataFrame, tables: Path | None) -> list[list[tuple[str, str]]]:
+    """Per case (by position), its (field, code) pairs that the code dictionaries do not hold."""
+    found: list[list[tuple[str, str]]] = [[] for _ in range(len(cases))]
+    if tables is not None:
+        for problem in check_code_dictionaries(cases, tables).itertuples():
+            found[problem.row].append((problem.field, str(problem.value)))
+    return found
+
+
+def code_warning(field: str, code: str, language: Language) -> str:
+    label = FIELD_BY_NAME[field]
+    if language == "zh":
+        return f"{label.zh} {code} 不在编码字典中，按训练中未见的编码处理"
+    return f"{label.en}: code {code} is not in the code dictionaries; scored as a code unseen in training"
 
 
 def payloads(scored: Scored, language: Language = "zh", top: int = 8) -> list[dict[str, Any]]:
@@ -111,6 +138,7 @@ def payloads(scored: Scored, language: Language = "zh", top: int = 8) -> list[di
                 "interval": interval,
                 "outputs": {c: float(a[row]) for c, a in numeric.items() if np.isfinite(a[row])},
                 "explanation": explanation,
+                "warnings": [code_warning(f, c, language) for f, c in scored.unknown_codes[row]],
             }
         )
     return predictions
@@ -124,6 +152,7 @@ def predict_explained(
     language: Language = "zh",
     top: int = 8,
     threads: int = 1,
+    tables: Path | None = None,
 ) -> list[dict[str, Any]]:
     """One prediction payload per row of ``cases``, in order."""
-    return payloads(score(model, cases, history, threads), language, top)
+    return payloads(score(model, cases, history, threads, tables), language, top)

@@ -123,6 +123,10 @@ class Prediction(BaseModel):
     interval: Interval | None = None
     outputs: dict[str, float] = Field(default_factory=dict, description="every output column of the model")
     explanation: Explanation
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the answer could not fully use, e.g. a code not in the code dictionaries",
+    )
 
 
 class PredictResponse(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -41,6 +42,7 @@ def score_requests(
     requests: list[CaseRequest],
     model: Callable[[], ServedModel | None],
     history: Callable[[pd.DataFrame], pd.DataFrame | StayIndex | None],
+    tables: Path | None = None,
 ) -> Sequence[Outcome]:
     """Each request's (model, prediction payload), or the error that request answers with."""
     served = model()
@@ -48,11 +50,11 @@ def score_requests(
         return [ModelUnavailable("the model is no longer loaded")] * len(requests)
     frame = cases_frame([r.case for r in requests])
     try:
-        scored = score(served, frame, history(frame))
+        scored = score(served, frame, history(frame), tables=tables)
     except ScoringError as error:
         if len(requests) == 1:
             return [error]
-        return [outcome for r in requests for outcome in score_requests([r], model, history)]
+        return [outcome for r in requests for outcome in score_requests([r], model, history, tables)]
     outcomes: list[Outcome] = [ScoringError("not scored")] * len(requests)
     by_wording = sorted(range(len(requests)), key=lambda i: (requests[i].language, requests[i].top))
     for (language, top), group in groupby(by_wording, key=lambda i: (requests[i].language, requests[i].top)):

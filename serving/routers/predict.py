@@ -76,6 +76,7 @@ def _run(
             language=lang,
             top=top or state.serving.top_contributions,
             threads=state.serving.explain_threads if len(frame) >= BIG_BATCH else 1,
+            tables=state.settings.casemix_tables,
         )
     except ScoringError as error:
         raise HTTPException(422, str(error)) from error
@@ -105,7 +106,10 @@ def batchers(state: ServiceState) -> dict[str, MicroBatcher[CaseRequest]]:
 
     def scorer(task: ServedTask) -> Any:
         return lambda requests: score_requests(
-            requests, lambda: state.registry.models.get(task.name), lambda frame: _history(state, frame, None)
+            requests,
+            lambda: state.registry.models.get(task.name),
+            lambda frame: _history(state, frame, None),
+            state.settings.casemix_tables,
         )
 
     size = state.metrics.batch_size

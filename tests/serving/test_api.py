@@ -263,7 +263,8 @@ def test_review_queue_sorts_and_filters(client, world, auth):
     assert money == sorted(money, reverse=True)
 
 
-def test_metrics_count_by_route_template_without_ids(client, world, auth):
+def test_metrics_count_by_route_template_without_ids(client, world, auth, admission_body):
+    client.post("/v1/predict/cost", json=admission_body(0), headers=auth("clinician"))
     client.get(f"/cases/{world.cases['case_id'].iloc[0]}", headers=auth("clinician"))
     text = client.get("/metrics").text
     assert 'endpoint="/v1/predict/cost"' in text
@@ -305,3 +306,17 @@ def test_answers_follow_the_documented_response_schemas(client, auth, admission_
     many = client.post(f"/v1/predict/{task}/batch", json={"cases": cases}, headers=auth("admin"))
     assert many.status_code == 200, many.text
     assert BatchResponse.model_validate(many.json()).model_dump(mode="json") == many.json()
+
+
+def test_a_code_missing_from_the_dictionaries_is_scored_and_named_in_warnings(client, auth, admission_body):
+    known = client.post("/v1/predict/cost", json=admission_body(5), headers=auth("clinician"))
+    assert known.status_code == 200 and known.json()["prediction"]["warnings"] == []
+    body = admission_body(5, admission_diagnosis="ZZZ.999")
+    answer = client.post("/v1/predict/cost", json=body, headers=auth("clinician"))
+    assert answer.status_code == 200
+    (warning,) = answer.json()["prediction"]["warnings"]
+    assert warning == "门(急)诊诊断编码 ZZZ.999 不在编码字典中，按训练中未见的编码处理"
+    english = {**auth("clinician"), "Accept-Language": "en"}
+    batch = client.post("/v1/predict/cost/batch", json={"cases": [body["case"]]}, headers=english)
+    (english_warning,) = batch.json()["predictions"][0]["warnings"]
+    assert "ZZZ.999 is not in the code dictionaries" in english_warning

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
     world, make_app, auth, admission_body, register, broken_model
 ):
-    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri)
+    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri, registry_uri=world.mlflow_uri)
     with TestClient(make_app()) as client:
         served = client.app.state.service.registry.models["cost"]
         before = client.post("/v1/predict/cost", json=admission_body(2), headers=auth("clinician")).json()
@@ -65,7 +65,7 @@ def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
 def test_a_new_service_without_a_loadable_champion_answers_503(
     world, make_app, auth, discharge_body, register, broken_model
 ):
-    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri)
+    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri, registry_uri=world.mlflow_uri)
     try:
         register(world.mlflow_uri, "caselens-readmission", broken_model)
         with TestClient(make_app()) as client:

@@ -113,7 +113,7 @@ def test_an_app_follows_a_reload_announced_by_another_app_on_the_same_data_dir(
     world, make_app, auth, register
 ):
     """Two apps in one process stand in for two workers: each reloads its own registry."""
-    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri)
+    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri, registry_uri=world.mlflow_uri)
     with (
         TestClient(make_app(("cost",), reload_poll_seconds=0.05)) as first,
         TestClient(make_app(("cost",), reload_poll_seconds=0.05)) as second,
@@ -223,7 +223,7 @@ def test_two_workers_answer_reload_together_and_count_requests_together(world, t
         sent += len(answers)
         pids |= set(cost_versions(answers))
         assert sent <= 400, "every /readyz answer came from one worker"
-    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri)
+    client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri, registry_uri=world.mlflow_uri)
     # Other tests of the session may have moved the shared world's champion: start from whatever it is.
     champion = client_models.get_model_version_by_alias("caselens-cost", "champion").version
     assert set(cost_versions(answers).values()) == {str(champion)}
