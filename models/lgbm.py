@@ -91,8 +91,10 @@ def _same_categories(dtype: pd.CategoricalDtype, categories: list[Any]) -> bool:
     return same
 
 
-def prepared(X: pd.DataFrame, model: LGBMModel) -> pd.DataFrame | np.ndarray:
+def prepared(X: pd.DataFrame | np.ndarray, model: LGBMModel) -> pd.DataFrame | np.ndarray:
     """``X`` converted once for several models fitted on the same feature frame (else ``X`` itself)."""
+    if isinstance(X, np.ndarray):
+        return X
     matrix = frame_matrix(X, model.booster_.pandas_categorical)
     return X if matrix is None or X.shape[1] != model.booster_.num_feature() else matrix
 
@@ -102,26 +104,19 @@ def predict(model: LGBMModel, X: pd.DataFrame | np.ndarray, **options: Any) -> n
 
     ``X`` may be what :func:`prepared` made of the frame for a model fitted on the same features.
     """
-    if isinstance(X, np.ndarray):
-        return model.booster_.predict(X, num_threads=_threads(model.n_jobs), **options)
-    fast = _booster_predict(model, X, **options)
-    return model.predict(X, **options) if fast is None else fast
+    data = prepared(X, model)
+    if not isinstance(data, np.ndarray):
+        return model.predict(data, **options)
+    return model.booster_.predict(data, num_threads=_threads(model.n_jobs), **options)
 
 
 def predict_proba(model: LGBMClassifier, X: pd.DataFrame | np.ndarray) -> np.ndarray:
     """``model.predict_proba(X)``: n × classes, in ``model.classes_`` order (``X`` as for predict)."""
-    fast = predict(model, X) if isinstance(X, np.ndarray) else _booster_predict(model, X)
-    if fast is None:
-        return model.predict_proba(X)
-    return fast if fast.ndim == 2 else np.column_stack([1.0 - fast, fast])
-
-
-def _booster_predict(model: LGBMModel, X: pd.DataFrame, **options: Any) -> np.ndarray | None:
-    booster = model.booster_
-    matrix = frame_matrix(X, booster.pandas_categorical)
-    if matrix is None or X.shape[1] != booster.num_feature():
-        return None
-    return booster.predict(matrix, num_threads=_threads(model.n_jobs), **options)
+    data = prepared(X, model)
+    if not isinstance(data, np.ndarray):
+        return model.predict_proba(data)
+    found = predict(model, data)
+    return found if found.ndim == 2 else np.column_stack([1.0 - found, found])
 
 
 def _threads(n_jobs: int | None) -> int:

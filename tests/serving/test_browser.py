@@ -7,7 +7,6 @@ chromium and chromedriver can be found.
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+
+from tests.serving.ports import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -35,12 +36,6 @@ FLAGS = (
     "--disable-dev-shm-usage",
     "--window-size=1400,1000",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from models.pyfunc import CaseModel
 from serving.registry import ModelRegistry
 from serving.reload import ReloadGeneration, WorkerReloads
 from serving.tasks import SERVED_TASKS
+from tests.serving.ports import free_port
 
 
 def test_generation_starts_at_zero_and_each_bump_writes_the_next_atomically(tmp_path):
@@ -141,12 +141,6 @@ def test_an_app_follows_a_reload_announced_by_another_app_on_the_same_data_dir(
 
 def served_version(client: TestClient, task: str) -> str | None:
     return next(m["version"] for m in client.get("/readyz").json()["models"] if m["task"] == task)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
