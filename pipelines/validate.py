@@ -284,18 +284,21 @@ def _expand(first: str, last: str) -> list[str]:
     return [f"{head}{n:0{len(start)}d}" for n in range(int(start), int(stop) + 1)]
 
 
+CODE_DICTIONARIES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (DIAGNOSIS_FIELDS, "diagnoses.tsv"),
+    (PROCEDURE_FIELDS, "procedures.tsv"),
+)
+
+
 def check_code_dictionaries(
     cases: pd.DataFrame, tables: Path = CASEMIX_TABLES, codes: dict[str, pd.Series] | None = None
 ) -> pd.DataFrame:
-    """Codes missing from the grouper's dictionaries are reported as warnings; the row is kept.
-
-    Only the code fields ``cases`` has are checked (a pre-admission request has two of them).
-    """
+    """Codes missing from the grouper's dictionaries are reported as warnings; the row is kept."""
     codes = codes or exploded_codes(cases)
     found = [EMPTY_PROBLEMS]
-    for names, dictionary in ((DIAGNOSIS_FIELDS, "diagnoses.tsv"), (PROCEDURE_FIELDS, "procedures.tsv")):
+    for names, dictionary in CODE_DICTIONARIES:
         known = code_dictionary(tables / dictionary)
-        for name in (n for n in names if n in codes):
+        for name in names:
             unknown = codes[name][~_isin(codes[name], known)]
             if not unknown.empty:
                 found.append(_at_rows(unknown, name, f"code not in {tables.name}/{dictionary}", "warning"))
@@ -310,6 +313,13 @@ def code_dictionary(path: Path) -> pyarrow.Array:
 
 
 @cache
+def known_codes(path: Path) -> frozenset[str]:
+    """The dictionary as a Python set: for the few codes of a request, Arrow's fixed cost per call
+    (milliseconds) is far more than the look-ups."""
+    return frozenset(code_dictionary(path).to_pylist())
+
+
+@cache
 def sex_specific_value_set(table: Path, length: int) -> pyarrow.Array:
     return pyarrow.array(list(sex_specific_prefixes(table)[length][0]), type=pyarrow.large_string())
 
@@ -320,8 +330,8 @@ def _isin(codes: pd.Series, value_set: pyarrow.Array) -> np.ndarray:
 
 
 def exploded_codes(cases: pd.DataFrame) -> dict[str, pd.Series]:
-    """Each code field present in ``cases``, one code per entry, indexed by row position (rows repeat)."""
-    return {name: _exploded(cases[name]) for name in (*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS) if name in cases}
+    """Each code field as one code per entry, indexed by row position (a row repeats per code)."""
+    return {name: _exploded(cases[name]) for name in (*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS)}
 
 
 def _exploded(column: pd.Series) -> pd.Series:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from features.history import StayIndex
 from pipelines.contract import FIELD_BY_NAME
-from pipelines.validate import check_code_dictionaries
+from pipelines.validate import CODE_DICTIONARIES, known_codes
 from serving.explain import Explained, Language, explanations
 from serving.registry import ServedModel
 
@@ -88,9 +88,15 @@ def score(
 def unknown_codes(cases: pd.DataFrame, tables: Path | None) -> list[list[tuple[str, str]]]:
     """Per case (by position), its (field, code) pairs that the code dictionaries do not hold."""
     found: list[list[tuple[str, str]]] = [[] for _ in range(len(cases))]
-    if tables is not None:
-        for problem in check_code_dictionaries(cases, tables).itertuples():
-            found[problem.row].append((problem.field, str(problem.value)))
+    if tables is None:
+        return found
+    for names, dictionary in CODE_DICTIONARIES:
+        known = known_codes(tables / dictionary)
+        for name in (n for n in names if n in cases.columns):
+            for row, value in enumerate(cases[name].tolist()):
+                for code in (value or "").split("|"):
+                    if code and code not in known:
+                        found[row].append((name, code))
     return found
 
 
