@@ -21,6 +21,7 @@ import pandas as pd
 
 from features.casemix.grouper import Grouper
 from features.casemix.payment import BaseRate, PaymentRules, price_cases, weights_for_pricing
+from features.casemix.settlement import expected_point_values
 from features.casemix.tables import CasemixTables, load_tables
 from models.forecast import (
     LEVELS,
@@ -38,6 +39,7 @@ from models.forecast.simulate import Reprice
 from pipelines.settings import Settings, get_settings
 
 EXPERIMENT = "caselens-forecast"
+POINT_YEARS_AHEAD = 3  # future years the point method expects a point value for (beyond any horizon used)
 LEVEL_TITLES: dict[str, tuple[str, str]] = {
     "hospital": ("全院", "hospital"),
     "department": ("科室", "departments"),
@@ -82,12 +84,15 @@ def at_rate(rules: PaymentRules, rate: float) -> PaymentRules:
 
 def rate_schedule(rules: PaymentRules, priced: pd.DataFrame) -> RateSchedule:
     """Yuan per RW by date: the dated base rates, or under the point method points per RW × each
-    year's point value (the last known year's value carries forward, as it is only known at year end)."""
+    year's point value; the next ``POINT_YEARS_AHEAD`` years expect the budget over the points expected
+    then (``settlement.expected_point_values``): more points, a cheaper point, not last year's carried."""
     if rules.method == "rate":
         return RateSchedule.from_pairs([(r.effective_from, r.yuan) for r in rules.base_rates])
     by_year = priced.groupby(priced["discharge_date"].dt.year)["point_value"].first().dropna()
+    last = int(by_year.index.max())
+    ahead = expected_point_values(priced, rules, list(range(last + 1, last + 1 + POINT_YEARS_AHEAD)))
     return RateSchedule.from_pairs(
-        [(date(int(y), 1, 1), v * rules.points_per_rw) for y, v in by_year.items()]
+        [(date(int(y), 1, 1), v * rules.points_per_rw) for y, v in {**by_year, **ahead}.items()]
     )
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from features.casemix.grouper import Grouper
 from features.casemix.indicators import casemix_indicators
 from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
+from features.casemix.settlement import monthly_prepayment, settle_year
 from features.casemix.tables import CasemixTables, load_tables
 from features.casemix.weights import read_weights, write_weights
 from pipelines.contract import FIELD_BY_NAME
@@ -62,6 +63,19 @@ SHOWN_COLUMNS = {
     "low_share": "low",
     "overrun_share": "overrun",
 }
+SETTLEMENT_SHOWN = {
+    "charges": "charges",
+    "drg_due": "DRG due",
+    "balance_rate": "差额率",
+    "fund_due": "fund due",
+    "surplus_kept": "kept",
+    "surplus_withheld": "withheld",
+    "overrun_shared": "shared",
+    "review_deductions": "deducted",
+    "fund_final": "fund final",
+    "prepaid": "prepaid",
+    "cleared": "cleared",
+}
 SOURCE_LABELS = {
     "drg": "on their own cases",
     "adrg": "helped by their ADRG",
@@ -104,11 +118,7 @@ def report(
     with _user_errors(), progress_bar() as bar:
         task = bar.add_task("casemix report", total=5)
         rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
-        if weights is None:
-            table = _calibrate(grouped, rules, tables)
-            weights = write_weights(table, output.with_name(f"{output.stem}-weights.csv"))
-        else:
-            table = read_weights(weights)
+        table, weights = _weights(weights, grouped, rules, tables, output)
         bar.advance(task)
         priced = price_cases(grouped, rules, table)
         bar.advance(task)
@@ -118,6 +128,53 @@ def report(
         bar.advance(task)
     _print_indicators(indicators, f"Casemix by {by.value} and {period.value} ({rules.name})")
     console.print(f"{len(priced):,} cases · weights [bold]{weights}[/] · report [bold]{output}[/]")
+
+
+@app.command("settlement")
+def settlement(
+    store: Path | None = StoreOption,
+    input_file: Path | None = InputOption,
+    weights: Path | None = typer.Option(
+        None, "--weights", help="RW table CSV (default: calibrate from the cases)"
+    ),
+    payment: Path | None = PaymentOption,
+    quality_score: list[str] = typer.Option(
+        [], "--quality-score", help="HOSPITAL=SCORE: the year's quality score out of 100 (default 100)"
+    ),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="settlement CSV (default: <data_dir>/reports/)"
+    ),
+) -> None:
+    """The hospital's settlement as the insurer computes it, per hospital and discharge year.
+
+    DRG payment due vs charges (结算差额率), the fund's and the patients' shares, surplus kept and
+    withheld (结余留用), overrun shared (超支分担), quality reserve withheld and returned (质量保证金),
+    review deductions, the fund's final payment, what the months prepaid (预拨) and what the year
+    clears (清算). The monthly prepayments are written next to it (``-months.csv``).
+    """
+    output = output or get_settings().data_dir / "reports" / "casemix-settlement.csv"
+    with _user_errors(), progress_bar() as bar:
+        task = bar.add_task("settlement", total=5)
+        scores = _scores(quality_score)
+        rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
+        table, weights = _weights(weights, grouped, rules, tables, output)
+        bar.advance(task)
+        priced = price_cases(grouped, rules, table)
+        bar.advance(task)
+        year = settle_year(priced, rules, scores)
+        months = monthly_prepayment(priced, rules)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        year.to_csv(output, index=False, encoding="utf-8")
+        months.to_csv(output.with_name(f"{output.stem}-months.csv"), index=False, encoding="utf-8")
+        bar.advance(task)
+    shown = Table(title=f"Settlement by hospital and year ({rules.name})")
+    for header in ("hospital", "year", *SETTLEMENT_SHOWN.values()):
+        shown.add_column(header, justify="left" if header in ("hospital", "year") else "right")
+    for row in year.to_dict("records"):
+        cells = [_money(row[c]) if c != "balance_rate" else _cell(row[c], c) for c in SETTLEMENT_SHOWN]
+        shown.add_row(str(row["hospital_id"] or "—"), str(row["year"]), *cells)
+    console.print(shown)
+    console.print(f"{len(priced):,} cases · weights [bold]{weights}[/] · settlement [bold]{output}[/]")
 
 
 @app.command("weights")
@@ -159,6 +216,32 @@ def _grouped(
     grouped = _group(cases, tables)
     advance()
     return rules, tables, grouped
+
+
+def _weights(
+    path: Path | None, grouped: pd.DataFrame, rules: PaymentRules, tables: CasemixTables, output: Path
+) -> tuple[pd.DataFrame, Path]:
+    """The RW table given with --weights, else calibrated from the cases and written next to ``output``."""
+    if path is not None:
+        return read_weights(path), path
+    table = _calibrate(grouped, rules, tables)
+    return table, write_weights(table, output.with_name(f"{output.stem}-weights.csv"))
+
+
+def _scores(pairs: list[str]) -> dict[str, float]:
+    """--quality-score HOSPITAL=SCORE options as a mapping."""
+    scores = {}
+    for pair in pairs:
+        hospital, _, score = pair.partition("=")
+        try:
+            scores[hospital] = float(score)
+        except ValueError:
+            raise ValueError(f"--quality-score {pair!r}: expected HOSPITAL=SCORE, e.g. H1=92") from None
+    return scores
+
+
+def _money(value: float) -> str:
+    return f"{'-' if value < 0 else ''}¥{abs(value):,.0f}"
 
 
 def _rules(path: Path | None) -> PaymentRules:
@@ -227,7 +310,7 @@ def _cell(value: object, column: str) -> str:
     if pd.isna(value):
         return "—"
     if column in ("payment", "surplus"):
-        return f"{'-' if value < 0 else ''}¥{abs(value):,.0f}"
+        return _money(value)
     if column.endswith(("_rate", "_share")):
         return f"{value:.1%}"
     if isinstance(value, float):
