@@ -317,9 +317,9 @@ class PaymentRules(_Rules):
             raise ValueError("method 'rate' needs at least one [[base_rates]] entry")
         if self.method == "point" and not self.point_values:
             raise ValueError("method 'point' needs at least one [[point_values]] entry")
-        if self.method == "point" and self.point_conversion_yuan is None:
-            if any(p.yuan is None for p in self.point_values):
-                raise ValueError("a point value from a budget needs point_conversion_yuan")
+        budgeted = any(p.yuan is None for p in self.point_values)
+        if self.method == "point" and self.point_conversion_yuan is None and budgeted:
+            raise ValueError("a point value from a budget needs point_conversion_yuan")
         if len({r.effective_from for r in self.base_rates}) != len(self.base_rates):
             raise ValueError("two base_rates take effect on the same date")
         if len({p.year for p in self.point_values}) != len(self.point_values):

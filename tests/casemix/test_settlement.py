@@ -1,4 +1,4 @@
-"""Year-end settlement on small hospital-years worked out by hand (结余留用, 超支分担, 质量保证金, 预拨/清算)."""
+"""Year-end settlement on small hospital-years worked out by hand (结余留用, 超支分担, 质量保证金, 预拨)."""
 
 from __future__ import annotations
 
