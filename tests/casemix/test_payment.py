@@ -84,7 +84,7 @@ def test_default_rules_are_the_demo_city() -> None:
         (2, 0.35),
         (1.5, 0.3),
     ]
-    assert rules.outside_drg.columns == ["cost_negotiated_drugs", "cost_new_technology"]
+    assert rules.outside_drg.columns == ["cost_negotiated_drugs"]
     assert rules.overrun.threshold == 1.10
     assert (rules.long_stay.above_days, rules.short_stay.max_days) == (60, 2)
     assert [(s.name, s.insurance_types) for s in rules.schemes] == [
@@ -359,7 +359,7 @@ def test_bad_input_names_row_and_field() -> None:
         price(case(), case(total_cost=-5.0))
     with pytest.raises(
         ValueError,
-        match=r"row 0: cost_negotiated_drugs\+cost_new_technology \(paid outside the DRG\) exceeds",
+        match=r"row 0: cost_negotiated_drugs \(paid outside the DRG\) exceeds total_cost",
     ):
         price(case(total_cost=100.0, negotiated=200.0))
     with pytest.raises(ValueError, match=r"missing columns \['los_days'\]"):
@@ -467,12 +467,14 @@ def test_special_review_cases_are_paid_by_item() -> None:
 
 def test_new_technology_is_paid_outside_the_drg_at_its_own_ratio() -> None:
     rules = PaymentRules.load()
-    half = with_(
-        rules, outside_drg={**rules.outside_drg.model_dump(), "ratios": {"cost_new_technology": 0.5}}
-    )
-    row = price(case(8000.0, cost_new_technology=3000.0)).iloc[0]
+    both = {"columns": ["cost_negotiated_drugs", "cost_new_technology"]}
+    new_technology = with_(rules, outside_drg=both)
+    half = with_(rules, outside_drg={**both, "ratios": {"cost_new_technology": 0.5}})
+    row = price(case(8000.0, cost_new_technology=3000.0), rules=new_technology).iloc[0]
     assert (row.drg_cost, row.outlier, row.drg_payment) == (5000.0, "normal", 8000.0)
     assert price(case(8000.0, cost_new_technology=3000.0), rules=half).iloc[0].drg_payment == 6500.0
+    # Not listed (the default city): new technology is inside the DRG, 8,000 against 5,000.
+    assert price(case(8000.0, cost_new_technology=3000.0)).iloc[0].drg_payment == 5000.0
 
 
 # --- coefficients ----------------------------------------------------------------------------------
