@@ -577,19 +577,18 @@ def _readmitted(frame: pd.DataFrame, rules: PaymentRules, by_drg: pd.Series) -> 
     if rule is None or not {"patient_id", "admission_date"} <= set(frame.columns):
         return pd.Series(pd.NA, index=frame.index, dtype="boolean")
     keys = ["patient_id", *(["hospital_id"] if "hospital_id" in frame.columns else [])]
-    order = frame.sort_values([*keys, "admission_date", "discharge_date"], kind="stable")
-    follow = order.groupby(keys, sort=False, dropna=False).shift(-1)
+    stays = frame.reset_index(drop=True)  # positions, so a repeated index label cannot mislead
+    order = stays.sort_values([*keys, "admission_date", "discharge_date"], kind="stable")
+    follow = order.groupby(keys, sort=False).shift(-1)  # a missing patient_id links no stays
     gap = (follow["admission_date"] - order["discharge_date"]).dt.days
     caught = gap.between(0, rule.within_days)
     if rule.same != "any":
-        condition = order["adrg"].astype(str)
-        if rule.same == "mdc":
-            condition = condition.str[0]
-        following = follow["adrg"].astype(str) if rule.same == "adrg" else follow["adrg"].astype(str).str[0]
-        caught &= condition == following
+        length = 3 if rule.same == "adrg" else 1  # an ADRG code's first letter is its MDC
+        caught &= order["adrg"].astype(str).str[:length] == follow["adrg"].astype(str).str[:length]
     if "readmission_plan_31d" in order.columns:
         caught &= ~order["readmission_plan_31d"].fillna(False).astype(bool)
-    return (caught.reindex(frame.index) & by_drg).astype("boolean")
+    flags = caught.sort_index().to_numpy() & by_drg.to_numpy()
+    return pd.Series(flags, index=frame.index, dtype="boolean")
 
 
 def _factor(rules: PaymentRules) -> float:

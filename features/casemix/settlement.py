@@ -165,12 +165,14 @@ def expected_point_values(priced: pd.DataFrame, rules: PaymentRules, years: list
     """
     if rules.method != "point":
         raise ValueError("expected point values are for the point method")
-    insured = _insured(priced)
+    insured = priced[priced["payment_method"] != "charges"]
     end = insured["discharge_date"].max()
     year_ago, two_years_ago = end - pd.DateOffset(years=1), end - pd.DateOffset(years=2)
     recent = insured["discharge_date"] > year_ago
     before = (insured["discharge_date"] > two_years_ago) & ~recent
     points, patients = insured.loc[recent, "points"].sum(), insured.loc[recent, "patient_payment"].sum()
+    if not points > 0:
+        raise ValueError("no points in the last 12 months of discharges: cannot expect a point value")
     earlier = insured.loc[before, "points"].sum()
     covered = insured["discharge_date"].min() <= two_years_ago + pd.Timedelta(days=31)
     growth = points / earlier if covered and earlier > 0 else 1.0

@@ -25,6 +25,7 @@ from pipelines.demo.episodes import KINDS, WARM_UP_DAYS, simulate_stays
 from pipelines.demo.export import write_zh_csv
 from pipelines.demo.patients import age_at
 from pipelines.settings import get_settings
+from pipelines.store import canonical_dtypes
 
 Format = Literal["parquet", "csv", "zh-csv"]
 HOSPITAL_ID = "DEMO0001"
@@ -200,6 +201,12 @@ def _abstracts(
     billing = pd.DataFrame({c: columns[c] for c in settlement.INPUT_COLUMNS})
     settled = settlement.settle(billing, grouper, end, rng)
     columns.update({c: settled[c].array for c in settled.columns if c in COLUMNS})
+    dtypes = (
+        canonical_dtypes()
+    )  # optional fields the simulator does not produce (全自费, 特病单议…) stay empty
+    columns.update(
+        {c: pd.Series(index=range(len(billing)), dtype=dtypes[c]).array for c in COLUMNS if c not in columns}
+    )
     cases = pd.DataFrame({c: columns[c] for c in [*COLUMNS, "los_days"]})
 
     # Only abstracts with a coding error group differently from their true codes.

@@ -491,7 +491,9 @@ def test_hospital_and_drg_coefficients_multiply_the_standard() -> None:
 # --- the readmission rule -------------------------------------------------------------------------
 
 
-def stay(admitted: str, discharged: str, drg: str = "GZ15", patient: str = "P1", **extra: object) -> dict:
+def stay(
+    admitted: str, discharged: str, drg: str = "GZ15", patient: str | None = "P1", **extra: object
+) -> dict:
     return case(
         6000.0,
         drg=drg,
@@ -512,9 +514,11 @@ def test_the_earlier_stay_of_a_readmission_within_fifteen_days_is_halved() -> No
         stay("2024-06-05", "2024-06-09", drg="FM19", patient="P2"),  # another ADRG
         stay("2024-05-27", "2024-06-01", patient="P3", readmission_plan_31d=True),
         stay("2024-06-05", "2024-06-09", patient="P3"),  # planned
+        stay("2024-05-27", "2024-06-01", patient=None),
+        stay("2024-06-05", "2024-06-09", patient=None),  # unknown patients are not one patient
         rules=rules,
     )
-    assert priced["readmitted"].tolist() == [True, False, False, False, False, False, False]
+    assert priced["readmitted"].tolist() == [True] + [False] * 8
     assert priced["drg_payment"].tolist()[:3] == [2500.0, 5000.0, 5000.0]
 
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from features.casemix.payment import PaymentRules, PointValue
+from features.casemix.settlement import expected_point_values
 from models.forecast import RateSchedule, Scenario, forecast_surplus
 from models.forecast.levels import level_forecast
 from pipelines.cli import app as cli
@@ -138,23 +139,26 @@ def test_api_and_page_serve_the_latest_run(written, settings: Settings) -> None:
         assert "Quarterly DRG surplus forecast" in english.text
 
 
-def test_point_method_forecasts_at_the_last_known_point_value_and_takes_a_point_value_scenario(
+def test_point_method_forecasts_at_the_expected_point_value_and_takes_a_point_value_scenario(
     demo_hospital,
 ) -> None:
-    """点数法: yuan per RW is points per RW × the year's point value; the forecast carries the last
-    known year forward, and a point-value change scenario moves payment by exactly its share."""
+    """点数法: yuan per RW is points per RW × the year's point value; a future year expects its budget
+    over the points expected then (not last year's value carried forward), and a point-value change
+    scenario moves payment by exactly its share."""
     values = [PointValue(year=y, yuan=v) for y, v in ((2023, 100.0), (2024, 100.0), (2025, 105.0))]
     rules = PaymentRules.load().model_copy(update={"method": "point", "point_values": values})
     history = price_history(demo_hospital.cases, rules=rules)
     assert history.schedule.rate_on(date(2024, 12, 31)) == 10_000.0
     assert history.schedule.rate_on(date(2025, 6, 30)) == 10_500.0
+    expected = expected_point_values(history.cases, rules, [2026])[2026]
+    assert expected != pytest.approx(105.0)  # the demo's points grow, so a point is worth less
 
     up = Scenario(base_rate=[{"effective_from": date(2026, 4, 1), "change": 0.04}])  # point value +4%
     base, changed = forecast_surplus(
         history.cases, history.reprice, history.schedule, 2, scenario=up, n_draws=50
     )
-    assert base.rate.tolist() == [10_500.0, 10_500.0]
-    assert changed.rate.tolist() == [10_500.0, 10_920.0]
+    assert base.rate.tolist() == pytest.approx([100 * expected] * 2)
+    assert changed.rate.tolist() == pytest.approx([100 * expected, 104 * expected])
     ratio = level_forecast(changed, "hospital")["payment"] / level_forecast(base, "hospital")["payment"]
     assert ratio.iloc[0] == pytest.approx(1.0)
     assert 1.0 < ratio.iloc[1] <= 1.04 + 1e-9
