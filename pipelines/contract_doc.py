@@ -44,6 +44,7 @@ in `warnings.csv`. Rows are numbered as data rows of the input file, from 1.
 | `age_days` given when `age_years` is 0 | error |
 | the ten charge groups add up to `total_cost` within max(1 yuan, 0.5%) (configurable) | error |
 | `cost_negotiated_drugs` not above `cost_western_drugs` | error |
+| `cost_self_funded` + `cost_first_self_paid`, and `cost_new_technology`, not above `total_cost` | error |
 | no diagnosis limited to the other sex (ranges in `pipelines/mappings/sex_specific_diagnoses.tsv`) | error |
 | `audit_error` only when `audited`; `audit_error_type` only when `audit_error` | error |
 | `case_id` unique within the file (every copy is rejected); a `case_id` already stored is replaced | error |

@@ -197,6 +197,7 @@ def check_costs(cases: pd.DataFrame, rules: Rules) -> pd.DataFrame:
         f"{rules.cost_tolerance_share:.2%}))"
     )
     negotiated = cases["cost_negotiated_drugs"] > cases["cost_western_drugs"] + rules.cost_tolerance_yuan
+    patient_items = cases["cost_self_funded"].fillna(0.0) + cases["cost_first_self_paid"].fillna(0.0)
     return pd.concat(
         [
             _at_rows(shown, "total_cost", reason),
@@ -205,6 +206,18 @@ def check_costs(cases: pd.DataFrame, rules: Rules) -> pd.DataFrame:
                 "cost_negotiated_drugs",
                 cases["cost_negotiated_drugs"],
                 "more than cost_western_drugs, of which it is a part",
+            ),
+            problems_where(
+                patient_items > total + rules.cost_tolerance_yuan,
+                "cost_self_funded",
+                cases["cost_self_funded"],
+                "cost_self_funded + cost_first_self_paid more than total_cost, of which they are a part",
+            ),
+            problems_where(
+                cases["cost_new_technology"] > total + rules.cost_tolerance_yuan,
+                "cost_new_technology",
+                cases["cost_new_technology"],
+                "more than total_cost, of which it is a part",
             ),
         ],
         ignore_index=True,

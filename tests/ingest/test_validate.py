@@ -64,6 +64,12 @@ def test_valid_cases_have_no_problems(cases: pd.DataFrame) -> None:
             "audit_error is not true",
         ),
         ({"cost_negotiated_drugs": "1e6"}, "cost_negotiated_drugs", "more than cost_western_drugs"),
+        (
+            {"cost_self_funded": "1e6", "cost_first_self_paid": "1"},
+            "cost_self_funded",
+            "cost_first_self_paid more than total_cost",
+        ),
+        ({"cost_new_technology": "1e7"}, "cost_new_technology", "more than total_cost"),
         ({"case_id": "C00000"}, "case_id", "appears more than once"),
         ({"sex": "2", "principal_diagnosis": "N40.x00"}, "principal_diagnosis", "limited to the other sex"),
         ({"sex": "1", "other_diagnoses": "I10.x00|O80.000"}, "other_diagnoses", "limited to the other sex"),
