@@ -1,4 +1,4 @@
-"""The CHS-DRG casemix engine: grouping tables, the grouper, payment and casemix indicators."""
+"""The CHS-DRG casemix engine: grouping tables, the grouper, payment, settlement and casemix indicators."""
 
 from features.casemix.grouper import REFERENCE_STATUS, Grouper, GroupResult
 from features.casemix.indicators import INDICATOR_COLUMNS, casemix_indicators
@@ -9,6 +9,7 @@ from features.casemix.payment import (
     point_value_from_budget,
     price_cases,
 )
+from features.casemix.settlement import SETTLEMENT_COLUMNS, monthly_prepayment, settle_year
 from features.casemix.tables import CasemixTables, TablesError, load_tables
 from features.casemix.weights import Calibration, calibrate_weights, read_weights, write_weights
 
@@ -16,6 +17,7 @@ __all__ = [
     "INDICATOR_COLUMNS",
     "PRICED_COLUMNS",
     "REFERENCE_STATUS",
+    "SETTLEMENT_COLUMNS",
     "Calibration",
     "CasemixTables",
     "GroupResult",
@@ -26,8 +28,10 @@ __all__ = [
     "casemix_indicators",
     "drg_cost",
     "load_tables",
+    "monthly_prepayment",
     "point_value_from_budget",
     "price_cases",
     "read_weights",
+    "settle_year",
     "write_weights",
 ]

@@ -66,4 +66,6 @@ def test_margin_model_from_canonical_cases(demo_hospital, config, tracking) -> N
 def test_discharge_margin_is_payment_minus_cost(demo_hospital, tracking) -> None:
     priced = discharge_margin(demo_hospital.cases.head(500), tracking)
     np.testing.assert_allclose(priced["margin"], priced["drg_payment"] - priced["total_cost"])
-    assert set(priced.loc[priced["status"] == "grouped", "outlier"]) <= {"high", "low", "normal"}
+    by_drg = priced["payment_method"].isin(["rate", "point"])  # not by item, not at charges (self-pay)
+    assert set(priced.loc[by_drg, "outlier"]) <= {"high", "low", "normal"}
+    assert priced.loc[~by_drg, "outlier"].isna().all()
