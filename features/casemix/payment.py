@@ -577,15 +577,18 @@ def _readmitted(frame: pd.DataFrame, rules: PaymentRules, by_drg: pd.Series) -> 
     if rule is None or not {"patient_id", "admission_date"} <= set(frame.columns):
         return pd.Series(pd.NA, index=frame.index, dtype="boolean")
     keys = ["patient_id", *(["hospital_id"] if "hospital_id" in frame.columns else [])]
-    stays = frame.reset_index(drop=True)  # positions, so a repeated index label cannot mislead
+    plan = ["readmission_plan_31d"] if "readmission_plan_31d" in frame.columns else []
+    stays = frame[[*keys, "admission_date", "discharge_date", "adrg", *plan]].reset_index(drop=True)
     order = stays.sort_values([*keys, "admission_date", "discharge_date"], kind="stable")
-    follow = order.groupby(keys, sort=False).shift(-1)  # a missing patient_id links no stays
+    follow = order.shift(-1)  # the next stay in the sorted order; the same patient's when the keys match
+    same_patient = (order[keys] == follow[keys]).all(axis=1)  # a missing patient_id matches nothing
     gap = (follow["admission_date"] - order["discharge_date"]).dt.days
-    caught = gap.between(0, rule.within_days)
-    if rule.same != "any":
-        length = 3 if rule.same == "adrg" else 1  # an ADRG code's first letter is its MDC
-        caught &= order["adrg"].astype(str).str[:length] == follow["adrg"].astype(str).str[:length]
-    if "readmission_plan_31d" in order.columns:
+    caught = same_patient & gap.between(0, rule.within_days)
+    if rule.same == "adrg":
+        caught &= order["adrg"].to_numpy() == follow["adrg"].to_numpy()
+    elif rule.same == "mdc":  # an ADRG code's first letter is its MDC
+        caught &= order["adrg"].astype(str).str[0] == follow["adrg"].astype(str).str[0]
+    if plan:
         caught &= ~order["readmission_plan_31d"].fillna(False).astype(bool)
     flags = caught.sort_index().to_numpy() & by_drg.to_numpy()
     return pd.Series(flags, index=frame.index, dtype="boolean")

@@ -51,7 +51,15 @@ SETTLEMENT_COLUMNS: tuple[str, ...] = (
     "hospital_income",
     "settled_margin",
 )
-PREPAY_COLUMNS: tuple[str, ...] = ("cases", "fund_due", "fund_provisional", "prepaid")
+SETTLED_FROM: tuple[str, ...] = (
+    "discharge_date",
+    "total_cost",
+    "drg_payment",
+    "patient_payment",
+    "fund_payment",
+    "points",
+    "point_value",
+)
 
 
 def tiered(amount: pd.Series, base: pd.Series, tiers: list[Tier], default: float) -> pd.Series:
@@ -202,8 +210,10 @@ def expected_point_values(priced: pd.DataFrame, rules: PaymentRules, years: list
 
 
 def _insured(priced: pd.DataFrame) -> pd.DataFrame:
-    """Cases the insurer settles (not priced at charges); settlement needs their fund/patient split."""
-    insured = priced[priced["payment_method"] != "charges"]
+    """The columns settlement reads, for the cases the insurer settles (not priced at charges); they
+    need their fund/patient split."""
+    wanted = [c for c in (*SETTLED_FROM, "review_deduction", "hospital_id") if c in priced.columns]
+    insured = priced.loc[priced["payment_method"] != "charges", wanted]
     missing = insured["fund_payment"].isna()
     if missing.any():
         raise ValueError(
