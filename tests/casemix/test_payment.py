@@ -582,3 +582,12 @@ def test_bad_payer_fields_name_row_and_field() -> None:
         price(case(1000.0, cost_self_funded=800.0, cost_first_self_paid=300.0))
     with pytest.raises(ValidationError, match="two schemes"):
         with_(PaymentRules.load(), schemes=[{"name": "a", "insurance_types": [1], "fund_ratio": 0.5}] * 2)
+
+
+@pytest.mark.parametrize(("same", "caught"), [("adrg", False), ("mdc", False), ("any", True)])
+def test_the_readmission_rule_compares_the_group_it_names(same: str, caught: bool) -> None:
+    rules = with_(PaymentRules.load(), readmission={"same": same, "earlier_factor": 0.5})
+    first, _ = price(
+        stay("2024-05-27", "2024-06-01"), stay("2024-06-05", "2024-06-09", drg="FM19"), rules=rules
+    )["readmitted"]
+    assert bool(first) is caught
