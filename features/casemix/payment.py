@@ -388,7 +388,7 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     base_rate, conversion = _unit_prices(frame, rules)
     unit = base_rate if rules.method == "rate" else rules.points_per_rw * conversion
     standard = rw * unit * coefficient
-    inside_pay, outlier = _inside_payment(frame, rules, weights, inside, standard, reason)
+    inside_pay, outlier = _inside_payment(frame, rules, weights, inside, standard, reason, by_drg)
     readmitted = _readmitted(frame, rules, by_drg)
     inside_pay = inside_pay * np.where(readmitted.fillna(False).to_numpy(dtype=bool), _factor(rules), 1.0)
     outside_pay = _outside_payment(frame, rules)
@@ -453,11 +453,8 @@ def _by_item_reason(frame: pd.DataFrame, rules: PaymentRules, rw: pd.Series) -> 
     los = frame["los_days"]
     long_days = rules.long_stay.above_days if rules.long_stay.above_days is not None else np.inf
     short = (los <= rules.short_stay.max_days) & (rules.short_stay.pay == "by_item")
-    ambiguous = (
-        frame["drg"].astype(str).str.contains(item.ambiguous_marker, regex=False)
-        if item.ambiguous_marker
-        else pd.Series(False, index=frame.index)
-    )
+    marker = item.ambiguous_marker
+    ambiguous = frame["drg"].isin([d for d in frame["drg"].unique() if marker and marker in str(d)])
     special = (
         frame["special_review"].fillna(False).astype(bool)
         if item.special_review and "special_review" in frame.columns
@@ -519,10 +516,12 @@ def _inside_payment(
     inside: pd.Series,
     standard: pd.Series,
     reason: pd.Series,
+    by_drg: pd.Series,
 ) -> tuple[pd.Series, pd.Series]:
     """Payment for the cost inside the DRG (in yuan, before any conversion to points), and the outlier
-    class of each case."""
-    outliers, by_drg = rules.outliers, reason.isna()
+    class of each case; ``reason`` is why a case is paid by item, ``by_drg`` whether it is paid by DRG
+    (cases at charges are neither)."""
+    outliers = rules.outliers
     if outliers.base == "standard":
         base = standard
     else:
@@ -557,7 +556,7 @@ def _inside_payment(
     long = rules.long_stay
     per_diem = (reason == "long_stay") & (long.pay == "per_diem")
     pay = np.select(
-        [per_diem, ~by_drg, high, low],
+        [per_diem, reason.notna(), high, low],
         [
             frame["los_days"].astype(float) * (long.per_diem_yuan or 0.0),
             inside * item_ratio,
@@ -577,21 +576,24 @@ def _readmitted(frame: pd.DataFrame, rules: PaymentRules, by_drg: pd.Series) -> 
     if rule is None or not {"patient_id", "admission_date"} <= set(frame.columns):
         return pd.Series(pd.NA, index=frame.index, dtype="boolean")
     keys = ["patient_id", *(["hospital_id"] if "hospital_id" in frame.columns else [])]
-    plan = ["readmission_plan_31d"] if "readmission_plan_31d" in frame.columns else []
-    stays = frame[[*keys, "admission_date", "discharge_date", "adrg", *plan]].reset_index(drop=True)
-    order = stays.sort_values([*keys, "admission_date", "discharge_date"], kind="stable")
-    follow = order.shift(-1)  # the next stay in the sorted order; the same patient's when the keys match
-    same_patient = (order[keys] == follow[keys]).all(axis=1)  # a missing patient_id matches nothing
-    gap = (follow["admission_date"] - order["discharge_date"]).dt.days
-    caught = same_patient & gap.between(0, rule.within_days)
-    if rule.same == "adrg":
-        caught &= order["adrg"].to_numpy() == follow["adrg"].to_numpy()
-    elif rule.same == "mdc":  # an ADRG code's first letter is its MDC
-        caught &= order["adrg"].astype(str).str[0] == follow["adrg"].astype(str).str[0]
-    if plan:
-        caught &= ~order["readmission_plan_31d"].fillna(False).astype(bool)
-    flags = caught.sort_index().to_numpy() & by_drg.to_numpy()
-    return pd.Series(flags, index=frame.index, dtype="boolean")
+    codes = [pd.factorize(frame[k])[0] for k in keys]  # -1 where missing: links no stays
+    admitted = frame["admission_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    discharged = frame["discharge_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    order = np.lexsort((discharged, admitted, *reversed(codes)))  # patient, hospital, then dates
+    stay, following = order[:-1], order[1:]
+    caught = np.logical_and.reduce([(c[stay] == c[following]) & (c[stay] >= 0) for c in codes])
+    gap_days = (admitted[following] - discharged[stay]) / 86_400e9
+    caught &= (gap_days >= 0) & (gap_days <= rule.within_days)
+    if rule.same != "any":
+        adrg, uniques = pd.factorize(frame["adrg"])
+        if rule.same == "mdc":  # an ADRG code's first letter is its MDC
+            adrg = pd.factorize(pd.Index(uniques).astype(str).str[0])[0][adrg]
+        caught &= adrg[stay] == adrg[following]
+    if "readmission_plan_31d" in frame.columns:
+        caught &= ~frame["readmission_plan_31d"].fillna(False).to_numpy(dtype=bool)[stay]
+    flags = np.zeros(len(frame), dtype=bool)
+    flags[stay[caught]] = True
+    return pd.Series(flags & by_drg.to_numpy(dtype=bool), index=frame.index, dtype="boolean")
 
 
 def _factor(rules: PaymentRules) -> float:

@@ -540,6 +540,13 @@ def test_payers_outside_the_insured_schemes_are_priced_at_charges(payer: int) ->
     assert (row.patient_payment, row.fund_payment) == (70000.0, 0.0)
 
 
+def test_self_paying_cases_without_a_weight_are_at_charges_whatever_the_threshold_base() -> None:
+    rules = PaymentRules.load()
+    on_mean = with_(rules, outliers={**rules.outliers.model_dump(), "base": "drg_mean_cost"})
+    row = price(case(16000.0, status="ungroupable", insurance_type=7), rules=on_mean).iloc[0]
+    assert (row.payment_method, row.drg_payment) == ("charges", 16000.0)
+
+
 def test_fund_and_patient_split_of_an_employee_case() -> None:
     # 6,000 charges: 500 self-funded, 300 paid first, policy-scope 5,200; deductible 1,000; 15% of 4,200.
     row = price(case(6000.0, cost_self_funded=500.0, cost_first_self_paid=300.0)).iloc[0]
