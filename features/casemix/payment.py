@@ -131,6 +131,10 @@ class PointValue(_Rules):
             raise ValueError("give exactly one of yuan or budget_yuan")
         if self.total_points is not None and self.budget_yuan is None:
             raise ValueError("total_points only goes with budget_yuan")
+        if self.total_points is not None and self.budget_of == "fund":
+            raise ValueError(
+                "a regional budget (total_points) is the total: the region's patients are unknown"
+            )
         return self
 
 

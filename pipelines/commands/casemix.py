@@ -65,17 +65,22 @@ SHOWN_COLUMNS = {
 }
 SETTLEMENT_SHOWN = {
     "charges": "charges",
-    "drg_due": "DRG due",
-    "balance_rate": "差额率",
+    "drg_due": "DRG payment due",
+    "balance_rate": "结算差额率",
+    "patient_share": "patients' share",
     "fund_due": "fund due",
-    "surplus_kept": "kept",
-    "surplus_withheld": "withheld",
-    "overrun_shared": "shared",
-    "review_deductions": "deducted",
+    "surplus_kept": "surplus kept 结余留用",
+    "surplus_withheld": "surplus not paid",
+    "overrun_shared": "overrun shared 超支分担",
+    "quality_withheld": "quality reserve withheld",
+    "quality_returned": "quality reserve returned",
+    "review_deductions": "review deductions",
     "fund_final": "fund final",
-    "prepaid": "prepaid",
-    "cleared": "cleared",
+    "prepaid": "prepaid 预拨",
+    "cleared": "cleared 清算",
+    "settled_margin": "margin after settlement",
 }
+SETTLEMENT_SHOWN_YEARS = 4
 SOURCE_LABELS = {
     "drg": "on their own cases",
     "adrg": "helped by their ADRG",
@@ -168,11 +173,15 @@ def settlement(
         months.to_csv(output.with_name(f"{output.stem}-months.csv"), index=False, encoding="utf-8")
         bar.advance(task)
     shown = Table(title=f"Settlement by hospital and year ({rules.name})")
-    for header in ("hospital", "year", *SETTLEMENT_SHOWN.values()):
-        shown.add_column(header, justify="left" if header in ("hospital", "year") else "right")
-    for row in year.to_dict("records"):
-        cells = [_money(row[c]) if c != "balance_rate" else _cell(row[c], c) for c in SETTLEMENT_SHOWN]
-        shown.add_row(str(row["hospital_id"] or "—"), str(row["year"]), *cells)
+    shown.add_column("")
+    rows = year.tail(SETTLEMENT_SHOWN_YEARS).to_dict("records")  # one column each: fits a terminal
+    for row in rows:
+        shown.add_column(f"{row['hospital_id'] or ''} {row['year']}".strip(), justify="right")
+    for column, label in SETTLEMENT_SHOWN.items():
+        shown.add_row(
+            label,
+            *[_cell(r[column], column) if column == "balance_rate" else _money(r[column]) for r in rows],
+        )
     console.print(shown)
     console.print(f"{len(priced):,} cases · weights [bold]{weights}[/] · settlement [bold]{output}[/]")
 

@@ -282,6 +282,11 @@ def test_point_method_outside_the_budget_pays_outside_costs_in_yuan() -> None:
     assert (row.points, row.point_value, row.drg_payment) == (50.0, 240.0, 50 * 240.0 + 2000.0)
 
 
+def test_a_regional_budget_cannot_be_the_fund_alone() -> None:
+    with pytest.raises(ValidationError, match="regional budget"):
+        PointValue(year=2024, budget_yuan=1.0, total_points=1.0, budget_of="fund")
+
+
 def test_point_method_from_a_budget_needs_a_conversion() -> None:
     with pytest.raises(ValidationError, match="point_conversion_yuan"):
         with_(point_rules(1.0), point_conversion_yuan=None)

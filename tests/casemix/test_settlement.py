@@ -154,11 +154,16 @@ def test_forecast_point_value_is_flat_without_a_year_of_growth_to_measure() -> N
 
 
 def test_the_point_city_example_settles_a_year() -> None:
+    # 2024: ¥1.2e9 over the region's 1.2e7 points -> ¥100 a point. Three RW 0.5 cases of ¥5,000 (under
+    # 3 x the ¥6,000 average cost) earn 0.5 x 100 = 50 points each; patients pay 800 + 4,200 x 15%.
     rules = PaymentRules.load(POINT_CITY_RULES)
     cases = [
         case(5000.0, discharge="2024-03-01", patient_id=f"P{i}", admission_date=pd.Timestamp("2024-02-25"))
         for i in range(3)
     ]
     priced = price_cases(pd.DataFrame(cases), rules, WEIGHTS)
+    assert priced["drg_payment"].tolist() == [5000.0] * 3
     (year,) = settle_year(priced, rules).itertuples()
-    assert year.fund_due == pytest.approx(6.3e7)  # one hospital takes the whole budget
+    assert year.fund_due == pytest.approx(3 * (5000.0 - 1430.0))
+    # Prepaid at ¥95 a point: 85% of 3 x (50 x 95 - 1,430).
+    assert year.prepaid == pytest.approx(0.85 * 3 * (4750.0 - 1430.0))
