@@ -54,7 +54,7 @@ from pydantic import (
 )
 
 from features.casemix.weights import Calibration, calibrate_weights
-from pipelines.contract import COST_CATEGORIES, INSURANCE_TYPES
+from pipelines.contract import ADMISSION_TYPES, COST_CATEGORIES, INSURANCE_TYPES
 
 DEFAULT_RULES = Path(__file__).parent / "config" / "payment.default.toml"
 POINT_CITY_RULES = Path(__file__).parent / "config" / "payment.point-city.toml"
@@ -196,10 +196,19 @@ class ByItem(_Rules):
 
 
 class ShortStay(_Rules):
-    """Stays of at most ``max_days`` days: paid by item, or as a low-cost case (by item, capped)."""
+    """Stays of at most ``max_days`` days: paid by item, or as a low-cost case (by item, capped); day
+    cases (日间, ``admission_type`` 3) and the like can be exempt by admission type."""
 
     max_days: NonNegativeInt = 0
     pay: Literal["by_item", "low"] = "by_item"
+    exempt_admission_types: list[Literal[tuple(ADMISSION_TYPES)]] = []  # type: ignore[valid-type]
+
+    def applies(self, frame: pd.DataFrame) -> pd.Series:
+        """Which cases the rule catches (a case without an admission type is not exempt)."""
+        short = frame["los_days"] <= self.max_days
+        if self.exempt_admission_types and "admission_type" in frame.columns:
+            short &= ~frame["admission_type"].isin(self.exempt_admission_types)
+        return short
 
 
 class LongStay(_Rules):
@@ -456,7 +465,7 @@ def _by_item_reason(frame: pd.DataFrame, rules: PaymentRules, rw: pd.Series) -> 
     item = rules.by_item
     los = frame["los_days"]
     long_days = rules.long_stay.above_days if rules.long_stay.above_days is not None else np.inf
-    short = (los <= rules.short_stay.max_days) & (rules.short_stay.pay == "by_item")
+    short = rules.short_stay.applies(frame) & (rules.short_stay.pay == "by_item")
     marker = item.ambiguous_marker
     ambiguous = frame["drg"].isin([d for d in frame["drg"].unique() if marker and marker in str(d)])
     special = (
@@ -546,7 +555,7 @@ def _inside_payment(
     band = np.searchsorted([b.rw_upper for b in bands[:-1]], rw, side=side)
     high_threshold = np.array([b.high_multiple for b in bands])[band] * base
     low_threshold = np.array([b.low_multiple for b in bands])[band] * base
-    short_low = (frame["los_days"] <= rules.short_stay.max_days) & (rules.short_stay.pay == "low")
+    short_low = rules.short_stay.applies(frame) & (rules.short_stay.pay == "low")
     high = by_drg & (inside > high_threshold)
     low = by_drg & ~high & ((inside < low_threshold) | short_low)
     outlier = pd.Series(

@@ -429,6 +429,14 @@ def test_stays_of_two_days_are_paid_by_item_and_three_by_drg() -> None:
     assert (three.payment_method, three.drg_payment) == ("rate", 5000.0)
 
 
+def test_day_cases_are_exempt_from_the_short_stay_rule() -> None:
+    day_case, elective = price(
+        case(4000.0, los_days=1, admission_type=3), case(4000.0, los_days=1, admission_type=1)
+    ).itertuples()
+    assert (day_case.payment_method, day_case.drg_payment) == ("rate", 5000.0)
+    assert (elective.by_item_reason, elective.drg_payment) == ("short_stay", 4000.0)
+
+
 def test_short_stays_as_low_cost_cases() -> None:
     rules = with_(PaymentRules.load(), short_stay={"max_days": 2, "pay": "low"})
     cheap, dear, longer = price(
