@@ -495,10 +495,13 @@ def test_new_technology_is_paid_outside_the_drg_at_its_own_ratio() -> None:
 
 def test_hospital_and_drg_coefficients_multiply_the_standard() -> None:
     rules = with_(PaymentRules.load(), coefficients={"hospitals": {"H1": 1.25}, "drgs": {"GZ15": 0.75}})
-    first, other_drg = price(case(6000.0), case(15000.0, "FM19"), rules=rules).itertuples()
+    first, other_drg, other_hospital = price(
+        case(6000.0), case(15000.0, "FM19"), case(6000.0, hospital_id="H2"), rules=rules
+    ).itertuples()
     assert first.standard_payment == 0.5 * 10000.0 * 1.25 * 0.75
     assert first.drg_payment == 4687.5
     assert other_drg.drg_payment == 15000.0 * 1.25
+    assert other_hospital.drg_payment == 5000.0 * 0.75  # H2 has no coefficient: 1.0
 
 
 # --- the readmission rule -------------------------------------------------------------------------
