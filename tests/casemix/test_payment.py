@@ -333,6 +333,20 @@ BAND = "[[outliers.bands]]\nhigh_multiple = 2\nlow_multiple = 0.3\n"
             "outside_drg.columns.0",
         ),
         ('name = "x"\nmethod = "rate"\n' + RATE + BAND.replace("0.3", "3"), "outliers.bands.0"),
+        (
+            'name = "x"\nmethod = "rate"\n'
+            + RATE
+            + BAND
+            + "[settlement]\nsurplus_kept = [{ share = 1.0 }, { share = 0.5 }]\n",
+            "surplus_kept: up_to must increase",
+        ),
+        (
+            'name = "x"\nmethod = "rate"\n'
+            + RATE
+            + BAND
+            + "[[schemes]]\nname = 'a'\ninsurance_types = [0]\nfund_ratio = 1\n",
+            "schemes.0.insurance_types.0",
+        ),
     ],
 )
 def test_bad_toml_names_the_field(tmp_path: Path, toml: str, field: str) -> None:
