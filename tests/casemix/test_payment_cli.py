@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.casemix.weights import read_weights
+from features.casemix.rw_table import read_weights
 from pipelines import store
 from pipelines.cli import app
 from pipelines.contract import COST_CATEGORIES, FIELDS
