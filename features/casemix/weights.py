@@ -161,6 +161,11 @@ def calibrate_weights(
             "source": source.astype(object),
         }
     ).dropna(subset=["rw"])
+    if table.empty:
+        raise ValueError(
+            f"no DRG has {calibration.min_cases} kept cases (min_cases) for a weight of its own or its "
+            "ADRG's: give the insurer's RW table, lower min_cases or set unstable = 'shrink'"
+        )
     table["rw"] *= _adjustment(table["rw"], cases["drg"], calibration)
     table.index = table.index.astype(object).rename("drg")
     return WEIGHT_SCHEMA.validate(table)
