@@ -9,8 +9,9 @@ from features.casemix.payment import (
     point_value_from_budget,
     price_cases,
 )
+from features.casemix.rw_table import read_weights, weights_source, write_weights
 from features.casemix.tables import CasemixTables, TablesError, load_tables
-from features.casemix.weights import Calibration, calibrate_weights, read_weights, write_weights
+from features.casemix.weights import Calibration, calibrate_weights
 
 __all__ = [
     "INDICATOR_COLUMNS",
@@ -29,5 +30,6 @@ __all__ = [
     "point_value_from_budget",
     "price_cases",
     "read_weights",
+    "weights_source",
     "write_weights",
 ]

@@ -66,4 +66,11 @@ def test_margin_model_from_canonical_cases(demo_hospital, config, tracking) -> N
 def test_discharge_margin_is_payment_minus_cost(demo_hospital, tracking) -> None:
     priced = discharge_margin(demo_hospital.cases.head(500), tracking)
     np.testing.assert_allclose(priced["margin"], priced["drg_payment"] - priced["total_cost"])
-    assert set(priced.loc[priced["status"] == "grouped", "outlier"]) <= {"high", "low", "normal"}
+    by_drg = priced["by_item_reason"].isna()
+    assert set(priced.loc[by_drg, "outlier"]) <= {"high", "low", "normal"}
+    # The label is the insurer's settlement: the city's RW table; DRGs it lacks are paid by item.
+    assert set(priced["weights_source"]) == {"insurer table"}
+    assert set(priced.loc[priced["status"].eq("grouped") & ~by_drg, "by_item_reason"]) <= {
+        "no_weight",
+        "long_stay",
+    }
