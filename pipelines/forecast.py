@@ -21,6 +21,7 @@ import pandas as pd
 
 from features.casemix.grouper import Grouper
 from features.casemix.payment import BaseRate, PaymentRules, price_cases, weights_for_pricing
+from features.casemix.rw_table import weights_source
 from features.casemix.settlement import expected_point_values
 from features.casemix.tables import CasemixTables, load_tables
 from models.forecast import (
@@ -178,6 +179,7 @@ def run_surplus_forecast(
                 "seed": seed,
                 "top_drgs": keys["drg"],
                 "history_pricing": "re-priced at the base rate in force in each forecast quarter",
+                "weights_source": weights_source(history.weights),
                 "surplus_interval_scale": None
                 if run.summary is None
                 else run.summary[["scale80", "scale95"]].to_dict(orient="index"),

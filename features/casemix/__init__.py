@@ -10,8 +10,9 @@ from features.casemix.payment import (
     price_cases,
 )
 from features.casemix.settlement import SETTLEMENT_COLUMNS, monthly_prepayment, settle_year
+from features.casemix.rw_table import read_weights, weights_source, write_weights
 from features.casemix.tables import CasemixTables, TablesError, load_tables
-from features.casemix.weights import Calibration, calibrate_weights, read_weights, write_weights
+from features.casemix.weights import Calibration, calibrate_weights
 
 __all__ = [
     "INDICATOR_COLUMNS",
@@ -33,5 +34,6 @@ __all__ = [
     "price_cases",
     "read_weights",
     "settle_year",
+    "weights_source",
     "write_weights",
 ]

@@ -1,14 +1,20 @@
 """Casemix indicators over priced cases: what the insurance office and finance report each period.
 
 Pure functions of the frame ``payment.price_cases`` returns, so the same numbers feed the report
-command, the forecasts and the serving layer. Ratios are computed from sums (Σ actual / Σ expected),
-never as means of per-case ratios, so they aggregate the way the insurer's reports do:
+command, the forecasts and the serving layer. Every indicator is a ratio of sums over cases, so it
+aggregates over any grouping the way the insurer's reports do:
 
 - ``grouping_rate``: grouped cases / cases (入组率);
 - ``cmi``: mean RW of the cases with a weight;
-- ``cci`` and ``tci`` (费用 / 时间消耗指数): Σ cost inside the DRG / Σ the DRGs' standard cost, and
-  Σ length of stay / Σ standard length of stay, over cases whose DRG has them — case-mix weighted,
-  1.0 is the standard, above is worse;
+- ``cci`` and ``tci`` (费用 / 时间消耗指数), the performance-evaluation formula Σ(kᵢ·nᵢ) / Σnᵢ, with
+  kᵢ the hospital's mean cost (or stay) in DRG i over the region's mean for DRG i (the weight table's
+  ``mean_cost``, ``mean_los``: the insurer's regional means when the table is the insurer's) and nᵢ
+  its cases — weighted by case count, so a few very dear cases in a heavy DRG count as few cases,
+  not as much money. Since Σ kᵢ·nᵢ = Σ over cases of cost / regional mean, it is the mean of that
+  per-case ratio. 1.0 is the region's level, above is worse. Cost is the cost inside the DRG (net of
+  除外), the basis the regional means are on;
+- ``cci_cost_weighted`` and ``tci_days_weighted``: the alternative Σ actual / Σ regional mean, which
+  weights each DRG by its money (or days) and so lets heavy DRGs dominate;
 - ``surplus_rate``: surplus / payment; ``surplus_on_cost`` uses the estimated true cost;
 - ``high_share``, ``low_share``, ``overrun_share``: among the cases settled by DRG;
   ``by_item_share``: among all cases.
@@ -30,6 +36,8 @@ INDICATOR_COLUMNS: tuple[str, ...] = (
     "cmi",
     "cci",
     "tci",
+    "cci_cost_weighted",
+    "tci_days_weighted",
     "payment",
     "payment_per_case",
     "cost",
@@ -71,8 +79,12 @@ def casemix_indicators(
             "grouped": priced["status"].eq("grouped"),
             "rw": priced["rw"],
             "weighted": priced["rw"].notna(),
+            "cost_cases": has_cost,
+            "cost_k": (priced["drg_cost"] / priced["standard_cost"]).where(has_cost, 0.0),
             "cost_actual": priced["drg_cost"].where(has_cost, 0.0),
             "cost_expected": priced["standard_cost"].where(has_cost, 0.0),
+            "los_cases": has_los,
+            "los_k": (priced["los_days"] / priced["standard_los"]).where(has_los, 0.0),
             "los_actual": priced["los_days"].where(has_los, 0).astype(float),
             "los_expected": priced["standard_los"].where(has_los, 0.0),
             "payment": priced["drg_payment"],
@@ -95,8 +107,10 @@ def casemix_indicators(
             "cases": sums["cases"].astype("int64"),
             "grouping_rate": _ratio(sums["grouped"], sums["cases"]),
             "cmi": _ratio(sums["rw"], sums["weighted"]),
-            "cci": _ratio(sums["cost_actual"], sums["cost_expected"]),
-            "tci": _ratio(sums["los_actual"], sums["los_expected"]),
+            "cci": _ratio(sums["cost_k"], sums["cost_cases"]),
+            "tci": _ratio(sums["los_k"], sums["los_cases"]),
+            "cci_cost_weighted": _ratio(sums["cost_actual"], sums["cost_expected"]),
+            "tci_days_weighted": _ratio(sums["los_actual"], sums["los_expected"]),
             "payment": sums["payment"],
             "payment_per_case": _ratio(sums["payment"], sums["cases"]),
             "cost": sums["cost"],

@@ -53,7 +53,7 @@ from pydantic import (
     model_validator,
 )
 
-from features.casemix.weights import Calibration, calibrate_weights
+from features.casemix.weights import RULES_DIR, Calibration, pricing_weights
 from pipelines.contract import ADMISSION_TYPES, COST_CATEGORIES, INSURANCE_TYPES
 
 DEFAULT_RULES = Path(__file__).parent / "config" / "payment.default.toml"
@@ -351,7 +351,7 @@ class PaymentRules(_Rules):
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path}: not valid TOML: {err}") from None
-        return cls.model_validate(data)
+        return cls.model_validate(data, context={RULES_DIR: path.parent})
 
 
 def point_value_from_budget(budget: float, total_points: float) -> float:
@@ -371,9 +371,9 @@ def drg_cost(frame: pd.DataFrame, rules: PaymentRules) -> pd.Series:
 
 
 def weights_for_pricing(grouped: pd.DataFrame, rules: PaymentRules) -> pd.DataFrame:
-    """DRG weights calibrated from the grouped cases with the rules' calibration, on the cost inside the
-    DRG (``drg_cost``): the cost ``price_cases`` compares with the standard."""
-    return calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
+    """The insurer's RW table the rules name, else weights estimated from the grouped cases on the cost
+    inside the DRG (``drg_cost``: net of 除外, the cost ``price_cases`` compares with the standard)."""
+    return pricing_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
 
 
 def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame) -> pd.DataFrame:

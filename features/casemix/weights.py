@@ -1,26 +1,30 @@
-"""Relative weights (RW, 权重) per DRG: read an insurer's table, or calibrate one from history.
+"""Relative weights (RW, 权重) per DRG: the insurer's table when the rules name one, else an estimate.
 
-A weight table is a DataFrame indexed by ``drg`` with columns ``rw`` (the DRG's mean cost over the mean
-cost of all cases), ``name``, ``n_cases``, ``mean_cost`` (the DRG's standard cost, cost inside the DRG)
-and ``mean_los`` (standard length of stay) — the last two are what the cost and time consumption
-indices compare against — and ``source`` (``drg``, ``adrg`` or ``shrunk``: where a calibrated weight
-came from; ``table`` when read from a table that does not say). It is written as an editable CSV
-and read back identically.
+The insurer's published table is the primary input (``features.casemix.rw_table``). Without it,
+caselens estimates one from the hospital's own grouped history the way insurers calibrate theirs, and
+labels it "estimated from own history" wherever it shows — the standard is then the hospital's own
+mean cost, so its surplus mostly restates this calibration.
 
-Calibration follows the insurers' recipe: trim outlier cases within each DRG, then divide each DRG's
-mean cost by the mean cost of all kept cases — or by ``reference_cost``, the region's mean cost per
-case, when the insurer's weights are regional and the hospital's own history is all there is (a
-hospital dearer than its region then has a CMI above 1, and RW × base rate stays in regional yuan).
+The recipe, each step a setting of ``[calibration]``:
 
-Trimming defaults to ``iqr`` (keep [Q1 − k·IQR, Q3 + k·IQR], k = 3) because quartiles are not moved
-by the very outliers being removed (a standard deviation is) and, unlike fixed percentiles, a DRG
-with clean costs loses no cases. ``percentile`` and ``log_sd`` (log cost within mean ± k·SD;
-zero-cost cases are dropped) are there for cities whose rules use them.
+1. cost: the cost inside the DRG (total less the 除外支付 items paid outside it), so nothing is paid
+   twice;
+2. trimming within each DRG: ``iqr`` keeps [Q1 − k·IQR, Q3 + k·IQR] (k = 1.5, the common choice: the
+   upper fence is Q3 + 1.5·IQR; quartiles are not moved by the outliers being removed),
+   ``percentile`` keeps [lower, upper] quantiles, ``log_sd`` keeps log cost within mean ± k·SD (zero
+   cost dropped), ``none`` keeps all;
+3. 非稳定组: a DRG is unstable with fewer than ``min_cases`` kept cases or a coefficient of variation
+   above ``max_cv``. ``unstable = "adrg"`` gives it its ADRG's mean over the ADRG's kept cases (or no
+   weight, so paid by item, when the ADRG too has fewer than ``min_cases``); ``"by_item"`` gives it
+   no weight; ``"shrink"`` blends its mean with its ADRG's by credibility n / min_cases (0 when the CV
+   is too high), the ADRG's mean itself blended with the overall mean the same way;
+4. RW = mean cost / the mean cost of all kept cases, or / ``reference_cost`` (the region's mean
+   cost per case, when weights must be in regional terms);
+5. adjustment: ``mean_rw`` scales RW so the mean RW of the calibration cases is 1 (the region's CMI
+   is 1); ``budget`` scales it so Σ RW × ``base_rate`` over those cases equals ``budget_yuan``.
 
-Small DRGs borrow strength (limited-fluctuation credibility): a DRG with n < min_cases kept cases gets
-weight n / min_cases on its own mean and the rest on its ADRG's mean, and the ADRG's mean is itself
-blended the same way with the overall mean of the kept cases (RW 1.0 without a reference cost). A DRG
-with no history at all is not in the table; the payment rules settle its cases by item.
+An insurer's table is used as published; with ``unstable = "by_item"`` its DRGs flagged unstable
+(``stable`` false) get no weight.
 """
 
 from __future__ import annotations
@@ -30,48 +34,72 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
-
-WEIGHT_COLUMNS: tuple[str, ...] = ("rw", "name", "n_cases", "mean_cost", "mean_los", "source")
-
-WEIGHT_SCHEMA = pa.DataFrameSchema(
-    {
-        "rw": pa.Column(float, pa.Check.gt(0)),
-        "name": pa.Column(object, nullable=True),
-        "n_cases": pa.Column("Int64", pa.Check.ge(0), nullable=True),
-        "mean_cost": pa.Column(float, pa.Check.ge(0), nullable=True),
-        "mean_los": pa.Column(float, pa.Check.gt(0), nullable=True),
-        "source": pa.Column(object, pa.Check.isin(["drg", "adrg", "shrunk", "table"]), nullable=True),
-    },
-    index=pa.Index(str, name="drg", unique=True, nullable=False),
-    strict=True,
-    ordered=True,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
 )
+
+from features.casemix.rw_table import WEIGHT_SCHEMA, read_weights
+
+RULES_DIR = "rules_dir"  # validation context key: the folder of the rules file, for relative paths
 
 
 class Calibration(BaseModel):
-    """How weights are calibrated from history (the ``[calibration]`` section of the payment rules)."""
+    """Where weights come from (the ``[calibration]`` section of the payment rules)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    trim: Literal["iqr", "percentile", "log_sd"] = "iqr"
-    k: PositiveFloat = 3.0
+    rw_table: Path | None = None
+    trim: Literal["iqr", "percentile", "log_sd", "none"] = "iqr"
+    k: PositiveFloat = 1.5
     lower: float = Field(0.05, ge=0, lt=1)
     upper: float = Field(0.95, gt=0, le=1)
     min_cases: PositiveInt = 30
+    max_cv: PositiveFloat | None = 1.0
+    unstable: Literal["adrg", "by_item", "shrink"] = "adrg"
     reference_cost: PositiveFloat | None = None
+    adjust: Literal["none", "mean_rw", "budget"] = "none"
+    budget_yuan: PositiveFloat | None = None
+    base_rate: PositiveFloat | None = None
+
+    @field_validator("rw_table")
+    @classmethod
+    def _beside_the_rules(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        """A relative ``rw_table`` is relative to the rules file that names it."""
+        base = (info.context or {}).get(RULES_DIR)
+        return Path(base) / path if path is not None and base is not None and not path.is_absolute() else path
 
     @model_validator(mode="after")
-    def _ordered_quantiles(self) -> Calibration:
+    def _consistent(self) -> Calibration:
         if self.lower >= self.upper:
             raise ValueError(f"lower ({self.lower}) must be below upper ({self.upper})")
+        if (self.adjust == "budget") != (self.budget_yuan is not None and self.base_rate is not None):
+            raise ValueError("adjust = 'budget' needs budget_yuan and base_rate, and only it uses them")
         return self
+
+
+def pricing_weights(history: pd.DataFrame, calibration: Calibration, cost: pd.Series) -> pd.DataFrame:
+    """The weights to price with: the insurer's table the calibration names, else calibrated on
+    ``history`` with ``cost`` (the cost inside the DRG)."""
+    if calibration.rw_table is None:
+        return calibrate_weights(history, calibration, cost=cost)
+    table = read_weights(calibration.rw_table)
+    if calibration.unstable == "by_item":
+        table = table[table["stable"].ne(False)]
+    return table
 
 
 def trim_mask(cost: pd.Series, groups: pd.Series, calibration: Calibration) -> pd.Series:
     """True for the cases kept after trimming outliers within each group (DRG)."""
     by = cost.groupby(groups, sort=False)
+    if calibration.trim == "none":
+        return cost.notna()
     if calibration.trim == "iqr":
         q1, q3 = groups.map(by.quantile(0.25)), groups.map(by.quantile(0.75))
         low, high = q1 - calibration.k * (q3 - q1), q3 + calibration.k * (q3 - q1)
@@ -88,17 +116,17 @@ def trim_mask(cost: pd.Series, groups: pd.Series, calibration: Calibration) -> p
 def calibrate_weights(
     frame: pd.DataFrame, calibration: Calibration | None = None, cost: pd.Series | None = None
 ) -> pd.DataFrame:
-    """A weight table from grouped history.
+    """A weight table estimated from grouped history (the module docstring gives the recipe).
 
     ``frame`` needs ``status``, ``drg``, ``adrg``, ``los_days`` and, unless ``cost`` is given,
-    ``total_cost``; pass ``cost`` (e.g. ``payment.drg_cost``) to calibrate on the cost inside the DRG.
+    ``total_cost``; pass ``cost`` (``payment.drg_cost``) to calibrate on the cost inside the DRG.
     """
     calibration = calibration or Calibration()
     cost = frame["total_cost"] if cost is None else cost
     grouped = frame["status"].eq("grouped") & cost.notna()
     if not grouped.any():
         raise ValueError("no grouped case with a cost: cannot calibrate weights")
-    data = pd.DataFrame(
+    cases = pd.DataFrame(
         {
             "drg": frame["drg"],
             "adrg": frame["adrg"],
@@ -106,63 +134,70 @@ def calibrate_weights(
             "los": frame["los_days"].astype(float),
         }
     )[grouped]
-    data = data[trim_mask(data["cost"], data["drg"], calibration)]
-    overall_cost, overall_los = data["cost"].mean(), data["los"].mean()
+    kept = cases[trim_mask(cases["cost"], cases["drg"], calibration)]
     stats = {"n": ("cost", "size"), "cost": ("cost", "mean"), "los": ("los", "mean")}
-    by_drg = data.groupby("drg").agg(adrg=("adrg", "first"), **stats)
-    by_adrg = data.groupby("adrg").agg(**stats).reindex(by_drg["adrg"].to_numpy())
+    by_drg = kept.groupby("drg").agg(adrg=("adrg", "first"), sd=("cost", "std"), **stats)
+    by_adrg = kept.groupby("adrg").agg(**stats).reindex(by_drg["adrg"].to_numpy())
     by_adrg.index = by_drg.index
-
-    def credible(n: pd.Series) -> pd.Series:
-        return (n / calibration.min_cases).clip(upper=1.0)
-
-    w_adrg, w_drg = credible(by_adrg["n"]), credible(by_drg["n"])
-    adrg_cost = w_adrg * by_adrg["cost"] + (1 - w_adrg) * overall_cost
-    adrg_los = w_adrg * by_adrg["los"] + (1 - w_adrg) * overall_los
-    mean_cost = w_drg * by_drg["cost"] + (1 - w_drg) * adrg_cost
-    mean_los = w_drg * by_drg["los"] + (1 - w_drg) * adrg_los
-    source = np.where(w_drg >= 1, "drg", np.where(w_adrg >= 1, "adrg", "shrunk"))
+    cv = (by_drg["sd"] / by_drg["cost"]).fillna(0.0)
+    too_variable = cv > (calibration.max_cv if calibration.max_cv is not None else np.inf)
+    stable = (by_drg["n"] >= calibration.min_cases) & ~too_variable
+    if calibration.unstable == "shrink":
+        mean_cost, mean_los, source = _shrunk(by_drg, by_adrg, kept, calibration, too_variable)
+    else:
+        from_adrg = ~stable & (by_adrg["n"] >= calibration.min_cases) & (calibration.unstable == "adrg")
+        mean_cost = by_drg["cost"].where(stable, by_adrg["cost"].where(from_adrg))
+        mean_los = by_drg["los"].where(stable, by_adrg["los"].where(from_adrg))
+        source = pd.Series(np.where(stable, "drg", "adrg"), index=by_drg.index)
     table = pd.DataFrame(
         {
-            "rw": mean_cost / (calibration.reference_cost or overall_cost),
+            "rw": mean_cost / (calibration.reference_cost or kept["cost"].mean()),
             "name": pd.Series(None, index=by_drg.index, dtype=object),
             "n_cases": by_drg["n"].astype("Int64"),
             "mean_cost": mean_cost,
             "mean_los": mean_los,
-            "source": pd.Series(source, index=by_drg.index, dtype=object),
+            "cv": cv,
+            "stable": stable.astype("boolean"),
+            "source": source.astype(object),
         }
-    )
+    ).dropna(subset=["rw"])
+    if table.empty:
+        raise ValueError(
+            f"no DRG has {calibration.min_cases} kept cases (min_cases) for a weight of its own or its "
+            "ADRG's: give the insurer's RW table, lower min_cases or set unstable = 'shrink'"
+        )
+    table["rw"] *= _adjustment(table["rw"], cases["drg"], calibration)
     table.index = table.index.astype(object).rename("drg")
     return WEIGHT_SCHEMA.validate(table)
 
 
-def write_weights(table: pd.DataFrame, path: Path) -> Path:
-    """Write a weight table as an editable UTF-8 CSV (floats at full precision)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.reset_index().to_csv(path, index=False, encoding="utf-8")
-    return path
+def _shrunk(
+    by_drg: pd.DataFrame,
+    by_adrg: pd.DataFrame,
+    kept: pd.DataFrame,
+    calibration: Calibration,
+    too_variable: pd.Series,
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Limited-fluctuation credibility: a DRG's mean weighted n / min_cases (0 when too variable)
+    against its ADRG's, the ADRG's against the overall mean of the kept cases."""
+
+    def credible(n: pd.Series) -> pd.Series:
+        return (n / calibration.min_cases).clip(upper=1.0)
+
+    w_adrg, w_drg = credible(by_adrg["n"]), credible(by_drg["n"]).where(~too_variable, 0.0)
+    adrg_cost = w_adrg * by_adrg["cost"] + (1 - w_adrg) * kept["cost"].mean()
+    adrg_los = w_adrg * by_adrg["los"] + (1 - w_adrg) * kept["los"].mean()
+    mean_cost = w_drg * by_drg["cost"] + (1 - w_drg) * adrg_cost
+    mean_los = w_drg * by_drg["los"] + (1 - w_drg) * adrg_los
+    source = np.where(w_drg >= 1, "drg", np.where(w_adrg >= 1, "adrg", "shrunk"))
+    return mean_cost, mean_los, pd.Series(source, index=by_drg.index)
 
 
-def read_weights(path: Path) -> pd.DataFrame:
-    """Read a weight table CSV; only ``drg`` and ``rw`` are required, the other columns may be absent."""
-    path = Path(path)
-    raw = pd.read_csv(path, dtype={"drg": str, "name": str, "source": str}, encoding="utf-8")
-    missing = {"drg", "rw"} - set(raw.columns)
-    if missing:
-        raise ValueError(f"{path}: weight table needs columns {sorted(missing)}")
-    unknown = set(raw.columns) - {"drg", *WEIGHT_COLUMNS}
-    if unknown:
-        raise ValueError(f"{path}: unknown weight table columns {sorted(unknown)}")
-    table = raw.set_index("drg").reindex(columns=list(WEIGHT_COLUMNS))
-    if "source" not in raw.columns:
-        table["source"] = "table"
-    table = table.astype({"rw": float, "n_cases": "Int64", "mean_cost": float, "mean_los": float})
-    for column in ("name", "source"):
-        table[column] = table[column].astype(object).where(table[column].notna(), None)
-    try:
-        return WEIGHT_SCHEMA.validate(table, lazy=True)
-    except pa.errors.SchemaErrors as err:
-        cases = err.failure_cases[["column", "check", "index", "failure_case"]].head(5)
-        detail = cases.to_string(index=False)
-        raise ValueError(f"{path}: invalid weight table (index = drg):\n{detail}") from None
+def _adjustment(rw: pd.Series, drgs: pd.Series, calibration: Calibration) -> float:
+    """The factor the adjustment step multiplies every RW by, from the calibration cases' RW."""
+    if calibration.adjust == "none":
+        return 1.0
+    case_rw = drgs.map(rw).dropna()
+    if calibration.adjust == "mean_rw":
+        return 1.0 / case_rw.mean()
+    return calibration.budget_yuan / (calibration.base_rate * case_rw.sum())

@@ -16,7 +16,8 @@ counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view
   the case's discharge*, read from the ``history`` given to ``transform`` (the store's audited cases),
   as counts and a smoothed error rate.
 
-Relative weights are calibrated on the training cases in ``fit`` (weights never see later cases).
+Relative weights are the insurer's RW table the payment rules name; without one they are estimated on
+the training cases in ``fit`` (weights never see later cases).
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
     def fit(
         self, cases: pd.DataFrame, y: object = None, history: pd.DataFrame | None = None
     ) -> CodingFeatures:
-        """Calibrate DRG weights on the training cases, then fit the case features with them."""
+        """Take the rules' RW table (else estimate weights on the training cases), then fit the case
+        features with them."""
         from features.casemix.payment import PaymentRules, weights_for_pricing
 
         rules = PaymentRules.load(self.payment_config)

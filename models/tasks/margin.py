@@ -31,17 +31,20 @@ OUTLIERS = ("low", "high")
 def discharge_margin(cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
     """Grouping and payment of discharged cases: ``price_cases`` columns beside the grouper's.
 
-    Weights are calibrated from the cases themselves with the rules' calibration (a hospital with the
-    insurer's weight table prices with that instead, through ``features.casemix``).
+    Weights are the insurer's RW table the payment rules name (``[calibration] rw_table``), so the
+    label is the margin the insurer's settlement gives; only rules without one fall back to weights
+    estimated from the cases themselves, and then the label is partly the calibration's own echo
+    (column ``weights_source`` says which).
     """
     from features.casemix.grouper import Grouper
     from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
+    from features.casemix.rw_table import weights_source
     from features.casemix.tables import load_tables
 
     rules = PaymentRules.load(settings.payment_config)
     grouped = cases.join(Grouper(load_tables(settings.casemix_tables)).group_frame(cases))
     weights = weights_for_pricing(grouped, rules)
-    return price_cases(grouped, rules, weights)
+    return price_cases(grouped, rules, weights).assign(weights_source=weights_source(weights))
 
 
 class MarginModel:

@@ -15,10 +15,11 @@ from rich.table import Table
 
 from features.casemix.grouper import Grouper
 from features.casemix.indicators import casemix_indicators
-from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
+from features.casemix.payment import PaymentRules, drg_cost, price_cases, weights_for_pricing
+from features.casemix.rw_table import ESTIMATED, TEMPLATE, weights_source, write_weights
 from features.casemix.settlement import monthly_prepayment, settle_year
 from features.casemix.tables import CasemixTables, load_tables
-from features.casemix.weights import read_weights, write_weights
+from features.casemix.weights import calibrate_weights
 from pipelines.contract import FIELD_BY_NAME
 from pipelines.ingest import los_days
 from pipelines.progress import progress_bar
@@ -83,7 +84,7 @@ SETTLEMENT_SHOWN = {
 SETTLEMENT_SHOWN_YEARS = 4
 SOURCE_LABELS = {
     "drg": "on their own cases",
-    "adrg": "helped by their ADRG",
+    "adrg": "from their ADRG (非稳定组)",
     "shrunk": "shrunk towards the mean",
 }
 
@@ -96,6 +97,12 @@ InputOption = typer.Option(
 PaymentOption = typer.Option(
     None, "--payment", help="payment rules TOML (default: configured, else embedded)"
 )
+RwTableOption = typer.Option(
+    None,
+    "--rw-table",
+    "--weights",
+    help="the insurer's RW table CSV (default: the payment rules' rw_table, else estimated from the cases)",
+)
 
 
 @app.command("report")
@@ -104,9 +111,7 @@ def report(
     input_file: Path | None = InputOption,
     by: By = typer.Option(By.department, "--by", help="one row per department, DRG or hospital"),
     period: PeriodOption = typer.Option(PeriodOption.quarter, "--period", help="discharge period of a row"),
-    weights: Path | None = typer.Option(
-        None, "--weights", help="RW table CSV (default: calibrate from the cases)"
-    ),
+    rw_table: Path | None = RwTableOption,
     payment: Path | None = PaymentOption,
     output: Path | None = typer.Option(
         None, "-o", "--output", help="report CSV (default: <data_dir>/reports/)"
@@ -116,32 +121,39 @@ def report(
 
     One row per department, DRG or hospital and discharge month, quarter or year, with case count,
     grouping rate, CMI, cost and time consumption indices, payment, cost, surplus and surplus rate,
-    high/low outlier and overrun shares. Without --weights the RW table is calibrated from the cases
-    themselves and written next to the report.
+    high/low outlier and overrun shares, and ``weights_source``: "insurer table" or "estimated from own
+    history". Weights are the insurer's RW table (--rw-table, else the rules' rw_table); without one
+    they are estimated from the cases themselves and written next to the report.
     """
     output = output or get_settings().data_dir / "reports" / f"casemix-{by.value}-{period.value}.csv"
     with _user_errors(), progress_bar() as bar:
         task = bar.add_task("casemix report", total=5)
         rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
-        table, weights = _weights(weights, grouped, rules, tables, output)
+        table = _weights(grouped, rules, tables, rw_table)
+        source = weights_source(table)
+        if rw_table is None and rules.calibration.rw_table is None:
+            rw_table = write_weights(table, output.with_name(f"{output.stem}-weights.csv"))
         bar.advance(task)
         priced = price_cases(grouped, rules, table)
         bar.advance(task)
         indicators = casemix_indicators(priced, by=GROUP_KEYS[by], period=period.value)
+        indicators["weights_source"] = source
         output.parent.mkdir(parents=True, exist_ok=True)
         indicators.to_csv(output, index=False, encoding="utf-8")
         bar.advance(task)
     _print_indicators(indicators, f"Casemix by {by.value} and {period.value} ({rules.name})")
-    console.print(f"{len(priced):,} cases · weights [bold]{weights}[/] · report [bold]{output}[/]")
+    shown = rw_table or rules.calibration.rw_table
+    label = (
+        f"[yellow]{source}[/] (an estimate: give the insurer's RW table)" if source == ESTIMATED else source
+    )
+    console.print(f"{len(priced):,} cases · weights: {label} [bold]{shown}[/] · report [bold]{output}[/]")
 
 
 @app.command("settlement")
 def settlement(
     store: Path | None = StoreOption,
     input_file: Path | None = InputOption,
-    weights: Path | None = typer.Option(
-        None, "--weights", help="RW table CSV (default: calibrate from the cases)"
-    ),
+    rw_table: Path | None = RwTableOption,
     payment: Path | None = PaymentOption,
     quality_score: list[str] = typer.Option(
         [], "--quality-score", help="HOSPITAL=SCORE: the year's quality score out of 100 (default 100)"
@@ -162,7 +174,7 @@ def settlement(
         task = bar.add_task("settlement", total=5)
         scores = _scores(quality_score)
         rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
-        table, weights = _weights(weights, grouped, rules, tables, output)
+        table = _weights(grouped, rules, tables, rw_table)
         bar.advance(task)
         priced = price_cases(grouped, rules, table)
         bar.advance(task)
@@ -183,7 +195,7 @@ def settlement(
             *[_cell(r[column], column) if column == "balance_rate" else _money(r[column]) for r in rows],
         )
     console.print(shown)
-    console.print(f"{len(priced):,} cases · weights [bold]{weights}[/] · settlement [bold]{output}[/]")
+    console.print(f"{len(priced):,} cases · weights: {weights_source(table)} · settlement [bold]{output}[/]")
 
 
 @app.command("weights")
@@ -195,10 +207,12 @@ def weights_command(
         None, "-o", "--output", help="RW table CSV (default: <data_dir>/weights.csv)"
     ),
 ) -> None:
-    """Calibrate relative weights (RW) per DRG from the cases and write an editable CSV.
+    """Estimate relative weights (RW) per DRG from the cases' own history and write an editable CSV.
 
-    Also the standard cost and length of stay per DRG, which the consumption indices compare with.
-    Trimming and the small-DRG rules come from the calibration section of the payment rules.
+    The fallback when the insurer's RW table is not at hand (its format: the template printed by
+    ``caselens casemix rw-template``). Also the standard cost and length of stay per DRG, which the
+    consumption indices compare with. Trimming, 非稳定组 and the adjustment step come from the
+    calibration section of the payment rules; the rules' rw_table is not read here.
     """
     output = output or get_settings().data_dir / "weights.csv"
     with _user_errors(), progress_bar() as bar:
@@ -209,9 +223,23 @@ def weights_command(
         bar.advance(task)
     sources = table["source"].value_counts().to_dict()
     counts = ", ".join(f"{sources.get(k, 0)} {label}" for k, label in SOURCE_LABELS.items())
+    unweighted = grouped.loc[grouped["status"].eq("grouped"), "drg"].nunique() - len(table)
     console.print(
-        f"{len(table)} DRGs from {int(table['n_cases'].sum()):,} kept cases ({counts}) → [bold]{output}[/]"
+        f"{len(table)} DRGs {ESTIMATED} from {int(table['n_cases'].sum()):,} kept cases ({counts}; "
+        f"{unweighted} unstable without weight, paid by item) → [bold]{output}[/]"
     )
+
+
+@app.command("rw-template")
+def rw_template(
+    output: Path = typer.Option(Path("rw_table.csv"), "-o", "--output", help="where to copy the template"),
+) -> None:
+    """Write the documented RW table template: the format of the insurer's table caselens reads."""
+    with _user_errors():
+        if output.exists():
+            raise ValueError(f"{output} exists: not overwritten")
+        output.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    console.print(f"RW table template → [bold]{output}[/] (name it in [calibration] rw_table or --rw-table)")
 
 
 def _grouped(
@@ -225,16 +253,6 @@ def _grouped(
     grouped = _group(cases, tables)
     advance()
     return rules, tables, grouped
-
-
-def _weights(
-    path: Path | None, grouped: pd.DataFrame, rules: PaymentRules, tables: CasemixTables, output: Path
-) -> tuple[pd.DataFrame, Path]:
-    """The RW table given with --weights, else calibrated from the cases and written next to ``output``."""
-    if path is not None:
-        return read_weights(path), path
-    table = _calibrate(grouped, rules, tables)
-    return table, write_weights(table, output.with_name(f"{output.stem}-weights.csv"))
 
 
 def _scores(pairs: list[str]) -> dict[str, float]:
@@ -293,9 +311,23 @@ def _group(cases: pd.DataFrame, tables: CasemixTables) -> pd.DataFrame:
     return frame
 
 
+def _weights(
+    grouped: pd.DataFrame, rules: PaymentRules, tables: CasemixTables, rw_table: Path | None
+) -> pd.DataFrame:
+    """The RW table given, else the rules' (insurer's table or an estimate from ``grouped``)."""
+    if rw_table is not None:
+        rules = rules.model_copy(
+            update={"calibration": rules.calibration.model_copy(update={"rw_table": rw_table})}
+        )
+    elif rules.calibration.rw_table is None:
+        return _calibrate(grouped, rules, tables)
+    return weights_for_pricing(grouped, rules)
+
+
 def _calibrate(grouped: pd.DataFrame, rules: PaymentRules, tables: CasemixTables) -> pd.DataFrame:
-    """Weights on the cost inside the DRG (the cost the payment compares with the standard), named."""
-    table = weights_for_pricing(grouped, rules)
+    """Weights estimated from ``grouped`` on the cost inside the DRG (the cost the payment compares
+    with the standard), named."""
+    table = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
     return table.assign(name=[tables.drg_name(drg) for drg in table.index])
 
 

@@ -53,7 +53,7 @@ def surplus(
     beside seasonal-naive and last-quarter baselines; logs all of it to MLflow (caselens-forecast).
     """
     from features.casemix.payment import PaymentRules
-    from features.casemix.weights import read_weights
+    from features.casemix.rw_table import read_weights
     from models.forecast import load_scenario
     from pipelines import forecast as pipeline
     from pipelines.store import StoreError, read_cases

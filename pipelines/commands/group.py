@@ -87,7 +87,7 @@ def _read(path: Path) -> pd.DataFrame:
 def _price(cases: pd.DataFrame, rules_path: Path, weights_path: Path | None) -> pd.DataFrame:
     """Add the payment columns; text columns of the contract are first given their canonical types."""
     from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
-    from features.casemix.weights import read_weights
+    from features.casemix.rw_table import read_weights
     from pipelines.ingest import los_days
 
     cases = _typed(cases)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.casemix.grouper import Grouper
+from features.casemix.payment import PaymentRules
 from pipelines.contract import CODE_SEPARATOR, COLUMNS
 from pipelines.demo import coding, costs, settlement
 from pipelines.demo import dirty as dirty_module
@@ -79,9 +80,15 @@ class DemoHospital:
 
 
 def generate_demo(
-    n_cases: int, years: int, seed: int, dirty: bool = False, start: date = date(2023, 1, 1)
+    n_cases: int,
+    years: int,
+    seed: int,
+    dirty: bool = False,
+    start: date = date(2023, 1, 1),
+    rules: PaymentRules | None = None,
 ) -> DemoHospital:
-    """A hospital of exactly ``n_cases`` stays discharged in ``years`` years from ``start``."""
+    """A hospital of exactly ``n_cases`` stays discharged in ``years`` years from ``start``, settled
+    by ``rules`` (default: the embedded payment rules, the demo city's)."""
     if n_cases < 1 or years < 1:
         raise ValueError(f"need at least one case and one year, got n_cases={n_cases}, years={years}")
     catalog = load_catalog(get_settings().casemix_tables)
@@ -89,7 +96,7 @@ def generate_demo(
     rng = np.random.default_rng(seed)
     stays, patients = _enough_stays(catalog, n_cases, start, end, rng)
     cases, oracle = _abstracts(
-        stays, patients, catalog, np.datetime64(start, "D"), np.datetime64(end, "D"), rng
+        stays, patients, catalog, np.datetime64(start, "D"), np.datetime64(end, "D"), rng, rules
     )
     hospital = DemoHospital(cases, oracle)
     if dirty:
@@ -129,6 +136,7 @@ def _abstracts(
     start: np.datetime64,
     end: np.datetime64,
     rng: np.random.Generator,
+    rules: PaymentRules | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The canonical abstracts of the stays (codes, charges, audit, settlement) and the oracle."""
     t = catalog.types
@@ -199,7 +207,7 @@ def _abstracts(
     }
     grouper = Grouper()
     billing = pd.DataFrame({c: columns[c] for c in settlement.INPUT_COLUMNS})
-    settled = settlement.settle(billing, grouper, end, rng)
+    settled = settlement.settle(billing, grouper, end, rng, rules)
     columns.update({c: settled[c].array for c in settled.columns if c in COLUMNS})
     dtypes = (
         canonical_dtypes()

@@ -1,9 +1,11 @@
 """Insurer settlement of the as-coded abstracts: group with the real grouper, price with the city rules.
 
-Weights are calibrated on the demo hospital's own grouped history and expressed against a regional
-mean cost per case (``REGIONAL_MEAN_COST``), standing in for the insurer's regional data: a
-big-city tertiary hospital costs more than its region, so its CMI is above 1. The base rate follows
-the payment rules' dates (¥10,000, ¥10,500 from 2025-01-01).
+The hospital settles through the same rules every caselens user prices with (the embedded payment
+rules): the city's published RW table (``rw_table.demo-region.csv``, calibrated on the region's
+claims by ``pipelines.demo.region``; this big-city tertiary hospital is dearer than its region and
+treats heavier cases), RW × base rate by the rules' dates (¥10,000, ¥10,500 from 2025-01-01), the
+outlier rules, and negotiated drugs paid outside the DRG — once: the regional weights are calibrated on
+cost net of them.
 The insurer pays the DRG payment less the patient's self-paid share of the charges; self-paying
 patients (payer 7) are not settled by the insurer. Settlement runs in the month after discharge, so
 stays discharged late in the period are not settled yet.
@@ -16,8 +18,7 @@ import pandas as pd
 
 from features.casemix.cases import CANONICAL_INPUT_COLUMNS
 from features.casemix.grouper import Grouper
-from features.casemix.payment import PaymentRules, price_cases
-from features.casemix.weights import calibrate_weights
+from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
 from pipelines.contract import COST_CATEGORIES
 from pipelines.demo.patients import SELF_PAY_SHARE
 
@@ -34,24 +35,27 @@ INPUT_COLUMNS = (
 # What grouping output must be joined to for weights and prices (the rules may ask for cost columns).
 PRICING_COLUMNS = ("department", "discharge_date", "los_days", "total_cost")
 SELF_PAYING = 7
-REGIONAL_MEAN_COST = 11_000.0  # yuan per case in the region's weight years
 
 
 def settle(
-    cases: pd.DataFrame, grouper: Grouper, end: np.datetime64, rng: np.random.Generator
+    cases: pd.DataFrame,
+    grouper: Grouper,
+    end: np.datetime64,
+    rng: np.random.Generator,
+    rules: PaymentRules | None = None,
 ) -> pd.DataFrame:
     """settled_drg, insurer_payment, self_pay and settlement_date for ``cases`` (``INPUT_COLUMNS``), and
-    ``drg``: the group of every abstract as coded, settled or not."""
+    ``drg``: the group of every abstract as coded, settled or not. ``rules`` default to the embedded
+    payment rules."""
     groups = grouper.group_frame(cases)
-    rules = PaymentRules.load()
+    rules = rules or PaymentRules.load()
     pricing = [
         *PRICING_COLUMNS,
         *rules.outside_drg.columns,
         *(COST_CATEGORIES if rules.cost_to_charge else ()),
     ]
     grouped = pd.concat([cases[list(dict.fromkeys(pricing))], groups[["status", "drg", "adrg"]]], axis=1)
-    weights = calibrate_weights(grouped)
-    weights["rw"] = weights["mean_cost"] / REGIONAL_MEAN_COST
+    weights = weights_for_pricing(grouped, rules)
     priced = price_cases(grouped, rules, weights)
     n = len(cases)
     discharged = cases["discharge_date"].to_numpy().astype("datetime64[D]")

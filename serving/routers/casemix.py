@@ -1,4 +1,5 @@
-"""Group a case with the CHS-DRG engine, with the trace a coder reads, or a batch without traces."""
+"""Group a case with the CHS-DRG engine, with the trace a coder reads, or a batch without traces; and
+say which relative weights the service's money figures stand on (the insurer's table or an estimate)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.casemix.grouper import GroupResult
+from features.casemix.rw_table import ESTIMATED, WeightsSource, read_weights, weights_source
 from pipelines.contract import CODE_SEPARATOR
 from serving.deps import State, require
 from serving.schemas import Code
@@ -49,6 +51,27 @@ class Grouped(GroupResult):
 
     case_id: str | None
     trace: list[str] | None = None
+
+
+class DrgWeight(BaseModel):
+    drg: str
+    name: str | None
+    rw: float
+    mean_cost: float | None = Field(description="regional mean cost per case inside the DRG (yuan)")
+    mean_los: float | None = Field(description="regional mean length of stay (days)")
+    stable: bool | None = Field(description="false for a 非稳定组")
+
+
+class Weights(BaseModel):
+    """What payments, margins, the queue's money at stake and the forecast are priced with."""
+
+    weights_source: WeightsSource = Field(
+        description="'insurer table' or 'estimated from own history' (then figures are estimates)"
+    )
+    rules: str = Field(description="name of the payment rules in force")
+    rw_table: str | None = Field(description="file name of the insurer's RW table, if any")
+    drgs: int | None = Field(description="DRGs with a weight in the table")
+    weight: DrgWeight | None = Field(description="the requested DRG's row, when asked and found")
 
 
 def grouper(state: State) -> Any:
@@ -95,6 +118,42 @@ def group_batch(
         Grouped(case_id=case_id, drg_name=names(row["drg"]), **row)
         for case_id, row in zip(case_ids, result.to_dict("records"), strict=True)
     ]
+
+
+@router.get("/weights", response_model=Weights, summary="Which relative weights the service prices with")
+def weights(
+    state: State,
+    principal: Caller,
+    drg: Annotated[str | None, Query(max_length=8, pattern="^[A-Za-z0-9]+$")] = None,
+) -> Weights:
+    from features.casemix.payment import PaymentRules
+
+    try:
+        rules = PaymentRules.load(state.settings.payment_config)
+        path = rules.calibration.rw_table
+        table = read_weights(path) if path is not None else None
+    except (ValidationError, ValueError, OSError) as error:
+        raise HTTPException(503, f"the payment rules or RW table cannot be read: {error}") from error
+    if table is None:
+        return Weights(weights_source=ESTIMATED, rules=rules.name, rw_table=None, drgs=None, weight=None)
+    row = None
+    if drg is not None and drg.upper() in table.index:
+        found = table.loc[drg.upper()]
+        row = DrgWeight(
+            drg=drg.upper(),
+            name=found["name"],
+            rw=found["rw"],
+            mean_cost=None if pd.isna(found["mean_cost"]) else found["mean_cost"],
+            mean_los=None if pd.isna(found["mean_los"]) else found["mean_los"],
+            stable=None if pd.isna(found["stable"]) else bool(found["stable"]),
+        )
+    return Weights(
+        weights_source=weights_source(table),
+        rules=rules.name,
+        rw_table=path.name,
+        drgs=len(table),
+        weight=row,
+    )
 
 
 def _frame(cases: list[GroupCase]) -> pd.DataFrame:

@@ -56,6 +56,9 @@ class SurplusForecastAnswer(BaseModel):
     history: list[str] = Field(description="first and last history quarter")
     forecast: list[str]
     scenario: dict | None = Field(description="the scenario the run also simulated, if any")
+    weights_source: str | None = Field(
+        None, description="'insurer table' or 'estimated from own history' (then payments are estimates)"
+    )
     rows: list[Row]
 
 
@@ -124,6 +127,7 @@ def surplus_forecast(
         history=meta["history"],
         forecast=meta["forecast"],
         scenario=meta.get("scenario"),
+        weights_source=meta.get("weights_source"),
         rows=_rows(table),
     )
 

@@ -9,9 +9,10 @@ from experiments.benchmarks.casemix_payment import grouped_cases, run
 
 def test_benchmark_writes_its_results(tmp_path: Path) -> None:
     out = tmp_path / "casemix_payment.md"
-    run(cases=2000, output=out)
+    run(cases=2000, demo_cases=1500, output=out)
     text = out.read_text(encoding="utf-8")
-    assert "`price_cases`" in text and "Peak memory" in text and "--cases 2000" in text
+    assert "`price_cases`" in text and "Peak memory" in text and "--cases 2000 --demo-cases 1500" in text
+    assert "| insurer table (the city's, regional) |" in text and "paid twice" in text
 
 
 def test_synthetic_cases_are_grouped_frames() -> None:

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.casemix.weights import read_weights
+from features.casemix.payment import DEFAULT_RULES, PaymentRules
+from features.casemix.rw_table import read_weights, weights_source
 from pipelines import store
 from pipelines.cli import app
 from pipelines.contract import COST_CATEGORIES, FIELDS
@@ -54,32 +55,76 @@ def cases_csv(tmp_path: Path) -> Path:
     return path
 
 
-def test_report_calibrates_weights_and_writes_the_csv(cases_csv: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def own_history(tmp_path: Path) -> Path:
+    """The embedded rules without the insurer's RW table, small DRGs shrunk towards the mean."""
+    text = DEFAULT_RULES.read_text(encoding="utf-8")
+    text = text.replace('rw_table = "rw_table.demo-region.csv"\n', "").replace(
+        'unstable = "adrg"', 'unstable = "shrink"'
+    )
+    path = tmp_path / "own-history.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_report_prices_with_the_insurer_table_of_the_rules(cases_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "report.csv"
     result = runner.invoke(
-        app, ["casemix", "report", "--input", str(cases_csv), "--period", "year", "-o", str(out)]
+        app,
+        ["casemix", "report", "--input", str(cases_csv), "--by", "drg", "--period", "year", "-o", str(out)],
     )
+    assert result.exit_code == 0, result.output
+    report = pd.read_csv(out)
+    assert set(report["weights_source"]) == {"insurer table"}
+    assert not (tmp_path / "out" / "report-weights.csv").exists()
+    table = read_weights(PaymentRules.load().calibration.rw_table)
+    priced = report[report["drg"].isin(table.index)]
+    assert len(priced) > 0
+    assert priced["cmi"].to_numpy() == pytest.approx(priced["drg"].map(table["rw"]).to_numpy())
+    # Cost 10,000 everywhere, against the region's mean cost of each DRG.
+    expected_cci = 10000 / priced["drg"].map(table["mean_cost"])
+    assert priced["cci"].to_numpy() == pytest.approx(expected_cci.to_numpy())
+    assert "insurer table" in " ".join(result.output.split())
+
+
+def test_report_estimates_weights_without_a_table_and_says_so(
+    cases_csv: Path, tmp_path: Path, own_history: Path
+) -> None:
+    out = tmp_path / "out" / "report.csv"
+    args = ["casemix", "report", "--input", str(cases_csv), "--period", "year", "-o", str(out)]
+    result = runner.invoke(app, [*args, "--payment", str(own_history)])
     assert result.exit_code == 0, result.output
     report = pd.read_csv(out)
     assert report["cases"].sum() == 300
     assert set(report["department"]) == {"内科", "外科"}
     assert set(report["period"].astype(str)) == {"2024", "2025"}
-    # Equal costs of 10,000 everywhere: against the default rules' regional mean of 11,000 every DRG
-    # weighs 10/11, and every grouped case costs exactly its DRG's standard cost.
+    assert set(report["weights_source"]) == {"estimated from own history"}
+    # Equal costs of 10,000 everywhere: against the rules' regional mean of 11,000 every DRG weighs
+    # 10/11, and every grouped case costs exactly its DRG's standard cost.
     weights = read_weights(tmp_path / "out" / "report-weights.csv")
+    assert weights_source(weights) == "estimated from own history"
     assert weights["rw"].to_numpy() == pytest.approx(10 / 11)
     assert weights["name"].notna().all()
     assert report["cmi"].to_numpy() == pytest.approx(10 / 11)
     assert report["cci"].to_numpy() == pytest.approx(1.0)
-    assert "CMI" in result.output
+    output = " ".join(result.output.split())
+    assert "CMI" in output and "estimated from own history (an estimate" in output
 
 
-def test_report_by_drg_with_given_weights(cases_csv: Path, tmp_path: Path) -> None:
+def test_report_by_drg_with_given_weights(cases_csv: Path, tmp_path: Path, own_history: Path) -> None:
     weights = tmp_path / "rw.csv"
-    assert (
-        runner.invoke(app, ["casemix", "weights", "--input", str(cases_csv), "-o", str(weights)]).exit_code
-        == 0
-    )
+    command = [
+        "casemix",
+        "weights",
+        "--input",
+        str(cases_csv),
+        "--payment",
+        str(own_history),
+        "-o",
+        str(weights),
+    ]
+    made = runner.invoke(app, command)
+    assert made.exit_code == 0 and "estimated from own history" in made.output
     out = tmp_path / "by_drg.csv"
     args = [
         "casemix",
@@ -88,7 +133,7 @@ def test_report_by_drg_with_given_weights(cases_csv: Path, tmp_path: Path) -> No
         str(cases_csv),
         "--by",
         "drg",
-        "--weights",
+        "--rw-table",
         str(weights),
         "-o",
         str(out),
@@ -96,7 +141,23 @@ def test_report_by_drg_with_given_weights(cases_csv: Path, tmp_path: Path) -> No
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "by_drg-weights.csv").exists()
-    assert "drg" in pd.read_csv(out).columns
+    assert set(pd.read_csv(out)["weights_source"]) == {"estimated from own history"}
+
+
+def test_a_bad_rw_table_names_line_and_field(cases_csv: Path, tmp_path: Path) -> None:
+    table = tmp_path / "rw.csv"
+    table.write_text("drg,rw,mean_cost\nFM19,2.0,x\n", encoding="utf-8")
+    result = runner.invoke(app, ["casemix", "report", "--input", str(cases_csv), "--rw-table", str(table)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and "line 2 (drg FM19): mean_cost must be a positive number" in output
+
+
+def test_the_template_is_written_once(tmp_path: Path) -> None:
+    out = tmp_path / "rw.csv"
+    assert runner.invoke(app, ["casemix", "rw-template", "-o", str(out)]).exit_code == 0
+    assert weights_source(read_weights(out)) == "insurer table"
+    again = runner.invoke(app, ["casemix", "rw-template", "-o", str(out)])
+    assert again.exit_code == 1 and "not overwritten" in again.output
 
 
 def test_bad_payment_rules_exit_with_the_field_named(cases_csv: Path, tmp_path: Path) -> None:

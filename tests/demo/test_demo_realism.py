@@ -7,6 +7,9 @@ import pandas as pd
 import pytest
 
 from features.casemix.grouper import Grouper
+from features.casemix.indicators import casemix_indicators
+from features.casemix.payment import PaymentRules, price_cases
+from features.casemix.rw_table import read_weights
 from pipelines.contract import COST_CATEGORIES
 from pipelines.demo import generate_demo
 from pipelines.demo.catalog import load_catalog
@@ -109,17 +112,32 @@ def test_chronic_conditions_persist_across_admissions(frame):
     assert (per_patient["all"].sum() / per_patient["any"].sum()) > 0.5
 
 
-def test_settlement_follows_the_base_rate_change(frame):
-    """A normal case of a DRG is paid RW x base rate (¥10,000 before 2025-01-01, ¥10,500 after) plus its
-    negotiated drugs, which the city pays outside the DRG; the insurer pays it less the self-paid part."""
+def test_settlement_pays_the_regional_weight_and_negotiated_drugs_once(frame):
+    """A normal case of a DRG is paid RW × base rate, RW from the city's published table (calibrated on
+    the region's cost net of negotiated drugs; ¥10,000 per RW before 2025-01-01, ¥10,500 after), plus its
+    negotiated drugs, paid once outside the DRG; the insurer pays that less the self-paid part."""
+    table = read_weights(PaymentRules.load().calibration.rw_table)
     paid = frame[(frame["insurer_payment"] > 0) & frame["settled_drg"].notna()]
     drg_payment = (paid["insurer_payment"] + paid["self_pay"] - paid["cost_negotiated_drugs"]).round(0)
-    drg = paid["settled_drg"].value_counts().index[0]
-    standard = drg_payment[paid["settled_drg"] == drg]
-    after = paid.loc[standard.index, "discharge_date"] >= pd.Timestamp("2025-01-01")
-    assert standard[after].mode()[0] / standard[~after].mode()[0] == pytest.approx(1.05, abs=0.001)
+    for drg in paid["settled_drg"].value_counts().index[:3]:
+        standard = drg_payment[paid["settled_drg"] == drg]
+        after = paid.loc[standard.index, "discharge_date"] >= pd.Timestamp("2025-01-01")
+        assert standard[~after].mode()[0] == pytest.approx(table.loc[drg, "rw"] * 10_000, abs=1)
+        assert standard[after].mode()[0] == pytest.approx(table.loc[drg, "rw"] * 10_500, abs=1)
     assert frame.loc[frame["insurance_type"] == 7, "settled_drg"].isna().all()
     assert (frame["insurer_payment"].dropna() >= 0).all()
+
+
+def test_the_hospital_is_measured_against_its_region(demo_hospital):
+    """The regional table is not the hospital's own history: this tertiary hospital is dearer than its
+    region and treats heavier cases, so its CMI and CCI are above 1 rather than 1 by construction."""
+    rules = PaymentRules.load()
+    cases = demo_hospital.cases
+    grouped = cases.join(Grouper().group_frame(cases)[["status", "drg", "adrg"]])
+    priced = price_cases(grouped.assign(hospital_id="H"), rules, read_weights(rules.calibration.rw_table))
+    (row,) = casemix_indicators(priced, by=("hospital_id",), period=None).itertuples()
+    assert 1.05 < row.cci < 1.6 and 1.05 < row.cmi < 2.5
+    assert 0.8 < row.tci < 1.3
 
 
 def test_case_types_land_in_their_adrg(demo_hospital):

@@ -46,6 +46,7 @@ def test_the_demo_rate_change_is_in_the_schedule_and_the_forecast(history: Price
     meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert meta["history"] == ["2023Q1", "2025Q4"]
     assert meta["rate_by_quarter"] == {"2026Q1": 10_500.0, "2026Q2": 10_500.0}
+    assert meta["weights_source"] == "insurer table"  # the embedded rules name the city's RW table
 
 
 def test_forecast_is_priced_at_the_forecast_quarters_rate(history: PricedHistory) -> None:
@@ -125,6 +126,7 @@ def test_api_and_page_serve_the_latest_run(written, settings: Settings) -> None:
         assert answer.status_code == 200, answer.text
         body = answer.json()
         assert body["forecast"] == ["2026Q1"] and body["level"] == "department"
+        assert body["weights_source"] == "insurer table"
         forecast = [r for r in body["rows"] if r["kind"] == "forecast"]
         assert {r["quarter"] for r in forecast} == {"2026Q1"}
         assert all(r["surplus"]["lo80"] <= r["surplus"]["hi80"] for r in forecast)
@@ -137,6 +139,15 @@ def test_api_and_page_serve_the_latest_run(written, settings: Settings) -> None:
         assert page.status_code == 200 and "DRG结余季度预测" in page.text and "80%区间" in page.text
         english = client.get("/forecast", params={"lang": "en"}, headers=finance)
         assert "Quarterly DRG surplus forecast" in english.text
+        assert "weights: insurer table" in english.text and "权重：医保局权重表" in page.text
+        meta = json.loads((target / "run.json").read_text(encoding="utf-8"))
+        estimated = {**meta, "weights_source": "estimated from own history"}
+        (target / "run.json").write_text(json.dumps(estimated), encoding="utf-8")
+        warned = client.get("/forecast", params={"lang": "en"}, headers=finance)
+        assert "payment and surplus are estimates" in warned.text
+        assert client.get("/v1/forecast/surplus", headers=finance).json()["weights_source"] == (
+            "estimated from own history"
+        )
 
 
 def test_point_method_forecasts_at_the_expected_point_value_and_takes_a_point_value_scenario(

@@ -247,6 +247,24 @@ def test_group_a_case_with_its_trace(client, auth):
     assert [g["status"] for g in batch.json()] == ["grouped", "invalid"]
 
 
+def test_weights_say_whether_money_figures_stand_on_the_insurer_table(client, auth):
+    from features.casemix.payment import PaymentRules
+    from features.casemix.rw_table import read_weights
+
+    table = read_weights(PaymentRules.load().calibration.rw_table)
+    drg = table.index[0]
+    answer = client.get("/v1/group/weights", params={"drg": drg.lower()}, headers=auth("finance"))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["weights_source"] == "insurer table" and body["rw_table"] == "rw_table.demo-region.csv"
+    assert body["drgs"] == len(table)
+    assert body["weight"]["drg"] == drg and body["weight"]["rw"] == table.loc[drg, "rw"]
+    unknown = client.get("/v1/group/weights", params={"drg": "ZZ99"}, headers=auth("coder"))
+    assert unknown.json()["weight"] is None
+    assert client.get("/v1/group/weights", params={"drg": "../x"}, headers=auth("coder")).status_code == 422
+    assert client.get("/v1/group/weights").status_code == 401
+
+
 def test_review_queue_sorts_and_filters(client, world, auth):
     answer = client.get("/v1/review/queue", headers=auth("coder")).json()
     assert answer["total"] == len(world.queue)

@@ -69,3 +69,5 @@ def test_discharge_margin_is_payment_minus_cost(demo_hospital, tracking) -> None
     by_drg = priced["payment_method"].isin(["rate", "point"])  # not by item, not at charges (self-pay)
     assert set(priced.loc[by_drg, "outlier"]) <= {"high", "low", "normal"}
     assert priced.loc[~by_drg, "outlier"].isna().all()
+    # The label is the insurer's settlement: the city's RW table.
+    assert set(priced["weights_source"]) == {"insurer table"}
