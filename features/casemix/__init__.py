@@ -9,8 +9,8 @@ from features.casemix.payment import (
     point_value_from_budget,
     price_cases,
 )
-from features.casemix.settlement import SETTLEMENT_COLUMNS, monthly_prepayment, settle_year
 from features.casemix.rw_table import read_weights, weights_source, write_weights
+from features.casemix.settlement import SETTLEMENT_COLUMNS, monthly_prepayment, settle_year
 from features.casemix.tables import CasemixTables, TablesError, load_tables
 from features.casemix.weights import Calibration, calibrate_weights
 
