@@ -1,11 +1,12 @@
 """What a person sees: headless Chromium against a real uvicorn server on a free loopback port.
 
-Chromium comes from Debian (`make browser` installs it); the test is skipped, saying so, only when no
-chromium and chromedriver can be found.
+Chromium comes from Debian (`make browser` installs it). Without chromium and chromedriver the tests
+are skipped, saying so, unless CASELENS_REQUIRE_BROWSER is set (CI sets it): then the run fails.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -21,9 +22,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None, reason="chromium/chromedriver not installed: run `make browser`"
-)
+MISSING = "chromium/chromedriver not installed: run `make browser`"
+if (CHROMIUM is None or CHROMEDRIVER is None) and os.environ.get("CASELENS_REQUIRE_BROWSER", "0") != "0":
+    pytest.fail(f"CASELENS_REQUIRE_BROWSER is set but {MISSING}", pytrace=False)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None, reason=MISSING)
 FLAGS = (
     "--headless",
     "--no-sandbox",

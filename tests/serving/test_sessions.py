@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def person(make_app):
-    """A browser-like client (cookies kept, redirects not followed) on an app that checks keys every request."""
+    """A browser-like client (cookies kept, redirects not followed); the app checks keys on every request."""
     with TestClient(make_app(keys_check_seconds=0), follow_redirects=False) as client:
         yield client
 
