@@ -83,14 +83,15 @@ class MaskingFormatter(logging.Formatter):
 
 
 def private_data_dir(data_dir: Path) -> Path:
-    """Make ``data_dir`` (mode 0700) and every file this process creates from now on private (0600).
+    """Make every file and folder this process creates from now on private (0600, 0700), and close
+    ``data_dir`` (0700) if an earlier, laxer run left it open.
 
     The data folder holds patient cases, the audit log, key hashes, sessions and the MLflow store;
-    other users of the machine may not read any of it. A umask of 077 covers files written by the
-    libraries too (MLflow's SQLite store and artifacts, Parquet parts, Prometheus files), and the
-    folder's own 0700 closes what an earlier, laxer run left behind.
+    other users of the machine may not read any of it. A umask of 077 covers what the libraries
+    write too (MLflow's SQLite store and artifacts, Parquet parts, Prometheus files). The folder is
+    not made here: ``caselens --help`` must not leave one behind.
     """
     os.umask(0o077)
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data_dir.chmod(0o700)
+    if data_dir.is_dir() and data_dir.stat().st_uid == os.getuid():
+        data_dir.chmod(0o700)
     return data_dir

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from pipelines.settings import get_settings, mask_credentials, private_data_dir
+from pipelines.settings import get_settings, mask_credentials
 from serving.config import ServingSettings
 from serving.middleware import share_metrics_across_processes
 from serving.security import KeyConfigError, KeyStore, add_key, list_keys, revoke_key
@@ -60,7 +60,6 @@ def serve(
     if ssl_certfile is not None:
         os.environ["CASELENS_SERVE_COOKIE_SECURE"] = "true"  # every worker reads its settings from here
     settings, serving = get_settings(), ServingSettings()
-    private_data_dir(settings.data_dir)
     try:
         keys = KeyStore.from_config(serving.api_keys, serving.keys_path(settings))
     except KeyConfigError as error:
@@ -141,7 +140,6 @@ def api_key(
     if path is None:
         console.print("[red]keys are given inline in CASELENS_SERVE_API_KEYS: edit them there[/red]")
         raise typer.Exit(2)
-    private_data_dir(settings.data_dir)
     try:
         if list_:
             _print_keys(list_keys(path))
