@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import re
-import shutil
 import ssl
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.serving.ports import free_port
-from tests.serving.test_workers import stop
+from tests.serving.test_workers import running, serve_environment
 
 pytestmark = pytest.mark.slow
 
@@ -67,52 +63,24 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
 
 def test_serve_over_tls_sends_a_secure_session_cookie_and_no_server_banner(world, tmp_path):
     cert, key = self_signed(tmp_path)
-    keys = tmp_path / "api-keys.json"
-    shutil.copy(world.keys_path, keys)
     port = free_port()
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("PROMETHEUS_MULTIPROC_DIR", "MLFLOW_REGISTRY_URI")
-        },
-        "CASELENS_DATA_DIR": str(tmp_path / "data"),
-        "CASELENS_SERVE_API_KEYS": str(keys),
-        "MLFLOW_TRACKING_URI": world.mlflow_uri,
-    }
-    command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)]
-    command += ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"
     trusted = ssl.create_default_context(cafile=str(cert))
-    try:
-        with httpx.Client(base_url=url, verify=trusted, timeout=10) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.3)
-            form = client.get("/login")
-            assert "server" not in form.headers
-            assert form.headers["strict-transport-security"].startswith("max-age=")
-            assert "secure" in form.headers["set-cookie"].lower()
-            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-            data = {"key": world.keys["coder"], "next": "/", "csrf_token": token}
-            answer = client.post("/login", data=data, headers={"Origin": url}, follow_redirects=False)
-            assert answer.status_code == 303
-            session = next(
-                c for c in answer.headers.get_list("set-cookie") if c.startswith("caselens_session=")
-            )
-            assert {"secure", "httponly", "samesite=strict"} <= {
-                p.strip().lower() for p in session.split(";")
-            }
+    command = ["serve", "--port", str(port), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    with (
+        running(command, serve_environment(world, tmp_path), url, tmp_path, verify=trusted),
+        httpx.Client(base_url=url, verify=trusted, timeout=10) as client,
+    ):
+        form = client.get("/login")
+        assert "server" not in form.headers
+        assert form.headers["strict-transport-security"].startswith("max-age=")
+        assert "secure" in form.headers["set-cookie"].lower()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        data = {"key": world.keys["coder"], "next": "/", "csrf_token": token}
+        answer = client.post("/login", data=data, headers={"Origin": url}, follow_redirects=False)
+        assert answer.status_code == 303
+        session = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("caselens_session="))
+        flags = {part.strip().lower() for part in session.split(";")}
+        assert {"secure", "httponly", "samesite=strict"} <= flags
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)  # TLS only
-    finally:
-        stop(process)

@@ -15,8 +15,9 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import httpx
 import mlflow
@@ -156,38 +157,56 @@ def two_workers(world, tmp_path_factory) -> Iterator[Served]:
     """`caselens serve --workers 2` over its own data_dir, serving the world's models and a copy of its
     keys; started once for the module's tests (a start takes the better part of a minute)."""
     tmp_path = tmp_path_factory.mktemp("two-workers")
-    keys = tmp_path / "api-keys.json"
-    shutil.copy(world.keys_path, keys)
     port = free_port()
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("PROMETHEUS_MULTIPROC_DIR", "MLFLOW_REGISTRY_URI")
-        },
-        "CASELENS_DATA_DIR": str(tmp_path / "data"),
+    command = ["serve", "--port", str(port), "--workers", "2"]
+    with running(command, serve_environment(world, tmp_path), f"http://127.0.0.1:{port}", tmp_path) as url:
+        yield Served(url, tmp_path / "api-keys.json")
+
+
+def serve_environment(world, folder: Path) -> dict[str, str]:
+    """A `caselens serve` subprocess's environment: data_dir ``folder/data``, the world's models and a
+    copy of its keys in ``folder/api-keys.json``."""
+    keys = folder / "api-keys.json"
+    shutil.copy(world.keys_path, keys)
+    inherited = {
+        k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "MLFLOW_REGISTRY_URI")
+    }
+    return {
+        **inherited,
+        "CASELENS_DATA_DIR": str(folder / "data"),
         "MLFLOW_TRACKING_URI": world.mlflow_uri,
         "CASELENS_SERVE_API_KEYS": str(keys),
     }
-    command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port), "--workers", "2"]
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path.cwd())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while not healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{(tmp_path / 'serve.log').read_text()}")
-            time.sleep(0.2)
-        yield Served(url, keys)
-    finally:
-        stop(process)
-        log.close()
 
 
-def healthy(url: str) -> bool:
+@contextmanager
+def running(
+    arguments: list[str], env: dict[str, str], url: str, folder: Path, verify: Any = True
+) -> Iterator[str]:
+    """`caselens <arguments>` as a subprocess until it answers /healthz at ``url``; stopped at the end."""
+    log_path = folder / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", *arguments],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path.cwd(),
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while not healthy(url, verify):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the server did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            stop(process)
+
+
+def healthy(url: str, verify: Any = True) -> bool:
     try:
-        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+        return httpx.get(url + "/healthz", timeout=2, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 
