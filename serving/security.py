@@ -131,11 +131,16 @@ class KeyStore:
         """Keys from inline JSON (``value``) or the key file ``path``; a missing default file is no keys."""
         if path is None:
             return cls(_parse_json(value or "{}", "CASELENS_SERVE_API_KEYS"), "CASELENS_SERVE_API_KEYS")
-        if not path.exists():
+        seen = _signature(path)  # before reading: a change made meanwhile is then read at the next check
+        if seen is None:
             if value:
                 raise KeyConfigError(f"API key file {path} does not exist")
-            return cls({}, str(path), path=path, check_every=check_every)
-        return cls(read_key_file(path), str(path), path=path, check_every=check_every)
+            entries = {}
+        else:
+            entries = read_key_file(path)
+        store = cls(entries, str(path), path=path, check_every=check_every)
+        store._signature = seen
+        return store
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
