@@ -14,6 +14,7 @@ from pipelines.commands import ingest as ingest_cmd
 from pipelines.commands import queue as queue_cmd
 from pipelines.commands import serve as serve_cmd
 from pipelines.commands import train as train_cmd
+from pipelines.settings import get_settings, private_data_dir
 
 app = typer.Typer(
     name="caselens",
@@ -26,6 +27,7 @@ app = typer.Typer(
 @app.callback()
 def _main() -> None:
     """caselens command line."""
+    private_data_dir(get_settings().data_dir)  # 0700, and every file the command writes 0600
 
 
 app.command("demo")(demo_cmd.demo)

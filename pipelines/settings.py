@@ -7,7 +7,9 @@ an environment variable (``CASELENS_<NAME>``), and the MLflow tracking store by 
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -52,3 +54,44 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+# ``scheme://user:password@host``: the password; ``?password=…`` and the like in a query string.
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*):(?P<secret>[^@\s/]*)@")
+_SECRET_PARAMETER = re.compile(
+    r"(?P<head>[?&;](?:password|passwd|pwd|secret|token|access_token|api_key|apikey|key)=)(?P<secret>[^&;#\s]*)",
+    re.IGNORECASE,
+)
+MASK = "***"
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the passwords and tokens of any URIs in it replaced by ***.
+
+    The one helper every message that may hold a URI goes through (the MLflow store, a database, a
+    proxy): start-up lines, the logs (``MaskingFormatter``) and model-loading errors shown on /readyz.
+    """
+    text = _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _SECRET_PARAMETER.sub(lambda m: m["head"] + MASK, text)
+
+
+class MaskingFormatter(logging.Formatter):
+    """A log formatter that masks credentials in the whole line, tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_credentials(super().format(record))
+
+
+def private_data_dir(data_dir: Path) -> Path:
+    """Make every file and folder this process creates from now on private (0600, 0700), and close
+    ``data_dir`` (0700) if an earlier, laxer run left it open.
+
+    The data folder holds patient cases, the audit log, key hashes, sessions and the MLflow store;
+    other users of the machine may not read any of it. A umask of 077 covers what the libraries
+    write too (MLflow's SQLite store and artifacts, Parquet parts, Prometheus files). The folder is
+    not made here: ``caselens --help`` must not leave one behind.
+    """
+    os.umask(0o077)
+    if data_dir.is_dir() and data_dir.stat().st_uid == os.getuid():
+        data_dir.chmod(0o700)
+    return data_dir

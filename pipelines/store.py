@@ -116,10 +116,18 @@ def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.C
     if year_cases.num_rows == 0:
         target.unlink(missing_ok=True)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _private_dir(target.parent)
     partial = target.with_name(f".{PART_FILE}.partial")  # a leading dot hides it from dataset readers
     pq.write_table(year_cases, partial)
+    partial.chmod(0o600)  # patient cases: the owner's only, whatever the process's umask
     os.replace(partial, target)
+
+
+def _private_dir(folder: Path) -> None:
+    """``folder`` and any parents made for it, mode 0700 (mkdir's mode covers the last one only)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for made in reversed(missing):
+        made.mkdir(mode=0o700)
 
 
 def _stored_ids(store: Path) -> pd.DataFrame:
@@ -178,5 +186,6 @@ def write_manifest(ingest: dict[str, object], path: Path | str | None = None) ->
     manifest = {"store": fingerprint(path), "last_ingest": ingest, "ingests": [*history, ingest]}
     partial = target.with_suffix(".json.partial")
     partial.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    partial.chmod(0o600)
     os.replace(partial, target)
     return manifest

@@ -8,8 +8,12 @@ worker process of ``caselens serve --workers N`` calls.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib
+import importlib.resources
 import importlib.util
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cache, partial
@@ -17,20 +21,30 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from pipelines.settings import Settings, get_settings
+from pipelines.settings import Settings, get_settings, private_data_dir
 from serving.audit import AuditLog
 from serving.cases import CaseIndex, store_cases
 from serving.config import ServingSettings
 from serving.deps import NotAuthenticated, ServiceState
-from serving.middleware import BodySizeLimit, Metrics, MetricsMiddleware
+from serving.middleware import (
+    CONTENT_SECURITY_POLICY,
+    STATIC_PREFIX,
+    BodySizeLimit,
+    Metrics,
+    MetricsMiddleware,
+    SecurityHeaders,
+)
 from serving.queue import ReviewQueue, store_queue
 from serving.registry import ModelRegistry
 from serving.reload import ReloadGeneration, WorkerReloads, reload_models, settle
 from serving.routers import admin, casemix, health, pages, predict, review
 from serving.security import KeyStore
+from serving.sessions import LoginThrottle, SessionDatabase, SessionStore
 
 # Routers other engineers own, included once their module exists.
 OPTIONAL_ROUTERS = ("serving.routers.forecast",)
@@ -49,11 +63,19 @@ def create_app(
     serving = serving or ServingSettings()
     registry = registry or ModelRegistry(settings.mlflow_uri)
     cases = cases or store_cases(settings)
+    private_data_dir(settings.data_dir)
+    sessions = SessionDatabase(serving.sessions_path(settings))
     state = ServiceState(
         settings=settings,
         serving=serving,
         registry=registry,
-        keys=KeyStore.from_config(serving.api_keys, serving.keys_path(settings)),
+        keys=KeyStore.from_config(
+            serving.api_keys, serving.keys_path(settings), check_every=serving.keys_check_seconds
+        ),
+        sessions=SessionStore(sessions, serving.session_hours * 3600, serving.session_idle_minutes * 60),
+        logins=LoginThrottle(
+            sessions, serving.login_per_minute, serving.login_failures, serving.login_lockout_minutes * 60
+        ),
         audit=AuditLog(serving.audit_path(settings)),
         metrics=Metrics(),
         cases=cases,
@@ -81,10 +103,16 @@ def create_app(
         version="1",
         summary="DRG cost, margin, readmission and coding-error predictions with SHAP explanations.",
         description="Every data endpoint needs an API key (`Authorization: Bearer <key>` or `X-API-Key`) "
-        "whose role may use it. Explanations come in Chinese or English by `Accept-Language`.",
+        "whose role may use it; `/v1` takes keys in these headers only, never the pages' session cookie. "
+        "Explanations come in Chinese or English by `Accept-Language`.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the package's assets: hospital intranets are often offline
+        redoc_url=None,
+        openapi_url="/openapi.json" if serving.docs else None,
     )
     app.state.service = state
+    if serving.docs:
+        _serve_docs(app)
     for module in (health, predict, casemix, review, admin, pages):
         app.include_router(module.router)
     for name in OPTIONAL_ROUTERS:
@@ -93,7 +121,48 @@ def create_app(
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
     app.add_middleware(BodySizeLimit, max_bytes=int(serving.max_body_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(SecurityHeaders, tls=serving.cookie_secure)
     return app
+
+
+DOCS_ASSETS = STATIC_PREFIX + "docs"
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc from the assets the ``fastapi-offline`` package ships: no CDN, no web fonts."""
+    folder = importlib.resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(folder)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+        return _allow_inline_scripts(page)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} API",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def _allow_inline_scripts(page: HTMLResponse) -> HTMLResponse:
+    """The policy, plus the hash of each inline script of this exact page (Swagger UI's start-up code)."""
+    scripts = re.findall(rb"<script>(.*?)</script>", page.body, flags=re.DOTALL)
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in scripts)
+    page.headers["content-security-policy"] = CONTENT_SECURITY_POLICY.replace(
+        "script-src 'self'", f"script-src 'self' {hashes}"
+    )
+    return page
 
 
 async def _not_authenticated(request: Request, exc: Any) -> Response:

@@ -37,7 +37,29 @@ class ServingSettings(BaseSettings):
     queue_period: str | None = Field(
         default=None, description="period of the coding-review queue, e.g. 2025Q4; None: the latest quarter"
     )
-    cookie_secure: bool = Field(default=False, description="send the login cookie over HTTPS only")
+    cookie_secure: bool = Field(
+        default=False,
+        description="send the session cookie over HTTPS only (set by `caselens serve --ssl-certfile`)",
+    )
+    keys_check_seconds: float = Field(
+        default=1.0, ge=0, description="how often a worker checks the key file for added or revoked keys"
+    )
+    session_hours: float = Field(default=8.0, gt=0, description="a login session ends this long after login")
+    session_idle_minutes: float = Field(
+        default=30.0, gt=0, description="a login session ends after this long without a request"
+    )
+    login_per_minute: int = Field(
+        default=10, ge=1, description="most login attempts per client address and minute (429 above)"
+    )
+    login_failures: int = Field(
+        default=5, ge=1, description="failed logins of a client address that lock it out (429)"
+    )
+    login_lockout_minutes: float = Field(
+        default=15.0, gt=0, description="how long failed logins count towards the lockout"
+    )
+    docs: bool = Field(
+        default=True, description="serve /docs, /redoc and /openapi.json (assets from the package, no CDN)"
+    )
     workers: int = Field(
         default=1,
         ge=1,
@@ -57,6 +79,11 @@ class ServingSettings(BaseSettings):
 
     def audit_path(self, settings: Settings) -> Path:
         return self.audit_log or settings.data_dir / "audit.jsonl"
+
+    @staticmethod
+    def sessions_path(settings: Settings) -> Path:
+        """The login sessions and login throttle every worker shares."""
+        return settings.data_dir / "serve" / "sessions.sqlite"
 
     @staticmethod
     def reload_path(settings: Settings) -> Path:

@@ -1,7 +1,8 @@
-"""ASGI middleware: request metrics and access lines by route template, and the body size limit.
+"""ASGI middleware: request metrics and access lines by route template, the body size limit and the
+security headers of every answer.
 
-Both label requests by the route's template (``/cases/{case_id}``), never the concrete path, so no
-case id reaches the metrics or the logs, and metric cardinality stays bounded.
+Metrics and access lines label requests by the route's template (``/cases/{case_id}``), never the
+concrete path, so no case id reaches the metrics or the logs, and metric cardinality stays bounded.
 """
 
 from __future__ import annotations
@@ -147,3 +148,51 @@ async def _too_large(send: Send, max_bytes: int) -> None:
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+# Pages and docs use scripts and styles from this server only (inline styles: the pages' own sheet,
+# ReDoc's generated styles); nothing may frame a page (clickjacking).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+STATIC_PREFIX = "/static/"
+
+
+class SecurityHeaders:
+    """Headers every answer carries unless the endpoint set its own.
+
+    ``Cache-Control: no-store`` on everything but the static documentation assets: answers and pages
+    hold patient data, which no browser or proxy cache may keep. HSTS only when served over TLS.
+    """
+
+    def __init__(self, app: ASGIApp, tls: bool = False) -> None:
+        self.app = app
+        self.headers: list[tuple[bytes, bytes]] = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"same-origin"),  # not no-referrer: browsers would then send Origin: null
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if tls:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.headers
+        if not scope["path"].startswith(STATIC_PREFIX):
+            extra = [*extra, (b"cache-control", b"no-store")]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend((name, value) for name, value in extra if name not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.history import StayIndex
+from pipelines.settings import mask_credentials
 from serving.explain import Explained, Link, feature_names, tree_contributions
 from serving.schemas import ModelStatus
 from serving.tasks import CHAMPION_ALIAS, SERVED_TASKS, ServedTask
@@ -156,7 +157,8 @@ class ModelRegistry:
                     continue
                 except Exception as error:  # a broken version must never take the service down
                     log.warning("loading %s failed: %s", task.model_name, type(error).__name__)
-                    status[name] = self._kept(task, old, "failed", f"{type(error).__name__}: {error}")
+                    message = mask_credentials(f"{type(error).__name__}: {error}")  # a store URI's password
+                    status[name] = self._kept(task, old, "failed", message)
                     continue
                 if old is None or old.version != model.version:
                     changed.append(name)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
-from pipelines.settings import get_settings
+from pipelines.settings import get_settings, mask_credentials
 
 console = Console()
 
@@ -39,7 +39,9 @@ def demo(
         _run(args() if callable(args) else args)
     console.print(Rule("[bold]done"))
     console.print(f"data, reports and forecasts: {settings.data_dir.resolve()}")
-    console.print(f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_uri}")
+    console.print(
+        f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {mask_credentials(settings.mlflow_uri)}"
+    )
     if serve:
         base = f"http://{host}:{port}"
         console.print(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.panel import Panel
+from rich.table import Table
 
-from pipelines.settings import get_settings
+from pipelines.settings import get_settings, mask_credentials
 from serving.config import ServingSettings
 from serving.middleware import share_metrics_across_processes
-from serving.security import KeyConfigError, KeyStore, add_key
+from serving.security import KeyConfigError, KeyStore, add_key, list_keys, revoke_key
+from serving.sessions import SessionDatabase
 from serving.tasks import ROLES
 
 console = Console()
@@ -31,18 +34,31 @@ def serve(
             "and case store, so memory grows with every worker",
         ),
     ] = None,
+    ssl_certfile: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="TLS certificate (PEM): serve HTTPS, cookies Secure"),
+    ] = None,
+    ssl_keyfile: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="the certificate's private key (PEM)")
+    ] = None,
 ) -> None:
     """Serve predictions, explanations and pages (FastAPI + uvicorn); API docs at /docs.
 
     Models load from the MLflow registry by their `champion` alias; POST /v1/admin/reload swaps in new
     champions without downtime, and with --workers N the other workers follow within about a second.
     /metrics adds up every worker's counts. With no API key configured, a demo admin key is made in
-    data_dir and shown once.
+    data_dir and shown once. With --ssl-certfile and --ssl-keyfile it serves HTTPS and the login
+    session cookie is sent over HTTPS only.
     """
     import uvicorn
 
     from serving.app import create_app
 
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        console.print("[red]--ssl-certfile and --ssl-keyfile go together[/red]")
+        raise typer.Exit(2)
+    if ssl_certfile is not None:
+        os.environ["CASELENS_SERVE_COOKIE_SECURE"] = "true"  # every worker reads its settings from here
     settings, serving = get_settings(), ServingSettings()
     try:
         keys = KeyStore.from_config(serving.api_keys, serving.keys_path(settings))
@@ -60,9 +76,10 @@ def serve(
             )
         )
     workers = workers or serving.workers
+    scheme = "https" if ssl_certfile else "http"
     console.print(
-        f"caselens serving on http://{host}:{port} with {workers} worker process(es) "
-        f"(docs: /docs, models from {settings.mlflow_uri})"
+        f"caselens serving on {scheme}://{host}:{port} with {workers} worker process(es) "
+        f"(docs: /docs, models from {mask_credentials(settings.mlflow_uri)})"
     )
     options: dict[str, Any] = {
         "host": host,
@@ -70,7 +87,10 @@ def serve(
         "access_log": False,  # the app logs its own access lines, by route template
         "log_config": log_config(workers),
         "log_level": "info",
+        "server_header": False,  # no software banner for a scanner to match against known flaws
     }
+    if ssl_certfile is not None:
+        options |= {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)}
     if workers == 1:
         uvicorn.run(create_app(settings, serving), **options)
         return
@@ -89,28 +109,59 @@ def log_config(workers: int) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s"}},
+        "formatters": {
+            "plain": {
+                "()": "pipelines.settings.MaskingFormatter",  # no URI password in any line
+                "format": f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s",
+            }
+        },
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
         "root": {"handlers": ["stderr"], "level": "INFO"},
     }
 
 
 def api_key(
-    role: Annotated[str, typer.Option(help=f"one of: {', '.join(ROLES)}")],
-    key_id: Annotated[str, typer.Option("--id", help="who the key is for; the audit log records this id")],
+    role: Annotated[str | None, typer.Option(help=f"role of a new key, one of: {', '.join(ROLES)}")] = None,
+    key_id: Annotated[
+        str | None, typer.Option("--id", help="who a new key is for; the audit log records this id")
+    ] = None,
+    revoke: Annotated[
+        str | None, typer.Option(help="revoke this key id: running servers refuse it within seconds")
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="list key ids, roles and dates (no secrets)")] = False,
 ) -> None:
-    """Make an API key for a role; the key is shown once and only its SHA-256 hash is stored."""
+    """Make an API key for a role (shown once; only its SHA-256 is stored), revoke one, or list them.
+
+    Running servers read the key file again when it changes, within CASELENS_SERVE_KEYS_CHECK_SECONDS:
+    no restart. Revoking a key also ends the login sessions opened with it.
+    """
     settings, serving = get_settings(), ServingSettings()
     path = serving.keys_path(settings)
     if path is None:
-        console.print(
-            "[red]keys are given inline in CASELENS_SERVE_API_KEYS: add the new key's hash there[/red]"
-        )
+        console.print("[red]keys are given inline in CASELENS_SERVE_API_KEYS: edit them there[/red]")
         raise typer.Exit(2)
     try:
-        key = add_key(path, key_id, role)
+        if list_:
+            _print_keys(list_keys(path))
+        elif revoke is not None:
+            revoke_key(path, revoke)
+            sessions = serving.sessions_path(settings)
+            ended = SessionDatabase(sessions).end_sessions(revoke) if sessions.exists() else 0
+            console.print(f"key {revoke} revoked in {path}; {ended} login session(s) ended")
+        elif role is not None and key_id is not None:
+            key = add_key(path, key_id, role)
+            console.print(Panel(f"[bold]{key}[/bold]", title=f"API key {key_id} ({role}), shown once"))
+            console.print(f"hash stored in {path}")
+        else:
+            console.print("[red]give --role and --id (new key), --revoke ID or --list[/red]")
+            raise typer.Exit(2)
     except KeyConfigError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
-    console.print(Panel(f"[bold]{key}[/bold]", title=f"API key {key_id} ({role}), shown once"))
-    console.print(f"hash stored in {path}")
+
+
+def _print_keys(keys: list[dict[str, str]]) -> None:
+    table = Table("id", "role", "created", "revoked")
+    for key in keys:
+        table.add_row(key["id"], key["role"], key["created"] or "—", key["revoked"] or "—")
+    console.print(table)

@@ -1,28 +1,33 @@
 """Server-rendered pages (Jinja2, no build step): login, the case page and the coding-review queue.
 
-Pages use the same keys and roles as the API: the login form checks a key and keeps it in an
-HttpOnly, SameSite=Strict cookie; a page asked for without one redirects to the login form.
+Pages use the same keys and roles as the API: the login form checks a key and opens a server-side
+session (``serving.sessions``) whose random id the browser keeps in an HttpOnly, SameSite=Strict
+cookie; a page asked for without one redirects to the login form.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from pipelines.contract import ADMISSION_SOURCES, ADMISSION_TYPES, SEXES, fields_known_at
 from serving.cases import CasesUnavailable
-from serving.deps import Lang, State, require
+from serving.deps import Lang, State, check_csrf, require, same_origin
 from serving.predictions import ScoringError, predict_explained
 from serving.queue import SORTABLE, QueueUnavailable
-from serving.security import COOKIE_NAME, Principal
+from serving.security import Principal
+from serving.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from serving.tasks import CASE_PAGE_ROLES, QUEUE_ROLES, SERVED_TASKS
 from serving.waterfall import waterfall_svg
 
+log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent / "templates")
 router = APIRouter(include_in_schema=False)
 
@@ -37,15 +42,28 @@ PageLang = Annotated[str, Depends(page_language)]
 
 
 def safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect would hand the key cookie's session to another site."""
+    """Only same-site paths: an open redirect would send a logged-in person to another site."""
     return target if target and target.startswith("/") and not target.startswith("//") else "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, lang: PageLang, next: Annotated[str | None, Query(max_length=500)] = None):
-    return TEMPLATES.TemplateResponse(
-        request, "login.html", {"lang": lang, "next": safe_next(next), "error": None}
+def login_form(
+    request: Request, state: State, lang: PageLang, next: Annotated[str | None, Query(max_length=500)] = None
+):
+    return _login_page(request, state, lang, next, error=None)
+
+
+def _login_page(
+    request: Request, state: State, lang: str, next: str | None, error: str | None, status_code: int = 200
+) -> Response:
+    """The login form with a fresh login CSRF token, also set as a cookie (double submit)."""
+    token = secrets.token_urlsafe(32)
+    context = {"lang": lang, "next": safe_next(next), "error": error, "login_csrf": token}
+    response = TEMPLATES.TemplateResponse(request, "login.html", context, status_code=status_code)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=state.serving.cookie_secure
     )
+    return response
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -55,28 +73,61 @@ def login(
     lang: PageLang,
     key: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=500)] = "/",
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
 ):
+    """Check the key and open a server-side session; the browser gets only the session's random id.
+
+    Refused (403) when the form was not posted by our own login page (Origin and the login form's
+    token), and (429) when the client address tried too often or failed too often; logged without
+    the key.
+    """
+    client = request.client.host if request.client else "unknown"
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    if not same_origin(request) or not expected or not secrets.compare_digest(csrf_token, expected):
+        state.audit.record(key_id=None, role=None, endpoint="/login", outcome="cross_site")
+        log.warning("login from %s refused: not posted by this site's login page", client)
+        raise HTTPException(403, "cross-site login refused: open the login page and try again")
+    refusal = state.logins.refusal(client)
+    if refusal is not None:
+        reason, wait = refusal
+        state.audit.record(key_id=None, role=None, endpoint="/login", outcome=reason)
+        log.warning("login from %s refused (%s) for %d s", client, reason.replace("_", " "), wait)
+        error = f"尝试过多，请 {wait} 秒后再试" if lang == "zh" else f"too many tries: wait {wait} s"
+        response = _login_page(request, state, lang, next, error, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     principal = state.keys.authenticate(key)
+    state.logins.record(client, ok=principal is not None)
     if principal is None:
         state.audit.record(key_id=None, role=None, endpoint="/login", outcome="unauthenticated")
-        context = {
-            "lang": lang,
-            "next": safe_next(next),
-            "error": "密钥无效" if lang == "zh" else "invalid key",
-        }
-        return TEMPLATES.TemplateResponse(request, "login.html", context, status_code=401)
+        log.info("failed login from %s", client)
+        error = "密钥无效" if lang == "zh" else "invalid key"
+        return _login_page(request, state, lang, next, error, status_code=401)
+    session_id, _ = state.sessions.create(principal)
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/login")
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
-        COOKIE_NAME, key, httponly=True, samesite="strict", secure=state.serving.cookie_secure
+        SESSION_COOKIE, session_id, httponly=True, samesite="strict", secure=state.serving.cookie_secure
     )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
+def logout(
+    request: Request, state: State, csrf_token: Annotated[str | None, Form(max_length=100)] = None
+) -> RedirectResponse:
+    """End the session on the server (not only the browser's copy of its id)."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    session = state.sessions.get(session_id) if session_id else None
+    if session is not None:
+        check_csrf(request, session, csrf_token)
+        state.sessions.delete(session_id)  # type: ignore[arg-type]
+        state.audit.record(key_id=session.key_id, role=session.role, endpoint="/logout")
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE_NAME)
+    response.delete_cookie(
+        SESSION_COOKIE, httponly=True, samesite="strict", secure=state.serving.cookie_secure
+    )
     return response
 
 
@@ -89,6 +140,16 @@ def index(
 ):
     context = {"lang": lang, "principal": principal, "models": state.registry.status()}
     return TEMPLATES.TemplateResponse(request, "index.html", context)
+
+
+@router.get("/cases")
+def case_lookup(
+    case_id: Annotated[str, Query(max_length=64)],
+    lang: PageLang,
+    principal: Annotated[Principal, Depends(require(*CASE_PAGE_ROLES))],
+) -> RedirectResponse:
+    """The home page's case-id form lands here (a plain form: the CSP allows no inline script)."""
+    return RedirectResponse(f"/cases/{quote(case_id, safe='')}?lang={lang}", status_code=303)
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.waterfall import steps
+from tests.serving.logins import log_in
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +26,25 @@ def test_pages_send_a_person_without_a_key_to_login_and_back(browser_like, world
     answer = browser_like.get(f"/cases/{case_id}?lang=en")
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/login?next=/cases/")
-    wrong = browser_like.post("/login", data={"key": "nope", "next": f"/cases/{case_id}"})
+    wrong = log_in(browser_like, "nope", f"/cases/{case_id}")
     assert wrong.status_code == 401 and "密钥无效" in wrong.text
-    right = browser_like.post("/login", data={"key": world.keys["clinician"], "next": f"/cases/{case_id}"})
+    right = log_in(browser_like, world.keys["clinician"], f"/cases/{case_id}")
     assert right.status_code == 303 and right.headers["location"] == f"/cases/{case_id}"
     cookie = right.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert browser_like.get(f"/cases/{case_id}").status_code == 200
-    off_site = browser_like.post("/login", data={"key": world.keys["clinician"], "next": "//evil.example/"})
+    off_site = log_in(browser_like, world.keys["clinician"], "//evil.example/")
     assert off_site.headers["location"] == "/"
+
+
+def test_the_home_page_opens_a_case_by_id_without_inline_script(client, world, auth):
+    case_id = world.cases["case_id"].iloc[0]
+    home = client.get("/?lang=en", headers=auth("clinician")).text
+    assert "onsubmit" not in home and 'action="/cases"' in home
+    found = client.get(
+        "/cases", params={"case_id": case_id, "lang": "en"}, headers=auth("clinician"), follow_redirects=False
+    )
+    assert found.status_code == 303 and found.headers["location"] == f"/cases/{case_id}?lang=en"
 
 
 def test_case_page_shows_waterfalls_and_reasons(client, world, auth):

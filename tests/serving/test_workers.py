@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import httpx
 import mlflow
@@ -26,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.pyfunc import CaseModel
 from serving.registry import ModelRegistry
 from serving.reload import ReloadGeneration, WorkerReloads
+from serving.security import add_key, revoke_key
 from serving.tasks import SERVED_TASKS
 from tests.serving.ports import free_port
 
@@ -143,39 +147,66 @@ def served_version(client: TestClient, task: str) -> str | None:
     return next(m["version"] for m in client.get("/readyz").json()["models"] if m["task"] == task)
 
 
-@pytest.fixture
-def two_workers(world, tmp_path) -> Iterator[str]:
-    """`caselens serve --workers 2` over its own data_dir, serving the world's models and keys."""
+class Served(NamedTuple):
+    url: str
+    keys: Path  # the server's key file: tests may change it while the server runs
+
+
+@pytest.fixture(scope="module")
+def two_workers(world, tmp_path_factory) -> Iterator[Served]:
+    """`caselens serve --workers 2` over its own data_dir, serving the world's models and a copy of its
+    keys; started once for the module's tests (a start takes the better part of a minute)."""
+    tmp_path = tmp_path_factory.mktemp("two-workers")
     port = free_port()
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("PROMETHEUS_MULTIPROC_DIR", "MLFLOW_REGISTRY_URI")
-        },
-        "CASELENS_DATA_DIR": str(tmp_path / "data"),
-        "MLFLOW_TRACKING_URI": world.mlflow_uri,
-        "CASELENS_SERVE_API_KEYS": str(world.keys_path),
+    command = ["serve", "--port", str(port), "--workers", "2"]
+    with running(command, serve_environment(world, tmp_path), f"http://127.0.0.1:{port}", tmp_path) as url:
+        yield Served(url, tmp_path / "api-keys.json")
+
+
+def serve_environment(world, folder: Path) -> dict[str, str]:
+    """A `caselens serve` subprocess's environment: data_dir ``folder/data``, the world's models and a
+    copy of its keys in ``folder/api-keys.json``."""
+    keys = folder / "api-keys.json"
+    shutil.copy(world.keys_path, keys)
+    inherited = {
+        k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "MLFLOW_REGISTRY_URI")
     }
-    command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port), "--workers", "2"]
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path.cwd())
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while not healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{(tmp_path / 'serve.log').read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        stop(process)
-        log.close()
+    return {
+        **inherited,
+        "CASELENS_DATA_DIR": str(folder / "data"),
+        "MLFLOW_TRACKING_URI": world.mlflow_uri,
+        "CASELENS_SERVE_API_KEYS": str(keys),
+    }
 
 
-def healthy(url: str) -> bool:
+@contextmanager
+def running(
+    arguments: list[str], env: dict[str, str], url: str, folder: Path, verify: Any = True
+) -> Iterator[str]:
+    """`caselens <arguments>` as a subprocess until it answers /healthz at ``url``; stopped at the end."""
+    log_path = folder / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", *arguments],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=Path.cwd(),
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while not healthy(url, verify):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the server did not start:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            stop(process)
+
+
+def healthy(url: str, verify: Any = True) -> bool:
     try:
-        return httpx.get(url + "/healthz", timeout=2).status_code == 200
+        return httpx.get(url + "/healthz", timeout=2, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -209,7 +240,7 @@ def cost_versions(answers: list[dict]) -> dict[int, str]:
 
 @pytest.mark.slow
 def test_two_workers_answer_reload_together_and_count_requests_together(world, two_workers, auth, register):
-    url = two_workers
+    url = two_workers.url
     sent = 0
     pids: set[int] = set()
     while len(pids) < 2:
@@ -254,6 +285,31 @@ def test_two_workers_answer_reload_together_and_count_requests_together(world, t
     assert counted == sent  # both workers' requests, whichever worker answered /metrics
 
 
+def statuses(url: str, key: str, requests: int = 16) -> set[int]:
+    """Status codes of ``requests`` key-checked requests, each on a new connection, so both workers answer."""
+    with ThreadPoolExecutor(4) as pool:
+        answers = pool.map(
+            lambda _: httpx.get(url + "/v1/review/queue", headers={"X-API-Key": key}, timeout=30),
+            range(requests),
+        )
+        return {a.status_code for a in answers}
+
+
+@pytest.mark.slow
+def test_two_workers_accept_a_new_key_and_refuse_a_revoked_one_within_5_s_without_restart(two_workers):
+    url, keys = two_workers
+    key = add_key(keys, "added-while-running", "coder")  # the way `caselens api-key` adds one
+    added = time.monotonic()
+    while 401 in statuses(url, key):
+        assert time.monotonic() - added < 5, "a new key is still refused after 5 s"
+    assert statuses(url, key, 40).isdisjoint({401, 403})  # every worker knows it
+    revoke_key(keys, "added-while-running")
+    revoked = time.monotonic()
+    while statuses(url, key) != {401}:
+        assert time.monotonic() - revoked < 5, "a revoked key is still accepted after 5 s"
+    assert statuses(url, key, 40) == {401}  # by every worker
+
+
 def test_serve_with_workers_runs_the_app_factory_over_an_emptied_metrics_folder(settings, monkeypatch):
     import uvicorn
     from typer.testing import CliRunner
@@ -273,7 +329,7 @@ def test_serve_with_workers_runs_the_app_factory_over_an_emptied_metrics_folder(
     assert result.exit_code == 0, result.output
     target, options = started[-1]
     assert target == "serving.app:create_app" and options["factory"] and options["workers"] == 3
-    assert options["access_log"] is False
+    assert options["access_log"] is False and options["server_header"] is False  # no banner, any worker
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(stale.parent) and not stale.exists()
     assert os.environ["CASELENS_SERVE_WORKERS"] == "3"
 
