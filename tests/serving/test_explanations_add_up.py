@@ -264,3 +264,16 @@ def test_case_page_says_when_its_chart_explains_the_score_before_calibration(exp
         X = model.features_for(case[[*fields_known_at("discharge"), "los_days"]], explained.cases)
         raw = model.predict(X)["readmission_probability_raw"].iloc[0]
         assert _chain_end(steps) == pytest.approx(raw, abs=TOLERANCE)
+
+
+def test_waterfall_ends_keep_their_sign() -> None:
+    from serving.waterfall import waterfall_svg
+
+    explanation = {
+        "base_prediction": -1200.0,
+        "contributions": [{"name": "length of stay", "value": "12", "effect": -3168.0}],
+        "rest_effect": 0.0,
+    }
+    svg = str(waterfall_svg(explanation, "yuan", "en"))
+    amounts = re.findall(r"<text x=\"\d+\" y=\"\d+\">([^<]*)</text></g>", svg)
+    assert amounts == ["−¥1,200", "−¥3,168", "−¥4,368"]  # base, step, prediction: a loss stays a loss
