@@ -224,9 +224,10 @@ def run(cases: int = CASES_OPTION, output: Path = RESULTS, min_rows: int = MIN_R
             f" {m['brier'] - m['oracle_brier']:+.4f} and {b['brier'] - m['oracle_brier']:+.4f}.",
             f"- Equal-mass ECE of the served model: {m['ece_mass_10']:.4f} (10 bins), {m['ece_mass_20']:.4f}"
             f" (20 bins); the oracle's own: {m['oracle_ece_mass_10']:.4f} and {m['oracle_ece_mass_20']:.4f}."
-            f" Even the true probabilities score that much on {result.rows['test']:,} test stays (sampling"
-            " noise), so it is the floor to read the model's figures against; equal-width ECE"
-            f" ({m['ece']:.4f}) looks better only because most stays share its first bin.",
+            " The true probabilities themselves are that far from"
+            f" {result.rows['test']:,} test stays' outcomes (sampling noise, and the oncology gap below),"
+            " so read the model's figures against them;"
+            f" equal-width ECE ({m['ece']:.4f}) looks better only because most stays share its first bin.",
             "- The logistic regression on the same features (median-imputed numbers with missing"
             " indicators, standardised; one-hot categories, levels under 20 training stays pooled), both"
             f" calibrated: AUROC {m['logistic_auroc']:.4f}, Brier {m['logistic_brier']:.4f}; LightGBM"
