@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -142,4 +144,9 @@ def test_benchmark_trains_through_the_framework_at_toy_size(tmp_path, settings):
     ):
         assert row in report
     assert "ece_mass_10" in report and "served on validation" in report
+    # The served model is the one with the lower validation Brier score the report quotes.
+    served = re.search(r"Model served on validation: \*\*(.+?)\*\*", report).group(1)
+    brier = dict(re.findall(r"(LightGBM|logistic regression) (\d\.\d+) \(AUROC", report))
+    assert float(brier[served]) == min(float(b) for b in brier.values())  # as printed: ties allowed
+    assert f"| {served}, calibrated (served) |" in report
     assert "## By age band" in report and "nproc" in report
