@@ -41,7 +41,8 @@ from serving.security import add_key
 from serving.tasks import SERVED_TASKS
 from tests.serving.conftest import case_json
 
-pytestmark = pytest.mark.slow
+# One worker builds the world once (loadgroup keeps the module together under xdist).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("explanations")]
 
 TINY = {"n_estimators": 20, "num_leaves": 7, "min_child_samples": 5, "verbose": -1, "n_jobs": 1}
 READMISSION_VARIANTS = ("lightgbm", "logistic", "isotonic")
