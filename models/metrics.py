@@ -1,4 +1,4 @@
-"""Metrics shared by tasks: point and interval accuracy for amounts, ranking for probabilities."""
+"""Metrics shared by tasks: point and interval accuracy for amounts, ranking and calibration of risks."""
 
 from __future__ import annotations
 
@@ -38,6 +38,30 @@ def ranking_metrics(actual: pd.Series, probability: pd.Series) -> dict[str, floa
         "brier": float(np.mean((probability - actual) ** 2)),
         "prevalence": float(actual.mean()),
     }
+
+
+def calibration_error(
+    actual: pd.Series | np.ndarray,
+    probability: pd.Series | np.ndarray,
+    bins: int = 10,
+    equal_mass: bool = False,
+) -> float:
+    """ECE (Guo et al. 2017): Σ over bins of bin share × |mean probability − observed rate|.
+
+    Equal-width bins (``equal_mass=False``) are the usual definition, but when most risks are small
+    they put most cases in the first bin and hide miscalibration inside it; equal-mass bins (each
+    ``1/bins`` of the cases, by rank of the probability) judge every part of the distribution alike.
+    """
+    p, y = np.asarray(probability, float), np.asarray(actual, float)
+    if not len(p):
+        return float("nan")
+    if equal_mass:
+        which = np.empty(len(p), dtype=np.int64)
+        which[np.argsort(p, kind="stable")] = np.arange(len(p)) * bins // len(p)
+    else:
+        which = np.minimum((p * bins).astype(np.int64), bins - 1)
+    gap = np.abs(np.bincount(which, p, minlength=bins) - np.bincount(which, y, minlength=bins))
+    return float(gap.sum() / len(p))
 
 
 def by_group(

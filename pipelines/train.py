@@ -201,6 +201,11 @@ def train(
             X["train"], labels["train"], X["validation"], labels["validation"]
         )
         model = CaseModel(features, estimator, inputs["train"].dtypes.to_dict())
+        # An estimator that picks among candidates (readmission) logs the validation figures it chose by.
+        chosen_by = getattr(estimator, "validation_metrics_", {})
+        mlflow.log_metrics({f"validation_{k}": v for k, v in chosen_by.items() if pd.notna(v)})
+        if hasattr(estimator, "served_"):
+            mlflow.set_tag("model.served", estimator.served_)
         done("fit")
 
         predictions = estimator.predict(X["test"]).reset_index(drop=True)  # = model.predict_frame

@@ -39,17 +39,15 @@ class Explained:
 
 def tree_contributions(booster: lightgbm.Booster, X: pd.DataFrame, threads: int = 1) -> Explained:
     """Exact per-feature SHAP values of the booster's raw output; base + Σ values = raw output."""
-    matrix = lgbm.frame_matrix(X, booster.pandas_categorical)
-    contrib = booster.predict(X if matrix is None else matrix, pred_contrib=True, num_threads=threads)
-    values, base = contrib[:, :-1], contrib[:, -1]
+    values, base = lgbm.contributions(booster, X, threads)
     return Explained(list(X.columns), values, base, values.sum(axis=1) + base)
 
 
 def output_scale(x: np.ndarray, raw: np.ndarray, prediction: np.ndarray, link: Link) -> np.ndarray:
     """Raw-scale values read on the prediction's scale, anchored so that ``raw`` reads as ``prediction``.
 
-    The anchor keeps a log model's smearing factor; a classifier reads on its own (uncalibrated)
-    probability.
+    The anchor keeps a log model's smearing factor; a classifier reads as the sigmoid of its log-odds
+    (calibrated when the estimator explains on the calibrated scale, see ``Explanation.explains``).
     """
     if link == "log":
         return prediction[:, None] * np.exp(x - raw[:, None])

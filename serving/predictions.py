@@ -127,8 +127,10 @@ def payloads(scored: Scored, language: Language = "zh", top: int = 8) -> list[di
     bounds = None
     if lower is not None and upper is not None and model.level is not None:
         bounds = (lower.to_numpy(dtype="float64"), upper.to_numpy(dtype="float64"))
+    explains = getattr(model.estimator, "explains", "prediction")
     predictions = []
     for row, explanation in enumerate(texts):
+        explanation["explains"] = explains
         interval = None
         if bounds is not None:
             interval = {

@@ -58,7 +58,7 @@ class ServedModel:
     version: str
     features: Any
     estimator: Any
-    booster: lightgbm.Booster
+    booster: lightgbm.Booster | None  # None when the estimator explains itself (``contributions``)
     link: Link
     names: dict[str, dict[str, str]]
 
@@ -81,7 +81,13 @@ class ServedModel:
         return self.estimator.predict(X).reset_index(drop=True)
 
     def explain(self, X: pd.DataFrame, threads: int = 1) -> Explained:
-        return tree_contributions(self.booster, X, threads)
+        """SHAP values on the scale of the served prediction: the estimator's own ``contributions``
+        (e.g. a calibrated or linear model), else the tree model's."""
+        own = getattr(self.estimator, "contributions", None)
+        if own is None:
+            return tree_contributions(self.booster, X, threads)  # type: ignore[arg-type]
+        values, base = own(X, threads)
+        return Explained(list(X.columns), values, base, values.sum(axis=1) + base)
 
 
 def single_threaded(estimator: Any, depth: int = 3) -> None:
@@ -107,17 +113,20 @@ def served_model(task: ServedTask, version: str, python_model: Any) -> ServedMod
         )
     explained = getattr(estimator, "explained", estimator)
     booster = explained if isinstance(explained, lightgbm.Booster) else getattr(explained, "booster_", None)
-    if not isinstance(booster, lightgbm.Booster):
-        raise ModelNotServable(
-            f"{task.model_name} v{version}: its estimator has no LightGBM model to explain"
-        )
+    catalog = getattr(features, "catalog", None)
+    if isinstance(booster, lightgbm.Booster):
+        explained_features = booster.feature_name()
+    elif callable(getattr(estimator, "contributions", None)) and isinstance(catalog, pd.DataFrame):
+        booster, explained_features = None, list(catalog["feature"])
+    else:
+        raise ModelNotServable(f"{task.model_name} v{version}: its estimator has no model to explain")
     link = getattr(estimator, "link", None) or (
         "logit"
-        if "binary" in str(booster.params.get("objective", ""))
+        if booster is not None and "binary" in str(booster.params.get("objective", ""))
         else DEFAULT_LINKS.get(task.name, "identity")
     )
     single_threaded(estimator)
-    names = feature_names(getattr(features, "catalog", None), booster.feature_name())
+    names = feature_names(catalog, explained_features)
     return ServedModel(task, version, features, estimator, booster, link, names)
 
 

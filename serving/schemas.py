@@ -109,6 +109,11 @@ class Explanation(BaseModel):
         description="the step of the contributions not listed, on the prediction's scale"
     )
     reasons: list[str] = Field(description="the listed contributions in plain language")
+    explains: Literal["prediction", "uncalibrated score"] = Field(
+        "prediction",
+        description="what base + contributions add up to: the prediction itself, or (isotonic calibration, "
+        "not a linear map of the log-odds) the model's score before calibration",
+    )
 
 
 class ModelRef(BaseModel):

@@ -3,7 +3,8 @@
 Steps walk from the base value to the prediction on the prediction's own scale (yuan or probability),
 adding the listed contributions' effects largest first and the remainder last (``serving.explain``
 computes them so they add up), so the bars end exactly at the prediction and show the same amounts
-as the reasons.
+as the reasons. Each step carries its exact start and end (``data-start``, ``data-end``) so a test
+or a screen reader can check that the chart adds up to the prediction shown above it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ def steps(explanation: dict[str, Any], other_label: str) -> list[tuple[str, floa
     return out
 
 
+def amount(value: float, unit: str, signed: bool = False) -> str:
+    """An amount as shown: ¥ or %, a minus sign when negative (a loss is never shown as a gain) and,
+    for steps (``signed``), a plus sign when positive."""
+    sign = "−" if value < 0 else ("+" if signed else "")
+    return f"{sign}¥{abs(value):,.0f}" if unit == "yuan" else f"{sign}{abs(value) * 100:.1f}%"
+
+
 def waterfall_svg(explanation: dict[str, Any], unit: str, language: str) -> Markup:
     zh = language == "zh"
     bars = steps(explanation, "其他特征" if zh else "other features")
@@ -40,13 +48,14 @@ def waterfall_svg(explanation: dict[str, Any], unit: str, language: str) -> Mark
     def x(value: float) -> float:
         return LABEL_WIDTH + (value - low) / span * BAR_WIDTH
 
-    def amount(value: float, signed: bool = False) -> str:
-        sign = ("+" if value >= 0 else "−") if signed else ""
-        return f"{sign}¥{abs(value):,.0f}" if unit == "yuan" else f"{sign}{abs(value) * 100:.1f}%"
-
-    rows = [("基线（平均）" if zh else "base value (average case)", 0.0, base, ENDS, amount(base))]
-    rows += [(label, s, e, UP if e >= s else DOWN, amount(e - s, signed=True)) for label, s, e in bars]
-    rows.append(("预测" if zh else "prediction", 0.0, end, ENDS, amount(end)))
+    uncalibrated = explanation.get("explains") == "uncalibrated score"
+    rows = [("基线（平均）" if zh else "base value (average case)", 0.0, base, ENDS, amount(base, unit))]
+    rows += [(label, s, e, UP if e >= s else DOWN, amount(e - s, unit, signed=True)) for label, s, e in bars]
+    if uncalibrated:
+        last = "校准前评分" if zh else "score before calibration"
+    else:
+        last = "预测" if zh else "prediction"
+    rows.append((last, 0.0, end, ENDS, amount(end, unit)))
     height = ROW * len(rows) + 8
     width = LABEL_WIDTH + BAR_WIDTH + AMOUNT_WIDTH
     parts = [
@@ -60,7 +69,8 @@ def waterfall_svg(explanation: dict[str, Any], unit: str, language: str) -> Mark
         left, right = sorted((x(start), x(stop)))
         bar = max(right - left, 1.0)
         parts.append(
-            f'<g class="step"><text x="{LABEL_WIDTH - 6}" y="{y + 15}" text-anchor="end">'
+            f'<g class="step" data-start="{float(start)!r}" data-end="{float(stop)!r}">'
+            f'<text x="{LABEL_WIDTH - 6}" y="{y + 15}" text-anchor="end">'
             f"{escape(label)}</text>"
             f'<rect x="{left:.1f}" y="{y + 3}" width="{bar:.1f}" height="{ROW - 8}" fill="{colour}"/>'
             f'<text x="{LABEL_WIDTH + BAR_WIDTH + 6}" y="{y + 15}">{escape(text)}</text></g>'

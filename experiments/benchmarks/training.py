@@ -19,12 +19,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import typer
 
 from experiments.benchmarks.report import peak_memory_mb
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "training.md"
 TASKS = ("cost", "margin")
+LEVEL, BAND = 0.8, 0.05  # the cost interval's nominal coverage and the band each department must hold
+ENOUGH_CASES = 250
 NOTES = (
     "Reading the figures: every metric is on the test quarter, the latest, which no model saw. The "
     "baseline is the training-period mean of the same department and admission diagnosis category "
@@ -60,12 +63,49 @@ def run(
             result = train(task, data, parsed, settings)
             figures["tasks"][name] = {
                 "result": result,
+                "by_department": _logged_table(result.run_id, "evaluation/by_department.csv"),
                 "labels_seconds": labels_seconds,
                 "total_seconds": time.perf_counter() - started,
                 "peak_mb": peak_memory_mb(),
             }
             on_task(figures)
     return figures
+
+
+def _logged_table(run_id: str, path: str) -> pd.DataFrame | None:
+    """An evaluation table the run logged (None when the task logs no such table)."""
+    import mlflow
+
+    try:
+        return pd.read_csv(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path), index_col=0
+        )
+    except OSError:
+        return None
+
+
+def coverage_table(by_department: pd.DataFrame, level: float = LEVEL) -> list[str]:
+    """Markdown rows of interval coverage per department, flagging those outside the target band.
+
+    Only departments with ``ENOUGH_CASES`` test cases are held to the band: below that, sampling noise
+    alone (±1.96·√(0.16/n)) is wider than ±5 points.
+    """
+    low, high = level - BAND, level + BAND
+    lines = [
+        f"Interval coverage by department (test quarter; target {low:.0%}–{high:.0%} for departments with"
+        f" at least {ENOUGH_CASES} test cases):",
+        "",
+        "| department | cases | coverage | median width | MAE | held to target |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for department, row in by_department.iterrows():
+        held = row["cases"] >= ENOUGH_CASES
+        verdict = ("yes" if low <= row["coverage"] <= high else "**no**") if held else "too few cases"
+        lines.append(
+            f"| {department} | {row['cases']:,.0f} | {row['coverage']:.1%} | {row['width_median']:,.0f} |"
+            f" {row['mae']:,.0f} | {verdict} |"
+        )
+    return [*lines, ""]
 
 
 def report(cases: int, figures: dict, command: str) -> str:
@@ -97,6 +137,9 @@ def report(cases: int, figures: dict, command: str) -> str:
         for metric, value in result.metrics.items():
             base = result.baseline_metrics.get(metric)
             lines.append(f"| {metric} | {value:,.4g} | {'' if base is None else f'{base:,.4g}'} |")
+        table = found.get("by_department")
+        if table is not None and "coverage" in table.columns:
+            lines += ["", *coverage_table(table)]
         steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
         lines += [
             "",

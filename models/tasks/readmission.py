@@ -1,10 +1,11 @@
-"""30-day unplanned readmission at discharge: calibrated LightGBM beside LACE and a logistic regression.
+"""30-day unplanned readmission at discharge: calibrated LightGBM or logistic regression, beside LACE.
 
 Labels follow :mod:`models.readmission.labels` (planned, died, transferred and censored stays are not
 labels); the LACE score rides along as a helper label, so the framework's group-mean baseline over
-``lace_score`` is LACE calibrated on the training period. The model's logistic-regression comparison
-and its uncalibrated score are judged with it. On the demo hospital the oracle's true probability is
-scored too: the ceiling on these labels.
+``lace_score`` is LACE calibrated on the training period. The served model is whichever of LightGBM and
+the logistic regression wins on the validation period; both candidates (calibrated) and the served
+model's uncalibrated score are judged on the test period with it. On the demo hospital the oracle's
+true probability is scored too: the ceiling on these labels.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from matplotlib.figure import Figure
 
 from models import plots
 from models.metrics import by_group
-from models.readmission.evaluation import probability_scores, reliability
+from models.readmission.evaluation import probability_scores
 from models.readmission.labels import LABEL, readmission_labels
 from models.readmission.lace import lace
 from models.readmission.model import ReadmissionModel
@@ -26,7 +27,11 @@ from pipelines.contract import INSURANCE_TYPES, SEXES
 
 ORACLE_COLUMN = "true_readmission_prob"
 PROBABILITY = "readmission_probability"
-COMPARISONS = {"readmission_probability_raw": "uncalibrated", "logistic_probability": "logistic"}
+COMPARISONS = {
+    "readmission_probability_raw": "uncalibrated",
+    "lightgbm_probability": "lightgbm",
+    "logistic_probability": "logistic",
+}
 AGE_BANDS = {"0-17": 0, "18-44": 18, "45-64": 45, "65-79": 65, "80+": 80}
 BREAKDOWNS = ("department", "age_band", "sex", "insurance_type")
 
@@ -101,11 +106,15 @@ class ReadmissionTask(Task):
         self, estimator: ReadmissionModel, X: pd.DataFrame, labels: pd.DataFrame, predictions: pd.DataFrame
     ) -> dict[str, Figure]:
         actual = labels[LABEL].reset_index(drop=True)
-        curves = {"calibrated": (actual, predictions[PROBABILITY])}
+        curves = {f"served ({estimator.served_})": (actual, predictions[PROBABILITY])}
         curves |= {name: (actual, predictions[c]) for c, name in COMPARISONS.items() if c in predictions}
         # SHAP first: shap draws on the current figure, which must not be the calibration plot.
-        shap = plots.shap_summary(estimator.explained, X, "SHAP: log-odds of readmission")
-        calibration = reliability(curves, "30-day unplanned readmission: calibration (test)")
+        sample = plots.shap_sample(X)
+        values, _ = estimator.contributions(sample)
+        shap = plots.contributions_summary(
+            values, sample, f"SHAP ({estimator.served_}): calibrated log-odds of readmission"
+        )
+        calibration = plots.reliability(curves, "30-day unplanned readmission: calibration (test)")
         return {"shap_summary.png": shap, "calibration.png": calibration}
 
 

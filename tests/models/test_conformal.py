@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.conformal import MondrianCQR, conformal_quantile
+from models.conformal import MondrianCQR, conformal_quantile, cross_fitted
 from models.tasks.cost import CostModel
 
 LGBM = {"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 15, "n_jobs": 1, "verbose": -1}
@@ -55,3 +55,49 @@ def test_interval_coverage_on_held_out_data_is_near_nominal(level: float) -> Non
     assert level - 0.04 <= inside.mean() <= level + 0.04
     by_department = inside.groupby(X_test["department"], observed=True).mean()
     assert by_department.between(level - 0.07, level + 0.07).all(), by_department
+
+
+def test_cross_fitted_bands_come_from_models_that_never_saw_the_row() -> None:
+    X = pd.DataFrame({"x": np.arange(50.0)})
+    seen: list[bool] = []
+
+    def band(X_fit: pd.DataFrame, y_fit: np.ndarray, X_held: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(bool(X_held.index.isin(X_fit.index).any()))
+        return np.full(len(X_held), y_fit.min()), np.full(len(X_held), y_fit.max())
+
+    lower, upper = cross_fitted(band, X, X["x"].to_numpy(), folds=5)
+    assert seen == [False] * 5 and (lower <= upper).all()
+
+
+def test_departments_hold_their_coverage_when_the_validation_period_is_small() -> None:
+    """Weak quantile models miss the departments' spreads; 150 validation cases leave every department
+    under ``min_group`` (pooled widening), so only the training cases' cross-fitted scores can give each
+    department its own widening."""
+    weak = {**LGBM, "n_estimators": 3}
+    X, labels = _cases(6000, 0)
+    X_val, labels_val = _cases(150, 1)
+    X_test, labels_test = _cases(6000, 2)
+    coverage = {}
+    for folds in (1, 5):
+        model = CostModel(weak, mondrian_min_group=100, conformal_folds=folds).fit(
+            X, labels, X_val, labels_val
+        )
+        predicted = model.predict(X_test)
+        inside = (labels_test["cost"] >= predicted["cost_lower"]) & (
+            labels_test["cost"] <= predicted["cost_upper"]
+        )
+        coverage[folds] = inside.groupby(X_test["department"], observed=True).mean()
+    assert not coverage[1].between(0.75, 0.85).all(), coverage[1]  # validation only: pooled widening
+    assert coverage[5].between(0.75, 0.85).all(), coverage[5]
+
+
+def test_training_report_flags_departments_outside_the_band() -> None:
+    from experiments.benchmarks.training import coverage_table
+
+    table = pd.DataFrame(
+        {"cases": [900, 400, 40], "coverage": [0.80, 0.72, 0.60], "width_median": 1.0, "mae": 1.0},
+        index=pd.Index(["oncology", "icu", "rare"], name="department"),
+    )
+    rows = {line.split(" | ")[0].strip("| "): line for line in coverage_table(table) if line.startswith("| ")}
+    assert rows["oncology"].endswith("| yes |") and rows["icu"].endswith("| **no** |")
+    assert rows["rare"].endswith("| too few cases |")
