@@ -17,14 +17,17 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pipelines.settings import Settings, get_settings
-from serving.audit import AuditLog
+from serving.audit import AuditLog, RequestContext
+from serving.budget import HistoryBudget
 from serving.cases import CaseIndex, store_cases
 from serving.config import ServingSettings
 from serving.deps import NotAuthenticated, ServiceState
+from serving.faults import FaultBarrier
 from serving.middleware import BodySizeLimit, Metrics, MetricsMiddleware
 from serving.queue import ReviewQueue, store_queue
 from serving.registry import ModelRegistry
@@ -62,6 +65,7 @@ def create_app(
     )
 
     state.batchers = predict.batchers(state)
+    state.history_budget = HistoryBudget(serving.history_lookups_per_minute)
     state.reloads = reloads = WorkerReloads(
         ReloadGeneration(serving.reload_path(settings)),
         partial(reload_models, state),
@@ -91,9 +95,34 @@ def create_app(
         if importlib.util.find_spec(name) is not None:
             app.include_router(importlib.import_module(name).router)
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(FaultBarrier, metrics=state.metrics)  # innermost: the metrics count its 500s
     app.add_middleware(BodySizeLimit, max_bytes=int(serving.max_body_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.add_middleware(RequestContext)
     return app
+
+
+async def _invalid_request(request: Request, exc: Any) -> Response:
+    """422 naming each failing field, without echoing the values sent.
+
+    FastAPI's own answer quotes each bad ``input``: a NaN cannot be written as JSON (a 500 that logged
+    the body), and case contents have no business in an error. Text is made writable as UTF-8 (a
+    lone surrogate in a field name is replaced).
+    """
+    detail = [
+        {
+            "loc": [_writable(part) if isinstance(part, str) else part for part in error["loc"]],
+            "msg": _writable(error["msg"]),
+            "type": error["type"],
+        }
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _writable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def _not_authenticated(request: Request, exc: Any) -> Response:

@@ -33,7 +33,20 @@ class ServingSettings(BaseSettings):
     explain_threads: int = Field(
         default=2, ge=1, description="threads of the SHAP pass for batch requests of 1,000 cases or more"
     )
-    top_contributions: int = Field(default=8, ge=1, description="SHAP contributions listed by default")
+    top_contributions: int = Field(
+        default=8, ge=1, le=50, description="SHAP contributions listed by default (a request may ask 50)"
+    )
+    history_lookups_per_minute: int = Field(
+        default=1000,
+        ge=1,
+        description="patients whose stored history one key may have read per minute (sliding, per worker); "
+        "a request that would exceed it is refused with 429",
+    )
+    open_operations: bool = Field(
+        default=False,
+        description="serve /metrics and the details of /readyz without a key (e.g. to a Prometheus on a "
+        "private network); otherwise they need an admin key",
+    )
     queue_period: str | None = Field(
         default=None, description="period of the coding-review queue, e.g. 2025Q4; None: the latest quarter"
     )

@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.history import StayIndex
-from serving.explain import Explained, Link, feature_names, tree_contributions
+from serving.explain import Explained, Link, feature_names, patient_history_features, tree_contributions
 from serving.schemas import ModelStatus
 from serving.tasks import CHAMPION_ALIAS, SERVED_TASKS, ServedTask
 
@@ -60,6 +60,7 @@ class ServedModel:
     booster: lightgbm.Booster
     link: Link
     names: dict[str, dict[str, str]]
+    history_features: frozenset[str]  # computed from the patient's earlier stays (see serving.explain)
 
     @property
     def name(self) -> str:
@@ -116,8 +117,10 @@ def served_model(task: ServedTask, version: str, python_model: Any) -> ServedMod
         else DEFAULT_LINKS.get(task.name, "identity")
     )
     single_threaded(estimator)
-    names = feature_names(getattr(features, "catalog", None), booster.feature_name())
-    return ServedModel(task, version, features, estimator, booster, link, names)
+    catalog = getattr(features, "catalog", None)
+    names = feature_names(catalog, booster.feature_name())
+    history = patient_history_features(catalog)
+    return ServedModel(task, version, features, estimator, booster, link, names, history)
 
 
 class ModelRegistry:
