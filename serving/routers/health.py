@@ -12,6 +12,7 @@ import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import State, presented_key, require
@@ -68,6 +69,7 @@ async def _metrics_reader(request: Request, state: State) -> Principal | None:
 @router.get(
     "/metrics",
     summary="Prometheus metrics: request counts, latency and faults by endpoint, all workers",
+    response_class=PlainTextResponse,
     responses={401: {"model": Problem}, 403: {"model": Problem}},
 )
 def metrics(state: State, _: Annotated[Principal | None, Depends(_metrics_reader)]) -> Response:
