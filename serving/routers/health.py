@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from serving.deps import State, presented_key, require
+from serving.deps import NotAuthenticated, State, presented_key, require
 from serving.schemas import Problem, Readiness
 from serving.security import Principal
 
@@ -60,10 +60,16 @@ def _operator(state: State, request: Request) -> bool:
 
 
 async def _metrics_reader(request: Request, state: State) -> Principal | None:
-    """No key needed when operations are open; else an admin key (401/403 as every data endpoint)."""
+    """No key needed when operations are open; else an admin key (401/403 as every data endpoint).
+
+    A missing key is a plain 401, not the pages' redirect to the login form: a scraper reads this.
+    """
     if state.serving.open_operations:
         return None
-    return await require(*OPERATIONS_ROLES)(request, state)
+    try:
+        return await require(*OPERATIONS_ROLES)(request, state)
+    except NotAuthenticated as error:
+        raise HTTPException(401, error.detail, headers=error.headers) from None
 
 
 @router.get(
