@@ -50,7 +50,7 @@ def create_app(
     """The service; models load from the registry at start-up (the lifespan), not at construction."""
     settings = settings or get_settings()
     serving = serving or ServingSettings()
-    registry = registry or ModelRegistry(settings.mlflow_uri)
+    registry = registry or ModelRegistry(settings.mlflow_uri, serving.served_tasks())
     cases = cases or store_cases(settings)
     state = ServiceState(
         settings=settings,

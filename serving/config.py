@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.settings import Settings
+from serving.tasks import SERVED_TASKS, ServedTask
 
 
 class ServingSettings(BaseSettings):
@@ -24,6 +25,11 @@ class ServingSettings(BaseSettings):
     )
     audit_log: Path | None = Field(
         default=None, description="audit JSON-lines file; None: <data_dir>/audit.jsonl"
+    )
+    tasks: str | None = Field(
+        default=None,
+        description="comma-separated tasks to serve, e.g. 'cost,margin'; None: every task. /readyz answers "
+        "503 until each has a champion loaded",
     )
     max_batch: int = Field(default=10_000, ge=1, description="most cases in one batch request (413 above)")
     max_body_mb: float = Field(default=32.0, gt=0, description="largest request body in MB (413 above)")
@@ -62,6 +68,19 @@ class ServingSettings(BaseSettings):
         description="how often a worker checks whether another one reloaded the models (0: never follow)",
     )
 
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, value: str | None) -> str | None:
+        unknown = [n for n in _names(value) if n not in SERVED_TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(SERVED_TASKS)}")
+        return value
+
+    def served_tasks(self) -> dict[str, ServedTask]:
+        """The tasks this service serves (and /readyz waits for)."""
+        names = _names(self.tasks)
+        return {n: t for n, t in SERVED_TASKS.items() if not names or n in names}
+
     def keys_path(self, settings: Settings) -> Path | None:
         """The key file: the configured one, else <data_dir>/api-keys.json; None when keys are inline JSON."""
         if self.api_keys and self.api_keys.lstrip().startswith("{"):
@@ -80,3 +99,7 @@ class ServingSettings(BaseSettings):
     def metrics_dir(settings: Settings) -> Path:
         """Where the workers of a multi-process service keep their Prometheus values (emptied at start)."""
         return settings.data_dir / "serve" / "prometheus"
+
+
+def _names(tasks: str | None) -> list[str]:
+    return [name.strip() for name in (tasks or "").split(",") if name.strip()]

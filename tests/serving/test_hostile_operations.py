@@ -108,3 +108,15 @@ def test_metrics_need_an_admin_key_unless_opened(client, make_app, auth):
     with TestClient(make_app(("cost",), open_operations=True)) as open_client:
         assert "caselens_requests_total" in open_client.get("/metrics").text
         assert open_client.get("/readyz").json()["models"][0]["task"] == "cost"
+
+
+def test_the_served_tasks_are_a_setting_and_readiness_waits_for_them_only(world, monkeypatch):
+    only_cost = ServingSettings(api_keys=str(world.keys_path), reload_poll_seconds=0, tasks="cost")
+    assert list(only_cost.served_tasks()) == ["cost"]
+    assert list(ServingSettings().served_tasks()) == list(SERVED_TASKS)
+    with pytest.raises(ValueError, match="unknown task"):
+        ServingSettings(tasks="cost,ghost")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", world.mlflow_uri)  # the registry create_app makes reads it
+    app = create_app(world.settings, only_cost, cases=CaseIndex(lambda: world.cases))
+    with TestClient(app) as client:
+        assert client.get("/readyz").json() == {"ready": True, "problems": []}

@@ -115,8 +115,8 @@ def test_an_app_follows_a_reload_announced_by_another_app_on_the_same_data_dir(
     """Two apps in one process stand in for two workers: each reloads its own registry."""
     client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri, registry_uri=world.mlflow_uri)
     with (
-        TestClient(make_app(("cost",), reload_poll_seconds=0.05)) as first,
-        TestClient(make_app(("cost",), reload_poll_seconds=0.05)) as second,
+        TestClient(make_app(("cost",), reload_poll_seconds=0.05, open_operations=True)) as first,
+        TestClient(make_app(("cost",), reload_poll_seconds=0.05, open_operations=True)) as second,
     ):
         served = first.app.state.service.registry.models["cost"]
         champion = served.version  # put back at the end, whatever other tests left it at
@@ -156,6 +156,7 @@ def two_workers(world, tmp_path) -> Iterator[str]:
         "CASELENS_DATA_DIR": str(tmp_path / "data"),
         "MLFLOW_TRACKING_URI": world.mlflow_uri,
         "CASELENS_SERVE_API_KEYS": str(world.keys_path),
+        "CASELENS_SERVE_OPEN_OPERATIONS": "1",  # /readyz details and /metrics without a key
     }
     command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port), "--workers", "2"]
     log = (tmp_path / "serve.log").open("w")
