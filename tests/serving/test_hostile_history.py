@@ -159,3 +159,21 @@ def test_the_budget_is_a_sliding_minute_per_key():
     now[0] = 60.0
     assert budget.take("a", 10) is None  # the first minute's look-ups have expired
     assert budget.take("a", 11) == 60  # never fits in one minute
+
+
+def test_the_case_page_withholds_history_features_from_finance_and_audits_the_read(client, world, auth):
+    last, _ = patient_with_history(world)
+    case_id = world.cases["case_id"].iloc[last]
+    served = client.app.state.service.registry.models
+    labels = {served["cost"].names[f]["zh"] for f in served["cost"].history_features}
+
+    def page(role: str) -> str:
+        answer = client.get(f"/cases/{case_id}", headers=auth(role))
+        assert answer.status_code == 200
+        return answer.text
+
+    assert any(label in page("clinician") for label in labels)
+    finance = page("finance")
+    assert "预计住院费用" in finance and not any(label in finance for label in labels)
+    entry = [e for e in audit_entries(world) if e["endpoint"] == "/cases/{case_id}"][-1]
+    assert entry["history_patient_ids"] == [world.cases["patient_id"].iloc[last]]
