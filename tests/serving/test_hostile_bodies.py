@@ -128,3 +128,21 @@ def test_nan_infinity_and_surrogates_answer_422_on_an_open_connection_and_no_log
     assert "POST /v1/predict/cost" in written  # the log was captured...
     for secret in (*SECRETS.values(), "SECRET"):
         assert secret not in written  # ...and holds none of the cases' contents
+
+
+def test_the_spec_documents_every_answer_a_prediction_can_give(client, auth, admission_body):
+    """400 (a body that is not UTF-8) and the rest are in the spec; a 422 is always a list of fields."""
+    answer = client.post(
+        "/v1/predict/cost",
+        content=b'{"case": {"department": "\xff\xfe"}}',
+        headers={**auth("admin"), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    spec = client.get("/openapi.json").json()
+    for path in ("/v1/predict/cost", "/v1/predict/coding/batch"):
+        documented = set(spec["paths"][path]["post"]["responses"])
+        assert {"200", "400", "401", "403", "413", "422", "429", "500", "503"} <= documented
+    case = spec["components"]["schemas"]["AdmissionCase"]
+    assert "case_id" not in case.get("required", []) and "patient_id" not in case.get("required", [])
+    bad = client.post("/v1/predict/cost", json=admission_body(0, sex=7), headers=auth("admin"))
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "case", "sex"]
