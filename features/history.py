@@ -106,6 +106,9 @@ class StayIndex:
         rows = discharged[first]
         if len(rows) != len(events):
             events = events.iloc[rows]
+        # The stays themselves, for the features that read more than the sums below (the coding
+        # audits of a coder's earlier cases): a reference, not a copy, when every row is kept.
+        self.stays = events
         codes, patients = pd.factorize(events["patient_id"])
         self.patients = pd.Index(patients)
         self.cases = pd.Index(events["case_id"].to_numpy())

@@ -21,16 +21,19 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from pipelines.settings import Settings, get_settings, private_data_dir
-from serving.audit import AuditLog
+from serving.audit import AuditLog, RequestContext
+from serving.budget import HistoryBudget
 from serving.cases import CaseIndex, store_cases
 from serving.config import ServingSettings
 from serving.deps import NotAuthenticated, ServiceState
+from serving.faults import FaultBarrier
 from serving.middleware import (
     CONTENT_SECURITY_POLICY,
     STATIC_PREFIX,
@@ -61,7 +64,7 @@ def create_app(
     """The service; models load from the registry at start-up (the lifespan), not at construction."""
     settings = settings or get_settings()
     serving = serving or ServingSettings()
-    registry = registry or ModelRegistry(settings.mlflow_uri)
+    registry = registry or ModelRegistry(settings.mlflow_uri, serving.served_tasks())
     cases = cases or store_cases(settings)
     private_data_dir(settings.data_dir)
     sessions = SessionDatabase(serving.sessions_path(settings))
@@ -84,6 +87,7 @@ def create_app(
     )
 
     state.batchers = predict.batchers(state)
+    state.history_budget = HistoryBudget(serving.history_lookups_per_minute)
     state.reloads = reloads = WorkerReloads(
         ReloadGeneration(serving.reload_path(settings)),
         partial(reload_models, state),
@@ -119,9 +123,12 @@ def create_app(
         if importlib.util.find_spec(name) is not None:
             app.include_router(importlib.import_module(name).router)
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(FaultBarrier, metrics=state.metrics)  # innermost: the metrics count its 500s
     app.add_middleware(BodySizeLimit, max_bytes=int(serving.max_body_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_middleware(SecurityHeaders, tls=serving.cookie_secure)
+    app.add_middleware(RequestContext)  # outermost: every answer carries the request id
     return app
 
 
@@ -163,6 +170,28 @@ def _allow_inline_scripts(page: HTMLResponse) -> HTMLResponse:
         "script-src 'self'", f"script-src 'self' {hashes}"
     )
     return page
+
+
+async def _invalid_request(request: Request, exc: Any) -> Response:
+    """422 naming each failing field, without echoing the values sent.
+
+    FastAPI's own answer quotes each bad ``input``: a NaN cannot be written as JSON (a 500 that logged
+    the body), and case contents have no business in an error. Text is made writable as UTF-8 (a
+    lone surrogate in a field name is replaced).
+    """
+    detail = [
+        {
+            "loc": [_writable(part) if isinstance(part, str) else part for part in error["loc"]],
+            "msg": _writable(error["msg"]),
+            "type": error["type"],
+        }
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _writable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def _not_authenticated(request: Request, exc: Any) -> Response:

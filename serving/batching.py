@@ -5,7 +5,8 @@ one (pandas and LightGBM have a fixed cost per call), so under load the service 
 queued while the previous batch ran — no waiting window: an idle service scores a lone request at
 once. Two cases of the same patient never share a batch: a case in a batch is history context for
 the others, and one request's case must never change another's answer. Each job gets its own
-result or error, so one bad case fails only its own request.
+result or error, so one bad case fails only its own request: a batch that fails as a whole, for any
+reason, is scored again job by job, so the failure lands on the job that causes it alone.
 """
 
 from __future__ import annotations
@@ -78,12 +79,7 @@ class MicroBatcher(Generic[Item]):
             batch = self._next_batch()
             if not batch:
                 continue
-            try:
-                outcomes = await run_in_threadpool(self.score, [job.item for job in batch])
-                if len(outcomes) != len(batch):
-                    raise RuntimeError(f"scored {len(outcomes)} outcomes for {len(batch)} jobs")
-            except Exception as error:  # every waiting caller must hear of it
-                outcomes = [error] * len(batch)
+            outcomes = await self._outcomes(batch)
             if self.observe is not None:
                 self.observe(len(batch))
             for job, outcome in zip(batch, outcomes, strict=True):
@@ -93,3 +89,15 @@ class MicroBatcher(Generic[Item]):
                     job.future.set_exception(outcome)
                 else:
                     job.future.set_result(outcome)
+
+    async def _outcomes(self, batch: list[_Job[Item]]) -> list[Any]:
+        """One outcome per job; when the batch fails as a whole, each job's own from scoring it alone."""
+        try:
+            outcomes = list(await run_in_threadpool(self.score, [job.item for job in batch]))
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"scored {len(outcomes)} outcomes for {len(batch)} jobs")
+            return outcomes
+        except Exception as error:
+            if len(batch) == 1:
+                return [error]
+        return [outcome for job in batch for outcome in await self._outcomes([job])]

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.settings import Settings
+from serving.tasks import SERVED_TASKS, ServedTask
 
 
 class ServingSettings(BaseSettings):
@@ -25,6 +26,11 @@ class ServingSettings(BaseSettings):
     audit_log: Path | None = Field(
         default=None, description="audit JSON-lines file; None: <data_dir>/audit.jsonl"
     )
+    tasks: str | None = Field(
+        default=None,
+        description="comma-separated tasks to serve, e.g. 'cost,margin'; None: every task. /readyz answers "
+        "503 until each has a champion loaded",
+    )
     max_batch: int = Field(default=10_000, ge=1, description="most cases in one batch request (413 above)")
     max_body_mb: float = Field(default=32.0, gt=0, description="largest request body in MB (413 above)")
     micro_batch: int = Field(
@@ -33,7 +39,20 @@ class ServingSettings(BaseSettings):
     explain_threads: int = Field(
         default=2, ge=1, description="threads of the SHAP pass for batch requests of 1,000 cases or more"
     )
-    top_contributions: int = Field(default=8, ge=1, description="SHAP contributions listed by default")
+    top_contributions: int = Field(
+        default=8, ge=1, le=50, description="SHAP contributions listed by default (a request may ask 50)"
+    )
+    history_lookups_per_minute: int = Field(
+        default=1000,
+        ge=1,
+        description="patients whose stored history one key may have read per minute (sliding, per worker); "
+        "a request that would exceed it is refused with 429",
+    )
+    open_operations: bool = Field(
+        default=False,
+        description="serve /metrics and the details of /readyz without a key (e.g. to a Prometheus on a "
+        "private network); otherwise they need an admin key",
+    )
     queue_period: str | None = Field(
         default=None, description="period of the coding-review queue, e.g. 2025Q4; None: the latest quarter"
     )
@@ -71,6 +90,19 @@ class ServingSettings(BaseSettings):
         description="how often a worker checks whether another one reloaded the models (0: never follow)",
     )
 
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, value: str | None) -> str | None:
+        unknown = [n for n in _names(value) if n not in SERVED_TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(SERVED_TASKS)}")
+        return value
+
+    def served_tasks(self) -> dict[str, ServedTask]:
+        """The tasks this service serves (and /readyz waits for)."""
+        names = _names(self.tasks)
+        return {n: t for n, t in SERVED_TASKS.items() if not names or n in names}
+
     def keys_path(self, settings: Settings) -> Path | None:
         """The key file: the configured one, else <data_dir>/api-keys.json; None when keys are inline JSON."""
         if self.api_keys and self.api_keys.lstrip().startswith("{"):
@@ -94,3 +126,7 @@ class ServingSettings(BaseSettings):
     def metrics_dir(settings: Settings) -> Path:
         """Where the workers of a multi-process service keep their Prometheus values (emptied at start)."""
         return settings.data_dir / "serve" / "prometheus"
+
+
+def _names(tasks: str | None) -> list[str]:
+    return [name.strip() for name in (tasks or "").split(",") if name.strip()]

@@ -41,6 +41,7 @@ class ServiceState:
     grouper: Callable[[], Any]
     batchers: dict[str, Any] = field(default_factory=dict)  # task → serving.batching.MicroBatcher
     reloads: Any = None  # serving.reload.WorkerReloads: this worker's reloads and the others' it follows
+    history_budget: Any = None  # serving.budget.HistoryBudget: stored-history look-ups per key a minute
 
 
 async def get_state(request: Request) -> ServiceState:

@@ -79,6 +79,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def top_indices(values: np.ndarray, k: int) -> np.ndarray:
     """Per row, the k largest contributions by size, largest first."""
     k = min(k, values.shape[1])
+    if k == 0:
+        return np.zeros((len(values), 0), dtype=np.intp)
     part = np.argpartition(-np.abs(values), k - 1, axis=1)[:, :k]
     order = np.argsort(-np.abs(np.take_along_axis(values, part, axis=1)), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
@@ -99,6 +101,21 @@ def feature_names(catalog: Any, features: list[str]) -> dict[str, dict[str, str]
         fallback = {"zh": field.zh, "en": field.en} if field else {"zh": feature, "en": feature}
         out[feature] = named.get(feature, fallback)
     return out
+
+
+# Feature views that read the patient's earlier stays from the history given to the features.
+PATIENT_HISTORY_VIEWS = ("patient_history", "comorbidity")
+
+
+def patient_history_features(catalog: Any) -> frozenset[str]:
+    """Features computed from the patient's earlier stays: a catalog row of a history-reading view
+    with ``prior_sources`` (the comorbidity view's this-stay-only count is not one)."""
+    if not isinstance(catalog, pd.DataFrame) or not {"feature", "view", "prior_sources"} <= set(
+        catalog.columns
+    ):
+        return frozenset()
+    reads_prior = catalog["view"].isin(PATIENT_HISTORY_VIEWS) & catalog["prior_sources"].fillna("").ne("")
+    return frozenset(catalog.loc[reads_prior, "feature"])
 
 
 def display_value(value: Any, language: Language) -> str:
@@ -135,9 +152,14 @@ def explanations(
     names: dict[str, dict[str, str]],
     language: Language,
     top: int,
+    withheld: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """Per case, the explanation payload (see serving.schemas.Explanation) with the ``top`` largest parts."""
-    idx = top_indices(explained.values, top)
+    """Per case, the explanation payload (see serving.schemas.Explanation) with the ``top`` largest parts.
+
+    ``withheld`` features are never listed, whatever their size: their contributions are in ``rest``.
+    """
+    listable = np.array([j for j, f in enumerate(explained.features) if f not in withheld], dtype=np.intp)
+    idx = listable[top_indices(explained.values[:, listable], top)]
     picked = np.take_along_axis(explained.values, idx, axis=1)
     start, picked_effects, rest_effect = effects(picked, explained.base, explained.raw, prediction, link)
     rest = explained.values.sum(axis=1) - picked.sum(axis=1)

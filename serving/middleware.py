@@ -61,6 +61,12 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=self.registry,
         )
+        self.faults = Counter(
+            "caselens_faults",
+            "requests that failed inside the service (answered 500, logged by type and place)",
+            ["endpoint"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "caselens_request_seconds",
             "request latency by endpoint",

@@ -3,11 +3,16 @@
 Scoring (features, predictions, SHAP values) and wording (the payload in one language with the top
 contributions) are separate steps, so a micro-batch of requests asking in different languages is
 scored once and worded per request.
+
+Only errors the input explains (a feature that cannot be built from the case, named by row and field)
+are :class:`ScoringError`, answered 422; anything else is the service's fault and propagates, to be
+answered 500 and logged without its message (:mod:`serving.faults`).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,16 +21,26 @@ import numpy as np
 import pandas as pd
 
 from features.history import StayIndex
+from features.pipeline import FeatureInputError
+from features.views import FeatureStageError
 from pipelines.contract import FIELD_BY_NAME
 from pipelines.validate import CODE_DICTIONARIES, known_codes
 from serving.explain import Explained, Language, explanations
 from serving.registry import ServedModel
+from serving.schemas import OPTIONAL_IDS
+from serving.tasks import HISTORY_ROLES
 
 log = logging.getLogger(__name__)
+
+INPUT_ERRORS = (FeatureInputError, FeatureStageError)  # the errors whose cause is the case itself
 
 
 class ScoringError(ValueError):
     """Valid-looking input the model could not score (answered as 422, the message says which part)."""
+
+
+class ScoringFault(RuntimeError):
+    """The model answered something unusable for valid input: the service's fault (answered 500)."""
 
 
 @dataclass(frozen=True)
@@ -61,28 +76,46 @@ def score(
     threads: int = 1,
     tables: Path | None = None,
 ) -> Scored:
-    """Features, predictions and SHAP values of ``cases``; anything the model cannot score raises.
+    """Features, predictions and SHAP values of ``cases``.
 
-    With ``tables`` (the casemix tables folder), codes missing from its dictionaries are noted per
-    case: they are scored like any level unseen in training, and the answer says so, as ingestion's
-    warnings do.
+    Raises :class:`ScoringError` when the cases cannot be turned into features (the message names row
+    and field, never values); any other exception is a fault and propagates as it is. With ``tables``
+    (the casemix tables folder), codes missing from its dictionaries are noted per case: they are
+    scored like any level unseen in training, and the answer says so, as ingestion's warnings do.
     """
+    case_ids = cases["case_id"].tolist() if "case_id" in cases.columns else [None] * len(cases)
     try:
-        X = model.features_for(cases, history)
-        outputs = model.predict(X)
-        explained = model.explain(X, threads)
-    except Exception as error:  # whatever a model cannot score is the input's answer (422), never a 500
-        # Only the error type is logged: its message may quote case contents.
-        log.warning("%s could not score a request: %s", model.name, type(error).__name__)
+        X = model.features_for(with_request_ids(cases), history)
+    except INPUT_ERRORS as error:
+        log.info("%s could not score a request: %s", model.name, type(error).__name__)
         raise ScoringError(f"{model.name} v{model.version} could not score these cases: {error}") from error
+    outputs = model.predict(X)
+    explained = model.explain(X, threads)
     value_column = (
         model.task.value_column if model.task.value_column in outputs.columns else outputs.columns[0]
     )
     values = outputs[value_column].to_numpy(dtype="float64")
     if not np.isfinite(values).all():
-        raise ScoringError(f"{model.name} v{model.version} gave no finite prediction for some of these cases")
-    case_ids = cases["case_id"].tolist() if "case_id" in cases.columns else [None] * len(cases)
+        raise ScoringFault(f"{model.name} v{model.version} gave a prediction that is not a finite number")
     return Scored(model, case_ids, X, outputs, values, explained, unknown_codes(cases, tables))
+
+
+def with_request_ids(cases: pd.DataFrame) -> pd.DataFrame:
+    """``cases`` with a missing case or patient id replaced by one of this request's own.
+
+    The schema lets a pre-admission enquiry leave both out, but features place a case by them. A
+    fresh random id can match no stored case or patient, so such a case is scored as a first stay
+    with no history (its answer keeps ``case_id`` null).
+    """
+    missing = {c: cases[c].isna().to_numpy() for c in OPTIONAL_IDS if c in cases.columns}
+    if not any(flags.any() for flags in missing.values()):
+        return cases
+    cases = cases.copy()
+    for column, flags in missing.items():
+        values = cases[column].to_numpy(dtype=object, copy=True)
+        values[flags] = [f"unsaved-{uuid.uuid4().hex}" for _ in range(int(flags.sum()))]
+        cases[column] = values
+    return cases
 
 
 def unknown_codes(cases: pd.DataFrame, tables: Path | None) -> list[list[tuple[str, str]]]:
@@ -107,8 +140,14 @@ def code_warning(field: str, code: str, language: Language) -> str:
     return f"{label.en}: code {code} is not in the code dictionaries; scored as a code unseen in training"
 
 
-def payloads(scored: Scored, language: Language = "zh", top: int = 8) -> list[dict[str, Any]]:
-    """One prediction payload (see serving.schemas.Prediction) per scored case, in order."""
+def payloads(
+    scored: Scored, language: Language = "zh", top: int = 8, withheld: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """One prediction payload (see serving.schemas.Prediction) per scored case, in order.
+
+    ``withheld`` features are never named: their contributions count in ``rest`` (see
+    :func:`withheld_features`).
+    """
     model, outputs, task = scored.model, scored.outputs, scored.model.task
     value_column = task.value_column if task.value_column in outputs.columns else outputs.columns[0]
     lower, upper = outputs.get(f"{value_column}_lower"), outputs.get(f"{value_column}_upper")
@@ -122,6 +161,7 @@ def payloads(scored: Scored, language: Language = "zh", top: int = 8) -> list[di
         names=model.names,
         language=language,
         top=top,
+        withheld=withheld,
     )
     numeric = {c: outputs[c].to_numpy(dtype="float64") for c in outputs.select_dtypes("number").columns}
     bounds = None
@@ -161,6 +201,20 @@ def predict_explained(
     top: int = 8,
     threads: int = 1,
     tables: Path | None = None,
+    withheld: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """One prediction payload per row of ``cases``, in order."""
-    return payloads(score(model, cases, history, threads, tables), language, top)
+    return payloads(score(model, cases, history, threads, tables), language, top, withheld)
+
+
+def withheld_features(model: ServedModel, role: str, stored_history: bool) -> frozenset[str]:
+    """The features an explanation must not name to ``role``.
+
+    A role outside ``HISTORY_ROLES`` is never told what the patient's *stored* stays hold (earlier
+    admissions, their costs, days since the last discharge, earlier diagnoses in the Charlson index):
+    those features still count in the prediction, but only as part of ``rest``. History the caller
+    sent in the request is its own knowledge and is named to any role.
+    """
+    if not stored_history or role in HISTORY_ROLES:
+        return frozenset()
+    return model.history_features

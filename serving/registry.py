@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException
 
 from features.history import StayIndex
 from pipelines.settings import mask_credentials
-from serving.explain import Explained, Link, feature_names, tree_contributions
+from serving.explain import Explained, Link, feature_names, patient_history_features, tree_contributions
 from serving.schemas import ModelStatus
 from serving.tasks import CHAMPION_ALIAS, SERVED_TASKS, ServedTask
 
@@ -61,6 +61,7 @@ class ServedModel:
     booster: lightgbm.Booster | None  # None when the estimator explains itself (``contributions``)
     link: Link
     names: dict[str, dict[str, str]]
+    history_features: frozenset[str]  # computed from the patient's earlier stays (see serving.explain)
 
     @property
     def name(self) -> str:
@@ -127,7 +128,8 @@ def served_model(task: ServedTask, version: str, python_model: Any) -> ServedMod
     )
     single_threaded(estimator)
     names = feature_names(catalog, explained_features)
-    return ServedModel(task, version, features, estimator, booster, link, names)
+    history = patient_history_features(catalog)
+    return ServedModel(task, version, features, estimator, booster, link, names, history)
 
 
 class ModelRegistry:

@@ -2,34 +2,62 @@
 
 An admission-stage request (pre-admission cost and margin) carries only fields known at admission, so
 a client cannot leak discharge information into a pre-admission prediction; unknown fields are refused
-with 422 naming them. Values are bounded by the contract (codes, ranges) and dates by what pandas
-can hold, so no request can reach the models with a value they cannot represent.
+with 422 naming them. Every value is checked for plausibility at the edge, so no request reaches the
+models with a value their arithmetic cannot hold: dates within ``MIN_DATE`` to a year from today, a
+stay of at most ``MAX_STAY_DAYS``, ages and weights within the contract's ranges, money non-negative
+and at most ``MAX_YUAN``, text without control characters or lone surrogates. A failure is a 422 whose
+``loc`` names the field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from fastapi import HTTPException
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 
 from pipelines.contract import FIELDS, STAGE_ORDER, Stage
 from pipelines.contract import Field as ContractField
 
-MIN_DATE, MAX_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+MIN_DATE = dt.date(1990, 1, 1)  # the oldest stay a request may name (abstracts before it are not kept)
+FUTURE_DAYS = 366  # a planned admission may lie up to a year ahead
+MAX_STAY_DAYS = 3650  # longest stay accepted: ten years
+MAX_YUAN = 1e9  # largest amount of money in one abstract field
 OPTIONAL_IDS = ("case_id", "patient_id")  # a pre-admission enquiry may not have them yet
 
 
 def _date_in_range(value: dt.date) -> dt.date:
-    if not MIN_DATE <= value <= MAX_DATE:
-        raise ValueError(f"date must be between {MIN_DATE} and {MAX_DATE}")
+    latest = dt.date.today() + dt.timedelta(days=FUTURE_DAYS)
+    if not MIN_DATE <= value <= latest:
+        raise ValueError(f"date must be between {MIN_DATE} and {latest} (a year from today)")
+    return value
+
+
+def _plain_text(value: str) -> str:
+    """Text a log line, a JSON answer and a page can all carry: no control characters, valid Unicode."""
+    for character in value:
+        category = unicodedata.category(character)
+        if category == "Cs":
+            raise ValueError("text must be valid Unicode (it holds a lone surrogate)")
+        if category == "Cc" or character in "\u2028\u2029":
+            raise ValueError("text must not hold control characters or line breaks")
     return value
 
 
 CaseDate = Annotated[dt.date, AfterValidator(_date_in_range)]
 Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.+\-x*]+$")]
 CodeList = Annotated[str, Field(max_length=2000, pattern=r"^[A-Za-z0-9.+\-x*|]*$")]
-Text = Annotated[str, Field(min_length=1, max_length=64)]
+Text = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_plain_text)]
 
 
 def _annotation(f: ContractField) -> Any:
@@ -39,7 +67,8 @@ def _annotation(f: ContractField) -> Any:
         return Annotated[int, Field(ge=f.minimum, le=f.maximum)]
     if f.kind == "float":
         return Annotated[
-            float, Field(ge=f.minimum, le=f.maximum if f.maximum is not None else 1e12, allow_inf_nan=False)
+            float,
+            Field(ge=f.minimum, le=f.maximum if f.maximum is not None else MAX_YUAN, allow_inf_nan=False),
         ]
     if f.kind == "date":
         return CaseDate
@@ -55,12 +84,18 @@ def _annotation(f: ContractField) -> Any:
 class _CaseBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> _CaseBase:
-        admitted, discharged = getattr(self, "admission_date", None), getattr(self, "discharge_date", None)
-        if admitted and discharged and discharged < admitted:
+    @field_validator("discharge_date", check_fields=False)
+    @classmethod
+    def _stay_is_plausible(cls, discharged: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        """Discharge on or after admission and at most MAX_STAY_DAYS later (``loc`` names discharge_date)."""
+        admitted = info.data.get("admission_date")
+        if admitted is None or discharged is None:
+            return discharged
+        if discharged < admitted:
             raise ValueError("discharge_date is before admission_date")
-        return self
+        if (discharged - admitted).days > MAX_STAY_DAYS:
+            raise ValueError(f"the stay is longer than {MAX_STAY_DAYS} days")
+        return discharged
 
 
 def case_model(stage: Stage) -> type[BaseModel]:
@@ -183,6 +218,28 @@ def single_model(stage: Stage) -> type[BaseModel]:
 SINGLE_MODELS: dict[str, type[BaseModel]] = {stage: single_model(stage) for stage in CASE_MODELS}
 
 
+class Problem(BaseModel):
+    """Every error but 422: what went wrong, in words."""
+
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body could not be read (e.g. it is not UTF-8)"},
+    401: {"model": Problem, "description": "no valid API key"},
+    403: {"model": Problem, "description": "the key's role may not use this endpoint"},
+    413: {"model": Problem, "description": "too many cases or too large a body"},
+    429: {"model": Problem, "description": "the key's stored-history look-ups for this minute are spent"},
+    500: {"model": Problem, "description": "a fault of the service, logged; the answer names the request"},
+    503: {"model": Problem, "description": "the task's model is not loaded"},
+}
+
+
+def input_error(loc: list[str | int], error: Exception) -> HTTPException:
+    """A 422 in the shape every validation error has (``detail`` a list of ``loc``/``msg``/``type``)."""
+    return HTTPException(422, [{"loc": loc, "msg": str(error), "type": "value_error"}])
+
+
 class ModelStatus(BaseModel):
     task: str
     name: str
@@ -192,9 +249,16 @@ class ModelStatus(BaseModel):
 
 
 class Readiness(BaseModel):
-    ready: bool
-    models: list[ModelStatus]
-    pid: int = Field(description="process id of the worker that answered (`caselens serve --workers N`)")
+    ready: bool = Field(description="every served task has a champion and the audit log can be written")
+    problems: list[str] | None = Field(
+        default=None, description="why the service is not ready, e.g. the tasks that lack a champion"
+    )
+    models: list[ModelStatus] | None = Field(
+        default=None, description="details: only with an admin key (or CASELENS_SERVE_OPEN_OPERATIONS)"
+    )
+    pid: int | None = Field(
+        default=None, description="process id of the worker that answered (`caselens serve --workers N`)"
+    )
 
 
 class ReloadResult(BaseModel):

@@ -2,8 +2,8 @@
 
 A request's case is scored with its patient's stays from the case store as history (the store's
 prepared ``StayIndex``); a request that sends its own history is scored alone (its history must not
-reach anyone else's case). A batch the
-model cannot score as a whole is scored case by case, so only the bad case's request answers 422.
+reach anyone else's case). A batch that cannot be scored as a whole, whatever the reason, is scored
+case by case by the micro-batcher, so only the bad case's request fails.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from features.history import StayIndex
 from serving.explain import Language
 from serving.frames import cases_frame
-from serving.predictions import ScoringError, payloads, score
+from serving.predictions import payloads, score
 from serving.registry import ServedModel
 
 
@@ -33,6 +33,7 @@ class CaseRequest:
     case: BaseModel
     language: Language
     top: int
+    show_history: bool = True  # whether the explanation may name features from stored history
 
 
 Outcome = tuple[ServedModel, dict[str, Any]] | Exception
@@ -44,21 +45,21 @@ def score_requests(
     history: Callable[[pd.DataFrame], pd.DataFrame | StayIndex | None],
     tables: Path | None = None,
 ) -> Sequence[Outcome]:
-    """Each request's (model, prediction payload), or the error that request answers with."""
+    """Each request's (model, prediction payload); raises when the requests cannot be scored together."""
     served = model()
     if served is None:
         return [ModelUnavailable("the model is no longer loaded")] * len(requests)
     frame = cases_frame([r.case for r in requests])
-    try:
-        scored = score(served, frame, history(frame), tables=tables)
-    except ScoringError as error:
-        if len(requests) == 1:
-            return [error]
-        return [outcome for r in requests for outcome in score_requests([r], model, history, tables)]
-    outcomes: list[Outcome] = [ScoringError("not scored")] * len(requests)
-    by_wording = sorted(range(len(requests)), key=lambda i: (requests[i].language, requests[i].top))
-    for (language, top), group in groupby(by_wording, key=lambda i: (requests[i].language, requests[i].top)):
+    scored = score(served, frame, history(frame), tables=tables)
+    outcomes: list[Any] = [None] * len(requests)
+
+    def wording(i: int) -> tuple[str, int, bool]:
+        return requests[i].language, requests[i].top, requests[i].show_history
+
+    for (language, top, show_history), group in groupby(sorted(range(len(requests)), key=wording), wording):
         rows = list(group)
-        for row, payload in zip(rows, payloads(scored.rows(rows), language, top), strict=True):
+        withheld = frozenset() if show_history else served.history_features
+        worded = payloads(scored.rows(rows), language, top, withheld)  # type: ignore[arg-type]
+        for row, payload in zip(rows, worded, strict=True):
             outcomes[row] = (served, payload)
     return outcomes

@@ -82,3 +82,6 @@ SERVED_TASKS: dict[str, ServedTask] = {
 GROUP_ROLES = ("coder", "finance", "clinician", "admin")
 QUEUE_ROLES = ("coder", "admin")
 CASE_PAGE_ROLES = ("clinician", "coder", "finance", "admin")
+# Who may be told what a patient's stored earlier stays hold (explanations naming history features);
+# the others get the same predictions with those features' share folded into ``rest``.
+HISTORY_ROLES = ("clinician", "admin")

@@ -273,6 +273,8 @@ def run(
         "CASELENS_SERVE_API_KEYS": json.dumps({"bench": {"sha256": hash_key(KEY), "role": "finance"}}),
         "CASELENS_SERVE_MAX_BATCH": str(max(batch, 10_000)),
         "CASELENS_SERVE_MAX_BODY_MB": "256",
+        "CASELENS_SERVE_TASKS": "cost",  # the one model registered here: ready once it is loaded
+        "CASELENS_SERVE_HISTORY_LOOKUPS_PER_MINUTE": "1000000000",  # one key sends the whole load
         "MLFLOW_TRACKING_URI": uri,
         # `mlflow models serve` starts the uvicorn of the PATH: the venv's.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

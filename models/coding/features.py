@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from features.history import StayIndex
 from features.pipeline import CaseFeatures
 from models.coding import rules as coding_rules
 from models.coding.whatif import heavier_drg, regroup_variants, with_los_days
@@ -228,13 +229,19 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         self.case_features_.fit(cases)
         return self
 
-    def transform(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    def transform(self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
         check_is_fitted(self, "weights_")
         base = self.case_features_.transform(cases, history=history)
         return base.join(self.audit_features(cases, history))
 
-    def audit_features(self, cases: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
-        """The ``coding_audit`` view alone (raw numbers, same index as ``cases``)."""
+    def audit_features(
+        self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None
+    ) -> pd.DataFrame:
+        """The ``coding_audit`` view alone (raw numbers, same index as ``cases``).
+
+        ``history`` may be the frame of stored stays or a :class:`StayIndex` prepared over them (as
+        the service passes it): both give the audits of the coder's and the department's cases.
+        """
         check_is_fitted(self, "weights_")
         cases = with_los_days(cases)
         edge = boundary(cases, self._grouper(), self.weights_, self.max_variants)
@@ -288,9 +295,11 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         return state
 
 
-def _audits(cases: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
+def _audits(cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None) -> pd.DataFrame:
     """Audited stays known to this call: from ``history`` and from ``cases`` when they carry audits."""
     columns = ["case_id", "coder_id", "department", "audit_date", "audit_error"]
+    if isinstance(history, StayIndex):
+        history = history.stays
     frames = [f[columns] for f in (history, cases) if f is not None and set(columns) <= set(f.columns)]
     if not frames:
         return pd.DataFrame(

@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pipelines.contract import ADMISSION_SOURCES, ADMISSION_TYPES, SEXES, fields_known_at
 from serving.cases import CasesUnavailable
 from serving.deps import Lang, State, check_csrf, require, same_origin
-from serving.predictions import ScoringError, predict_explained
+from serving.predictions import ScoringError, predict_explained, withheld_features
 from serving.queue import SORTABLE, QueueUnavailable
 from serving.security import Principal
 from serving.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
@@ -166,7 +166,11 @@ def case_page(
     except CasesUnavailable as error:
         raise HTTPException(503, str(error)) from error
     state.audit.record(
-        key_id=principal.key_id, role=principal.role, endpoint="/cases/{case_id}", case_ids=[case_id]
+        key_id=principal.key_id,
+        role=principal.role,
+        endpoint="/cases/{case_id}",
+        case_ids=[case_id],
+        patient_ids=None if found is None else found[0]["patient_id"].tolist(),  # their stays are read
     )
     if found is None:
         context = {"lang": lang, "principal": principal, "case_id": case_id}
@@ -177,7 +181,7 @@ def case_page(
         for task in SERVED_TASKS.values()
         if task.name in state.registry.models
         and principal.role in task.roles
-        and (card := _card(state, task.name, case, history, lang)) is not None
+        and (card := _card(state, task.name, case, history, lang, principal.role)) is not None
     ]
     context = {
         "lang": lang,
@@ -190,7 +194,9 @@ def case_page(
     return TEMPLATES.TemplateResponse(request, "case.html", context)
 
 
-def _card(state: State, task_name: str, case: Any, history: Any, lang: str) -> dict[str, Any] | None:
+def _card(
+    state: State, task_name: str, case: Any, history: Any, lang: str, role: str
+) -> dict[str, Any] | None:
     """One prediction card, or None when the case is not yet at the model's stage (no discharge yet)."""
     model = state.registry.models[task_name]
     task = model.task
@@ -199,7 +205,10 @@ def _card(state: State, task_name: str, case: Any, history: Any, lang: str) -> d
     derived = ("los_days",) if task.stage == "discharge" else ()
     columns = [c for c in (*fields_known_at(task.stage), *derived) if c in case.columns]
     try:
-        prediction = predict_explained(model, case[columns], history=history, language=lang)[0]  # type: ignore[arg-type]
+        withheld = withheld_features(model, role, stored_history=True)
+        prediction = predict_explained(
+            model, case[columns], history=history, language=lang, withheld=withheld
+        )[0]  # type: ignore[arg-type]
     except ScoringError as error:
         return {"task": task, "model": model, "error": str(error)}
     svg = waterfall_svg(prediction["explanation"], task.unit, lang)

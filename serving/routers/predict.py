@@ -8,10 +8,16 @@ with ``explain_threads`` threads for SHAP when it is large.
 The answers are built to the response schemas (``serving.schemas``, tested) and written straight to
 JSON: validating 10,000 explained predictions again against the schema took longer than scoring them.
 The schemas still document the endpoints in the OpenAPI spec.
+
+A request without its own ``history`` reads its patients' stays from the case store: that read is
+audited with the patient ids, counted against the key's per-minute budget (``serving.budget``, 429
+above it), and its features are named in explanations only to ``HISTORY_ROLES``
+(``serving.predictions.withheld_features``).
 """
 
 # No `from __future__ import annotations` here: the generated handlers' body types are local variables,
 # which FastAPI can only see as real annotations.
+import logging
 from typing import Annotated, Any
 
 import pandas as pd
@@ -24,18 +30,31 @@ from serving.batching import MicroBatcher
 from serving.cases import CasesUnavailable
 from serving.deps import Lang, ServiceState, State, require
 from serving.frames import cases_frame
-from serving.predictions import ScoringError, predict_explained
+from serving.predictions import ScoringError, predict_explained, withheld_features
 from serving.registry import ServedModel
-from serving.schemas import BATCH_MODELS, SINGLE_MODELS, BatchResponse, PredictResponse
+from serving.schemas import (
+    BATCH_MODELS,
+    ERROR_RESPONSES,
+    SINGLE_MODELS,
+    BatchResponse,
+    PredictResponse,
+    input_error,
+)
 from serving.security import Principal
 from serving.singles import CaseRequest, ModelUnavailable, score_requests
 from serving.tasks import SERVED_TASKS, ServedTask
 
+log = logging.getLogger(__name__)
+
 BIG_BATCH = 1_000  # cases from which a batch's SHAP pass uses ``explain_threads`` threads
+MAX_TOP = 50  # most contributions one explanation lists
 
-router = APIRouter(prefix="/v1/predict", tags=["predictions"])
+router = APIRouter(prefix="/v1/predict", tags=["predictions"], responses=ERROR_RESPONSES)
 
-Top = Annotated[int | None, Query(ge=1, le=500, description="how many contributions to list (default 8)")]
+Top = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_TOP, description=f"how many contributions to list (default 8, at most {MAX_TOP})"),
+]
 
 
 def served(state: State, task: ServedTask) -> ServedModel:
@@ -62,12 +81,9 @@ def _run(
         raise HTTPException(413, f"at most {limit} cases (history included) per request")
     model = served(state, task)
     frame = cases_frame(cases)
-    state.audit.record(
-        key_id=principal.key_id,
-        role=principal.role,
-        endpoint=endpoint,
-        case_ids=frame["case_id"].tolist() if "case_id" in frame.columns else None,
-    )
+    case_ids = frame["case_id"].tolist() if "case_id" in frame.columns else []
+    patients = [] if history or "patient_id" not in frame.columns else frame["patient_id"].tolist()
+    looked_up = _read_history(state, principal, endpoint, case_ids, patients)
     try:
         predictions = predict_explained(
             model,
@@ -77,26 +93,72 @@ def _run(
             top=top or state.serving.top_contributions,
             threads=state.serving.explain_threads if len(frame) >= BIG_BATCH else 1,
             tables=state.settings.casemix_tables,
+            withheld=withheld_features(model, principal.role, stored_history=looked_up),
         )
     except ScoringError as error:
-        raise HTTPException(422, str(error)) from error
+        raise input_error(["body", "cases" if endpoint.endswith("/batch") else "case"], error) from error
     return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
 
 
+def _read_history(
+    state: State, who: Principal, endpoint: str, case_ids: list[Any], patient_ids: list[Any]
+) -> bool:
+    """Audit the request, with the patients whose stored stays it reads; whether it reads any.
+
+    ``patient_ids`` are the request's patients when their history comes from the store (none when
+    the request sends its own). A request reading more patients than the key's budget has left is
+    refused (429) before anything is read; the refusal is logged by key id and count (patient ids go
+    to the audit log only).
+    """
+    patients = list(dict.fromkeys(p for p in patient_ids if p is not None and not pd.isna(p)))
+    if not patients:
+        state.audit.record(key_id=who.key_id, role=who.role, endpoint=endpoint, case_ids=case_ids)
+        return False
+    wait = state.history_budget.take(who.key_id, len(patients))
+    if wait is not None:
+        state.audit.record(
+            key_id=who.key_id,
+            role=who.role,
+            endpoint=endpoint,
+            case_ids=case_ids,
+            outcome="refused: history look-up budget",
+            patient_ids=patients,
+        )
+        per_minute = state.serving.history_lookups_per_minute
+        log.warning(
+            "key %s refused: %d stored-history look-ups would exceed its %d a minute",
+            who.key_id,
+            len(patients),
+            per_minute,
+        )
+        raise HTTPException(
+            429,
+            f"this key may read the stored history of at most {per_minute} patients a minute; send the "
+            "patients' history with the request, or wait",
+            headers={"Retry-After": str(int(wait))},
+        )
+    state.audit.record(
+        key_id=who.key_id, role=who.role, endpoint=endpoint, case_ids=case_ids, patient_ids=patients
+    )
+    return True
+
+
 def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.DataFrame | StayIndex | None:
-    """The patients' earlier stays: as sent, else from the case store by patient id, else none.
+    """The patients' earlier stays: as sent, else the case store's, else none.
 
     With one case per patient the store's prepared StayIndex gives the same features faster (no
-    case of the request can be history for another); otherwise the patients' stays are joined.
+    case of the request can be history for another); otherwise the request's cases are joined with
+    the stored stays. Either way the features see the whole store, as in training: the coding model's
+    coder and department error rates read every stored audit, not only these patients' stays.
     """
     if sent:
         return cases_frame(sent)
     if "patient_id" not in frame.columns or frame["patient_id"].isna().all():
         return None
     try:
-        if frame["patient_id"].is_unique:
+        if frame["patient_id"].dropna().is_unique:
             return state.cases.stay_index()
-        return state.cases.stays_of(frame["patient_id"].dropna().tolist())
+        return state.cases.frame()
     except CasesUnavailable:
         return None
 
@@ -126,13 +188,20 @@ async def _one(
     if body.history:
         answer = await run_in_threadpool(_run, state, task, [body.case], body.history, lang, top, who, path)
         return {"model": answer["model"], "prediction": answer["predictions"][0]}
-    served(state, task)  # 503 before queueing when there is no model at all
-    state.audit.record(key_id=who.key_id, role=who.role, endpoint=path, case_ids=[body.case.case_id])
-    request = CaseRequest(body.case, lang, top or state.serving.top_contributions)  # type: ignore[arg-type]
+    model = served(state, task)  # 503 before queueing when there is no model at all
+    looked_up = _read_history(state, who, path, [body.case.case_id], [body.case.patient_id])
+    request = CaseRequest(
+        body.case,
+        lang,  # type: ignore[arg-type]
+        top or state.serving.top_contributions,
+        show_history=not withheld_features(model, who.role, stored_history=looked_up),
+    )
+    # Cases without a patient id share no history: each may join any batch.
+    key = body.case.patient_id if body.case.patient_id is not None else object()
     try:
-        model, prediction = await state.batchers[task.name].submit(request, body.case.patient_id)
+        model, prediction = await state.batchers[task.name].submit(request, key)
     except ScoringError as error:
-        raise HTTPException(422, str(error)) from error
+        raise input_error(["body", "case"], error) from error
     except ModelUnavailable as error:
         raise HTTPException(503, f"model {task.model_name} is not loaded") from error
     return {"model": {"name": model.name, "version": model.version}, "prediction": prediction}

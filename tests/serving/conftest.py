@@ -1,12 +1,14 @@
 """A small served world: demo cases, tiny registered models in a temporary MLflow store, keys per role.
 
-Models are built from the project's own parts (``features.pipeline.CaseFeatures``, the cost task's
-``CostModel``, ``models.pyfunc.CaseModel``) with a handful of trees, registered with the ``champion``
-alias exactly as ``caselens train`` does, so the service loads them the way it loads real ones.
+Every task's model is that task's real one (its feature transformer and estimator from
+``models.tasks``, fitted on the demo cases as ``caselens train`` fits them) with a handful of trees,
+registered with the ``champion`` alias exactly as ``caselens train`` does, so the service loads them
+the way it loads real ones.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +20,13 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from features.pipeline import CaseFeatures
-from models import lgbm
+from models.config import load_config, task_params
 from models.pyfunc import CaseModel
-from models.tasks.cost import CostModel
+from models.tasks import get_task
 from pipelines.contract import fields_known_at
 from pipelines.demo.generate import generate_demo
 from pipelines.settings import Settings
+from pipelines.train import case_data
 from serving.app import create_app
 from serving.cases import CaseIndex
 from serving.config import ServingSettings
@@ -33,43 +35,36 @@ from serving.registry import ModelRegistry
 from serving.security import add_key
 from serving.tasks import ROLES, SERVED_TASKS
 
-TINY = {"n_estimators": 15, "num_leaves": 7, "min_child_samples": 5, "verbose": -1, "n_jobs": 1}
+TINY = {"n_estimators": 15, "num_leaves": 7, "min_child_samples": 5, "learning_rate": 0.2, "n_jobs": 1}
+TRAINED_TASKS = ("cost", "margin", "readmission", "coding")
 
 
-class RiskModel:
-    """A calibrated-probability estimator shaped like the risk tasks' (first column the probability)."""
-
-    def __init__(self, column: str) -> None:
-        self.column = column
-
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> RiskModel:
-        self.classifier_ = lgbm.classifier(TINY, objective="binary").fit(X, y)
-        return self
-
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({self.column: self.classifier_.predict_proba(X)[:, 1]}, index=X.index)
-
-    @property
-    def explained(self) -> object:
-        return self.classifier_
+def tiny_params(task: str) -> dict[str, Any]:
+    """The task's hyperparameters from the project's training config, with a few small trees."""
+    params = copy.deepcopy(task_params(load_config(), task))
+    for table in (params["lightgbm"], params.get("cost", {}).get("lightgbm", {})):
+        table.update(TINY)
+    params.update({k: v for k, v in {"drg_n_estimators": 5, "mondrian_min_group": 50}.items() if k in params})
+    return params
 
 
-class AmountModel:
-    """An amount in yuan on its own scale (identity link), shaped like the margin task's output."""
+def trained_model(name: str, cases: pd.DataFrame, settings: Settings) -> CaseModel:
+    """The task's own features and estimator fitted as ``caselens train`` fits them (time split, history).
 
-    def __init__(self, column: str) -> None:
-        self.column = column
-
-    def fit(self, X: pd.DataFrame, y: pd.Series) -> AmountModel:
-        self.regressor_ = lgbm.regressor(TINY, objective="regression").fit(X, y)
-        return self
-
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({self.column: self.regressor_.predict(X)}, index=X.index)
-
-    @property
-    def explained(self) -> object:
-        return self.regressor_
+    Only the MLflow run (metrics, plots) is skipped: serving must answer with each task's real model,
+    since a stand-in hides what the real feature transformer needs (the coding audits, for one).
+    """
+    task = get_task(name)
+    data = case_data(task, cases, settings)
+    order = np.argsort(data.periods.to_numpy(), kind="stable")
+    train, validation = order[: len(order) * 3 // 4], order[len(order) * 3 // 4 :]
+    inputs, labels = data.inputs, data.labels
+    features = data.features.fit(inputs.iloc[train])
+    X = features.transform(inputs, history=data.history)
+    estimator = task.estimator(tiny_params(name)).fit(
+        X.iloc[train], labels.iloc[train], X.iloc[validation], labels.iloc[validation]
+    )
+    return CaseModel(features, estimator, inputs.iloc[train].dtypes.to_dict())
 
 
 class BrokenModel(mlflow.pyfunc.PythonModel):
@@ -142,28 +137,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         settings = Settings(data_dir=root / "caselens-data")
         uri = settings.mlflow_uri
         cases = generate_demo(900, 2, seed=11).cases
-        admission = cases[list(fields_known_at("admission"))]
-        features = CaseFeatures("admission").fit(admission, history=cases)
-        X = features.transform(admission, history=cases)
-        half = len(X) // 2
-        labels = cases[["total_cost"]].rename(columns={"total_cost": "cost"})
-        cost = CostModel(TINY, mondrian_min_group=50).fit(X[:half], labels[:half], X[half:], labels[half:])
-        register_model(uri, "caselens-cost", CaseModel(features, cost))
-        margin = AmountModel("expected_margin").fit(X, 10_000 - cases["total_cost"])
-        register_model(uri, "caselens-margin", CaseModel(features, margin))
-
-        discharge = cases[[*fields_known_at("discharge"), "los_days"]]
-        risk_features = CaseFeatures("discharge").fit(discharge, history=cases)
-        long_stay = (cases["los_days"] > cases["los_days"].median()).astype(int)
-        risk = RiskModel("readmission_probability").fit(
-            risk_features.transform(discharge, history=cases), long_stay
-        )
-        register_model(uri, "caselens-readmission", CaseModel(risk_features, risk))
-        many_codes = (cases["other_diagnoses"].fillna("").str.count(r"\|") >= 2).astype(int)
-        coding = RiskModel("error_probability").fit(
-            risk_features.transform(discharge, history=cases), many_codes
-        )
-        register_model(uri, "caselens-coding", CaseModel(risk_features, coding))
+        for name in TRAINED_TASKS:
+            register_model(uri, f"caselens-{name}", trained_model(name, cases, settings))
 
         keys_path = settings.data_dir / "api-keys.json"
         keys = {role: add_key(keys_path, f"test-{role}", role) for role in ROLES}

@@ -113,3 +113,27 @@ def test_concurrent_requests_answer_exactly_as_sequential_ones(make_app, auth, a
     sizes = metrics.registry.get_sample_value("caselens_micro_batch_cases_sum", {"task": "cost"})
     batches = metrics.registry.get_sample_value("caselens_micro_batch_cases_count", {"task": "cost"})
     assert sizes == 2 * len(bodies) and batches < 2 * len(bodies)  # some requests shared a batch
+
+
+def test_a_batch_that_fails_as_a_whole_is_scored_job_by_job() -> None:
+    """Whatever breaks a batch (here any batch holding the poison item), its mates still get answers."""
+    seen: list[list[Any]] = []
+
+    def fragile(items: list[Any]) -> list[Any]:
+        seen.append(list(items))
+        if "poison" in items:
+            raise OverflowError("a value the arithmetic cannot hold")
+        return [f"ok {i}" for i in items]
+
+    batcher = MicroBatcher(fragile)
+
+    async def main() -> list[Any]:
+        items = [1, "poison", 2, 3]
+        return await asyncio.gather(
+            *(batcher.submit(i, key=n) for n, i in enumerate(items)), return_exceptions=True
+        )
+
+    one, poison, two, three = asyncio.run(main())
+    assert (one, two, three) == ("ok 1", "ok 2", "ok 3")
+    assert isinstance(poison, OverflowError)
+    assert seen == [[1, "poison", 2, 3], [1], ["poison"], [2], [3]]

@@ -56,7 +56,7 @@ def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
             assert broken != version
             still = client.post("/v1/predict/cost", json=admission_body(2), headers=auth("clinician"))
             assert still.status_code == 200 and still.json()["model"]["version"] == version
-            ready = client.get("/readyz").json()
+            ready = client.get("/readyz", headers=auth("admin")).json()
             assert next(m for m in ready["models"] if m["task"] == "cost")["error"]
         finally:
             client_models.set_registered_model_alias("caselens-cost", "champion", "1")
@@ -69,7 +69,9 @@ def test_a_new_service_without_a_loadable_champion_answers_503(
     try:
         register(world.mlflow_uri, "caselens-readmission", broken_model)
         with TestClient(make_app()) as client:
-            status = next(m for m in client.get("/readyz").json()["models"] if m["task"] == "readmission")
+            ready = client.get("/readyz", headers=auth("admin"))
+            assert ready.status_code == 503 and "task readmission" in ready.json()["problems"][0]
+            status = next(m for m in ready.json()["models"] if m["task"] == "readmission")
             assert status["state"] == "failed" and "cannot be loaded" in status["error"]
             answer = client.post("/v1/predict/readmission", json=discharge_body(0), headers=auth("clinician"))
             assert answer.status_code == 503

@@ -119,8 +119,8 @@ def test_an_app_follows_a_reload_announced_by_another_app_on_the_same_data_dir(
     """Two apps in one process stand in for two workers: each reloads its own registry."""
     client_models = mlflow.MlflowClient(tracking_uri=world.mlflow_uri, registry_uri=world.mlflow_uri)
     with (
-        TestClient(make_app(("cost",), reload_poll_seconds=0.05)) as first,
-        TestClient(make_app(("cost",), reload_poll_seconds=0.05)) as second,
+        TestClient(make_app(("cost",), reload_poll_seconds=0.05, open_operations=True)) as first,
+        TestClient(make_app(("cost",), reload_poll_seconds=0.05, open_operations=True)) as second,
     ):
         served = first.app.state.service.registry.models["cost"]
         champion = served.version  # put back at the end, whatever other tests left it at
@@ -176,6 +176,7 @@ def serve_environment(world, folder: Path) -> dict[str, str]:
         "CASELENS_DATA_DIR": str(folder / "data"),
         "MLFLOW_TRACKING_URI": world.mlflow_uri,
         "CASELENS_SERVE_API_KEYS": str(keys),
+        "CASELENS_SERVE_OPEN_OPERATIONS": "1",  # /readyz details and /metrics without a key
     }
 
 
