@@ -195,7 +195,7 @@ def running(
             cwd=Path.cwd(),
         )
         try:
-            deadline = time.monotonic() + 90
+            deadline = time.monotonic() + 180
             while not healthy(url, verify):
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the server did not start:\n{log_path.read_text()}")
