@@ -111,30 +111,45 @@ def require(*roles: str) -> Callable[..., Any]:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         api_key: Annotated[str | None, Depends(api_key_scheme)],
     ) -> Principal:
-        endpoint = getattr(request.scope.get("route"), "path", request.url.path)
         key = (bearer.credentials.strip() if bearer else None) or api_key
-        principal = state.keys.authenticate(key) if key else None
-        if key is None and not endpoint.startswith("/v1/"):
-            found = await session_principal(request, state)
-            if found is not None:
-                principal, session = found
-                if request.method not in SAFE_METHODS:
-                    form = await request.form()
-                    check_csrf(request, session, str(form.get(CSRF_FIELD) or "") or None)
-                request.state.csrf_token = session.csrf  # the pages' forms carry it
-        if principal is None:
-            state.audit.record(key_id=None, role=None, endpoint=endpoint, outcome="unauthenticated")
-            raise NotAuthenticated(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
-        if principal.role not in roles:
-            state.audit.record(
-                key_id=principal.key_id, role=principal.role, endpoint=endpoint, outcome="forbidden"
-            )
-            raise HTTPException(
-                403, f"role {principal.role!r} may not use this endpoint; allowed: {', '.join(roles)}"
-            )
-        return principal
+        return await authorize(request, state, key, roles)
 
     return check
+
+
+async def authorize(
+    request: Request, state: ServiceState, key: str | None, roles: tuple[str, ...]
+) -> Principal:
+    """The caller whose role is one of ``roles``, by ``key`` or, off ``/v1``, the login session (audited)."""
+    endpoint = getattr(request.scope.get("route"), "path", request.url.path)
+    principal = state.keys.authenticate(key) if key else None
+    if key is None and not endpoint.startswith("/v1/"):
+        found = await session_principal(request, state)
+        if found is not None:
+            principal, session = found
+            if request.method not in SAFE_METHODS:
+                form = await request.form()
+                check_csrf(request, session, str(form.get(CSRF_FIELD) or "") or None)
+            request.state.csrf_token = session.csrf  # the pages' forms carry it
+    if principal is None:
+        state.audit.record(key_id=None, role=None, endpoint=endpoint, outcome="unauthenticated")
+        raise NotAuthenticated(401, "a valid API key is required", headers={"WWW-Authenticate": "Bearer"})
+    if principal.role not in roles:
+        state.audit.record(
+            key_id=principal.key_id, role=principal.role, endpoint=endpoint, outcome="forbidden"
+        )
+        raise HTTPException(
+            403, f"role {principal.role!r} may not use this endpoint; allowed: {', '.join(roles)}"
+        )
+    return principal
+
+
+def header_key(request: Request) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``X-API-Key``, the only places ``/v1`` takes one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
 
 
 async def language(accept_language: Annotated[str | None, Header()] = None) -> Language:

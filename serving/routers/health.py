@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from serving.deps import NotAuthenticated, State, presented_key, require
+from serving.deps import NotAuthenticated, State, authorize, header_key
 from serving.schemas import Problem, Readiness
 from serving.security import Principal
 
@@ -54,7 +54,7 @@ def _operator(state: State, request: Request) -> bool:
     """Whether the caller may see operational details (an admin key, or they are open by setting)."""
     if state.serving.open_operations:
         return True
-    key = presented_key(request)
+    key = header_key(request)
     principal = state.keys.authenticate(key) if key else None
     return principal is not None and principal.role in OPERATIONS_ROLES
 
@@ -67,7 +67,7 @@ async def _metrics_reader(request: Request, state: State) -> Principal | None:
     if state.serving.open_operations:
         return None
     try:
-        return await require(*OPERATIONS_ROLES)(request, state)
+        return await authorize(request, state, header_key(request), OPERATIONS_ROLES)
     except NotAuthenticated as error:
         raise HTTPException(401, error.detail, headers=error.headers) from None
 
