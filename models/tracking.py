@@ -115,7 +115,10 @@ def decide_champion(
     new = score(None, rows)
     verdict = "beats" if better(new, old) else "does not beat"
     return ChampionDecision(
-        better(new, old), f"{metric} {new:.4g} {verdict} {name}'s {old:.4g} on {compared_on}", old, compared_on
+        better(new, old),
+        f"{metric} {new:.4g} {verdict} {name}'s {old:.4g} on {compared_on}",
+        old,
+        compared_on,
     )
 
 

@@ -236,7 +236,11 @@ def train(
 
         def score(uri: str | None, rows: np.ndarray) -> float:
             """Primary metric on the chosen test rows, of this run's model (None) or a registered one."""
-            found = predictions if uri is None else _predict(mlflow.pyfunc.load_model(uri), inputs["test"], data.history)
+            found = (
+                predictions
+                if uri is None
+                else _predict(mlflow.pyfunc.load_model(uri), inputs["test"], data.history)
+            )
             chosen = found.reset_index(drop=True)[rows].reset_index(drop=True)
             metrics = task.evaluate(labels["test"][rows], chosen, context["test"][rows]).metrics
             return metrics[task.primary_metric]

@@ -128,7 +128,10 @@ def test_backtest_scores_against_both_baselines(hm, cases: pd.DataFrame) -> None
     scores = backtest(cases, hm.reprice, hm.SCHEDULE, 2, origins=4, n_draws=100)
     assert set(scores["level"]) == {"hospital", "department", "drg"}
     from_2025q2 = scores[scores["origin"] == "2025Q2"].set_index(["level", "key", "quarter"])
-    for level, key, department in (("hospital", "hospital", None), ("department", "cardiology", "cardiology")):
+    for level, key, department in (
+        ("hospital", "hospital", None),
+        ("department", "cardiology", "cardiology"),
+    ):
         first, second = from_2025q2.loc[(level, key, "2025Q2")], from_2025q2.loc[(level, key, "2025Q3")]
         assert first["actual"] == pytest.approx(surplus_in(cases, "2025Q2", department))
         assert second["actual"] == pytest.approx(surplus_in(cases, "2025Q3", department))
