@@ -95,9 +95,16 @@ def decide_champion(
         current = client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
         return ChampionDecision(True, f"no {CHAMPION} yet; this version becomes {CHAMPION}")
-    seen = last_seen_period(current.run_id) if current.run_id else None
-    rows = np.ones(len(test_periods), dtype=bool) if seen is None else after(test_periods, seen).to_numpy()
     name = f"{CHAMPION} v{current.version}"
+    seen, rows, note = None, np.ones(len(test_periods), dtype=bool), ""
+    try:
+        seen = last_seen_period(current.run_id) if current.run_id else None
+        if seen is not None:
+            rows = after(test_periods, seen).to_numpy()
+    except (MlflowException, ValueError, TypeError):  # its run is gone, or its periods are of another kind
+        seen = None
+    if seen is None:
+        note = f" (the periods {name} saw are unknown: compared on the whole test period)"
     if rows.sum() < max(min_rows, 1):
         return ChampionDecision(
             False,
@@ -116,7 +123,7 @@ def decide_champion(
     verdict = "beats" if better(new, old) else "does not beat"
     return ChampionDecision(
         better(new, old),
-        f"{metric} {new:.4g} {verdict} {name}'s {old:.4g} on {compared_on}",
+        f"{metric} {new:.4g} {verdict} {name}'s {old:.4g} on {compared_on}{note}",
         old,
         compared_on,
     )

@@ -26,6 +26,8 @@ def test_after_compares_periods_by_time_number_or_text() -> None:
     assert after(quarters, "2025-08").tolist() == [False, False, True]  # a champion split by month
     assert after(pd.Series([8, 9, 10]), "9").tolist() == [False, False, True]  # 10 > 9, not "10" < "9"
     assert after(pd.Series(["2024Q1", "2024Q2"]), "2024Q1").tolist() == [False, True]
+    with pytest.raises(ValueError):  # a table's block number is no calendar period: decide_champion
+        after(quarters, "block 7")  # then compares on the whole test period and says so
 
 
 def test_a_champion_that_saw_the_test_period_is_not_compared_on_it(config, tracking) -> None:
