@@ -131,3 +131,20 @@ def test_volume_errors_are_out_of_sample() -> None:
         before = forecast_volume(counts.iloc[:, :t], 1).point.iloc[:, 0]
         np.testing.assert_allclose(found.residuals.iloc[:, t], counts.iloc[:, t] - before)
     assert (found.residuals.iloc[:, :4] == 0).all().all()
+
+
+def test_per_case_errors_are_out_of_sample(hm, cases: pd.DataFrame) -> None:
+    """A quarter's per-case errors are judged against the values fitted before it: tripling the last
+    quarter's charges moves only that quarter's errors (in-sample errors all moved with the fit)."""
+    from models.forecast.per_case import MIN_LOOK_BACK, per_case_values
+
+    def errors(frame: pd.DataFrame) -> np.ndarray:
+        priced = frame.assign(payment_at_0=hm.reprice(frame, 10_500.0))
+        panel = leaf_panel(priced, QUARTERS, ["cost", "payment_at_0"])
+        return per_case_values(panel, {10_500.0: "payment_at_0"}, 10_500.0, 4).cost_residuals
+
+    last = cases["discharge_date"] >= QUARTERS[-1].start_time
+    before, after = errors(cases), errors(cases.assign(cost=cases["cost"].where(~last, cases["cost"] * 3)))
+    np.testing.assert_array_equal(before[:, :-1], after[:, :-1])
+    assert (after[:, -1] > before[:, -1] + 1.0).all()
+    assert (before[:, :MIN_LOOK_BACK] == 0).all() and (before[:, MIN_LOOK_BACK:] != 0).any()
