@@ -2,7 +2,8 @@
 
 The errors come from history, whole quarters at a time: for each of the last few history quarters we
 have, for every cell at once, the volume model's one-step error (in cases) and the relative deviation
-of each leaf's per-case payment and cost from its fitted value. A draw for a forecast quarter is a
+of each leaf's per-case payment and cost from its value, both as foretold by what was fitted on the
+quarters before it (out of sample: in-sample errors were half as large). A draw for a forecast quarter is a
 random combination of those historical error vectors with standard normal weights (a Gaussian
 multiplier bootstrap): it has the same covariance across departments, DRGs and between volume and
 cost as history, so the hospital's interval is as wide as history says rather than narrowed by a
