@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from models import plots, tracking
@@ -238,14 +239,20 @@ def train(
         version = str(info.registered_model_version)
         done("log")
 
-        new_score = evaluation.metrics[task.primary_metric]
+        def score(uri: str | None, rows: np.ndarray) -> float:
+            """Primary metric on the chosen test rows, of this run's model (None) or a registered one."""
+            found = (
+                predictions
+                if uri is None
+                else _predict(mlflow.pyfunc.load_model(uri), inputs["test"], data.history)
+            )
+            chosen = found.reset_index(drop=True)[rows].reset_index(drop=True)
+            metrics = task.evaluate(labels["test"][rows], chosen, context["test"][rows]).metrics
+            return metrics[task.primary_metric]
 
-        def score_champion(uri: str) -> float:
-            champion = _predict(mlflow.pyfunc.load_model(uri), inputs["test"], data.history)
-            return task.evaluate(labels["test"], champion, context["test"]).metrics[task.primary_metric]
-
+        test_periods = splitter.periods(data.periods)[(parts == "test").to_numpy()]
         decision = tracking.decide_champion(
-            task.model_name, new_score, task.primary_metric, task.better, score_champion
+            task.model_name, task.primary_metric, task.better, test_periods, score, splitter.min_rows
         )
         if decision.promoted:
             tracking.set_champion(task.model_name, version)

@@ -10,7 +10,11 @@ the fitted cost and payment indices, but not every way a model can be wrong (a c
 weak to detect in two years of history, say), so the backtest also calibrates them: per level, the
 factor by which the surplus intervals must be widened around the point forecast to cover their
 nominal share of the backtest's actuals (never narrowed). Coverage is reported for both, the
-calibrated bands' honestly: each origin is scored with the factor learnt from the other origins.
+calibrated bands' as they could have been known at the time: each origin is scored with the factor
+learnt only from strictly earlier origins' forecasts of quarters that had ended before it (the
+first origin, with nothing to learn from, keeps the simulation's bands). Learning it from the other
+origins, later ones included, would let an origin's band be widened by errors of the very quarters
+it forecasts.
 """
 
 from __future__ import annotations
@@ -117,7 +121,7 @@ def backtest_summary(scores: pd.DataFrame) -> pd.DataFrame:
 
 def coverage(scores: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Share of actuals inside the simulation's 80% and 95% bands, and inside the calibrated bands
-    (each origin widened by the factor learnt from the other origins), grouped ``by`` (e.g. level, h)."""
+    (each origin widened by the factor known at it: see :func:`known_at`), grouped ``by`` (e.g. level, h)."""
     covered = _covered(scores)
     return covered.groupby(by, sort=False)[
         ["coverage80", "coverage95", "coverage80_calibrated", "coverage95_calibrated"]
@@ -158,13 +162,19 @@ def _scale(group: pd.DataFrame, lo: str, hi: str, share: float) -> float:
     return float(max(1.0, np.quantile(ratio, share, method="higher"))) if len(ratio) else 1.0
 
 
+def known_at(scores: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """The backtest rows a forecaster standing at ``origin`` could have scored: made from strictly
+    earlier origins, for quarters that ended before ``origin`` (origins and quarters are "2025Q1" text)."""
+    return scores[(scores["origin"] < origin) & (scores["quarter"] < origin)]
+
+
 def _covered(scores: pd.DataFrame) -> pd.DataFrame:
-    """Scored rows flagged in or out of each band: raw, and calibrated leaving their origin out."""
+    """Scored rows flagged in or out of each band: raw, and calibrated with what was known at their origin."""
     rows = []
     for origin in scores["origin"].unique():
-        others, own = scores[scores["origin"] != origin], scores[scores["origin"] == origin]
+        earlier, own = known_at(scores, origin), scores[scores["origin"] == origin]
         for level, group in own.groupby("level", sort=False):
-            scales = interval_scales(others[others["level"] == level])
+            scales = interval_scales(earlier[earlier["level"] == level])
             scales = (
                 scales.loc[level] if level in scales.index else pd.Series({"scale80": 1.0, "scale95": 1.0})
             )

@@ -12,7 +12,8 @@ case there falls back on all history.
 
 Each index also says how uncertain it is: its residuals and how each history quarter's residual
 moves the recent level and the slope, so the simulation can give every draw its own level and slope
-(:meth:`Trend.error`), an error that grows with the distance from the recent quarters.
+(:meth:`Trend.error`), an error that grows with the distance from the recent quarters. The leaves'
+quarter-to-quarter errors the simulation resamples are out of sample (see :func:`per_case_values`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from scipy import stats
 MAX_TREND = 0.05  # per quarter: a department's index may not be extrapolated faster than this
 MIN_TREND_QUARTERS = 6
 MIN_SEASON_QUARTERS = 8
+MIN_LOOK_BACK = 4  # quarters of history before the first quarter whose per-case errors are out of sample
 SEASON_TEST = 0.05  # significance level at which the hospital's quarter-of-year effects are used
 
 
@@ -116,7 +118,44 @@ def ordinal(quarters: pd.PeriodIndex) -> np.ndarray:
 def per_case_values(
     panel: pd.DataFrame, rate_columns: dict[float, str], reference: float, window: int
 ) -> PerCase:
-    """Leaf values from a leaf × quarter panel holding ``n``, ``cost`` and one payment column per rate."""
+    """Leaf values from a leaf × quarter panel holding ``n``, ``cost`` and one payment column per rate.
+
+    Each history quarter's per-case errors are out of sample: its leaf means against what the
+    values fitted on the quarters before it foretold (from ``MIN_LOOK_BACK`` quarters on). Errors
+    around a level and index fitted on those very quarters were too small: a step in the cost index
+    was mostly absorbed by the fit, and the hospital's surplus bands covered 61% / 44% / 67% of the
+    60,000-case demo's backtest quarters at seeds 1 / 2 / 3 (72% / 50% / 78% out of sample).
+    """
+    values, typical = _fitted_values(panel, rate_columns, reference, window)
+    wide = panel.unstack("quarter", fill_value=0)
+    quarters = pd.PeriodIndex(wide["n"].columns)
+    n_all = wide["n"].to_numpy(dtype=float)
+    expected_pay, expected_cost = np.full_like(n_all, np.nan), np.full_like(n_all, np.nan)
+    for t in range(MIN_LOOK_BACK, len(quarters)):
+        before = panel[panel.index.get_level_values("quarter").isin(quarters[:t])]
+        then, _ = _fitted_values(before, rate_columns, reference, window)
+        rows = wide.index.get_indexer(pd.MultiIndex.from_frame(then.leaves))
+        at = pd.PeriodIndex([quarters[t]])
+        relative = then.pay_trend.relative(then.leaves["department"], then.recent, at)[:, 0]
+        expected_pay[rows, t] = then.payment[reference] * relative
+        expected_cost[rows, t] = then.cost_at(at)[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pay_ratio = wide[rate_columns[reference]].to_numpy(dtype=float) / n_all / expected_pay
+        cost_ratio = wide["cost"].to_numpy(dtype=float) / n_all / expected_cost
+    # A quarter's mean over n cases deviates about sqrt(typical / n) times as much as a mean over the
+    # leaf's typical quarter: rescale, so one odd case in a quiet quarter does not count as a trend.
+    scale = np.sqrt(n_all / typical[:, None])
+    return replace(
+        values,
+        pay_residuals=np.nan_to_num(np.where(n_all > 0, (pay_ratio - 1.0) * scale, 0.0)),
+        cost_residuals=np.nan_to_num(np.where(n_all > 0, (cost_ratio - 1.0) * scale, 0.0)),
+    )
+
+
+def _fitted_values(
+    panel: pd.DataFrame, rate_columns: dict[float, str], reference: float, window: int
+) -> tuple[PerCase, np.ndarray]:
+    """Leaf values without errors (zeros), and each leaf's cases in a typical recent quarter."""
     wide = panel.unstack("quarter", fill_value=0)
     quarters = pd.PeriodIndex(wide["n"].columns)
     recent = quarters[-window:]
@@ -130,11 +169,10 @@ def per_case_values(
     n_recent = recent_sum("n")
     leaves = wide.index.to_frame(index=False)
     cell_total = pd.Series(n_recent).groupby([leaves["department"], leaves["adrg"]]).transform("sum")
-    payment = {rate: recent_sum(column) / n_recent for rate, column in rate_columns.items()}
     values = PerCase(
         leaves=leaves,
         share=n_recent / cell_total.to_numpy(),
-        payment=payment,
+        payment={rate: recent_sum(column) / n_recent for rate, column in rate_columns.items()},
         cost_level=recent_sum("cost") / n_recent,
         cost_trend=department_trend(panel, "cost"),
         pay_trend=department_trend(panel, rate_columns[reference]),
@@ -142,20 +180,7 @@ def per_case_values(
         pay_residuals=np.zeros_like(n_all),
         cost_residuals=np.zeros_like(n_all),
     )
-    departments = leaves["department"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        expected_pay = payment[reference][:, None] * values.pay_trend.relative(departments, recent, quarters)
-        pay_ratio = wide[rate_columns[reference]].to_numpy(dtype=float) / n_all / expected_pay
-        cost_ratio = wide["cost"].to_numpy(dtype=float) / n_all / values.cost_at(quarters)
-    # A quarter's mean over n cases deviates about sqrt(typical / n) times as much as a mean over the
-    # leaf's typical quarter: rescale, so one odd case in a quiet quarter does not count as a trend.
-    typical = n_recent / pick.sum(axis=1)
-    scale = np.sqrt(n_all / typical[:, None])
-    return replace(
-        values,
-        pay_residuals=np.nan_to_num(np.where(n_all > 0, (pay_ratio - 1.0) * scale, 0.0)),
-        cost_residuals=np.nan_to_num(np.where(n_all > 0, (cost_ratio - 1.0) * scale, 0.0)),
-    )
+    return values, n_recent / pick.sum(axis=1)
 
 
 def department_trend(panel: pd.DataFrame, column: str) -> Trend:

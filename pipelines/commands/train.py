@@ -39,7 +39,8 @@ def train(
 
     Cases are split by discharge quarter: the latest is the test set, the one before calibrates and
     tunes. The model is compared with the task's baseline and registered as caselens-TASK; the
-    `champion` alias moves only when it beats the current champion on the same test set.
+    `champion` alias moves only when it beats the current champion on test periods neither model
+    trained or was calibrated on (docs/model-selection.md).
     """
     from models.config import load_config
     from models.errors import TrainingInputError

@@ -12,3 +12,18 @@ def test_benchmark_runs_at_toy_size(tmp_path, settings):
     for row in ("| LightGBM coding model |", "| coding-team rules", "| oracle: true error probability |"):
         assert row in report
     assert "**The queue's yield**" in report and "nproc" in report
+
+    # the oracle's row is the demo's true error probability scored on the test quarter's audits,
+    # recomputed here from the generated hospital (a misaligned label or score would not match)
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from experiments.benchmarks.coding import SEED
+    from pipelines.demo import generate_demo
+
+    demo = generate_demo(3_000, 3, SEED)
+    audited = demo.cases["audited"].astype("boolean").fillna(False).to_numpy(bool)
+    test = demo.cases[audited & (demo.cases["discharge_date"] >= "2025-10-01").to_numpy()]
+    truth = test[["case_id"]].merge(demo.oracle, on="case_id")["true_coding_error_prob"]
+    error = test["audit_error"].astype("boolean").fillna(False).astype(int)
+    expected = f"| {average_precision_score(error, truth):.3f} | {roc_auc_score(error, truth):.3f} |"
+    assert f"| oracle: true error probability {expected}" in report

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.forecast import Scenario, backtest, backtest_summary, forecast_surplus, level_table
+from models.forecast import Scenario, backtest, backtest_summary, coverage, forecast_surplus, level_table
+from models.forecast.backtest import known_at
 from models.forecast.levels import aggregate, difference, level_forecast, level_keys
 from models.forecast.panel import complete_quarters
 
@@ -115,16 +116,29 @@ def test_backtest_origins_never_see_the_future(hm, cases: pd.DataFrame) -> None:
     assert not np.allclose(scores[scores["origin"] == "2025Q4"]["forecast"], moved)  # ...and seen once past
 
 
+def surplus_in(cases: pd.DataFrame, quarter: str, department: str | None = None) -> float:
+    """The hospital's (or a department's) actual surplus in a quarter, summed from its cases."""
+    inside = cases["discharge_date"].dt.to_period("Q") == pd.Period(quarter)
+    if department is not None:
+        inside &= cases["department"] == department
+    return float((cases.loc[inside, "payment"] - cases.loc[inside, "cost"]).sum())
+
+
 def test_backtest_scores_against_both_baselines(hm, cases: pd.DataFrame) -> None:
     scores = backtest(cases, hm.reprice, hm.SCHEDULE, 2, origins=4, n_draws=100)
     assert set(scores["level"]) == {"hospital", "department", "drg"}
-    hospital = scores[scores["level"] == "hospital"].set_index("quarter")
-    actual = hospital.groupby(level=0)["actual"].first()
-    row = hospital[hospital["origin"] == "2025Q2"].iloc[0]  # origin 2025Q2, quarter 2025Q2
-    assert row["naive"] == pytest.approx(actual["2025Q1"])
-    assert row["seasonal_naive"] == pytest.approx(
-        scores.query("level == 'hospital' and origin == '2025Q2'")["seasonal_naive"].iloc[0]
-    )
+    from_2025q2 = scores[scores["origin"] == "2025Q2"].set_index(["level", "key", "quarter"])
+    for level, key, department in (
+        ("hospital", "hospital", None),
+        ("department", "cardiology", "cardiology"),
+    ):
+        first, second = from_2025q2.loc[(level, key, "2025Q2")], from_2025q2.loc[(level, key, "2025Q3")]
+        assert first["actual"] == pytest.approx(surplus_in(cases, "2025Q2", department))
+        assert second["actual"] == pytest.approx(surplus_in(cases, "2025Q3", department))
+        assert first["seasonal_naive"] == pytest.approx(surplus_in(cases, "2024Q2", department))
+        assert second["seasonal_naive"] == pytest.approx(surplus_in(cases, "2024Q3", department))
+        # naive is the last quarter known at the origin, for every quarter it forecasts
+        assert first["naive"] == second["naive"] == pytest.approx(surplus_in(cases, "2025Q1", department))
     summary = backtest_summary(scores)
     assert list(summary.index) == ["hospital", "department", "drg"]
     assert summary.loc["hospital", "n"] == 4 + 4 + 4 - 2 - 2 - 1  # h ≤ 2 and inside the history
@@ -156,3 +170,25 @@ def test_calibration_widens_bands_to_cover_the_backtest(hm, cases: pd.DataFrame)
     assert ((moved["hi80"] - moved["lo80"]) >= (hospital["hi80"] - hospital["lo80"]) - 1e-6).all()
     summary = backtest_summary(scores)
     assert {"coverage80_calibrated", "scale80", "scale95"} <= set(summary.columns)
+
+
+def test_calibrated_coverage_learns_only_from_what_was_known_at_the_origin(hm, cases: pd.DataFrame) -> None:
+    """Ruin the last origin's forecasts: no earlier origin's calibrated band may move, and the first
+    origin, with nothing before it, keeps the simulation's band."""
+    scores = backtest(cases, hm.reprice, hm.SCHEDULE, 2, origins=4, n_draws=100)
+    last = scores["origin"] == scores["origin"].max()
+    ruined = scores.copy()
+    for column in ("forecast", "lo80", "hi80", "lo95", "hi95"):
+        ruined.loc[last, column] = scores.loc[last, column] + 10 * scores["actual"].abs().max()
+    columns = ["coverage80_calibrated", "coverage95_calibrated"]
+    before, after = coverage(scores, ["origin"]), coverage(ruined, ["origin"])
+    earlier = before.index[before.index < scores["origin"].max()]
+    pd.testing.assert_frame_equal(before.loc[earlier, columns], after.loc[earlier, columns])
+    assert after.loc[scores["origin"].max(), "coverage80"] == 0.0  # the ruin is real
+    first = before.loc[scores["origin"].min()]
+    assert first["coverage80_calibrated"] == first["coverage80"]
+    assert first["coverage95_calibrated"] == first["coverage95"]
+    # an origin's scale comes only from earlier origins' forecasts of quarters already ended
+    known = known_at(scores, "2025Q4")
+    assert set(known["origin"]) == {"2025Q1", "2025Q2", "2025Q3"}
+    assert (known["quarter"] < "2025Q4").all() and len(known[known["level"] == "hospital"]) == 5

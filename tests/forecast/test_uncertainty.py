@@ -83,3 +83,68 @@ def test_an_erratic_department_gets_wider_cost_bands_that_grow_with_horizon(hm) 
     assert erratic[-1] > 1.4 * erratic[0]  # two years out, the slope's doubt outweighs a quarter's noise
     cost_per_case = (table["cost"] / table["volume"]).unstack("quarter").loc["steady"].to_numpy()
     assert np.diff(np.log(cost_per_case)) == pytest.approx([GROWTH] * 7, abs=2e-3)
+
+
+def test_draws_spread_around_the_point_forecast_of_every_leaf(hm, cases: pd.DataFrame) -> None:
+    """Cutting sparse leaves' volumes and noise at zero must not lift their mean above the point
+    (it put the hospital's surplus band on the loss side of its own forecast)."""
+    rng = np.random.default_rng(2)
+    # a department seeing a case or two a quarter, some quarters none
+    days = [q.start_time + pd.Timedelta(days=40) for q in QUARTERS for _ in range(rng.poisson(1.0))]
+    rare = pd.DataFrame(
+        {"department": "urology", "adrg": "LR1", "drg": "LR11", "rw": 3.0, "discharge_date": days}
+    )
+    rare["cost"] = 30_000 * rng.lognormal(0.0, 0.8, len(rare))
+    rare["payment"] = hm.reprice(rare, 10_000.0)
+    base, _ = forecast_surplus(
+        pd.concat([cases, rare], ignore_index=True), hm.reprice, hm.SCHEDULE, 2, n_draws=400, seed=1
+    )
+    np.testing.assert_allclose(base.draws["volume"].mean(axis=0), base.point["volume"], rtol=1e-9)
+    sparse = (base.leaves["department"] == "urology").to_numpy()
+    assert (base.draws["volume"][:, sparse] == 0).any()  # the cut at zero is exercised
+    surplus = level_forecast(base, "hospital")
+    middle = (surplus["surplus_lo80"] + surplus["surplus_hi80"]) / 2
+    half = (surplus["surplus_hi80"] - surplus["surplus_lo80"]) / 2
+    assert ((middle - surplus["surplus"]).abs() < 0.15 * half).all()
+
+
+def test_volume_errors_are_out_of_sample() -> None:
+    """A quarter's one-step error comes from the quarters before it only: later history cannot
+    change it (MSTL's in-sample residuals did, and were half its real one-step errors)."""
+    from models.forecast.volume import forecast_volume
+
+    rng = np.random.default_rng(0)
+    index = pd.MultiIndex.from_tuples(
+        [("cardiology", "FM1"), ("respiratory", "ES2")], names=["department", "adrg"]
+    )
+    season = np.tile([1.2, 1.0, 0.9, 1.0], 3)
+    counts = pd.DataFrame(
+        rng.poisson(np.outer([60, 40], season * 1.02 ** np.arange(12))), index=index, columns=QUARTERS
+    )
+    found = forecast_volume(counts, 1)
+    assert set(found.model) == {"MSTL"}
+    changed = counts.copy()
+    changed.iloc[:, -1] *= 3
+    again = forecast_volume(changed, 1)
+    pd.testing.assert_frame_equal(found.residuals.iloc[:, :-1], again.residuals.iloc[:, :-1])
+    for t in (4, 9, 11):  # seasonal naive from the first season on, then MSTL: each refitted before t
+        before = forecast_volume(counts.iloc[:, :t], 1).point.iloc[:, 0]
+        np.testing.assert_allclose(found.residuals.iloc[:, t], counts.iloc[:, t] - before)
+    assert (found.residuals.iloc[:, :4] == 0).all().all()
+
+
+def test_per_case_errors_are_out_of_sample(hm, cases: pd.DataFrame) -> None:
+    """A quarter's per-case errors are judged against the values fitted before it: tripling the last
+    quarter's charges moves only that quarter's errors (in-sample errors all moved with the fit)."""
+    from models.forecast.per_case import MIN_LOOK_BACK, per_case_values
+
+    def errors(frame: pd.DataFrame) -> np.ndarray:
+        priced = frame.assign(payment_at_0=hm.reprice(frame, 10_500.0))
+        panel = leaf_panel(priced, QUARTERS, ["cost", "payment_at_0"])
+        return per_case_values(panel, {10_500.0: "payment_at_0"}, 10_500.0, 4).cost_residuals
+
+    last = cases["discharge_date"] >= QUARTERS[-1].start_time
+    before, after = errors(cases), errors(cases.assign(cost=cases["cost"].where(~last, cases["cost"] * 3)))
+    np.testing.assert_array_equal(before[:, :-1], after[:, :-1])
+    assert (after[:, -1] > before[:, -1] + 1.0).all()
+    assert (before[:, :MIN_LOOK_BACK] == 0).all() and (before[:, MIN_LOOK_BACK:] != 0).any()
