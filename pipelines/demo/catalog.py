@@ -78,6 +78,7 @@ class Catalog:
     diagnoses: Vocabulary
     procedure_codes: np.ndarray
     principal: Pools
+    related: Pools
     procedures: Pools
     other_procedures: Pools
     symptoms: Pools
@@ -186,6 +187,21 @@ def _less_specific(codes: set[str], dictionary: list[str]) -> dict[str, str]:
     return out
 
 
+def _similar_types(types: pd.DataFrame) -> list[np.ndarray]:
+    """For each type, the types whose stays resemble its own (itself included): same department, both
+    neonatal or both not, and no single-sex type beside a type of both sexes (no prostate code on a woman)."""
+    department = types["department"].to_numpy()
+    neonatal = types["age_max"].to_numpy() == 0
+    female = types["female"].to_numpy(float)
+    mixed = (female > 0) & (female < 1)
+    return [
+        np.flatnonzero(
+            (department == department[i]) & (neonatal == neonatal[i]) & (mixed | (female == female[i]))
+        )
+        for i in range(len(types))
+    ]
+
+
 def _birth_weights(types: pd.DataFrame, grouping: dict) -> pd.DataFrame:
     low, high = [], []
     for adrg in types["adrg"]:
@@ -282,6 +298,12 @@ def load_catalog(tables: Path) -> Catalog:
         kind: np.array([allowed(list(codes), pool) for pool in principal], dtype=bool)
         for kind, codes in complications.items()
     }
+    # Principals of similar stays that are no CC/MCC: what may stand beside a principal as a second
+    # diagnosis, or be written as the working diagnosis at admission.
+    related = [
+        sorted({c for j in similar for c in principal[j] if c not in cc_level})
+        for similar in _similar_types(types)
+    ]
     less = _less_specific({c for pool in principal for c in pool}, diagnoses)
     used = sorted(
         {c for pool in principal + symptoms for c in pool}
@@ -307,6 +329,7 @@ def load_catalog(tables: Path) -> Catalog:
         diagnoses=vocabulary,
         procedure_codes=procedure_codes,
         principal=Pools.from_lists(principal, dx),
+        related=Pools.from_lists(related, dx),
         procedures=Pools.from_lists(procedures, px),
         other_procedures=Pools.from_lists(others, px),
         symptoms=Pools.from_lists(symptoms, dx),
