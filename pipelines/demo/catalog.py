@@ -40,6 +40,13 @@ class Pools:
         codes = np.array([index[c] for x in lists for c in x] or [-1], dtype=np.int32)
         return cls(codes, offsets, sizes)
 
+    def membership(self, n_codes: int) -> np.ndarray:
+        """(types, codes) booleans: whether each code is in each type's list."""
+        member = np.zeros((len(self.sizes), n_codes), dtype=bool)
+        owner = np.repeat(np.arange(len(self.sizes)), self.sizes)
+        member[owner, self.codes[: len(owner)]] = True
+        return member
+
     def draw(self, types: np.ndarray, rng: np.random.Generator, skew: float = 1.6) -> np.ndarray:
         """One code index per row (-1 when the type's list is empty); earlier codes in a list are
         commoner, like real coding habits."""

@@ -38,6 +38,7 @@ CANCELLED_CHARGE_SHARE = 0.4  # a stay whose operation was cancelled charges thi
 UNSUPPORTED_MCC_SHARE = 0.5  # an unsupported code on a stay without CC/MCC is an MCC this often
 ANCHORED_WEIGHT = 3.0  # a wrong principal is this much likelier when the admission names a secondary
 ANCHORING = 0.85  # ... and then it is that diagnosis
+IMPLAUSIBLE_WEIGHT = 0.2  # ... and this much likelier when no secondary is a principal of similar stays
 SECOND_DIAGNOSIS_PICK = 0.75  # otherwise the second diagnosis is promoted this often
 
 
@@ -213,7 +214,8 @@ def code_abstracts(
     a missed CC/MCC drops one of the true CC/MCC codes; an unsupported one adds a CC or MCC that the
     stay's type does carry on other stays, in its usual place; a wrong principal promotes one of the
     stay's own diagnoses (the one the admission note named, when it did, else most often the second
-    diagnosis) and lists the true principal in its place; a missing procedure leaves the principal
+    diagnosis, else one that is a principal of similar stays; rarely when none is) and lists the true
+    principal in its place; a missing procedure leaves the principal
     procedure out (an other procedure moves up)."""
     n = len(stays)
     types = stays["type"].to_numpy()
@@ -229,6 +231,16 @@ def code_abstracts(
 
     named = present & (truth.secondary == admission.diagnosis[:, None])
     anchored = named.any(axis=1)
+    # Secondary diagnoses a coder could take for the principal: principals of similar stays.
+    plausible = (
+        present
+        & catalog.related.membership(len(catalog.diagnoses.codes))[
+            types[:, None], np.maximum(truth.secondary, 0)
+        ]
+    )
+    swap_weight = np.where(
+        anchored, ANCHORED_WEIGHT, np.where(plausible.any(axis=1), 1.0, IMPLAUSIBLE_WEIGHT)
+    )
     mcc_slot, cc_slot = truth.secondary.shape[1] - 1, truth.secondary.shape[1] - 2
     upcode_to = np.where(
         true_level == 0,
@@ -246,7 +258,7 @@ def code_abstracts(
         [
             true_level > 0,
             can_add,
-            (n_secondary > 0) * np.where(anchored, ANCHORED_WEIGHT, 1.0),
+            (n_secondary > 0) * swap_weight,
             truth.procedure >= 0,
         ]
     )
@@ -264,7 +276,7 @@ def code_abstracts(
 
     principal = truth.principal.copy()
     swap = kind == 2
-    pick = np.argmax(rng.random(secondary.shape) * present, axis=1)
+    pick = np.argmax(rng.random(secondary.shape) * np.where(plausible, 1.0, 0.05) * present, axis=1)
     pick = np.where(present[:, 0] & (rng.random(n) < SECOND_DIAGNOSIS_PICK), 0, pick)
     pick = np.where(anchored & (rng.random(n) < ANCHORING), np.argmax(named, axis=1), pick)
     principal[swap] = secondary[rows[swap], pick[swap]]
