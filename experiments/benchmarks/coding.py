@@ -199,6 +199,13 @@ def run(cases: int = CASES_OPTION, output: Path = RESULTS, min_rows: int = MIN_R
             "|---|---:|---:|---:|---:|---:|---:|",
             *type_rows,
             "",
+            "What the model still reads is what a QC coder reads too, weighed case by case instead of"
+            " flag by flag: charges and length of stay against the coded DRG (an unsupported CC/MCC sits on"
+            " an uncomplicated stay; a missed operation leaves theatre charges under a medical DRG, which a"
+            " cancelled operation does not), whether promoting a secondary diagnosis regroups the case, and"
+            " the coder's record. How far apart complicated and uncomplicated stays are is set by the"
+            " simulator (docs/demo-hospital.md §2, §4), so these figures are claims about it.",
+            "",
             "Rules baseline weights (log-odds per standard deviation, any error): "
             + ", ".join(f"{k} {v:+.2f}" for k, v in rules_baseline.coefficients().items())
             + ".",
