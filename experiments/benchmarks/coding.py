@@ -127,9 +127,12 @@ def run(cases: int = CASES_OPTION, output: Path = RESULTS, min_rows: int = MIN_R
     by_money = top_share_yield(money_only.loc[queue["case_id"], "expected_value"].to_numpy(), error, money)
     by_probability = top_share_yield(queue["error_probability"], error, money)
     type_rows, rules_baseline = per_type(frame, oracle, labels, model, result.split)
-    X_audited = model.features.transform(audited, history=frame)
-    by_rules = dict(ranking_metrics(pd.Series(error), pd.Series(rules_baseline.predict_proba(X_audited))))
-    by_rules |= top_share_yield(rules_baseline.predict_proba(X_audited), error, money)
+    rules_score = pd.Series(
+        rules_baseline.predict_proba(model.features.transform(audited, history=frame)),
+        index=audited["case_id"],
+    ).loc[queue["case_id"]]  # in the queue's order, like ``error`` and ``money``
+    by_rules = ranking_metrics(pd.Series(error), rules_score.reset_index(drop=True))
+    by_rules |= top_share_yield(rules_score.to_numpy(), error, money)
     lookup = oracle.set_index("case_id")[ORACLE_COLUMN]
     by_oracle = top_share_yield(lookup.loc[queue["case_id"]].to_numpy(), error, money)
 
@@ -190,7 +193,9 @@ def run(cases: int = CASES_OPTION, output: Path = RESULTS, min_rows: int = MIN_R
             "",
             "The rules baseline is a logistic regression on the flags a QC coder trusts (MCC coded, admission"
             " diagnosis of another ICD category than the principal, planned procedure not coded, charges"
-            " above twice or below half the DRG's mean) and the coder's audited error rate before the case,"
+            " above twice or below half the DRG's mean, and the coding team's rules: MCC on a stay under 2"
+            " days, surgery-level charges without a procedure, symptom principal beside a specific diagnosis,"
+            " unspecified principal) and the coder's audited error rate before the case,"
             " fitted on the training period's audits (one per error type, that type against the rest). The"
             " model's score for a type is P(error) × P(type | error). Each type is ranked among the clean"
             " stays (other types left out); truth is the oracle's error type, so unaudited stays count too.",

@@ -6,8 +6,8 @@ rate among earlier audits, which is how a team ranks its worklist from these rul
 
 :class:`RulesBaseline` is the stronger yardstick: the flags a QC coder trusts most (an MCC coded, an
 admission diagnosis of another category than the principal, a planned procedure not coded, charges
-far from the DRG's mean) and the coder's audited error rate before the case, weighed by a logistic
-regression fitted on the training period's audits, one per error type when asked.
+far from the DRG's mean, and the rules above) and the coder's audited error rate before the case,
+weighed by a logistic regression fitted on the training period's audits, one per error type when asked.
 """
 
 from __future__ import annotations
@@ -119,6 +119,10 @@ QC_FLAGS = (
     "planned_procedure_not_coded",
     "charges_far_above",
     "charges_far_below",
+    "mcc_short_stay",
+    "surgical_charges_no_procedure",
+    "symptom_principal_with_specific",
+    "principal_unspecified",
 )
 
 
@@ -126,20 +130,20 @@ def qc_inputs(X: pd.DataFrame) -> pd.DataFrame:
     """The QC coder's flags and the coder's prior error rate, read off the coding features.
 
     ``X`` is :class:`models.coding.features.CodingFeatures` output: ``mcc_count`` (as coded, from the
-    grouper), the audit flags, ``cost_to_drg_mean`` (DRG means from the training cases) and
+    grouper), the rule flags, ``cost_to_drg_mean`` (DRG means from the training cases) and
     ``coder_prior_error_rate`` (audits dated before each case's discharge only)."""
     ratio = X["cost_to_drg_mean"].astype(float)
+    flags = {name: X[name].astype(float) > 0 for name in QC_FLAGS if name in RULES and name != "mcc_coded"}
     return pd.DataFrame(
         {
             "mcc_coded": X["mcc_count"].astype(float).fillna(0) > 0,
-            "admission_category_differs": X["admission_category_differs"].astype(float) > 0,
-            "planned_procedure_not_coded": X["planned_procedure_not_coded"].astype(float) > 0,
             "charges_far_above": ratio > FAR_FROM_MEAN,
             "charges_far_below": ratio < 1 / FAR_FROM_MEAN,
+            **flags,
             "coder_prior_error_rate": X["coder_prior_error_rate"].astype(float),
         },
         index=X.index,
-    ).astype(float)
+    )[[*QC_FLAGS, "coder_prior_error_rate"]].astype(float)
 
 
 class RulesBaseline:

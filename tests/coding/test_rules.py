@@ -70,6 +70,10 @@ def test_rules_baseline_weighs_flags_by_their_audited_error_rates():
             "admission_category_differs": (rng.random(n) < 0.2).astype(float),
             "planned_procedure_not_coded": (rng.random(n) < 0.05).astype(float),
             "cost_to_drg_mean": np.exp(rng.normal(0, 0.5, n)),
+            "mcc_short_stay": (rng.random(n) < 0.02).astype(float),
+            "surgical_charges_no_procedure": (rng.random(n) < 0.02).astype(float),
+            "symptom_principal_with_specific": (rng.random(n) < 0.02).astype(float),
+            "principal_unspecified": (rng.random(n) < 0.2).astype(float),
             "coder_prior_error_rate": np.where(rng.random(n) < 0.05, np.nan, rng.uniform(0.02, 0.15, n)),
         }
     )
