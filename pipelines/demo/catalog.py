@@ -86,6 +86,7 @@ class Catalog:
     procedure_codes: np.ndarray
     principal: Pools
     related: Pools
+    similar: Pools
     procedures: Pools
     other_procedures: Pools
     symptoms: Pools
@@ -305,12 +306,10 @@ def load_catalog(tables: Path) -> Catalog:
         kind: np.array([allowed(list(codes), pool) for pool in principal], dtype=bool)
         for kind, codes in complications.items()
     }
-    # Principals of similar stays that are no CC/MCC: what may stand beside a principal as a second
-    # diagnosis, or be written as the working diagnosis at admission.
-    related = [
-        sorted({c for j in similar for c in principal[j] if c not in cc_level})
-        for similar in _similar_types(types)
-    ]
+    # Types of similar stays (as a pool of type indices) and their principals: what may stand beside a
+    # principal as a second diagnosis, or be written as the working diagnosis at admission.
+    similar = _similar_types(types)
+    related = [sorted({c for k in group for c in principal[k]}) for group in similar]
     less = _less_specific({c for pool in principal for c in pool}, diagnoses)
     used = sorted(
         {c for pool in principal + symptoms for c in pool}
@@ -337,6 +336,9 @@ def load_catalog(tables: Path) -> Catalog:
         procedure_codes=procedure_codes,
         principal=Pools.from_lists(principal, dx),
         related=Pools.from_lists(related, dx),
+        similar=Pools.from_lists(
+            [[str(k) for k in group] for group in similar], {str(k): k for k in range(len(types))}
+        ),
         procedures=Pools.from_lists(procedures, px),
         other_procedures=Pools.from_lists(others, px),
         symptoms=Pools.from_lists(symptoms, dx),

@@ -27,15 +27,15 @@ HIGH_ERROR_CODERS = ("coder_09", "coder_10")
 ERROR_TYPES = ("missed_cc_mcc", "unsupported_cc_mcc", "wrong_principal", "missing_procedure")
 ERROR_WEIGHTS = np.array([0.35, 0.25, 0.2, 0.2])  # among the errors possible on a stay
 AUDIT_BASE, AUDIT_HIGH_RISK = 0.10, 0.40
-P_RELATED = 0.45  # stays with a second diagnosis that is a principal of similar stays
-RELATED_OWN_TYPE = 0.75  # ... of the stay's own type (another subcategory), else of its department
+P_RELATED = 0.6  # stays with a second diagnosis that is a principal of similar stays
+RELATED_OWN_TYPE = 0.8  # ... of the stay's own type (another subcategory), else of its department
 P_CC_WITH_MCC = 0.35  # stays with an MCC that carry a CC too
 ADMISSION_SHARES = (0.6, 0.85, 0.93)  # cumulative: principal, unspecified code, symptom; rest ruled out
 P_ADMITTED_FOR_RELATED = 0.35  # the admission note names the second diagnosis instead
 PLANNED_SHARE = 0.9
 P_CANCELLED, P_CHANGED = 0.02, 0.03  # planned operations cancelled, or changed for another
 CANCELLED_CHARGE_SHARE = 0.4  # a stay whose operation was cancelled charges this share of a surgical one
-UNSUPPORTED_MCC_SHARE = 0.5  # an unsupported code on a stay without CC/MCC is an MCC this often
+UPCODING_USUAL_RATE = 0.3  # a type with this CC+MCC rate gets the plain unsupported-CC/MCC weight
 ANCHORED_WEIGHT = 3.0  # a wrong principal is this much likelier when the admission names a secondary
 ANCHORING = 0.85  # ... and then it is that diagnosis
 IMPLAUSIBLE_WEIGHT = 0.2  # ... and this much likelier when no secondary is a principal of similar stays
@@ -98,23 +98,20 @@ def true_codes(
     chronic_columns = np.where(chronic, catalog.chronic_codes[None, :], -1)
 
     category, subcategory = _categories(catalog.diagnoses.codes)
-    own = catalog.principal.draw(types, rng)
-    again = catalog.principal.draw(types, rng)
-    own = np.where(subcategory[own] == subcategory[principal], again, own)
-    similar = catalog.related.draw(types, rng, skew=1.0)
-    related = np.where(
-        (rng.random(n) < RELATED_OWN_TYPE) & (subcategory[own] != subcategory[principal]), own, similar
-    )
+    # The second diagnosis is drawn as similar stays draw their principal (the stay's own type, else a
+    # similar type; common principals are common here too), so a principal moved among the secondary
+    # diagnoses by a coding error is no rarer there than on correctly coded stays.
+    kin = np.where(rng.random(n) < RELATED_OWN_TYPE, types, catalog.similar.draw(types, rng, skew=1.0))
+    related = catalog.principal.draw(kin, rng)
     # A chronic condition of the same category is already listed (e.g. hypertension).
     clash = ((category[related][:, None] == category[np.maximum(chronic_columns, 0)]) & chronic).any(axis=1)
-    related = np.where(
+    kept = (
         (rng.random(n) < P_RELATED)
         & (related >= 0)
         & (subcategory[related] != subcategory[principal])
-        & ~clash,
-        related,
-        -1,
+        & ~clash
     )
+    related = np.where(kept, related, -1)
 
     severity = stays["severity"].to_numpy()
     columns = [related[:, None], chronic_columns]
@@ -242,10 +239,14 @@ def code_abstracts(
         anchored, ANCHORED_WEIGHT, np.where(plausible.any(axis=1), 1.0, IMPLAUSIBLE_WEIGHT)
     )
     mcc_slot, cc_slot = truth.secondary.shape[1] - 1, truth.secondary.shape[1] - 2
+    # Upcoding follows the type's own mix: to an MCC as often as the type's complicated stays have one.
+    t = catalog.types
+    complicated = (t["mcc"].to_numpy() + t["cc"].to_numpy())[types]
+    mcc_share = t["mcc"].to_numpy()[types] / complicated.clip(1e-9)
+    # ... and where complications are common enough for one more to pass (not on a day-case hernia).
+    upcode_weight = np.clip(complicated / UPCODING_USUAL_RATE, 0.1, 2.0)
     upcode_to = np.where(
-        true_level == 0,
-        np.where(rng.random(n) < UNSUPPORTED_MCC_SHARE, 2, 1),
-        np.where(true_level == 1, 2, 0),
+        true_level == 0, np.where(rng.random(n) < mcc_share, 2, 1), np.where(true_level == 1, 2, 0)
     )
     added = np.where(
         upcode_to == 2,
@@ -257,7 +258,7 @@ def code_abstracts(
     weights = ERROR_WEIGHTS * np.column_stack(
         [
             true_level > 0,
-            can_add,
+            can_add * upcode_weight,
             (n_secondary > 0) * swap_weight,
             truth.procedure >= 0,
         ]
