@@ -34,10 +34,11 @@ class Pools:
     sizes: np.ndarray
 
     @classmethod
-    def from_lists(cls, lists: list[list[str]], index: dict[str, int]) -> Pools:
+    def from_lists(cls, lists: list[list[str]] | list[np.ndarray], index: dict[str, int] | None) -> Pools:
+        """Pools of codes looked up in ``index``, or of lists that already hold indices (``index`` None)."""
         sizes = np.array([len(x) for x in lists], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        codes = np.array([index[c] for x in lists for c in x] or [-1], dtype=np.int32)
+        codes = np.array([c if index is None else index[c] for x in lists for c in x] or [-1], dtype=np.int32)
         return cls(codes, offsets, sizes)
 
     def membership(self, n_codes: int) -> np.ndarray:
@@ -336,9 +337,7 @@ def load_catalog(tables: Path) -> Catalog:
         procedure_codes=procedure_codes,
         principal=Pools.from_lists(principal, dx),
         related=Pools.from_lists(related, dx),
-        similar=Pools.from_lists(
-            [[str(k) for k in group] for group in similar], {str(k): k for k in range(len(types))}
-        ),
+        similar=Pools.from_lists(similar, None),
         procedures=Pools.from_lists(procedures, px),
         other_procedures=Pools.from_lists(others, px),
         symptoms=Pools.from_lists(symptoms, dx),

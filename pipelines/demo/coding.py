@@ -1,11 +1,14 @@
 """What was wrong with the patient (true codes), what the coder wrote (as-coded) and what the audit found.
 
-True codes: the type's principal diagnosis and procedure, the chronic conditions the patient carries
-(when they may stand beside that principal) and one complication at the stay's severity (a CC or an
-MCC). Each abstract is coded by one of ten coders with their own error rate (2%-15%), higher on
+True codes: the type's principal diagnosis and procedure, often a second diagnosis that is itself a
+principal of similar stays, the chronic conditions the patient carries (when they may stand beside
+that principal) and the complications at the stay's severity (a CC, an MCC, or both). The admission
+note holds a working diagnosis and, for planned surgery, the planned procedure (sometimes cancelled or
+changed). Each abstract is coded by one of ten coders with their own error rate (2%-15%), higher on
 complex cases; an error is a missed CC/MCC, an unsupported CC/MCC, a wrong principal diagnosis or a
-missing procedure. Coding quality control audits a sample (more of the high-risk abstracts) and
-records the corrected codes.
+missing procedure, made the way coders make it so that it leaves only the traces it would leave on a
+real abstract (``fingerprints`` measures the ones a naive simulator leaves). Coding quality control
+audits a sample (more of the high-risk abstracts) and records the corrected codes.
 
 Codes stay integer indices into the catalog's vocabulary (-1 = none) until ``join_codes`` writes them
 as '|'-separated text, so a million abstracts are coded with array operations.
