@@ -25,6 +25,7 @@ from experiments.benchmarks.report import (
 )
 from pipelines.contract import COST_CATEGORIES
 from pipelines.demo import DemoHospital, generate_demo
+from pipelines.demo.coding import FINGERPRINT_LIMITS, fingerprints
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "demo_data.md"
 
@@ -39,6 +40,7 @@ def figures(hospital: DemoHospital) -> list[tuple[str, str]]:
     median = cases.groupby(oracle["case_type"].to_numpy())["total_cost"].median()
     month = cases.loc[cases["department"] == "respiratory", "admission_date"].dt.month
     by_year = cases["discharge_date"].dt.year.value_counts().sort_index()
+    traces = fingerprints(cases, oracle)
     return [
         ("patients", f"{cases['patient_id'].nunique():,}"),
         ("30-day unplanned readmission rate", f"{unplanned.mean():.1%}"),
@@ -71,6 +73,10 @@ def figures(hospital: DemoHospital) -> list[tuple[str, str]]:
         ),
         ("discharges by year", ", ".join(f"{y}: {n:,}" for y, n in by_year.items())),
         ("mean charge per stay", f"¥{cases['total_cost'].mean():,.0f}"),
+        *[
+            (f"coding-error trace: {name} (limit {sense} {limit:.0%})", f"{traces[name]:.1%}")
+            for name, (sense, limit) in FINGERPRINT_LIMITS.items()
+        ],
     ]
 
 

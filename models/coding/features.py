@@ -78,7 +78,13 @@ AUDIT_FEATURES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "planned_procedure_not_coded",
         "拟行手术未编码",
         "a planned procedure was not coded",
-        ("planned_procedure", "principal_procedure"),
+        ("planned_procedure", "principal_procedure", "other_procedures"),
+    ),
+    (
+        "admission_category_differs",
+        "入院诊断与主要诊断类目不同",
+        "admission diagnosis of another ICD category than the principal",
+        ("admission_diagnosis", "principal_diagnosis"),
     ),
     ("cost_to_drg_mean", "费用/DRG平均费用", "charges over the DRG's mean charges", ("total_cost",)),
     ("mcc_short_stay", "有MCC且住院<2天", "an MCC with a stay under 2 days", ("los_days", "other_diagnoses")),
@@ -249,6 +255,7 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         audits = _audits(cases, history)
         out = edge.drop(columns=["mcc_count_", "drg_mean_cost_"]).assign(
             planned_procedure_not_coded=flags["planned_procedure_not_coded"].astype(float),
+            admission_category_differs=flags["admission_category_differs"].astype(float),
             cost_to_drg_mean=cases["total_cost"].astype(float).to_numpy() / edge["drg_mean_cost_"].to_numpy(),
             mcc_short_stay=flags["mcc_short_stay"].astype(float),
             surgical_charges_no_procedure=flags["surgical_charges_no_procedure"].astype(float),

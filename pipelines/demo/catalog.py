@@ -34,11 +34,19 @@ class Pools:
     sizes: np.ndarray
 
     @classmethod
-    def from_lists(cls, lists: list[list[str]], index: dict[str, int]) -> Pools:
+    def from_lists(cls, lists: list[list[str]] | list[np.ndarray], index: dict[str, int] | None) -> Pools:
+        """Pools of codes looked up in ``index``, or of lists that already hold indices (``index`` None)."""
         sizes = np.array([len(x) for x in lists], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        codes = np.array([index[c] for x in lists for c in x] or [-1], dtype=np.int32)
+        codes = np.array([c if index is None else index[c] for x in lists for c in x] or [-1], dtype=np.int32)
         return cls(codes, offsets, sizes)
+
+    def membership(self, n_codes: int) -> np.ndarray:
+        """(types, codes) booleans: whether each code is in each type's list."""
+        member = np.zeros((len(self.sizes), n_codes), dtype=bool)
+        owner = np.repeat(np.arange(len(self.sizes)), self.sizes)
+        member[owner, self.codes[: len(owner)]] = True
+        return member
 
     def draw(self, types: np.ndarray, rng: np.random.Generator, skew: float = 1.6) -> np.ndarray:
         """One code index per row (-1 when the type's list is empty); earlier codes in a list are
@@ -78,6 +86,8 @@ class Catalog:
     diagnoses: Vocabulary
     procedure_codes: np.ndarray
     principal: Pools
+    related: Pools
+    similar: Pools
     procedures: Pools
     other_procedures: Pools
     symptoms: Pools
@@ -186,6 +196,21 @@ def _less_specific(codes: set[str], dictionary: list[str]) -> dict[str, str]:
     return out
 
 
+def _similar_types(types: pd.DataFrame) -> list[np.ndarray]:
+    """For each type, the types whose stays resemble its own (itself included): same department, both
+    neonatal or both not, and no single-sex type beside a type of both sexes (no prostate code on a woman)."""
+    department = types["department"].to_numpy()
+    neonatal = types["age_max"].to_numpy() == 0
+    female = types["female"].to_numpy(float)
+    mixed = (female > 0) & (female < 1)
+    return [
+        np.flatnonzero(
+            (department == department[i]) & (neonatal == neonatal[i]) & (mixed | (female == female[i]))
+        )
+        for i in range(len(types))
+    ]
+
+
 def _birth_weights(types: pd.DataFrame, grouping: dict) -> pd.DataFrame:
     low, high = [], []
     for adrg in types["adrg"]:
@@ -282,6 +307,10 @@ def load_catalog(tables: Path) -> Catalog:
         kind: np.array([allowed(list(codes), pool) for pool in principal], dtype=bool)
         for kind, codes in complications.items()
     }
+    # Types of similar stays (as a pool of type indices) and their principals: what may stand beside a
+    # principal as a second diagnosis, or be written as the working diagnosis at admission.
+    similar = _similar_types(types)
+    related = [sorted({c for k in group for c in principal[k]}) for group in similar]
     less = _less_specific({c for pool in principal for c in pool}, diagnoses)
     used = sorted(
         {c for pool in principal + symptoms for c in pool}
@@ -307,6 +336,8 @@ def load_catalog(tables: Path) -> Catalog:
         diagnoses=vocabulary,
         procedure_codes=procedure_codes,
         principal=Pools.from_lists(principal, dx),
+        related=Pools.from_lists(related, dx),
+        similar=Pools.from_lists(similar, None),
         procedures=Pools.from_lists(procedures, px),
         other_procedures=Pools.from_lists(others, px),
         symptoms=Pools.from_lists(symptoms, dx),

@@ -151,7 +151,8 @@ def _abstracts(
     weight = np.round(low + rng.random(n) * (high - 1 - low), -1)
 
     truth = coding.true_codes(stays, patients, catalog, rng)
-    coded, facts = coding.code_abstracts(stays, truth, catalog, rng)
+    admission, truth = coding.admit(stays, truth, catalog, rng)
+    coded, facts = coding.code_abstracts(stays, truth, admission, catalog, rng)
     dx, px = catalog.diagnoses, catalog.procedure_codes
     true_text = {
         "principal": code_text(truth.principal, dx.codes),
@@ -167,15 +168,10 @@ def _abstracts(
     )
     true_text["procedures"] = coding.join_codes(np.column_stack([truth.procedure, truth.other_procedure]), px)
     audit = coding.audit(facts, true_text, discharged, end, rng)
-    expected = costs.expected_cost(stays, facts["true_cc_level"].to_numpy(), catalog, start)
+    expected = costs.expected_cost(stays, facts["true_cc_level"].to_numpy(), catalog, start) * np.where(
+        admission.cancelled, coding.CANCELLED_CHARGE_SHARE, 1.0
+    )
     charges = costs.charges(stays, expected, catalog, rng)
-
-    symptom = catalog.symptoms.draw(types, rng)
-    less = catalog.less_specific[truth.principal]
-    u = rng.random(n)
-    admission_dx = np.where(u < 0.6, truth.principal, np.where((u < 0.85) | (symptom < 0), less, symptom))
-    elective_surgery = t["surgical"].to_numpy()[types] & (stays["admission_type"].to_numpy() != 2)
-    planned = np.where(elective_surgery & (rng.random(n) < 0.9), true_text["procedure"], None)
 
     columns = {
         "case_id": np.array([f"Z{i:09d}" for i in range(1, n + 1)], dtype=object),
@@ -190,8 +186,8 @@ def _abstracts(
         "age_days": pd.array(np.where(years == 0, days, pd.NA), dtype="Int64"),
         "birth_weight_g": np.where(newborn, weight, np.nan),
         "insurance_type": patients["insurance_type"].to_numpy()[patient].astype(np.int64),
-        "admission_diagnosis": code_text(admission_dx, dx.codes),
-        "planned_procedure": planned,
+        "admission_diagnosis": code_text(admission.diagnosis, dx.codes),
+        "planned_procedure": code_text(admission.planned_procedure, px),
         "discharge_date": discharged.astype("datetime64[ns]"),
         "discharge_department": t["department"].to_numpy()[types],
         "principal_diagnosis": code_text(coded.principal, dx.codes),

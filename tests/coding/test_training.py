@@ -75,7 +75,6 @@ def test_trains_and_ranks_the_queue(demo_hospital, tracking):
         assert np.isfinite(result.metrics[name]), name
     money_found = result.metrics["money_found_top10pct"]  # NaN when no test error moved money
     assert np.isnan(money_found) or 0 <= money_found <= 1
-    assert result.metrics["auprc"] > result.metrics["prevalence"]
 
     model = mlflow.pyfunc.load_model("models:/caselens-coding@champion").unwrap_python_model()
     queue = coding_queue(cases, model, "2025Q4", budget=50)
@@ -95,6 +94,26 @@ def test_trains_and_ranks_the_queue(demo_hospital, tracking):
     )
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(out)) == 20
+
+
+def test_the_model_learns_errors_that_leave_no_fingerprint(tracking):
+    """On a demo hospital whose errors leave only realistic traces, 4,000 stays (about 500 training
+    audits) are too few to learn from; 12,000 are enough for the test quarter's audited cases to rank
+    well above their error rate."""
+    from models.config import load_config
+    from models.tasks import get_task
+    from pipelines import train as training
+    from pipelines.demo import generate_demo
+
+    hospital = generate_demo(12_000, 3, 7)
+    task = get_task("coding")
+    config = load_config()
+    config["split"]["min_rows"] = 20
+    config["tasks"]["coding"]["lightgbm"] = TINY
+    data = training.case_data(task, hospital.cases, tracking, hospital.oracle)
+    result = training.train(task, data, config, tracking)
+    assert result.metrics["auprc"] > 1.5 * result.metrics["prevalence"]
+    assert result.metrics["auroc"] > 0.55
 
 
 def test_a_case_own_audit_never_reaches_its_features(demo_hospital):

@@ -13,6 +13,7 @@ from features.casemix.rw_table import read_weights
 from pipelines.contract import COST_CATEGORIES
 from pipelines.demo import generate_demo
 from pipelines.demo.catalog import load_catalog
+from pipelines.demo.coding import fingerprint_failures, fingerprints
 from pipelines.settings import CASEMIX_TABLES
 
 
@@ -79,9 +80,14 @@ def test_heavier_severity_costs_more(demo_hospital):
     assert 0.4 <= (level > 0).mean() <= 0.65
 
 
-def test_winter_peak_and_growth():
-    """Seasonality needs more stays than the shared 4,000 to stand out from patients' clustered stays."""
-    cases = generate_demo(20_000, 3, 21).cases
+@pytest.fixture(scope="module")
+def larger():
+    """Seasonality and error traces need more stays than the shared 4,000 (about 1,200 planted errors)."""
+    return generate_demo(20_000, 3, 21)
+
+
+def test_winter_peak_and_growth(larger):
+    cases = larger.cases
     month = cases.loc[cases["department"] == "respiratory", "admission_date"].dt.month
     assert month.isin([12, 1, 2]).sum() > 1.4 * month.isin([6, 7, 8]).sum()
     year = cases["discharge_date"].dt.year.value_counts()
@@ -146,3 +152,59 @@ def test_case_types_land_in_their_adrg(demo_hospital):
     oracle = demo_hospital.oracle
     intended = oracle["case_type"].map(adrg)
     assert (oracle["true_drg"].str[:3] == intended).mean() >= 0.97
+
+
+def test_planted_errors_leave_no_fingerprints(larger):
+    """Wrong principals are not always of another category than the admission's, clean stays leave planned
+    procedures uncoded too, and swapped-in principals are principals the case type really has."""
+    figures = fingerprints(larger.cases, larger.oracle)
+    assert fingerprint_failures(figures) == []
+    assert 0.08 <= figures["clean_admission_category_differs"] <= 0.3
+
+
+def test_wrong_principal_and_unsupported_codes_come_from_the_stay_and_its_type(larger):
+    cases, oracle = larger.cases, larger.oracle
+    kind = oracle["true_error_type"]
+    swapped = kind == "wrong_principal"
+    own = [
+        p in (others or "").split("|") and truth in (coded or "").split("|")
+        for p, others, truth, coded in zip(
+            cases.loc[swapped, "principal_diagnosis"],
+            oracle.loc[swapped, "true_other_diagnoses"],
+            oracle.loc[swapped, "true_principal_diagnosis"],
+            cases.loc[swapped, "other_diagnoses"],
+            strict=True,
+        )
+    ]
+    assert swapped.sum() > 100 and all(own)
+    # An unsupported CC/MCC is one that correctly coded stays of the same type carry as well.
+    seen = (
+        cases.loc[kind.isna(), "other_diagnoses"]
+        .str.split("|")
+        .explode()
+        .to_frame("code")
+        .assign(case_type=oracle["case_type"])
+        .dropna()
+    )
+    known = set(zip(seen["case_type"], seen["code"], strict=True))
+    unsupported = kind == "unsupported_cc_mcc"
+    added = [
+        set((coded or "").split("|")) - set((truth or "").split("|"))
+        for coded, truth in zip(
+            cases.loc[unsupported, "other_diagnoses"],
+            oracle.loc[unsupported, "true_other_diagnoses"],
+            strict=True,
+        )
+    ]
+    assert all(len(codes) == 1 for codes in added)
+    types = oracle.loc[unsupported, "case_type"]
+    # Rare types have not shown every CC/MCC they may carry in 20,000 stays.
+    assert np.mean([(t, next(iter(c))) in known for t, c in zip(types, added, strict=True)]) > 0.75
+    # No more MCCs, nor CC/MCC codes, than correctly coded abstracts carry.
+    vocabulary = load_catalog(CASEMIX_TABLES).diagnoses
+    level = dict(zip(vocabulary.codes, vocabulary.level, strict=True))
+    codes = cases["other_diagnoses"].fillna("").str.split("|")
+    mccs = codes.map(lambda row: sum(level.get(c, 0) == 2 for c in row))
+    leveled = codes.map(lambda row: sum(level.get(c, 0) > 0 for c in row))
+    assert mccs[unsupported].max() <= mccs[kind.isna()].max()
+    assert leveled[unsupported].max() <= leveled[kind.isna()].max()
