@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import TargetEncoder
 
 from features.codes import icd9cm3_section, icd10_category, icd10_chapter
@@ -142,7 +143,8 @@ class ColumnEncoder:
         oof = None
         if "target" in self.parts and target is not None:
             kind = "binary" if set(pd.unique(target)) <= {0, 1} else "continuous"
-            self.target_ = TargetEncoder(target_type=kind, cv=5, shuffle=True, random_state=seed)
+            folds = (StratifiedKFold if kind == "binary" else KFold)(5, shuffle=True, random_state=seed)
+            self.target_ = TargetEncoder(target_type=kind, cv=folds)
             oof = self.target_.fit_transform(self._target_input(text), target.to_numpy())[:, 0]
         out = self._encode(text, skip_target=oof is not None)
         if oof is not None:

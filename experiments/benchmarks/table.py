@@ -79,7 +79,9 @@ def generate_table(rows: int, seed: int = SEED) -> pd.DataFrame:
             dict.fromkeys(chapter.unique(), 0.0)
             | {c: v for c, v in zip(chapter.unique(), rng.normal(0, 0.25, chapter.nunique()), strict=True)}
         ).to_numpy()
-        code_effect = rng.normal(0, 0.35, levels)[chosen]
+        # Rare codes are the atypical, sicker cases: risk rises with a code's rarity rank.
+        rarity = np.log1p(np.arange(levels))
+        code_effect = (0.12 * (rarity - rarity.mean()) + rng.normal(0, 0.3, levels))[chosen]
         logit = logit + chapter_effect + code_effect
         cost_effect = rng.normal(0, 0.25, levels)[chosen]
         log_cost = log_cost + cost_effect * (1 + (age > 70)) + 0.5 * chapter_effect
