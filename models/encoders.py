@@ -64,12 +64,16 @@ def code_kind(values: pd.Series) -> CodeKind:
     """Which code system a text column's distinct values look like, or ``text``.
 
     ICD-10 wins over ICD-9 only when no value is all digits: "V57" and "E880" fit both systems, a
-    column holding "428" is ICD-9.
+    column holding "428" is ICD-9. Codes vary in depth ("E11", "E11.9", "E11.900"); fixed-width
+    dotless values are identifiers.
     """
     distinct = pd.Series(values.dropna().astype(str).str.strip().str.upper().unique())
     distinct = distinct[distinct != ""]
     if distinct.empty:
         return "text"
+    lengths = distinct.str.len()
+    if lengths.min() == lengths.max() >= 6 and not distinct.str.contains(".", regex=False).any():
+        return "text"  # fixed-width, dotless: an identifier ("P000123"), not codes of varying depth
     share = {kind: distinct.str.match(pattern).mean() for kind, pattern in _PATTERNS.items()}
     numeric = distinct.str.match(r"^\d").any()
     if share["icd10"] >= CODE_SHARE and not numeric:

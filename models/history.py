@@ -54,7 +54,8 @@ def history_features(
     """History features of each row of ``rows`` from the strictly earlier rows of ``pool``.
 
     ``label`` (a column of ``pool``) feeds ``history_label_*`` only for a date order and a horizon:
-    an earlier row counts when its order + ``horizon_days`` is before this row's order.
+    an earlier row counts when its outcome is given and its order + ``horizon_days`` is before this
+    row's order.
     """
     for name in (entity, order):
         if name not in rows.columns or name not in pool.columns:
@@ -75,8 +76,10 @@ def history_features(
         out["history_gap"] = t_rows.to_numpy() - found["last"]
     for c in sums:
         out[f"history_sum_{c}"] = found[c]
-    if label is not None and horizon_days is not None and is_date and label in pool.columns:
-        known = pd.to_numeric(pool[label], errors="coerce")
+    if label is not None and horizon_days is not None and is_date:
+        # Without the label column no earlier outcome is known: the features are there, missing.
+        given = pool[label] if label in pool.columns else pd.Series(np.nan, index=pool.index)
+        known = pd.to_numeric(given, errors="coerce")
         keep = known.notna().to_numpy()
         outcome = _earlier(
             rows[entity],

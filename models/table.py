@@ -87,7 +87,8 @@ class TableFeatures(TransformerMixin, BaseEstimator):
             levels = text.nunique()
             kind = code_kind(text) if not pd.api.types.is_bool_dtype(values) else "text"
             self.kinds_[c] = kind
-            if kind == "text" and levels > self.max_levels and levels > IDENTIFIER_SHARE * len(table):
+            share = levels / max(len(table), 1)
+            if levels > self.max_levels and (share > 0.9 or kind == "text" and share > IDENTIFIER_SHARE):
                 self.dropped_.append(c)
             elif levels > self.max_levels:
                 encoder = ColumnEncoder(c, kind, STRATEGIES[self.strategy], self.min_count)

@@ -150,6 +150,8 @@ def table_data(
     )
     keep = {c for c in (entity, order) if c} | ({label} if label_horizon_days is not None else set())
     inputs = table.drop(columns=[c for c in (label, group) if c and c not in keep])
+    if label in inputs.columns:  # earlier rows' outcomes; a row to score has none (NaN)
+        inputs[label] = y.astype("float64")
     features = TableFeatures(
         entity=entity,
         order=order,

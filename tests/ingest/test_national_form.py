@@ -40,7 +40,9 @@ def test_a_given_admission_type_is_kept_and_not_warned(cases: pd.DataFrame) -> N
 
 
 def test_only_fields_of_the_national_form_are_required(cases: pd.DataFrame, to_cn_export) -> None:
-    check_columns(to_cn_export(cases).drop(columns=["入院类型"]).columns, load_mapping("cn-abstract"), "x.csv")
+    check_columns(
+        to_cn_export(cases).drop(columns=["入院类型"]).columns, load_mapping("cn-abstract"), "x.csv"
+    )
     required = {f.name for f in FIELDS if f.required}
     assert "admission_type" not in required
     assert {"admission_source", "admission_diagnosis", "principal_diagnosis", "total_cost"} <= required
