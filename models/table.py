@@ -26,7 +26,8 @@ from models.errors import TrainingInputError
 from models.history import history_features
 
 DEFAULT_STRATEGY = "frequency+target+rollup"
-IDENTIFIER_SHARE = 0.5  # a text column with more distinct values than this share of rows is an id
+# A text column with more distinct values than this share of rows is an id (any column above 0.9).
+IDENTIFIER_SHARE = 0.5
 
 
 class TableFeatures(TransformerMixin, BaseEstimator):
@@ -88,7 +89,7 @@ class TableFeatures(TransformerMixin, BaseEstimator):
             kind = code_kind(text) if not pd.api.types.is_bool_dtype(values) else "text"
             self.kinds_[c] = kind
             share = levels / max(len(table), 1)
-            if levels > self.max_levels and (share > 0.9 or kind == "text" and share > IDENTIFIER_SHARE):
+            if levels > self.max_levels and (share > 0.9 or (kind == "text" and share > IDENTIFIER_SHARE)):
                 self.dropped_.append(c)
             elif levels > self.max_levels:
                 encoder = ColumnEncoder(c, kind, STRATEGIES[self.strategy], self.min_count)

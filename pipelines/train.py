@@ -146,7 +146,9 @@ def table_data(
             f"({int(bad.sum())} rows)"
         )
     periods = (
-        table[group] if group else pd.Series(pd.qcut(range(len(table)), 10, labels=False), index=table.index)
+        _dates_if_text(table[group])
+        if group
+        else pd.Series(pd.qcut(range(len(table)), 10, labels=False), index=table.index)
     )
     keep = {c for c in (entity, order) if c} | ({label} if label_horizon_days is not None else set())
     inputs = table.drop(columns=[c for c in (label, group) if c and c not in keep])
@@ -166,6 +168,15 @@ def table_data(
         mode="table",
         history=inputs if entity is not None else None,
     )
+
+
+def _dates_if_text(values: pd.Series) -> pd.Series:
+    """A text period column that reads entirely as dates (a CSV's "2024-01-05") becomes dates, so the
+    split cuts it into periods instead of taking each day as its own period."""
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return values
+    dates = pd.to_datetime(values, errors="coerce", format="ISO8601")
+    return dates if dates.notna().sum() == values.notna().sum() else values
 
 
 def train(

@@ -255,6 +255,7 @@ def run(
     tune_seconds: float = typer.Option(60.0, "--tune-seconds", help="Optuna budget of the tuned run"),
     output: Path = typer.Option(RESULTS, "--output"),
     min_rows: int = typer.Option(50, "--min-rows", help="smallest split part (lower for toy sizes)"),
+    tasks: str = typer.Option("readmission,cost", "--tasks", help="comma-separated: readmission, cost"),
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Generate, train caselens and the plain recipes, write the results file; return the figures."""
     from models.config import load_config
@@ -262,10 +263,12 @@ def run(
     started = time.perf_counter()
     table = generate_table(rows)
     config = load_config()
-    figures: dict[str, dict[str, dict[str, float]]] = {"readmission": {}, "cost": {}}
-    choices = {}
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for task_name in ("readmission", "cost"):
+        for task_name in names:
+            figures[task_name] = {}
             runs = [
                 ("caselens defaults, no history", False, 0.0),
                 ("caselens defaults, --entity/--order", True, 0.0),
@@ -277,17 +280,11 @@ def run(
                     task_name, table, Path(folder) / f"{task_name}{i}", history, seconds, min_rows
                 )
                 figures[task_name][name] = row
-                choices[(task_name, name)] = result
-            params = {k: v for k, v in config["tasks"][task_name]["lightgbm"].items()}
-            figures[task_name] |= plain_recipes(
-                table, parts, LABEL if task_name == "readmission" else COST, params
-            )
-    first = choices[("readmission", "caselens defaults, --entity/--order")]
-    cost_first = choices[("cost", "caselens defaults, --entity/--order")]
-    encoding = first.choices["encoding"]
-    depth = cost_first.choices.get("depth", {})
-    shown = ("auroc", "auprc", "brier", "ece")
-    prevalence = table[LABEL].mean()
+                results.setdefault(task_name, result)
+            params = dict(config["tasks"][task_name]["lightgbm"])
+            target = LABEL if task_name == "readmission" else COST
+            figures[task_name] |= plain_recipes(table, parts, target, params)
+    first = next(iter(results.values()))
     lines = [
         "# Benchmark: your own table (`caselens train TASK --table`) against plain LightGBM",
         "",
@@ -297,49 +294,75 @@ def run(
         f"Generated table (`generate_table`, seed {SEED}): {rows:,} encounters of "
         f"{table[ENTITY].nunique():,} patients over 3 years, three ICD-9 code columns "
         f"({', '.join(f'{c}: {table[c].nunique()} codes' for c in CODE_COLUMNS)}; Zipf-distributed),"
-        f" payer (18 levels), specialty (70), age, sex, five utilisation counts; {prevalence:.1%} positive."
-        f" Split by admission quarter: train {first.split['train_periods']} ({first.rows['train']:,} rows),"
-        f" validation {first.split['validation_periods']} ({first.rows['validation']:,}), test"
+        f" payer (18 levels), specialty (70), age, sex, five utilisation counts; "
+        f"{table[LABEL].mean():.1%} positive. Split by admission quarter: train"
+        f" {first.split['train_periods']} ({first.rows['train']:,} rows), validation"
+        f" {first.split['validation_periods']} ({first.rows['validation']:,}), test"
         f" {first.split['test_periods']} ({first.rows['test']:,}). The plain recipes fit the training"
         " rows with the task's caselens LightGBM parameters (on log cost for the cost label); ECE uses"
-        f" {BINS} equal-mass bins.",
+        f" {BINS} equal-mass bins. `--entity/--order` is `--entity {ENTITY} --order {GROUP}` (and"
+        " `--label-horizon-days 30` for readmission); without it the patient column is left out.",
         "",
+    ]
+    if "readmission" in figures:
+        lines += _readmission_section(figures["readmission"], results["readmission"])
+    if "cost" in figures:
+        lines += _cost_section(figures["cost"], results["cost"])
+    lines += [
+        machine_line(f". {SHARED_CORES} times are indicative; total {time.perf_counter() - started:,.0f} s."),
+        "",
+    ]
+    write_results(lines, output)
+    return figures
+
+
+def _encoding_line(result: Any, metric: str) -> str:
+    encoding = result.choices["encoding"]
+    return (
+        f"Encoding chosen on validation (no-history run): `{encoding['strategy']}`; validation {metric} per"
+        " strategy: "
+        + ", ".join(f"{k} {v:.5g}" for k, v in encoding["validation"].items())
+        + ". Columns: "
+        + "; ".join(f"{c} ({v['kind']})" for c, v in encoding["columns"].items())
+        + "."
+    )
+
+
+def _readmission_section(found: dict[str, dict[str, float]], result: Any) -> list[str]:
+    shown = ("auroc", "auprc", "brier", "ece")
+    return [
         "## Readmission (0/1 label), test quarter",
         "",
         "| model | " + " | ".join(shown) + " |",
         "|---|" + "---:|" * len(shown),
-        *_rows(figures["readmission"], shown),
+        *_rows(found, shown),
         "",
-        f"Encoding chosen on validation: `{encoding['strategy']}`; validation Brier per strategy: "
-        + ", ".join(f"{k} {v:.5f}" for k, v in encoding["validation"].items())
-        + ". Per column: "
-        + "; ".join(f"{c}: {v['kind']}" for c, v in encoding["columns"].items())
-        + ".",
+        _encoding_line(result, "Brier"),
         "",
+    ]
+
+
+def _cost_section(found: dict[str, dict[str, float]], result: Any) -> list[str]:
+    depth = result.choices.get("depth", {})
+    candidates = "; ".join(
+        f"depth {c['max_depth']}/{c['num_leaves']} leaves: MAE {c['validation']:,.0f}, {c['explain_ms']} ms"
+        for c in depth.get("candidates", [])
+    )
+    return [
         "## Cost (amount label), test quarter",
         "",
         "| model | mae | coverage of the 80% interval |",
         "|---|---:|---:|",
         *[
             f"| {name} | {v['mae']:,.0f} | " + (f"{v['coverage']:.3f}" if "coverage" in v else "") + " |"
-            for name, v in figures["cost"].items()
+            for name, v in found.items()
         ],
         "",
-        f"Encoding chosen on validation: `{cost_first.choices['encoding']['strategy']}`. Tree shape chosen"
-        f" on validation within {depth.get('budget_ms')} ms per explained case: {depth.get('chosen')}"
-        " (candidates: "
-        + "; ".join(
-            f"depth {c['max_depth']}/{c['num_leaves']} leaves: MAE {c['validation']:,.0f},"
-            f" {c['explain_ms']} ms"
-            for c in depth.get("candidates", [])
-        )
-        + ").",
-        "",
-        machine_line(f". {SHARED_CORES} times are indicative; total {time.perf_counter() - started:,.0f} s."),
+        _encoding_line(result, "MAE")
+        + f" Tree shape chosen on validation within {depth.get('budget_ms')} ms per explained case:"
+        f" {depth.get('chosen')} (candidates: {candidates}).",
         "",
     ]
-    write_results(lines, output)
-    return figures
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""A standard national 病案首页 export has no 入院类型: it ingests, the type derived from 入院途径, with a warning."""
+"""The national 病案首页 has no 入院类型: an export ingests with the type derived from 入院途径."""
 
 from __future__ import annotations
 

@@ -119,3 +119,29 @@ def test_training_with_history_logs_it_and_the_pyfunc_recomputes_it(tracking, co
     # Alone, a row has no history: its prediction differs for a returning patient.
     alone = loaded.predict(scored.drop(columns=["readmitted"]))
     assert not np.allclose(alone["readmission_probability"], trained["readmission_probability"])
+
+
+@pytest.mark.slow
+def test_cli_trains_cost_with_history_and_says_what_it_chose(tracking, tmp_path) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from experiments.benchmarks.table import generate_table
+    from models.config import DEFAULT_CONFIG
+    from pipelines.cli import app
+
+    path = tmp_path / "stays.csv"
+    generate_table(2500).drop(columns=["readmitted"]).to_csv(path, index=False)
+    config = tmp_path / "train.toml"
+    text = re.sub(r"n_estimators = \d+", "n_estimators = 20", DEFAULT_CONFIG.read_text())
+    config.write_text(text.replace("min_rows = 50", "min_rows = 20"))
+    common = ["train", "cost", "--table", str(path), "--label", "cost", "--config", str(config)]
+    history = ["--group", "admit_date", "--entity", "patient_id", "--order", "admit_date"]
+    result = CliRunner().invoke(app, [*common, *history])
+    assert result.exit_code == 0, result.output
+    assert "encoding chosen on validation" in result.output and "diag_1 (icd9)" in result.output
+    assert "tree shape chosen on validation" in result.output
+    assert "plain lightgbm" in result.output and "logistic" in result.output
+    alone = CliRunner().invoke(app, [*common, "--group", "admit_date", "--entity", "patient_id"])
+    assert alone.exit_code == 2 and "--entity and --order go together" in alone.output
