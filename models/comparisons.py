@@ -99,7 +99,7 @@ def explain_ms(model: Any, X: pd.DataFrame, repeats: int = 20) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.booster_.predict(row, pred_contrib=True)
+        model.booster_.predict(row, pred_contrib=True, num_threads=1)
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000)
 

@@ -33,12 +33,13 @@ from features.comorbidity import charlson_index, condition_masks
 from features.encoding import encode_levels, learn_levels
 
 CodeKind = Literal["icd10", "icd9", "icd9cm3", "text"]
+# For a column that is not codes, "rollup" adds nothing: frequency+rollup is then plain frequency.
 STRATEGIES: dict[str, tuple[str, ...]] = {
     "categorical": ("categorical",),
-    "frequency": ("frequency",),
-    "frequency+target": ("frequency", "target"),
     "frequency+rollup": ("frequency", "rollup"),
+    "frequency+target": ("frequency", "target"),
     "frequency+target+rollup": ("frequency", "target", "rollup"),
+    "categorical+frequency+rollup": ("categorical", "frequency", "rollup"),
 }
 CODE_SHARE = 0.9  # share of a column's distinct values that must look like codes of one system
 

@@ -102,7 +102,10 @@ def generate_table(rows: int, seed: int = SEED) -> pd.DataFrame:
     logit = logit + rng.normal(0, 0.3, rows)
     intercept = _intercept(logit, 0.10)
     table[LABEL] = (rng.random(rows) < 1 / (1 + np.exp(-(logit + intercept)))).astype(int)
-    log_cost = log_cost + 0.12 * table["time_in_hospital"] + rng.normal(0, 0.35, rows)
+    # Long stays of the old in the costliest chapters cost more again: an interaction deep trees find.
+    costly = (log_cost - log_cost.mean()) > 0.3
+    deep = costly & (age > 75) & (table["time_in_hospital"] > 4) & (table["number_emergency"] > 0)
+    log_cost = log_cost + 0.8 * deep + 0.12 * table["time_in_hospital"] + rng.normal(0, 0.35, rows)
     table[COST] = np.exp(log_cost).round(2)
     return table.sort_values(GROUP, ignore_index=True)
 

@@ -105,16 +105,17 @@ def test_strategy_is_chosen_on_validation_and_never_sees_the_test_part() -> None
 
     def score(X: dict[str, pd.DataFrame]) -> float:
         seen.extend(X[part].index for part in X)
-        return 0.1 if "diag__chapter" in X["train"] and "diag__target" not in X["train"] else 0.2
+        chosen = "diag__chapter" in X["train"] and not {"diag", "diag__target"} & set(X["train"])
+        return 0.1 if chosen else 0.2
 
     chosen, X, report = choose_strategy(TableFeatures(), inputs, y, None, score, greater_is_better=False)
     assert chosen.strategy == report["strategy"] == wanted
     assert set(report["validation"]) == {
         "categorical",
-        "frequency",
-        "frequency+target",
         "frequency+rollup",
+        "frequency+target",
         "frequency+target+rollup",
+        "categorical+frequency+rollup",
     }
     assert all(not index.isin(inputs["test"].index).any() for index in seen)
     assert X["test"].index.equals(inputs["test"].index) and "diag__chapter" in X["test"]

@@ -100,7 +100,7 @@ def test_training_with_history_logs_it_and_the_pyfunc_recomputes_it(tracking, co
     assert run.data.params["encoding.diag_1"].startswith("icd9: ")
     assert run.data.params["encoding.strategy"] == result.choices["encoding"]["strategy"]
     chosen = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/table.json")
-    assert set(chosen["encoding"]["validation"]) >= {"categorical", "frequency"}
+    assert set(chosen["encoding"]["validation"]) >= {"categorical", "frequency+rollup"}
     assert {"plain_lightgbm_test_auroc", "logistic_test_brier"} <= set(run.data.metrics)
     assert set(result.comparisons) == {"plain_lightgbm", "logistic"}
     catalog = mlflow.artifacts.load_text(f"runs:/{result.run_id}/features.csv")
