@@ -103,11 +103,7 @@ class TableFeatures(TransformerMixin, BaseEstimator):
                 f"identifier-like column(s) left out of the features: {', '.join(self.dropped_)}",
                 stacklevel=2,
             )
-        self.sums_ = [
-            c
-            for c in self.numeric_
-            if c != self.order and bool((pd.to_numeric(table[c]).dropna() >= 0).all())
-        ]
+        self.sums_ = [c for c in self.numeric_ if c != self.order and _is_count(table[c])]
         self.columns_ = [c for c in columns if c not in self.dropped_]
         out = self._assemble(parts, table, history)
         self.features_ = list(out.columns)
@@ -183,6 +179,18 @@ class TableFeatures(TransformerMixin, BaseEstimator):
                 "source": [source.get(f, f if f in self.columns_ else "history") for f in self.features_],
             }
         )
+
+
+def _is_count(values: pd.Series) -> bool:
+    """A utilisation count (visits, emergency attendances): whole numbers >= 0, often zero.
+
+    Ages, stay lengths and amounts are never zero or not whole, and their sums over earlier rows
+    would only repeat the count of earlier rows.
+    """
+    number = pd.to_numeric(values, errors="coerce").dropna()
+    if number.empty or (number < 0).any() or (number != np.round(number)).any():
+        return False
+    return bool((number == 0).mean() >= 0.05)
 
 
 def _number(values: pd.Series) -> np.ndarray:

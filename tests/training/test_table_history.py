@@ -145,3 +145,14 @@ def test_cli_trains_cost_with_history_and_says_what_it_chose(tracking, tmp_path)
     assert "plain lightgbm" in result.output and "logistic" in result.output
     alone = CliRunner().invoke(app, [*common, "--group", "admit_date", "--entity", "patient_id"])
     assert alone.exit_code == 2 and "--entity and --order go together" in alone.output
+
+
+def test_only_utilisation_counts_are_summed_over_history() -> None:
+    from models.table import TableFeatures
+
+    table = _visits().assign(age=lambda t: 40 + t.index % 50, amount=lambda t: t["visits"] * 10.5)
+    features = TableFeatures(entity="patient", order="admitted", exclude=("y",))
+    X = features.fit_transform(table)
+    assert features.sums_ == ["visits"]
+    assert [c for c in X if c.startswith("history")] == ["history_rows", "history_gap", "history_sum_visits"]
+    assert "patient" not in X and "admitted" not in X
