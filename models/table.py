@@ -59,7 +59,9 @@ class TableFeatures(TransformerMixin, BaseEstimator):
         self.label_horizon_days = label_horizon_days
         self.seed = seed
 
-    def fit(self, table: pd.DataFrame, y: pd.Series | None = None, history: pd.DataFrame | None = None):
+    def fit(
+        self, table: pd.DataFrame, y: pd.Series | None = None, history: pd.DataFrame | None = None
+    ) -> TableFeatures:
         self.fit_transform(table, y, history=history)
         return self
 
