@@ -51,13 +51,15 @@ class CaseModel(mlflow.pyfunc.PythonModel):
         return self.estimator.predict(X).reset_index(drop=True)
 
 
-def signature(inputs: pd.DataFrame, outputs: pd.DataFrame) -> ModelSignature:
+def signature(inputs: pd.DataFrame, outputs: pd.DataFrame, optional: tuple[str, ...] = ()) -> ModelSignature:
     """The model signature; nullable integer and boolean columns are typed ``Any``.
 
     MLflow's column types cannot hold a missing integer or boolean, so such columns pass schema
     enforcement untouched and :meth:`CaseModel.predict_frame` casts them back to the training dtype.
+    ``optional`` columns (a table's label, read only as earlier rows' outcomes) may be left out.
     """
     nullable = {c for c in inputs.columns if isinstance(inputs[c].dtype, pd.Int64Dtype | pd.BooleanDtype)}
+    nullable |= set(optional) & set(inputs.columns)
     with warnings.catch_warnings():  # its hint about missing integers is what the Any typing handles
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         inferred = infer_signature(inputs.astype(dict.fromkeys(nullable, "float64")), outputs)

@@ -10,6 +10,18 @@ import optuna
 
 from models.task import direction
 
+# LightGBM's own values of parameters a task's table may leave out, so the first trial is the config.
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "cat_smooth": 10.0,
+    "min_data_per_group": 100,
+    "cat_l2": 10.0,
+    "max_cat_threshold": 32,
+    "num_leaves": 31,
+    "learning_rate": 0.1,
+    "min_child_samples": 20,
+    "n_estimators": 100,
+}
+
 
 def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One draw from the ``[tuning.space]`` tables of the config."""
@@ -40,7 +52,8 @@ def tune_lightgbm(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=direction(task), sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial({k: v for k, v in params["lightgbm"].items() if k in space})
+    configured = {**LIGHTGBM_DEFAULTS, **params["lightgbm"]}
+    study.enqueue_trial({k: configured[k] for k in space if k in configured}, skip_if_exists=True)
 
     def objective(trial: optuna.Trial) -> float:
         trial_params = {**params, "lightgbm": {**params["lightgbm"], **suggest(trial, space)}}

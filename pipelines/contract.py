@@ -39,6 +39,9 @@ ADMISSION_SOURCES = {
     9: ("其他", "other"),
 }
 ADMISSION_TYPES = {1: ("择期", "elective"), 2: ("急诊/急症", "emergency"), 3: ("日间", "day case")}
+# The national 病案首页 has no 入院类型: a stay admitted through the emergency route (入院途径 急诊) is an
+# emergency admission, any other route elective (a day case cannot be told from the route).
+ADMISSION_TYPE_BY_SOURCE = {1: 2, 2: 1, 3: 1, 9: 1}
 SEXES = {1: ("男", "male"), 2: ("女", "female")}
 DISCHARGE_DISPOSITIONS = {
     1: ("医嘱离院", "discharged on medical advice"),
@@ -123,9 +126,9 @@ FIELDS: tuple[Field, ...] = (
         "admission_type",
         "int",
         "admission",
-        True,
+        False,
         "入院类型",
-        "elective, emergency or day case",
+        "elective, emergency or day case (not on the national form: derived from 入院途径 when absent)",
         tuple(ADMISSION_TYPES),
     ),
     Field("sex", "int", "admission", True, "性别", "sex (GB/T 2261.1: 1 male, 2 female)", tuple(SEXES)),

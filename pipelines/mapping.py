@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from pipelines.contract import FIELD_BY_NAME, FIELDS, Field
+from pipelines.contract import ADMISSION_TYPE_BY_SOURCE, FIELD_BY_NAME, FIELDS, Field
 from pipelines.readers import TEXT, InputError
 from pipelines.validate import EMPTY_PROBLEMS, problems_where
 
@@ -198,7 +198,30 @@ def to_canonical(raw: pd.DataFrame, mapping: Mapping) -> tuple[pd.DataFrame, pd.
             parsed.append(series)
             problems.append(found)
         columns[field.name] = _combine(parsed, field, len(raw))
-    return pd.DataFrame(columns), pd.concat(problems, ignore_index=True)
+    cases = pd.DataFrame(columns)
+    problems.append(derive_admission_type(cases))
+    return cases, pd.concat(problems, ignore_index=True)
+
+
+def derive_admission_type(cases: pd.DataFrame) -> pd.DataFrame:
+    """Fill a missing ``admission_type`` from ``admission_source`` in place; one warning per filled row.
+
+    The national 病案首页 has no 入院类型 column, so its exports carry the route only (急诊 → emergency,
+    other routes → elective); the row is kept and the warning says the type was derived.
+    """
+    derived = cases["admission_source"].map(ADMISSION_TYPE_BY_SOURCE).astype("Int64")
+    filled = cases["admission_type"].isna() & derived.notna()
+    if not filled.any():
+        return EMPTY_PROBLEMS
+    cases["admission_type"] = cases["admission_type"].astype("Int64").fillna(derived)
+    return problems_where(
+        filled,
+        "admission_type",
+        cases["admission_source"],
+        "入院类型 absent: derived from 入院途径 (急诊 → emergency, other routes → elective)",
+        severity="warning",
+        column="admission_source",
+    )
 
 
 def _clean(column: pd.Series) -> pd.Series:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from models import plots, tracking
+from models import table as table_mode
 from models.baselines import GroupMeanBaseline
+from models.comparisons import choose_depth, explain_ms, table_comparisons
 from models.config import task_params
 from models.errors import TrainingInputError
 from models.pyfunc import CaseModel, signature
@@ -61,6 +63,8 @@ class TrainResult:
     split: dict[str, str]
     rows: dict[str, int]
     seconds: dict[str, float]
+    comparisons: dict[str, dict[str, float]] = field(default_factory=dict)
+    choices: dict[str, Any] = field(default_factory=dict)
 
 
 def case_data(
@@ -107,13 +111,28 @@ def read_table(path: Path) -> pd.DataFrame:
     return readers[path.suffix.lower()](path)
 
 
-def table_data(task: Task, table: pd.DataFrame, label: str, group: str | None = None) -> TrainingData:
+def table_data(
+    task: Task,
+    table: pd.DataFrame,
+    label: str,
+    group: str | None = None,
+    entity: str | None = None,
+    order: str | None = None,
+    label_horizon_days: float | None = None,
+) -> TrainingData:
     """Training data from a prepared table: every column but ``label`` and ``group`` is a feature.
 
     ``group`` is the period column the split orders by (dates are cut into the split's periods);
     without it the rows are taken in file order and cut into ten equal consecutive blocks.
+    ``entity`` and ``order`` (together) add each row's history from the earlier rows of its entity;
+    they stay inputs but are not features, and so does the label when ``label_horizon_days`` lets
+    earlier rows' outcomes be history.
     """
-    for name, role in ((label, "label"), (group, "group")):
+    if (entity is None) != (order is None):
+        raise TrainingInputError("--entity and --order go together")
+    if label_horizon_days is not None and entity is None:
+        raise TrainingInputError("--label-horizon-days needs --entity and --order")
+    for name, role in ((label, "label"), (group, "group"), (entity, "entity"), (order, "order")):
         if name is not None and name not in table.columns:
             raise TrainingInputError(
                 f"{role} column {name!r} is not in the table; columns: {', '.join(map(str, table.columns))}"
@@ -128,16 +147,37 @@ def table_data(task: Task, table: pd.DataFrame, label: str, group: str | None = 
             f"({int(bad.sum())} rows)"
         )
     periods = (
-        table[group] if group else pd.Series(pd.qcut(range(len(table)), 10, labels=False), index=table.index)
+        _dates_if_text(table[group])
+        if group
+        else pd.Series(pd.qcut(range(len(table)), 10, labels=False), index=table.index)
     )
-    inputs = table.drop(columns=[c for c in (label, group) if c])
+    keep = {c for c in (entity, order) if c} | ({label} if label_horizon_days is not None else set())
+    inputs = table.drop(columns=[c for c in (label, group) if c and c not in keep])
+    if label in inputs.columns:  # earlier rows' outcomes; a row to score has none (NaN)
+        inputs[label] = y.astype("float64")
+    features = TableFeatures(
+        entity=entity,
+        order=order,
+        label=label if label_horizon_days is not None else None,
+        label_horizon_days=label_horizon_days,
+    )
     return TrainingData(
         inputs=inputs,
         labels=task.labels_from_table(y.rename(label)),
         periods=periods.rename(group or "row_block"),
-        features=TableFeatures(),
+        features=features,
         mode="table",
+        history=inputs if entity is not None else None,
     )
+
+
+def _dates_if_text(values: pd.Series) -> pd.Series:
+    """A text period column that reads entirely as dates (a CSV's "2024-01-05") becomes dates, so the
+    split cuts it into periods instead of taking each day as its own period."""
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return values
+    dates = pd.to_datetime(values, errors="coerce", format="ISO8601")
+    return dates if dates.notna().sum() == values.notna().sum() else values
 
 
 def train(
@@ -172,24 +212,50 @@ def train(
     _check_train_labels(task, labels["train"])
     done("split")
 
-    features = data.features.fit(inputs["train"])
-    X = {part: _transform(features, frame, data.history) for part, frame in inputs.items()}
+    params = task_params(config, task.name)
+    context_val = task.context(inputs["validation"], labels["validation"])
+
+    def fitted_score(trial_params: dict[str, Any], X: dict[str, pd.DataFrame]) -> tuple[float, Any]:
+        fitted = task.estimator(trial_params).fit(
+            X["train"], labels["train"], X["validation"], labels["validation"]
+        )
+        found = task.evaluate(
+            labels["validation"], fitted.predict(X["validation"]).reset_index(drop=True), context_val
+        )
+        return found.metrics[task.primary_metric], fitted
+
+    table_choices: dict[str, Any] = {}
+    depth = params.get("table_depth")
+    params = {k: v for k, v in params.items() if k != "table_depth"}
+    if data.mode == "table":
+        params = table_mode.table_params(params, config)
+        features, X, table_choices["encoding"] = table_mode.choose_strategy(
+            data.features,
+            inputs,
+            labels["train"][task.label_column],
+            data.history,
+            lambda X: fitted_score(params, X)[0],
+            task.greater_is_better,
+        )
+        if depth:
+
+            def shaped(trial: dict[str, Any]) -> tuple[float, float]:
+                value, fitted = fitted_score(trial, X)
+                return value, explain_ms(fitted.explained, X["validation"])
+
+            params, table_choices["depth"] = choose_depth(
+                params, depth["candidates"], depth["explain_budget_ms"], shaped, task.greater_is_better
+            )
+    else:
+        features = data.features.fit(inputs["train"])
+        X = {part: _transform(features, frame, data.history) for part, frame in inputs.items()}
     done("features")
 
-    params = task_params(config, task.name)
     with mlflow.start_run(experiment_id=experiment, run_name=f"{task.name}-{data.mode}") as run:
         if tune_seconds > 0:
 
             def score(trial_params: dict[str, Any]) -> float:
-                fitted = task.estimator(trial_params).fit(
-                    X["train"], labels["train"], X["validation"], labels["validation"]
-                )
-                found = task.evaluate(
-                    labels["validation"],
-                    fitted.predict(X["validation"]).reset_index(drop=True),
-                    task.context(inputs["validation"], labels["validation"]),
-                )
-                return found.metrics[task.primary_metric]
+                return fitted_score(trial_params, X)[0]
 
             tuning = config.get("tuning", {})
             params, study = tune_lightgbm(
@@ -217,6 +283,16 @@ def train(
         baseline_evaluation = task.evaluate(
             labels["test"], baseline.predict(context["test"]).reset_index(drop=True), context["test"]
         )
+        comparisons = {}
+        if data.mode == "table":
+            comparisons = table_comparisons(
+                task,
+                inputs["train"][features.columns_],
+                labels["train"],
+                inputs["test"][features.columns_],
+                labels["test"],
+                context["test"],
+            )
         done("evaluate")
 
         split = splitter.describe(data.periods, parts)
@@ -224,6 +300,10 @@ def train(
         _log_run(task, data, params, split, rows, evaluation, baseline_evaluation, features, X["train"])
         if data.mode == "cases":
             _log_manifest(settings)
+        for name, found in comparisons.items():
+            mlflow.log_metrics({f"{name}_test_{k}": v for k, v in found.metrics.items() if pd.notna(v)})
+        if table_choices:
+            table_mode.log_choices(table_choices)
         figures = task.plots(estimator, X["test"], labels["test"], predictions)
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"plots/{name}")
@@ -231,7 +311,7 @@ def train(
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
-            signature=signature(inputs["test"].head(100), predictions.head(100)),
+            signature=signature(inputs["test"].head(100), predictions.head(100), _optional_inputs(features)),
             input_example=inputs["test"].head(5),
             registered_model_name=task.model_name,
             pip_requirements=_requirements(),
@@ -277,7 +357,15 @@ def train(
         split=split,
         rows=rows,
         seconds=seconds,
+        comparisons={name: found.metrics for name, found in comparisons.items()},
+        choices=table_choices,
     )
+
+
+def _optional_inputs(features: Any) -> tuple[str, ...]:
+    """Inputs a request may leave out: a table's label column, read only as earlier rows' outcomes."""
+    label = getattr(features, "label", None)
+    return (label,) if label else ()
 
 
 def _transform(features: Any, inputs: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:

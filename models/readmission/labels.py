@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipelines.contract import ADMISSION_TYPE_BY_SOURCE
+
 LABEL = "readmitted_30d"
 STATUSES = ("label", "censored", "died", "transferred")
 _BIG = np.int64(1 << 22)
@@ -76,6 +78,15 @@ def _blocks(*columns: pd.Series) -> np.ndarray:
     """One integer per distinct combination of the columns' values (missing values are a value)."""
     frame = pd.DataFrame({i: c.to_numpy(dtype=object) for i, c in enumerate(columns)})
     return frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy(np.int64)
+
+
+def admission_types(cases: pd.DataFrame) -> pd.Series:
+    """``admission_type``, a missing one read from ``admission_source`` the way ingestion derives it."""
+    found = pd.to_numeric(cases["admission_type"], errors="coerce")
+    if "admission_source" in cases.columns:
+        source = pd.to_numeric(cases["admission_source"], errors="coerce")
+        found = found.fillna(source.map(ADMISSION_TYPE_BY_SOURCE))
+    return found
 
 
 def planned_principal(principal: pd.Series, rules: ReadmissionRules = ReadmissionRules()) -> np.ndarray:
@@ -122,7 +133,7 @@ def readmission_labels(
 
     patient = _blocks(cases["patient_id"])
     intrinsic = ~planned_principal(cases["principal_diagnosis"], rules)
-    emergency = ~pd.to_numeric(cases["admission_type"], errors="coerce").isin(rules.elective_admission_types)
+    emergency = ~admission_types(cases).isin(rules.elective_admission_types)
     unplanned_after_plan = intrinsic & emergency.to_numpy()
     plan = cases["readmission_plan_31d"].astype("boolean").fillna(False).to_numpy(dtype=bool)
 

@@ -27,6 +27,19 @@ def train(
     table: Path | None = typer.Option(None, "--table", help="prepared feature table (.parquet/.csv/.xlsx)"),
     label: str | None = typer.Option(None, "--label", help="the table's label column (with --table)"),
     group: str | None = typer.Option(None, "--group", help="the table's period column the split orders by"),
+    entity: str | None = typer.Option(
+        None,
+        "--entity",
+        help="with --table: the column whose earlier rows are each row's history (patient id)",
+    ),
+    order: str | None = typer.Option(
+        None, "--order", help="with --entity: the column that orders an entity's rows (admission date, ...)"
+    ),
+    label_horizon_days: float | None = typer.Option(
+        None,
+        "--label-horizon-days",
+        help="with a date --order: an earlier row's label is history once this many days have passed",
+    ),
     config: Path | None = typer.Option(
         None, "--config", help="hyperparameters (default: experiments/config/train.toml)"
     ),
@@ -56,7 +69,8 @@ def train(
     failed = []
     for name in names:  # with --all, one task's bad data does not stop the others
         try:
-            _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle))
+            history = (entity, order, label_horizon_days)
+            _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle, history))
         except user_errors as error:
             _fail(error, name)
             failed.append(name)
@@ -77,6 +91,7 @@ def _train_one(
     config: dict,
     tune_seconds: float,
     oracle: Path | None,
+    history: tuple[str | None, str | None, float | None] = (None, None, None),
 ) -> TrainResult:
     from models.tasks import get_task
     from pipelines import train as training
@@ -84,7 +99,7 @@ def _train_one(
     settings = get_settings()
     task = get_task(name)
     if table is not None:
-        data = training.table_data(task, training.read_table(table), label, group)
+        data = training.table_data(task, training.read_table(table), label, group, *history)
     else:
         truths = pd.read_parquet(oracle) if oracle is not None else None
         data = training.case_data(task, _read_cases(), settings, oracle=truths)
@@ -118,10 +133,23 @@ def _summary(result: TrainResult) -> None:
     table.add_column("metric")
     table.add_column("model", justify="right")
     table.add_column("baseline", justify="right")
+    for name in result.comparisons:
+        table.add_column(name.replace("_", " "), justify="right")
     for name, value in result.metrics.items():
         base = result.baseline_metrics.get(name)
-        table.add_row(name, f"{value:.4g}", "" if base is None else f"{base:.4g}")
+        others = [result.comparisons[c].get(name) for c in result.comparisons]
+        table.add_row(name, f"{value:.4g}", *("" if v is None else f"{v:.4g}" for v in (base, *others)))
     console.print(table)
     colour = "green" if result.promoted else "yellow"
+    encoding = result.choices.get("encoding")
+    if encoding:
+        columns = ", ".join(f"{c} ({v['kind']})" for c, v in encoding["columns"].items()) or "none"
+        console.print(f"text columns: {columns}; encoding chosen on validation: {encoding['strategy']}")
+    depth = result.choices.get("depth")
+    if depth:
+        shape = ", ".join(f"{k}={v}" for k, v in depth["chosen"].items())
+        console.print(
+            f"tree shape chosen on validation within {depth['budget_ms']} ms per explanation: {shape}"
+        )
     console.print(f"[{colour}]champion:[/{colour}] {result.reason}")
     console.print(f"run {result.run_id} · rows {result.rows} · seconds {result.seconds}")
