@@ -97,15 +97,19 @@ def test_explanation_adds_up_to_the_raw_output(client, world, auth, request, tas
     columns = [*fields_known_at(stage), *(("los_days",) if stage == "discharge" else ())]
     case = world.cases[columns].iloc[[5]].reset_index(drop=True)
     X = served.features_for(case, world.cases[world.cases["patient_id"] == case["patient_id"].iloc[0]])
-    raw = served.booster.predict(X, raw_score=True)[0]
+    if served.link == "logit":  # the served (calibrated) probability, on the log-odds scale
+        probability = served.predict(X)["readmission_probability"].iloc[0]
+        raw = np.log(probability / (1 - probability))
+    else:
+        raw = served.booster.predict(X, raw_score=True)[0]
     assert explanation["raw_output"] == pytest.approx(raw, abs=1e-6)
     sizes = [abs(c) for c in contributions]
     assert sizes == sorted(sizes, reverse=True)
-    # On the prediction's scale the effects add up to the tree model's own output too.
+    # On the prediction's scale the effects add up to the model's own output too.
     effects = sum(c["effect"] for c in explanation["contributions"]) + explanation["rest_effect"]
     prediction = answer.json()["prediction"]["value"]
-    tree_output = prediction if served.link != "logit" else 1 / (1 + np.exp(-raw))
-    assert explanation["base_prediction"] + effects == pytest.approx(tree_output, rel=1e-9)
+    output = prediction if served.link != "logit" else 1 / (1 + np.exp(-raw))
+    assert explanation["base_prediction"] + effects == pytest.approx(output, rel=1e-9)
 
 
 def test_readmission_answers_a_probability(client, auth, discharge_body):
