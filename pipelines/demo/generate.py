@@ -212,6 +212,7 @@ def _abstracts(
         {c: pd.Series(index=range(len(billing)), dtype=dtypes[c]).array for c in COLUMNS if c not in columns}
     )
     cases = pd.DataFrame({c: columns[c] for c in [*COLUMNS, "los_days"]})
+    cases = cases.astype({c: t for c, t in dtypes.items() if cases[c].dtype != t})  # the contract's dtypes
 
     # Only abstracts with a coding error group differently from their true codes.
     wrong = facts["true_error_type"].notna().to_numpy()
