@@ -128,3 +128,13 @@ def test_group_with_payment_adds_the_payment_columns(tmp_path: Path) -> None:
     assert {"rw", "drg_payment", "margin", "payment_method"} <= set(priced.columns)
     assert (priced.loc[priced["status"] != "grouped", "payment_method"] == "by_item").all()
     assert "DRG payment" in " ".join(result.output.split())
+    assert (priced["weights_source"] == "insurer table").all()  # the default rules name the city's table
+    assert "weights: insurer table" in " ".join(result.output.split())
+    own = tmp_path / "own-history.toml"
+    text = DEFAULT_RULES.read_text(encoding="utf-8")
+    lines = [x.replace('unstable = "adrg"', 'unstable = "shrink"') for x in text.splitlines()]
+    own.write_text("\n".join(x for x in lines if not x.startswith("rw_table")), encoding="utf-8")
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(own)])
+    assert result.exit_code == 0, result.output
+    assert (pd.read_parquet(output)["weights_source"] == "estimated from own history").all()
+    assert "payment and margin are estimates" in " ".join(result.output.split())
