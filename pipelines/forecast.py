@@ -109,7 +109,7 @@ def price_history(
     """Group and price canonical cases; weights are calibrated from them unless given."""
     tables = tables or load_tables()
     rules = rules or PaymentRules.load(get_settings().payment_config)
-    found = Grouper(tables).group_frame(cases)
+    found = Grouper.for_rules(rules, tables).group_frame(cases)
     grouped = pd.concat([cases.drop(columns=list(found.columns), errors="ignore"), found], axis=1)
     if weights is None:
         weights = weights_for_pricing(grouped, rules)

@@ -201,7 +201,7 @@ def _abstracts(
         **{c: audit[c].array for c in audit.columns},
         "los_days": np.maximum((discharged - admitted).astype(np.int64), 1),
     }
-    grouper = Grouper()
+    grouper = Grouper.for_rules(rules or PaymentRules.load())
     billing = pd.DataFrame({c: columns[c] for c in settlement.INPUT_COLUMNS})
     settled = settlement.settle(billing, grouper, end, rng, rules)
     columns.update({c: settled[c].array for c in settled.columns if c in COLUMNS})
