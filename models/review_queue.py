@@ -181,11 +181,14 @@ def score_cases(
     ``model`` is the registered coding model (``models.pyfunc.CaseModel``: ``features`` then
     ``estimator``); ``history`` the store's stays (the coders' earlier audits and the patients' stays);
     ``rules`` the payment rules (default: the embedded ones) and ``weights`` the DRG weight table
-    (default: the one the model calibrated on its training cases).
+    (default: the one the model calibrated on its training cases). ``weights_source`` says which: the
+    insurer's table or an estimate from own history (the money at stake is then an estimate too).
     """
     from features.casemix.payment import PaymentRules
+    from features.casemix.rw_table import weights_source
 
     features = model.features
+    weights = weights if weights is not None else features.weights_
     X = features.transform(cases, history=history)
     predicted = model.estimator.predict(X)
     predicted.index = cases.index
@@ -193,10 +196,11 @@ def score_cases(
         cases,
         features._grouper(),
         rules if rules is not None else PaymentRules.load(),
-        weights if weights is not None else features.weights_,
+        weights,
     )
     audit = X[[c for c in AUDIT_COLUMNS if c in X.columns]]
-    return cases[["case_id", "department"]].join(predicted).join(whatif).join(audit)
+    scored = cases[["case_id", "department"]].join(predicted).join(whatif).join(audit)
+    return scored.assign(weights_source=weights_source(weights))
 
 
 def select_cases(

@@ -36,7 +36,8 @@ from models.forecast import (
 )
 from models.forecast.charts import plot_level
 from models.forecast.levels import difference, level_forecast, top_drgs
-from models.forecast.simulate import Reprice
+from models.forecast.settlement import settlement_forecast
+from models.forecast.simulate import Reprice, SurplusForecast
 from pipelines.settings import Settings, get_settings
 
 EXPERIMENT = "caselens-forecast"
@@ -72,6 +73,8 @@ class ForecastRun:
     difference_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     scores: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None
+    settlement: pd.DataFrame | None = None  # per year: the insurer's clearing (models.forecast.settlement)
+    settlement_note: str | None = None  # why there is no settlement forecast
     files: list[Path] = field(default_factory=list)
     run_id: str | None = None
 
@@ -106,7 +109,7 @@ def price_history(
     """Group and price canonical cases; weights are calibrated from them unless given."""
     tables = tables or load_tables()
     rules = rules or PaymentRules.load(get_settings().payment_config)
-    found = Grouper(tables).group_frame(cases)
+    found = Grouper.for_rules(rules, tables).group_frame(cases)
     grouped = pd.concat([cases.drop(columns=list(found.columns), errors="ignore"), found], axis=1)
     if weights is None:
         weights = weights_for_pricing(grouped, rules)
@@ -145,6 +148,10 @@ def run_surplus_forecast(
             for level in LEVELS
         }
     )
+    try:
+        run.settlement = forecast_settlement(history, base)
+    except ValueError as error:
+        run.settlement_note = str(error)
     if changed is not None:
         delta = difference(changed, base)
         run.scenario_tables = {
@@ -180,6 +187,10 @@ def run_surplus_forecast(
                 "top_drgs": keys["drg"],
                 "history_pricing": "re-priced at the base rate in force in each forecast quarter",
                 "weights_source": weights_source(history.weights),
+                "settlement": None
+                if run.settlement is None
+                else json.loads(run.settlement.to_json(orient="records")),
+                "settlement_note": run.settlement_note,
                 "surplus_interval_scale": None
                 if run.summary is None
                 else run.summary[["scale80", "scale95"]].to_dict(orient="index"),
@@ -191,6 +202,21 @@ def run_surplus_forecast(
     )
     run.files.append(out_dir / "run.json")
     return run
+
+
+def forecast_settlement(history: PricedHistory, forecast: SurplusForecast) -> pd.DataFrame:
+    """The insurer's year-end settlement of each year the forecast reaches, the whole hospital's
+    quarters summed over its leaves (point and every draw; see ``models.forecast.settlement``)."""
+    quarters = pd.PeriodIndex(forecast.history.index.get_level_values("quarter").unique().sort_values())
+    measures = ("volume", "payment", "cost")
+    return settlement_forecast(
+        history.cases,
+        quarters,
+        forecast.quarters,
+        {m: forecast.point[m].sum(axis=0) for m in measures},
+        {m: forecast.draws[m].sum(axis=1) for m in measures},
+        history.rules,
+    )
 
 
 def track_run(
@@ -245,6 +271,8 @@ def _write(
                     f"{en} surplus under {name} {span}",
                 )
             )
+    if run.settlement is not None:
+        files.append(_csv(run.settlement, out_dir / "settlement.csv"))
     if run.scores is not None and run.summary is not None:
         files.append(_csv(run.scores, out_dir / "backtest.csv"))
         files.append(_csv(run.summary.reset_index(), out_dir / "backtest-summary.csv"))

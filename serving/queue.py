@@ -29,10 +29,12 @@ class ReviewQueue:
         self._compute = compute
         self._lock = threading.Lock()
         self._frame: pd.DataFrame | None = None
+        self._weights_source: str | None = None
 
     def reset(self) -> None:
         with self._lock:
             self._frame = None
+            self._weights_source = None
 
     def frame(self) -> pd.DataFrame:
         with self._lock:
@@ -42,7 +44,15 @@ class ReviewQueue:
                 if missing:
                     raise QueueUnavailable(f"the ranked queue lacks columns {missing}")
                 self._frame = frame.loc[:, list(QUEUE_COLUMNS)].reset_index(drop=True)
+                sources = frame["weights_source"].dropna() if "weights_source" in frame else ()
+                self._weights_source = str(sources.iloc[0]) if len(sources) else None
             return self._frame
+
+    def weights_source(self) -> str | None:
+        """Where the money at stake's weights came from: 'insurer table' or 'estimated from own
+        history' (None when the ranking did not say)."""
+        self.frame()
+        return self._weights_source
 
     def view(
         self,

@@ -174,7 +174,7 @@ def demo_against_region(n_cases: int, rules: PaymentRules) -> list[str]:
     weights estimated from its own history by today's fallback, and by the former default (own history
     on total cost, IQR k = 3, credibility shrinkage) that paid negotiated drugs twice."""
     cases = generate_demo(n_cases, 3, 42).cases
-    grouped = cases.join(Grouper().group_frame(cases)[["status", "drg", "adrg"]])
+    grouped = cases.join(Grouper.for_rules(rules).group_frame(cases)[["status", "drg", "adrg"]])
     own = rules.calibration.model_copy(update={"rw_table": None})
     former = own.model_copy(update={"k": 3.0, "unstable": "shrink", "max_cv": None})
     ways = {

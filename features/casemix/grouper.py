@@ -4,13 +4,21 @@ The walk follows the tables' README exactly (validate → MDC in ``mdc_order`` �
 holds → first DRG whose split holds, else on to the next MDC), but over whole batches: each rule is a
 numpy mask over the cases still ungrouped, so a million cases take seconds on one core. One case goes
 through the same walk as a one-row batch, with a :class:`~features.casemix.trace.Trace` listening.
+
+歧义组 (QY), ``ambiguous_groups=True``: in an MDC entered by its principal diagnosis, a case with an
+operating-room procedure (or_procedures.tsv) that none of the MDC's procedure ADRGs took goes to the
+MDC's ambiguous group ``{letter}QY`` (e.g. ``FQY``) instead of the medical ADRG that would take it;
+one no ADRG of the MDC takes goes on to the next MDCs as before, and to the QY of the first such MDC
+it entered instead of 0000. The CHS-DRG 1.1 tables and their reference grouper leave it off (the reference
+comparison needs it off); the payment rules turn it on where a city pays QY cases
+(``[grouping] ambiguous_groups`` in the payment TOML; see docs/payment.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +32,9 @@ from features.casemix.tables import CasemixTables, Entry, load_tables
 from features.casemix.trace import Trace
 from pipelines.contract import CODE_SEPARATOR
 
+if TYPE_CHECKING:
+    from features.casemix.payment import PaymentRules
+
 Status = Literal["grouped", "ungroupable", "invalid"]
 REFERENCE_STATUS: dict[str, str] = {
     "grouped": "分组成功",
@@ -31,6 +42,15 @@ REFERENCE_STATUS: dict[str, str] = {
     "invalid": "信息校验不通过",
 }
 NO_MDC, NO_ADRG, NO_DRG = "0000", "00", "0000"
+AMBIGUOUS = "QY"
+PROCEDURE_CONDITIONS = frozenset(
+    {
+        "principal_procedure_in",
+        "any_procedure_in",
+        "principal_procedure_is_or_procedure",
+        "procedure_groups_any_of",
+    }
+)
 OUTPUT_COLUMNS = ("status", "reason", "mdc", "adrg", "drg", "mcc_count", "cc_count")
 _STATUSES = np.array(["grouped", "ungroupable", "invalid"], dtype=object)
 
@@ -59,20 +79,39 @@ class _Walk:
 
 
 class Grouper:
-    """Groups cases with one table set; stateless after construction, like a fitted estimator."""
+    """Groups cases with one table set; stateless after construction, like a fitted estimator.
 
-    def __init__(self, tables: CasemixTables | None = None) -> None:
+    ``ambiguous_groups`` sends an MDC's cases with an OR procedure none of its procedure ADRGs takes to
+    the MDC's 歧义组 ``{letter}QY`` (off: the CHS-DRG 1.1 reference behaviour)."""
+
+    def __init__(self, tables: CasemixTables | None = None, *, ambiguous_groups: bool = False) -> None:
         self.tables = tables if tables is not None else load_tables()
         self.lookups = Lookups(self.tables)
+        self.ambiguous_groups = ambiguous_groups
         drgs = list(self.tables.drgs.values())
         position = {d.code: i for i, d in enumerate(drgs)}
         self._drg_positions = {
             code: np.array([position[d] for d in entry.children], dtype=np.int32)
             for code, entry in self.tables.adrgs.items()
         }
-        self._drg_codes = np.array([*(d.code for d in drgs), NO_DRG], dtype=object)
-        self._adrg_codes = np.array([*(d.adrg for d in drgs), NO_ADRG], dtype=object)
-        self._mdc_codes = np.array([*(self.tables.mdc_of(d.adrg) for d in drgs), NO_MDC], dtype=object)
+        # Where each MDC's medical ADRGs start: a case they take with an OR procedure is QY.
+        self._ambiguous_at = {
+            code: _first_medical(entry, self.tables)
+            for code, entry in self.tables.mdcs.items()
+            if ambiguous_groups and any(c.kind == "principal_diagnosis_in" for c in entry.rule)
+        }
+        ambiguous = [_ambiguous_code(m) for m in self._ambiguous_at]
+        self._ambiguous_index = {m: len(drgs) + i for i, m in enumerate(self._ambiguous_at)}
+        self._drg_codes = np.array([*(d.code for d in drgs), *ambiguous, NO_DRG], dtype=object)
+        self._adrg_codes = np.array([*(d.adrg for d in drgs), *ambiguous, NO_ADRG], dtype=object)
+        self._mdc_codes = np.array(
+            [*(self.tables.mdc_of(d.adrg) for d in drgs), *self._ambiguous_at, NO_MDC], dtype=object
+        )
+
+    @classmethod
+    def for_rules(cls, rules: PaymentRules, tables: CasemixTables | None = None) -> Grouper:
+        """The grouper the payment rules price with (``[grouping]``: 歧义组 on or off)."""
+        return cls(tables, ambiguous_groups=rules.grouping.ambiguous_groups)
 
     def group_frame(
         self, cases: pd.DataFrame | pa.Table, *, translate_codes: bool = False
@@ -157,7 +196,9 @@ class Grouper:
             if trace is not None:
                 trace.entered(mdc_entry)
             entered.append((mdc_code, rows))
-            for adrg_code in mdc_entry.children:
+            medical_from = self._ambiguous_at.get(mdc_code)
+            medical: list[np.ndarray] = []
+            for position, adrg_code in enumerate(mdc_entry.children):
                 if not len(rows):
                     break
                 adrg_entry = self.tables.adrgs[adrg_code]
@@ -172,10 +213,32 @@ class Grouper:
                 taken = choice >= 0
                 drg_index[hit_rows[taken]] = self._drg_positions[adrg_code][choice[taken]]
                 grouped[hit_rows[taken]] = True
+                if medical_from is not None and position >= medical_from:
+                    medical.append(hit_rows[taken])
+            if medical:  # a medical ADRG took them, but their OR procedure fits none of the MDC's
+                self._ambiguous(mdc_code, cases, np.concatenate(medical), drg_index, trace)
             if trace is not None and not grouped[0]:
                 trace.left(mdc_entry, "none of its ADRGs gave a DRG")
             remaining = remaining[~grouped[remaining]]
+        for mdc_code, rows in entered:  # instead of 0000: the first MDC entered that has a 歧义组
+            if mdc_code in self._ambiguous_at:
+                grouped[self._ambiguous(mdc_code, cases, rows[~grouped[rows]], drg_index, trace)] = True
         return _Walk(drg_index=drg_index, grouped=grouped, entered=entered)
+
+    def _ambiguous(
+        self, mdc_code: str, cases: EncodedCases, rows: np.ndarray, drg_index: np.ndarray, trace: Trace | None
+    ) -> np.ndarray:
+        """Put the ``rows`` with an OR procedure into the MDC's 歧义组; returns them."""
+        if not len(rows):
+            return rows
+        taken = rows[cases.procedures.any_in(self.lookups.or_procedure, rows)]
+        drg_index[taken] = self._ambiguous_index[mdc_code]
+        if trace is not None and len(taken):
+            trace.finish(
+                f"{_ambiguous_code(mdc_code)}: an operating-room procedure that none of {mdc_code}'s "
+                "procedure ADRGs takes (歧义组)"
+            )
+        return taken
 
     def _choose_drg(self, adrg: Entry, mcc: np.ndarray, cc: np.ndarray, trace: Trace | None) -> np.ndarray:
         """Index into ``adrg.children`` of the first DRG whose split holds; -1 when none does."""
@@ -223,6 +286,19 @@ class Grouper:
                 parts.append("no MDC's entry rule holds")
             reasons.append("; ".join(parts))
         return reasons
+
+
+def _ambiguous_code(mdc: str) -> str:
+    """MDCF → FQY: the MDC's letter and QY."""
+    return f"{mdc.removeprefix('MDC')}{AMBIGUOUS}"
+
+
+def _first_medical(mdc: Entry, tables: CasemixTables) -> int:
+    """Position of the MDC's first ADRG whose rule reads no procedure (all of them: len(children))."""
+    for position, code in enumerate(mdc.children):
+        if not any(c.kind in PROCEDURE_CONDITIONS for c in tables.adrgs[code].rule):
+            return position
+    return len(mdc.children)
 
 
 def _unknown_codes(codes: CodeLists, rows: np.ndarray) -> dict[int, list[str]]:

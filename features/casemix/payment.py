@@ -261,6 +261,15 @@ class Coefficients(_Rules):
     drgs: dict[str, PositiveFloat] = {}
 
 
+class Grouping(_Rules):
+    """How cases are grouped before they are priced: ``ambiguous_groups`` sends a case whose OR procedure
+    fits none of its MDC's procedure ADRGs to the MDC's 歧义组 ``{letter}QY`` (paid as ``by_item``
+    reason ``ambiguous``); off, it falls into a medical ADRG or 0000, as the CHS-DRG 1.1 reference
+    grouper does."""
+
+    ambiguous_groups: bool = False
+
+
 class Overrun(_Rules):
     threshold: PositiveFloat = 1.10
 
@@ -319,6 +328,7 @@ class PaymentRules(_Rules):
     long_stay: LongStay = LongStay()
     outside_drg: OutsideDrg = OutsideDrg()
     readmission: Readmission | None = None
+    grouping: Grouping = Grouping()
     overrun: Overrun = Overrun()
     settlement: Settlement = Settlement()
     calibration: Calibration = Calibration()

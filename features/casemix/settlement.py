@@ -51,6 +51,16 @@ SETTLEMENT_COLUMNS: tuple[str, ...] = (
     "hospital_income",
     "settled_margin",
 )
+SUMMED_COLUMNS: tuple[str, ...] = (
+    "cases",
+    "insured_cases",
+    "charges",
+    "drg_due",
+    "patient_share",
+    "fund_due",
+    "review_deductions",
+    "prepaid",
+)
 SETTLED_FROM: tuple[str, ...] = (
     "discharge_date",
     "total_cost",
@@ -106,7 +116,14 @@ def settle_year(
     ``quality_scores`` maps hospital_id to the year's quality score out of 100 (default 100: the
     quality reserve is returned in full).
     """
-    rule = rules.settlement
+    return clear_years(year_sums(priced, rules), rules, quality_scores).reset_index()
+
+
+def year_sums(priced: pd.DataFrame, rules: PaymentRules) -> pd.DataFrame:
+    """Per hospital and discharge year (the index), what the clearing adds up: ``SUMMED_COLUMNS``.
+
+    Every column is a sum over cases, so sums of parts of a year (months settled, quarters forecast)
+    add up to the year's."""
     insured = _insured(priced)
     keys = pd.DataFrame({"hospital_id": _hospital(priced), "year": priced["discharge_date"].dt.year})
     cases = keys.groupby(["hospital_id", "year"]).size().rename("cases")
@@ -129,20 +146,34 @@ def settle_year(
     prepaid = prepay.groupby([prepay["hospital_id"], prepay["month"].dt.year.rename("year")])["prepaid"].sum()
     table = pd.concat([cases, year], axis=1).fillna(0.0)
     table["insured_cases"] = table["insured_cases"].astype(int)
+    table["prepaid"] = prepaid.reindex(table.index, fill_value=0.0)
+    return table[list(SUMMED_COLUMNS)]
 
+
+def clear_years(
+    sums: pd.DataFrame,
+    rules: PaymentRules,
+    quality_scores: Mapping[str, float] | None = None,
+    pooled_by: tuple[str, ...] = ("year",),
+) -> pd.DataFrame:
+    """The year-end clearing of ``year_sums``-like rows (an index with a ``hospital_id`` level): every
+    ``SETTLEMENT_COLUMNS`` column. The risk reserve is shared among the rows with the same
+    ``pooled_by`` index levels (the hospitals of a year; a simulated draw is a world of its own)."""
+    rule = rules.settlement
+    table = sums.copy()
     balance = table["drg_due"] - table["charges"]
     surplus, overrun = balance.clip(lower=0.0), (-balance).clip(lower=0.0)
     kept = tiered(surplus, table["charges"], rule.surplus_kept, 1.0)
     asked = tiered(overrun, table["charges"], rule.overrun_shared, 0.0)
-    reserve = rule.risk_reserve_share * table["fund_due"].groupby(level="year").transform("sum")
-    asked_all = asked.groupby(level="year").transform("sum")
+    pool = list(pooled_by)
+    reserve = rule.risk_reserve_share * table["fund_due"].groupby(level=pool).transform("sum")
+    asked_all = asked.groupby(level=pool).transform("sum")
     shared = asked * np.minimum(1.0, reserve / asked_all.where(asked_all > 0, np.inf))
     fund_settled = table["fund_due"] - (surplus - kept) + shared
     withheld = rule.quality_reserve_share * fund_settled
     scores = table.index.get_level_values("hospital_id").map(dict(quality_scores or {})).astype(float)
     returned = withheld * np.nan_to_num(np.asarray(scores), nan=100.0) / 100.0
     fund_final = fund_settled - withheld + returned - table["review_deductions"]
-    prepaid = prepaid.reindex(table.index, fill_value=0.0)
     table = table.assign(
         balance=balance,
         balance_rate=balance / table["charges"].where(table["charges"] > 0),
@@ -153,12 +184,11 @@ def settle_year(
         quality_withheld=withheld,
         quality_returned=returned,
         fund_final=fund_final,
-        prepaid=prepaid,
-        cleared=fund_final - prepaid,
+        cleared=fund_final - table["prepaid"],
         hospital_income=table["patient_share"] + fund_final,
     )
     table["settled_margin"] = table["hospital_income"] - table["charges"]
-    return table[list(SETTLEMENT_COLUMNS)].reset_index()
+    return table[list(SETTLEMENT_COLUMNS)]
 
 
 def expected_point_values(priced: pd.DataFrame, rules: PaymentRules, years: list[int]) -> dict[int, float]:

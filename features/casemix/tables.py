@@ -116,7 +116,10 @@ class CasemixTables:
         return self.procedures.get(code)
 
     def drg_name(self, drg: str) -> str | None:
+        """The DRG's name; an MDC's 歧义组 (e.g. FQY, see ``Grouper(ambiguous_groups=True)``) is named too."""
         found = self.drgs.get(drg)
+        if found is None and len(drg) == 3 and drg.endswith("QY") and f"MDC{drg[0]}" in self.mdcs:
+            return f"MDC{drg[0]} 歧义组"
         return found.name if found else None
 
     def mdc_of(self, adrg: str) -> str:
@@ -248,7 +251,10 @@ def _parse_grouping(
     }
     for code, spec in grouping["mdcs"].items():
         if spec.get("ambiguous_group_on_unmatched_or_procedure", False):
-            raise TablesError(f"grouping.json: mdcs.{code}: the ambiguous-group (QY) rule is not supported")
+            raise TablesError(
+                f"grouping.json: mdcs.{code}: a per-MDC ambiguous-group (QY) flag is not read; "
+                "use the payment rules' [grouping] ambiguous_groups (Grouper(ambiguous_groups=True))"
+            )
     unknown = [m for m in grouping["mdc_order"] if m not in mdcs]
     if unknown:
         raise TablesError(f"grouping.json: mdc_order names MDCs {unknown} that are not in mdcs")

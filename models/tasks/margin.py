@@ -42,7 +42,7 @@ def discharge_margin(cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
     from features.casemix.tables import load_tables
 
     rules = PaymentRules.load(settings.payment_config)
-    grouped = cases.join(Grouper(load_tables(settings.casemix_tables)).group_frame(cases))
+    grouped = cases.join(Grouper.for_rules(rules, load_tables(settings.casemix_tables)).group_frame(cases))
     weights = weights_for_pricing(grouped, rules)
     return price_cases(grouped, rules, weights).assign(weights_source=weights_source(weights))
 

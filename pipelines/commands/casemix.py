@@ -250,7 +250,7 @@ def _grouped(
     cases = _load_cases(store, input_file)
     advance()
     tables = load_tables()
-    grouped = _group(cases, tables)
+    grouped = _group(cases, Grouper.for_rules(rules, tables))
     advance()
     return rules, tables, grouped
 
@@ -302,9 +302,9 @@ def _read_input(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _group(cases: pd.DataFrame, tables: CasemixTables) -> pd.DataFrame:
+def _group(cases: pd.DataFrame, grouper: Grouper) -> pd.DataFrame:
     """The cases with the grouper's columns (replacing any the input already had)."""
-    grouped = Grouper(tables).group_frame(cases)
+    grouped = grouper.group_frame(cases)
     frame = pd.concat([cases.drop(columns=grouped.columns, errors="ignore"), grouped], axis=1)
     if "hospital_id" not in frame.columns:
         frame["hospital_id"] = None

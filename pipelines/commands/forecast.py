@@ -123,6 +123,7 @@ def _print(run: ForecastRun, out_dir: Path) -> None:
             f"{row.surplus_lo95:,.0f} … {row.surplus_hi95:,.0f}",
         )
     console.print(table)
+    _print_settlement(run)
     if run.difference_tables:
         delta = run.difference_tables["hospital"]
         console.print(
@@ -154,6 +155,40 @@ def _print(run: ForecastRun, out_dir: Path) -> None:
         f"{len(run.files)} files in [bold]{out_dir}[/]"
         + (f" · MLflow run {run.run_id}" if run.run_id else "")
     )
+
+
+def _print_settlement(run: ForecastRun) -> None:
+    """Each year the forecast reaches, cleared as the insurer will (insured cases only)."""
+    if run.settlement is None:
+        console.print(f"[yellow]no settlement forecast:[/] {run.settlement_note}")
+        return
+    table = Table(title="Year-end settlement forecast 医保年终清算预测 (yuan, insured cases)")
+    columns = (
+        "year",
+        "DRG due",
+        "charges",
+        "结算差额率",
+        "结余留用",
+        "超支分担",
+        "fund final",
+        "prepaid",
+        "cleared",
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column == "year" else "right")
+    for row in run.settlement.itertuples():
+        table.add_row(
+            f"{row.year} ({row.quarters_actual}+{row.quarters_forecast}Q)",
+            f"{row.drg_due:,.0f}",
+            f"{row.charges:,.0f}",
+            f"{row.balance_rate:+.1%} ({row.balance_rate_lo80:+.1%} … {row.balance_rate_hi80:+.1%})",
+            f"{row.surplus_kept:,.0f}",
+            f"{row.overrun_shared:,.0f}",
+            f"{row.fund_final:,.0f}",
+            f"{row.prepaid:,.0f}",
+            f"{row.cleared:,.0f} ({row.cleared_lo80:,.0f} … {row.cleared_hi80:,.0f})",
+        )
+    console.print(table)
 
 
 def _pct(value: float, digits: int = 1) -> str:

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from features.casemix.grouper import OUTPUT_COLUMNS, Grouper
+from features.casemix.payment import PaymentRules
+from features.casemix.rw_table import ESTIMATED
 from features.casemix.tables import TablesError, load_tables
 from pipelines.contract import FIELD_BY_NAME
 from pipelines.progress import progress_bar
@@ -54,12 +56,14 @@ def group(
             task = bar.add_task("group", total=4 if payment else 3)
             cases = _read(input_path)
             bar.advance(task)
-            grouper = Grouper(load_tables(tables))
+            rules = PaymentRules.load(payment) if payment is not None else None
+            # Priced cases are grouped as the rules say (歧义组 on or off); plain grouping is the reference's.
+            grouper = Grouper.for_rules(rules, load_tables(tables)) if rules else Grouper(load_tables(tables))
             grouped = grouper.group_frame(cases, translate_codes=translate_codes)
             result = pd.concat([cases.drop(columns=list(OUTPUT_COLUMNS), errors="ignore"), grouped], axis=1)
             bar.advance(task)
-            if payment is not None:
-                result = _price(result, payment, weights)
+            if rules is not None:
+                result = _price(result, rules, weights)
                 bar.advance(task)
             _write(result, output)
             bar.advance(task)
@@ -69,10 +73,16 @@ def group(
         _fail(str(error))
     _summary(grouped["status"], output)
     if payment is not None:
+        source = result["weights_source"].iloc[0] if len(result) else ""
         console.print(
             f"priced with {payment}: DRG payment [bold]¥{result['drg_payment'].sum():,.0f}[/], "
-            f"margin [bold]¥{result['margin'].sum():,.0f}[/]"
+            f"margin [bold]¥{result['margin'].sum():,.0f}[/]; weights: {source}"
         )
+        if source == ESTIMATED:
+            console.print(
+                "[yellow]weights estimated from own history (no insurer RW table): payment and margin "
+                "are estimates[/]"
+            )
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -84,18 +94,18 @@ def _read(path: Path) -> pd.DataFrame:
     return read_table(path).frame
 
 
-def _price(cases: pd.DataFrame, rules_path: Path, weights_path: Path | None) -> pd.DataFrame:
-    """Add the payment columns; text columns of the contract are first given their canonical types."""
-    from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
-    from features.casemix.rw_table import read_weights
+def _price(cases: pd.DataFrame, rules: PaymentRules, weights_path: Path | None) -> pd.DataFrame:
+    """Add the payment columns and ``weights_source`` (the insurer's table or an estimate from the cases'
+    own history); text columns of the contract are first given their canonical types."""
+    from features.casemix.payment import price_cases, weights_for_pricing
+    from features.casemix.rw_table import read_weights, weights_source
     from pipelines.ingest import los_days
 
     cases = _typed(cases)
     if "los_days" not in cases and {"admission_date", "discharge_date"} <= set(cases.columns):
         cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
-    rules = PaymentRules.load(rules_path)
     table = read_weights(weights_path) if weights_path is not None else weights_for_pricing(cases, rules)
-    return price_cases(cases, rules, table)
+    return price_cases(cases, rules, table).assign(weights_source=weights_source(table))
 
 
 def _typed(cases: pd.DataFrame) -> pd.DataFrame:

@@ -180,7 +180,7 @@ def _abstracts(
         "department": t["department"].to_numpy()[types],
         "admission_date": admitted.astype("datetime64[ns]"),
         "admission_source": stays["admission_source"].to_numpy().astype(np.int64),
-        "admission_type": stays["admission_type"].to_numpy().astype(np.int64),
+        "admission_type": pd.array(stays["admission_type"].to_numpy().astype(np.int64), dtype="Int64"),
         "sex": patients["sex"].to_numpy()[patient].astype(np.int64),
         "age_years": years,
         "age_days": pd.array(np.where(years == 0, days, pd.NA), dtype="Int64"),
@@ -201,13 +201,13 @@ def _abstracts(
         **{c: audit[c].array for c in audit.columns},
         "los_days": np.maximum((discharged - admitted).astype(np.int64), 1),
     }
-    grouper = Grouper()
+    grouper = Grouper.for_rules(rules or PaymentRules.load())
     billing = pd.DataFrame({c: columns[c] for c in settlement.INPUT_COLUMNS})
     settled = settlement.settle(billing, grouper, end, rng, rules)
     columns.update({c: settled[c].array for c in settled.columns if c in COLUMNS})
     dtypes = (
         canonical_dtypes()
-    )  # optional fields the simulator does not produce (全自费, 特病单议…) stay empty
+    )  # optional fields the simulator does not produce (特病单议, 审核扣款…) stay empty
     columns.update(
         {c: pd.Series(index=range(len(billing)), dtype=dtypes[c]).array for c in COLUMNS if c not in columns}
     )

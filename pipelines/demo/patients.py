@@ -9,8 +9,6 @@ from pipelines.demo.catalog import Catalog
 
 # Payer mix of a city tertiary hospital (abstract codes, see pipelines.contract.INSURANCE_TYPES).
 INSURANCE_SHARES = {1: 0.46, 2: 0.42, 4: 0.01, 5: 0.01, 6: 0.02, 7: 0.06, 8: 0.01, 9: 0.01}
-# Share of a patient's self-paid part of the charges, by payer.
-SELF_PAY_SHARE = {1: 0.18, 2: 0.32, 4: 0.10, 5: 0.30, 6: 0.05, 7: 1.0, 8: 0.25, 9: 0.30}
 
 
 def draw_patients(

@@ -6,8 +6,12 @@ claims by ``pipelines.demo.region``; this big-city tertiary hospital is dearer t
 treats heavier cases), RW × base rate by the rules' dates (¥10,000, ¥10,500 from 2025-01-01), the
 outlier rules, and negotiated drugs paid outside the DRG — once: the regional weights are calibrated on
 cost net of them.
-The insurer pays the DRG payment less the patient's self-paid share of the charges; self-paying
-patients (payer 7) are not settled by the insurer. Settlement runs in the month after discharge, so
+Who pays and how much is the rules' too: payers in the rules' insured schemes (employee and resident
+medical insurance) are settled by the insurer, which pays the fund's share (``fund_payment``: the
+DRG payment less what the patient pays of the charges: 全自费 and 先自付 items, the deductible and the
+scheme's share of the rest); the patient pays ``patient_payment``. Payers outside the schemes
+(全自费, commercial, 全公费, other) pay their charges and are not settled by the insurer. The 15-day
+readmission rule sees the patient and the dates. Settlement runs in the month after discharge, so
 stays discharged late in the period are not settled yet.
 """
 
@@ -20,21 +24,24 @@ from features.casemix.cases import CANONICAL_INPUT_COLUMNS
 from features.casemix.grouper import Grouper
 from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
 from pipelines.contract import COST_CATEGORIES
-from pipelines.demo.patients import SELF_PAY_SHARE
 
-INPUT_COLUMNS = (
-    *CANONICAL_INPUT_COLUMNS,
+# What grouping output must be joined to for weights and prices (the rules may ask for cost columns).
+PRICING_COLUMNS = (
     "department",
     "discharge_date",
     "los_days",
-    "insurance_type",
     "total_cost",
-    *COST_CATEGORIES,
-    "cost_negotiated_drugs",
+    "insurance_type",
+    "cost_self_funded",
+    "cost_first_self_paid",
+    "patient_id",
+    "admission_date",
+    "admission_type",
+    "readmission_plan_31d",
 )
-# What grouping output must be joined to for weights and prices (the rules may ask for cost columns).
-PRICING_COLUMNS = ("department", "discharge_date", "los_days", "total_cost")
-SELF_PAYING = 7
+INPUT_COLUMNS = tuple(
+    dict.fromkeys((*CANONICAL_INPUT_COLUMNS, *PRICING_COLUMNS, *COST_CATEGORIES, "cost_negotiated_drugs"))
+)
 
 
 def settle(
@@ -62,18 +69,17 @@ def settle(
     next_month = (discharged.astype("datetime64[M]") + 2).astype("datetime64[D]") - 1
     when = next_month - rng.integers(0, 20, n).astype("timedelta64[D]")
     settled = when < end
-    share = cases["insurance_type"].map(SELF_PAY_SHARE).to_numpy()
-    self_pay = np.round(cases["total_cost"].to_numpy() * share, 2)
-    by_insurer = settled & (cases["insurance_type"].to_numpy() != SELF_PAYING)
-    payment = np.round(np.maximum(priced["drg_payment"].to_numpy() - self_pay, 0.0), 2)
+    by_insurer = settled & (priced["payment_method"] != "charges").to_numpy()
+    fund = np.round(priced["fund_payment"].to_numpy(dtype=float), 2)
+    patient = np.round(priced["patient_payment"].to_numpy(dtype=float), 2)
     return pd.DataFrame(
         {
             "settlement_date": pd.Series(np.where(settled, when, np.datetime64("NaT"))).astype(
                 "datetime64[ns]"
             ),
             "settled_drg": np.where(by_insurer & (grouped["status"] == "grouped"), grouped["drg"], None),
-            "insurer_payment": np.where(by_insurer, payment, np.where(settled, 0.0, np.nan)),
-            "self_pay": np.where(settled, np.where(by_insurer, self_pay, cases["total_cost"]), np.nan),
+            "insurer_payment": np.where(by_insurer, fund, np.where(settled, 0.0, np.nan)),
+            "self_pay": np.where(settled, patient, np.nan),
             "drg": grouped["drg"].to_numpy(),
         },
         index=cases.index,

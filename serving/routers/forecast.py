@@ -49,6 +49,31 @@ class Row(BaseModel):
     surplus: Band
 
 
+class SettlementYear(BaseModel):
+    """The hospital-year as the insurer will clear it (``models.forecast.settlement``): settled quarters
+    plus forecast ones; 80% intervals from the simulation draws."""
+
+    year: int
+    quarters_actual: int = Field(description="quarters of the year already in the history")
+    quarters_forecast: int = Field(description="quarters of the year forecast")
+    charges: float = Field(description="charges of the insured cases")
+    drg_due: float = Field(description="DRG payment due for them")
+    balance: Band = Field(description="DRG due − charges")
+    balance_rate: Band = Field(description="结算差额率: balance / charges")
+    patient_share: float
+    fund_due: Band = Field(description="统筹基金 due before the year-end rules")
+    surplus_kept: Band = Field(description="结余留用: surplus the hospital keeps")
+    surplus_withheld: Band = Field(description="surplus the fund does not pay")
+    overrun_shared: Band = Field(description="超支分担: overrun the fund pays")
+    quality_withheld: float = Field(description="质量保证金 withheld")
+    quality_returned: float = Field(description="质量保证金 returned (quality score 100)")
+    review_deductions: float = Field(description="审核扣款")
+    fund_final: Band = Field(description="the fund's payment after the year-end rules")
+    prepaid: Band = Field(description="预拨: prepaid month by month")
+    cleared: Band = Field(description="清算: paid (negative: clawed back) at year end")
+    settled_margin: Band = Field(description="patients' shares + fund final − charges")
+
+
 class SurplusForecastAnswer(BaseModel):
     level: Level
     horizon: int
@@ -60,6 +85,10 @@ class SurplusForecastAnswer(BaseModel):
         None, description="'insurer table' or 'estimated from own history' (then payments are estimates)"
     )
     rows: list[Row]
+    settlement: list[SettlementYear] | None = Field(
+        None, description="each year the run's forecast reaches, settled as the insurer will (full horizon)"
+    )
+    settlement_note: str | None = Field(None, description="why there is no settlement forecast")
 
 
 def forecast_dir(state: State) -> FilePath:
@@ -108,6 +137,24 @@ def _rows(table: pd.DataFrame) -> list[Row]:
     return rows
 
 
+def _settlement(meta: dict) -> list[SettlementYear] | None:
+    """run.json's settlement rows, an interval column ``c`` with its ``c_lo80``/``c_hi80`` as a Band."""
+    if meta.get("settlement") is None:
+        return None
+    bands = {n for n, f in SettlementYear.model_fields.items() if f.annotation is Band}
+    return [
+        SettlementYear(
+            **{
+                name: Band(value=row[name], lo80=row.get(f"{name}_lo80"), hi80=row.get(f"{name}_hi80"))
+                if name in bands
+                else row[name]
+                for name in SettlementYear.model_fields
+            }
+        )
+        for row in meta["settlement"]
+    ]
+
+
 @router.get(
     "/v1/forecast/surplus", response_model=SurplusForecastAnswer, summary="Quarterly surplus forecast"
 )
@@ -129,6 +176,8 @@ def surplus_forecast(
         scenario=meta.get("scenario"),
         weights_source=meta.get("weights_source"),
         rows=_rows(table),
+        settlement=_settlement(meta),
+        settlement_note=meta.get("settlement_note"),
     )
 
 
@@ -164,6 +213,7 @@ def forecast_page(
         "horizon": meta["horizon"],
         "meta": meta,
         "rows": rows,
+        "settlement": _settlement(meta),
         "max_horizon": meta["max_horizon"],
     }
     return TEMPLATES.TemplateResponse(request, "forecast.html", context)

@@ -260,6 +260,7 @@ def queue_page(
             limit=500,
         )
         choices = state.queue.choices()
+        source = state.queue.weights_source()
     except QueueUnavailable as error:
         raise HTTPException(503, str(error)) from error
     state.audit.record(
@@ -288,5 +289,6 @@ def queue_page(
         "descending": descending,
         "sort_link": sort_link,
         "sortable": SORTABLE,
+        "weights_source": source,
     }
     return TEMPLATES.TemplateResponse(request, "queue.html", context)

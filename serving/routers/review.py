@@ -34,6 +34,10 @@ class QueueItem(BaseModel):
 
 class QueueAnswer(BaseModel):
     total: int = Field(description="cases matching the filters")
+    weights_source: str | None = Field(
+        None,
+        description="'insurer table' or 'estimated from own history' (money at stake then an estimate)",
+    )
     items: list[QueueItem]
 
 
@@ -61,4 +65,4 @@ def queue(
         case_ids=shown["case_id"].tolist(),
     )
     items = [QueueItem(**row) for row in shown.to_dict("records")]
-    return QueueAnswer(total=len(view), items=items)
+    return QueueAnswer(total=len(view), weights_source=state.queue.weights_source(), items=items)

@@ -103,7 +103,7 @@ def test_optional_maps_may_be_absent(local_copy: Path) -> None:
         ),
         (
             lambda g: g["mdcs"]["MDCF"].update(ambiguous_group_on_unmatched_or_procedure=True),
-            r"mdcs\.MDCF: the ambiguous-group \(QY\) rule is not supported",
+            r"mdcs\.MDCF: a per-MDC ambiguous-group \(QY\) flag is not read",
         ),
         (lambda g: g.pop("drgs"), r"key 'drgs' is missing"),
     ],

@@ -80,6 +80,7 @@ def test_trains_and_ranks_the_queue(demo_hospital, tracking):
     queue = coding_queue(cases, model, "2025Q4", budget=50)
     assert list(queue.columns[: len(QUEUE_COLUMNS)]) == list(QUEUE_COLUMNS)
     assert len(queue) == 50 and queue["expected_value"].is_monotonic_decreasing
+    assert (queue["weights_source"] == "insurer table").all()  # the embedded rules name the city's table
     assert queue["reasons"].map(len).gt(0).mean() > 0.5
     in_quarter = cases.set_index("case_id").loc[queue["case_id"], "discharge_date"].dt.to_period("Q")
     assert (in_quarter == pd.Period("2025Q4")).all()

@@ -121,7 +121,7 @@ def test_chronic_conditions_persist_across_admissions(frame):
 def test_settlement_pays_the_regional_weight_and_negotiated_drugs_once(frame):
     """A normal case of a DRG is paid RW × base rate, RW from the city's published table (calibrated on
     the region's cost net of negotiated drugs; ¥10,000 per RW before 2025-01-01, ¥10,500 after), plus its
-    negotiated drugs, paid once outside the DRG; the insurer pays that less the self-paid part."""
+    negotiated drugs, paid once outside the DRG; the fund and the patient share that payment."""
     table = read_weights(PaymentRules.load().calibration.rw_table)
     paid = frame[(frame["insurer_payment"] > 0) & frame["settled_drg"].notna()]
     drg_payment = (paid["insurer_payment"] + paid["self_pay"] - paid["cost_negotiated_drugs"]).round(0)
@@ -130,8 +130,33 @@ def test_settlement_pays_the_regional_weight_and_negotiated_drugs_once(frame):
         after = paid.loc[standard.index, "discharge_date"] >= pd.Timestamp("2025-01-01")
         assert standard[~after].mode()[0] == pytest.approx(table.loc[drg, "rw"] * 10_000, abs=1)
         assert standard[after].mode()[0] == pytest.approx(table.loc[drg, "rw"] * 10_500, abs=1)
-    assert frame.loc[frame["insurance_type"] == 7, "settled_drg"].isna().all()
     assert (frame["insurer_payment"].dropna() >= 0).all()
+
+
+@pytest.mark.parametrize(("payer", "deductible", "fund_ratio"), [(1, 1000.0, 0.85), (2, 800.0, 0.70)])
+def test_patients_pay_the_schemes_share_of_the_charges(frame, payer, deductible, fund_ratio):
+    """The patient's part is the fund formula of the city's rules, by hand: 全自费 + 先自付 items, the
+    deductible (at most what is left) and the scheme's share of the rest — an employee ≈ 1/4, a
+    resident ≈ 2/5 of the charges, as the schemes' reported actual reimbursement (about 75%, 60%)."""
+    settled = frame[frame["settlement_date"].notna() & (frame["insurance_type"] == payer)]
+    first = settled["cost_self_funded"] + settled["cost_first_self_paid"]
+    policy = settled["total_cost"] - first
+    deducted = np.minimum(deductible, policy)
+    expected = first + deducted + (policy - deducted) * (1 - fund_ratio)
+    assert np.allclose(settled["self_pay"], expected, atol=0.01)
+    share = (settled["self_pay"] / settled["total_cost"]).median()
+    assert (0.20 <= share <= 0.32) if payer == 1 else (0.33 <= share <= 0.48)
+    assert (settled["insurer_payment"] >= 0).all()
+
+
+def test_payers_outside_the_schemes_pay_their_charges(frame):
+    """全自费, commercial, 全公费 and other payers are not in the city's schemes: at charges, nothing from
+    the insurer, no DRG settled."""
+    outside = frame[frame["settlement_date"].notna() & frame["insurance_type"].isin([5, 6, 7, 8, 9])]
+    assert len(outside) > 0
+    assert outside["settled_drg"].isna().all()
+    assert (outside["insurer_payment"] == 0).all()
+    assert np.allclose(outside["self_pay"], outside["total_cost"])
 
 
 def test_the_hospital_is_measured_against_its_region(demo_hospital):

@@ -80,6 +80,10 @@ def test_run_writes_a_table_and_chart_per_level(written) -> None:
     assert (oncology.drop(index="oncology")["volume"].abs() < 1e-9).all()
     assert (oncology.loc["oncology", "volume"] > 0).all()
     assert set(run.summary.index) == {"hospital", "department", "drg"}
+    settlement = pd.read_csv(out / "settlement.csv", encoding="utf-8-sig")
+    assert list(settlement["year"]) == [2026] and settlement["insured_cases"].iloc[0] > 0
+    meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert meta["settlement"][0]["fund_final"] == pytest.approx(settlement["fund_final"].iloc[0])
 
 
 def test_run_is_logged_to_mlflow(written, settings: Settings) -> None:
@@ -100,7 +104,7 @@ def test_cli_runs_on_the_store_and_reports_bad_scenarios(
     args = ["forecast", "surplus", "--horizon", "1", "--draws", "50", "--origins", "0", "--no-track"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "Hospital surplus forecast" in result.output
+    assert "Hospital surplus forecast" in result.output and "医保年终清算预测" in result.output
     assert (settings.data_dir / "forecast" / "surplus-hospital.csv").is_file()
     scenario = tmp_path / "typo.toml"
     scenario.write_text('[[cost]]\ndepartment = "cardiolgy"\nchange = -0.05\n', encoding="utf-8")
@@ -130,6 +134,12 @@ def test_api_and_page_serve_the_latest_run(written, settings: Settings) -> None:
         forecast = [r for r in body["rows"] if r["kind"] == "forecast"]
         assert {r["quarter"] for r in forecast} == {"2026Q1"}
         assert all(r["surplus"]["lo80"] <= r["surplus"]["hi80"] for r in forecast)
+        (year,) = body["settlement"]  # 2026Q1–Q2: the run's full horizon, one year
+        assert (year["year"], year["quarters_actual"], year["quarters_forecast"]) == (2026, 0, 2)
+        assert year["balance"]["lo80"] <= year["balance"]["value"] <= year["balance"]["hi80"]
+        assert year["cleared"]["value"] == pytest.approx(
+            year["fund_final"]["value"] - year["prepaid"]["value"]
+        )
         assert client.get("/v1/forecast/surplus", params={"horizon": 3}, headers=finance).status_code == 422
         nurse = {"Authorization": f"Bearer {keys['clinician']}"}
         assert client.get("/v1/forecast/surplus", headers=nurse).status_code == 403
@@ -140,6 +150,7 @@ def test_api_and_page_serve_the_latest_run(written, settings: Settings) -> None:
         english = client.get("/forecast", params={"lang": "en"}, headers=finance)
         assert "Quarterly DRG surplus forecast" in english.text
         assert "weights: insurer table" in english.text and "权重：医保局权重表" in page.text
+        assert "结算差额率" in page.text and "超支分担" in page.text and 'id="settlement"' in english.text
         meta = json.loads((target / "run.json").read_text(encoding="utf-8"))
         estimated = {**meta, "weights_source": "estimated from own history"}
         (target / "run.json").write_text(json.dumps(estimated), encoding="utf-8")

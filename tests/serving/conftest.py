@@ -123,6 +123,7 @@ def queue_frame(cases: pd.DataFrame) -> pd.DataFrame:
             "whatif_payment_change": money,
             "compliance_risk": np.arange(len(picked)) % 2 == 1,
             "reasons": [["MCC with a stay under 2 days"]] * len(picked),
+            "weights_source": "insurer table",  # what models.review_queue.score_cases adds
         }
     )
     frame = frame.sort_values("expected_value", ascending=False, ignore_index=True)

@@ -276,6 +276,7 @@ def test_weights_say_whether_money_figures_stand_on_the_insurer_table(client, au
 def test_review_queue_sorts_and_filters(client, world, auth):
     answer = client.get("/v1/review/queue", headers=auth("coder")).json()
     assert answer["total"] == len(world.queue)
+    assert answer["weights_source"] == "insurer table"  # the model's weights: the city's RW table
     values = [i["expected_value"] for i in answer["items"]]
     assert values == sorted(values, reverse=True)
     department = world.queue["department"].iloc[0]
@@ -287,6 +288,18 @@ def test_review_queue_sorts_and_filters(client, world, auth):
     assert {i["department"] for i in by_money["items"]} == {department}
     money = [i["money_at_stake"] for i in by_money["items"]]
     assert money == sorted(money, reverse=True)
+
+
+def test_review_queue_says_when_its_money_stands_on_estimated_weights(world):
+    """The ranking's weights_source travels with the trimmed queue frame; a reload forgets it."""
+    from serving.queue import ReviewQueue
+
+    ranked = world.queue.assign(weights_source="estimated from own history")
+    queue = ReviewQueue(lambda: ranked)
+    assert queue.weights_source() == "estimated from own history"
+    assert "weights_source" not in queue.frame().columns
+    unlabelled = ReviewQueue(lambda: world.queue.drop(columns="weights_source", errors="ignore"))
+    assert unlabelled.weights_source() is None
 
 
 def test_metrics_count_by_route_template_without_ids(client, world, auth, admission_body):

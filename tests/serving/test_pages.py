@@ -84,6 +84,7 @@ def test_waterfall_steps_end_at_the_prediction():
 
 def test_queue_page_sorts_and_filters(client, world, auth):
     html = client.get("/queue?lang=en", headers=auth("coder")).text
+    assert "weights: insurer table" in html
     money = [float(m.replace(",", "")) for m in re.findall(r'class="num money">¥([\d,]+)', html)]
     assert len(money) == len(world.queue)
     by_money = client.get("/queue?lang=en&sort=money_at_stake&descending=true", headers=auth("coder")).text
