@@ -180,7 +180,7 @@ def _abstracts(
         "department": t["department"].to_numpy()[types],
         "admission_date": admitted.astype("datetime64[ns]"),
         "admission_source": stays["admission_source"].to_numpy().astype(np.int64),
-        "admission_type": pd.array(stays["admission_type"].to_numpy().astype(np.int64), dtype="Int64"),
+        "admission_type": stays["admission_type"].to_numpy().astype(np.int64),
         "sex": patients["sex"].to_numpy()[patient].astype(np.int64),
         "age_years": years,
         "age_days": pd.array(np.where(years == 0, days, pd.NA), dtype="Int64"),
