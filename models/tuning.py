@@ -44,8 +44,10 @@ def tune_lightgbm(
     space: dict[str, dict[str, Any]],
     seconds: float,
     seed: int = 0,
+    max_trials: int | None = None,
 ) -> tuple[dict[str, Any], optuna.Study]:
-    """Search the task's ``lightgbm`` table for ``seconds``; ``score(params)`` fits and scores on validation.
+    """Search the task's ``lightgbm`` table for ``seconds`` (or ``max_trials``, whichever ends first);
+    ``score(params)`` fits and scores on validation.
 
     Returns the task params with the best ``lightgbm`` table; the configured values are the first
     trial, so tuning never ends worse on validation than the config.
@@ -63,5 +65,5 @@ def tune_lightgbm(
             mlflow.log_metric(f"validation_{task.primary_metric}", value)
         return value
 
-    study.optimize(objective, timeout=seconds, gc_after_trial=True)
+    study.optimize(objective, n_trials=max_trials, timeout=seconds, gc_after_trial=True)
     return {**params, "lightgbm": {**params["lightgbm"], **study.best_params}}, study
