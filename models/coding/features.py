@@ -1,7 +1,8 @@
 """What a coding auditor looks at, as features beside the discharge-stage case features.
 
 :class:`CodingFeatures` is ``CaseFeatures("discharge")`` (demographics, codes rolled up, DRG, MCC/CC
-counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view:
+counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view (:data:`CODING_AUDIT`,
+registered in :mod:`features.views` so its stage guard and the catalogue cover it):
 
 - **DRG boundary**: how many secondary diagnoses would change the DRG if dropped, the largest RW lost
   by dropping one, whether swapping the principal with a secondary changes the DRG and by how much
@@ -13,8 +14,8 @@ counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view
 - **Specificity**: an unspecified (.9) principal, a symptom (R) principal when a specific diagnosis
   is present, the share of unspecified secondary diagnoses.
 - **Error history**, point in time: the coder's and the department's audits and errors *dated before
-  the case's discharge*, read from the ``history`` given to ``transform`` (the store's audited cases),
-  as counts and a smoothed error rate.
+  the case's discharge* (``features.point_in_time.as_of``, rule ``before``), read from the
+  ``history`` given to ``transform`` (the store's audited cases), as counts and a smoothed error rate.
 
 Relative weights are the insurer's RW table the payment rules name; without one they are estimated on
 the training cases in ``fit`` (weights never see later cases).
