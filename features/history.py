@@ -9,11 +9,10 @@ recorded by its discharge, so it is known at t.
 Emergency-department visits are not in the inpatient abstracts; "ED visits" here are earlier
 admissions through the emergency route (``admission_source`` 1, 急诊).
 
-The computation is vectorised: patients are encoded as integers, each discharge becomes a key
-``patient * BIG + day`` and each admission a query key on the same scale; windows are two binary
-searches in the sorted discharge keys and sums are differences of cumulative sums. No groupby, no
-per-patient loop, so a million cases take seconds, and the result depends only on the rows given
-(a Dask partition holding whole patients gives the same answer).
+The computation is vectorised: prior stays are looked up with :func:`features.point_in_time.as_of`
+(rule ``at_or_before`` on the discharge day) and sums are differences of cumulative sums along its
+timeline. No groupby, no per-patient loop, so a million cases take seconds, and the result depends
+only on the rows given (a Dask partition holding whole patients gives the same answer).
 """
 
 from __future__ import annotations
@@ -22,48 +21,42 @@ import numpy as np
 import pandas as pd
 
 from features.comorbidity import bits_mask, condition_masks, mask_bits
+from features.point_in_time import Timeline, as_of, day_numbers
 
 WINDOWS: tuple[int, ...] = (90, 365)
 READMISSION_DAYS = 30
 EMERGENCY_SOURCE = 1
-_BIG = np.int64(1 << 22)  # days per patient block in the keys; far more than any span of dates
 
 
-def _days(dates: pd.Series, origin: np.datetime64) -> np.ndarray:
-    return (dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]") - origin).astype(np.int64)
-
-
-def _cumulative(values: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Cumulative sums along sorted events with a leading zero row (works for 1-D and 2-D values)."""
-    out = np.zeros((len(order) + 1, *values.shape[1:]), dtype=values.dtype)
-    np.cumsum(values[order], axis=0, out=out[1:])
-    return out
-
-
-def _between(cum: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    return cum[hi] - cum[lo]
-
-
-def _self_in(
-    query_self: np.ndarray, event_keys: np.ndarray, lo_key: np.ndarray, hi_key: np.ndarray
+def _own_inside(
+    query_self: np.ndarray, event_days: np.ndarray, days: np.ndarray, lookback: int | None
 ) -> np.ndarray:
-    """Whether a query's own stay is among the events with lo_key <= key <= hi_key (to subtract it)."""
+    """Whether a query's own stay is among the events it sees (so that it can be subtracted)."""
     has_self = query_self >= 0
-    own = np.full(len(query_self), -1, dtype=np.int64)
-    own[has_self] = event_keys[query_self[has_self]]
-    return has_self & (own >= lo_key) & (own <= hi_key)
+    own = np.full(len(query_self), np.iinfo(np.int64).max, dtype=np.int64)
+    own[has_self] = event_days[query_self[has_self]]
+    inside = has_self & (own <= days)
+    return inside if lookback is None else inside & (own >= days - lookback)
 
 
 def _days_since_last(
-    sorted_keys: np.ndarray, query_keys: np.ndarray, patient_start: np.ndarray, self_at_query: np.ndarray
+    timeline: Timeline,
+    patient: np.ndarray,
+    days: np.ndarray,
+    seen: tuple[np.ndarray, np.ndarray],
+    self_seen: np.ndarray,
 ) -> np.ndarray:
-    """Days from the latest counted discharge to the query day (NaN when there is none)."""
-    hi = np.searchsorted(sorted_keys, query_keys, side="right")
-    strictly_before = np.searchsorted(sorted_keys, query_keys, side="left")
-    same_day = (hi - strictly_before) - self_at_query.astype(np.int64)
-    gap = np.full(len(query_keys), np.nan)
-    earlier = strictly_before > patient_start
-    gap[earlier] = (query_keys[earlier] - sorted_keys[strictly_before[earlier] - 1]).astype(np.float64)
+    """Days from the latest counted discharge to the query day (NaN when there is none).
+
+    ``seen`` is the queries' all-time ``as_of(..., rule="at_or_before")`` range, already looked up.
+    """
+    start, at_or_before = seen
+    _, before = as_of(timeline, patient, days, rule="before")
+    same_day = (at_or_before - before) - self_seen.astype(np.int64)
+    gap = np.full(len(days), np.nan)
+    earlier = before > start
+    last = timeline.time_at(before[earlier] - 1)
+    gap[earlier] = (days[earlier] - last).astype(np.float64)
     gap[same_day > 0] = 0.0
     return gap
 
@@ -112,23 +105,15 @@ class StayIndex:
         codes, patients = pd.factorize(events["patient_id"])
         self.patients = pd.Index(patients)
         self.cases = pd.Index(events["case_id"].to_numpy())
-        origin = events["admission_date"].min()
-        origin = np.datetime64("1970-01-01", "D") if pd.isna(origin) else np.datetime64(origin, "D")
-        self.origin = origin - np.timedelta64(max(WINDOWS) + 1, "D")
         event_patient = codes.astype(np.int64)
-        self.event_keys = event_patient * _BIG + _days(events["discharge_date"], self.origin)
-        event_admit_keys = event_patient * _BIG + _days(events["admission_date"], self.origin)
-        order = np.argsort(self.event_keys, kind="stable")
-        self.sorted_keys = self.event_keys[order]
+        self.event_days = day_numbers(events["discharge_date"])
+        self.timeline = Timeline.of(event_patient, self.event_days)
 
         # Whether each event was itself a readmission: admitted within 30 days of an earlier discharge.
-        event_start = np.searchsorted(self.sorted_keys, event_patient * _BIG, side="left")
-        event_gap = _days_since_last(
-            self.sorted_keys,
-            event_admit_keys,
-            event_start,
-            _self_in(np.arange(len(events)), self.event_keys, event_admit_keys, event_admit_keys),
-        )
+        admitted = day_numbers(events["admission_date"])
+        own_seen = self.event_days == admitted  # a stay seen by its own admission: discharged that day
+        event_seen = as_of(self.timeline, event_patient, admitted, rule="at_or_before")
+        event_gap = _days_since_last(self.timeline, event_patient, admitted, event_seen, own_seen)
         readmission = (event_gap <= READMISSION_DAYS).astype(np.int64)
         emergency = (pd.to_numeric(events["admission_source"], errors="coerce") == EMERGENCY_SOURCE).to_numpy(
             np.int64
@@ -141,8 +126,8 @@ class StayIndex:
         self.per_event = np.column_stack([np.ones(len(events)), cost, los, readmission, emergency]).astype(
             np.float64
         )
-        self.cum = _cumulative(self.per_event, order)
-        self.cum_conditions = _cumulative(self.conditions, order)
+        self.cum = self.timeline.cumulative(self.per_event)
+        self.cum_conditions = self.timeline.cumulative(self.conditions)
 
     def features(self, queries: pd.DataFrame) -> pd.DataFrame:
         """The history features of each query (see :func:`history_features`), same index.
@@ -150,32 +135,30 @@ class StayIndex:
         A query whose patient has no stay here has no history; a query admitted before the earliest
         stay here sees none of them.
         """
-        query_patient = self.patients.get_indexer(queries["patient_id"]).astype(np.int64)
-        days = np.clip(_days(queries["admission_date"], self.origin), 0, _BIG - 1)
-        query_keys = query_patient * _BIG + days
+        patient = self.patients.get_indexer(queries["patient_id"]).astype(np.int64)
+        days = day_numbers(queries["admission_date"])
         query_self = self.cases.get_indexer(queries["case_id"])
-        query_self[query_patient < 0] = -1
-        sorted_keys, event_keys = self.sorted_keys, self.event_keys
+        query_self[patient < 0] = -1
+        timeline = self.timeline
 
-        start = np.searchsorted(sorted_keys, query_patient * _BIG, side="left")
-        hi = np.searchsorted(sorted_keys, query_keys, side="right")
+        start, hi = seen = as_of(timeline, patient, days, rule="at_or_before")
         out: dict[str, np.ndarray] = {}
-        self_ever = _self_in(query_self, event_keys, query_patient * _BIG, query_keys)
+        self_ever = _own_inside(query_self, self.event_days, days, None)
         out["prior_admissions"] = (hi - start) - self_ever
         for window in WINDOWS:
-            lo = np.searchsorted(sorted_keys, query_keys - window, side="left")
-            inside = _self_in(query_self, event_keys, query_keys - window, query_keys)
-            sums = _between(self.cum, lo, hi) - _own(self.per_event, query_self) * inside[:, None]
+            lo, within = as_of(timeline, patient, days, rule="at_or_before", lookback=window)
+            inside = _own_inside(query_self, self.event_days, days, window)
+            sums = self.cum[within] - self.cum[lo] - _own(self.per_event, query_self) * inside[:, None]
             out[f"prior_admissions_{window}d"] = sums[:, 0]
             out[f"prior_cost_{window}d"] = sums[:, 1]
             out[f"prior_los_days_{window}d"] = sums[:, 2]
             out[f"prior_readmissions_{window}d"] = sums[:, 3]
             out[f"prior_emergency_admissions_{window}d"] = sums[:, 4]
-        out["days_since_last_discharge"] = _days_since_last(sorted_keys, query_keys, start, self_ever)
+        out["days_since_last_discharge"] = _days_since_last(timeline, patient, days, seen, self_ever)
         own = _own(self.conditions, query_self) * self_ever[:, None]
-        seen = _between(self.cum_conditions, start, hi) - own
+        seen_conditions = self.cum_conditions[hi] - self.cum_conditions[start] - own
         columns: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
-        columns["prior_condition_mask"] = bits_mask(seen)
+        columns["prior_condition_mask"] = bits_mask(seen_conditions)
         return pd.DataFrame(columns, index=queries.index)
 
 

@@ -49,6 +49,7 @@ class FeatureContext:
     """What a view may read besides the case's own fields."""
 
     prior: pd.DataFrame | None = None  # history_features() of the cases, same index
+    stays: pd.DataFrame | None = None  # stored stays, for views reading earlier cases' own fields
     tables: Any = None  # features.casemix.tables.CasemixTables
     grouper: Any = None  # features.casemix.grouper.Grouper over those tables
     weights: pd.DataFrame | None = None  # drg -> rw
@@ -66,17 +67,43 @@ def field_stage(name: str) -> Stage:
     return FIELD_BY_NAME[name].stage
 
 
+STAGE_TIMESTAMP: dict[str, str] = {
+    "admission": "admission_date",
+    "discharge": "discharge_date",
+    "settlement": "settlement_date",
+    "audit": "audit_date",
+}
+
+
 @dataclass(frozen=True)
 class FeatureView:
+    """Features of one entity known at one stage, as of the case's ``timestamp`` field.
+
+    ``timestamp`` (default: the stage's date, e.g. ``discharge_date``) is the time the view's
+    point-in-time reads of earlier records are as of; it must itself be known at the stage.
+    ``shared=False`` marks a view one model's transformer joins itself (``coding_audit`` needs a
+    fitted RW table): it is registered, so the stage check, name uniqueness and the catalogue cover
+    it, but :class:`features.pipeline.CaseFeatures` does not join it.
+    """
+
     name: str
     entity: Entity
     stage: Stage
     description: str
     features: tuple[Feature, ...]
     compute: Compute
+    timestamp: str = ""
+    shared: bool = True
 
     def __post_init__(self) -> None:
         limit = STAGE_ORDER[self.stage]
+        if not self.timestamp:
+            object.__setattr__(self, "timestamp", STAGE_TIMESTAMP[self.stage])
+        if STAGE_ORDER[field_stage(self.timestamp)] > limit:
+            raise FeatureStageError(
+                f"view '{self.name}' ({self.stage}) is timed by '{self.timestamp}', "
+                f"which is only known at {field_stage(self.timestamp)}"
+            )
         for feature in self.features:
             for source in (*feature.sources, *feature.prior_sources):
                 known = field_stage(source)
@@ -109,8 +136,8 @@ def register(view: FeatureView) -> FeatureView:
 
 
 def views_at(stage: Stage) -> list[FeatureView]:
-    """The views usable at ``stage``: its own and every earlier stage's, in declaration order."""
-    return [v for v in VIEWS.values() if STAGE_ORDER[v.stage] <= STAGE_ORDER[stage]]
+    """The shared views usable at ``stage``: its own and every earlier stage's, in declaration order."""
+    return [v for v in VIEWS.values() if v.shared and STAGE_ORDER[v.stage] <= STAGE_ORDER[stage]]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """What a coding auditor looks at, as features beside the discharge-stage case features.
 
 :class:`CodingFeatures` is ``CaseFeatures("discharge")`` (demographics, codes rolled up, DRG, MCC/CC
-counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view:
+counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view (:data:`CODING_AUDIT`,
+registered in :mod:`features.views` so its stage guard and the catalogue cover it):
 
 - **DRG boundary**: how many secondary diagnoses would change the DRG if dropped, the largest RW lost
   by dropping one, whether swapping the principal with a secondary changes the DRG and by how much
@@ -13,8 +14,8 @@ counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view
 - **Specificity**: an unspecified (.9) principal, a symptom (R) principal when a specific diagnosis
   is present, the share of unspecified secondary diagnoses.
 - **Error history**, point in time: the coder's and the department's audits and errors *dated before
-  the case's discharge*, read from the ``history`` given to ``transform`` (the store's audited cases),
-  as counts and a smoothed error rate.
+  the case's discharge* (``features.point_in_time.as_of``, rule ``before``), read from the
+  ``history`` given to ``transform`` (the store's audited cases), as counts and a smoothed error rate.
 
 Relative weights are the insurer's RW table the payment rules name; without one they are estimated on
 the training cases in ``fit`` (weights never see later cases).
@@ -30,12 +31,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from features.history import StayIndex
-from features.pipeline import CaseFeatures
+from features.pipeline import CaseFeatures, feature_catalog
+from features.point_in_time import Timeline, as_of, day_numbers
+from features.views import Feature, FeatureContext, FeatureView, register
 from models.coding import rules as coding_rules
 from models.coding.whatif import heavier_drg, regroup_variants, with_los_days
 
 SMOOTHING_AUDITS = 20.0  # an entity's error rate is shrunk to the overall rate with this many audits' weight
-_BIG = np.int64(1 << 22)
 
 AUDIT_FEATURES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
@@ -139,30 +141,18 @@ def error_history(cases: pd.DataFrame, audits: pd.DataFrame, entity: str) -> pd.
     audits = audits[audits["audit_date"].notna() & audits[entity].notna()]
     blocks = pd.factorize(pd.concat([audits[entity], cases[entity]], ignore_index=True).astype(object))[0]
     audit_block, case_block = blocks[: len(audits)].astype(np.int64), blocks[len(audits) :].astype(np.int64)
-    origin = np.datetime64("1900-01-01", "D")
-    audit_day = (audits["audit_date"].to_numpy("datetime64[ns]").astype("datetime64[D]") - origin).astype(
-        np.int64
-    )
-    case_day = (cases["discharge_date"].to_numpy("datetime64[ns]").astype("datetime64[D]") - origin).astype(
-        np.int64
-    )
+    audit_day, case_day = day_numbers(audits["audit_date"]), day_numbers(cases["discharge_date"])
     error = audits["audit_error"].astype("boolean").fillna(False).to_numpy(np.float64)
 
-    def before(
-        keys: np.ndarray, values: np.ndarray, query: np.ndarray, floor: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(keys, kind="stable")
-        cumulative = np.r_[0.0, np.cumsum(values[order])]
-        hi = np.searchsorted(keys[order], query, side="left")
-        lo = np.searchsorted(keys[order], floor, side="left")
+    def before(audit_keys: np.ndarray, case_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Audits (and errors among them) of each case's key dated strictly before its discharge."""
+        timeline = Timeline.of(audit_keys, audit_day)
+        lo, hi = as_of(timeline, case_keys, case_day, rule="before")
+        cumulative = timeline.cumulative(error)
         return (hi - lo).astype(np.float64), cumulative[hi] - cumulative[lo]
 
-    known = case_block >= 0
-    query = np.where(known, case_block, -1) * _BIG + case_day
-    count, errors = before(
-        audit_block * _BIG + audit_day, error, query, np.where(known, case_block, -1) * _BIG
-    )
-    all_count, all_errors = before(audit_day, error, case_day, np.full(len(cases), -(1 << 40)))
+    count, errors = before(audit_block, case_block)
+    all_count, all_errors = before(np.zeros(len(audits), np.int64), np.zeros(len(cases), np.int64))
     overall = np.where(all_count > 0, all_errors / np.maximum(all_count, 1), np.nan)
     rate = (errors + SMOOTHING_AUDITS * overall) / (count + SMOOTHING_AUDITS)
     prefix = entity.removesuffix("_id")
@@ -249,43 +239,15 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         the service passes it): both give the audits of the coder's and the department's cases.
         """
         check_is_fitted(self, "weights_")
-        cases = with_los_days(cases)
-        edge = boundary(cases, self._grouper(), self.weights_, self.max_variants)
-        flags = coding_rules.rule_flags(cases, edge["mcc_count_"])
-        audits = _audits(cases, history)
-        out = edge.drop(columns=["mcc_count_", "drg_mean_cost_"]).assign(
-            planned_procedure_not_coded=flags["planned_procedure_not_coded"].astype(float),
-            admission_category_differs=flags["admission_category_differs"].astype(float),
-            cost_to_drg_mean=cases["total_cost"].astype(float).to_numpy() / edge["drg_mean_cost_"].to_numpy(),
-            mcc_short_stay=flags["mcc_short_stay"].astype(float),
-            surgical_charges_no_procedure=flags["surgical_charges_no_procedure"].astype(float),
-            principal_unspecified=flags["principal_unspecified"].astype(float),
-            symptom_principal_with_specific=flags["symptom_principal_with_specific"].astype(float),
-            unspecified_secondary_share=coding_rules.unspecified_share(cases["other_diagnoses"]),
-        )
-        for entity in ("coder_id", "department"):
-            out = out.join(error_history(cases, audits, entity))
-        return out[[name for name, *_ in AUDIT_FEATURES]]
+        stays = history.stays if isinstance(history, StayIndex) else history
+        context = FeatureContext(grouper=self._grouper(), weights=self.weights_, stays=stays)
+        return audit_frame(cases, context, self.max_variants)
 
     @property
     def catalog(self) -> pd.DataFrame:
         """The case features' catalog plus one row per auditor feature."""
         check_is_fitted(self, "weights_")
-        rows = [
-            {
-                "feature": name,
-                "view": "coding_audit",
-                "entity": "case",
-                "stage": "discharge",
-                "kind": "numeric",
-                "sources": ", ".join(sources),
-                "prior_sources": ", ".join(AUDIT_SOURCES) if "prior" in name else "",
-                "zh": zh,
-                "en": en,
-            }
-            for name, zh, en, sources in AUDIT_FEATURES
-        ]
-        return pd.concat([self.case_features_.catalog, pd.DataFrame(rows)], ignore_index=True)
+        return pd.concat([self.case_features_.catalog, feature_catalog([CODING_AUDIT])], ignore_index=True)
 
     def _grouper(self) -> Any:
         """The grouper, built once per process and never pickled (like ``CaseFeatures``)."""
@@ -302,14 +264,51 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         return state
 
 
-def _audits(cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None) -> pd.DataFrame:
-    """Audited stays known to this call: from ``history`` and from ``cases`` when they carry audits."""
+def _audits(cases: pd.DataFrame, stays: pd.DataFrame | None) -> pd.DataFrame:
+    """Audited stays known to this call: from ``stays`` and from ``cases`` when they carry audits."""
     columns = ["case_id", "coder_id", "department", "audit_date", "audit_error"]
-    if isinstance(history, StayIndex):
-        history = history.stays
-    frames = [f[columns] for f in (history, cases) if f is not None and set(columns) <= set(f.columns)]
+    frames = [f[columns] for f in (stays, cases) if f is not None and set(columns) <= set(f.columns)]
     if not frames:
         return pd.DataFrame(
             {c: pd.Series(dtype="datetime64[ns]" if c == "audit_date" else object) for c in columns}
         )
     return pd.concat(frames, ignore_index=True).drop_duplicates("case_id")
+
+
+def audit_frame(cases: pd.DataFrame, context: FeatureContext, max_variants: int = 8) -> pd.DataFrame:
+    """The ``coding_audit`` view's compute: ``context`` gives the grouper, the DRG weights (``rw``,
+    ``mean_cost`` by DRG) and the stored stays whose audits make the error history."""
+    cases = with_los_days(cases)
+    edge = boundary(cases, context.grouper, context.weights, max_variants)
+    flags = coding_rules.rule_flags(cases, edge["mcc_count_"])
+    audits = _audits(cases, context.stays)
+    out = edge.drop(columns=["mcc_count_", "drg_mean_cost_"]).assign(
+        planned_procedure_not_coded=flags["planned_procedure_not_coded"].astype(float),
+        admission_category_differs=flags["admission_category_differs"].astype(float),
+        cost_to_drg_mean=cases["total_cost"].astype(float).to_numpy() / edge["drg_mean_cost_"].to_numpy(),
+        mcc_short_stay=flags["mcc_short_stay"].astype(float),
+        surgical_charges_no_procedure=flags["surgical_charges_no_procedure"].astype(float),
+        principal_unspecified=flags["principal_unspecified"].astype(float),
+        symptom_principal_with_specific=flags["symptom_principal_with_specific"].astype(float),
+        unspecified_secondary_share=coding_rules.unspecified_share(cases["other_diagnoses"]),
+    )
+    for entity in ("coder_id", "department"):
+        out = out.join(error_history(cases, audits, entity))
+    return out[CODING_AUDIT.names]
+
+
+CODING_AUDIT = register(
+    FeatureView(
+        name="coding_audit",
+        entity="case",
+        stage="discharge",
+        description="what a coding auditor looks at: DRG boundary, support, specificity, error history",
+        features=tuple(
+            Feature(name, zh, en, sources, prior_sources=AUDIT_SOURCES if "_prior_" in name else ())
+            for name, zh, en, sources in AUDIT_FEATURES
+        ),
+        compute=audit_frame,
+        timestamp="discharge_date",
+        shared=False,
+    )
+)

@@ -29,8 +29,8 @@ admission on the discharge day counts), 0 otherwise. The rules, all in :class:`R
 excepted, is flagged ``split_suspect_15d`` for the insurance office to review, whatever the plan flag
 says (a plan flag is exactly how a split would be disguised).
 
-All counts are vectorised: each patient (or patient-ADRG pair) is an integer block, each admission a
-key ``block * BIG + day`` in a sorted array, and each index stay's window two binary searches.
+All counts are vectorised: each patient (or patient-ADRG pair) is an integer block and each index
+stay's window one :func:`features.point_in_time.as_of` look-up over the block's admissions.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.point_in_time import Timeline, as_of, day_numbers
 from pipelines.contract import ADMISSION_TYPE_BY_SOURCE
 
 LABEL = "readmitted_30d"
 STATUSES = ("label", "censored", "died", "transferred")
-_BIG = np.int64(1 << 22)
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,14 @@ class ReadmissionRules:
     excluded_dispositions: tuple[tuple[int, str], ...] = ((5, "died"), (2, "transferred"))
 
 
-def _days(dates: pd.Series, origin: np.datetime64) -> np.ndarray:
-    return (dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]") - origin).astype(np.int64)
-
-
 def _count_within(
     block: np.ndarray, day: np.ndarray, counted: np.ndarray, lo: np.ndarray, width: int
 ) -> np.ndarray:
     """Per row: admissions of the same block flagged ``counted`` admitted in [lo, lo + width] days,
-    the row's own admission excluded."""
-    keys = np.sort(block[counted] * _BIG + day[counted])
-    start = block * _BIG + lo
-    found = np.searchsorted(keys, start + width, side="right") - np.searchsorted(keys, start, side="left")
+    the row's own admission excluded (the admissions known at lo + width, looking back ``width``)."""
+    admissions = Timeline.of(block[counted], day[counted])
+    first, last = as_of(admissions, block, lo + width, rule="at_or_before", lookback=width)
+    found = last - first
     own = counted & (day >= lo) & (day <= lo + width)
     return found - own.astype(np.int64)
 
@@ -125,11 +121,10 @@ def readmission_labels(
         if bad.any():
             raise ValueError(f"row {cases.index[bad][0]}: {name} is missing ({int(bad.sum())} rows)")
 
-    origin = np.datetime64(cases["admission_date"].min(), "D")
-    admitted = _days(cases["admission_date"], origin)
-    discharged = _days(cases["discharge_date"], origin)
+    admitted = day_numbers(cases["admission_date"])
+    discharged = day_numbers(cases["discharge_date"])
     end = cases["discharge_date"].max() if data_end is None else pd.Timestamp(data_end)
-    end_day = _days(pd.Series([end]), origin)[0]
+    end_day = day_numbers(pd.Series([end]))[0]
 
     patient = _blocks(cases["patient_id"])
     intrinsic = ~planned_principal(cases["principal_diagnosis"], rules)

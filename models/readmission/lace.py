@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from features.comorbidity import charlson_index, condition_masks
+from features.point_in_time import Timeline, as_of, day_numbers
 
 ED_LOOKBACK_DAYS = 182
 EMERGENCY_SOURCE = 1
 EMERGENCY_TYPE = 2
-_BIG = np.int64(1 << 22)
 
 
 def _los_points(los: np.ndarray) -> np.ndarray:
@@ -32,13 +32,10 @@ def _los_points(los: np.ndarray) -> np.ndarray:
 def _emergency_visits(cases: pd.DataFrame, emergency: np.ndarray) -> np.ndarray:
     """Emergency admissions of the same patient admitted in the lookback window before each admission."""
     patient = pd.factorize(cases["patient_id"])[0].astype(np.int64)
-    day = cases["admission_date"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
-    day = day - day.min() + ED_LOOKBACK_DAYS + 1
-    keys = np.sort(patient[emergency] * _BIG + day[emergency])
-    query = patient * _BIG + day
-    return np.searchsorted(keys, query, side="left") - np.searchsorted(
-        keys, query - ED_LOOKBACK_DAYS, side="left"
-    )
+    day = day_numbers(cases["admission_date"])
+    visits = Timeline.of(patient[emergency], day[emergency])
+    lo, hi = as_of(visits, patient, day, rule="before", lookback=ED_LOOKBACK_DAYS)
+    return hi - lo
 
 
 def lace(cases: pd.DataFrame) -> pd.DataFrame:

@@ -27,13 +27,16 @@ def test_a_feature_reading_a_later_field_fails_at_declaration() -> None:
         FeatureView(
             "typo", "case", "admission", "typo", (Feature("x", "x", "x", ("admision_date",)),), _empty
         )
+    with pytest.raises(FeatureStageError, match="timed by 'discharge_date'"):
+        FeatureView("late", "case", "admission", "late", (), _empty, timestamp="discharge_date")
 
 
 def test_earlier_stays_discharge_fields_are_allowed_at_admission() -> None:
     prior_cost = Feature(
         "prior_cost", "既往费用", "earlier charges", ("patient_id",), prior_sources=("total_cost",)
     )
-    assert FeatureView("ok", "patient", "admission", "ok", (prior_cost,), _empty).stage == "admission"
+    view = FeatureView("ok", "patient", "admission", "ok", (prior_cost,), _empty)
+    assert (view.stage, view.timestamp) == ("admission", "admission_date")  # timed by its stage's date
     assert FeatureView("ok", "case", "discharge", "ok", (Feature("c", "c", "c", ("total_cost",)),), _empty)
 
 
