@@ -1,7 +1,7 @@
 """Every command ends a user error the same way: exit 2, one ``error:`` line, no traceback.
 
 One command per area whose command used to list its own user errors (casemix, group, features,
-forecast, queue, train, ingest); a fault still surfaces as the exception it is.
+forecast, queue, train, ingest, api-key); a fault still surfaces as the exception it is.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def run(*args: str) -> tuple[int, str]:
         (["train", "los"], "unknown task 'los'"),
         (["train", "cost", "--config", "{tmp}/absent.toml"], "training config"),
         (["ingest", "{tmp}/absent.csv", "--store", "{tmp}/store"], "absent.csv"),
+        (["api-key", "--role", "boss", "--id", "bob"], "roles are"),
+        (["api-key"], "give --role and --id (new key), --revoke ID or --list"),
     ],
 )
 def test_a_user_error_exits_2_with_one_clear_message(
