@@ -85,9 +85,10 @@ def test_the_services_configuration_error_is_a_503_without_its_text(caplog) -> N
     assert "ConfigError" in caplog.text and "base_rate" not in caplog.text
 
 
-def test_the_queue_endpoints_answer_503_through_the_table(settings, tmp_path: Path) -> None:
+def test_the_routers_answer_503_through_the_table(settings, tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     key = add_key(keys, "test-coder", "coder")
+    finance = {"Authorization": f"Bearer {add_key(keys, 'test-finance', 'finance')}"}
     app = create_app(
         settings,
         ServingSettings(api_keys=str(keys), reload_poll_seconds=0),
@@ -100,3 +101,5 @@ def test_the_queue_endpoints_answer_503_through_the_table(settings, tmp_path: Pa
         assert answer.status_code == 503 and "the ranked queue lacks columns" in answer.json()["detail"]
         page = client.get("/cases/C1", headers={"Authorization": f"Bearer {key}"})
         assert page.status_code == 503 and "no case store" in page.json()["detail"]
+        forecast = client.get("/v1/forecast/surplus", headers=finance)
+        assert forecast.status_code == 503 and "no surplus forecast yet" in forecast.json()["detail"]
