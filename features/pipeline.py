@@ -22,6 +22,7 @@ from features.encoding import encode_levels, learn_levels
 from features.history import StayIndex, history_features
 from features.views import DERIVED_STAGE, FeatureContext, FeatureView, views_at
 from pipelines.contract import FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at
+from pipelines.errors import InputError
 
 EVENT_COLUMNS = (
     "case_id",
@@ -41,7 +42,7 @@ _NEEDS_PRIOR = ("patient_history", "comorbidity")
 _NEEDS_TABLES = ("coding", "casemix")
 
 
-class FeatureInputError(ValueError):
+class FeatureInputError(InputError):
     """Cases that cannot be turned into features; the message names the field and the row."""
 
 

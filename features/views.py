@@ -25,12 +25,13 @@ from features import codes, comorbidity
 from features.casemix.cases import CANONICAL_INPUT_COLUMNS
 from features.history import WINDOWS
 from pipelines.contract import COST_CATEGORIES, DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage
+from pipelines.errors import ConfigError
 
 Kind = Literal["numeric", "categorical"]
 Entity = Literal["case", "patient"]
 
 
-class FeatureStageError(ValueError):
+class FeatureStageError(ConfigError):
     """A feature declared at a stage earlier than one of its source fields becomes known."""
 
 

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from pipelines.errors import ConfigError
 from pipelines.settings import PROJECT_ROOT
 
 DEFAULT_CONFIG = PROJECT_ROOT / "experiments" / "config" / "train.toml"
@@ -17,9 +18,9 @@ def load_config(path: Path | str | None = None) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"training config {path} does not exist") from None
+        raise ConfigError(f"training config {path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not valid TOML: {error}") from None
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
 
 
 def task_params(config: dict[str, Any], task: str) -> dict[str, Any]:
@@ -27,4 +28,4 @@ def task_params(config: dict[str, Any], task: str) -> dict[str, Any]:
     try:
         return config["tasks"][task]
     except KeyError:
-        raise KeyError(f"the training config has no [tasks.{task}] table") from None
+        raise ConfigError(f"the training config has no [tasks.{task}] table") from None

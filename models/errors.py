@@ -1,7 +1,9 @@
-"""The one error a user's training data can raise, so the CLI can tell it from a bug."""
+"""The error a user's training data raises: an ``InputError`` of the one hierarchy (pipelines.errors)."""
 
 from __future__ import annotations
 
+from pipelines.errors import InputError
 
-class TrainingInputError(ValueError):
+
+class TrainingInputError(InputError):
     """The training data cannot train this task; the message names the problem and where it is."""

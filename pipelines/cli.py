@@ -14,10 +14,12 @@ from pipelines.commands import ingest as ingest_cmd
 from pipelines.commands import queue as queue_cmd
 from pipelines.commands import serve as serve_cmd
 from pipelines.commands import train as train_cmd
+from pipelines.commands.failures import CaselensGroup
 from pipelines.settings import get_settings, private_data_dir
 
 app = typer.Typer(
     name="caselens",
+    cls=CaselensGroup,  # user errors end every command with one message and exit 2
     help="DRG money and risk before it arrives: ingest case histories, group them, train and serve models.",
     no_args_is_help=True,
     add_completion=False,

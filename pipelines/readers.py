@@ -24,15 +24,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipelines.errors import InputError
+
 TEXT = pd.StringDtype("pyarrow")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 EXCEL_SUFFIXES = (".xlsx",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _CHUNK = 1 << 22
-
-
-class InputError(ValueError):
-    """The input cannot be ingested as given; the message says what to fix (shown without traceback)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.contract import COLUMNS, DERIVED, FIELDS
+from pipelines.errors import NotFound
 from pipelines.settings import get_settings
 
 PARTITION = "admission_year"
@@ -37,7 +38,7 @@ _ARROW = {
 }
 
 
-class StoreError(RuntimeError):
+class StoreError(NotFound, RuntimeError):
     """The store is missing or cannot serve the request; the message says what to do."""
 
 

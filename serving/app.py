@@ -27,12 +27,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from pipelines.errors import CaselensError
 from pipelines.settings import Settings, get_settings, private_data_dir
 from serving.audit import AuditLog, RequestContext
 from serving.budget import HistoryBudget
 from serving.cases import CaseIndex, store_cases
 from serving.config import ServingSettings
 from serving.deps import NotAuthenticated, ServiceState
+from serving.errors import caselens_error, writable
 from serving.faults import FaultBarrier
 from serving.middleware import (
     CONTENT_SECURITY_POLICY,
@@ -124,6 +126,7 @@ def create_app(
             app.include_router(importlib.import_module(name).router)
     app.add_exception_handler(NotAuthenticated, _not_authenticated)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(CaselensError, caselens_error)  # serving.errors.STATUS_CODES
     app.add_middleware(FaultBarrier, metrics=state.metrics)  # innermost: the metrics count its 500s
     app.add_middleware(BodySizeLimit, max_bytes=int(serving.max_body_mb * 1024 * 1024))
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
@@ -181,17 +184,13 @@ async def _invalid_request(request: Request, exc: Any) -> Response:
     """
     detail = [
         {
-            "loc": [_writable(part) if isinstance(part, str) else part for part in error["loc"]],
-            "msg": _writable(error["msg"]),
+            "loc": [writable(part) if isinstance(part, str) else part for part in error["loc"]],
+            "msg": writable(error["msg"]),
             "type": error["type"],
         }
         for error in exc.errors()
     ]
     return JSONResponse({"detail": detail}, status_code=422)
-
-
-def _writable(text: str) -> str:
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def _not_authenticated(request: Request, exc: Any) -> Response:

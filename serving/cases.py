@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from features.history import StayIndex
+from pipelines.errors import StateError
 from pipelines.settings import Settings
 from pipelines.store import StoreError, read_cases
 
 
-class CasesUnavailable(RuntimeError):
+class CasesUnavailable(StateError):
     """There is no case store to read (answered as 503)."""
 
 

@@ -24,6 +24,7 @@ from features.history import StayIndex
 from features.pipeline import FeatureInputError
 from features.views import FeatureStageError
 from pipelines.contract import FIELD_BY_NAME
+from pipelines.errors import InputError
 from pipelines.validate import CODE_DICTIONARIES, known_codes
 from serving.explain import Explained, Language, explanations
 from serving.registry import ServedModel
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 INPUT_ERRORS = (FeatureInputError, FeatureStageError)  # the errors whose cause is the case itself
 
 
-class ScoringError(ValueError):
+class ScoringError(InputError):
     """Valid-looking input the model could not score (answered as 422, the message says which part)."""
 
 

@@ -14,13 +14,14 @@ from collections.abc import Callable
 import pandas as pd
 
 from models.review_queue import QUEUE_COLUMNS, coding_queue
+from pipelines.errors import StateError
 from serving.cases import CaseIndex, CasesUnavailable
 from serving.registry import ModelRegistry
 
 SORTABLE = ("rank", "department", "error_type", "error_probability", "money_at_stake", "expected_value")
 
 
-class QueueUnavailable(RuntimeError):
+class QueueUnavailable(StateError):
     """No queue can be ranked yet (answered as 503 with the message)."""
 
 

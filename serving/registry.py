@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.history import StayIndex
+from pipelines.errors import NotFound, StateError
 from pipelines.settings import mask_credentials
 from serving.explain import Explained, Link, feature_names, patient_history_features, tree_contributions
 from serving.schemas import ModelStatus
@@ -39,7 +40,7 @@ DEFAULT_LINKS: dict[str, Link] = {
 }
 
 
-class ModelNotServable(RuntimeError):
+class ModelNotServable(StateError):
     """A registered model lacks what serving needs (features, estimator, a LightGBM tree model)."""
 
 
@@ -202,7 +203,7 @@ class ModelRegistry:
         return ModelStatus(task=task.name, name=task.model_name, state=state, error=error)
 
 
-class _Missing(LookupError):
+class _Missing(NotFound):
     pass
 
 

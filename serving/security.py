@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.errors import ConfigError
 from serving.tasks import ROLES
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
-class KeyConfigError(ValueError):
+class KeyConfigError(ConfigError):
     """The key configuration cannot be read; the message names the file and entry."""
 
 

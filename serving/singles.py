@@ -18,13 +18,14 @@ import pandas as pd
 from pydantic import BaseModel
 
 from features.history import StayIndex
+from pipelines.errors import StateError
 from serving.explain import Language
 from serving.frames import cases_frame
 from serving.predictions import payloads, score
 from serving.registry import ServedModel
 
 
-class ModelUnavailable(LookupError):
+class ModelUnavailable(StateError):
     """The task's model was unloaded between the request and its batch (answered as 503)."""
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipelines.errors import ConfigError
 from pipelines.settings import get_settings
 
 # Conditions a rule may hold, by the kind of value they take.
@@ -45,7 +46,7 @@ OPTIONAL_TSV_COLUMNS = {
 }
 
 
-class TablesError(ValueError):
+class TablesError(ConfigError):
     """A table set that cannot be used; the message names the file and key."""
 
 

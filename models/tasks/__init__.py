@@ -7,6 +7,7 @@ import pkgutil
 from functools import cache
 
 from models.task import Task
+from pipelines.errors import NotFound
 
 
 @cache
@@ -24,5 +25,5 @@ def get_task(name: str) -> Task:
     """The task called ``name``; an unknown name lists the known ones."""
     tasks = all_tasks()
     if name not in tasks:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(sorted(tasks))}")
+        raise NotFound(f"unknown task {name!r}; known tasks: {', '.join(sorted(tasks))}")
     return tasks[name]

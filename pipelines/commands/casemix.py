@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
 import pandas as pd
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -21,10 +19,11 @@ from features.casemix.settlement import monthly_prepayment, settle_year
 from features.casemix.tables import CasemixTables, load_tables
 from features.casemix.weights import calibrate_weights
 from pipelines.contract import FIELD_BY_NAME
+from pipelines.errors import InputError, NotFound
 from pipelines.ingest import los_days
 from pipelines.progress import progress_bar
 from pipelines.settings import get_settings
-from pipelines.store import StoreError, read_cases
+from pipelines.store import read_cases
 
 app = typer.Typer(
     help="Relative weights, DRG payment and casemix indicators over the case store.",
@@ -126,7 +125,7 @@ def report(
     they are estimated from the cases themselves and written next to the report.
     """
     output = output or get_settings().data_dir / "reports" / f"casemix-{by.value}-{period.value}.csv"
-    with _user_errors(), progress_bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("casemix report", total=5)
         rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
         table = _weights(grouped, rules, tables, rw_table)
@@ -170,7 +169,7 @@ def settlement(
     clears (清算). The monthly prepayments are written next to it (``-months.csv``).
     """
     output = output or get_settings().data_dir / "reports" / "casemix-settlement.csv"
-    with _user_errors(), progress_bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("settlement", total=5)
         scores = _scores(quality_score)
         rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
@@ -215,7 +214,7 @@ def weights_command(
     calibration section of the payment rules; the rules' rw_table is not read here.
     """
     output = output or get_settings().data_dir / "weights.csv"
-    with _user_errors(), progress_bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("calibrate weights", total=3)
         rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
         table = _calibrate(grouped, rules, tables)
@@ -235,10 +234,9 @@ def rw_template(
     output: Path = typer.Option(Path("rw_table.csv"), "-o", "--output", help="where to copy the template"),
 ) -> None:
     """Write the documented RW table template: the format of the insurer's table caselens reads."""
-    with _user_errors():
-        if output.exists():
-            raise ValueError(f"{output} exists: not overwritten")
-        output.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    if output.exists():
+        raise InputError(f"{output} exists: not overwritten")
+    output.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
     console.print(f"RW table template → [bold]{output}[/] (name it in [calibration] rw_table or --rw-table)")
 
 
@@ -263,7 +261,7 @@ def _scores(pairs: list[str]) -> dict[str, float]:
         try:
             scores[hospital] = float(score)
         except ValueError:
-            raise ValueError(f"--quality-score {pair!r}: expected HOSPITAL=SCORE, e.g. H1=92") from None
+            raise InputError(f"--quality-score {pair!r}: expected HOSPITAL=SCORE, e.g. H1=92") from None
     return scores
 
 
@@ -278,7 +276,7 @@ def _rules(path: Path | None) -> PaymentRules:
 def _load_cases(store: Path | None, input_file: Path | None) -> pd.DataFrame:
     """Canonical cases from a file given with --input, else from the store."""
     if store is not None and input_file is not None:
-        raise ValueError("give --store or --input, not both")
+        raise InputError("give --store or --input, not both")
     if input_file is not None:
         return _read_input(input_file)
     return read_cases(store)
@@ -288,7 +286,7 @@ def _read_input(path: Path) -> pd.DataFrame:
     """A canonical cases file: Parquet as stored, or CSV with the contract's dates parsed; ``los_days``
     is derived as ingestion does when the file lacks it."""
     if not path.exists():
-        raise ValueError(f"{path}: no such file")
+        raise NotFound(f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
         frame = pd.read_parquet(path)
     else:
@@ -357,16 +355,3 @@ def _cell(value: object, column: str) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Show bad input and bad rules as one red message and exit 1, never as a traceback."""
-    try:
-        yield
-    except ValidationError as error:
-        console.print(f"[red]invalid payment rules:[/] {error}")
-        raise typer.Exit(1) from None
-    except (ValueError, OSError, StoreError) as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(1) from None

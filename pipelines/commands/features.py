@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from features.docs import DOCS_PATH, write_docs
-from features.pipeline import CaseFeatures, FeatureInputError
+from features.pipeline import CaseFeatures
 from pipelines.progress import progress_bar
-from pipelines.store import StoreError, read_cases
+from pipelines.store import read_cases
 
 console = Console()
 app = typer.Typer(help="Point-in-time case features (see docs/features.md).", no_args_is_help=True)
@@ -30,20 +29,17 @@ def build(
 
     Category levels are learned on the whole store here; models learn them on their training split.
     """
-    try:
-        with progress_bar() as bar:
-            task = bar.add_task(f"{stage} features", total=3)
-            cases = read_cases(store)
-            bar.advance(task)
-            features = CaseFeatures(stage, min_category_count=min_category_count)
-            table = features.fit_transform(cases)
-            bar.advance(task)
-            output.parent.mkdir(parents=True, exist_ok=True)
-            table.insert(0, "case_id", cases["case_id"].to_numpy())
-            table.to_parquet(output, index=False)
-            bar.advance(task)
-    except (StoreError, FeatureInputError, ValueError) as err:
-        _fail(str(err))
+    with progress_bar() as bar:
+        task = bar.add_task(f"{stage} features", total=3)
+        cases = read_cases(store)
+        bar.advance(task)
+        features = CaseFeatures(stage, min_category_count=min_category_count)
+        table = features.fit_transform(cases)
+        bar.advance(task)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        table.insert(0, "case_id", cases["case_id"].to_numpy())
+        table.to_parquet(output, index=False)
+        bar.advance(task)
     kinds = features.catalog["kind"].value_counts()
     console.print(
         f"[green]{len(table):,} cases[/green] x {table.shape[1] - 1} features "
@@ -54,10 +50,7 @@ def build(
 @app.command("catalog")
 def catalog(stage: str = typer.Option("discharge", "--stage", help=STAGE_HELP)) -> None:
     """List the features of a stage with their view, sources and names."""
-    try:
-        frame = CaseFeatures(stage).catalog
-    except ValueError as err:
-        _fail(str(err))
+    frame = CaseFeatures(stage).catalog
     table = Table("feature", "view", "stage", "kind", "sources", "中文", "English")
     for row in frame.itertuples(index=False):
         table.add_row(row.feature, row.view, row.stage, row.kind, row.sources, row.zh, row.en)
@@ -71,8 +64,3 @@ def docs(
     """Regenerate the feature table of docs/features.md from the registered views."""
     changed = write_docs(path)
     console.print(f"{path}: {'updated' if changed else 'already up to date'}")
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -56,54 +55,48 @@ def surplus(
     from features.casemix.rw_table import read_weights
     from models.forecast import load_scenario
     from pipelines import forecast as pipeline
-    from pipelines.store import StoreError, read_cases
+    from pipelines.errors import InputError
+    from pipelines.store import read_cases
 
     settings = get_settings()
     out_dir = output or settings.data_dir / "forecast"
-    try:
-        chosen = load_scenario(scenario) if scenario is not None else None
-        with progress_bar() as bar:
-            task = bar.add_task(STEPS[0], total=len(STEPS))
+    chosen = load_scenario(scenario) if scenario is not None else None
+    with progress_bar() as bar:
+        task = bar.add_task(STEPS[0], total=len(STEPS))
 
-            def step(name: str) -> None:
-                bar.update(task, description=name, completed=STEPS.index(name))
+        def step(name: str) -> None:
+            bar.update(task, description=name, completed=STEPS.index(name))
 
-            cases = read_cases(store)
-            step("group and price")
-            rules = PaymentRules.load(payment or settings.payment_config)
-            history = pipeline.price_history(cases, rules, read_weights(weights) if weights else None)
-            if chosen is not None and (unknown := chosen.unmatched(history.cases)):
-                raise ValueError(f"scenario {scenario}: no case has {', '.join(unknown)}")
-            run = pipeline.run_surplus_forecast(
-                history,
-                horizon,
-                out_dir,
-                scenario=chosen,
-                n_draws=draws,
-                seed=seed,
-                origins=origins,
-                top=top,
-                step=step,
-            )
-            if track:
-                step("log to MLflow")
-                params = {
-                    "horizon": horizon,
-                    "draws": draws,
-                    "seed": seed,
-                    "origins": origins,
-                    "top": top,
-                    "scenario": chosen.name if chosen else "none",
-                    "cases": len(cases),
-                }
-                run.run_id = pipeline.track_run(run, out_dir, params, settings)
-            bar.update(task, completed=len(STEPS), description="done")
-    except ValidationError as error:
-        console.print(f"[red]invalid payment rules:[/] {error}")
-        raise typer.Exit(1) from None
-    except (StoreError, ValueError, OSError) as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(1) from None
+        cases = read_cases(store)
+        step("group and price")
+        rules = PaymentRules.load(payment or settings.payment_config)
+        history = pipeline.price_history(cases, rules, read_weights(weights) if weights else None)
+        if chosen is not None and (unknown := chosen.unmatched(history.cases)):
+            raise InputError(f"scenario {scenario}: no case has {', '.join(unknown)}")
+        run = pipeline.run_surplus_forecast(
+            history,
+            horizon,
+            out_dir,
+            scenario=chosen,
+            n_draws=draws,
+            seed=seed,
+            origins=origins,
+            top=top,
+            step=step,
+        )
+        if track:
+            step("log to MLflow")
+            params = {
+                "horizon": horizon,
+                "draws": draws,
+                "seed": seed,
+                "origins": origins,
+                "top": top,
+                "scenario": chosen.name if chosen else "none",
+                "cases": len(cases),
+            }
+            run.run_id = pipeline.track_run(run, out_dir, params, settings)
+        bar.update(task, completed=len(STEPS), description="done")
     _print(run, out_dir)
 
 

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
 
 import pandas as pd
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from features.casemix.grouper import OUTPUT_COLUMNS, Grouper
 from features.casemix.payment import PaymentRules
 from features.casemix.rw_table import ESTIMATED
-from features.casemix.tables import TablesError, load_tables
+from features.casemix.tables import load_tables
 from pipelines.contract import FIELD_BY_NAME
+from pipelines.errors import InputError, NotFound
 from pipelines.progress import progress_bar
 from pipelines.readers import read_table
-from pipelines.store import StoreError, read_cases
+from pipelines.store import read_cases
 
 console = Console()
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -50,27 +49,22 @@ def group(
     cases are kept, with the reason. With --payment the payment columns are added as well.
     """
     if output.suffix.lower() not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
-        _fail(f"{output}: the output must end in .csv, .tsv or .parquet")
-    try:
-        with progress_bar() as bar:
-            task = bar.add_task("group", total=4 if payment else 3)
-            cases = _read(input_path)
+        raise InputError(f"{output}: the output must end in .csv, .tsv or .parquet")
+    with progress_bar() as bar:
+        task = bar.add_task("group", total=4 if payment else 3)
+        cases = _read(input_path)
+        bar.advance(task)
+        rules = PaymentRules.load(payment) if payment is not None else None
+        # Priced cases are grouped as the rules say (歧义组 on or off); plain grouping is the reference's.
+        grouper = Grouper.for_rules(rules, load_tables(tables)) if rules else Grouper(load_tables(tables))
+        grouped = grouper.group_frame(cases, translate_codes=translate_codes)
+        result = pd.concat([cases.drop(columns=list(OUTPUT_COLUMNS), errors="ignore"), grouped], axis=1)
+        bar.advance(task)
+        if rules is not None:
+            result = _price(result, rules, weights)
             bar.advance(task)
-            rules = PaymentRules.load(payment) if payment is not None else None
-            # Priced cases are grouped as the rules say (歧义组 on or off); plain grouping is the reference's.
-            grouper = Grouper.for_rules(rules, load_tables(tables)) if rules else Grouper(load_tables(tables))
-            grouped = grouper.group_frame(cases, translate_codes=translate_codes)
-            result = pd.concat([cases.drop(columns=list(OUTPUT_COLUMNS), errors="ignore"), grouped], axis=1)
-            bar.advance(task)
-            if rules is not None:
-                result = _price(result, rules, weights)
-                bar.advance(task)
-            _write(result, output)
-            bar.advance(task)
-    except ValidationError as error:
-        _fail(f"invalid payment rules: {error}")
-    except (ValueError, OSError, TablesError, StoreError) as error:
-        _fail(str(error))
+        _write(result, output)
+        bar.advance(task)
     _summary(grouped["status"], output)
     if payment is not None:
         source = result["weights_source"].iloc[0] if len(result) else ""
@@ -90,7 +84,7 @@ def _read(path: Path) -> pd.DataFrame:
     if path.is_dir():
         return read_cases(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file or store folder")
+        raise NotFound(f"{path}: no such file or store folder")
     return read_table(path).frame
 
 
@@ -120,7 +114,7 @@ def _typed(cases: pd.DataFrame) -> pd.DataFrame:
         try:
             converted[name] = parse(text)
         except (ValueError, TypeError) as error:
-            raise ValueError(f"column {name}: {error}") from None
+            raise InputError(f"column {name}: {error}") from None
     return cases.assign(**converted)
 
 
@@ -146,8 +140,3 @@ def _summary(status: pd.Series, output: Path) -> None:
     console.print(table)
     rate = counts.get("grouped", 0) / len(status) if len(status) else 0.0
     console.print(f"grouping rate (入组率) [bold]{rate:.1%}[/] of {len(status):,} cases → [bold]{output}[/]")
-
-
-def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/] {message}")
-    raise typer.Exit(1)

@@ -11,7 +11,6 @@ from rich.table import Table
 from pipelines.ingest import STEPS, IngestResult, ingest_file
 from pipelines.mapping import presets
 from pipelines.progress import progress_bar
-from pipelines.readers import InputError
 from pipelines.settings import get_settings
 from pipelines.validate import Rules
 
@@ -51,21 +50,16 @@ def ingest(
         cost_tolerance_share=cost_tolerance_share,
         code_tables=get_settings().casemix_tables,
     )
-    try:
-        with progress_bar() as bar:
-            task = bar.add_task(f"ingest {file.name}", total=len(STEPS))
-            result = ingest_file(
-                file,
-                mapping,
-                store_dir=store,
-                reports_dir=reports,
-                rules=rules,
-                on_step=lambda _: bar.advance(task),
-            )
-    except InputError as error:
-        console.print("error:", style="bold red", end=" ")
-        console.print(str(error), markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    with progress_bar() as bar:
+        task = bar.add_task(f"ingest {file.name}", total=len(STEPS))
+        result = ingest_file(
+            file,
+            mapping,
+            store_dir=store,
+            reports_dir=reports,
+            rules=rules,
+            on_step=lambda _: bar.advance(task),
+        )
     _summary(result)
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.errors import NotFound
 from pipelines.progress import progress_bar
 from pipelines.settings import get_settings
 
@@ -36,30 +37,20 @@ def coding(
     plus P(error) × --error-value for finding an error at all.
     Uses the `champion` of caselens-coding; writes the whole queue as CSV and shows its top here.
     """
-    import mlflow
-
     from models.review_queue import QueuePolicy, coding_queue
-    from pipelines.store import StoreError, read_cases
+    from pipelines.store import read_cases
 
     settings = get_settings()
-    try:
-        with progress_bar() as bar:
-            step = bar.add_task("ranking the coding-review queue", total=3)
-            cases = read_cases()
-            bar.advance(step)
-            mlflow.set_tracking_uri(settings.mlflow_uri)
-            model = mlflow.pyfunc.load_model("models:/caselens-coding@champion").unwrap_python_model()
-            bar.advance(step)
-            queue = coding_queue(
-                cases, model, period, department, budget, QueuePolicy(compliance_weight, error_value)
-            )
-            bar.advance(step)
-    except (StoreError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
-    except mlflow.exceptions.MlflowException:
-        console.print("[red]error:[/red] no champion of caselens-coding: run `caselens train coding` first")
-        raise typer.Exit(2) from None
+    with progress_bar() as bar:
+        step = bar.add_task("ranking the coding-review queue", total=3)
+        cases = read_cases()
+        bar.advance(step)
+        model = _champion(settings.mlflow_uri)
+        bar.advance(step)
+        queue = coding_queue(
+            cases, model, period, department, budget, QueuePolicy(compliance_weight, error_value)
+        )
+        bar.advance(step)
     target = (
         out
         or settings.data_dir
@@ -70,6 +61,17 @@ def coding(
     queue.assign(reasons=queue["reasons"].str.join("; ")).to_csv(target, index=False, encoding="utf-8-sig")
     _show(queue, period)
     console.print(f"wrote {len(queue):,} cases to {target}")
+
+
+def _champion(mlflow_uri: str) -> object:
+    """The coding champion's Python model; a registry without one is a ``NotFound`` saying what to run."""
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    try:
+        return mlflow.pyfunc.load_model("models:/caselens-coding@champion").unwrap_python_model()
+    except mlflow.exceptions.MlflowException:
+        raise NotFound("no champion of caselens-coding: run `caselens train coding` first") from None
 
 
 def _show(queue, period: str) -> None:

@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from pipelines.errors import ConfigError, InputError
 from pipelines.settings import get_settings, mask_credentials
 from serving.config import ServingSettings
 from serving.middleware import share_metrics_across_processes
-from serving.security import KeyConfigError, KeyStore, add_key, list_keys, revoke_key
+from serving.security import KeyStore, add_key, list_keys, revoke_key
 from serving.sessions import SessionDatabase
 from serving.tasks import ROLES
 
@@ -55,16 +56,11 @@ def serve(
     from serving.app import create_app
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
-        console.print("[red]--ssl-certfile and --ssl-keyfile go together[/red]")
-        raise typer.Exit(2)
+        raise InputError("--ssl-certfile and --ssl-keyfile go together")
     if ssl_certfile is not None:
         os.environ["CASELENS_SERVE_COOKIE_SECURE"] = "true"  # every worker reads its settings from here
     settings, serving = get_settings(), ServingSettings()
-    try:
-        keys = KeyStore.from_config(serving.api_keys, serving.keys_path(settings))
-    except KeyConfigError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from error
+    keys = KeyStore.from_config(serving.api_keys, serving.keys_path(settings))
     path = serving.keys_path(settings)
     if not len(keys) and serving.api_keys is None and path is not None:
         key = add_key(path, "demo-admin", "admin")
@@ -138,26 +134,20 @@ def api_key(
     settings, serving = get_settings(), ServingSettings()
     path = serving.keys_path(settings)
     if path is None:
-        console.print("[red]keys are given inline in CASELENS_SERVE_API_KEYS: edit them there[/red]")
-        raise typer.Exit(2)
-    try:
-        if list_:
-            _print_keys(list_keys(path))
-        elif revoke is not None:
-            revoke_key(path, revoke)
-            sessions = serving.sessions_path(settings)
-            ended = SessionDatabase(sessions).end_sessions(revoke) if sessions.exists() else 0
-            console.print(f"key {revoke} revoked in {path}; {ended} login session(s) ended")
-        elif role is not None and key_id is not None:
-            key = add_key(path, key_id, role)
-            console.print(Panel(f"[bold]{key}[/bold]", title=f"API key {key_id} ({role}), shown once"))
-            console.print(f"hash stored in {path}")
-        else:
-            console.print("[red]give --role and --id (new key), --revoke ID or --list[/red]")
-            raise typer.Exit(2)
-    except KeyConfigError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from error
+        raise ConfigError("keys are given inline in CASELENS_SERVE_API_KEYS: edit them there")
+    if list_:
+        _print_keys(list_keys(path))
+    elif revoke is not None:
+        revoke_key(path, revoke)
+        sessions = serving.sessions_path(settings)
+        ended = SessionDatabase(sessions).end_sessions(revoke) if sessions.exists() else 0
+        console.print(f"key {revoke} revoked in {path}; {ended} login session(s) ended")
+    elif role is not None and key_id is not None:
+        key = add_key(path, key_id, role)
+        console.print(Panel(f"[bold]{key}[/bold]", title=f"API key {key_id} ({role}), shown once"))
+        console.print(f"hash stored in {path}")
+    else:
+        raise InputError("give --role and --id (new key), --revoke ID or --list")
 
 
 def _print_keys(keys: list[dict[str, str]]) -> None:

@@ -56,31 +56,23 @@ def train(
     trained or was calibrated on (docs/model-selection.md).
     """
     from models.config import load_config
-    from models.errors import TrainingInputError
-    from pipelines.store import StoreError
+    from pipelines.commands.failures import show
+    from pipelines.errors import exit_code
 
-    user_errors = (TrainingInputError, StoreError, KeyError, ValueError, FileNotFoundError)
-    try:
-        names = _task_names(task, all_tasks_, table, label)
-        parsed = load_config(config)
-    except user_errors as error:
-        _fail(error)
-        raise typer.Exit(2) from None
+    names = _task_names(task, all_tasks_, table, label)
+    parsed = load_config(config)
     failed = []
     for name in names:  # with --all, one task's bad data does not stop the others
         try:
             history = (entity, order, label_horizon_days)
             _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle, history))
-        except user_errors as error:
-            _fail(error, name)
+        except Exception as error:
+            if exit_code(error) is None:
+                raise
+            show(error, f"{name}: ")
             failed.append(name)
     if failed:
         raise typer.Exit(2)
-
-
-def _fail(error: Exception, task: str | None = None) -> None:
-    prefix = f"{task}: " if task else ""
-    console.print(f"[red]error:[/red] {prefix}{error.args[0] if error.args else error}")
 
 
 def _train_one(

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
+from pipelines.errors import StateError
 from serving.deps import State, require
 from serving.routers.pages import PageLang
 from serving.security import Principal
@@ -27,6 +28,7 @@ TEMPLATES = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent
 router = APIRouter(tags=["forecast"])
 Finance = Annotated[Principal, Depends(require(*FORECAST_ROLES))]
 MEASURES = ("volume", "payment", "cost", "surplus")
+NO_FORECAST = "no surplus forecast yet: run `caselens forecast surplus`"  # answered 503 (StateError)
 
 
 class Band(BaseModel):
@@ -99,7 +101,7 @@ def load_run(folder: FilePath, level: str, horizon: int | None) -> tuple[dict, p
     """The run's metadata and the level's table cut to ``horizon`` forecast quarters (all: None)."""
     meta_path, table_path = folder / "run.json", folder / f"surplus-{level}.csv"
     if not meta_path.is_file() or not table_path.is_file():
-        raise HTTPException(503, "no surplus forecast yet: run `caselens forecast surplus`")
+        raise StateError(NO_FORECAST)
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     horizon = meta["horizon"] if horizon is None else horizon
     if horizon > meta["horizon"]:
@@ -188,7 +190,7 @@ def surplus_chart(state: State, principal: Finance, level: Level = "hospital") -
     """The PNG written with the run: history, forecast and the 80%/95% bands."""
     path = forecast_dir(state) / f"surplus-{level}.png"
     if not path.is_file():
-        raise HTTPException(503, "no surplus forecast yet: run `caselens forecast surplus`")
+        raise StateError(NO_FORECAST)
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/surplus/chart")
     return FileResponse(path, media_type="image/png")
 

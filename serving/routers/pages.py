@@ -18,10 +18,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from pipelines.contract import ADMISSION_SOURCES, ADMISSION_TYPES, SEXES, fields_known_at
-from serving.cases import CasesUnavailable
 from serving.deps import Lang, State, check_csrf, require, same_origin
 from serving.predictions import ScoringError, predict_explained, withheld_features
-from serving.queue import SORTABLE, QueueUnavailable
+from serving.queue import SORTABLE
 from serving.security import Principal
 from serving.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 from serving.tasks import CASE_PAGE_ROLES, QUEUE_ROLES, SERVED_TASKS
@@ -161,10 +160,7 @@ def case_page(
     principal: Annotated[Principal, Depends(require(*CASE_PAGE_ROLES))],
 ):
     """A case's predictions, each with a SHAP waterfall and the reasons in words."""
-    try:
-        found = state.cases(case_id)
-    except CasesUnavailable as error:
-        raise HTTPException(503, str(error)) from error
+    found = state.cases(case_id)
     state.audit.record(
         key_id=principal.key_id,
         role=principal.role,
@@ -251,18 +247,15 @@ def queue_page(
 ):
     """The coding-review queue, sortable by any column header and filterable by department and error type."""
     sort = sort if sort in SORTABLE else "rank"
-    try:
-        view = state.queue.view(
-            department=department or None,
-            error_type=error_type or None,
-            sort=sort,
-            descending=descending,
-            limit=500,
-        )
-        choices = state.queue.choices()
-        source = state.queue.weights_source()
-    except QueueUnavailable as error:
-        raise HTTPException(503, str(error)) from error
+    view = state.queue.view(
+        department=department or None,
+        error_type=error_type or None,
+        sort=sort,
+        descending=descending,
+        limit=500,
+    )
+    choices = state.queue.choices()
+    source = state.queue.weights_source()
     state.audit.record(
         key_id=principal.key_id, role=principal.role, endpoint="/queue", case_ids=view["case_id"].tolist()
     )

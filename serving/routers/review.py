@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from serving.deps import State, require
-from serving.queue import SORTABLE, QueueUnavailable
+from serving.queue import SORTABLE
 from serving.security import Principal
 from serving.tasks import QUEUE_ROLES
 
@@ -51,12 +51,9 @@ def queue(
     descending: bool = False,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> QueueAnswer:
-    try:
-        view = state.queue.view(
-            department=department, error_type=error_type, sort=sort, descending=descending, limit=10**9
-        )
-    except QueueUnavailable as error:
-        raise HTTPException(503, str(error)) from error
+    view = state.queue.view(
+        department=department, error_type=error_type, sort=sort, descending=descending, limit=10**9
+    )
     shown = view.head(limit)
     state.audit.record(
         key_id=principal.key_id,

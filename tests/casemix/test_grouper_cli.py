@@ -81,7 +81,7 @@ def test_group_errors_are_one_red_line(
         for a in argv
     ]
     result = runner.invoke(app, ["group", *argv])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in " ".join(result.output.split()) and "Traceback" not in result.output
 
 
@@ -89,7 +89,7 @@ def test_group_rejects_a_file_without_case_columns(tmp_path: Path) -> None:
     path = tmp_path / "other.csv"
     pd.DataFrame({"a": [1], "b": [2]}).to_csv(path, index=False)
     result = runner.invoke(app, ["group", str(path), "-o", str(tmp_path / "out.csv")])
-    assert result.exit_code == 1 and "cases need the columns sex and age_years" in " ".join(
+    assert result.exit_code == 2 and "cases need the columns sex and age_years" in " ".join(
         result.output.split()
     )
 

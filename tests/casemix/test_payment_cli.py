@@ -149,7 +149,7 @@ def test_a_bad_rw_table_names_line_and_field(cases_csv: Path, tmp_path: Path) ->
     table.write_text("drg,rw,mean_cost\nFM19,2.0,x\n", encoding="utf-8")
     result = runner.invoke(app, ["casemix", "report", "--input", str(cases_csv), "--rw-table", str(table)])
     output = " ".join(result.output.split())
-    assert result.exit_code == 1 and "line 2 (drg FM19): mean_cost must be a positive number" in output
+    assert result.exit_code == 2 and "line 2 (drg FM19): mean_cost must be a positive number" in output
 
 
 def test_the_template_is_written_once(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_the_template_is_written_once(tmp_path: Path) -> None:
     assert runner.invoke(app, ["casemix", "rw-template", "-o", str(out)]).exit_code == 0
     assert weights_source(read_weights(out)) == "insurer table"
     again = runner.invoke(app, ["casemix", "rw-template", "-o", str(out)])
-    assert again.exit_code == 1 and "not overwritten" in again.output
+    assert again.exit_code == 2 and "not overwritten" in again.output
 
 
 def test_bad_payment_rules_exit_with_the_field_named(cases_csv: Path, tmp_path: Path) -> None:
@@ -165,14 +165,14 @@ def test_bad_payment_rules_exit_with_the_field_named(cases_csv: Path, tmp_path: 
     rules.write_text('name = "x"\nmethod = "rate"\n[[outliers.bands]]\nhigh_multiple = 0\nlow_multiple = 0\n')
     result = runner.invoke(app, ["casemix", "report", "--input", str(cases_csv), "--payment", str(rules)])
     output = " ".join(result.output.split())
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "invalid payment rules" in output and "outliers.bands.0.high_multiple" in output
     assert "Traceback" not in output
 
 
 def test_missing_input_file_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["casemix", "weights", "--input", str(tmp_path / "nope.csv")])
-    assert result.exit_code == 1 and "no such file" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "no such file" in " ".join(result.output.split())
 
 
 def test_report_reads_the_store(cases_csv: Path, tmp_path: Path) -> None:
@@ -212,4 +212,4 @@ def _filler(field, cases: pd.DataFrame) -> object:
 
 def test_empty_store_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["casemix", "weights", "--store", str(tmp_path / "none")])
-    assert result.exit_code == 1 and "no case store" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "no case store" in " ".join(result.output.split())

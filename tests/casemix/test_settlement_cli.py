@@ -46,11 +46,11 @@ def test_settlement_writes_the_hospital_year_and_its_months(insured_csv: Path, t
 def test_settlement_without_payers_is_a_clear_error(cases_csv: Path) -> None:  # noqa: F811
     result = runner.invoke(app, ["casemix", "settlement", "--input", str(cases_csv)])
     output = " ".join(result.output.split())
-    assert result.exit_code == 1 and "fund_payment is missing" in output and "Traceback" not in output
+    assert result.exit_code == 2 and "fund_payment is missing" in output and "Traceback" not in output
 
 
 def test_a_bad_quality_score_is_a_clear_error(insured_csv: Path) -> None:
     result = runner.invoke(
         app, ["casemix", "settlement", "--input", str(insured_csv), "--quality-score", "H1"]
     )
-    assert result.exit_code == 1 and "HOSPITAL=SCORE" in " ".join(result.output.split())
+    assert result.exit_code == 2 and "HOSPITAL=SCORE" in " ".join(result.output.split())

@@ -28,5 +28,5 @@ def test_build_reports_errors_without_a_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["features", "build", "--store", str(tmp_path / "none"), "-o", "x.parquet"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "error" in result.output and "Traceback" not in result.output

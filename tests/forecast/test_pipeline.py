@@ -109,7 +109,7 @@ def test_cli_runs_on_the_store_and_reports_bad_scenarios(
     scenario = tmp_path / "typo.toml"
     scenario.write_text('[[cost]]\ndepartment = "cardiolgy"\nchange = -0.05\n', encoding="utf-8")
     result = runner.invoke(cli, [*args, "--scenario", str(scenario)])
-    assert result.exit_code == 1 and "department 'cardiolgy'" in result.output
+    assert result.exit_code == 2 and "department 'cardiolgy'" in result.output
     assert "Traceback" not in result.output
 
 

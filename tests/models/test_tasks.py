@@ -6,6 +6,7 @@ import pytest
 
 from models.task import Task
 from models.tasks import all_tasks, get_task
+from pipelines.errors import NotFound
 
 
 def test_cost_and_margin_are_registered_with_their_model_names() -> None:
@@ -18,5 +19,5 @@ def test_cost_and_margin_are_registered_with_their_model_names() -> None:
 
 
 def test_an_unknown_task_lists_the_known_ones() -> None:
-    with pytest.raises(KeyError, match=r"known tasks: .*cost"):
+    with pytest.raises(NotFound, match=r"known tasks: .*cost"):
         get_task("los")
