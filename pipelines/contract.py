@@ -436,28 +436,47 @@ def arrow_schema() -> pa.Schema:
 
 
 def canonical_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every contract column cast to its field's dtype; other columns pass through.
+    """``frame`` with every contract column in its field's dtype; other columns pass through.
 
     The one place a frame takes the contract's shape (store reads, ingestion, the simulator, serving),
-    so a model sees the same dtypes whichever path built its input. A required whole number keeps the
-    nullable Int64 only while a value is still missing, which validation then reports.
+    so a model sees the same dtypes whichever path built its input. Returns ``frame`` itself when
+    nothing needs a cast.
     """
-    casts: dict[str, pd.Series | pd.api.extensions.ExtensionArray | np.ndarray] = {}
-    for name in frame.columns:
-        field = _STORE_FIELD_BY_NAME.get(name)
-        if field is not None and frame[name].dtype != field.dtype:
-            casts[name] = _cast(frame[name], field)
-    return frame.assign(**casts) if casts else frame
+    fields = {name: _STORE_FIELD_BY_NAME.get(name) for name in frame.columns}
+    if all(f is None or frame[n].dtype == f.dtype for n, f in fields.items()):
+        return frame
+    columns = {
+        name: column.array if fields[name] is None else canonical_column(column, fields[name])
+        for name, column in frame.items()
+    }
+    return pd.DataFrame(columns, index=frame.index)
 
 
-def _cast(column: pd.Series, field: Field) -> pd.Series:
+def canonical_column(
+    values: pd.Series | np.ndarray | list, field: Field
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """``values`` in ``field``'s dtype, missing as None (text), NaN, NaT or NA.
+
+    A required whole number keeps the nullable Int64 while a value is still missing, for validation to
+    report. Takes lists too, so a one-case request is cast without building a Series first.
+    """
+    if field.kind == "date":
+        return pd.to_datetime(values).to_numpy(dtype="datetime64[ns]")
     if field.dtype is object:
-        return column.astype(object).where(column.notna(), None)
-    if field.kind == "date" and not pd.api.types.is_datetime64_any_dtype(column):
-        return pd.to_datetime(column).astype(field.dtype)
-    if field.dtype != field.nullable_dtype and column.isna().any():
-        return column.astype(field.nullable_dtype)
-    return column.astype(field.dtype)
+        text = np.empty(len(values), dtype=object)
+        text[:] = values
+        text[pd.isna(text)] = None
+        return text
+    if isinstance(values, list) and field.dtype == "float64":
+        return np.array(values, dtype=np.float64)  # None becomes NaN
+    if isinstance(values, list) and field.dtype == "int64":
+        whole = np.array(values)  # a request's plain ints: numpy without pandas' cost per call
+        if whole.dtype.kind == "i":
+            return whole.astype(np.int64, copy=False)
+    column = pd.array(values, dtype=field.nullable_dtype)
+    if field.dtype != field.nullable_dtype and not column.isna().any():
+        return column.to_numpy(dtype=field.dtype)
+    return np.asarray(column) if field.kind == "float" else column
 
 
 def los_days(admitted: pd.Series | np.ndarray, discharged: pd.Series | np.ndarray) -> pd.Series:

@@ -10,9 +10,11 @@ import pyarrow as pa
 import pytest
 
 from pipelines.contract import (
+    FIELD_BY_NAME,
     STORE_COLUMNS,
     Field,
     arrow_schema,
+    canonical_column,
     canonical_frame,
     code_lists,
     join_codes,
@@ -91,6 +93,16 @@ def test_a_required_whole_number_still_missing_stays_nullable() -> None:
     cast = canonical_frame(pd.DataFrame({"age_years": [30, None]}))
     assert str(cast["age_years"].dtype) == "Int64"
     assert cast["age_years"].isna().tolist() == [False, True]
+
+
+def test_canonical_column_casts_a_request_s_values() -> None:
+    age, days, cost = (FIELD_BY_NAME[n] for n in ("age_years", "age_days", "total_cost"))
+    assert canonical_column([30, 41], age).dtype == "int64"
+    assert str(canonical_column([30, None], age).dtype) == "Int64"
+    assert str(canonical_column([12, 3], days).dtype) == "Int64"
+    assert np.isnan(canonical_column([12.5, None], cost)[1])
+    with pytest.raises(TypeError):
+        canonical_column([30, 40.5], age)  # never truncated to a whole number
 
 
 def test_store_round_trip_keeps_every_dtype(cases: pd.DataFrame, tmp_path: Path) -> None:
