@@ -420,6 +420,16 @@ def code_lists(column: pd.Series | pa.Array) -> pa.ListArray:
     return pc.split_pattern(column, CODE_SEPARATOR)
 
 
+def exploded_code_lists(column: pd.Series | pa.Array) -> pd.Series:
+    """One entry per code, indexed by the row's position (0..n-1), blank entries dropped, as written."""
+    lists = code_lists(column)
+    flat, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
+    keep = pc.not_equal(flat, "")
+    return pd.Series(
+        pd.arrays.ArrowStringArray(flat.filter(keep)), index=rows.filter(keep).to_numpy().astype(np.int64)
+    )
+
+
 def join_codes(codes: Iterable[str]) -> str | None:
     """A code list as a cell holds it: '|'-joined, blank entries dropped; no codes is missing (None)."""
     return CODE_SEPARATOR.join(c for c in codes if c) or None

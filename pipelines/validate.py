@@ -31,7 +31,7 @@ from pipelines.contract import (
     PROCEDURE_FIELDS,
     SEXES,
     Field,
-    code_lists,
+    exploded_code_lists,
 )
 from pipelines.settings import CASEMIX_TABLES
 
@@ -336,15 +336,7 @@ def _isin(codes: pd.Series, value_set: pyarrow.Array) -> np.ndarray:
 
 def exploded_codes(cases: pd.DataFrame) -> dict[str, pd.Series]:
     """Each code field as one code per entry, indexed by row position (a row repeats per code)."""
-    return {name: _exploded(cases[name]) for name in (*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS)}
-
-
-def _exploded(column: pd.Series) -> pd.Series:
-    """'|' lists split in Arrow (an order of magnitude faster than pandas' object-string split)."""
-    lists = code_lists(column)
-    flat, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
-    keep = pc.not_equal(flat, "")
-    return pd.Series(pd.arrays.ArrowStringArray(flat.filter(keep)), index=rows.filter(keep).to_numpy())
+    return {name: exploded_code_lists(cases[name]) for name in (*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS)}
 
 
 def _at_rows(values: pd.Series, field: str, reason: str, severity: str = "error") -> pd.DataFrame:

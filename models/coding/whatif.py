@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
-from pipelines.contract import code_lists, join_codes, los_days
+from pipelines.contract import exploded_code_lists, join_codes, los_days
 
 KINDS = ("drop", "swap", "procedure", "heavier")
 CORRECTION_OF = {
@@ -38,15 +37,8 @@ def with_los_days(cases: pd.DataFrame) -> pd.DataFrame:
 
 def _secondaries(cases: pd.DataFrame) -> pd.DataFrame:
     """One row per secondary diagnosis: ``row`` (position of the case), ``position`` and ``code``."""
-    lists = code_lists(cases["other_diagnoses"])
-    flat, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
-    keep = pc.not_equal(flat, "")
-    long = pd.DataFrame(
-        {
-            "row": rows.filter(keep).to_numpy().astype(np.int64),
-            "code": flat.filter(keep).to_numpy(zero_copy_only=False).astype(object),
-        }
-    )
+    codes = exploded_code_lists(cases["other_diagnoses"])
+    long = pd.DataFrame({"row": codes.index.to_numpy(), "code": codes.to_numpy(dtype=object)})
     return long.assign(position=long.groupby("row").cumcount().to_numpy())
 
 

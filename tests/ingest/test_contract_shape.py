@@ -221,9 +221,11 @@ def test_join_codes_is_the_inverse_of_split_codes() -> None:
 
 
 def _validation(cells: pd.Series) -> list[tuple[int, str]]:
-    from pipelines.validate import _exploded
+    from pipelines.contract import DIAGNOSIS_FIELDS, PROCEDURE_FIELDS
+    from pipelines.validate import exploded_codes
 
-    codes = _exploded(cells)
+    frame = pd.DataFrame(dict.fromkeys((*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS), None), index=cells.index)
+    codes = exploded_codes(frame.assign(other_diagnoses=cells))["other_diagnoses"]
     return list(zip(codes.index.tolist(), codes.tolist(), strict=True))
 
 
