@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import CODE_SEPARATOR
+from pipelines.contract import code_lists
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -130,8 +130,7 @@ def explode_codes(*columns: pd.Series) -> tuple[np.ndarray, pd.Categorical]:
     """
     rows, codes = [], []
     for column in columns:
-        text = pa.array(column.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-        lists = pc.split_pattern(text, CODE_SEPARATOR)
+        lists = code_lists(column)
         flat = pc.utf8_trim_whitespace(pc.list_flatten(lists))
         keep = pc.fill_null(pc.not_equal(flat, ""), False)
         rows.append(pc.list_parent_indices(lists).filter(keep).to_numpy().astype(np.int64))

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from features.encoding import encode_levels, learn_levels
 from features.history import StayIndex, history_features
 from features.views import DERIVED_STAGE, FeatureContext, FeatureView, views_at
-from pipelines.contract import FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at
+from pipelines.contract import FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
 from pipelines.errors import InputError
 
 EVENT_COLUMNS = (
@@ -68,19 +68,6 @@ def _row(frame: pd.DataFrame, flags: pd.Series | np.ndarray) -> str:
     return f"{position} (index {frame.index[position]!r})"
 
 
-def _los_days(admission: pd.Series, discharge: pd.Series) -> pd.Series:
-    """Length of stay as the contract derives it: a same-day stay counts 1."""
-    return (discharge - admission).dt.days.clip(lower=1).astype("Int64")
-
-
-def _los_days_array(admission: np.ndarray, discharge: np.ndarray) -> pd.arrays.IntegerArray:
-    """:func:`_los_days` on datetime64[ns] arrays (NaT: missing), without the Series overhead."""
-    missing = np.isnat(admission) | np.isnat(discharge)
-    stay = np.where(missing, np.timedelta64(0, "ns"), discharge - admission)
-    days = (stay // np.timedelta64(1, "D")).astype(np.int64)
-    return pd.arrays.IntegerArray(np.maximum(days, 1), missing)
-
-
 def canonical_view(
     cases: pd.DataFrame, columns: tuple[str, ...], needed: set[str], what: str
 ) -> pd.DataFrame:
@@ -125,7 +112,8 @@ def canonical_view(
                 f"{what}: discharge_date is before admission_date in row {_row(cases, early)}"
             )
         if "los_days" in columns and "los_days" not in data:
-            data["los_days"] = _los_days_array(data["admission_date"], data["discharge_date"])
+            stay = los_days(data["admission_date"], data["discharge_date"])
+            data["los_days"] = stay.astype("Int64").array
     return pd.DataFrame(data, index=cases.index, copy=True)
 
 

@@ -4,13 +4,21 @@ Every other part of caselens reads the canonical store written by ingestion, so 
 single place that says which columns exist, their types, whether they are required, the moment each
 becomes known (``stage``) and the Chinese discharge-abstract (病案首页) label they come from.
 The ``stage`` drives leakage control: a feature built for the admission stage may only use fields
-whose stage is ``admission``.
+whose stage is ``admission``. The data's shape lives here too: each field's pandas and Arrow types,
+``canonical_frame`` (the one cast to them), ``los_days`` and the code-list format, so no reader
+restates them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Stage = Literal["admission", "discharge", "settlement", "audit"]
 Kind = Literal["str", "int", "float", "date", "bool", "codes"]
@@ -30,6 +38,43 @@ class Field:
     allowed: tuple[int | str, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+
+    @property
+    def dtype(self) -> object:
+        """The pandas dtype of a stored (validated) value: a required whole number has no missing slot."""
+        return "int64" if self.kind == "int" and self.required else self.nullable_dtype
+
+    @property
+    def nullable_dtype(self) -> object:
+        """The pandas dtype before validation, when even a required value may still be missing."""
+        return _PANDAS_TYPES[self.kind]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        """The Parquet (Arrow) type; nullability comes from ``required``."""
+        return _ARROW_TYPES[self.kind]
+
+    @property
+    def arrow_field(self) -> pa.Field:
+        return pa.field(self.name, self.arrow_type, nullable=not self.required)
+
+
+_PANDAS_TYPES: dict[str, object] = {
+    "str": object,
+    "codes": object,
+    "int": "Int64",
+    "float": "float64",
+    "bool": "boolean",
+    "date": "datetime64[ns]",
+}
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "str": pa.string(),
+    "codes": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.timestamp("ns"),
+}
 
 
 ADMISSION_SOURCES = {
@@ -332,10 +377,24 @@ DIAGNOSIS_FIELDS = ("admission_diagnosis", "principal_diagnosis", "other_diagnos
 PROCEDURE_FIELDS = ("planned_procedure", "principal_procedure", "other_procedures", "corrected_procedures")
 
 # Derived at ingestion, so every reader agrees on them.
-DERIVED: dict[str, str] = {
-    "los_days": "实际住院天数: discharge_date - admission_date in days, a same-day stay counts 1",
-}
-DERIVED_STAGE: dict[str, Stage] = {"los_days": "discharge"}
+DERIVED_FIELDS: tuple[Field, ...] = (
+    Field(
+        "los_days",
+        "int",
+        "discharge",
+        True,
+        "实际住院天数",
+        "discharge_date - admission_date in days, a same-day stay counts 1",
+        None,
+        1,
+        None,
+    ),
+)
+DERIVED: dict[str, str] = {f.name: f"{f.zh}: {f.en}" for f in DERIVED_FIELDS}
+DERIVED_STAGE: dict[str, Stage] = {f.name: f.stage for f in DERIVED_FIELDS}
+STORE_FIELDS: tuple[Field, ...] = (*FIELDS, *DERIVED_FIELDS)
+STORE_COLUMNS: tuple[str, ...] = tuple(f.name for f in STORE_FIELDS)
+_STORE_FIELD_BY_NAME: dict[str, Field] = {f.name: f for f in STORE_FIELDS}
 
 
 def fields_known_at(stage: Stage) -> tuple[str, ...]:
@@ -349,3 +408,97 @@ def split_codes(value: str | None) -> list[str]:
     if value is None or value != value or value == "":
         return []
     return [c for c in str(value).split(CODE_SEPARATOR) if c]
+
+
+def code_lists(column: pd.Series | pa.Array) -> pa.ListArray:
+    """Each cell's codes as an Arrow list, entries as written (a missing cell gives a null list).
+
+    Split in Arrow: pandas' Python-level ``str.split`` is ten times slower on a million rows.
+    """
+    if not isinstance(column, pa.Array):
+        column = pa.array(column.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    return pc.split_pattern(column, CODE_SEPARATOR)
+
+
+def exploded_code_lists(column: pd.Series | pa.Array) -> pd.Series:
+    """One entry per code, indexed by the row's position (0..n-1), blank entries dropped, as written."""
+    lists = code_lists(column)
+    flat, rows = pc.list_flatten(lists), pc.list_parent_indices(lists)
+    keep = pc.not_equal(flat, "")
+    return pd.Series(
+        pd.arrays.ArrowStringArray(flat.filter(keep)), index=rows.filter(keep).to_numpy().astype(np.int64)
+    )
+
+
+def join_codes(codes: Iterable[str]) -> str | None:
+    """A code list as a cell holds it: '|'-joined, blank entries dropped; no codes is missing (None)."""
+    return CODE_SEPARATOR.join(c for c in codes if c) or None
+
+
+def store_dtypes() -> dict[str, object]:
+    """Every store column's pandas dtype, for readers that build empty columns or document them."""
+    return {f.name: f.dtype for f in STORE_FIELDS}
+
+
+def arrow_schema() -> pa.Schema:
+    """The store's Parquet schema, fixed so a year with an all-empty column still has its column's type."""
+    return pa.schema([f.arrow_field for f in STORE_FIELDS])
+
+
+def canonical_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every contract column in its field's dtype; other columns pass through.
+
+    The one place a frame takes the contract's shape (store reads, ingestion, the simulator, serving),
+    so a model sees the same dtypes whichever path built its input. Returns ``frame`` itself when
+    nothing needs a cast.
+    """
+    fields = {name: _STORE_FIELD_BY_NAME.get(name) for name in frame.columns}
+    if all(f is None or frame[n].dtype == f.dtype for n, f in fields.items()):
+        return frame
+    columns = {
+        name: column.array if fields[name] is None else canonical_column(column, fields[name])
+        for name, column in frame.items()
+    }
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def canonical_column(
+    values: pd.Series | np.ndarray | list, field: Field
+) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """``values`` in ``field``'s dtype, missing as None (text), NaN, NaT or NA.
+
+    A required whole number keeps the nullable Int64 while a value is still missing, for validation to
+    report. Takes lists too, so a one-case request is cast without building a Series first.
+    """
+    if field.kind == "date":
+        return pd.to_datetime(values).to_numpy(dtype="datetime64[ns]")
+    if field.dtype is object:
+        text = np.empty(len(values), dtype=object)
+        text[:] = values
+        text[pd.isna(text)] = None
+        return text
+    if isinstance(values, list) and field.dtype == "float64":
+        return np.array(values, dtype=np.float64)  # None becomes NaN
+    if isinstance(values, list) and field.dtype == "int64":
+        whole = np.array(values)  # a request's plain ints: numpy without pandas' cost per call
+        if whole.dtype.kind == "i":
+            return whole.astype(np.int64, copy=False)
+    column = pd.array(values, dtype=field.nullable_dtype)
+    if field.dtype != field.nullable_dtype and not column.isna().any():
+        return column.to_numpy(dtype=field.dtype)
+    return np.asarray(column) if field.kind == "float" else column
+
+
+def los_days(admitted: pd.Series | np.ndarray, discharged: pd.Series | np.ndarray) -> pd.Series:
+    """实际住院天数: days from admission to discharge, a same-day stay counting as one.
+
+    int64, or Int64 where a date is missing; the index is ``admitted``'s when it is a Series.
+    """
+    start = np.asarray(admitted, dtype="datetime64[ns]")
+    end = np.asarray(discharged, dtype="datetime64[ns]")
+    missing = np.isnat(start) | np.isnat(end)
+    stay = np.where(missing, np.timedelta64(0, "ns"), end - start)
+    days = np.maximum(stay // np.timedelta64(1, "D"), 1).astype(np.int64)
+    values = pd.arrays.IntegerArray(days, missing) if missing.any() else days
+    index = admitted.index if isinstance(admitted, pd.Series) else None
+    return pd.Series(values, index=index, name="los_days")

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.contract import CODE_MEANINGS, CODE_SEPARATOR, COST_CATEGORIES, DERIVED, FIELDS, Field
-from pipelines.store import canonical_dtypes
+from pipelines.contract import (
+    CODE_MEANINGS,
+    CODE_SEPARATOR,
+    COST_CATEGORIES,
+    DERIVED,
+    FIELDS,
+    Field,
+    store_dtypes,
+)
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "data-contract.md"
 
@@ -69,7 +76,7 @@ name. Presets live in `pipelines/mappings/`: `canonical` (the default) and `cn-a
 
 def render_contract_doc() -> str:
     """The whole of docs/data-contract.md."""
-    dtypes = canonical_dtypes()
+    dtypes = store_dtypes()
     lines = [
         INTRO,
         "## Fields",

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import store
-from pipelines.contract import FIELDS
+from pipelines.contract import FIELDS, canonical_frame, los_days
 from pipelines.mapping import Mapping, check_columns, load_mapping, to_canonical
 from pipelines.readers import read_table
 from pipelines.settings import get_settings
@@ -117,13 +117,7 @@ def finalise(accepted: pd.DataFrame) -> pd.DataFrame:
     """Accepted cases in store dtypes (required ints lose their missing-value slot) with ``los_days``."""
     cases = accepted.reset_index(drop=True)
     cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
-    dtypes = store.canonical_dtypes()
-    return cases.astype({c: dtypes[c] for c in cases.columns if cases[c].dtype != dtypes[c]})
-
-
-def los_days(admitted: pd.Series, discharged: pd.Series) -> pd.Series:
-    """实际住院天数: days between discharge and admission, a same-day stay counting as one."""
-    return (discharged - admitted).dt.days.clip(lower=1).astype("int64")
+    return canonical_frame(cases)
 
 
 def write_reports(

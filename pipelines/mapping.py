@@ -304,9 +304,9 @@ def _dates(text: pd.Series, formats: tuple[str, ...]) -> pd.Series:
 def _combine(parsed: list[pd.Series], field: Field, length: int) -> pd.Series:
     """One series per field: absent columns give missing values, listed charge items add up."""
     if not parsed:
-        if _DTYPES[field.kind] is object:
+        if field.nullable_dtype is object:
             return pd.Series([None] * length, dtype=object)
-        return pd.Series(None, index=range(length), dtype=_DTYPES[field.kind])
+        return pd.Series(None, index=range(length), dtype=field.nullable_dtype)
     if len(parsed) == 1:
         return parsed[0]
     return pd.concat(parsed, axis=1).sum(axis=1, min_count=1)
@@ -322,13 +322,3 @@ def _codes(text: pd.Series) -> pd.Series:
         text.str.replace(r"\s*\|\s*", "|", regex=True).str.replace(r"\|{2,}", "|", regex=True).str.strip("|")
     )
     return _objects(tidy.mask(tidy == ""))
-
-
-_DTYPES = {
-    "str": object,
-    "codes": object,
-    "int": "Int64",
-    "float": "float64",
-    "bool": "boolean",
-    "date": "datetime64[ns]",
-}

@@ -21,40 +21,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.contract import COLUMNS, DERIVED, FIELDS
+from pipelines.contract import STORE_COLUMNS, arrow_schema, canonical_frame
 from pipelines.errors import NotFound
 from pipelines.settings import get_settings
 
 PARTITION = "admission_year"
 PART_FILE = "part-0.parquet"
-STORE_COLUMNS: tuple[str, ...] = (*COLUMNS, *DERIVED)
-_ARROW = {
-    "str": pa.string(),
-    "codes": pa.string(),
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "bool": pa.bool_(),
-    "date": pa.timestamp("ns"),
-}
 
 
 class StoreError(NotFound, RuntimeError):
     """The store is missing or cannot serve the request; the message says what to do."""
-
-
-def canonical_dtypes() -> dict[str, object]:
-    """In-memory dtypes of every store column (the contract's rules for required and optional values)."""
-    kinds = {"str": object, "codes": object, "float": "float64", "date": "datetime64[ns]", "bool": "boolean"}
-    dtypes: dict[str, object] = {
-        f.name: ("int64" if f.required else "Int64") if f.kind == "int" else kinds[f.kind] for f in FIELDS
-    }
-    return {**dtypes, "los_days": "int64"}
-
-
-def arrow_schema() -> pa.Schema:
-    """The store's Parquet schema, fixed so a year with an all-empty column still has its column's type."""
-    fields = [pa.field(f.name, _ARROW[f.kind], nullable=not f.required) for f in FIELDS]
-    return pa.schema([*fields, pa.field("los_days", pa.int64(), nullable=False)])
 
 
 def store_path(path: Path | str | None = None) -> Path:
@@ -71,8 +47,7 @@ def read_cases(path: Path | str | None = None, columns: Iterable[str] | None = N
     if unknown:
         raise StoreError(f"unknown store column(s): {', '.join(unknown)}; see docs/data-contract.md")
     frame = pd.read_parquet(store, columns=wanted, engine="pyarrow")
-    dtypes = canonical_dtypes()
-    return frame.astype({c: dtypes[c] for c in wanted}).reset_index(drop=True)
+    return canonical_frame(frame).reset_index(drop=True)
 
 
 @dataclass(frozen=True)

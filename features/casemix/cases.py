@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.casemix.lookups import Lookups, Vocabulary
-from pipelines.contract import CODE_SEPARATOR
+from pipelines.contract import CODE_SEPARATOR, code_lists
 
 REFERENCE_COLUMNS = ("diagnoses", "procedures")
 CANONICAL_COLUMNS = ("principal_diagnosis", "other_diagnoses", "principal_procedure", "other_procedures")
@@ -207,7 +207,7 @@ def _code_lists(text: pa.Array, vocabulary: Vocabulary, translation: Mapping[str
 
     Trimming and translation work on the distinct strings, not on every entry.
     """
-    lists = pc.split_pattern(text, CODE_SEPARATOR)
+    lists = code_lists(text)
     encoded = pc.list_flatten(lists).dictionary_encode()
     parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     uniques = np.array([c.strip() for c in encoded.dictionary.to_pylist()], dtype=object)

@@ -30,7 +30,7 @@ from features.casemix.lookups import Lookups
 from features.casemix.rules import complication_counts, rule_holds, split_holds
 from features.casemix.tables import CasemixTables, Entry, load_tables
 from features.casemix.trace import Trace
-from pipelines.contract import CODE_SEPARATOR
+from pipelines.contract import join_codes
 
 if TYPE_CHECKING:
     from features.casemix.payment import PaymentRules
@@ -314,4 +314,4 @@ def _unknown_codes(codes: CodeLists, rows: np.ndarray) -> dict[int, list[str]]:
 def _joined(codes: Sequence[str] | str | None) -> str:
     if codes is None or isinstance(codes, str):
         return codes or ""
-    return CODE_SEPARATOR.join(codes)
+    return join_codes(codes) or ""

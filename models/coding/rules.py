@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipelines.contract import CODE_SEPARATOR
+from pipelines.contract import CODE_SEPARATOR, exploded_code_lists
 
 SHORT_STAY_DAYS = 2  # an MCC on a stay shorter than this is rarely supported
 SURGICAL_SHARE = 0.5  # treatment + consumables at least this share of charges is surgery-level
@@ -45,11 +45,9 @@ def is_unspecified(codes: pd.Series) -> pd.Series:
 
 def unspecified_share(other_diagnoses: pd.Series) -> np.ndarray:
     """Share of each case's secondary diagnoses that are unspecified (NaN without secondaries)."""
-    lists = _codes(other_diagnoses).str.split(CODE_SEPARATOR)
-    long = lists.explode()
-    long = long[long != ""]
-    flags = is_unspecified(long).groupby(level=0).mean()
-    return flags.reindex(other_diagnoses.index).to_numpy(np.float64)
+    long = exploded_code_lists(_codes(other_diagnoses))
+    flags = is_unspecified(long).astype(float).groupby(level=0).mean()
+    return flags.reindex(np.arange(len(other_diagnoses))).to_numpy(np.float64)
 
 
 def rule_flags(cases: pd.DataFrame, mcc_count: pd.Series | np.ndarray) -> pd.DataFrame:
@@ -61,8 +59,14 @@ def rule_flags(cases: pd.DataFrame, mcc_count: pd.Series | np.ndarray) -> pd.Dat
     surgical = (
         cases["cost_treatment"].astype(float) + cases["cost_consumables"].astype(float)
     ) / total.where(total > 0)
-    codes = others.reset_index(drop=True).str.split(CODE_SEPARATOR).explode()
-    specific = ((codes != "") & ~codes.str.startswith("R")).groupby(level=0).any()
+    codes = exploded_code_lists(others)
+    specific = (
+        (~codes.str.startswith("R"))
+        .astype(bool)
+        .groupby(level=0)
+        .any()
+        .reindex(range(len(cases)), fill_value=False)
+    )
     admission = (
         _codes(cases["admission_diagnosis"])
         if "admission_diagnosis" in cases.columns
@@ -90,18 +94,14 @@ def planned_procedure_not_coded(cases: pd.DataFrame) -> np.ndarray:
     if "planned_procedure" not in cases.columns:
         return np.zeros(len(cases), dtype=bool)
     planned = _codes(cases["planned_procedure"]).reset_index(drop=True)
-    coded = (
-        (
-            _codes(cases["principal_procedure"])
-            + CODE_SEPARATOR
-            + _codes(cases.get("other_procedures", pd.Series(None, index=cases.index, dtype=object)))
-        )
-        .reset_index(drop=True)
-        .str.split(CODE_SEPARATOR)
-        .explode()
+    coded = exploded_code_lists(
+        _codes(cases["principal_procedure"])
+        + CODE_SEPARATOR
+        + _codes(cases.get("other_procedures", pd.Series(None, index=cases.index, dtype=object)))
     )
-    found = (coded == planned.reindex(coded.index)).groupby(level=0).any()
-    return ((planned != "") & ~found).to_numpy()
+    matches = coded.to_numpy(dtype=object) == planned.to_numpy(dtype=object)[coded.index]
+    found = pd.Series(matches, index=coded.index).groupby(level=0).any()
+    return ((planned != "") & ~found.reindex(planned.index, fill_value=False)).to_numpy()
 
 
 def rule_pattern(flags: pd.DataFrame) -> pd.Series:

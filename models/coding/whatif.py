@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import CODE_SEPARATOR
+from pipelines.contract import exploded_code_lists, join_codes, los_days
 
 KINDS = ("drop", "swap", "procedure", "heavier")
 CORRECTION_OF = {
@@ -29,8 +29,6 @@ _PRICING = ("department", "discharge_date", "los_days", "total_cost", "cost_nego
 
 def with_los_days(cases: pd.DataFrame) -> pd.DataFrame:
     """``cases`` with ``los_days``, derived as ingestion derives it when the frame lacks it."""
-    from pipelines.ingest import los_days
-
     if "los_days" in cases.columns:
         return cases
     admitted, discharged = pd.to_datetime(cases["admission_date"]), pd.to_datetime(cases["discharge_date"])
@@ -39,15 +37,13 @@ def with_los_days(cases: pd.DataFrame) -> pd.DataFrame:
 
 def _secondaries(cases: pd.DataFrame) -> pd.DataFrame:
     """One row per secondary diagnosis: ``row`` (position of the case), ``position`` and ``code``."""
-    codes = cases["other_diagnoses"].astype(object).where(cases["other_diagnoses"].notna(), "")
-    lists = codes.astype(str).str.split(CODE_SEPARATOR)
-    long = pd.DataFrame({"row": np.arange(len(cases)), "code": lists.to_numpy()}).explode("code")
-    long = long[long["code"].fillna("") != ""]
-    return long.assign(position=long.groupby("row").cumcount().to_numpy()).reset_index(drop=True)
+    codes = exploded_code_lists(cases["other_diagnoses"])
+    long = pd.DataFrame({"row": codes.index.to_numpy(), "code": codes.to_numpy(dtype=object)})
+    return long.assign(position=long.groupby("row").cumcount().to_numpy())
 
 
 def _joined(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
-    return frame.groupby(keys, sort=False)["code"].agg(CODE_SEPARATOR.join)
+    return frame.groupby(keys, sort=False)["code"].agg(join_codes)
 
 
 def diagnosis_variants(cases: pd.DataFrame, max_variants: int = 8) -> pd.DataFrame:

@@ -18,9 +18,8 @@ from features.casemix.rw_table import ESTIMATED, TEMPLATE, weights_source, write
 from features.casemix.settlement import monthly_prepayment, settle_year
 from features.casemix.tables import CasemixTables, load_tables
 from features.casemix.weights import calibrate_weights
-from pipelines.contract import FIELD_BY_NAME
+from pipelines.contract import FIELD_BY_NAME, los_days
 from pipelines.errors import InputError, NotFound
-from pipelines.ingest import los_days
 from pipelines.progress import progress_bar
 from pipelines.settings import get_settings
 from pipelines.store import read_cases

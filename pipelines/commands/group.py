@@ -13,7 +13,7 @@ from features.casemix.grouper import OUTPUT_COLUMNS, Grouper
 from features.casemix.payment import PaymentRules
 from features.casemix.rw_table import ESTIMATED
 from features.casemix.tables import load_tables
-from pipelines.contract import FIELD_BY_NAME
+from pipelines.contract import FIELD_BY_NAME, los_days
 from pipelines.errors import InputError, NotFound
 from pipelines.progress import progress_bar
 from pipelines.readers import read_table
@@ -93,7 +93,6 @@ def _price(cases: pd.DataFrame, rules: PaymentRules, weights_path: Path | None) 
     own history); text columns of the contract are first given their canonical types."""
     from features.casemix.payment import price_cases, weights_for_pricing
     from features.casemix.rw_table import read_weights, weights_source
-    from pipelines.ingest import los_days
 
     cases = _typed(cases)
     if "los_days" not in cases and {"admission_date", "discharge_date"} <= set(cases.columns):

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import CODE_SEPARATOR
+from pipelines.contract import join_codes as code_cell
+from pipelines.contract import split_codes
 from pipelines.demo.catalog import Catalog
 
 CODER_ERROR_RATES = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12, 0.15)
@@ -66,9 +67,7 @@ def join_codes(matrix: np.ndarray, vocabulary: np.ndarray) -> np.ndarray:
     for column in matrix.T:
         key, _ = pd.factorize(key * (len(vocabulary) + 1) + column + 1)
     _, first = np.unique(key, return_index=True)
-    text = np.array(
-        [CODE_SEPARATOR.join(vocabulary[row[row >= 0]]) or None for row in matrix[first]], dtype=object
-    )
+    text = np.array([code_cell(vocabulary[row[row >= 0]]) for row in matrix[first]], dtype=object)
     return text[key]
 
 
@@ -361,7 +360,7 @@ def fingerprints(cases: pd.DataFrame, oracle: pd.DataFrame) -> dict[str, float]:
     planned = cases["planned_procedure"]
     coded = (planned == cases["principal_procedure"]).to_numpy(bool) | np.array(
         [
-            isinstance(p, str) and isinstance(o, str) and p in o.split(CODE_SEPARATOR)
+            isinstance(p, str) and isinstance(o, str) and p in split_codes(o)
             for p, o in zip(planned, cases["other_procedures"], strict=True)
         ],
         dtype=bool,

@@ -18,7 +18,7 @@ import pandas as pd
 
 from features.casemix.grouper import Grouper
 from features.casemix.payment import PaymentRules
-from pipelines.contract import CODE_SEPARATOR, COLUMNS
+from pipelines.contract import CODE_SEPARATOR, COLUMNS, STORE_COLUMNS, canonical_frame, los_days
 from pipelines.demo import coding, costs, settlement
 from pipelines.demo import dirty as dirty_module
 from pipelines.demo.catalog import Catalog, code_text, load_catalog
@@ -26,7 +26,6 @@ from pipelines.demo.episodes import KINDS, WARM_UP_DAYS, simulate_stays
 from pipelines.demo.export import write_zh_csv
 from pipelines.demo.patients import age_at
 from pipelines.settings import get_settings
-from pipelines.store import canonical_dtypes
 
 Format = Literal["parquet", "csv", "zh-csv"]
 HOSPITAL_ID = "DEMO0001"
@@ -199,20 +198,15 @@ def _abstracts(
         "coder_id": facts["coder_id"].to_numpy(),
         **{c: charges[c].to_numpy() for c in charges.columns},
         **{c: audit[c].array for c in audit.columns},
-        "los_days": np.maximum((discharged - admitted).astype(np.int64), 1),
+        "los_days": los_days(admitted, discharged).to_numpy(),
     }
     grouper = Grouper.for_rules(rules or PaymentRules.load())
     billing = pd.DataFrame({c: columns[c] for c in settlement.INPUT_COLUMNS})
     settled = settlement.settle(billing, grouper, end, rng, rules)
     columns.update({c: settled[c].array for c in settled.columns if c in COLUMNS})
-    dtypes = (
-        canonical_dtypes()
-    )  # optional fields the simulator does not produce (特病单议, 审核扣款…) stay empty
-    columns.update(
-        {c: pd.Series(index=range(len(billing)), dtype=dtypes[c]).array for c in COLUMNS if c not in columns}
-    )
-    cases = pd.DataFrame({c: columns[c] for c in [*COLUMNS, "los_days"]})
-    cases = cases.astype({c: t for c, t in dtypes.items() if cases[c].dtype != t})  # the contract's dtypes
+    # Optional fields the simulator does not produce (特病单议, 审核扣款…) stay empty.
+    columns.update({c: np.full(len(billing), None, dtype=object) for c in COLUMNS if c not in columns})
+    cases = canonical_frame(pd.DataFrame({c: columns[c] for c in STORE_COLUMNS}))
 
     # Only abstracts with a coding error group differently from their true codes.
     wrong = facts["true_error_type"].notna().to_numpy()

@@ -13,7 +13,7 @@ from features.casemix.payment import DEFAULT_RULES, PaymentRules
 from features.casemix.rw_table import read_weights, weights_source
 from pipelines import store
 from pipelines.cli import app
-from pipelines.contract import COST_CATEGORIES, FIELDS
+from pipelines.contract import COST_CATEGORIES, FIELDS, canonical_frame
 
 REFERENCE = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
 runner = CliRunner()
@@ -188,7 +188,7 @@ def test_report_reads_the_store(cases_csv: Path, tmp_path: Path) -> None:
     for field in FIELDS:
         if field.name not in cases.columns:
             cases[field.name] = _filler(field, cases)
-    cases = cases.astype(store.canonical_dtypes())
+    cases = canonical_frame(cases)
     store.write_cases(cases, tmp_path / "store")
     out = tmp_path / "report.csv"
     args = ["casemix", "report", "--store", str(tmp_path / "store"), "--by", "hospital", "-o", str(out)]

@@ -7,9 +7,10 @@ import dask.dataframe as dd
 import pandas as pd
 import pytest
 
-from pipelines.ingest import ingest_file, los_days
+from pipelines.contract import los_days, store_dtypes
+from pipelines.ingest import ingest_file
 from pipelines.readers import InputError
-from pipelines.store import canonical_dtypes, fingerprint, read_cases, read_manifest
+from pipelines.store import fingerprint, read_cases, read_manifest
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def test_store_dtypes_and_los(settings, tmp_path: Path, cases: pd.DataFrame) -> 
     ingest_file(path)
     stored = read_cases()
     assert {c: stored[c].dtype for c in stored.columns} == {
-        c: pd.api.types.pandas_dtype(d) for c, d in canonical_dtypes().items()
+        c: pd.api.types.pandas_dtype(d) for c, d in store_dtypes().items()
     }
     same_day = stored.set_index("case_id").loc["C00000", "los_days"]
     assert same_day == 1
