@@ -141,9 +141,7 @@ def report(
         bar.advance(task)
     _print_indicators(indicators, f"Casemix by {by.value} and {period.value} ({rules.name})")
     shown = rw_table or rules.calibration.rw_table
-    label = (
-        f"[yellow]{source}[/] (an estimate: give the insurer's RW table)" if source == ESTIMATED else source
-    )
+    label = _weights_label(source)
     console.print(f"{len(priced):,} cases · weights: {label} [bold]{shown}[/] · report [bold]{output}[/]")
 
 
@@ -193,7 +191,8 @@ def settlement(
             *[_cell(r[column], column) if column == "balance_rate" else _money(r[column]) for r in rows],
         )
     console.print(shown)
-    console.print(f"{len(priced):,} cases · weights: {weights_source(table)} · settlement [bold]{output}[/]")
+    label = _weights_label(weights_source(table))
+    console.print(f"{len(priced):,} cases · weights: {label} · settlement [bold]{output}[/]")
 
 
 @app.command("weights")
@@ -250,6 +249,13 @@ def _grouped(
     grouped = _group(cases, Grouper.for_rules(rules, tables))
     advance()
     return rules, tables, grouped
+
+
+def _weights_label(source: str) -> str:
+    """The weights' source as the commands print it: an estimate stands out and says what to do."""
+    if source == ESTIMATED:
+        return f"[yellow]{source}[/] (an estimate: give the insurer's RW table)"
+    return source
 
 
 def _scores(pairs: list[str]) -> dict[str, float]:
