@@ -11,10 +11,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed browser
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 # Re-pin after changing dependencies in pyproject.toml: the versions already in requirements.lock are
 # kept unless pyproject.toml rules them out (add --upgrade-package NAME to move one on purpose).

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import code_lists
+from contract.fields import code_lists
 
 DATA_DIR = Path(__file__).parent / "data"
 

@@ -1,6 +1,6 @@
 """``CaseFeatures``: the scikit-learn transformer every caselens model puts in front of its estimator.
 
-It turns canonical cases (``pipelines.contract`` columns) into one LightGBM-ready row per case: the
+It turns canonical cases (``contract.fields`` columns) into one LightGBM-ready row per case: the
 registered feature views of its stage (:mod:`features.views`), history features computed point in
 time (:mod:`features.history`), and category levels learned on the training cases only
 (:mod:`features.encoding`). A view only ever sees the columns known at its stage, so an admission-stage
@@ -18,11 +18,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from contract.errors import InputError
+from contract.fields import FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
 from features.encoding import encode_levels, learn_levels
 from features.history import StayIndex, history_features
 from features.views import DERIVED_STAGE, FeatureContext, FeatureView, views_at
-from pipelines.contract import FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
-from pipelines.errors import InputError
 
 EVENT_COLUMNS = (
     "case_id",
@@ -125,7 +125,7 @@ def event_frame(cases: pd.DataFrame, what: str) -> pd.DataFrame:
 class CaseFeatures(TransformerMixin, BaseEstimator):
     """Point-in-time features of canonical cases for one stage (``admission`` or ``discharge``).
 
-    ``tables`` is a :class:`features.casemix.tables.CasemixTables` (None: the configured default);
+    ``tables`` is a :class:`casemix.tables.CasemixTables` (None: the configured default);
     ``weights`` a DataFrame of DRG relative weights (``drg``, ``rw``) calibrated on training data only;
     category levels seen fewer than ``min_category_count`` times in training become "other";
     ``exclude`` names views or features to leave out (e.g. ``("costs",)`` when cost is the label).
@@ -268,14 +268,14 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         return history_features(visible, pd.concat(events, ignore_index=True))
 
     def _tables(self) -> Any:
-        from features.casemix.tables import load_tables
+        from casemix.tables import load_tables
 
         return self.tables if self.tables is not None else load_tables()
 
     def _grouper(self) -> Any:
         """The grouper, built once per process (its lookups are costly) and never pickled."""
         if getattr(self, "_grouper_cache", None) is None:
-            from features.casemix.grouper import Grouper
+            from casemix.grouper import Grouper
 
             self._grouper_cache = Grouper(self._tables())
         return self._grouper_cache

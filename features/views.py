@@ -1,7 +1,7 @@
 """Feature views: every case feature declared with its entity, stage, source fields and names.
 
 Like a Feast feature view, a :class:`FeatureView` groups features of one entity that become known at
-one moment (``stage``, from :mod:`pipelines.contract`) and says which contract fields each feature is
+one moment (``stage``, from :mod:`contract.fields`) and says which contract fields each feature is
 computed from. Declaring a feature whose own-case source is recorded later than its view's stage fails
 at construction, so a leaking declaration cannot even be imported. History features also name
 ``prior_sources``: fields of the patient's *earlier* stays, which the point-in-time builder
@@ -21,11 +21,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from casemix.cases import CANONICAL_INPUT_COLUMNS
+from contract.errors import ConfigError
+from contract.fields import COST_CATEGORIES, DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage
 from features import codes, comorbidity
-from features.casemix.cases import CANONICAL_INPUT_COLUMNS
 from features.history import WINDOWS
-from pipelines.contract import COST_CATEGORIES, DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage
-from pipelines.errors import ConfigError
 
 Kind = Literal["numeric", "categorical"]
 Entity = Literal["case", "patient"]
@@ -51,8 +51,8 @@ class FeatureContext:
 
     prior: pd.DataFrame | None = None  # history_features() of the cases, same index
     stays: pd.DataFrame | None = None  # stored stays, for views reading earlier cases' own fields
-    tables: Any = None  # features.casemix.tables.CasemixTables
-    grouper: Any = None  # features.casemix.grouper.Grouper over those tables
+    tables: Any = None  # casemix.tables.CasemixTables
+    grouper: Any = None  # casemix.grouper.Grouper over those tables
     weights: pd.DataFrame | None = None  # drg -> rw
 
 
@@ -64,7 +64,7 @@ def field_stage(name: str) -> Stage:
     if name in DERIVED_STAGE:
         return DERIVED_STAGE[name]
     if name not in FIELD_BY_NAME:
-        raise FeatureStageError(f"'{name}' is not a field of pipelines.contract")
+        raise FeatureStageError(f"'{name}' is not a field of contract.fields")
     return FIELD_BY_NAME[name].stage
 
 

@@ -1,4 +1,4 @@
-"""Training configuration: hyperparameters and split settings from a TOML file (experiments/config)."""
+"""Training configuration: hyperparameters and split settings from a TOML file (``models/train.toml``)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ConfigError
-from pipelines.settings import PROJECT_ROOT
+from contract.errors import ConfigError
 
-DEFAULT_CONFIG = PROJECT_ROOT / "experiments" / "config" / "train.toml"
+DEFAULT_CONFIG = Path(__file__).parent / "train.toml"
 
 
 def load_config(path: Path | str | None = None) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""The error a user's training data raises: an ``InputError`` of the one hierarchy (pipelines.errors)."""
+"""The error a user's training data raises: an ``InputError`` of the one hierarchy (contract.errors)."""
 
 from __future__ import annotations
 
-from pipelines.errors import InputError
+from contract.errors import InputError
 
 
 class TrainingInputError(InputError):

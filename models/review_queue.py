@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contract.fields import AUDIT_ERROR_TYPES
 from models.coding.features import AUDIT_FEATURES
 from models.coding.model import ERROR_TYPES
 from models.coding.rules import RULES
 from models.coding.whatif import corrections
-from pipelines.contract import AUDIT_ERROR_TYPES
 
 QUEUE_COLUMNS = (
     "rank",
@@ -184,8 +184,8 @@ def score_cases(
     (default: the one the model calibrated on its training cases). ``weights_source`` says which: the
     insurer's table or an estimate from own history (the money at stake is then an estimate too).
     """
-    from features.casemix.payment import PaymentRules
-    from features.casemix.rw_table import weights_source
+    from casemix.payment import PaymentRules
+    from casemix.rw_table import weights_source
 
     features = model.features
     weights = weights if weights is not None else features.weights_

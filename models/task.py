@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pipelines.contract import Stage
+from contract.fields import Stage
 
 
 class Estimator(Protocol):

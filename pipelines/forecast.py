@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.casemix.grouper import Grouper
-from features.casemix.payment import BaseRate, PaymentRules, price_cases, weights_for_pricing
-from features.casemix.rw_table import weights_source
-from features.casemix.settlement import expected_point_values
-from features.casemix.tables import CasemixTables, load_tables
+from casemix.grouper import Grouper
+from casemix.payment import BaseRate, PaymentRules, price_cases, weights_for_pricing
+from casemix.rw_table import weights_source
+from casemix.settlement import expected_point_values
+from casemix.tables import CasemixTables, load_tables
+from contract.settings import Settings, get_settings
 from models.forecast import (
     LEVELS,
     RateSchedule,
@@ -38,7 +39,6 @@ from models.forecast.charts import plot_level
 from models.forecast.levels import difference, level_forecast, top_drgs
 from models.forecast.settlement import settlement_forecast
 from models.forecast.simulate import Reprice, SurplusForecast
-from pipelines.settings import Settings, get_settings
 
 EXPERIMENT = "caselens-forecast"
 POINT_YEARS_AHEAD = 3  # future years the point method expects a point value for (beyond any horizon used)

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.fields import FIELDS, canonical_frame, los_days
+from contract.settings import get_settings
 from pipelines import store
-from pipelines.contract import FIELDS, canonical_frame, los_days
 from pipelines.mapping import Mapping, check_columns, load_mapping, to_canonical
 from pipelines.readers import read_table
-from pipelines.settings import get_settings
 from pipelines.validate import Rules, merge_problems, validate_cases
 
 STEPS = ("read", "map", "validate", "reports", "store")

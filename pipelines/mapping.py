@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from pipelines.contract import ADMISSION_TYPE_BY_SOURCE, FIELD_BY_NAME, FIELDS, Field
+from contract.fields import ADMISSION_TYPE_BY_SOURCE, FIELD_BY_NAME, FIELDS, Field
 from pipelines.readers import TEXT, InputError
 from pipelines.validate import EMPTY_PROBLEMS, problems_where
 

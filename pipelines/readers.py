@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipelines.errors import InputError
+from contract.errors import InputError
 
 TEXT = pd.StringDtype("pyarrow")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")

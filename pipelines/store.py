@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.contract import STORE_COLUMNS, arrow_schema, canonical_frame
-from pipelines.errors import NotFound
-from pipelines.settings import get_settings
+from contract.errors import NotFound
+from contract.fields import STORE_COLUMNS, arrow_schema, canonical_frame
+from contract.settings import get_settings
 
 PARTITION = "admission_year"
 PART_FILE = "part-0.parquet"

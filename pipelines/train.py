@@ -19,6 +19,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from contract.fields import fields_known_at
+from contract.settings import Settings
 from models import plots, tracking
 from models import table as table_mode
 from models.baselines import GroupMeanBaseline
@@ -30,8 +32,6 @@ from models.split import TimeSplit
 from models.table import TableFeatures
 from models.task import Evaluation, Task
 from models.tuning import tune_lightgbm
-from pipelines.contract import fields_known_at
-from pipelines.settings import Settings
 
 STEPS = ("split", "features", "tune", "fit", "evaluate", "log", "champion")
 EXPERIMENT_PREFIX = "caselens-"

@@ -23,7 +23,8 @@ import pyarrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from pipelines.contract import (
+from casemix.dictionaries import CODE_DICTIONARIES, code_dictionary
+from contract.fields import (
     CODE_MEANINGS,
     COST_CATEGORIES,
     DIAGNOSIS_FIELDS,
@@ -33,7 +34,7 @@ from pipelines.contract import (
     Field,
     exploded_code_lists,
 )
-from pipelines.settings import CASEMIX_TABLES
+from contract.settings import CASEMIX_TABLES
 
 SEX_SPECIFIC_DIAGNOSES = Path(__file__).parent / "mappings" / "sex_specific_diagnoses.tsv"
 PROBLEM_COLUMNS = ("row", "field", "column", "value", "reason", "severity")
@@ -289,12 +290,6 @@ def _expand(first: str, last: str) -> list[str]:
     return [f"{head}{n:0{len(start)}d}" for n in range(int(start), int(stop) + 1)]
 
 
-CODE_DICTIONARIES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (DIAGNOSIS_FIELDS, "diagnoses.tsv"),
-    (PROCEDURE_FIELDS, "procedures.tsv"),
-)
-
-
 def check_code_dictionaries(
     cases: pd.DataFrame, tables: Path = CASEMIX_TABLES, codes: dict[str, pd.Series] | None = None
 ) -> pd.DataFrame:
@@ -308,20 +303,6 @@ def check_code_dictionaries(
             if not unknown.empty:
                 found.append(_at_rows(unknown, name, f"code not in {tables.name}/{dictionary}", "warning"))
     return pd.concat(found, ignore_index=True)
-
-
-@cache
-def code_dictionary(path: Path) -> pyarrow.Array:
-    return pyarrow.array(
-        pd.read_csv(path, sep="\t", usecols=["code"], dtype=str)["code"], type=pyarrow.large_string()
-    )
-
-
-@cache
-def known_codes(path: Path) -> frozenset[str]:
-    """The dictionary as a Python set: for the few codes of a request, Arrow's fixed cost per call
-    (milliseconds) is far more than the look-ups."""
-    return frozenset(code_dictionary(path).to_pylist())
 
 
 @cache

@@ -27,8 +27,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from pipelines.errors import CaselensError
-from pipelines.settings import Settings, get_settings, private_data_dir
+from contract.errors import CaselensError
+from contract.settings import Settings, get_settings, private_data_dir
 from serving.audit import AuditLog, RequestContext
 from serving.budget import HistoryBudget
 from serving.cases import CaseIndex, store_cases
@@ -204,8 +204,8 @@ async def _not_authenticated(request: Request, exc: Any) -> Response:
 def _grouper_factory(settings: Settings) -> Callable[[], Any]:
     @cache
     def grouper() -> Any:
-        from features.casemix.grouper import Grouper
-        from features.casemix.tables import load_tables
+        from casemix.grouper import Grouper
+        from casemix.tables import load_tables
 
         return Grouper(load_tables(settings.casemix_tables))
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from contract.errors import StateError
+from contract.settings import Settings
 from features.history import StayIndex
-from pipelines.errors import StateError
-from pipelines.settings import Settings
 from pipelines.store import StoreError, read_cases
 
 

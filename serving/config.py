@@ -1,6 +1,6 @@
 """Service settings: worker processes, limits, key file, audit log and the files workers share.
 
-Like :mod:`pipelines.settings`, every value has a default and an environment override
+Like :mod:`contract.settings`, every value has a default and an environment override
 (``CASELENS_SERVE_<NAME>``); paths default to files under the shared ``data_dir``.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.settings import Settings
+from contract.settings import Settings
 from serving.tasks import SERVED_TASKS, ServedTask
 
 

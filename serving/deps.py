@@ -12,7 +12,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from pipelines.settings import Settings
+from contract.settings import Settings
 from serving.audit import AuditLog
 from serving.cases import CaseIndex
 from serving.config import ServingSettings

@@ -1,4 +1,4 @@
-"""The HTTP status of each error of the hierarchy (``pipelines.errors``), answered in one place.
+"""The HTTP status of each error of the hierarchy (``contract.errors``), answered in one place.
 
 Routers raise and do not translate: an ``InputError`` is the caller's (422, in the shape every
 validation error has), a ``NotFound`` 404, a ``StateError`` 503 (try again later); their messages are
@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from pipelines.errors import CaselensError, ConfigError, InputError, NotFound, StateError
+from contract.errors import CaselensError, ConfigError, InputError, NotFound, StateError
 from serving.faults import fault_detail, report
 
 STATUS_CODES: dict[type[CaselensError], int] = {

@@ -19,8 +19,8 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
+from contract.fields import FIELD_BY_NAME
 from models import lgbm
-from pipelines.contract import FIELD_BY_NAME
 
 Link = Literal["identity", "log", "logit"]
 Language = Literal["zh", "en"]

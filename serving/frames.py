@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
-from pipelines.contract import FIELD_BY_NAME, canonical_column, los_days
+from contract.fields import FIELD_BY_NAME, canonical_column, los_days
 
 
 def cases_frame(cases: Sequence[BaseModel | dict[str, Any]]) -> pd.DataFrame:

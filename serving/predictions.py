@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from casemix.dictionaries import CODE_DICTIONARIES, known_codes
+from contract.errors import InputError
+from contract.fields import FIELD_BY_NAME
 from features.history import StayIndex
 from features.pipeline import FeatureInputError
 from features.views import FeatureStageError
-from pipelines.contract import FIELD_BY_NAME
-from pipelines.errors import InputError
-from pipelines.validate import CODE_DICTIONARIES, known_codes
 from serving.explain import Explained, Language, explanations
 from serving.registry import ServedModel
 from serving.schemas import OPTIONAL_IDS

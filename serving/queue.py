@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from contract.errors import StateError
 from models.review_queue import QUEUE_COLUMNS, coding_queue
-from pipelines.errors import StateError
 from serving.cases import CaseIndex, CasesUnavailable
 from serving.registry import ModelRegistry
 

@@ -23,9 +23,9 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from contract.errors import NotFound, StateError
+from contract.settings import mask_credentials
 from features.history import StayIndex
-from pipelines.errors import NotFound, StateError
-from pipelines.settings import mask_credentials
 from serving.explain import Explained, Link, feature_names, patient_history_features, tree_contributions
 from serving.schemas import ModelStatus
 from serving.tasks import CHAMPION_ALIAS, SERVED_TASKS, ServedTask

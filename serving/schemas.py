@@ -26,8 +26,8 @@ from pydantic import (
     field_validator,
 )
 
-from pipelines.contract import FIELDS, STAGE_ORDER, Stage
-from pipelines.contract import Field as ContractField
+from contract.fields import FIELDS, STAGE_ORDER, Stage
+from contract.fields import Field as ContractField
 
 MIN_DATE = dt.date(1990, 1, 1)  # the oldest stay a request may name (abstracts before it are not kept)
 FUTURE_DAYS = 366  # a planned admission may lie up to a year ahead

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import ConfigError
+from contract.errors import ConfigError
 from serving.tasks import ROLES
 
 log = logging.getLogger(__name__)

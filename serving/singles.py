@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from contract.errors import StateError
 from features.history import StayIndex
-from pipelines.errors import StateError
 from serving.explain import Language
 from serving.frames import cases_frame
 from serving.predictions import payloads, score

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.contract import Stage
+from contract.fields import Stage
 
 CHAMPION_ALIAS = "champion"
 ROLES = ("clinician", "coder", "finance", "admin")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipelines import settings as settings_module
+from contract import settings as settings_module
 
 if TYPE_CHECKING:
     from pipelines.demo import DemoHospital

@@ -19,14 +19,14 @@ import numpy as np
 import pandas as pd
 import typer
 
+from casemix.grouper import Grouper
+from casemix.indicators import casemix_indicators
+from casemix.payment import PaymentRules, drg_cost, price_cases
+from casemix.rw_table import read_weights, write_weights
+from casemix.settlement import settle_year
+from casemix.weights import Calibration, calibrate_weights
+from contract.fields import COST_CATEGORIES
 from experiments.benchmarks.report import SHARED_CORES, machine_line, peak_memory_line, timed, write_results
-from features.casemix.grouper import Grouper
-from features.casemix.indicators import casemix_indicators
-from features.casemix.payment import PaymentRules, drg_cost, price_cases
-from features.casemix.rw_table import read_weights, write_weights
-from features.casemix.settlement import settle_year
-from features.casemix.weights import Calibration, calibrate_weights
-from pipelines.contract import COST_CATEGORIES
 from pipelines.demo import generate_demo
 
 PAYER_SHARES = {1: 0.46, 2: 0.42, 4: 0.01, 5: 0.01, 6: 0.02, 7: 0.06, 8: 0.01, 9: 0.01}  # the demo's

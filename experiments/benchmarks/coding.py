@@ -108,8 +108,8 @@ def run(cases: int = CASES_OPTION, output: Path = RESULTS, min_rows: int = MIN_R
         seconds = time.perf_counter() - clock
         model = mlflow.pyfunc.load_model("models:/caselens-coding@champion").unwrap_python_model()
 
+    from contract.settings import Settings
     from models.tasks import get_task
-    from pipelines.settings import Settings
 
     clock = time.perf_counter()
     labels = get_task("coding").labels(frame, Settings())

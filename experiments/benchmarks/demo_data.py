@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
+from contract.fields import COST_CATEGORIES
 from experiments.benchmarks.report import (
     SHARED_CORES,
     load_average,
@@ -23,7 +24,6 @@ from experiments.benchmarks.report import (
     timed_cpu,
     write_results,
 )
-from pipelines.contract import COST_CATEGORIES
 from pipelines.demo import DemoHospital, generate_demo
 from pipelines.demo.coding import FINGERPRINT_LIMITS, fingerprints
 

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import typer
 
+from contract.fields import COST_CATEGORIES
+from contract.settings import CASEMIX_TABLES
 from experiments.benchmarks.report import (
     load_average,
     machine_line,
@@ -24,8 +26,6 @@ from experiments.benchmarks.report import (
 )
 from features.history import history_features
 from features.pipeline import CaseFeatures, event_frame
-from pipelines.contract import COST_CATEGORIES
-from pipelines.settings import CASEMIX_TABLES
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "features.md"
 DEPARTMENTS = np.array(

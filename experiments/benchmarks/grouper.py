@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import typer  # noqa: E402
 
+from casemix.grouper import Grouper  # noqa: E402
 from experiments.benchmarks.report import (  # noqa: E402
     load_average,
     machine_line,
@@ -31,7 +32,6 @@ from experiments.benchmarks.report import (  # noqa: E402
     timed_cpu,
     write_results,
 )
-from features.casemix.grouper import Grouper  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "tests" / "data" / "chs_drg_11_test_cases.tsv"

@@ -46,10 +46,10 @@ def train_on_demo(
     Returns the framework's result, the evaluation tables logged with the run, and the run's plots folder;
     MLflow's tracking URI is left on this store, so ``mlflow.get_run(result.run_id)`` reads the run.
     """
+    from contract.settings import Settings
     from models.config import load_config
     from models.tasks import get_task
     from pipelines import train as training
-    from pipelines.settings import Settings
 
     settings = Settings(data_dir=data_dir, tracking_uri=f"sqlite:///{(data_dir / 'mlflow.db').resolve()}")
     config = load_config()
@@ -87,8 +87,8 @@ def _metric_rows(metrics: dict[str, float], baseline: dict[str, float], served: 
 
 def _split_screen(cases: pd.DataFrame) -> dict[str, int]:
     """How many stays the 15-day same-ADRG screen flags (the task's helper label)."""
+    from contract.settings import Settings
     from models.tasks import get_task
-    from pipelines.settings import Settings
 
     labels = get_task("readmission").labels(cases, Settings())
     flagged = labels["split_suspect_15d"]

@@ -40,6 +40,8 @@ import psutil
 import shap
 import typer
 
+from contract.fields import fields_known_at
+from contract.settings import Settings
 from experiments.benchmarks.loadgen import HEADER, Load, encode_posts, paced, saturate
 from experiments.benchmarks.report import peak_memory_mb, write_results
 from features.history import StayIndex
@@ -48,9 +50,7 @@ from models import lgbm
 from models.config import load_config
 from models.pyfunc import CaseModel
 from models.tasks.cost import CostModel
-from pipelines.contract import fields_known_at
 from pipelines.demo.generate import generate_demo
-from pipelines.settings import Settings
 from pipelines.store import write_cases
 from serving.config import ServingSettings
 from serving.explain import tree_contributions
@@ -285,7 +285,7 @@ def run(
     servers: list[dict[str, Any]] = []
     for n in (int(w) for w in workers.split(",") if w):
         service = Server(
-            [sys.executable, "-m", "pipelines.cli", "serve", "--port", "{port}", "--workers", str(n)],
+            [sys.executable, "-m", "cli.app", "serve", "--port", "{port}", "--workers", str(n)],
             env,
             "/readyz",
             workdir / f"caselens-serve-{n}.log",

@@ -209,10 +209,10 @@ def caselens_run(
     min_rows: int = 50,
 ) -> tuple[dict[str, float], Any, pd.Series]:
     """Train through the framework like `caselens train TASK --table`; figures on the test rows."""
+    from contract.settings import Settings
     from models.config import load_config
     from models.tasks import get_task
     from pipelines import train as training
-    from pipelines.settings import Settings
 
     settings = Settings(data_dir=folder, tracking_uri=f"sqlite:///{(folder / 'mlflow.db').resolve()}")
     config = copy.deepcopy(load_config())

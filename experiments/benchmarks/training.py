@@ -43,10 +43,10 @@ def run(
     cases: int, tasks: tuple[str, ...], config: Path | None, on_task: Callable[[dict], None], seed: int = 11
 ) -> dict:
     """Generate, train each task, ``on_task(figures)`` after each; the tracking store is thrown away."""
+    from contract.settings import Settings
     from models.config import load_config
     from models.tasks import get_task
     from pipelines.demo import generate_demo
-    from pipelines.settings import Settings
     from pipelines.train import case_data, train
 
     started = time.perf_counter()
@@ -115,7 +115,7 @@ def report(cases: int, figures: dict, command: str) -> str:
         f"Command: `{command}`  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · machine: {platform.machine()}, "
         f"`nproc` = {os.cpu_count()} (shared with other engineers' jobs while this ran, so times are "
-        "upper bounds) · LightGBM n_jobs from experiments/config/train.toml",
+        "upper bounds) · LightGBM n_jobs from models/train.toml",
         "",
         f"Demo hospital: {cases:,} cases over 3 years, generated in {figures['generate_seconds']:.0f} s.",
         "",

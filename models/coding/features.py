@@ -214,7 +214,7 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
     ) -> CodingFeatures:
         """Take the rules' RW table (else estimate weights on the training cases), then fit the case
         features with them."""
-        from features.casemix.payment import PaymentRules, weights_for_pricing
+        from casemix.payment import PaymentRules, weights_for_pricing
 
         rules = PaymentRules.load(self.payment_config)
         grouped = with_los_days(cases).join(self._grouper().group_frame(cases))
@@ -252,8 +252,8 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
     def _grouper(self) -> Any:
         """The grouper, built once per process and never pickled (like ``CaseFeatures``)."""
         if getattr(self, "_grouper_cache", None) is None:
-            from features.casemix.grouper import Grouper
-            from features.casemix.tables import load_tables
+            from casemix.grouper import Grouper
+            from casemix.tables import load_tables
 
             self._grouper_cache = Grouper(self.tables if self.tables is not None else load_tables())
         return self._grouper_cache

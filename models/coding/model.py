@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contract.fields import AUDIT_ERROR_TYPES
 from models import lgbm
-from pipelines.contract import AUDIT_ERROR_TYPES
 
 LABEL = "coding_error"
 ERROR_TYPES = tuple(AUDIT_ERROR_TYPES)

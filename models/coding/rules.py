@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipelines.contract import CODE_SEPARATOR, exploded_code_lists
+from contract.fields import CODE_SEPARATOR, exploded_code_lists
 
 SHORT_STAY_DAYS = 2  # an MCC on a stay shorter than this is rarely supported
 SURGICAL_SHARE = 0.5  # treatment + consumables at least this share of charges is surgery-level

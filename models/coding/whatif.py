@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import exploded_code_lists, join_codes, los_days
+from contract.fields import exploded_code_lists, join_codes, los_days
 
 KINDS = ("drop", "swap", "procedure", "heavier")
 CORRECTION_OF = {
@@ -146,7 +146,7 @@ def price_drgs(
     cases: pd.DataFrame, rows: np.ndarray, status: pd.Series, drg: pd.Series, rules, weights
 ) -> np.ndarray:
     """Payment of cases (by position ``rows``) had they grouped into ``drg`` with ``status``."""
-    from features.casemix.payment import price_cases
+    from casemix.payment import price_cases
 
     frame = pd.DataFrame({c: cases[c].to_numpy()[rows] for c in _PRICING if c in cases.columns})
     frame["status"] = np.asarray(status, dtype=object)

@@ -2,7 +2,7 @@
 
 The forecast projects the payment and charges of *all* cases per quarter; the insurer settles only the
 insured ones, splits each payment into the fund's and the patient's share, prepays months and clears
-the year (``features.casemix.settlement``). The translation keeps, from the last ``RECENT_QUARTERS``
+the year (``casemix.settlement``). The translation keeps, from the last ``RECENT_QUARTERS``
 history quarters, four ratios to the charges (they move slowly and the rules make them):
 
 - ``insured``: the insured cases' share of all charges (the rest is paid at charges, so the payment of
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.casemix.payment import PaymentRules
-from features.casemix.settlement import SETTLEMENT_COLUMNS, SUMMED_COLUMNS, clear_years, year_sums
+from casemix.payment import PaymentRules
+from casemix.settlement import SETTLEMENT_COLUMNS, SUMMED_COLUMNS, clear_years, year_sums
 
 RECENT_QUARTERS = 4
 HOSPITAL = "hospital"

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from contract.fields import ADMISSION_TYPE_BY_SOURCE
 from features.point_in_time import Timeline, as_of, day_numbers
-from pipelines.contract import ADMISSION_TYPE_BY_SOURCE
 
 LABEL = "readmitted_30d"
 STATUSES = ("label", "censored", "died", "transferred")

@@ -6,8 +6,8 @@ import importlib
 import pkgutil
 from functools import cache
 
+from contract.errors import NotFound
 from models.task import Task
-from pipelines.errors import NotFound
 
 
 @cache

@@ -85,9 +85,9 @@ class CodingTask(Task):
     partial_labels = True
 
     def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
-        from features.casemix.grouper import Grouper
-        from features.casemix.payment import PaymentRules, weights_for_pricing
-        from features.casemix.tables import load_tables
+        from casemix.grouper import Grouper
+        from casemix.payment import PaymentRules, weights_for_pricing
+        from casemix.tables import load_tables
 
         grouper = Grouper(load_tables(settings.casemix_tables))
         rules = PaymentRules.load(settings.payment_config)

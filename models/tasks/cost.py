@@ -143,8 +143,8 @@ class CostTask(Task):
 
     def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
         """Total charges, and the ADRG the case grouped to (only to break the evaluation down by)."""
-        from features.casemix.grouper import Grouper
-        from features.casemix.tables import load_tables
+        from casemix.grouper import Grouper
+        from casemix.tables import load_tables
 
         adrg = Grouper(load_tables(settings.casemix_tables)).group_frame(cases)["adrg"]
         return pd.DataFrame({self.label_column: cases["total_cost"].astype("float64"), "adrg": adrg})

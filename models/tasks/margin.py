@@ -36,10 +36,10 @@ def discharge_margin(cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
     estimated from the cases themselves, and then the label is partly the calibration's own echo
     (column ``weights_source`` says which).
     """
-    from features.casemix.grouper import Grouper
-    from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
-    from features.casemix.rw_table import weights_source
-    from features.casemix.tables import load_tables
+    from casemix.grouper import Grouper
+    from casemix.payment import PaymentRules, price_cases, weights_for_pricing
+    from casemix.rw_table import weights_source
+    from casemix.tables import load_tables
 
     rules = PaymentRules.load(settings.payment_config)
     grouped = cases.join(Grouper.for_rules(rules, load_tables(settings.casemix_tables)).group_frame(cases))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from contract.fields import INSURANCE_TYPES, SEXES
 from models import plots
 from models.metrics import by_group
 from models.readmission.evaluation import probability_scores
@@ -23,7 +24,6 @@ from models.readmission.labels import LABEL, readmission_labels
 from models.readmission.lace import lace
 from models.readmission.model import ReadmissionModel
 from models.task import Evaluation, Task
-from pipelines.contract import INSURANCE_TYPES, SEXES
 
 ORACLE_COLUMN = "true_readmission_prob"
 PROBABILITY = "readmission_probability"
@@ -53,8 +53,8 @@ class ReadmissionTask(Task):
     partial_labels = True
 
     def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
-        from features.casemix.grouper import Grouper
-        from features.casemix.tables import load_tables
+        from casemix.grouper import Grouper
+        from casemix.tables import load_tables
 
         adrg = Grouper(load_tables(settings.casemix_tables)).group_frame(cases)["adrg"]
         found = readmission_labels(cases, adrg=adrg)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import join_codes as code_cell
-from pipelines.contract import split_codes
+from contract.fields import join_codes as code_cell
+from contract.fields import split_codes
 from pipelines.demo.catalog import Catalog
 
 CODER_ERROR_RATES = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.10, 0.12, 0.15)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import COST_CATEGORIES
+from contract.fields import COST_CATEGORIES
 from pipelines.demo.catalog import Catalog
 
 SEVERITY_FACTOR = np.array([0.85, 1.1, 1.45])

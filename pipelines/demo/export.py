@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import CODE_SEPARATOR, FIELDS
+from contract.fields import CODE_SEPARATOR, FIELDS
 from pipelines.mapping import Mapping, load_mapping
 
 ZH_MAPPING = "cn-abstract"

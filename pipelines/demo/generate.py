@@ -16,16 +16,16 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from features.casemix.grouper import Grouper
-from features.casemix.payment import PaymentRules
-from pipelines.contract import CODE_SEPARATOR, COLUMNS, STORE_COLUMNS, canonical_frame, los_days
+from casemix.grouper import Grouper
+from casemix.payment import PaymentRules
+from contract.fields import CODE_SEPARATOR, COLUMNS, STORE_COLUMNS, canonical_frame, los_days
+from contract.settings import get_settings
 from pipelines.demo import coding, costs, settlement
 from pipelines.demo import dirty as dirty_module
 from pipelines.demo.catalog import Catalog, code_text, load_catalog
 from pipelines.demo.episodes import KINDS, WARM_UP_DAYS, simulate_stays
 from pipelines.demo.export import write_zh_csv
 from pipelines.demo.patients import age_at
-from pipelines.settings import get_settings
 
 Format = Literal["parquet", "csv", "zh-csv"]
 HOSPITAL_ID = "DEMO0001"

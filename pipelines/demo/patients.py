@@ -7,7 +7,7 @@ import pandas as pd
 
 from pipelines.demo.catalog import Catalog
 
-# Payer mix of a city tertiary hospital (abstract codes, see pipelines.contract.INSURANCE_TYPES).
+# Payer mix of a city tertiary hospital (abstract codes, see contract.fields.INSURANCE_TYPES).
 INSURANCE_SHARES = {1: 0.46, 2: 0.42, 4: 0.01, 5: 0.01, 6: 0.02, 7: 0.06, 8: 0.01, 9: 0.01}
 
 

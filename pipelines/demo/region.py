@@ -9,7 +9,7 @@ claims are grouped, trimmed and calibrated with ``REGION_CALIBRATION`` on cost n
 outside the DRG, then scaled so that at the city's first base rate the region's DRG payments add up
 to its cost inside the DRG (the fund's budget is the region's spending: the region breaks even,
 a hospital dearer than its region does not). The result ships as
-``features/casemix/config/rw_table.demo-region.csv``, which the embedded payment rules name::
+``casemix/config/rw_table.demo-region.csv``, which the embedded payment rules name::
 
     .venv/bin/python -m pipelines.demo.region
 """
@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 import typer
 
-from features.casemix.grouper import Grouper
-from features.casemix.payment import DEFAULT_RULES, PaymentRules, drg_cost
-from features.casemix.rw_table import write_weights
-from features.casemix.tables import load_tables
-from features.casemix.weights import Calibration, calibrate_weights
-from pipelines.contract import COST_CATEGORIES
+from casemix.grouper import Grouper
+from casemix.payment import DEFAULT_RULES, PaymentRules, drg_cost
+from casemix.rw_table import write_weights
+from casemix.tables import load_tables
+from casemix.weights import Calibration, calibrate_weights
+from contract.fields import COST_CATEGORIES
 from pipelines.demo.generate import generate_demo
 
 REGION_TABLE = DEFAULT_RULES.parent / "rw_table.demo-region.csv"

@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.casemix.cases import CANONICAL_INPUT_COLUMNS
-from features.casemix.grouper import Grouper
-from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
-from pipelines.contract import COST_CATEGORIES
+from casemix.cases import CANONICAL_INPUT_COLUMNS
+from casemix.grouper import Grouper
+from casemix.payment import PaymentRules, price_cases, weights_for_pricing
+from contract.fields import COST_CATEGORIES
 
 # What grouping output must be joined to for weights and prices (the rules may ask for cost columns).
 PRICING_COLUMNS = (

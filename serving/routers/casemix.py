@@ -9,9 +9,9 @@ import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features.casemix.grouper import GroupResult
-from features.casemix.rw_table import ESTIMATED, WeightsSource, read_weights, weights_source
-from pipelines.contract import CODE_SEPARATOR
+from casemix.grouper import GroupResult
+from casemix.rw_table import ESTIMATED, WeightsSource, read_weights, weights_source
+from contract.fields import CODE_SEPARATOR
 from serving.deps import State, require
 from serving.schemas import Code
 from serving.security import Principal
@@ -126,7 +126,7 @@ def weights(
     principal: Caller,
     drg: Annotated[str | None, Query(max_length=8, pattern="^[A-Za-z0-9]+$")] = None,
 ) -> Weights:
-    from features.casemix.payment import PaymentRules
+    from casemix.payment import PaymentRules
 
     try:
         rules = PaymentRules.load(state.settings.payment_config)

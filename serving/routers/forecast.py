@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from pipelines.errors import StateError
+from contract.errors import StateError
 from serving.deps import State, require
 from serving.routers.pages import PageLang
 from serving.security import Principal

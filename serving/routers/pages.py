@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from pipelines.contract import ADMISSION_SOURCES, ADMISSION_TYPES, SEXES, fields_known_at
+from contract.fields import ADMISSION_SOURCES, ADMISSION_TYPES, SEXES, fields_known_at
 from serving.deps import Lang, State, check_csrf, require, same_origin
 from serving.predictions import ScoringError, predict_explained, withheld_features
 from serving.queue import SORTABLE

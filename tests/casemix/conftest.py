@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.casemix.grouper import Grouper
-from features.casemix.tables import CasemixTables, load_tables
+from casemix.grouper import Grouper
+from casemix.tables import CasemixTables, load_tables
 
 REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.casemix.grouper import Grouper
-from features.casemix.payment import PaymentRules, price_cases
-from features.casemix.tables import load_tables
+from casemix.grouper import Grouper
+from casemix.payment import PaymentRules, price_cases
+from casemix.tables import load_tables
 
 TABLES = load_tables()
 MI, HIP, ECG = "I21.001", "00.8500x001", "89.5200"

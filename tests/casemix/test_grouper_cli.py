@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.casemix.grouper import REFERENCE_STATUS
-from features.casemix.payment import DEFAULT_RULES
-from features.casemix.tables import load_tables
-from pipelines.cli import app
-from pipelines.contract import COST_CATEGORIES
+from casemix.grouper import REFERENCE_STATUS
+from casemix.payment import DEFAULT_RULES
+from casemix.tables import load_tables
+from cli.app import app
+from contract.fields import COST_CATEGORIES
 
 REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
 runner = CliRunner()

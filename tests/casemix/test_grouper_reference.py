@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from features.casemix.grouper import OUTPUT_COLUMNS, REFERENCE_STATUS, Grouper
+from casemix.grouper import OUTPUT_COLUMNS, REFERENCE_STATUS, Grouper
 
 EXPECTED = ["expected_status", "expected_mdc", "expected_adrg", "expected_drg"]
 

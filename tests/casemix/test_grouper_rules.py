@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.casemix.grouper import Grouper, GroupResult
-from features.casemix.tables import CasemixTables
+from casemix.grouper import Grouper, GroupResult
+from casemix.tables import CasemixTables
 
 ADULT = {"sex": 1, "age_years": 60, "age_days": 21915}
 # A medical ADRG entered by principal diagnosis only, split mcc / mcc_or_cc / none.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from features.casemix.grouper import Grouper
-from features.casemix.tables import CasemixTables, TablesError, load_tables
-from pipelines import settings as settings_module
+from casemix.grouper import Grouper
+from casemix.tables import CasemixTables, TablesError, load_tables
+from contract import settings as settings_module
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.casemix.indicators import INDICATOR_COLUMNS, casemix_indicators
-from features.casemix.payment import PaymentRules, price_cases
-from pipelines.contract import COST_CATEGORIES
+from casemix.indicators import INDICATOR_COLUMNS, casemix_indicators
+from casemix.payment import PaymentRules, price_cases
+from contract.fields import COST_CATEGORIES
 
 WEIGHTS = pd.DataFrame(
     {"rw": [0.5, 1.5], "mean_cost": [5000.0, 15000.0], "mean_los": [4.0, 8.0]},

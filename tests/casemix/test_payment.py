@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.casemix.payment import (
+from casemix.payment import (
     POINT_CITY_RULES,
     PRICED_COLUMNS,
     CostToCharge,
@@ -19,7 +19,7 @@ from features.casemix.payment import (
     point_value_from_budget,
     price_cases,
 )
-from pipelines.contract import COST_CATEGORIES
+from contract.fields import COST_CATEGORIES
 
 # Binary-exact weights, one per RW band of the default rules: standard 5,000 / 15,000 / 40,000 yuan in 2024,
 # and two on the band edges (RW 1.0 and 2.0). GZ15's average cost (6,000) differs from its standard.

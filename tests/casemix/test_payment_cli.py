@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.casemix.payment import DEFAULT_RULES, PaymentRules
-from features.casemix.rw_table import read_weights, weights_source
+from casemix.payment import DEFAULT_RULES, PaymentRules
+from casemix.rw_table import read_weights, weights_source
+from cli.app import app
+from contract.fields import COST_CATEGORIES, FIELDS, canonical_frame
 from pipelines import store
-from pipelines.cli import app
-from pipelines.contract import COST_CATEGORIES, FIELDS, canonical_frame
 
 REFERENCE = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
 runner = CliRunner()

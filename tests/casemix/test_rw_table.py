@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.casemix.payment import DEFAULT_RULES, PaymentRules, weights_for_pricing
-from features.casemix.rw_table import (
+from casemix.payment import DEFAULT_RULES, PaymentRules, weights_for_pricing
+from casemix.rw_table import (
     ESTIMATED,
     INSURER,
     TEMPLATE,
@@ -16,7 +16,7 @@ from features.casemix.rw_table import (
     weights_source,
     write_weights,
 )
-from features.casemix.weights import Calibration, calibrate_weights
+from casemix.weights import Calibration, calibrate_weights
 
 
 def write(tmp_path: Path, text: str, encoding: str = "utf-8") -> Path:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.casemix.payment import POINT_CITY_RULES, PaymentRules, Tier, price_cases
-from features.casemix.settlement import (
+from casemix.payment import POINT_CITY_RULES, PaymentRules, Tier, price_cases
+from casemix.settlement import (
     SETTLEMENT_COLUMNS,
     expected_point_values,
     monthly_prepayment,

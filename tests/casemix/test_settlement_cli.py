@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from cli.app import app
 from tests.casemix.test_payment_cli import _data_in_tmp, cases_csv  # noqa: F401 (fixtures)
 
 runner = CliRunner()

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.casemix.payment import PaymentRules, price_cases, weights_for_pricing
-from features.casemix.rw_table import ESTIMATED, weights_source
-from features.casemix.weights import Calibration, calibrate_weights, trim_mask
-from pipelines.contract import COST_CATEGORIES
+from casemix.payment import PaymentRules, price_cases, weights_for_pricing
+from casemix.rw_table import ESTIMATED, weights_source
+from casemix.weights import Calibration, calibrate_weights, trim_mask
+from contract.fields import COST_CATEGORIES
 
 
 def history(groups: list[tuple[str, str, int, float, int]]) -> pd.DataFrame:

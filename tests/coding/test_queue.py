@@ -113,7 +113,7 @@ def test_select_cases_by_period_department_and_audit():
 
 
 def test_queue_cli_without_a_store_is_a_clear_error(settings):
-    from pipelines.cli import app
+    from cli.app import app
 
     result = CliRunner().invoke(app, ["queue", "coding", "--period", "2025Q4"])
     assert result.exit_code == 2

@@ -85,7 +85,7 @@ def test_trains_and_ranks_the_queue(demo_hospital, tracking):
     in_quarter = cases.set_index("case_id").loc[queue["case_id"], "discharge_date"].dt.to_period("Q")
     assert (in_quarter == pd.Period("2025Q4")).all()
 
-    from pipelines.cli import app
+    from cli.app import app
     from pipelines.store import write_cases  # the CLI reads the store
 
     write_cases(cases)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.casemix.grouper import Grouper
-from features.casemix.payment import PaymentRules
+from casemix.grouper import Grouper
+from casemix.payment import PaymentRules
 from models.coding.whatif import corrections, diagnosis_variants, heavier_drg
 
 BASE_RATE = 10_000.0  # the embedded rules' rate for 2023-2024 discharges

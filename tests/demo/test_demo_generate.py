@@ -7,10 +7,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from pipelines.contract import COLUMNS, FIELDS, split_codes
+from contract.fields import COLUMNS, FIELDS, split_codes
+from contract.settings import CASEMIX_TABLES
 from pipelines.demo import generate_demo
 from pipelines.demo.generate import ORACLE_COLUMNS
-from pipelines.settings import CASEMIX_TABLES
 
 EXPECTED_DTYPES = {
     "str": "object",

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.casemix.grouper import Grouper
-from features.casemix.indicators import casemix_indicators
-from features.casemix.payment import PaymentRules, price_cases
-from features.casemix.rw_table import read_weights
-from pipelines.contract import COST_CATEGORIES
+from casemix.grouper import Grouper
+from casemix.indicators import casemix_indicators
+from casemix.payment import PaymentRules, price_cases
+from casemix.rw_table import read_weights
+from contract.fields import COST_CATEGORIES
+from contract.settings import CASEMIX_TABLES
 from pipelines.demo import generate_demo
 from pipelines.demo.catalog import load_catalog
 from pipelines.demo.coding import fingerprint_failures, fingerprints
-from pipelines.settings import CASEMIX_TABLES
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.casemix.rw_table import INSURER, weights_source
+from casemix.rw_table import INSURER, weights_source
 from pipelines.demo.region import Peer, regional_claims, regional_rw_table
 
 

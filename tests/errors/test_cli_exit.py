@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from cli.app import app
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -49,7 +49,7 @@ def test_the_message_is_printed_as_written_not_read_as_markup(settings, tmp_path
 
 
 def test_a_fault_is_not_swallowed_as_a_user_error(settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.commands import features
+    from cli import features
 
     def broken(self: object) -> None:
         raise RuntimeError("a bug")

@@ -5,13 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from features.casemix.payment import PaymentRules
-from features.casemix.tables import TablesError
-from features.pipeline import FeatureInputError
-from features.views import FeatureStageError
-from models.errors import TrainingInputError
-from pipelines import readers
-from pipelines.errors import (
+from casemix.payment import PaymentRules
+from casemix.tables import TablesError
+from contract.errors import (
     CaselensError,
     ConfigError,
     InputError,
@@ -20,6 +16,10 @@ from pipelines.errors import (
     exit_code,
     user_message,
 )
+from features.pipeline import FeatureInputError
+from features.views import FeatureStageError
+from models.errors import TrainingInputError
+from pipelines import readers
 from pipelines.store import StoreError
 from serving.cases import CasesUnavailable
 from serving.predictions import ScoringError

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.fields import COST_CATEGORIES
 from experiments.benchmarks.features import synthetic_cases
-from pipelines.contract import COST_CATEGORIES
 
 
 def _make_case(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from cli.app import app
 from pipelines.store import write_cases
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from contract.fields import fields_known_at
 from features.pipeline import CaseFeatures
-from pipelines.contract import fields_known_at
 
 STAGES = ("admission", "discharge")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from contract.fields import fields_known_at
 from features.history import StayIndex
 from features.pipeline import CaseFeatures
-from pipelines.contract import fields_known_at
 from pipelines.demo.generate import generate_demo
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from contract.fields import STAGE_ORDER
 from features import views
 from features.pipeline import CaseFeatures
 from features.views import Feature, FeatureStageError, FeatureView
-from pipelines.contract import STAGE_ORDER
 
 
 def _empty(cases: pd.DataFrame, context: views.FeatureContext) -> pd.DataFrame:

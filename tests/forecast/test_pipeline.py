@@ -13,13 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from features.casemix.payment import PaymentRules, PointValue
-from features.casemix.settlement import expected_point_values
+from casemix.payment import PaymentRules, PointValue
+from casemix.settlement import expected_point_values
+from cli.app import app as cli
+from contract.settings import Settings
 from models.forecast import RateSchedule, Scenario, forecast_surplus
 from models.forecast.levels import level_forecast
-from pipelines.cli import app as cli
 from pipelines.forecast import EXPERIMENT, PricedHistory, price_history, run_surplus_forecast, track_run
-from pipelines.settings import Settings
 from pipelines.store import write_cases
 from serving.app import create_app
 from serving.config import ServingSettings

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.casemix.payment import PaymentRules
+from casemix.payment import PaymentRules
 from models.forecast.settlement import settlement_forecast
 
 RULES = PaymentRules.load()  # 结余留用 100% to 10% then 50%; 超支分担 70% to 10%; reserve 3%; 5%; prepay 90%

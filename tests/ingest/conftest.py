@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.contract import COST_CATEGORIES
+from contract.fields import COST_CATEGORIES
 from pipelines.mapping import load_mapping, to_canonical
 from pipelines.readers import TEXT
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from pipelines.contract import FIELDS
-from pipelines.contract_doc import DOC_PATH, render_contract_doc
+from contract.document import DOC_PATH, render_contract_doc
+from contract.fields import FIELDS
 
 
 def test_data_contract_doc_is_up_to_date() -> None:
     assert DOC_PATH.read_text(encoding="utf-8") == render_contract_doc(), (
-        "docs/data-contract.md is stale: run `.venv/bin/python -m pipelines.contract_doc`"
+        "docs/data-contract.md is stale: run `.venv/bin/python -m contract.document`"
     )
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipelines.contract import (
+from contract.fields import (
     FIELD_BY_NAME,
     STORE_COLUMNS,
     Field,
@@ -183,7 +183,7 @@ def test_every_stay_length_follows_the_contract(site) -> None:
 
 
 def test_casemix_input_file_gets_the_contract_stay_length(tmp_path: Path) -> None:
-    from pipelines.commands.casemix import _read_input
+    from cli.casemix import _read_input
 
     path = tmp_path / "cases.csv"
     STAYS.to_csv(path, index=False)
@@ -221,7 +221,7 @@ def test_join_codes_is_the_inverse_of_split_codes() -> None:
 
 
 def _validation(cells: pd.Series) -> list[tuple[int, str]]:
-    from pipelines.contract import DIAGNOSIS_FIELDS, PROCEDURE_FIELDS
+    from contract.fields import DIAGNOSIS_FIELDS, PROCEDURE_FIELDS
     from pipelines.validate import exploded_codes
 
     frame = pd.DataFrame(dict.fromkeys((*DIAGNOSIS_FIELDS, *PROCEDURE_FIELDS), None), index=cells.index)

@@ -7,7 +7,7 @@ import dask.dataframe as dd
 import pandas as pd
 import pytest
 
-from pipelines.contract import los_days, store_dtypes
+from contract.fields import los_days, store_dtypes
 from pipelines.ingest import ingest_file
 from pipelines.readers import InputError
 from pipelines.store import fingerprint, read_cases, read_manifest

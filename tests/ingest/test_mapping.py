@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.contract import COLUMNS, FIELD_BY_NAME
+from contract.fields import COLUMNS, FIELD_BY_NAME
 from pipelines.ingest import ingest_file
 from pipelines.mapping import check_columns, load_mapping, presets, to_canonical
 from pipelines.readers import TEXT, InputError

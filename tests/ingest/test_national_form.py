@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.contract import FIELDS
+from contract.fields import FIELDS
 from pipelines.ingest import ingest_file
 from pipelines.mapping import check_columns, load_mapping, to_canonical
 from pipelines.readers import TEXT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.contract import COST_CATEGORIES
+from contract.fields import COST_CATEGORIES
 from pipelines.mapping import load_mapping, to_canonical
 from pipelines.readers import TEXT
 from pipelines.validate import Rules, check_sex_specific, merge_problems, validate_cases

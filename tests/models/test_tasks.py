@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from contract.errors import NotFound
 from models.task import Task
 from models.tasks import all_tasks, get_task
-from pipelines.errors import NotFound
 
 
 def test_cost_and_margin_are_registered_with_their_model_names() -> None:

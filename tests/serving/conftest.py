@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from contract.fields import fields_known_at
+from contract.settings import Settings
 from models.config import load_config, task_params
 from models.pyfunc import CaseModel
 from models.tasks import get_task
-from pipelines.contract import fields_known_at
 from pipelines.demo.generate import generate_demo
-from pipelines.settings import Settings
 from pipelines.train import case_data
 from serving.app import create_app
 from serving.cases import CaseIndex

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from pipelines.contract import fields_known_at
+from contract.fields import fields_known_at
 from serving.frames import cases_frame
 
 pytestmark = pytest.mark.slow
@@ -256,8 +256,8 @@ def test_group_a_case_with_its_trace(client, auth):
 
 
 def test_weights_say_whether_money_figures_stand_on_the_insurer_table(client, auth):
-    from features.casemix.payment import PaymentRules
-    from features.casemix.rw_table import read_weights
+    from casemix.payment import PaymentRules
+    from casemix.rw_table import read_weights
 
     table = read_weights(PaymentRules.load().calibration.rw_table)
     drg = table.index[0]

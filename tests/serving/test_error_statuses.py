@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from features.casemix.tables import TablesError
-from pipelines.errors import CaselensError, ConfigError, InputError, NotFound, StateError
+from casemix.tables import TablesError
+from contract.errors import CaselensError, ConfigError, InputError, NotFound, StateError
 from pipelines.store import StoreError
 from serving.app import create_app
 from serving.cases import CasesUnavailable, store_cases

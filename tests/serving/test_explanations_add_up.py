@@ -22,6 +22,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from contract.fields import fields_known_at
+from contract.settings import Settings
 from features.pipeline import CaseFeatures
 from models.coding.model import CodingModel
 from models.pyfunc import CaseModel
@@ -30,9 +32,7 @@ from models.readmission.model import ReadmissionModel
 from models.tasks import get_task
 from models.tasks.cost import CostModel
 from models.tasks.margin import MarginModel
-from pipelines.contract import fields_known_at
 from pipelines.demo.generate import generate_demo
-from pipelines.settings import Settings
 from serving.app import create_app
 from serving.cases import CaseIndex
 from serving.config import ServingSettings

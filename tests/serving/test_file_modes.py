@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from cli.app import app
 from pipelines.demo.generate import generate_demo
 from pipelines.store import manifest_path, write_cases, write_manifest
 from tests.serving.logins import log_in

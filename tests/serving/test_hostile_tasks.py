@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from contract.fields import fields_known_at
 from features.history import StayIndex
-from pipelines.contract import fields_known_at
 from serving.tasks import SERVED_TASKS
 from tests.serving.conftest import case_json
 from tests.serving.test_hostile_batching import Poisoned

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from cli.app import app
 from serving.deps import preferred_language
 from serving.security import (
     KeyConfigError,

@@ -8,8 +8,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.settings import MaskingFormatter, mask_credentials
+from cli.app import app
+from contract.settings import MaskingFormatter, mask_credentials
 from serving.registry import ModelRegistry
 from serving.tasks import SERVED_TASKS
 

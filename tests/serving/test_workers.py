@@ -188,7 +188,7 @@ def running(
     log_path = folder / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", *arguments],
+            [sys.executable, "-m", "cli.app", *arguments],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -315,7 +315,7 @@ def test_serve_with_workers_runs_the_app_factory_over_an_emptied_metrics_folder(
     import uvicorn
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from cli.app import app
 
     started = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append((app, options)))

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from contract.fields import fields_known_at
 from models.tasks import get_task
 from models.tasks.margin import discharge_margin
-from pipelines.contract import fields_known_at
 from pipelines.train import case_data, train
 
 pytestmark = pytest.mark.slow

@@ -127,9 +127,9 @@ def test_cli_trains_cost_with_history_and_says_what_it_chose(tracking, tmp_path)
 
     from typer.testing import CliRunner
 
+    from cli.app import app
     from experiments.benchmarks.table import generate_table
     from models.config import DEFAULT_CONFIG
-    from pipelines.cli import app
 
     path = tmp_path / "stays.csv"
     generate_table(2500).drop(columns=["readmitted"]).to_csv(path, index=False)

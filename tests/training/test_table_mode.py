@@ -11,10 +11,10 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from cli.app import app
 from models.config import DEFAULT_CONFIG
 from models.errors import TrainingInputError
 from models.tasks import get_task
-from pipelines.cli import app
 from pipelines.train import table_data, train
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,7 @@
 The walk follows the tables' README exactly (validate → MDC in ``mdc_order`` → first ADRG whose rule
 holds → first DRG whose split holds, else on to the next MDC), but over whole batches: each rule is a
 numpy mask over the cases still ungrouped, so a million cases take seconds on one core. One case goes
-through the same walk as a one-row batch, with a :class:`~features.casemix.trace.Trace` listening.
+through the same walk as a one-row batch, with a :class:`~casemix.trace.Trace` listening.
 
 歧义组 (QY), ``ambiguous_groups=True``: in an MDC entered by its principal diagnosis, a case with an
 operating-room procedure (or_procedures.tsv) that none of the MDC's procedure ADRGs took goes to the
@@ -25,15 +25,15 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel
 
-from features.casemix.cases import CodeLists, EncodedCases, encode_cases
-from features.casemix.lookups import Lookups
-from features.casemix.rules import complication_counts, rule_holds, split_holds
-from features.casemix.tables import CasemixTables, Entry, load_tables
-from features.casemix.trace import Trace
-from pipelines.contract import join_codes
+from casemix.cases import CodeLists, EncodedCases, encode_cases
+from casemix.lookups import Lookups
+from casemix.rules import complication_counts, rule_holds, split_holds
+from casemix.tables import CasemixTables, Entry, load_tables
+from casemix.trace import Trace
+from contract.fields import join_codes
 
 if TYPE_CHECKING:
-    from features.casemix.payment import PaymentRules
+    from casemix.payment import PaymentRules
 
 Status = Literal["grouped", "ungroupable", "invalid"]
 REFERENCE_STATUS: dict[str, str] = {

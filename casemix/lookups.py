@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from features.casemix.tables import CasemixTables, Condition
+from casemix.tables import CasemixTables, Condition
 
 NOT_COMPLICATION = -1
 NO_EXCLUSION = -2

@@ -11,13 +11,13 @@ from typing import Protocol
 
 import numpy as np
 
-from features.casemix.cases import CodeLists, EncodedCases
-from features.casemix.lookups import Lookups
-from features.casemix.tables import Condition, Entry
+from casemix.cases import CodeLists, EncodedCases
+from casemix.lookups import Lookups
+from casemix.tables import Condition, Entry
 
 
 class RuleObserver(Protocol):
-    """Receives each evaluated condition of a one-case batch (see :mod:`features.casemix.trace`)."""
+    """Receives each evaluated condition of a one-case batch (see :mod:`casemix.trace`)."""
 
     def condition(self, entry: Entry, condition: Condition, held: bool) -> None: ...
 

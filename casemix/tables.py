@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.errors import ConfigError
-from pipelines.settings import get_settings
+from contract.errors import ConfigError
+from contract.settings import get_settings
 
 # Conditions a rule may hold, by the kind of value they take.
 LIST_CONDITIONS = ("principal_diagnosis_in", "any_diagnosis_in", "principal_procedure_in", "any_procedure_in")

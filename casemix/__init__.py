@@ -1,18 +1,18 @@
 """The CHS-DRG casemix engine: grouping tables, the grouper, payment, settlement and casemix indicators."""
 
-from features.casemix.grouper import REFERENCE_STATUS, Grouper, GroupResult
-from features.casemix.indicators import INDICATOR_COLUMNS, casemix_indicators
-from features.casemix.payment import (
+from casemix.grouper import REFERENCE_STATUS, Grouper, GroupResult
+from casemix.indicators import INDICATOR_COLUMNS, casemix_indicators
+from casemix.payment import (
     PRICED_COLUMNS,
     PaymentRules,
     drg_cost,
     point_value_from_budget,
     price_cases,
 )
-from features.casemix.rw_table import read_weights, weights_source, write_weights
-from features.casemix.settlement import SETTLEMENT_COLUMNS, monthly_prepayment, settle_year
-from features.casemix.tables import CasemixTables, TablesError, load_tables
-from features.casemix.weights import Calibration, calibrate_weights
+from casemix.rw_table import read_weights, weights_source, write_weights
+from casemix.settlement import SETTLEMENT_COLUMNS, monthly_prepayment, settle_year
+from casemix.tables import CasemixTables, TablesError, load_tables
+from casemix.weights import Calibration, calibrate_weights
 
 __all__ = [
     "INDICATOR_COLUMNS",

@@ -7,8 +7,8 @@ this module turns those outcomes into sentences with code and DRG names from the
 
 from __future__ import annotations
 
-from features.casemix.tables import CasemixTables, Condition, Drg, Entry
-from pipelines.contract import SEXES
+from casemix.tables import CasemixTables, Condition, Drg, Entry
+from contract.fields import SEXES
 
 
 class Trace:

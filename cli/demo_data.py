@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.progress import progress_bar
+from contract.settings import get_settings
 from pipelines.demo import generate_demo
-from pipelines.progress import progress_bar
-from pipelines.settings import get_settings
 
 
 def demo_data(

@@ -6,7 +6,7 @@ region's ``mean_cost`` (次均费用, cost inside the DRG, net of the items paid
 optionally ``name``, ``n_cases``, ``cv`` (the cost's coefficient of variation) and ``stable``
 (false for a 非稳定组). The insurer's table is the primary input (``[calibration] rw_table`` in the
 payment rules, or ``--rw-table``); ``config/rw_table.template.csv`` documents the format. Without one,
-caselens estimates the table from the hospital's own history (``features.casemix.weights``), and says
+caselens estimates the table from the hospital's own history (``casemix.weights``), and says
 so: :func:`weights_source` labels every table ``"insurer table"`` or ``"estimated from own history"``
 from its ``source`` column (``insurer``, or where a calibrated weight came from: ``drg``, ``adrg``,
 ``shrunk``).

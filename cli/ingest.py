@@ -8,10 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.progress import progress_bar
+from contract.settings import get_settings
 from pipelines.ingest import STEPS, IngestResult, ingest_file
 from pipelines.mapping import presets
-from pipelines.progress import progress_bar
-from pipelines.settings import get_settings
 from pipelines.validate import Rules
 
 console = Console()

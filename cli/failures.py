@@ -1,7 +1,7 @@
 """How every command ends on a user error: one red message and ``EXIT_CODES``' code, never a traceback.
 
 The mapping is installed once, on the ``caselens`` group (``CaselensGroup``), so commands raise and do
-not catch; a fault (an exception outside ``pipelines.errors.EXIT_CODES``) keeps its traceback.
+not catch; a fault (an exception outside ``contract.errors.EXIT_CODES``) keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from pipelines.errors import exit_code, user_message
+from contract.errors import exit_code, user_message
 
 console = Console()
 

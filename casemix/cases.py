@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.casemix.lookups import Lookups, Vocabulary
-from pipelines.contract import CODE_SEPARATOR, code_lists
+from casemix.lookups import Lookups, Vocabulary
+from contract.fields import CODE_SEPARATOR, code_lists
 
 REFERENCE_COLUMNS = ("diagnoses", "procedures")
 CANONICAL_COLUMNS = ("principal_diagnosis", "other_diagnoses", "principal_procedure", "other_procedures")

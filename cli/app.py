@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import casemix as casemix_cmd
-from pipelines.commands import demo as demo_cmd
-from pipelines.commands import demo_data as demo_data_cmd
-from pipelines.commands import features as features_cmd
-from pipelines.commands import forecast as forecast_cmd
-from pipelines.commands import group as group_cmd
-from pipelines.commands import ingest as ingest_cmd
-from pipelines.commands import queue as queue_cmd
-from pipelines.commands import serve as serve_cmd
-from pipelines.commands import train as train_cmd
-from pipelines.commands.failures import CaselensGroup
-from pipelines.settings import get_settings, private_data_dir
+from cli import casemix as casemix_cmd
+from cli import demo as demo_cmd
+from cli import demo_data as demo_data_cmd
+from cli import features as features_cmd
+from cli import forecast as forecast_cmd
+from cli import group as group_cmd
+from cli import ingest as ingest_cmd
+from cli import queue as queue_cmd
+from cli import serve as serve_cmd
+from cli import train as train_cmd
+from cli.failures import CaselensGroup
+from contract.settings import get_settings, private_data_dir
 
 app = typer.Typer(
     name="caselens",

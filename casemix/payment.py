@@ -53,8 +53,8 @@ from pydantic import (
     model_validator,
 )
 
-from features.casemix.weights import RULES_DIR, Calibration, pricing_weights
-from pipelines.contract import ADMISSION_TYPES, COST_CATEGORIES, INSURANCE_TYPES
+from casemix.weights import RULES_DIR, Calibration, pricing_weights
+from contract.fields import ADMISSION_TYPES, COST_CATEGORIES, INSURANCE_TYPES
 
 DEFAULT_RULES = Path(__file__).parent / "config" / "payment.default.toml"
 POINT_CITY_RULES = Path(__file__).parent / "config" / "payment.point-city.toml"
@@ -291,7 +291,7 @@ class Tier(_Rules):
 
 
 class Settlement(_Rules):
-    """Year-end settlement (清算) of a hospital's insured cases; see ``features.casemix.settlement``."""
+    """Year-end settlement (清算) of a hospital's insured cases; see ``casemix.settlement``."""
 
     prepay_share: float = Field(1.0, ge=0, le=1)
     surplus_kept: list[Tier] = []
@@ -389,7 +389,7 @@ def weights_for_pricing(grouped: pd.DataFrame, rules: PaymentRules) -> pd.DataFr
 def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame) -> pd.DataFrame:
     """The grouped frame with the payment columns of ``PRICED_COLUMNS`` added.
 
-    ``weights`` is a weight table (see ``features.casemix.weights``). Outlier and overrun are only
+    ``weights`` is a weight table (see ``casemix.weights``). Outlier and overrun are only
     defined for cases settled by DRG: they are missing for cases paid by item or at charges. Without
     an ``insurance_type`` column (or without schemes in the rules) the payer is unknown: every case is
     settled by DRG and the fund/patient split is missing. The optional columns ``cost_self_funded``

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from features.casemix.payment import PaymentRules, Tier
+from casemix.payment import PaymentRules, Tier
 
 SETTLEMENT_COLUMNS: tuple[str, ...] = (
     "cases",

@@ -9,13 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from features.casemix.grouper import OUTPUT_COLUMNS, Grouper
-from features.casemix.payment import PaymentRules
-from features.casemix.rw_table import ESTIMATED
-from features.casemix.tables import load_tables
-from pipelines.contract import FIELD_BY_NAME, los_days
-from pipelines.errors import InputError, NotFound
-from pipelines.progress import progress_bar
+from casemix.grouper import OUTPUT_COLUMNS, Grouper
+from casemix.payment import PaymentRules
+from casemix.rw_table import ESTIMATED
+from casemix.tables import load_tables
+from cli.progress import progress_bar
+from contract.errors import InputError, NotFound
+from contract.fields import FIELD_BY_NAME, los_days
 from pipelines.readers import read_table
 from pipelines.store import read_cases
 
@@ -91,8 +91,8 @@ def _read(path: Path) -> pd.DataFrame:
 def _price(cases: pd.DataFrame, rules: PaymentRules, weights_path: Path | None) -> pd.DataFrame:
     """Add the payment columns and ``weights_source`` (the insurer's table or an estimate from the cases'
     own history); text columns of the contract are first given their canonical types."""
-    from features.casemix.payment import price_cases, weights_for_pricing
-    from features.casemix.rw_table import read_weights, weights_source
+    from casemix.payment import price_cases, weights_for_pricing
+    from casemix.rw_table import read_weights, weights_source
 
     cases = _typed(cases)
     if "los_days" not in cases and {"admission_date", "discharge_date"} <= set(cases.columns):

@@ -13,12 +13,13 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
-from pipelines.settings import get_settings, mask_credentials
+from contract.settings import get_settings, mask_credentials
 
 console = Console()
 
 
 def demo(
+    ctx: typer.Context,
     cases: int = typer.Option(60_000, "--cases", min=1_000, help="stays in the demo hospital"),
     years: int = typer.Option(3, "--years", min=2, help="years of history (the forecast needs two)"),
     seed: int = typer.Option(42, "--seed", help="random seed of the demo hospital"),
@@ -36,7 +37,7 @@ def demo(
     demo_dir = settings.data_dir / "demo"
     for title, args in _steps(cases, years, seed, horizon, demo_dir):
         console.print(Rule(f"[bold]caselens {title}"))
-        _run(args() if callable(args) else args)
+        _run(ctx, args() if callable(args) else args)
     console.print(Rule("[bold]done"))
     console.print(f"data, reports and forecasts: {settings.data_dir.resolve()}")
     console.print(
@@ -48,7 +49,7 @@ def demo(
             f"pages: {base}/queue (coding review) · {base}/forecast (surplus forecast) · "
             f"{base}/cases/<case_id> (a case) · API docs {base}/docs"
         )
-        _run(["serve", "--host", host, "--port", str(port)])
+        _run(ctx, ["serve", "--host", host, "--port", str(port)])
 
 
 def _steps(cases: int, years: int, seed: int, horizon: int, demo_dir: Path) -> list[tuple[str, object]]:
@@ -70,11 +71,10 @@ def _latest_quarter() -> str:
     return f"{last.year}Q{last.quarter}"
 
 
-def _run(args: list[str]) -> None:
-    """Run one caselens command in this process; stop the demo when it fails."""
-    from pipelines.cli import app
-
-    code = typer.main.get_command(app).main(args=args, prog_name="caselens", standalone_mode=False)
+def _run(ctx: typer.Context, args: list[str]) -> None:
+    """Run one caselens command in this process, through the root command; stop the demo if it fails."""
+    root = ctx.find_root().command
+    code = root.main(args=args, prog_name="caselens", standalone_mode=False)
     if code:  # click returns a command's non-zero exit code instead of exiting
         console.print(f"[red]caselens {' '.join(args[:2])} failed; the demo stops here[/red]")
         raise typer.Exit(code)

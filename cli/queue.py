@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.errors import NotFound
-from pipelines.progress import progress_bar
-from pipelines.settings import get_settings
+from cli.progress import progress_bar
+from contract.errors import NotFound
+from contract.settings import get_settings
 
 app = typer.Typer(help="Work queues ranked by the trained models.", no_args_is_help=True)
 console = Console()

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.progress import progress_bar
-from pipelines.settings import get_settings
+from cli.progress import progress_bar
+from contract.settings import get_settings
 
 if TYPE_CHECKING:
     from pipelines.forecast import ForecastRun
@@ -51,11 +51,11 @@ def surplus(
     DRGs), the scenario and its difference when --scenario is given, and the rolling-origin backtest
     beside seasonal-naive and last-quarter baselines; logs all of it to MLflow (caselens-forecast).
     """
-    from features.casemix.payment import PaymentRules
-    from features.casemix.rw_table import read_weights
+    from casemix.payment import PaymentRules
+    from casemix.rw_table import read_weights
+    from contract.errors import InputError
     from models.forecast import load_scenario
     from pipelines import forecast as pipeline
-    from pipelines.errors import InputError
     from pipelines.store import read_cases
 
     settings = get_settings()

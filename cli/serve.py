@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from pipelines.errors import ConfigError, InputError
-from pipelines.settings import get_settings, mask_credentials
+from contract.errors import ConfigError, InputError
+from contract.settings import get_settings, mask_credentials
 from serving.config import ServingSettings
 from serving.middleware import share_metrics_across_processes
 from serving.security import KeyStore, add_key, list_keys, revoke_key
@@ -107,7 +107,7 @@ def log_config(workers: int) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {
             "plain": {
-                "()": "pipelines.settings.MaskingFormatter",  # no URI password in any line
+                "()": "contract.settings.MaskingFormatter",  # no URI password in any line
                 "format": f"%(asctime)s %(levelname)s %(name)s{worker}: %(message)s",
             }
         },

@@ -17,7 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CASEMIX_TABLES = PROJECT_ROOT / "features" / "casemix" / "tables" / "chs-drg-1.1"
+CASEMIX_TABLES = PROJECT_ROOT / "casemix" / "tables" / "chs-drg-1.1"
 
 
 class Settings(BaseSettings):

@@ -11,17 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from features.casemix.grouper import Grouper
-from features.casemix.indicators import casemix_indicators
-from features.casemix.payment import PaymentRules, drg_cost, price_cases, weights_for_pricing
-from features.casemix.rw_table import ESTIMATED, TEMPLATE, weights_source, write_weights
-from features.casemix.settlement import monthly_prepayment, settle_year
-from features.casemix.tables import CasemixTables, load_tables
-from features.casemix.weights import calibrate_weights
-from pipelines.contract import FIELD_BY_NAME, los_days
-from pipelines.errors import InputError, NotFound
-from pipelines.progress import progress_bar
-from pipelines.settings import get_settings
+from casemix.grouper import Grouper
+from casemix.indicators import casemix_indicators
+from casemix.payment import PaymentRules, drg_cost, price_cases, weights_for_pricing
+from casemix.rw_table import ESTIMATED, TEMPLATE, weights_source, write_weights
+from casemix.settlement import monthly_prepayment, settle_year
+from casemix.tables import CasemixTables, load_tables
+from casemix.weights import calibrate_weights
+from cli.progress import progress_bar
+from contract.errors import InputError, NotFound
+from contract.fields import FIELD_BY_NAME, los_days
+from contract.settings import get_settings
 from pipelines.store import read_cases
 
 app = typer.Typer(

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.progress import progress_bar
-from pipelines.settings import get_settings
+from cli.progress import progress_bar
+from contract.settings import get_settings
 
 if TYPE_CHECKING:
     from pipelines.train import TrainResult
@@ -41,7 +41,7 @@ def train(
         help="with a date --order: an earlier row's label is history once this many days have passed",
     ),
     config: Path | None = typer.Option(
-        None, "--config", help="hyperparameters (default: experiments/config/train.toml)"
+        None, "--config", help="hyperparameters (default: models/train.toml)"
     ),
     tune_seconds: float = typer.Option(0.0, "--tune-seconds", help="Optuna budget per task; 0: no tuning"),
     oracle: Path | None = typer.Option(
@@ -55,9 +55,9 @@ def train(
     `champion` alias moves only when it beats the current champion on test periods neither model
     trained or was calibrated on (docs/model-selection.md).
     """
+    from cli.failures import show
+    from contract.errors import exit_code
     from models.config import load_config
-    from pipelines.commands.failures import show
-    from pipelines.errors import exit_code
 
     names = _task_names(task, all_tasks_, table, label)
     parsed = load_config(config)

@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.progress import progress_bar
 from features.docs import DOCS_PATH, write_docs
 from features.pipeline import CaseFeatures
-from pipelines.progress import progress_bar
 from pipelines.store import read_cases
 
 console = Console()

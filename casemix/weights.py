@@ -1,6 +1,6 @@
 """Relative weights (RW, 权重) per DRG: the insurer's table when the rules name one, else an estimate.
 
-The insurer's published table is the primary input (``features.casemix.rw_table``). Without it,
+The insurer's published table is the primary input (``casemix.rw_table``). Without it,
 caselens estimates one from the hospital's own grouped history the way insurers calibrate theirs, and
 labels it "estimated from own history" wherever it shows — the standard is then the hospital's own
 mean cost, so its surplus mostly restates this calibration.
@@ -45,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from features.casemix.rw_table import WEIGHT_SCHEMA, read_weights
+from casemix.rw_table import WEIGHT_SCHEMA, read_weights
 
 RULES_DIR = "rules_dir"  # validation context key: the folder of the rules file, for relative paths
 

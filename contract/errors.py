@@ -1,7 +1,7 @@
 """One error hierarchy, sorted by what the user should do about the error.
 
 Every layer raises these (or a named subclass of them), so the command line maps them to an exit code
-once (``EXIT_CODES``, used by ``pipelines.commands.failures``) and the service to an HTTP status once
+once (``EXIT_CODES``, used by ``cli.failures``) and the service to an HTTP status once
 (``serving.errors``). An exception outside the hierarchy is a fault of caselens: a traceback on the
 command line, a bare 500 from the service. This module imports nothing from the project, so every
 layer may import it.
