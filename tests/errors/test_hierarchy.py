@@ -17,7 +17,7 @@ from contract.errors import (
     user_message,
 )
 from features.pipeline import FeatureInputError
-from features.views import FeatureStageError
+from features.view import FeatureStageError
 from models.errors import TrainingInputError
 from pipelines import readers
 from pipelines.store import StoreError
