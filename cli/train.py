@@ -43,7 +43,11 @@ def train(
     config: Path | None = typer.Option(None, "--config", help="hyperparameters (default: models/train.toml)"),
     tune_seconds: float = typer.Option(0.0, "--tune-seconds", help="Optuna budget per task; 0: no tuning"),
     oracle: Path | None = typer.Option(
-        None, "--oracle", help="demo oracle.parquet: truths to evaluate against, never trained on"
+        None,
+        "--oracle",
+        exists=True,
+        dir_okay=False,
+        help="demo oracle.parquet: truths to evaluate against, never trained on",
     ),
 ) -> None:
     """Train TASK (or --all) on the case store, or on a prepared --table, and log it to MLflow.

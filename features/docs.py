@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contract.errors import InputError, NotFound
 from contract.settings import PROJECT_ROOT
 from features.catalog import VIEWS
 from features.pipeline import feature_catalog
@@ -36,7 +37,7 @@ def catalog_markdown() -> str:
 def render(document: str) -> str:
     """``document`` with the generated section replaced by the current catalog."""
     if START not in document or END not in document:
-        raise ValueError(f"the document has no generated section ({START} ... {END})")
+        raise InputError(f"the document has no generated section ({START} ... {END})")
     head, rest = document.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{catalog_markdown()}\n{END}{tail}"
@@ -44,6 +45,8 @@ def render(document: str) -> str:
 
 def write_docs(path: Path = DOCS_PATH) -> bool:
     """Regenerate the feature table in ``path``; True when the file changed."""
+    if not path.is_file():
+        raise NotFound(f"{path}: no such document")
     old = path.read_text(encoding="utf-8")
     new = render(old)
     if new != old:

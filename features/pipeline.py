@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from contract.errors import InputError
+from contract.errors import ConfigError, InputError
 from contract.fields import DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
 from features.catalog import VIEWS
 from features.encoding import encode_levels, learn_levels
@@ -191,14 +191,14 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
 
     def _views(self) -> list[FeatureView]:
         if self.stage not in ("admission", "discharge"):
-            raise ValueError(f"stage must be 'admission' or 'discharge', not {self.stage!r}")
+            raise ConfigError(f"stage must be 'admission' or 'discharge', not {self.stage!r}")
         unknown = (
             set(self.exclude)
             - {v.name for v in VIEWS.at("discharge")}
             - {f.name for v in VIEWS.at("discharge") for f in v.features}
         )
         if unknown:
-            raise ValueError(f"exclude names no view or feature: {sorted(unknown)}")
+            raise ConfigError(f"exclude names no view or feature: {sorted(unknown)}")
         return [v for v in VIEWS.at(self.stage) if v.name not in self.exclude]
 
     def _names(self, views: list[FeatureView]) -> list[str]:
