@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from casemix.lookups import Lookups, Vocabulary
+from contract.errors import InputError
 from contract.fields import CODE_SEPARATOR, code_lists
 
 REFERENCE_COLUMNS = ("diagnoses", "procedures")
@@ -144,14 +145,14 @@ def _code_columns(
 ) -> tuple[pa.Array, pa.Array, list[tuple[np.ndarray, Callable[[int], str]]]]:
     """The diagnosis and procedure lists as '|'-joined text, plus checks the canonical shape needs."""
     if "sex" not in frame or "age_years" not in frame:
-        raise ValueError("cases need the columns sex and age_years")
+        raise InputError("cases need the columns sex and age_years")
     if "diagnoses" in frame:
         procedures = (
             _text(frame["procedures"]) if "procedures" in frame else pa.nulls(len(frame), pa.string())
         )
         return _text(frame["diagnoses"]), procedures, []
     if "principal_diagnosis" not in frame:
-        raise ValueError(
+        raise InputError(
             f"cases need either the columns {list(REFERENCE_COLUMNS)} or {list(CANONICAL_COLUMNS)}; "
             f"got {list(frame.columns)}"
         )

@@ -54,6 +54,7 @@ from pydantic import (
 )
 
 from casemix.weights import RULES_DIR, Calibration, pricing_weights
+from contract.errors import ConfigError, InputError
 from contract.fields import ADMISSION_TYPES, COST_CATEGORIES, INSURANCE_TYPES
 
 DEFAULT_RULES = Path(__file__).parent / "config" / "payment.default.toml"
@@ -355,21 +356,23 @@ class PaymentRules(_Rules):
     @classmethod
     def load(cls, path: Path | str | None = None) -> PaymentRules:
         """Rules from a TOML file; ``None`` loads the embedded default. Bad fields raise a pydantic
-        ``ValidationError`` naming them; bad TOML syntax a ``ValueError`` naming the file."""
+        ``ValidationError`` naming them; bad TOML syntax a ``ConfigError`` naming the file."""
         path = Path(path) if path is not None else DEFAULT_RULES
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such payment rules file") from None
         except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path}: not valid TOML: {err}") from None
+            raise ConfigError(f"{path}: not valid TOML: {err}") from None
         return cls.model_validate(data, context={RULES_DIR: path.parent})
 
 
 def point_value_from_budget(budget: float, total_points: float) -> float:
     """点数法: the value of one point is the fund budget divided by all points settled in the year."""
     if not total_points > 0:
-        raise ValueError(f"total_points must be positive to share a budget, got {total_points}")
+        raise ConfigError(f"total_points must be positive to share a budget, got {total_points}")
     if budget < 0:
-        raise ValueError(f"budget must not be negative, got {budget}")
+        raise ConfigError(f"budget must not be negative, got {budget}")
     return budget / total_points
 
 
@@ -698,7 +701,7 @@ def _check_input(frame: pd.DataFrame, rules: PaymentRules) -> None:
         needed.append("insurance_type")
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:
-        raise ValueError(f"cannot price cases: missing columns {missing}")
+        raise InputError(f"cannot price cases: missing columns {missing}")
     _raise_on(frame, frame["discharge_date"].isna(), "discharge_date", "is missing")
     _raise_on(frame, frame["los_days"].isna(), "los_days", "is missing")
     cost = frame["total_cost"]
@@ -711,4 +714,4 @@ def _raise_on(frame: pd.DataFrame, bad: pd.Series, field: str, problem: str) -> 
     """A clear error naming the first bad row (index label) and field, and how many rows share it."""
     if bad.any():
         first = frame.index[np.flatnonzero(bad.to_numpy())[0]]
-        raise ValueError(f"row {first}: {field} {problem} ({int(bad.sum())} rows)")
+        raise InputError(f"row {first}: {field} {problem} ({int(bad.sum())} rows)")

@@ -26,6 +26,8 @@ from typing import Literal
 import pandas as pd
 import pandera.pandas as pa
 
+from contract.errors import ConfigError
+
 WeightsSource = Literal["insurer table", "estimated from own history"]
 INSURER: WeightsSource = "insurer table"
 ESTIMATED: WeightsSource = "estimated from own history"
@@ -88,21 +90,21 @@ def write_weights(table: pd.DataFrame, path: Path) -> Path:
 def read_weights(path: Path) -> pd.DataFrame:
     """An RW table CSV as a weight table; ``drg`` and ``rw`` are required, the other columns optional.
 
-    A table without a ``source`` column is the insurer's. Raises ``ValueError`` listing every bad
+    A table without a ``source`` column is the insurer's. Raises ``ConfigError`` listing every bad
     cell as ``<file>: line <n> (drg <code>): <field> …``.
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such RW table")
+        raise ConfigError(f"{path}: no such RW table")
     header, rows = _rows(path)
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise ValueError(f"{path}: the RW table needs columns {missing} (see {TEMPLATE.name})")
+        raise ConfigError(f"{path}: the RW table needs columns {missing} (see {TEMPLATE.name})")
     unknown = [c for c in header if c != "drg" and c not in WEIGHT_COLUMNS]
     if unknown:
-        raise ValueError(f"{path}: unknown RW table columns {unknown}; known: {['drg', *WEIGHT_COLUMNS]}")
+        raise ConfigError(f"{path}: unknown RW table columns {unknown}; known: {['drg', *WEIGHT_COLUMNS]}")
     if not rows:
-        raise ValueError(f"{path}: the RW table has no rows")
+        raise ConfigError(f"{path}: the RW table has no rows")
     problems: list[str] = []
     records = [_record(cells, line, problems) for line, cells in rows]
     first_line: dict[str, int] = {}
@@ -114,7 +116,7 @@ def read_weights(path: Path) -> pd.DataFrame:
     if problems:
         shown = "\n  ".join(problems[:SHOWN_PROBLEMS])
         more = f"\n  … {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
-        raise ValueError(f"{path}: {len(problems)} problem(s) in the RW table:\n  {shown}{more}")
+        raise ConfigError(f"{path}: {len(problems)} problem(s) in the RW table:\n  {shown}{more}")
     table = pd.DataFrame.from_records(records).set_index("drg")
     if "source" not in header:
         table["source"] = "insurer"
@@ -194,7 +196,7 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     while first < len(lines) and (lines[first].startswith("#") or not lines[first].strip()):
         first += 1
     if first == len(lines):
-        raise ValueError(f"{path}: empty RW table (no header line)")
+        raise ConfigError(f"{path}: empty RW table (no header line)")
     names = [_column(name) for name in next(csv.reader([lines[first]]))]
     rows = []
     for number, text in enumerate(lines[first + 1 :], start=first + 2):
@@ -202,7 +204,7 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
         if not any(c.strip() for c in cells):
             continue
         if len(cells) > len(names):
-            raise ValueError(f"{path}: line {number} has {len(cells)} cells for {len(names)} columns")
+            raise ConfigError(f"{path}: line {number} has {len(cells)} cells for {len(names)} columns")
         padded = [*cells, *[""] * (len(names) - len(cells))]
         rows.append((number, dict(zip(names, (c.strip() for c in padded), strict=True))))
     return names, rows
@@ -222,4 +224,4 @@ def _text(path: Path) -> str:
         try:
             return raw.decode("gb18030")
         except UnicodeDecodeError:
-            raise ValueError(f"{path}: not UTF-8 or GB18030 text; save the RW table as UTF-8 CSV") from None
+            raise ConfigError(f"{path}: not UTF-8 or GB18030 text; save the RW table as UTF-8 CSV") from None

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from casemix.payment import PaymentRules, Tier
+from contract.errors import InputError
 
 SETTLEMENT_COLUMNS: tuple[str, ...] = (
     "cases",
@@ -210,7 +211,7 @@ def expected_point_values(priced: pd.DataFrame, rules: PaymentRules, years: list
     before = (insured["discharge_date"] > two_years_ago) & ~recent
     points, patients = insured.loc[recent, "points"].sum(), insured.loc[recent, "patient_payment"].sum()
     if not points > 0:
-        raise ValueError("no points in the last 12 months of discharges: cannot expect a point value")
+        raise InputError("no points in the last 12 months of discharges: cannot expect a point value")
     earlier = insured.loc[before, "points"].sum()
     covered = insured["discharge_date"].min() <= two_years_ago + pd.Timedelta(days=31)
     growth = points / earlier if covered and earlier > 0 else 1.0
@@ -246,7 +247,7 @@ def _insured(priced: pd.DataFrame) -> pd.DataFrame:
     insured = priced.loc[priced["payment_method"] != "charges", wanted]
     missing = insured["fund_payment"].isna()
     if missing.any():
-        raise ValueError(
+        raise InputError(
             f"row {insured.index[np.flatnonzero(missing.to_numpy())[0]]}: fund_payment is missing "
             "(settlement needs insurance_type and the rules' schemes to split fund and patient)"
         )

@@ -46,6 +46,7 @@ from pydantic import (
 )
 
 from casemix.rw_table import WEIGHT_SCHEMA, read_weights
+from contract.errors import InputError
 
 RULES_DIR = "rules_dir"  # validation context key: the folder of the rules file, for relative paths
 
@@ -125,7 +126,7 @@ def calibrate_weights(
     cost = frame["total_cost"] if cost is None else cost
     grouped = frame["status"].eq("grouped") & cost.notna()
     if not grouped.any():
-        raise ValueError("no grouped case with a cost: cannot calibrate weights")
+        raise InputError("no grouped case with a cost: cannot calibrate weights")
     cases = pd.DataFrame(
         {
             "drg": frame["drg"],
@@ -162,7 +163,7 @@ def calibrate_weights(
         }
     ).dropna(subset=["rw"])
     if table.empty:
-        raise ValueError(
+        raise InputError(
             f"no DRG has {calibration.min_cases} kept cases (min_cases) for a weight of its own or its "
             "ADRG's: give the insurer's RW table, lower min_cases or set unstable = 'shrink'"
         )

@@ -22,6 +22,7 @@ app = typer.Typer(
     cls=CaselensGroup,  # user errors end every command with one message and exit 2
     help="DRG money and risk before it arrives: ingest case histories, group them, train and serve models.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",  # wrapped docstring lines join into paragraphs ("rich" keeps the breaks)
     add_completion=False,
 )
 

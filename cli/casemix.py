@@ -292,14 +292,17 @@ def _read_input(path: Path) -> pd.DataFrame:
     is derived as ingestion does when the file lacks it."""
     if not path.exists():
         raise NotFound(f"{path}: no such file")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
-    else:
-        header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
-        dates = [c for c in header if c in FIELD_BY_NAME and FIELD_BY_NAME[c].kind == "date"]
-        text = [c for c in header if c in FIELD_BY_NAME and FIELD_BY_NAME[c].kind in ("str", "codes")]
-        frame = pd.read_csv(path, parse_dates=dates, dtype=dict.fromkeys(text, str), encoding="utf-8")
-        frame[text] = frame[text].astype(object).where(frame[text].notna(), None)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
+            dates = [c for c in header if c in FIELD_BY_NAME and FIELD_BY_NAME[c].kind == "date"]
+            text = [c for c in header if c in FIELD_BY_NAME and FIELD_BY_NAME[c].kind in ("str", "codes")]
+            frame = pd.read_csv(path, parse_dates=dates, dtype=dict.fromkeys(text, str), encoding="utf-8")
+            frame[text] = frame[text].astype(object).where(frame[text].notna(), None)
+    except (ValueError, OSError) as error:  # not Parquet, not UTF-8 CSV, unreadable
+        raise InputError(f"{path}: cannot read the cases: {error}") from None
     if "los_days" not in frame.columns and {"admission_date", "discharge_date"} <= set(frame.columns):
         frame["los_days"] = los_days(frame["admission_date"], frame["discharge_date"])
     return frame

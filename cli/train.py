@@ -14,7 +14,7 @@ from cli.progress import progress_bar
 from contract.settings import get_settings
 
 if TYPE_CHECKING:
-    from pipelines.train import TrainResult
+    from pipelines.training.run import TrainResult
 
 console = Console()
 
@@ -40,12 +40,14 @@ def train(
         "--label-horizon-days",
         help="with a date --order: an earlier row's label is history once this many days have passed",
     ),
-    config: Path | None = typer.Option(
-        None, "--config", help="hyperparameters (default: models/train.toml)"
-    ),
+    config: Path | None = typer.Option(None, "--config", help="hyperparameters (default: models/train.toml)"),
     tune_seconds: float = typer.Option(0.0, "--tune-seconds", help="Optuna budget per task; 0: no tuning"),
     oracle: Path | None = typer.Option(
-        None, "--oracle", help="demo oracle.parquet: truths to evaluate against, never trained on"
+        None,
+        "--oracle",
+        exists=True,
+        dir_okay=False,
+        help="demo oracle.parquet: truths to evaluate against, never trained on",
     ),
 ) -> None:
     """Train TASK (or --all) on the case store, or on a prepared --table, and log it to MLflow.
@@ -86,18 +88,18 @@ def _train_one(
     history: tuple[str | None, str | None, float | None] = (None, None, None),
 ) -> TrainResult:
     from models.tasks import get_task
-    from pipelines import train as training
+    from pipelines.training import data, run
 
     settings = get_settings()
     task = get_task(name)
     if table is not None:
-        data = training.table_data(task, training.read_table(table), label, group, *history)
+        training_data = data.table_data(task, data.read_table(table), label, group, *history)
     else:
         truths = pd.read_parquet(oracle) if oracle is not None else None
-        data = training.case_data(task, _read_cases(), settings, oracle=truths)
+        training_data = data.case_data(task, _read_cases(), settings, oracle=truths)
     with progress_bar() as bar:
-        step = bar.add_task(f"training {name}", total=len(training.STEPS))
-        return training.train(task, data, config, settings, tune_seconds, lambda _: bar.advance(step))
+        step = bar.add_task(f"training {name}", total=len(run.STEPS))
+        return run.train(task, training_data, config, settings, tune_seconds, lambda _: bar.advance(step))
 
 
 def _task_names(task: str | None, every: bool, table: Path | None, label: str | None) -> list[str]:

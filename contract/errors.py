@@ -43,12 +43,12 @@ EXIT_CODES: dict[type[BaseException], int] = {
     NotFound: 2,
     StateError: 2,
     CaselensError: 2,
-    # Checks not yet moved into the hierarchy raise these for bad values and unreadable files; the
-    # commands have always shown them as messages (pydantic's ValidationError is a ValueError).
-    ValueError: 2,
-    OSError: 2,
+    # pydantic's check of a user's rules, mapping or settings: the message names the model and field.
+    ValidationError: 2,
 }
-"""Exit code per user error, first match wins; an exception matching none is a fault (traceback)."""
+"""Exit code per user error, first match wins; an exception matching none is a fault (traceback).
+
+A bare ``ValueError`` or ``OSError`` is a fault too: a check meant for users raises the hierarchy."""
 
 
 def exit_code(error: BaseException) -> int | None:

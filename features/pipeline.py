@@ -1,7 +1,7 @@
 """``CaseFeatures``: the scikit-learn transformer every caselens model puts in front of its estimator.
 
 It turns canonical cases (``contract.fields`` columns) into one LightGBM-ready row per case: the
-registered feature views of its stage (:mod:`features.views`), history features computed point in
+registered feature views of its stage (:mod:`features.catalog`), history features computed point in
 time (:mod:`features.history`), and category levels learned on the training cases only
 (:mod:`features.encoding`). A view only ever sees the columns known at its stage, so an admission-stage
 model cannot read a discharge field even by mistake, and a pre-admission request that has no
@@ -18,11 +18,12 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from contract.errors import InputError
-from contract.fields import FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
+from contract.errors import ConfigError, InputError
+from contract.fields import DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
+from features.catalog import VIEWS
 from features.encoding import encode_levels, learn_levels
 from features.history import StayIndex, history_features
-from features.views import DERIVED_STAGE, FeatureContext, FeatureView, views_at
+from features.view import FeatureContext, FeatureView
 
 EVENT_COLUMNS = (
     "case_id",
@@ -190,15 +191,15 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
 
     def _views(self) -> list[FeatureView]:
         if self.stage not in ("admission", "discharge"):
-            raise ValueError(f"stage must be 'admission' or 'discharge', not {self.stage!r}")
+            raise ConfigError(f"stage must be 'admission' or 'discharge', not {self.stage!r}")
         unknown = (
             set(self.exclude)
-            - {v.name for v in views_at("discharge")}
-            - {f.name for v in views_at("discharge") for f in v.features}
+            - {v.name for v in VIEWS.at("discharge")}
+            - {f.name for v in VIEWS.at("discharge") for f in v.features}
         )
         if unknown:
-            raise ValueError(f"exclude names no view or feature: {sorted(unknown)}")
-        return [v for v in views_at(self.stage) if v.name not in self.exclude]
+            raise ConfigError(f"exclude names no view or feature: {sorted(unknown)}")
+        return [v for v in VIEWS.at(self.stage) if v.name not in self.exclude]
 
     def _names(self, views: list[FeatureView]) -> list[str]:
         return [n for v in views for n in v.names if n not in self.exclude]

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contract.errors import InputError
 from contract.fields import AUDIT_ERROR_TYPES
 from models.coding.features import AUDIT_FEATURES
 from models.coding.model import ERROR_TYPES
@@ -207,11 +208,11 @@ def select_cases(
     cases: pd.DataFrame, period: str, department: str | None = None, unaudited_only: bool = True
 ) -> pd.DataFrame:
     """Cases discharged in ``period`` (a pandas period: "2025Q4", "2025-11", "2025"), optionally one
-    department, not yet audited; a period with no cases raises a ``ValueError`` naming it."""
+    department, not yet audited; a period with no cases raises an ``InputError`` naming it."""
     try:
         span = pd.Period(period)
     except ValueError:
-        raise ValueError(f"period {period!r} is not a period: use 2025Q4, 2025-11 or 2025") from None
+        raise InputError(f"period {period!r} is not a period: use 2025Q4, 2025-11 or 2025") from None
     discharged = cases["discharge_date"]
     keep = (discharged >= span.start_time) & (discharged <= span.end_time)
     if department is not None:
@@ -220,7 +221,7 @@ def select_cases(
         keep &= ~cases["audited"].astype("boolean").fillna(False)
     if not keep.any():
         where = f" in department {department!r}" if department else ""
-        raise ValueError(f"no unaudited case discharged in {period}{where}")
+        raise InputError(f"no unaudited case discharged in {period}{where}")
     return cases[keep.to_numpy()]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
+from contract.errors import ConfigError
 from features.encoding import encode_levels, learn_levels
 from models.encoders import STRATEGIES, ColumnEncoder, code_kind
 from models.errors import TrainingInputError
@@ -70,7 +71,7 @@ class TableFeatures(TransformerMixin, BaseEstimator):
     ) -> pd.DataFrame:
         """Fit on the training rows and encode them; target encodings of these rows are out of fold."""
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         skip = {*self.exclude, *(c for c in (self.entity, self.order, self.label) if c)}
         columns = [c for c in table.columns if c not in skip]
         if not columns:

@@ -8,6 +8,7 @@ from typing import Any
 import mlflow
 import optuna
 
+from contract.errors import ConfigError
 from models.task import direction
 
 # LightGBM's own values of parameters a task's table may leave out, so the first trial is the config.
@@ -33,7 +34,7 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
         elif spec["type"] == "float":
             drawn[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=log)
         else:
-            raise ValueError(f"tuning.space.{name}: type must be 'int' or 'float', not {spec['type']!r}")
+            raise ConfigError(f"tuning.space.{name}: type must be 'int' or 'float', not {spec['type']!r}")
     return drawn
 
 

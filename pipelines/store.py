@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from contract.errors import NotFound
+from contract.errors import InputError, NotFound
 from contract.fields import STORE_COLUMNS, arrow_schema, canonical_frame
 from contract.settings import get_settings
 
@@ -66,7 +66,7 @@ def write_cases(cases: pd.DataFrame, path: Path | str | None = None) -> StoreUpd
     """
     store = store_path(path)
     if cases["case_id"].duplicated().any():
-        raise ValueError("write_cases: case_id must be unique within the cases written")
+        raise InputError("write_cases: case_id must be unique within the cases written")
     table = pa.Table.from_pandas(
         cases.loc[:, list(STORE_COLUMNS)], schema=arrow_schema(), preserve_index=False
     )

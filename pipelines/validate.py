@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from casemix.dictionaries import CODE_DICTIONARIES, code_dictionary
+from contract.errors import ConfigError
 from contract.fields import (
     CODE_MEANINGS,
     COST_CATEGORIES,
@@ -284,7 +285,7 @@ def _expand(first: str, last: str) -> list[str]:
     head, start = re.fullmatch(r"(.*?)(\d+)", first).groups()
     tail_head, stop = re.fullmatch(r"(.*?)(\d+)", last).groups()
     if head != tail_head or len(start) != len(stop):
-        raise ValueError(
+        raise ConfigError(
             f"sex-specific range {first}..{last}: ends must differ only in their trailing digits"
         )
     return [f"{head}{n:0{len(start)}d}" for n in range(int(start), int(stop) + 1)]

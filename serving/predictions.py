@@ -25,7 +25,7 @@ from contract.errors import InputError
 from contract.fields import FIELD_BY_NAME
 from features.history import StayIndex
 from features.pipeline import FeatureInputError
-from features.views import FeatureStageError
+from features.view import FeatureStageError
 from serving.explain import Explained, Language, explanations
 from serving.registry import ServedModel
 from serving.schemas import OPTIONAL_IDS

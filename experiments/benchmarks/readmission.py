@@ -49,14 +49,15 @@ def train_on_demo(
     from contract.settings import Settings
     from models.config import load_config
     from models.tasks import get_task
-    from pipelines import train as training
+    from pipelines.training.data import case_data
+    from pipelines.training.run import train
 
     settings = Settings(data_dir=data_dir, tracking_uri=f"sqlite:///{(data_dir / 'mlflow.db').resolve()}")
     config = load_config()
     config["tasks"][name].update(overrides or {})
     config["split"]["min_rows"] = min_rows
     task = get_task(name)
-    result = training.train(task, training.case_data(task, cases, settings, oracle), config, settings)
+    result = train(task, case_data(task, cases, settings, oracle), config, settings)
     folder = Path(mlflow.artifacts.download_artifacts(run_id=result.run_id, dst_path=str(data_dir / "run")))
     tables = {p.stem: pd.read_csv(p, index_col=0) for p in sorted((folder / "evaluation").glob("*.csv"))}
     return result, tables, folder / "plots"

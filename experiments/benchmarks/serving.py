@@ -4,18 +4,17 @@
 
 1. A demo hospital of N cases goes into a case store; a cost model (CaseFeatures + the cost task's
    CostModel) is fitted on it and registered as ``caselens-cost@champion`` in a private MLflow store.
-2. SHAP: LightGBM's native ``pred_contrib`` against shap's TreeExplainer on the same rows (one case
-   and a 10,000-case batch): time and largest difference.
-3. ``caselens serve`` runs as its own process (with each ``--workers`` count); single-case predict +
+2. ``caselens serve`` runs as its own process (with each ``--workers`` count); single-case predict +
    explain requests are sent at a fixed rate (latency p50/p99, counted from when each request was
    due), then by closed-loop clients for a fixed time (throughput); a 10,000-case batch with
    explanations is timed three times. The load comes from ``loadgen``, a lean asyncio client whose
    CPU per request is reported beside the figures (it shares the 2 cores with the server).
-4. The same registered model under ``mlflow models serve --env-manager local`` gets the same
+3. The same registered model under ``mlflow models serve --env-manager local`` gets the same
    single-case load (prediction only: it has no explanations and no case store for history).
 
 Every request goes to 127.0.0.1; every load loop is bounded by a time limit.
-Results go to ``experiments/results/serving.md``.
+Results go to ``experiments/results/serving.md``. Which explainer the service uses (LightGBM's native
+contributions or shap's TreeExplainer) is measured apart, by :mod:`experiments.benchmarks.explainers`.
 """
 
 from __future__ import annotations
@@ -37,23 +36,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 import psutil
-import shap
 import typer
 
 from contract.fields import fields_known_at
 from contract.settings import Settings
+from experiments.benchmarks.cost_model import fit_cost_model
 from experiments.benchmarks.loadgen import HEADER, Load, encode_posts, paced, saturate
 from experiments.benchmarks.report import peak_memory_mb, write_results
 from features.history import StayIndex
-from features.pipeline import CaseFeatures
-from models import lgbm
-from models.config import load_config
 from models.pyfunc import CaseModel
-from models.tasks.cost import CostModel
 from pipelines.demo.generate import generate_demo
 from pipelines.store import write_cases
-from serving.config import ServingSettings
-from serving.explain import tree_contributions
 from serving.frames import cases_frame
 from serving.predictions import predict_explained
 from serving.registry import served_model
@@ -87,18 +80,7 @@ def clean(record: dict[str, Any]) -> dict[str, Any]:
 def train_and_register(
     cases: pd.DataFrame, settings: Settings, uri: str, trees: int | None = None
 ) -> tuple[str, dict[str, Any]]:
-    admission = cases[list(fields_known_at("admission"))]
-    features = CaseFeatures("admission").fit(admission, history=cases)
-    X = features.transform(admission, history=cases)
-    order = np.argsort(cases["discharge_date"].to_numpy(), kind="stable")
-    train, validation = order[: len(order) * 3 // 4], order[len(order) * 3 // 4 :]
-    labels = cases[["total_cost"]].rename(columns={"total_cost": "cost"})
-    params = {**load_config()["tasks"]["cost"]["lightgbm"], "verbose": -1}
-    if trees is not None:
-        params["n_estimators"] = trees
-    estimator = CostModel(params).fit(
-        X.iloc[train], labels.iloc[train], X.iloc[validation], labels.iloc[validation]
-    )
+    features, estimator, params = fit_cost_model(cases, trees)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     experiment = mlflow.create_experiment(
@@ -114,40 +96,6 @@ def train_and_register(
     version = str(info.registered_model_version)
     mlflow.MlflowClient().set_registered_model_alias("caselens-cost", "champion", version)
     return version, params
-
-
-def compare_explainers(cases: pd.DataFrame, batch: int, threads: int) -> list[str]:
-    """Native pred_contrib (1 and ``threads`` threads) vs shap TreeExplainer: same numbers? the faster?"""
-    python_model = mlflow.pyfunc.load_model("models:/caselens-cost@champion").unwrap_python_model()
-    admission = cases[list(fields_known_at("admission"))]
-    X = python_model.features.transform(admission.iloc[:batch], history=cases)
-    tree = python_model.estimator.explained
-    booster = tree.booster_
-    explainer = shap.TreeExplainer(tree)
-    rows = []
-    for label, frame, repeats in (("1 case", X.iloc[[0]], 200), (f"{len(X):,} cases", X, 3)):
-        matrix = lgbm.frame_matrix(frame, booster.pandas_categorical)
-        native = booster.predict(matrix, pred_contrib=True, num_threads=1)
-        values = explainer.shap_values(frame)
-        diff = float(np.abs(native[:, :-1] - values).max())
-        base_diff = abs(float(native[0, -1]) - float(np.ravel(explainer.expected_value)[0]))
-        timings = {}
-        for name, call in (
-            ("native", lambda f=frame: tree_contributions(booster, f, 1)),
-            ("native_threads", lambda f=frame: tree_contributions(booster, f, threads)),
-            ("shap", lambda f=frame: explainer.shap_values(f)),
-        ):
-            spent = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                call()
-                spent.append(time.perf_counter() - start)
-            timings[name] = float(np.median(spent)) * 1000
-        rows.append(
-            f"| {label} | {timings['native']:.2f} | {timings['native_threads']:.2f} | {timings['shap']:.2f} "
-            f"| {diff:.2e} | {base_diff:.2e} |"
-        )
-    return rows
 
 
 def in_process(cases: pd.DataFrame, store: pd.DataFrame, repeats: int = 300) -> dict[str, float]:
@@ -244,7 +192,7 @@ def run(
     output: Path = typer.Option(RESULTS, help="markdown results file"),
     workdir: Path = typer.Option(WORKDIR, help="scratch folder: data_dir of the served store"),
 ) -> None:
-    """Measure single-case latency and throughput, a batch, and the explainer choice; write a report."""
+    """Measure single-case latency and throughput and a batch, beside `mlflow models serve`; report."""
     started = datetime.now(UTC)
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / f"data-{os.getpid()}"
@@ -256,10 +204,6 @@ def run(
     version, params = train_and_register(hospital, settings, uri, trees)
     fit_seconds = time.perf_counter() - clock
     batch = min(batch, len(hospital))
-    threads = ServingSettings().explain_threads
-    explainer_rows = compare_explainers(hospital, batch, threads)
-    for row in explainer_rows:
-        print(row)
 
     latest = hospital.sort_values("admission_date").tail(max(batch, 500))
     records = case_bodies(latest)
@@ -354,8 +298,6 @@ def run(
         cases=cases,
         params=params,
         fit_seconds=fit_seconds,
-        explainer_rows=explainer_rows,
-        threads=threads,
         steps=steps,
         loads=loads,
         servers=servers,
@@ -367,27 +309,6 @@ def run(
         command=" ".join(sys.argv[1:]) if sys.argv[0].endswith("serving.py") else None,
     )
     write_results([report], output)
-
-
-def explainer_verdict(rows: list[str], threads: int) -> str:
-    """Which explainer was faster at each size, from the table rows just measured."""
-    verdicts = []
-    for row in rows:
-        label, native, native_threads, other = (cell.strip() for cell in row.strip("|").split("|")[:4])
-        times = {
-            "native pred_contrib, 1 thread": float(native),
-            f"native pred_contrib, {threads} threads": float(native_threads),
-            "shap TreeExplainer": float(other),
-        }
-        fastest = min(times, key=times.__getitem__)
-        verdicts.append(f"{label}: {fastest} ({times[fastest]:.2f} ms)")
-    return (
-        "Both give the same TreeSHAP values (differences at float rounding). Fastest here — "
-        + "; ".join(verdicts)
-        + f". The service uses the native contributions: one thread for micro-batches of one-case requests "
-        f"(concurrency comes from the requests), {threads} threads (`CASELENS_SERVE_EXPLAIN_THREADS`) for "
-        "batch requests of 1,000 cases or more; shap's explainer has no threads of its own."
-    )
 
 
 def _target(loads: list[Load], prefix: str) -> tuple[float, float]:
@@ -463,15 +384,6 @@ def render(**r: Any) -> str:
         "One case inside the service's code, no HTTP (median ms): features "
         f"{steps['features']:.2f}, three LightGBM predictions {steps['predict']:.2f}, SHAP "
         f"{steps['explain']:.2f}; features + predictions + SHAP + the worded answer {steps['whole']:.2f}.",
-        "",
-        "## Explainer: LightGBM `pred_contrib` vs shap `TreeExplainer` (ms, median)",
-        "",
-        f"| rows | native, 1 thread | native, {r['threads']} threads | shap TreeExplainer "
-        "| max abs difference | base value difference |",
-        "|---|---|---|---|---|---|",
-        *r["explainer_rows"],
-        "",
-        explainer_verdict(r["explainer_rows"], r["threads"]),
         "",
     ]
     return "\n".join(lines)

@@ -212,7 +212,8 @@ def caselens_run(
     from contract.settings import Settings
     from models.config import load_config
     from models.tasks import get_task
-    from pipelines import train as training
+    from pipelines.training.data import table_data
+    from pipelines.training.run import train
 
     settings = Settings(data_dir=folder, tracking_uri=f"sqlite:///{(folder / 'mlflow.db').resolve()}")
     config = copy.deepcopy(load_config())
@@ -223,8 +224,8 @@ def caselens_run(
     options = (ENTITY, GROUP, 30.0 if task_name == "readmission" else None) if history else ()
     if not history:
         frame = frame.drop(columns=[ENTITY])
-    data = training.table_data(task, frame, label, GROUP, *options)
-    result = training.train(task, data, config, settings, tune_seconds=tune_seconds)
+    data = table_data(task, frame, label, GROUP, *options)
+    result = train(task, data, config, settings, tune_seconds=tune_seconds)
     from models.split import TimeSplit
 
     parts = TimeSplit(**config["split"]).assign(frame[GROUP])

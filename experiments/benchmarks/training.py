@@ -47,7 +47,8 @@ def run(
     from models.config import load_config
     from models.tasks import get_task
     from pipelines.demo import generate_demo
-    from pipelines.train import case_data, train
+    from pipelines.training.data import case_data
+    from pipelines.training.run import train
 
     started = time.perf_counter()
     demo = generate_demo(cases, 3, seed)

@@ -2,7 +2,7 @@
 
 :class:`CodingFeatures` is ``CaseFeatures("discharge")`` (demographics, codes rolled up, DRG, MCC/CC
 counts, length of stay, the ten charge groups...) plus the ``coding_audit`` view (:data:`CODING_AUDIT`,
-registered in :mod:`features.views` so its stage guard and the catalogue cover it):
+registered in :data:`features.catalog.VIEWS` so its stage guard and the catalogue cover it):
 
 - **DRG boundary**: how many secondary diagnoses would change the DRG if dropped, the largest RW lost
   by dropping one, whether swapping the principal with a secondary changes the DRG and by how much
@@ -30,10 +30,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from features.catalog import VIEWS
 from features.history import StayIndex
 from features.pipeline import CaseFeatures, feature_catalog
 from features.point_in_time import Timeline, as_of, day_numbers
-from features.views import Feature, FeatureContext, FeatureView, register
+from features.view import Feature, FeatureContext, FeatureView
 from models.coding import rules as coding_rules
 from models.coding.whatif import heavier_drg, regroup_variants, with_los_days
 
@@ -297,7 +298,7 @@ def audit_frame(cases: pd.DataFrame, context: FeatureContext, max_variants: int 
     return out[CODING_AUDIT.names]
 
 
-CODING_AUDIT = register(
+CODING_AUDIT = VIEWS.register(
     FeatureView(
         name="coding_audit",
         entity="case",

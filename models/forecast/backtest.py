@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from contract.errors import InputError
 from models.forecast.levels import LEVELS, level_forecast, level_history, top_drgs
 from models.forecast.panel import complete_quarters, leaf_panel, quarter_of
 from models.forecast.schedule import RateSchedule
@@ -45,7 +46,7 @@ def backtest(
     if quarters is None:
         quarters = complete_quarters(cases["discharge_date"])
     if origins < 1 or len(quarters) <= origins + 1:
-        raise ValueError(f"{len(quarters)} quarters of history are too few for {origins} backtest origins")
+        raise InputError(f"{len(quarters)} quarters of history are too few for {origins} backtest origins")
     discharged = quarter_of(cases["discharge_date"])
     actual = leaf_panel(cases, quarters, ["payment", "cost"])
     rows = []

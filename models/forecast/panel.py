@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from contract.errors import InputError
+
 LEAF: tuple[str, ...] = ("department", "adrg", "drg")
 CELL: tuple[str, ...] = ("department", "adrg")
 CASE_COLUMNS: tuple[str, ...] = (*LEAF, "discharge_date", "payment", "cost")
@@ -16,14 +18,14 @@ def check_cases(cases: pd.DataFrame) -> None:
     """Fail early, naming the column and first bad row, on what the forecast cannot use."""
     missing = [c for c in CASE_COLUMNS if c not in cases.columns]
     if missing:
-        raise ValueError(f"forecast input lacks column(s): {', '.join(missing)}")
+        raise InputError(f"forecast input lacks column(s): {', '.join(missing)}")
     for column in CASE_COLUMNS:
         bad = cases[column].isna()
         if bad.any():
-            raise ValueError(f"row {cases.index[bad.argmax()]}: {column} is missing")
+            raise InputError(f"row {cases.index[bad.argmax()]}: {column} is missing")
     negative = cases["cost"] < 0
     if negative.any():
-        raise ValueError(f"row {cases.index[negative.argmax()]}: cost is negative")
+        raise InputError(f"row {cases.index[negative.argmax()]}: cost is negative")
 
 
 def quarter_of(dates: pd.Series) -> pd.Series:
@@ -41,7 +43,7 @@ def complete_quarters(discharge_dates: pd.Series, slack_days: int = 7) -> pd.Per
     start = (discharge_dates.min() - slack).to_period("Q") + 1
     end = (discharge_dates.max() + slack).to_period("Q") - 1
     if end < start:
-        raise ValueError("the case history does not cover one complete quarter")
+        raise InputError("the case history does not cover one complete quarter")
     return pd.period_range(start, end, freq="Q")
 
 

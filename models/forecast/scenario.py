@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contract.errors import ConfigError
 from models.forecast.schedule import RateSchedule, day_fraction_from
 
 
@@ -111,9 +112,9 @@ def load_scenario(path: Path) -> Scenario:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ValueError(f"{path}: cannot read scenario: {error}") from error
+        raise ConfigError(f"{path}: cannot read scenario: {error}") from error
     try:
         return Scenario.model_validate(data)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise ValueError(f"{path}: invalid scenario: {problems}") from error
+        raise ConfigError(f"{path}: invalid scenario: {problems}") from error

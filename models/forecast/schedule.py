@@ -14,6 +14,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from contract.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class RateSchedule:
@@ -24,11 +26,11 @@ class RateSchedule:
 
     def __post_init__(self) -> None:
         if not self.effective_from or len(self.effective_from) != len(self.yuan):
-            raise ValueError("a rate schedule needs one rate per effective date, at least one")
+            raise ConfigError("a rate schedule needs one rate per effective date, at least one")
         if list(self.effective_from) != sorted(self.effective_from):
-            raise ValueError("rate schedule dates must be in increasing order")
+            raise ConfigError("rate schedule dates must be in increasing order")
         if min(self.yuan) <= 0:
-            raise ValueError("base rates must be positive")
+            raise ConfigError("base rates must be positive")
 
     @classmethod
     def from_pairs(cls, pairs: list[tuple[date, float]]) -> RateSchedule:
@@ -52,7 +54,7 @@ class RateSchedule:
     ) -> RateSchedule:
         """This schedule with a new rate from ``day`` on: an amount, or a relative change of the rate then."""
         if (yuan is None) == (change is None):
-            raise ValueError("give either yuan or change for a base-rate change")
+            raise ConfigError("give either yuan or change for a base-rate change")
         new = yuan if yuan is not None else self.rate_on(day) * (1.0 + change)
         kept = [(d, y) for d, y in zip(self.effective_from, self.yuan, strict=True) if d < day]
         return RateSchedule.from_pairs([*kept, (day, new)])

@@ -26,6 +26,7 @@ import pandas as pd
 
 from casemix.payment import PaymentRules
 from casemix.settlement import SETTLEMENT_COLUMNS, SUMMED_COLUMNS, clear_years, year_sums
+from contract.errors import ConfigError, InputError
 
 RECENT_QUARTERS = 4
 HOSPITAL = "hospital"
@@ -66,14 +67,14 @@ class Shares:
         missing (no ``insurance_type`` or no schemes in the rules): the insurer's part is then unknown."""
         insured = priced["payment_method"] != "charges"
         if priced.loc[insured, "fund_payment"].isna().any():
-            raise ValueError(
+            raise ConfigError(
                 "settlement forecast needs the fund/patient split: give insurance_type and [[schemes]]"
             )
         charges = priced["total_cost"].astype(float)
         mine = priced[insured]
         insured_charges = float(charges[insured].sum())
         if not insured_charges > 0:
-            raise ValueError("settlement forecast: no insured charges in the recent quarters")
+            raise InputError("settlement forecast: no insured charges in the recent quarters")
         deductions = mine.get("review_deduction", pd.Series(0.0, index=mine.index)).fillna(0.0).astype(float)
         floor = mine["fund_payment"] - (mine["drg_payment"] - mine["patient_payment"])
         return cls(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from contract.errors import InputError
 from models.forecast.panel import CELL, check_cases, complete_quarters, leaf_panel, quarter_of
 from models.forecast.per_case import PerCase, per_case_values
 from models.forecast.scenario import Scenario
@@ -77,7 +78,7 @@ def fit(
     """Learn volume models and per-case values from the cases discharged in ``quarters``."""
     check_cases(cases)
     if horizon < 1:
-        raise ValueError("horizon must be at least one quarter")
+        raise InputError("horizon must be at least one quarter")
     if quarters is None:
         quarters = complete_quarters(cases["discharge_date"])
     cases = cases[quarter_of(cases["discharge_date"]).isin(quarters)]

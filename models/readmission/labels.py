@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from contract.errors import InputError
 from contract.fields import ADMISSION_TYPE_BY_SOURCE
 from features.point_in_time import Timeline, as_of, day_numbers
 
@@ -115,11 +116,11 @@ def readmission_labels(
     )
     missing = [c for c in needed if c not in cases.columns]
     if missing:
-        raise ValueError(f"readmission labels need column(s) {', '.join(missing)}")
+        raise InputError(f"readmission labels need column(s) {', '.join(missing)}")
     for name in ("patient_id", "admission_date", "discharge_date"):
         bad = cases[name].isna().to_numpy()
         if bad.any():
-            raise ValueError(f"row {cases.index[bad][0]}: {name} is missing ({int(bad.sum())} rows)")
+            raise InputError(f"row {cases.index[bad][0]}: {name} is missing ({int(bad.sum())} rows)")
 
     admitted = day_numbers(cases["admission_date"])
     discharged = day_numbers(cases["discharge_date"])

@@ -31,6 +31,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from contract.errors import ConfigError
 from models import lgbm
 from models.metrics import ranking_metrics
 from models.readmission.labels import LABEL
@@ -56,7 +57,7 @@ class Calibrator:
         elif self.method == "platt":
             self.model_ = LogisticRegression(C=1e6).fit(np.asarray(score)[:, None], actual)
         else:
-            raise ValueError(f"calibration must be 'isotonic' or 'platt', not {self.method!r}")
+            raise ConfigError(f"calibration must be 'isotonic' or 'platt', not {self.method!r}")
         return self
 
     @property

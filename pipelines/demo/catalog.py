@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.errors import ConfigError
+
 HERE = Path(__file__).parent
 SECONDARY_SLOTS = ("chronic", "cc", "mcc")
 DEFAULT_BIRTH_WEIGHT = (2500, 4300)
@@ -120,7 +122,7 @@ def _preceding_adrgs(grouping: dict, adrg: str) -> list[dict]:
         if adrg in mdc["adrgs"]:
             order = mdc["adrgs"]
             return [grouping["adrgs"][a] for a in order[: order.index(adrg)]]
-    raise ValueError(f"case_mix.csv: ADRG {adrg} is not in grouping.json")
+    raise ConfigError(f"case_mix.csv: ADRG {adrg} is not in grouping.json")
 
 
 def _mdc_of(grouping: dict, adrg: str) -> dict:
@@ -249,7 +251,7 @@ def load_catalog(tables: Path) -> Catalog:
     types["surgical"] = types["surgical"].astype(bool)
     unknown = set(types["readmitted_as"]) - set(types["key"]) - {""}
     if unknown:
-        raise ValueError(f"case_mix.csv: readmitted_as names unknown types {sorted(unknown)}")
+        raise ConfigError(f"case_mix.csv: readmitted_as names unknown types {sorted(unknown)}")
     types = _birth_weights(types, grouping)
     types["procedure_groups"] = [
         bool(
@@ -262,17 +264,17 @@ def load_catalog(tables: Path) -> Catalog:
     for row in types.itertuples():
         procs = _procedure_pool(row, grouping, procedure_set, or_codes) if _prefixes(row.procedures) else []
         if _prefixes(row.procedures) and not procs:
-            raise ValueError(
+            raise ConfigError(
                 f"case_mix.csv: type {row.key}: no procedure of {row.procedures} fits ADRG {row.adrg}"
             )
         procedures.append(procs)
         extra = _other_procedure_pool(row, grouping, procedure_set)
         if _prefixes(row.other_procedures) and not extra:
-            raise ValueError(f"case_mix.csv: type {row.key}: no other procedure of {row.other_procedures}")
+            raise ConfigError(f"case_mix.csv: type {row.key}: no other procedure of {row.other_procedures}")
         others.append(extra)
         pool = _principal_pool(row, grouping, diagnosis_set, procs)
         if not pool:
-            raise ValueError(
+            raise ConfigError(
                 f"case_mix.csv: type {row.key}: no diagnosis of {row.diagnoses} fits ADRG {row.adrg}"
             )
         principal.append(pool)
@@ -283,9 +285,9 @@ def load_catalog(tables: Path) -> Catalog:
     for row in comorbid.itertuples():
         for code in row.codes:
             if code not in diagnosis_set:
-                raise ValueError(f"comorbidities.csv: {row.key}: {code} is not in diagnoses.tsv")
+                raise ConfigError(f"comorbidities.csv: {row.key}: {code} is not in diagnoses.tsv")
             if row.kind != "chronic" and cc_level.get(code) != SECONDARY_SLOTS.index(row.kind):
-                raise ValueError(f"comorbidities.csv: {row.key}: {code} is not a {row.kind.upper()}")
+                raise ConfigError(f"comorbidities.csv: {row.key}: {code} is not a {row.kind.upper()}")
     chronic = comorbid[comorbid["kind"] == "chronic"].reset_index(drop=True)
     complications = {
         kind: np.array(

@@ -18,6 +18,7 @@ import pandas as pd
 
 from casemix.grouper import Grouper
 from casemix.payment import PaymentRules
+from contract.errors import InputError
 from contract.fields import CODE_SEPARATOR, COLUMNS, STORE_COLUMNS, canonical_frame, los_days
 from contract.settings import get_settings
 from pipelines.demo import coding, costs, settlement
@@ -69,7 +70,7 @@ class DemoHospital:
         elif fmt == "zh-csv":
             paths = [write_zh_csv(cases, out / "cases.zh.csv")]
         else:
-            raise ValueError(f"unknown format {fmt!r}: use parquet, csv or zh-csv")
+            raise InputError(f"unknown format {fmt!r}: use parquet, csv or zh-csv")
         paths.append(out / "oracle.parquet")
         self.oracle.to_parquet(paths[-1], index=False)
         if len(self.manifest):
@@ -89,7 +90,7 @@ def generate_demo(
     """A hospital of exactly ``n_cases`` stays discharged in ``years`` years from ``start``, settled
     by ``rules`` (default: the embedded payment rules, the demo city's)."""
     if n_cases < 1 or years < 1:
-        raise ValueError(f"need at least one case and one year, got n_cases={n_cases}, years={years}")
+        raise InputError(f"need at least one case and one year, got n_cases={n_cases}, years={years}")
     catalog = load_catalog(get_settings().casemix_tables)
     end = (pd.Timestamp(start) + pd.DateOffset(years=years)).date()
     rng = np.random.default_rng(seed)

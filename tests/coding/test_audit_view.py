@@ -6,20 +6,20 @@ from dataclasses import replace
 
 import pytest
 
-from features import views
+from features.catalog import VIEWS
 from features.pipeline import CaseFeatures
-from features.views import Feature, FeatureStageError
+from features.view import Feature, FeatureStageError
 from models.coding.features import CODING_AUDIT, CodingFeatures
 
 
 def test_coding_audit_is_a_registered_discharge_view_timed_by_the_discharge() -> None:
-    view = views.VIEWS["coding_audit"]
+    view = VIEWS["coding_audit"]
     assert view is CODING_AUDIT
     assert (view.entity, view.stage, view.timestamp) == ("case", "discharge", "discharge_date")
     history = [f for f in view.features if "_prior_" in f.name]
     assert len(history) == 4 and all(f.prior_sources == ("audit_date", "audit_error") for f in history)
     # Registered for the checks, but only the coding model's transformer joins it.
-    assert "coding_audit" not in {v.name for v in views.views_at("discharge")}
+    assert "coding_audit" not in {v.name for v in VIEWS.at("discharge")}
     assert not set(view.names) & set(CaseFeatures("discharge").catalog["feature"])
 
 
@@ -30,7 +30,7 @@ def test_the_leakage_check_refuses_a_late_field_on_the_coding_audit_view() -> No
     with pytest.raises(FeatureStageError, match=r"coding_audit.*timed by 'audit_date'"):
         replace(CODING_AUDIT, timestamp="audit_date")
     with pytest.raises(ValueError, match="coding_audit"):
-        views.register(CODING_AUDIT)
+        VIEWS.register(CODING_AUDIT)
 
 
 def test_the_coding_catalog_lists_the_registered_declaration(demo_hospital) -> None:

@@ -57,11 +57,12 @@ def tracking(settings, tmp_path_factory):
 def test_trains_and_ranks_the_queue(demo_hospital, tracking):
     from models.config import load_config
     from models.tasks import get_task
-    from pipelines import train as training
+    from pipelines.training.data import case_data
+    from pipelines.training.run import train
 
     cases = demo_hospital.cases
     task = get_task("coding")
-    data = training.case_data(task, cases, tracking, demo_hospital.oracle)
+    data = case_data(task, cases, tracking, demo_hospital.oracle)
     audited = cases["audited"].astype("boolean").fillna(False)
     assert len(data.labels) == int(audited.sum()) and data.labels[LABEL].notna().all()
     errors = data.labels[data.labels[LABEL] == 1]
@@ -70,7 +71,7 @@ def test_trains_and_ranks_the_queue(demo_hospital, tracking):
     config = load_config()
     config["split"]["min_rows"] = 20
     config["tasks"]["coding"]["lightgbm"] = TINY
-    result = training.train(task, data, config, tracking)
+    result = train(task, data, config, tracking)
     for name in ("auprc", "precision_top10pct", "errors_found_top10pct", "oracle_auprc"):
         assert np.isfinite(result.metrics[name]), name
     money_found = result.metrics["money_found_top10pct"]  # NaN when no test error moved money
@@ -103,16 +104,17 @@ def test_the_model_learns_errors_that_leave_no_fingerprint(tracking):
     well above their error rate."""
     from models.config import load_config
     from models.tasks import get_task
-    from pipelines import train as training
     from pipelines.demo import generate_demo
+    from pipelines.training.data import case_data
+    from pipelines.training.run import train
 
     hospital = generate_demo(12_000, 3, 7)
     task = get_task("coding")
     config = load_config()
     config["split"]["min_rows"] = 20
     config["tasks"]["coding"]["lightgbm"] = TINY
-    data = training.case_data(task, hospital.cases, tracking, hospital.oracle)
-    result = training.train(task, data, config, tracking)
+    data = case_data(task, hospital.cases, tracking, hospital.oracle)
+    result = train(task, data, config, tracking)
     assert result.metrics["auprc"] > 1.5 * result.metrics["prevalence"]
     assert result.metrics["auroc"] > 0.55
 

@@ -17,7 +17,7 @@ from contract.errors import (
     user_message,
 )
 from features.pipeline import FeatureInputError
-from features.views import FeatureStageError
+from features.view import FeatureStageError
 from models.errors import TrainingInputError
 from pipelines import readers
 from pipelines.store import StoreError
@@ -63,16 +63,29 @@ def test_the_readers_input_error_is_the_hierarchys_not_a_second_class() -> None:
         NotFound("no case store at /x: run `caselens ingest FILE` first"),
         StateError("no queue yet"),
         CaselensError("anything the user can fix"),
-        ValueError("a check not yet moved into the hierarchy"),
-        FileNotFoundError("cases.csv"),
     ],
 )
 def test_user_errors_exit_2(error: Exception) -> None:
     assert exit_code(error) == 2
 
 
+def test_pydantics_check_of_a_users_file_exits_2() -> None:
+    with pytest.raises(ValidationError) as caught:
+        PaymentRules.model_validate({"name": "x", "base_rate": "not a number"})
+    assert exit_code(caught.value) == 2
+
+
 @pytest.mark.parametrize(
-    "error", [RuntimeError("bug"), KeyError("column"), TypeError("bug"), ZeroDivisionError()]
+    "error",
+    [
+        RuntimeError("bug"),
+        KeyError("column"),
+        TypeError("bug"),
+        ZeroDivisionError(),
+        # Bare builtins are no longer user errors: a check meant for users raises the hierarchy.
+        ValueError("an internal invariant"),
+        FileNotFoundError("a file caselens itself should have written"),
+    ],
 )
 def test_other_exceptions_are_faults_with_no_exit_code(error: Exception) -> None:
     assert exit_code(error) is None

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 
 from contract.fields import STAGE_ORDER
-from features import views
+from features.catalog import VIEWS
 from features.pipeline import CaseFeatures
-from features.views import Feature, FeatureStageError, FeatureView
+from features.view import Feature, FeatureContext, FeatureStageError, FeatureView, field_stage
 
 
-def _empty(cases: pd.DataFrame, context: views.FeatureContext) -> pd.DataFrame:
+def _empty(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
     return pd.DataFrame(index=cases.index)
 
 
@@ -44,9 +44,9 @@ def test_registered_views_respect_their_stage_and_names_are_unique() -> None:
     catalog = CaseFeatures("discharge").catalog
     assert catalog["feature"].is_unique
     assert catalog["zh"].str.len().gt(0).all() and catalog["en"].str.len().gt(0).all()
-    for view in views.VIEWS.values():
+    for view in VIEWS.values():
         for source in view.sources:
-            assert STAGE_ORDER[views.field_stage(source)] <= STAGE_ORDER[view.stage]
+            assert STAGE_ORDER[field_stage(source)] <= STAGE_ORDER[view.stage]
     admission = CaseFeatures("admission").catalog
     assert set(admission["stage"]) == {"admission"}
     assert set(admission["feature"]) < set(catalog["feature"])
@@ -60,7 +60,7 @@ def test_registering_a_taken_name_fails() -> None:
         "again", "case", "admission", "x", (Feature("age_years", "年龄", "age", ("age_years",)),), _empty
     )
     with pytest.raises(ValueError, match="age_years"):
-        views.register(clash)
+        VIEWS.register(clash)
 
 
 def test_views_only_see_columns_of_their_stage(
@@ -68,14 +68,14 @@ def test_views_only_see_columns_of_their_stage(
 ) -> None:
     seen: dict[str, set[str]] = {}
     for name in ("demographics", "costs"):
-        view = views.VIEWS[name]
+        view = VIEWS[name]
 
-        def spy(cases: pd.DataFrame, context: views.FeatureContext, view: FeatureView = view) -> pd.DataFrame:
+        def spy(cases: pd.DataFrame, context: FeatureContext, view: FeatureView = view) -> pd.DataFrame:
             seen[view.name] = set(cases.columns)
             return view.compute(cases, context)
 
         monkeypatch.setitem(
-            views.VIEWS, name, FeatureView(view.name, view.entity, view.stage, "spy", view.features, spy)
+            VIEWS, name, FeatureView(view.name, view.entity, view.stage, "spy", view.features, spy)
         )
     CaseFeatures("discharge", min_category_count=1).fit_transform(hospital.head(50))
     assert "discharge_date" not in seen["demographics"] and "total_cost" not in seen["demographics"]

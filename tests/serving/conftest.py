@@ -26,7 +26,7 @@ from models.config import load_config, task_params
 from models.pyfunc import CaseModel
 from models.tasks import get_task
 from pipelines.demo.generate import generate_demo
-from pipelines.train import case_data
+from pipelines.training.data import case_data
 from serving.app import create_app
 from serving.cases import CaseIndex
 from serving.config import ServingSettings

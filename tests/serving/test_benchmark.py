@@ -1,4 +1,4 @@
-"""The serving benchmark runs end to end at toy size and writes its report."""
+"""The serving and explainer benchmarks run end to end at toy size and write their reports."""
 
 from __future__ import annotations
 
@@ -48,5 +48,25 @@ def test_serving_benchmark_at_toy_size(tmp_path, monkeypatch):
     assert "| caselens, 1 worker, paced 20/s | 20 | 0 |" in report
     assert "| caselens, 1 worker, 2 clients |" in report
     assert "batch of 200 with explanations" in report and "(HTTP 200)" in report
-    assert "native pred_contrib" in report and "`nproc` = " in report
-    assert "One case inside the service's code" in report
+    assert "`nproc` = " in report and "One case inside the service's code" in report
+    assert "TreeExplainer" not in report  # the explainer study has its own benchmark
+
+
+def test_explainer_benchmark_at_toy_size(tmp_path):
+    import typer
+
+    from experiments.benchmarks import explainers
+
+    command = typer.Typer()
+    command.command()(explainers.run)
+    out = tmp_path / "explainers.md"
+    arguments = ["--cases", "1500", "--trees", "10", "--batch", "300", "--output", str(out)]
+    result = CliRunner().invoke(command, arguments)
+    assert result.exit_code == 0, result.output
+    report = out.read_text(encoding="utf-8")
+    rows = [line for line in report.splitlines() if line.startswith(("| 1 case |", "| 300 cases |"))]
+    assert len(rows) == 2
+    for row in rows:  # both explainers give the same values
+        difference = float(row.strip("|").split("|")[4])
+        assert difference < 1e-6, row
+    assert "Fastest here — 1 case: " in report and "`nproc` = " in report

@@ -11,7 +11,8 @@ from mlflow import MlflowClient
 from contract.fields import fields_known_at
 from models.tasks import get_task
 from models.tasks.margin import discharge_margin
-from pipelines.train import case_data, train
+from pipelines.training.data import case_data
+from pipelines.training.run import train
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ from mlflow import MlflowClient
 
 from models.tasks import get_task
 from models.tracking import after
-from pipelines.train import table_data, train
+from pipelines.training.data import table_data
+from pipelines.training.run import train
 
 from .conftest import cost_table
 

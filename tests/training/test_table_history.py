@@ -88,7 +88,8 @@ def test_training_with_history_logs_it_and_the_pyfunc_recomputes_it(tracking, co
 
     from experiments.benchmarks.table import generate_table
     from models.tasks import get_task
-    from pipelines.train import table_data, train
+    from pipelines.training.data import table_data
+    from pipelines.training.run import train
 
     task = get_task("readmission")
     table = generate_table(3000).drop(columns=["cost"])

@@ -15,7 +15,8 @@ from cli.app import app
 from models.config import DEFAULT_CONFIG
 from models.errors import TrainingInputError
 from models.tasks import get_task
-from pipelines.train import table_data, train
+from pipelines.training.data import table_data
+from pipelines.training.run import train
 
 pytestmark = pytest.mark.slow
 COST = get_task("cost")

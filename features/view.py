@@ -1,0 +1,137 @@
+"""The feature-view framework: a feature declared with its entity, stage, source fields and names.
+
+Like a Feast feature view, a :class:`FeatureView` groups features of one entity that become known at
+one moment (``stage``, from :mod:`contract.fields`) and says which contract fields each feature is
+computed from. Declaring a feature whose own-case source is recorded later than its view's stage fails
+at construction, so a leaking declaration cannot even be imported. History features also name
+``prior_sources``: fields of the patient's *earlier* stays, which the point-in-time builder
+(:mod:`features.history`) only reads once those stays are discharged.
+
+Each view carries a pure ``compute(cases, context)`` function: ``cases`` holds only the columns known
+at the view's stage (missing optional fields as nulls), and the result has exactly the declared
+columns, one row per case, raw (category features as text; :mod:`features.encoding` limits them).
+The declared views themselves are in :mod:`features.catalog`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from contract.errors import ConfigError
+from contract.fields import DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage
+
+Kind = Literal["numeric", "categorical"]
+Entity = Literal["case", "patient"]
+
+
+class FeatureStageError(ConfigError):
+    """A feature declared at a stage earlier than one of its source fields becomes known."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    zh: str
+    en: str
+    sources: tuple[str, ...]
+    kind: Kind = "numeric"
+    prior_sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """What a view may read besides the case's own fields."""
+
+    prior: pd.DataFrame | None = None  # history_features() of the cases, same index
+    stays: pd.DataFrame | None = None  # stored stays, for views reading earlier cases' own fields
+    tables: Any = None  # casemix.tables.CasemixTables
+    grouper: Any = None  # casemix.grouper.Grouper over those tables
+    weights: pd.DataFrame | None = None  # drg -> rw
+
+
+Compute = Callable[[pd.DataFrame, FeatureContext], pd.DataFrame]
+
+
+def field_stage(name: str) -> Stage:
+    """The stage a contract field (or derived column) becomes known."""
+    if name in DERIVED_STAGE:
+        return DERIVED_STAGE[name]
+    if name not in FIELD_BY_NAME:
+        raise FeatureStageError(f"'{name}' is not a field of contract.fields")
+    return FIELD_BY_NAME[name].stage
+
+
+STAGE_TIMESTAMP: dict[str, str] = {
+    "admission": "admission_date",
+    "discharge": "discharge_date",
+    "settlement": "settlement_date",
+    "audit": "audit_date",
+}
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """Features of one entity known at one stage, as of the case's ``timestamp`` field.
+
+    ``timestamp`` (default: the stage's date, e.g. ``discharge_date``) is the time the view's
+    point-in-time reads of earlier records are as of; it must itself be known at the stage.
+    ``shared=False`` marks a view one model's transformer joins itself (``coding_audit`` needs a
+    fitted RW table): it is registered, so the stage check, name uniqueness and the catalogue cover
+    it, but :class:`features.pipeline.CaseFeatures` does not join it.
+    """
+
+    name: str
+    entity: Entity
+    stage: Stage
+    description: str
+    features: tuple[Feature, ...]
+    compute: Compute
+    timestamp: str = ""
+    shared: bool = True
+
+    def __post_init__(self) -> None:
+        limit = STAGE_ORDER[self.stage]
+        if not self.timestamp:
+            object.__setattr__(self, "timestamp", STAGE_TIMESTAMP[self.stage])
+        if STAGE_ORDER[field_stage(self.timestamp)] > limit:
+            raise FeatureStageError(
+                f"view '{self.name}' ({self.stage}) is timed by '{self.timestamp}', "
+                f"which is only known at {field_stage(self.timestamp)}"
+            )
+        for feature in self.features:
+            for source in (*feature.sources, *feature.prior_sources):
+                known = field_stage(source)
+                if source in feature.sources and STAGE_ORDER[known] > limit:
+                    raise FeatureStageError(
+                        f"feature '{feature.name}' of view '{self.name}' ({self.stage}) reads '{source}', "
+                        f"which is only known at {known}"
+                    )
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s for f in self.features for s in f.sources))
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+class ViewRegistry(dict[str, FeatureView]):
+    """Views by name, in declaration order: the catalogue's (:mod:`features.catalog`), then a model's own."""
+
+    def register(self, view: FeatureView) -> FeatureView:
+        """Add ``view``; its name and feature names must be unique across the registry."""
+        taken = {f.name for v in self.values() for f in v.features}
+        clash = taken & set(view.names)
+        if view.name in self or clash:
+            raise ConfigError(f"view '{view.name}' repeats a registered name: {sorted(clash) or view.name}")
+        self[view.name] = view
+        return view
+
+    def at(self, stage: Stage) -> list[FeatureView]:
+        """The shared views usable at ``stage``: its own and every earlier stage's, in declaration order."""
+        return [v for v in self.values() if v.shared and STAGE_ORDER[v.stage] <= STAGE_ORDER[stage]]
