@@ -97,7 +97,7 @@ def _chosen(cells: pd.DataFrame, drg: str | None, department: str | None, top: i
     return cells.head(top) if top is not None else cells
 
 
-def _cells(cells: pd.DataFrame, lang: str) -> list[Cell]:
+def _cells(cells: pd.DataFrame, lang: str, charts: str = "/v1/casemix/drivers/chart") -> list[Cell]:
     def text(value: object) -> str | None:
         return None if pd.isna(value) else str(value)
 
@@ -131,7 +131,7 @@ def _cells(cells: pd.DataFrame, lang: str) -> list[Cell]:
             charge_groups=drivers(row["top_charge_groups"]),
             features=drivers(row["top_features"]),
             sentence=row["sentence_zh" if lang == "zh" else "sentence_en"],
-            chart=f"/v1/casemix/drivers/chart/{int(row['rank'])}",
+            chart=f"{charts}/{int(row['rank'])}",
         )
         for row in cells.to_dict("records")
     ]
@@ -167,11 +167,23 @@ def driver_chart(
     state: State, principal: Finance, rank: Annotated[int, Path(ge=1, le=MAX_RANK)]
 ) -> FileResponse:
     """The PNG written with the run: the cell's gap per case by charge group and by case feature."""
+    return _chart(state, principal, rank, "/v1/casemix/drivers/chart")
+
+
+@router.get("/drivers/chart/{rank}", response_class=FileResponse, include_in_schema=False)
+def driver_page_chart(
+    state: State, principal: Finance, rank: Annotated[int, Path(ge=1, le=MAX_RANK)]
+) -> FileResponse:
+    """The same chart for the page: ``/v1`` takes API keys only, the page's browser has a session."""
+    return _chart(state, principal, rank, "/drivers/chart")
+
+
+def _chart(state: State, principal: Principal, rank: int, endpoint: str) -> FileResponse:
     load_run(drivers_dir(state))
     path = drivers_dir(state) / f"cell-{rank:02d}.png"
     if not path.is_file():
         raise NotFound(f"the latest cost-driver run has no cell ranked {rank}")
-    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/casemix/drivers/chart")
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint=endpoint)
     return FileResponse(path, media_type="image/png")
 
 
@@ -193,7 +205,7 @@ def drivers_page(
         "lang": lang,
         "principal": principal,
         "meta": meta,
-        "cells": _cells(_chosen(cells, drg or None, department or None, top), lang),
+        "cells": _cells(_chosen(cells, drg or None, department or None, top), lang, "/drivers/chart"),
         "departments": departments,
         "department": department or "",
         "drg": drg or "",

@@ -84,7 +84,9 @@ def test_the_latest_run_is_served_ranked_with_charts_and_filters(served, priced)
 
     page = client.get("/drivers", params={"lang": "zh"}, headers=headers["finance"])
     assert page.status_code == 200 and "DRG成本驱动因素" in page.text and "超出基准" in page.text
-    assert page.text.count('class="chart"') == len(cells)
+    assert page.text.count('class="chart" src="/drivers/chart/') == len(cells)
+    assert client.get("/drivers/chart/1", headers=headers["finance"]).headers["content-type"] == "image/png"
+    assert client.get("/drivers/chart/1", headers=headers["coder"]).status_code == 403
     english = client.get(
         "/drivers", params={"lang": "en", "drg": "", "department": ""}, headers=headers["finance"]
     )
@@ -104,6 +106,7 @@ def test_the_latest_run_is_served_ranked_with_charts_and_filters(served, priced)
         ("/v1/casemix/drivers/chart/0", {}),
         ("/v1/casemix/drivers/chart/abc", {}),
         ("/v1/casemix/drivers/chart/101", {}),
+        ("/drivers/chart/-1", {}),
         ("/drivers", {"drg": "<script>"}),
     ],
 )
