@@ -32,6 +32,7 @@ from models.drivers.decompose import (
     case_contributions,
     cell_keys,
     charge_group_gaps,
+    discharge_features,
     driver_cases,
     feature_differences,
     feature_gaps,
@@ -118,11 +119,11 @@ def run_drivers(
     step("charge groups")
     charges = charge_group_gaps(cases, level, reference)
     step("discharge cost model and SHAP")
-    model = fit_cost_model(cases)
-    contributions = case_contributions(model, cases)
+    X = discharge_features(cases)
+    contributions = case_contributions(fit_cost_model(X, cases["cost"]), X, cases["cost"])
     features = feature_gaps(cases, contributions, level)
     levels = feature_levels(cases, contributions, level)
-    differences = feature_differences(cases, level)
+    differences = feature_differences(cases, X, level)
     step("rank and write")
     cells = rank_cells(charges, keys, min_cases=min_cases, top=top)
     cells = _with_sentences(cells, features, differences, keys, names)
@@ -149,6 +150,7 @@ def run_drivers(
         "period": period,
         "keys": keys,
         "benchmark": "reference file" if reference is not None else "the DRG's mean across the hospital",
+        "feature_benchmark": "the DRG's mean across the hospital (a reference file has no cases)",
         "min_cases": min_cases,
         "top": top,
         "cases": len(cases),

@@ -12,7 +12,9 @@ or a regional reference. The gap is cases × (cell mean cost − benchmark mean 
   model, averaged over the cell's cases and over the benchmark's, differenced, times the cases. The
   model is fitted on cost in yuan with a squared-error objective, not on log cost as the admission
   cost model is: SHAP values of a log model add up on the log scale, and their exponentials
-  multiply, so they could not be summed into yuan. Per case, base + Σ SHAP is the prediction; what
+  multiply, so they could not be summed into yuan. (No registered model fits: the cost task is an
+  admission-stage forecast on log cost, so the command fits this one on the cases it explains; the
+  decomposition describes them, it forecasts nothing.) Per case, base + Σ SHAP is the prediction; what
   the model leaves (actual − prediction) is the ``unexplained`` driver: the department's own
   practice beyond its case mix. So base + mean contributions + mean unexplained is the cell's mean
   cost exactly, and the feature drivers add up to the same total gap.
@@ -29,10 +31,11 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow.compute as pc
 
 from casemix.indicators import Period, period_of
 from contract.errors import InputError
-from contract.fields import COST_CATEGORIES, split_codes
+from contract.fields import COST_CATEGORIES, code_lists
 from models import lgbm
 
 Level = Literal["department", "hospital"]
@@ -135,7 +138,11 @@ def charge_group_gaps(
 
 def discharge_features(cases: pd.DataFrame) -> pd.DataFrame:
     """The readable case facts the cost model learns from (see the module docstring), known at discharge."""
-    count = lambda column: cases[column].map(lambda v: len(split_codes(v))).astype(float)  # noqa: E731
+
+    def count(column: str) -> pd.Series:
+        lengths = pc.list_value_length(code_lists(cases[column])).to_numpy(zero_copy_only=False)
+        return pd.Series(lengths, index=cases.index, dtype=float).fillna(0.0)
+
     procedures = count("other_procedures") + cases["principal_procedure"].notna().astype(float)
     frame = pd.DataFrame(
         {
@@ -155,21 +162,20 @@ def discharge_features(cases: pd.DataFrame) -> pd.DataFrame:
     return frame[list(FEATURES)]
 
 
-def fit_cost_model(cases: pd.DataFrame, params: dict[str, Any] | None = None) -> Any:
+def fit_cost_model(X: pd.DataFrame, cost: pd.Series, params: dict[str, Any] | None = None) -> Any:
     """A LightGBM regression of total charges in yuan on :func:`discharge_features` (see why above)."""
-    if len(cases) < 2:
-        raise InputError(f"{len(cases)} grouped cases: too few to fit the discharge cost model")
+    if len(X) < 2:
+        raise InputError(f"{len(X)} grouped cases: too few to fit the discharge cost model")
     model = lgbm.regressor(params or COST_MODEL_PARAMS, objective="regression")
-    return model.fit(discharge_features(cases), cases["cost"].astype(float))
+    return model.fit(X, cost.astype(float))
 
 
-def case_contributions(model: Any, cases: pd.DataFrame) -> pd.DataFrame:
+def case_contributions(model: Any, X: pd.DataFrame, cost: pd.Series) -> pd.DataFrame:
     """Per case: the base value, each feature's SHAP value and ``unexplained`` (actual − prediction),
     in yuan; ``base`` + the rest is the case's cost up to float rounding."""
-    X = discharge_features(cases)
     values, base = lgbm.contributions(model, X)
-    frame = pd.DataFrame(values, columns=list(X.columns), index=cases.index)
-    frame[UNEXPLAINED] = cases["cost"].astype(float).to_numpy() - base - values.sum(axis=1)
+    frame = pd.DataFrame(values, columns=list(X.columns), index=X.index)
+    frame[UNEXPLAINED] = cost.astype(float).to_numpy() - base - values.sum(axis=1)
     frame.insert(0, "base", base)
     return frame
 
@@ -198,12 +204,12 @@ def feature_gaps(cases: pd.DataFrame, contributions: pd.DataFrame, level: Level)
     return _gaps(merged, keys, drivers)
 
 
-def feature_differences(cases: pd.DataFrame, level: Level) -> pd.DataFrame:
+def feature_differences(cases: pd.DataFrame, X: pd.DataFrame, level: Level) -> pd.DataFrame:
     """Per cell: its mean of each numeric feature minus the benchmark's (e.g. +1.8 days' stay), for
     sentences that say how a driver differs, not only what it costs."""
     keys = cell_keys(level)
     numeric = [c for c in FEATURES if c not in CATEGORICAL]
-    frame = pd.concat([cases[keys], discharge_features(cases)[numeric]], axis=1)
+    frame = pd.concat([cases[keys], X[numeric]], axis=1)
     cells = _means(frame, keys, numeric)
     bench = _means(frame, BENCHMARK_KEYS, numeric)
     merged = cells.merge(bench, on=BENCHMARK_KEYS, suffixes=("", "_bench"))

@@ -21,6 +21,7 @@ from models.drivers.decompose import (
     UNEXPLAINED,
     case_contributions,
     charge_group_gaps,
+    discharge_features,
     driver_cases,
     feature_gaps,
     feature_levels,
@@ -114,7 +115,8 @@ def test_a_reference_file_is_the_benchmark_and_bad_ones_name_line_and_field(tmp_
 
 def test_shap_levels_add_up_to_the_cells_mean_cost_and_feature_gaps_to_the_gap() -> None:
     cases = driver_cases(handmade(), "quarter")
-    contributions = case_contributions(fit_cost_model(cases), cases)
+    X = discharge_features(cases)
+    contributions = case_contributions(fit_cost_model(X, cases["cost"]), X, cases["cost"])
     levels = feature_levels(cases, contributions, "department")
     assert np.allclose(levels[["base", *FEATURE_DRIVERS]].sum(axis=1), levels["mean_cost"], rtol=0, atol=1e-6)
     gaps = feature_gaps(cases, contributions, "department")
