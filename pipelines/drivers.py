@@ -118,6 +118,9 @@ def run_drivers(
     cases = driver_cases(priced, period)
     step("charge groups")
     charges = charge_group_gaps(cases, level, reference)
+    if charges.empty:
+        on = "DRG and period" if reference is not None and "period" in reference.columns else "DRG"
+        raise InputError(f"no cell to compare: the reference shares no {on} with the cases")
     step("discharge cost model and SHAP")
     X = discharge_features(cases)
     contributions = case_contributions(fit_cost_model(X, cases["cost"]), X, cases["cost"])

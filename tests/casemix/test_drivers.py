@@ -196,4 +196,18 @@ def test_cli_runs_on_the_store_and_refuses_a_hospital_level_without_reference(
     assert result.exit_code == 2 and "give a reference file" in result.output
     result = runner.invoke(cli, [*args, "--reference", str(tmp_path / "none.csv"), "--no-track"])
     assert result.exit_code != 0 and "no such reference file" in result.output
+    region = tmp_path / "region.csv"
+    drgs = demo_hospital.cases.groupby("department").size().index  # not DRGs: matches nothing
+    pd.DataFrame({"drg": drgs, **dict.fromkeys(COST_CATEGORIES, 100.0)}).to_csv(region, index=False)
+    result = runner.invoke(cli, [*args, "--by", "hospital", "--reference", str(region), "--no-track"])
+    assert result.exit_code == 2 and "shares no DRG" in result.output
+    grouped = pd.read_csv(settings.data_dir / "drivers" / "charge-groups.csv", encoding="utf-8-sig")
+    pd.DataFrame({"drg": grouped["drg"].unique(), **dict.fromkeys(COST_CATEGORIES, 100.0)}).to_csv(
+        region, index=False
+    )
+    result = runner.invoke(cli, [*args, "--by", "hospital", "--reference", str(region), "--no-track"])
+    assert result.exit_code == 0, result.output
+    hospital = pd.read_csv(settings.data_dir / "drivers" / "charge-groups.csv", encoding="utf-8-sig")
+    assert "department" not in hospital.columns and (hospital["benchmark_per_case"] == 1000.0).all()
+    assert np.allclose(hospital[list(CHARGE_GROUPS)].sum(axis=1), hospital["gap_total"], atol=1e-6)
     assert "Traceback" not in result.output
