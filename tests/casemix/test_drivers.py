@@ -23,6 +23,7 @@ from models.drivers.decompose import (
     charge_group_gaps,
     discharge_features,
     driver_cases,
+    feature_differences,
     feature_gaps,
     feature_levels,
     fit_cost_model,
@@ -126,6 +127,10 @@ def test_shap_levels_add_up_to_the_cells_mean_cost_and_feature_gaps_to_the_gap()
     # the model learnt the stay: length of stay carries the largest mean |SHAP| in yuan
     spread = contributions[list(FEATURES)].abs().mean()
     assert spread.idxmax() == "los_days"
+    moved = feature_differences(cases, X, "department").iloc[0]
+    same = cases[(cases["drg"] == moved["drg"]) & (cases["period"] == moved["period"])]
+    own = same[same["department"] == moved["department"]]
+    assert moved["los_days"] == pytest.approx(own["los_days"].mean() - same["los_days"].mean())
 
 
 @pytest.fixture(scope="module")
