@@ -131,6 +131,8 @@ def run_drivers(
     cells = rank_cells(charges, keys, min_cases=min_cases, top=top)
     cells = _with_sentences(cells, features, differences, keys, names)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("cell-*.png"):  # an earlier run's: its ranks are not this run's
+        stale.unlink()
     files = [
         _csv(_ordered(charges, keys, list(CHARGE_GROUPS)), out_dir / "charge-groups.csv"),
         _csv(_ordered(features, keys, FEATURE_DRIVERS), out_dir / "features.csv"),

@@ -69,6 +69,7 @@ COST_MODEL_PARAMS: dict[str, Any] = {
     "n_jobs": 1,
 }
 MONEY = ("payment", "cost", "surplus")
+BENCHMARK_KEYS = ["hospital_id", "drg", "period"]  # the DRG across the hospital's departments, per period
 
 
 def cell_keys(level: Level) -> list[str]:
@@ -76,9 +77,6 @@ def cell_keys(level: Level) -> list[str]:
     if level not in ("department", "hospital"):
         raise InputError(f"level must be 'department' or 'hospital', not {level!r}")
     return ["hospital_id", "drg", *(["department"] if level == "department" else []), "period"]
-
-
-BENCHMARK_KEYS = ["hospital_id", "drg", "period"]
 
 
 def driver_cases(priced: pd.DataFrame, period: Period) -> pd.DataFrame:

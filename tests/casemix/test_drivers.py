@@ -133,6 +133,14 @@ def test_shap_levels_add_up_to_the_cells_mean_cost_and_feature_gaps_to_the_gap()
     assert moved["los_days"] == pytest.approx(own["los_days"].mean() - same["los_days"].mean())
 
 
+def test_a_run_leaves_no_chart_of_an_earlier_run(tmp_path: Path) -> None:
+    priced = handmade()
+    run_drivers(priced, tmp_path, period="year", top=3, min_cases=1)
+    assert len(list(tmp_path.glob("cell-*.png"))) == 3
+    run_drivers(priced, tmp_path, period="year", top=1, min_cases=1)
+    assert [p.name for p in tmp_path.glob("cell-*.png")] == ["cell-01.png"]
+
+
 @pytest.fixture(scope="module")
 def planted() -> pd.DataFrame:
     """A demo hospital big enough to have a few trauma-ward femoral-fracture stays a year."""
