@@ -145,6 +145,106 @@ def report(
     console.print(f"{len(priced):,} cases · weights: {label} [bold]{shown}[/] · report [bold]{output}[/]")
 
 
+class DriverLevel(StrEnum):
+    department = "department"
+    hospital = "hospital"
+
+
+class Language(StrEnum):
+    en = "en"
+    zh = "zh"
+
+
+@app.command("drivers")
+def drivers(
+    store: Path | None = StoreOption,
+    input_file: Path | None = InputOption,
+    by: DriverLevel = typer.Option(
+        DriverLevel.department,
+        "--by",
+        help="cells of DRG × department, or DRG × hospital (then against a --reference)",
+    ),
+    period: PeriodOption = typer.Option(PeriodOption.quarter, "--period", help="discharge period of a cell"),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        help="regional reference CSV: mean cost per case by charge group per drg [and period] "
+        "(default: the DRG's mean across the hospital)",
+    ),
+    rw_table: Path | None = RwTableOption,
+    payment: Path | None = PaymentOption,
+    top: int = typer.Option(10, "--top", min=1, max=100, help="cells ranked, sentenced and charted"),
+    min_cases: int = typer.Option(5, "--min-cases", min=1, help="fewest cases a ranked cell has"),
+    lang: Language = typer.Option(Language.en, "--lang", help="language of the printed sentences"),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="folder for the CSVs and charts (default: <data_dir>/drivers)"
+    ),
+    track: bool = typer.Option(True, "--track/--no-track", help="log the run and its files to MLflow"),
+) -> None:
+    """Where the money goes: each DRG cell's cost gap to its benchmark, by charge group and case feature.
+
+    For every DRG × department (or hospital) × period: cases, payment, cost, surplus and the gap to the
+    DRG's benchmark (its mean across the hospital in the period, or --reference), decomposed by charge
+    group and by the SHAP values of a discharge-stage cost model; both add up to the gap. The cells
+    whose gap costs most are ranked, each with a sentence and a chart; the service serves the latest run.
+    """
+    from pipelines.drivers import read_reference, run_drivers, track_run
+
+    output = output or get_settings().data_dir / "drivers"
+    with progress_bar() as bar:
+        task = bar.add_task("cost drivers", total=7)
+        rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
+        regional = read_reference(reference) if reference is not None else None
+        table = _weights(grouped, rules, tables, rw_table)
+        priced = price_cases(grouped, rules, table)
+        bar.advance(task)
+
+        def step(what: str) -> None:
+            bar.update(task, description=f"cost drivers: {what}")
+            bar.advance(task)
+
+        run = run_drivers(
+            priced,
+            output,
+            level=by.value,
+            period=period.value,
+            reference=regional,
+            min_cases=min_cases,
+            top=top,
+            names=tables.drg_name,
+            step=step,
+        )
+        if track:
+            params = {"by": by.value, "period": period.value, "reference": str(reference), "top": top}
+            run.meta["mlflow_run_id"] = track_run(run, output, {**params, "min_cases": min_cases})
+        bar.advance(task)
+    shown = Table(title=f"Cost drivers by DRG × {by.value} × {period.value}: cells over their benchmark")
+    for column in ("#", "DRG", *(["department"] if by == DriverLevel.department else []), "period"):
+        shown.add_column(column)
+    for column in ("cases", "cost/case", "benchmark", "gap"):
+        shown.add_column(column, justify="right")
+    for row in run.cells.to_dict("records"):
+        place = [row["department"]] if by == DriverLevel.department else []
+        shown.add_row(
+            str(row["rank"]),
+            row["drg"],
+            *place,
+            row["period"],
+            f"{row['cases']:,}",
+            _money(row["cost_per_case"]),
+            _money(row["benchmark_per_case"]),
+            _money(row["gap_total"]),
+        )
+    console.print(shown)
+    for text in run.cells[f"sentence_{lang.value}"]:
+        console.print(f"• {text}")
+    tracked = f" · MLflow run {run.meta['mlflow_run_id']}" if track else ""
+    console.print(
+        f"{run.meta['cells']:,} cells, {run.meta['cells_over']:,} over their benchmark by "
+        f"{_money(float(run.meta['gap_over_total']))} · files [bold]{output}[/]{tracked}"
+    )
+
+
 @app.command("settlement")
 def settlement(
     store: Path | None = StoreOption,

@@ -52,7 +52,7 @@ from serving.security import KeyStore
 from serving.sessions import LoginThrottle, SessionDatabase, SessionStore
 
 # Routers other engineers own, included once their module exists.
-OPTIONAL_ROUTERS = ("serving.routers.forecast",)
+OPTIONAL_ROUTERS = ("serving.routers.forecast", "serving.routers.drivers")
 
 
 def create_app(

@@ -21,7 +21,7 @@ from casemix.payment import PaymentRules
 from contract.errors import InputError
 from contract.fields import CODE_SEPARATOR, COLUMNS, STORE_COLUMNS, canonical_frame, los_days
 from contract.settings import get_settings
-from pipelines.demo import coding, costs, settlement
+from pipelines.demo import coding, costs, settlement, trauma_ward
 from pipelines.demo import dirty as dirty_module
 from pipelines.demo.catalog import Catalog, code_text, load_catalog
 from pipelines.demo.episodes import KINDS, WARM_UP_DAYS, simulate_stays
@@ -172,12 +172,20 @@ def _abstracts(
         admission.cancelled, coding.CANCELLED_CHARGE_SHARE, 1.0
     )
     charges = costs.charges(stays, expected, catalog, rng)
+    department, charges, expected = trauma_ward.plant(
+        t["key"].to_numpy()[types],
+        t["department"].to_numpy()[types],
+        charges,
+        expected,
+        t["consumables"].to_numpy()[types],
+        rng.spawn(1)[0],  # a child generator: the draws after this are as without the ward
+    )
 
     columns = {
         "case_id": np.array([f"Z{i:09d}" for i in range(1, n + 1)], dtype=object),
         "patient_id": pd.Series(patient).map(_patient_ids(patient)).to_numpy(),
         "hospital_id": np.full(n, HOSPITAL_ID, dtype=object),
-        "department": t["department"].to_numpy()[types],
+        "department": department,
         "admission_date": admitted.astype("datetime64[ns]"),
         "admission_source": stays["admission_source"].to_numpy().astype(np.int64),
         "admission_type": stays["admission_type"].to_numpy().astype(np.int64),
@@ -189,7 +197,7 @@ def _abstracts(
         "admission_diagnosis": code_text(admission.diagnosis, dx.codes),
         "planned_procedure": code_text(admission.planned_procedure, px),
         "discharge_date": discharged.astype("datetime64[ns]"),
-        "discharge_department": t["department"].to_numpy()[types],
+        "discharge_department": department,
         "principal_diagnosis": code_text(coded.principal, dx.codes),
         "other_diagnoses": coding.join_codes(coded.secondary, dx.codes),
         "principal_procedure": code_text(coded.procedure, px),
