@@ -10,7 +10,8 @@ Grouping each case once per run: engines over the same table set and grouping op
 :class:`Grouper` per process and remember what it answered, per case, by a fingerprint of what the
 grouper reads (``GROUPER_INPUT_COLUMNS``). A case grouped for one task's labels is not grouped again
 for the next task, for a feature view or for a split of the same frame; only cases never seen (or
-with changed codes or demographics) reach the grouper. The memory is bounded (``MEMO_ROWS``).
+with changed codes or demographics) reach the grouper. The memory is bounded (``MEMO_ROWS``), and
+batches under ``MEMO_MIN_ROWS`` cases skip it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from casemix.weights import calibrate_weights
 from contract.errors import ConfigError
 
 GROUPER_INPUT_COLUMNS = (*NUMBER_COLUMNS, *REFERENCE_COLUMNS, *CANONICAL_COLUMNS)
-MEMO_ROWS = 2_000_000  # distinct cases remembered per grouping (about 100 MB); past it the memo restarts
+MEMO_ROWS = 4_000_000  # distinct cases remembered per grouping (about 250 MB); past it the memo restarts
+# Smaller batches are grouped directly: fingerprinting them costs about what grouping does, and the
+# service's one-case requests then neither wait for nor grow the memo.
+MEMO_MIN_ROWS = 256
 
 
 @dataclass
@@ -55,7 +59,7 @@ class _SharedGrouping:
     def group(self, cases: pd.DataFrame, translate_codes: bool) -> pd.DataFrame:
         """``Grouper.group_frame`` of ``cases``, grouping only the cases it has not answered yet."""
         read = tuple(c for c in GROUPER_INPUT_COLUMNS if c in cases.columns)
-        if not len(cases) or not read:  # nothing to remember (the grouper names what is missing)
+        if len(cases) < MEMO_MIN_ROWS or not read:  # (without columns the grouper names what is missing)
             return self.grouper.group_frame(cases, translate_codes=translate_codes)
         keys = pd.util.hash_pandas_object(cases[list(read)], index=False).to_numpy()
         with self._lock:
@@ -127,6 +131,8 @@ class CasemixEngine:
     with rules, cases are grouped as ``[grouping]`` says and priced by them. ``weights`` is the
     insurer's RW table (a table or its CSV); None takes the rules' ``[calibration] rw_table``, else
     weights are calibrated on the grouped history given to :meth:`weights` or :meth:`price`.
+    ``remember`` False groups without the shared memo: for a one-pass command over cases no other step
+    of the process groups, where fingerprinting them is pure cost.
     """
 
     def __init__(
@@ -134,11 +140,14 @@ class CasemixEngine:
         tables: CasemixTables | None = None,
         rules: PaymentRules | None = None,
         weights: pd.DataFrame | Path | None = None,
+        *,
+        remember: bool = True,
     ) -> None:
         self.tables = tables if tables is not None else load_tables()
         self.rules = rules
         self._given = weights
         self._table: pd.DataFrame | None = None
+        self._remember = remember
         ambiguous = rules is not None and rules.grouping.ambiguous_groups
         self._grouping = _shared(self.tables, ambiguous)
 
@@ -179,6 +188,8 @@ class CasemixEngine:
     def group(self, cases: pd.DataFrame, *, translate_codes: bool = False) -> pd.DataFrame:
         """The grouper's ``OUTPUT_COLUMNS`` for ``cases`` (same index); a case already grouped in this
         process is answered from memory."""
+        if not self._remember:
+            return self.grouper.group_frame(cases, translate_codes=translate_codes)
         return self._grouping.group(cases, translate_codes)
 
     def grouped(self, cases: pd.DataFrame, *, translate_codes: bool = False) -> pd.DataFrame:
@@ -206,6 +217,13 @@ class CasemixEngine:
                 f"payment rules '{rules.name}' name no RW table ([calibration] rw_table): weights are "
                 "calibrated on grouped history, and none was given"
             )
+        return self.calibrate(history)
+
+    def calibrate(self, history: pd.DataFrame) -> pd.DataFrame:
+        """Weights estimated from grouped ``history`` as the rules' ``[calibration]`` says, on the cost
+        inside the DRG (the cost the payment compares with the standard), DRGs named; any RW table is
+        left aside (the fallback, and ``caselens casemix weights``)."""
+        rules = self._priced_by()
         table = calibrate_weights(history, rules.calibration, cost=drg_cost(history, rules))
         return table.assign(name=[self.tables.drg_name(drg) for drg in table.index])
 

@@ -52,7 +52,7 @@ class FeatureContext:
     prior: pd.DataFrame | None = None  # history_features() of the cases, same index
     stays: pd.DataFrame | None = None  # stored stays, for views reading earlier cases' own fields
     tables: Any = None  # casemix.tables.CasemixTables
-    grouper: Any = None  # casemix.grouper.Grouper over those tables
+    casemix: Any = None  # casemix.engine.CasemixEngine over those tables
     weights: pd.DataFrame | None = None  # drg -> rw
 
 
@@ -545,7 +545,7 @@ _GROUPER_SOURCES = CANONICAL_INPUT_COLUMNS
 
 
 def _casemix(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    groups = context.grouper.group_frame(cases)
+    groups = context.casemix.group(cases)
     weights = context.weights
     rw = pd.Series(np.nan, index=cases.index)
     if weights is not None:
