@@ -40,7 +40,9 @@ def train(
         "--label-horizon-days",
         help="with a date --order: an earlier row's label is history once this many days have passed",
     ),
-    config: Path | None = typer.Option(None, "--config", help="hyperparameters (default: models/train.toml)"),
+    config: Path | None = typer.Option(
+        None, "--config", help="hyperparameters (default: models/train.toml)"
+    ),
     tune_seconds: float = typer.Option(0.0, "--tune-seconds", help="Optuna budget per task; 0: no tuning"),
     oracle: Path | None = typer.Option(
         None, "--oracle", help="demo oracle.parquet: truths to evaluate against, never trained on"
