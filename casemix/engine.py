@@ -28,7 +28,7 @@ import pandas as pd
 from casemix.cases import CANONICAL_COLUMNS, NUMBER_COLUMNS, REFERENCE_COLUMNS
 from casemix.grouper import OUTPUT_COLUMNS, Grouper
 from casemix.payment import BaseRate, PaymentRules, drg_cost, price_cases
-from casemix.rw_table import read_weights, weights_source
+from casemix.rw_table import read_weights
 from casemix.tables import CasemixTables, load_tables
 from casemix.weights import calibrate_weights
 from contract.errors import ConfigError
@@ -228,22 +228,18 @@ class CasemixEngine:
         return table.assign(name=[self.tables.drg_name(drg) for drg in table.index])
 
     def price(self, grouped: pd.DataFrame, weights: pd.DataFrame | None = None) -> pd.DataFrame:
-        """``price_cases`` of grouped cases (see :meth:`grouped`) with ``weights`` (default
-        :meth:`weights` on ``grouped``), and ``weights_source`` saying which weights they stand on."""
-        rules = self._priced_by()
+        """``price_cases`` of grouped cases (see :meth:`grouped`) under the engine's rules, with
+        ``weights`` (default :meth:`weights` on ``grouped``)."""
         weights = weights if weights is not None else self.weights(grouped)
-        return price_cases(grouped, rules, weights).assign(weights_source=weights_source(weights))
+        return price_cases(grouped, self._priced_by(), weights)
 
     def at_rate(
         self, grouped: pd.DataFrame, rate: float, weights: pd.DataFrame | None = None
     ) -> pd.DataFrame:
         """:meth:`price` with every case paid at one base rate (yuan per RW), whatever its date or the
         rules' method: how the forecast re-prices history at the rate in force in a future quarter."""
-        rules = self._priced_by()
         weights = weights if weights is not None else self.weights(grouped)
-        return price_cases(grouped, rules_at_rate(rules, rate), weights).assign(
-            weights_source=weights_source(weights)
-        )
+        return price_cases(grouped, rules_at_rate(self._priced_by(), rate), weights)
 
     def _priced_by(self) -> PaymentRules:
         if self.rules is None:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from casemix.engine import CasemixEngine
 from casemix.payment import PaymentRules
-from casemix.rw_table import ESTIMATED
+from casemix.rw_table import ESTIMATED, weights_source
 from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
@@ -93,7 +93,8 @@ def _price(cases: pd.DataFrame, engine: CasemixEngine) -> pd.DataFrame:
     cases = _typed(cases)
     if "los_days" not in cases and {"admission_date", "discharge_date"} <= set(cases.columns):
         cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
-    return engine.price(cases)
+    weights = engine.weights(cases)
+    return engine.price(cases, weights).assign(weights_source=weights_source(weights))
 
 
 def _typed(cases: pd.DataFrame) -> pd.DataFrame:
