@@ -57,22 +57,36 @@ class _SharedGrouping:
         self._lock = threading.Lock()
 
     def group(self, cases: pd.DataFrame, translate_codes: bool) -> pd.DataFrame:
-        """``Grouper.group_frame`` of ``cases``, grouping only the cases it has not answered yet."""
+        """``Grouper.group_frame`` of ``cases``, grouping only the cases it has not answered yet.
+
+        A batch under ``MEMO_MIN_ROWS`` is looked up but not remembered (nor looked up while nothing
+        is remembered): a one-case request neither grows the memo nor pays for its merge.
+        """
         read = tuple(c for c in GROUPER_INPUT_COLUMNS if c in cases.columns)
-        if len(cases) < MEMO_MIN_ROWS or not read:  # (without columns the grouper names what is missing)
+        small = len(cases) < MEMO_MIN_ROWS
+        if not read or (small and not self._memos):  # (without columns the grouper names what is missing)
             return self.grouper.group_frame(cases, translate_codes=translate_codes)
+        key = (read, translate_codes)
         keys = pd.util.hash_pandas_object(cases[list(read)], index=False).to_numpy()
+        with self._lock:  # memos are replaced, never changed: a snapshot stays valid
+            memo = self._memos.get(key, _Memo())
+        unknown = ~_found(memo.keys, keys)
+        if not unknown.any():
+            return _remembered(cases.index, keys, memo)
+        new_keys, first = np.unique(keys[unknown], return_index=True)
+        answered = self.grouper.group_frame(
+            cases.iloc[np.flatnonzero(unknown)[first]], translate_codes=translate_codes
+        )
+        if small:
+            return _answers(cases.index, keys, unknown, memo, new_keys, answered)
         with self._lock:
-            memo = self._memos.get((read, translate_codes), _Memo())
-            unknown = ~_found(memo.keys, keys)
-            new_keys, first = np.unique(keys[unknown], return_index=True)
-            if len(new_keys):
-                rows = np.flatnonzero(unknown)[first]
-                answered = self.grouper.group_frame(cases.iloc[rows], translate_codes=translate_codes)
-                memo = self._remember(memo, new_keys, answered, keys)
-                self._memos[(read, translate_codes)] = memo
-            at = np.searchsorted(memo.keys, keys)
-            return pd.DataFrame({c: memo.columns[c][at] for c in OUTPUT_COLUMNS}, index=cases.index)
+            memo = self._memos.get(key, _Memo())
+            still = ~_found(memo.keys, new_keys)  # (another thread may have added some meanwhile)
+            memo = self._remember(memo, new_keys[still], answered.iloc[np.flatnonzero(still)], keys)
+            self._memos[key] = memo
+        if not _found(memo.keys, keys).all():  # another thread's batch restarted the memo meanwhile
+            return self.grouper.group_frame(cases, translate_codes=translate_codes)
+        return _remembered(cases.index, keys, memo)
 
     @staticmethod
     def _remember(memo: _Memo, keys: np.ndarray, answered: pd.DataFrame, batch: np.ndarray) -> _Memo:
@@ -115,6 +129,29 @@ def forget_groupings() -> None:
     with _SHARED_LOCK:
         for shared in _SHARED.values():
             shared.forget()
+
+
+def _remembered(index: pd.Index, keys: np.ndarray, memo: _Memo) -> pd.DataFrame:
+    at = np.searchsorted(memo.keys, keys)
+    return pd.DataFrame({c: memo.columns[c][at] for c in OUTPUT_COLUMNS}, index=index)
+
+
+def _answers(
+    index: pd.Index,
+    keys: np.ndarray,
+    unknown: np.ndarray,
+    memo: _Memo,
+    new_keys: np.ndarray,
+    answered: pd.DataFrame,
+) -> pd.DataFrame:
+    """A small batch's answers: the memo's for the cases it knows, ``answered`` (by ``new_keys``,
+    sorted) for the others."""
+    fresh = answered.iloc[np.searchsorted(new_keys, keys[unknown])].set_axis(np.flatnonzero(unknown))
+    if unknown.all():
+        return fresh.set_axis(index)
+    known = np.flatnonzero(~unknown)
+    remembered = _remembered(pd.Index(known), keys[known], memo)
+    return pd.concat([remembered, fresh]).sort_index().set_axis(index)
 
 
 def _found(known: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -103,7 +103,7 @@ def test_only_new_or_changed_cases_reach_the_grouper(cases, tables, rules, calls
     engine = CasemixEngine(tables, rules)
     engine.group(cases.iloc[:400])
     changed = cases.copy()
-    changed.loc[changed.index[0], "other_diagnoses"] = None  # its CC/MCC may change: it is regrouped
+    changed.loc[changed.index[0], "age_years"] = 121  # a changed case is regrouped
     found = engine.group(changed)
     assert calls == [400, ROWS - 400 + 1]
     pd.testing.assert_frame_equal(found, Grouper.for_rules(rules, tables).group_frame(changed))
@@ -116,14 +116,25 @@ def test_identical_cases_in_a_batch_are_grouped_once(cases, tables, rules, calls
     pd.testing.assert_frame_equal(found, Grouper.for_rules(rules, tables).group_frame(doubled))
 
 
-def test_small_batches_and_one_pass_engines_skip_the_memo(cases, tables, rules, calls) -> None:
+def test_small_batches_are_looked_up_but_not_remembered(cases, tables, rules, calls) -> None:
     engine = CasemixEngine(tables, rules)
-    engine.group(cases.head(10))
-    engine.group(cases.head(10))
+    engine.group(cases.head(10))  # nothing remembered yet: grouped as it comes
+    engine.group(cases)
+    assert calls == [10, ROWS]
+    small = cases.head(10).copy()
+    small.loc[small.index[3], "age_years"] = 121  # no other case is that old
+    expected = Grouper.for_rules(rules, tables).group_frame(small)
+    calls.clear()
+    pd.testing.assert_frame_equal(engine.group(small), expected)
+    pd.testing.assert_frame_equal(engine.group(small), expected)
+    assert calls == [1, 1]  # the changed case only, and not remembered
+
+
+def test_a_one_pass_engine_groups_without_the_memo(cases, tables, rules, calls) -> None:
     one_pass = CasemixEngine(tables, rules, remember=False)
     one_pass.group(cases)
     one_pass.group(cases)
-    assert calls == [10, 10, ROWS, ROWS]
+    assert calls == [ROWS, ROWS]
 
 
 def test_a_full_memo_starts_again_and_still_answers_right(cases, tables, rules, calls, monkeypatch) -> None:
