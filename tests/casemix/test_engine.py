@@ -13,9 +13,10 @@ import pytest
 from casemix import engine as engine_module
 from casemix.engine import CasemixEngine, forget_groupings
 from casemix.grouper import Grouper
-from casemix.payment import POINT_CITY_RULES, BaseRate, PaymentRules, price_cases, weights_for_pricing
+from casemix.payment import POINT_CITY_RULES, BaseRate, PaymentRules, drg_cost, price_cases
 from casemix.rw_table import read_weights
 from casemix.tables import CasemixTables
+from casemix.weights import calibrate_weights
 from contract.errors import ConfigError
 
 ROWS = 600  # above MEMO_MIN_ROWS: batches this size go through the memo
@@ -172,7 +173,7 @@ def test_without_a_table_weights_are_calibrated_on_the_history(demo_hospital, ru
     engine = CasemixEngine(tables, own)
     grouped = engine.grouped(demo_hospital.cases)
     table = engine.weights(grouped)
-    expected = weights_for_pricing(grouped, own)
+    expected = calibrate_weights(grouped, own.calibration, cost=drg_cost(grouped, own))
     pd.testing.assert_frame_equal(table.drop(columns="name"), expected.drop(columns="name"))
     assert table["name"].tolist() == [tables.drg_name(drg) for drg in table.index]
     assert engine.rw_table is None
