@@ -11,7 +11,7 @@ Grouping each case once per run: engines over the same table set and grouping op
 grouper reads (``GROUPER_INPUT_COLUMNS``). A case grouped for one task's labels is not grouped again
 for the next task, for a feature view or for a split of the same frame; only cases never seen (or
 with changed codes or demographics) reach the grouper. The memory is bounded (``MEMO_ROWS``), and
-batches under ``MEMO_MIN_ROWS`` cases skip it.
+batches under ``MEMO_MIN_ROWS`` cases are looked up in it but not added to it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,11 +31,12 @@ from casemix.rw_table import read_weights
 from casemix.tables import CasemixTables, load_tables
 from casemix.weights import calibrate_weights
 from contract.errors import ConfigError
+from contract.settings import Settings, get_settings
 
 GROUPER_INPUT_COLUMNS = (*NUMBER_COLUMNS, *REFERENCE_COLUMNS, *CANONICAL_COLUMNS)
 MEMO_ROWS = 4_000_000  # distinct cases remembered per grouping (about 250 MB); past it the memo restarts
-# Smaller batches are grouped directly: fingerprinting them costs about what grouping does, and the
-# service's one-case requests then neither wait for nor grow the memo.
+# Smaller batches are looked up but not remembered (nor looked up while nothing is remembered): the
+# service's one-case requests neither grow the memo nor pay for merging into it.
 MEMO_MIN_ROWS = 256
 
 
@@ -184,24 +184,21 @@ class CasemixEngine:
         self.rules = rules
         self._given = weights
         self._table: pd.DataFrame | None = None
-        self._remember = remember
+        self._use_memo = remember
         ambiguous = rules is not None and rules.grouping.ambiguous_groups
         self._grouping = _shared(self.tables, ambiguous)
 
     @classmethod
     def from_settings(
         cls,
-        settings: Any = None,
+        settings: Settings | None = None,
         *,
         rules: PaymentRules | Path | None = None,
         weights: pd.DataFrame | Path | None = None,
         tables: CasemixTables | Path | None = None,
     ) -> CasemixEngine:
         """The run's engine: the settings' tables and payment rules unless given (a path is loaded)."""
-        if settings is None:
-            from contract.settings import get_settings
-
-            settings = get_settings()
+        settings = settings if settings is not None else get_settings()
         if not isinstance(tables, CasemixTables):
             tables = load_tables(tables if tables is not None else settings.casemix_tables)
         if not isinstance(rules, PaymentRules):
@@ -225,7 +222,7 @@ class CasemixEngine:
     def group(self, cases: pd.DataFrame, *, translate_codes: bool = False) -> pd.DataFrame:
         """The grouper's ``OUTPUT_COLUMNS`` for ``cases`` (same index); a case already grouped in this
         process is answered from memory."""
-        if not self._remember:
+        if not self._use_memo:
             return self.grouper.group_frame(cases, translate_codes=translate_codes)
         return self._grouping.group(cases, translate_codes)
 
