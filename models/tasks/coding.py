@@ -11,7 +11,7 @@ true error probability is ranked the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from models.coding.model import LABEL, CodingModel
 from models.coding.rules import rule_flags, rule_pattern
 from models.metrics import by_group, ranking_metrics
 from models.task import Evaluation, Task
+
+if TYPE_CHECKING:
+    from casemix.engine import CasemixEngine
 
 ORACLE_COLUMN = "true_coding_error_prob"
 PROBABILITY = "error_probability"
@@ -43,7 +46,7 @@ def audit_labels(cases: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def corrected_money(cases: pd.DataFrame, engine: Any, weights: pd.DataFrame) -> pd.Series:
+def corrected_money(cases: pd.DataFrame, engine: CasemixEngine, weights: pd.DataFrame) -> pd.Series:
     """Payment as coded minus payment under the audit's corrected codes (0 where nothing was corrected).
 
     ``corrected_diagnoses`` lists the right diagnoses, principal first; ``corrected_procedures`` the right
