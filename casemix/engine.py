@@ -271,7 +271,8 @@ class CasemixEngine:
         self, grouped: pd.DataFrame, rate: float, weights: pd.DataFrame | None = None
     ) -> pd.DataFrame:
         """:meth:`price` with every case paid at one base rate (yuan per RW), whatever its date or the
-        rules' method: how the forecast re-prices history at the rate in force in a future quarter."""
+        rules' method: how the forecast re-prices history at the rate in force in a future quarter
+        (under the point method that rate is the point value × ``points_per_rw``)."""
         weights = weights if weights is not None else self.weights(grouped)
         return price_cases(grouped, rules_at_rate(self._priced_by(), rate), weights)
 
