@@ -1,5 +1,7 @@
-"""The CHS-DRG casemix engine: grouping tables, the grouper, payment, settlement and casemix indicators."""
+"""The CHS-DRG casemix engine: grouping tables, the grouper, payment, settlement and casemix indicators;
+``CasemixEngine`` puts tables, grouper, weights and payment rules behind one object."""
 
+from casemix.engine import CasemixEngine
 from casemix.grouper import REFERENCE_STATUS, Grouper, GroupResult
 from casemix.indicators import INDICATOR_COLUMNS, casemix_indicators
 from casemix.payment import (
@@ -20,6 +22,7 @@ __all__ = [
     "REFERENCE_STATUS",
     "SETTLEMENT_COLUMNS",
     "Calibration",
+    "CasemixEngine",
     "CasemixTables",
     "GroupResult",
     "Grouper",

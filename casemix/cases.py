@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from casemix.lookups import Lookups, Vocabulary
 from contract.errors import InputError
-from contract.fields import CODE_SEPARATOR, code_lists
+from contract.fields import code_lists, joined_code_columns
 
 REFERENCE_COLUMNS = ("diagnoses", "procedures")
 CANONICAL_COLUMNS = ("principal_diagnosis", "other_diagnoses", "principal_procedure", "other_procedures")
@@ -171,8 +171,8 @@ def _code_columns(
         ),
     ]
     return (
-        _join(texts["principal_diagnosis"], texts["other_diagnoses"]),
-        _join(texts["principal_procedure"], texts["other_procedures"]),
+        joined_code_columns(texts["principal_diagnosis"], texts["other_diagnoses"]),
+        joined_code_columns(texts["principal_procedure"], texts["other_procedures"]),
         checks,
     )
 
@@ -195,12 +195,6 @@ def _text(column: pd.Series) -> pa.Array:
 def _is_empty(text: pa.Array) -> np.ndarray:
     trimmed = pc.utf8_trim_whitespace(pc.fill_null(text, ""))
     return pc.equal(trimmed, "").to_numpy(zero_copy_only=False)
-
-
-def _join(first: pa.Array, rest: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(
-        first, rest, CODE_SEPARATOR, null_handling="replace", null_replacement=""
-    )
 
 
 def _code_lists(text: pa.Array, vocabulary: Vocabulary, translation: Mapping[str, str]) -> CodeLists:

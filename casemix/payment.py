@@ -53,7 +53,7 @@ from pydantic import (
     model_validator,
 )
 
-from casemix.weights import RULES_DIR, Calibration, pricing_weights
+from casemix.weights import RULES_DIR, Calibration
 from contract.errors import ConfigError, InputError
 from contract.fields import ADMISSION_TYPES, COST_CATEGORIES, INSURANCE_TYPES
 
@@ -381,12 +381,6 @@ def drg_cost(frame: pd.DataFrame, rules: PaymentRules) -> pd.Series:
     columns = [c for c in rules.outside_drg.columns if c in frame.columns or c not in OUTSIDE_COLUMNS]
     outside = frame[columns].fillna(0.0).sum(axis=1) if columns else 0.0
     return (frame["total_cost"] - outside).rename("drg_cost")
-
-
-def weights_for_pricing(grouped: pd.DataFrame, rules: PaymentRules) -> pd.DataFrame:
-    """The insurer's RW table the rules name, else weights estimated from the grouped cases on the cost
-    inside the DRG (``drg_cost``: net of 除外, the cost ``price_cases`` compares with the standard)."""
-    return pricing_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
 
 
 def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame) -> pd.DataFrame:

@@ -45,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from casemix.rw_table import WEIGHT_SCHEMA, read_weights
+from casemix.rw_table import WEIGHT_SCHEMA
 from contract.errors import InputError
 
 RULES_DIR = "rules_dir"  # validation context key: the folder of the rules file, for relative paths
@@ -83,17 +83,6 @@ class Calibration(BaseModel):
         if (self.adjust == "budget") != (self.budget_yuan is not None and self.base_rate is not None):
             raise ValueError("adjust = 'budget' needs budget_yuan and base_rate, and only it uses them")
         return self
-
-
-def pricing_weights(history: pd.DataFrame, calibration: Calibration, cost: pd.Series) -> pd.DataFrame:
-    """The weights to price with: the insurer's table the calibration names, else calibrated on
-    ``history`` with ``cost`` (the cost inside the DRG)."""
-    if calibration.rw_table is None:
-        return calibrate_weights(history, calibration, cost=cost)
-    table = read_weights(calibration.rw_table)
-    if calibration.unstable == "by_item":
-        table = table[table["stable"].ne(False)]
-    return table
 
 
 def trim_mask(cost: pd.Series, groups: pd.Series, calibration: Calibration) -> pd.Series:

@@ -11,13 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from casemix.grouper import Grouper
+from casemix.engine import CasemixEngine
 from casemix.indicators import casemix_indicators
-from casemix.payment import PaymentRules, drg_cost, price_cases, weights_for_pricing
 from casemix.rw_table import ESTIMATED, TEMPLATE, weights_source, write_weights
 from casemix.settlement import monthly_prepayment, settle_year
-from casemix.tables import CasemixTables, load_tables
-from casemix.weights import calibrate_weights
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
@@ -126,13 +123,14 @@ def report(
     output = output or get_settings().data_dir / "reports" / f"casemix-{by.value}-{period.value}.csv"
     with progress_bar() as bar:
         task = bar.add_task("casemix report", total=5)
-        rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
-        table = _weights(grouped, rules, tables, rw_table)
+        engine, grouped = _grouped(payment, rw_table, store, input_file, lambda: bar.advance(task))
+        rules = engine.rules
+        table = engine.weights(grouped)
         source = weights_source(table)
-        if rw_table is None and rules.calibration.rw_table is None:
+        if engine.rw_table is None:
             rw_table = write_weights(table, output.with_name(f"{output.stem}-weights.csv"))
         bar.advance(task)
-        priced = price_cases(grouped, rules, table)
+        priced = engine.price(grouped, table)
         bar.advance(task)
         indicators = casemix_indicators(priced, by=GROUP_KEYS[by], period=period.value)
         indicators["weights_source"] = source
@@ -193,10 +191,9 @@ def drivers(
     output = output or get_settings().data_dir / "drivers"
     with progress_bar() as bar:
         task = bar.add_task("cost drivers", total=7)
-        rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
+        engine, grouped = _grouped(payment, rw_table, store, input_file, lambda: bar.advance(task))
         regional = read_reference(reference) if reference is not None else None
-        table = _weights(grouped, rules, tables, rw_table)
-        priced = price_cases(grouped, rules, table)
+        priced = engine.price(grouped, engine.weights(grouped))
         bar.advance(task)
 
         def step(what: str) -> None:
@@ -211,7 +208,7 @@ def drivers(
             reference=regional,
             min_cases=min_cases,
             top=top,
-            names=tables.drg_name,
+            names=engine.tables.drg_name,
             step=step,
         )
         if track:
@@ -269,10 +266,11 @@ def settlement(
     with progress_bar() as bar:
         task = bar.add_task("settlement", total=5)
         scores = _scores(quality_score)
-        rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
-        table = _weights(grouped, rules, tables, rw_table)
+        engine, grouped = _grouped(payment, rw_table, store, input_file, lambda: bar.advance(task))
+        rules = engine.rules
+        table = engine.weights(grouped)
         bar.advance(task)
-        priced = price_cases(grouped, rules, table)
+        priced = engine.price(grouped, table)
         bar.advance(task)
         year = settle_year(priced, rules, scores)
         months = monthly_prepayment(priced, rules)
@@ -314,8 +312,8 @@ def weights_command(
     output = output or get_settings().data_dir / "weights.csv"
     with progress_bar() as bar:
         task = bar.add_task("calibrate weights", total=3)
-        rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
-        table = _calibrate(grouped, rules, tables)
+        engine, grouped = _grouped(payment, None, store, input_file, lambda: bar.advance(task))
+        table = engine.calibrate(grouped)
         write_weights(table, output)
         bar.advance(task)
     sources = table["source"].value_counts().to_dict()
@@ -339,16 +337,22 @@ def rw_template(
 
 
 def _grouped(
-    payment: Path | None, store: Path | None, input_file: Path | None, advance: Callable[[], None]
-) -> tuple[PaymentRules, CasemixTables, pd.DataFrame]:
-    """The payment rules, the tables and the cases grouped: what every casemix command starts from."""
-    rules = _rules(payment)
+    payment: Path | None,
+    rw_table: Path | None,
+    store: Path | None,
+    input_file: Path | None,
+    advance: Callable[[], None],
+) -> tuple[CasemixEngine, pd.DataFrame]:
+    """The casemix engine of the payment rules (and the RW table given) and the cases grouped by it:
+    what every casemix command starts from."""
+    engine = CasemixEngine.from_settings(rules=payment, weights=rw_table)
     cases = _load_cases(store, input_file)
     advance()
-    tables = load_tables()
-    grouped = _group(cases, Grouper.for_rules(rules, tables))
+    grouped = engine.grouped(cases)
+    if "hospital_id" not in grouped.columns:
+        grouped["hospital_id"] = None
     advance()
-    return rules, tables, grouped
+    return engine, grouped
 
 
 def _weights_label(source: str) -> str:
@@ -372,10 +376,6 @@ def _scores(pairs: list[str]) -> dict[str, float]:
 
 def _money(value: float) -> str:
     return f"{'-' if value < 0 else ''}¥{abs(value):,.0f}"
-
-
-def _rules(path: Path | None) -> PaymentRules:
-    return PaymentRules.load(path or get_settings().payment_config)
 
 
 def _load_cases(store: Path | None, input_file: Path | None) -> pd.DataFrame:
@@ -406,35 +406,6 @@ def _read_input(path: Path) -> pd.DataFrame:
     if "los_days" not in frame.columns and {"admission_date", "discharge_date"} <= set(frame.columns):
         frame["los_days"] = los_days(frame["admission_date"], frame["discharge_date"])
     return frame
-
-
-def _group(cases: pd.DataFrame, grouper: Grouper) -> pd.DataFrame:
-    """The cases with the grouper's columns (replacing any the input already had)."""
-    grouped = grouper.group_frame(cases)
-    frame = pd.concat([cases.drop(columns=grouped.columns, errors="ignore"), grouped], axis=1)
-    if "hospital_id" not in frame.columns:
-        frame["hospital_id"] = None
-    return frame
-
-
-def _weights(
-    grouped: pd.DataFrame, rules: PaymentRules, tables: CasemixTables, rw_table: Path | None
-) -> pd.DataFrame:
-    """The RW table given, else the rules' (insurer's table or an estimate from ``grouped``)."""
-    if rw_table is not None:
-        rules = rules.model_copy(
-            update={"calibration": rules.calibration.model_copy(update={"rw_table": rw_table})}
-        )
-    elif rules.calibration.rw_table is None:
-        return _calibrate(grouped, rules, tables)
-    return weights_for_pricing(grouped, rules)
-
-
-def _calibrate(grouped: pd.DataFrame, rules: PaymentRules, tables: CasemixTables) -> pd.DataFrame:
-    """Weights estimated from ``grouped`` on the cost inside the DRG (the cost the payment compares
-    with the standard), named."""
-    table = calibrate_weights(grouped, rules.calibration, cost=drg_cost(grouped, rules))
-    return table.assign(name=[tables.drg_name(drg) for drg in table.index])
 
 
 def _print_indicators(indicators: pd.DataFrame, title: str) -> None:

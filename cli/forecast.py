@@ -52,7 +52,6 @@ def surplus(
     beside seasonal-naive and last-quarter baselines; logs all of it to MLflow (caselens-forecast).
     """
     from casemix.payment import PaymentRules
-    from casemix.rw_table import read_weights
     from contract.errors import InputError
     from models.forecast import load_scenario
     from pipelines import forecast as pipeline
@@ -70,7 +69,7 @@ def surplus(
         cases = read_cases(store)
         step("group and price")
         rules = PaymentRules.load(payment or settings.payment_config)
-        history = pipeline.price_history(cases, rules, read_weights(weights) if weights else None)
+        history = pipeline.price_history(cases, rules, weights)
         if chosen is not None and (unknown := chosen.unmatched(history.cases)):
             raise InputError(f"scenario {scenario}: no case has {', '.join(unknown)}")
         run = pipeline.run_surplus_forecast(

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from casemix.grouper import OUTPUT_COLUMNS, Grouper
+from casemix.engine import CasemixEngine
 from casemix.payment import PaymentRules
-from casemix.rw_table import ESTIMATED
+from casemix.rw_table import ESTIMATED, weights_source
 from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
@@ -56,16 +56,15 @@ def group(
         bar.advance(task)
         rules = PaymentRules.load(payment) if payment is not None else None
         # Priced cases are grouped as the rules say (歧义组 on or off); plain grouping is the reference's.
-        grouper = Grouper.for_rules(rules, load_tables(tables)) if rules else Grouper(load_tables(tables))
-        grouped = grouper.group_frame(cases, translate_codes=translate_codes)
-        result = pd.concat([cases.drop(columns=list(OUTPUT_COLUMNS), errors="ignore"), grouped], axis=1)
+        engine = CasemixEngine(load_tables(tables), rules, weights, remember=False)  # one pass: no memo
+        result = engine.grouped(cases, translate_codes=translate_codes)
         bar.advance(task)
         if rules is not None:
-            result = _price(result, rules, weights)
+            result = _price(result, engine)
             bar.advance(task)
         _write(result, output)
         bar.advance(task)
-    _summary(grouped["status"], output)
+    _summary(result["status"], output)
     if payment is not None:
         source = result["weights_source"].iloc[0] if len(result) else ""
         console.print(
@@ -88,17 +87,14 @@ def _read(path: Path) -> pd.DataFrame:
     return read_table(path).frame
 
 
-def _price(cases: pd.DataFrame, rules: PaymentRules, weights_path: Path | None) -> pd.DataFrame:
+def _price(cases: pd.DataFrame, engine: CasemixEngine) -> pd.DataFrame:
     """Add the payment columns and ``weights_source`` (the insurer's table or an estimate from the cases'
     own history); text columns of the contract are first given their canonical types."""
-    from casemix.payment import price_cases, weights_for_pricing
-    from casemix.rw_table import read_weights, weights_source
-
     cases = _typed(cases)
     if "los_days" not in cases and {"admission_date", "discharge_date"} <= set(cases.columns):
         cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
-    table = read_weights(weights_path) if weights_path is not None else weights_for_pricing(cases, rules)
-    return price_cases(cases, rules, table).assign(weights_source=weights_source(table))
+    weights = engine.weights(cases)
+    return engine.price(cases, weights).assign(weights_source=weights_source(weights))
 
 
 def _typed(cases: pd.DataFrame) -> pd.DataFrame:

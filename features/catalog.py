@@ -424,7 +424,7 @@ _GROUPER_SOURCES = CANONICAL_INPUT_COLUMNS
 
 
 def _casemix(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    groups = context.grouper.group_frame(cases)
+    groups = context.casemix.group(cases)
     weights = context.weights
     rw = pd.Series(np.nan, index=cases.index)
     if weights is not None:

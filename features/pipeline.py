@@ -229,7 +229,7 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
             if names & set(_NEEDS_PRIOR)
             else None,
             tables=self._tables() if names & set(_NEEDS_TABLES) else None,
-            grouper=self._grouper() if "casemix" in names else None,
+            casemix=self._casemix() if "casemix" in names else None,
             weights=self.weights,
         )
         parts = []
@@ -269,21 +269,20 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         return history_features(visible, pd.concat(events, ignore_index=True))
 
     def _tables(self) -> Any:
-        from casemix.tables import load_tables
+        return self._casemix().tables
 
-        return self.tables if self.tables is not None else load_tables()
+    def _casemix(self) -> Any:
+        """The casemix engine of these tables and the settings' payment rules, built once per process
+        (its grouper is shared, see ``casemix.engine``) and never pickled."""
+        if getattr(self, "_casemix_engine", None) is None:
+            from casemix.engine import CasemixEngine
 
-    def _grouper(self) -> Any:
-        """The grouper, built once per process (its lookups are costly) and never pickled."""
-        if getattr(self, "_grouper_cache", None) is None:
-            from casemix.grouper import Grouper
-
-            self._grouper_cache = Grouper(self._tables())
-        return self._grouper_cache
+            self._casemix_engine = CasemixEngine.from_settings(tables=self.tables)
+        return self._casemix_engine
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_grouper_cache", None)
+        state.pop("_casemix_engine", None)
         return state
 
     def _learn(self, raw: pd.DataFrame) -> None:

@@ -49,7 +49,7 @@ class FeatureContext:
     prior: pd.DataFrame | None = None  # history_features() of the cases, same index
     stays: pd.DataFrame | None = None  # stored stays, for views reading earlier cases' own fields
     tables: Any = None  # casemix.tables.CasemixTables
-    grouper: Any = None  # casemix.grouper.Grouper over those tables
+    casemix: Any = None  # casemix.engine.CasemixEngine over those tables
     weights: pd.DataFrame | None = None  # drg -> rw
 
 

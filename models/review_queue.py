@@ -185,6 +185,7 @@ def score_cases(
     (default: the one the model calibrated on its training cases). ``weights_source`` says which: the
     insurer's table or an estimate from own history (the money at stake is then an estimate too).
     """
+    from casemix.engine import CasemixEngine
     from casemix.payment import PaymentRules
     from casemix.rw_table import weights_source
 
@@ -193,12 +194,8 @@ def score_cases(
     X = features.transform(cases, history=history)
     predicted = model.estimator.predict(X)
     predicted.index = cases.index
-    whatif = corrections(
-        cases,
-        features._grouper(),
-        rules if rules is not None else PaymentRules.load(),
-        weights,
-    )
+    engine = CasemixEngine(features.casemix.tables, rules if rules is not None else PaymentRules.load())
+    whatif = corrections(cases, engine, weights)
     audit = X[[c for c in AUDIT_COLUMNS if c in X.columns]]
     scored = cases[["case_id", "department"]].join(predicted).join(whatif).join(audit)
     return scored.assign(weights_source=weights_source(weights))

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from casemix.grouper import Grouper
-from casemix.payment import BaseRate, PaymentRules, price_cases, weights_for_pricing
+from casemix.engine import CasemixEngine
+from casemix.payment import PaymentRules
 from casemix.rw_table import weights_source
 from casemix.settlement import expected_point_values
-from casemix.tables import CasemixTables, load_tables
+from casemix.tables import CasemixTables
 from contract.settings import Settings, get_settings
 from models.forecast import (
     LEVELS,
@@ -54,14 +54,18 @@ class PricedHistory:
     """Grouped and priced cases, with what it takes to re-price them at another base rate."""
 
     cases: pd.DataFrame  # the contract's columns plus grouper and payment columns, payment and cost
-    rules: PaymentRules
+    engine: CasemixEngine
     weights: pd.DataFrame
     schedule: RateSchedule
     names: dict[str, str]  # DRG code → name
 
     @property
+    def rules(self) -> PaymentRules:
+        return self.engine.rules
+
+    @property
     def reprice(self) -> Reprice:
-        return lambda cases, rate: price_cases(cases, at_rate(self.rules, rate), self.weights)["drg_payment"]
+        return lambda cases, rate: self.engine.at_rate(cases, rate, self.weights)["drg_payment"]
 
 
 @dataclass
@@ -77,13 +81,6 @@ class ForecastRun:
     settlement_note: str | None = None  # why there is no settlement forecast
     files: list[Path] = field(default_factory=list)
     run_id: str | None = None
-
-
-def at_rate(rules: PaymentRules, rate: float) -> PaymentRules:
-    """The same rules paying every case at one base rate (yuan per RW), whatever its date or method."""
-    return rules.model_copy(
-        update={"method": "rate", "base_rates": [BaseRate(effective_from=date.min, yuan=rate)]}
-    )
 
 
 def rate_schedule(rules: PaymentRules, priced: pd.DataFrame) -> RateSchedule:
@@ -103,20 +100,18 @@ def rate_schedule(rules: PaymentRules, priced: pd.DataFrame) -> RateSchedule:
 def price_history(
     cases: pd.DataFrame,
     rules: PaymentRules | None = None,
-    weights: pd.DataFrame | None = None,
+    weights: pd.DataFrame | Path | None = None,
     tables: CasemixTables | None = None,
 ) -> PricedHistory:
-    """Group and price canonical cases; weights are calibrated from them unless given."""
-    tables = tables or load_tables()
-    rules = rules or PaymentRules.load(get_settings().payment_config)
-    found = Grouper.for_rules(rules, tables).group_frame(cases)
-    grouped = pd.concat([cases.drop(columns=list(found.columns), errors="ignore"), found], axis=1)
-    if weights is None:
-        weights = weights_for_pricing(grouped, rules)
-    priced = price_cases(grouped, rules, weights)
+    """Group and price canonical cases; weights are the rules' RW table or calibrated from them unless
+    given."""
+    engine = CasemixEngine.from_settings(rules=rules, weights=weights, tables=tables)
+    grouped = engine.grouped(cases)
+    weights = engine.weights(grouped)
+    priced = engine.price(grouped, weights)
     priced = priced.assign(payment=priced["drg_payment"], cost=priced["total_cost"].astype(float))
-    names = {drg: tables.drg_name(drg) or drg for drg in priced["drg"].dropna().unique()}
-    return PricedHistory(priced, rules, weights, rate_schedule(rules, priced), names)
+    names = {drg: engine.tables.drg_name(drg) or drg for drg in priced["drg"].dropna().unique()}
+    return PricedHistory(priced, engine, weights, rate_schedule(engine.rules, priced), names)
 
 
 def run_surplus_forecast(

@@ -85,7 +85,7 @@ def create_app(
         metrics=Metrics(),
         cases=cases,
         queue=queue or ReviewQueue(store_queue(registry, cases, serving.queue_period)),
-        grouper=_grouper_factory(settings),
+        casemix=_casemix_factory(settings),
     )
 
     state.batchers = predict.batchers(state)
@@ -201,12 +201,13 @@ async def _not_authenticated(request: Request, exc: Any) -> Response:
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
-def _grouper_factory(settings: Settings) -> Callable[[], Any]:
+def _casemix_factory(settings: Settings) -> Callable[[], Any]:
+    """The service's casemix engine, built on first use (its tables take a moment to load)."""
+
     @cache
-    def grouper() -> Any:
-        from casemix.grouper import Grouper
-        from casemix.tables import load_tables
+    def casemix() -> Any:
+        from casemix.engine import CasemixEngine
 
-        return Grouper(load_tables(settings.casemix_tables))
+        return CasemixEngine.from_settings(settings)
 
-    return grouper
+    return casemix

@@ -38,7 +38,7 @@ class ServiceState:
     metrics: Metrics
     cases: CaseIndex
     queue: ReviewQueue
-    grouper: Callable[[], Any]
+    casemix: Callable[[], Any]  # casemix.engine.CasemixEngine, built on first use
     batchers: dict[str, Any] = field(default_factory=dict)  # task → serving.batching.MicroBatcher
     reloads: Any = None  # serving.reload.WorkerReloads: this worker's reloads and the others' it follows
     history_budget: Any = None  # serving.budget.HistoryBudget: stored-history look-ups per key a minute

@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from casemix.engine import CasemixEngine
 from features.catalog import VIEWS
 from features.history import StayIndex
 from features.pipeline import CaseFeatures, feature_catalog
@@ -162,12 +163,14 @@ def error_history(cases: pd.DataFrame, audits: pd.DataFrame, entity: str) -> pd.
     )
 
 
-def boundary(cases: pd.DataFrame, grouper: Any, weights: pd.DataFrame, max_variants: int) -> pd.DataFrame:
+def boundary(
+    cases: pd.DataFrame, engine: CasemixEngine, weights: pd.DataFrame, max_variants: int
+) -> pd.DataFrame:
     """DRG-boundary features from one regrouping batch of drop / swap / procedure variants."""
-    coded = grouper.group_frame(cases)
+    coded = engine.group(cases)
     rw = weights["rw"]
     coded_rw = coded["drg"].map(rw).astype(float).to_numpy()
-    variants = regroup_variants(cases, grouper, max_variants)
+    variants = regroup_variants(cases, engine, max_variants)
     variants["changed"] = variants["drg"].to_numpy() != coded["drg"].to_numpy()[variants["row"]]
     variants["delta"] = variants["drg"].map(rw).astype(float).to_numpy() - coded_rw[variants["row"]]
     n = len(cases)
@@ -176,7 +179,7 @@ def boundary(cases: pd.DataFrame, grouper: Any, weights: pd.DataFrame, max_varia
         values = variants.loc[variants["kind"] == kind].groupby("row")[column].agg(how)
         return values.reindex(np.arange(n)).to_numpy(np.float64)
 
-    heavy = heavier_drg(coded["drg"], grouper.tables).map(rw).astype(float).to_numpy()
+    heavy = heavier_drg(coded["drg"], engine.tables).map(rw).astype(float).to_numpy()
     return pd.DataFrame(
         {
             "drop_changes_drg": np.nan_to_num(per_case("drop", "changed", "sum")),
@@ -215,11 +218,8 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
     ) -> CodingFeatures:
         """Take the rules' RW table (else estimate weights on the training cases), then fit the case
         features with them."""
-        from casemix.payment import PaymentRules, weights_for_pricing
-
-        rules = PaymentRules.load(self.payment_config)
-        grouped = with_los_days(cases).join(self._grouper().group_frame(cases))
-        self.weights_ = weights_for_pricing(grouped, rules)
+        grouped = with_los_days(cases).join(self.casemix.group(cases))
+        self.weights_ = self.casemix.weights(grouped)
         self.case_features_ = CaseFeatures(
             "discharge", tables=self.tables, weights=self.weights_.reset_index()
         )
@@ -241,7 +241,7 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "weights_")
         stays = history.stays if isinstance(history, StayIndex) else history
-        context = FeatureContext(grouper=self._grouper(), weights=self.weights_, stays=stays)
+        context = FeatureContext(casemix=self.casemix, weights=self.weights_, stays=stays)
         return audit_frame(cases, context, self.max_variants)
 
     @property
@@ -250,18 +250,17 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "weights_")
         return pd.concat([self.case_features_.catalog, feature_catalog([CODING_AUDIT])], ignore_index=True)
 
-    def _grouper(self) -> Any:
-        """The grouper, built once per process and never pickled (like ``CaseFeatures``)."""
-        if getattr(self, "_grouper_cache", None) is None:
-            from casemix.grouper import Grouper
-            from casemix.tables import load_tables
-
-            self._grouper_cache = Grouper(self.tables if self.tables is not None else load_tables())
-        return self._grouper_cache
+    @property
+    def casemix(self) -> CasemixEngine:
+        """The casemix engine of these tables and payment rules (``None``: the settings'), built once
+        per process and never pickled (like ``CaseFeatures``')."""
+        if getattr(self, "_casemix", None) is None:
+            self._casemix = CasemixEngine.from_settings(tables=self.tables, rules=self.payment_config)
+        return self._casemix
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_grouper_cache", None)
+        state.pop("_casemix", None)
         return state
 
 
@@ -277,10 +276,10 @@ def _audits(cases: pd.DataFrame, stays: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def audit_frame(cases: pd.DataFrame, context: FeatureContext, max_variants: int = 8) -> pd.DataFrame:
-    """The ``coding_audit`` view's compute: ``context`` gives the grouper, the DRG weights (``rw``,
+    """The ``coding_audit`` view's compute: ``context`` gives the casemix engine, the DRG weights (``rw``,
     ``mean_cost`` by DRG) and the stored stays whose audits make the error history."""
     cases = with_los_days(cases)
-    edge = boundary(cases, context.grouper, context.weights, max_variants)
+    edge = boundary(cases, context.casemix, context.weights, max_variants)
     flags = coding_rules.rule_flags(cases, edge["mcc_count_"])
     audits = _audits(cases, context.stays)
     out = edge.drop(columns=["mcc_count_", "drg_mean_cost_"]).assign(

@@ -4,7 +4,7 @@ A coding auditor asks of every abstract: would the DRG change if one secondary d
 (an unsupported CC/MCC), if the principal were swapped with a secondary (a wrong principal), if the
 planned procedure had been coded (a missing procedure), or if the case had the CC/MCC its ADRG splits
 on (a missed CC/MCC)? The first three are *regrouped* with the casemix engine, all variants of all cases
-in one :meth:`Grouper.group_frame` batch; the last is the next heavier DRG of the same ADRG. Priced with
+in one :meth:`CasemixEngine.group` batch; the last is the next heavier DRG of the same ADRG. Priced with
 the payment rules, each gives the money at stake of that correction: payment as coded minus payment
 corrected (positive: the hospital would be overpaid, an upcoding risk; negative: it is losing money).
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from casemix.engine import CasemixEngine
 from contract.fields import exploded_code_lists, join_codes, los_days
 
 KINDS = ("drop", "swap", "procedure", "heavier")
@@ -110,7 +111,7 @@ def procedure_variants(cases: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def regroup_variants(cases: pd.DataFrame, grouper, max_variants: int = 8) -> pd.DataFrame:
+def regroup_variants(cases: pd.DataFrame, engine: CasemixEngine, max_variants: int = 8) -> pd.DataFrame:
     """Every drop / swap / procedure variant of ``cases`` grouped in one batch.
 
     Returns ``row``, ``kind``, ``position``, ``code`` and the grouper's ``status``, ``adrg``, ``drg``.
@@ -127,7 +128,7 @@ def regroup_variants(cases: pd.DataFrame, grouper, max_variants: int = 8) -> pd.
     if "principal_procedure" in variants.columns:
         planned = variants["principal_procedure"].notna().to_numpy()
         frame.loc[planned, "principal_procedure"] = variants.loc[planned, "principal_procedure"].to_numpy()
-    grouped = grouper.group_frame(frame)
+    grouped = engine.group(frame)
     return variants[["row", "kind", "position", "code"]].assign(
         status=grouped["status"].to_numpy(), adrg=grouped["adrg"].to_numpy(), drg=grouped["drg"].to_numpy()
     )
@@ -143,18 +144,23 @@ def heavier_drg(drg: pd.Series, tables) -> pd.Series:
 
 
 def price_drgs(
-    cases: pd.DataFrame, rows: np.ndarray, status: pd.Series, drg: pd.Series, rules, weights
+    cases: pd.DataFrame,
+    rows: np.ndarray,
+    status: pd.Series,
+    drg: pd.Series,
+    engine: CasemixEngine,
+    weights: pd.DataFrame,
 ) -> np.ndarray:
     """Payment of cases (by position ``rows``) had they grouped into ``drg`` with ``status``."""
-    from casemix.payment import price_cases
-
     frame = pd.DataFrame({c: cases[c].to_numpy()[rows] for c in _PRICING if c in cases.columns})
     frame["status"] = np.asarray(status, dtype=object)
     frame["drg"] = np.asarray(drg, dtype=object)
-    return price_cases(frame, rules, weights)["drg_payment"].to_numpy(np.float64)
+    return engine.price(frame, weights)["drg_payment"].to_numpy(np.float64)
 
 
-def corrections(cases: pd.DataFrame, grouper, rules, weights, max_variants: int = 8) -> pd.DataFrame:
+def corrections(
+    cases: pd.DataFrame, engine: CasemixEngine, weights: pd.DataFrame, max_variants: int = 8
+) -> pd.DataFrame:
     """Per case and error type: the most likely correction's DRG and money at stake.
 
     One row per case (same index): ``coded_drg``, ``coded_payment`` and, for each error type in
@@ -166,16 +172,16 @@ def corrections(cases: pd.DataFrame, grouper, rules, weights, max_variants: int 
     """
     n = len(cases)
     cases = with_los_days(cases)
-    coded = grouper.group_frame(cases)
+    coded = engine.group(cases)
     positions = np.arange(n)
-    coded_payment = price_drgs(cases, positions, coded["status"], coded["drg"], rules, weights)
+    coded_payment = price_drgs(cases, positions, coded["status"], coded["drg"], engine, weights)
     out = pd.DataFrame(
         {"coded_drg": coded["drg"].to_numpy(), "coded_payment": coded_payment}, index=cases.index
     )
 
-    variants = regroup_variants(cases, grouper, max_variants)
+    variants = regroup_variants(cases, engine, max_variants)
     variants["payment"] = price_drgs(
-        cases, variants["row"].to_numpy(), variants["status"], variants["drg"], rules, weights
+        cases, variants["row"].to_numpy(), variants["status"], variants["drg"], engine, weights
     )
     variants["money"] = coded_payment[variants["row"].to_numpy()] - variants["payment"]
     chosen = {
@@ -183,7 +189,7 @@ def corrections(cases: pd.DataFrame, grouper, rules, weights, max_variants: int 
         "swap": variants[(variants["kind"] == "swap") & (variants["position"] == 0)],
         "procedure": variants[variants["kind"] == "procedure"],
     }
-    heavy = heavier_drg(coded["drg"], grouper.tables)
+    heavy = heavier_drg(coded["drg"], engine.tables)
     has_heavy = heavy.notna().to_numpy()
     heavy_rows = positions[has_heavy]
     chosen["heavier"] = pd.DataFrame(
@@ -197,7 +203,7 @@ def corrections(cases: pd.DataFrame, grouper, rules, weights, max_variants: int 
                 heavy_rows,
                 np.full(len(heavy_rows), "grouped"),
                 heavy.to_numpy()[has_heavy],
-                rules,
+                engine,
                 weights,
             ),
         }

@@ -11,12 +11,13 @@ true error probability is ranked the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from contract.fields import principal_and_others
 from models import plots
 from models.coding.evaluation import SHARES, top_share_yield
 from models.coding.features import CodingFeatures
@@ -24,6 +25,9 @@ from models.coding.model import LABEL, CodingModel
 from models.coding.rules import rule_flags, rule_pattern
 from models.metrics import by_group, ranking_metrics
 from models.task import Evaluation, Task
+
+if TYPE_CHECKING:
+    from casemix.engine import CasemixEngine
 
 ORACLE_COLUMN = "true_coding_error_prob"
 PROBABILITY = "error_probability"
@@ -42,7 +46,7 @@ def audit_labels(cases: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def corrected_money(cases: pd.DataFrame, grouper: Any, rules: Any, weights: pd.DataFrame) -> pd.Series:
+def corrected_money(cases: pd.DataFrame, engine: CasemixEngine, weights: pd.DataFrame) -> pd.Series:
     """Payment as coded minus payment under the audit's corrected codes (0 where nothing was corrected).
 
     ``corrected_diagnoses`` lists the right diagnoses, principal first; ``corrected_procedures`` the right
@@ -56,20 +60,19 @@ def corrected_money(cases: pd.DataFrame, grouper: Any, rules: Any, weights: pd.D
     if not len(rows):
         return pd.Series(money, index=cases.index)
     sub = cases.iloc[rows]
-    diagnoses = sub["corrected_diagnoses"].str.split("|", n=1)
-    procedures = sub["corrected_procedures"].where(sub["corrected_procedures"].notna(), None)
+    principal, others = principal_and_others(sub["corrected_diagnoses"])
+    procedure, other_procedures = principal_and_others(sub["corrected_procedures"])
+    given = sub["corrected_procedures"].notna()
     corrected = sub.assign(
-        principal_diagnosis=diagnoses.str[0],
-        other_diagnoses=diagnoses.str[1].where(diagnoses.str.len() > 1, None),
-        principal_procedure=procedures.str.split("|", n=1).str[0].fillna(sub["principal_procedure"]),
-        other_procedures=procedures.str.split("|", n=1)
-        .str[1]
-        .where(procedures.notna(), sub["other_procedures"]),
+        principal_diagnosis=principal,
+        other_diagnoses=others,
+        principal_procedure=procedure.where(given, sub["principal_procedure"]),
+        other_procedures=other_procedures.where(given, sub["other_procedures"]),
     )
-    before, after = grouper.group_frame(sub), grouper.group_frame(corrected)
+    before, after = engine.group(sub), engine.group(corrected)
     positions = np.arange(len(sub))
-    paid = price_drgs(sub, positions, before["status"], before["drg"], rules, weights)
-    right = price_drgs(sub, positions, after["status"], after["drg"], rules, weights)
+    paid = price_drgs(sub, positions, before["status"], before["drg"], engine, weights)
+    right = price_drgs(sub, positions, after["status"], after["drg"], engine, weights)
     money[rows] = paid - right
     return pd.Series(money, index=cases.index)
 
@@ -85,19 +88,14 @@ class CodingTask(Task):
     partial_labels = True
 
     def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
-        from casemix.grouper import Grouper
-        from casemix.payment import PaymentRules, weights_for_pricing
-        from casemix.tables import load_tables
+        from casemix.engine import CasemixEngine
 
-        grouper = Grouper(load_tables(settings.casemix_tables))
-        rules = PaymentRules.load(settings.payment_config)
-        grouped = cases.join(grouper.group_frame(cases))
-        weights = weights_for_pricing(grouped, rules)
+        engine = CasemixEngine.from_settings(settings)
+        grouped = cases.join(engine.group(cases))
+        weights = engine.weights(grouped)
         labels = audit_labels(cases)
         labels["rule_pattern"] = rule_pattern(rule_flags(cases, grouped["mcc_count"]))
-        labels["money_at_stake"] = corrected_money(cases, grouper, rules, weights).where(
-            labels[LABEL] == 1, 0.0
-        )
+        labels["money_at_stake"] = corrected_money(cases, engine, weights).where(labels[LABEL] == 1, 0.0)
         return labels
 
     def features(self) -> CodingFeatures:

@@ -143,10 +143,9 @@ class CostTask(Task):
 
     def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
         """Total charges, and the ADRG the case grouped to (only to break the evaluation down by)."""
-        from casemix.grouper import Grouper
-        from casemix.tables import load_tables
+        from casemix.engine import CasemixEngine
 
-        adrg = Grouper(load_tables(settings.casemix_tables)).group_frame(cases)["adrg"]
+        adrg = CasemixEngine.from_settings(settings).group(cases)["adrg"]
         return pd.DataFrame({self.label_column: cases["total_cost"].astype("float64"), "adrg": adrg})
 
     def context(self, inputs: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:

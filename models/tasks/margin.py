@@ -36,15 +36,13 @@ def discharge_margin(cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
     estimated from the cases themselves, and then the label is partly the calibration's own echo
     (column ``weights_source`` says which).
     """
-    from casemix.grouper import Grouper
-    from casemix.payment import PaymentRules, price_cases, weights_for_pricing
+    from casemix.engine import CasemixEngine
     from casemix.rw_table import weights_source
-    from casemix.tables import load_tables
 
-    rules = PaymentRules.load(settings.payment_config)
-    grouped = cases.join(Grouper.for_rules(rules, load_tables(settings.casemix_tables)).group_frame(cases))
-    weights = weights_for_pricing(grouped, rules)
-    return price_cases(grouped, rules, weights).assign(weights_source=weights_source(weights))
+    engine = CasemixEngine.from_settings(settings)
+    grouped = cases.join(engine.group(cases))
+    weights = engine.weights(grouped)
+    return engine.price(grouped, weights).assign(weights_source=weights_source(weights))
 
 
 class MarginModel:

@@ -53,10 +53,9 @@ class ReadmissionTask(Task):
     partial_labels = True
 
     def labels(self, cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
-        from casemix.grouper import Grouper
-        from casemix.tables import load_tables
+        from casemix.engine import CasemixEngine
 
-        adrg = Grouper(load_tables(settings.casemix_tables)).group_frame(cases)["adrg"]
+        adrg = CasemixEngine.from_settings(settings).group(cases)["adrg"]
         found = readmission_labels(cases, adrg=adrg)
         return found[[LABEL]].join(lace(cases)).join(found.drop(columns=LABEL))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from contract.fields import CODE_SEPARATOR, FIELDS
+from contract.fields import FIELDS, exploded_code_lists
 from pipelines.mapping import Mapping, load_mapping
 
 ZH_MAPPING = "cn-abstract"
@@ -65,6 +65,13 @@ def _labels(table: dict[str, object]) -> dict[str, str]:
 
 
 def _numbered(column: pd.Series, prefix: str) -> dict[str, pd.Series]:
-    parts = column.astype(object).where(column.notna(), "").str.split(CODE_SEPARATOR, expand=True)
-    parts = parts.where(parts != "", None)
-    return {f"{prefix}{k + 1}": parts[k] for k in parts.columns if parts[k].notna().any()}
+    """A code list as numbered columns (``prefix1``, ``prefix2``, …) as wide abstracts hold it."""
+    codes = exploded_code_lists(column)
+    rows, values = codes.index.to_numpy(), codes.to_numpy(dtype=object)
+    rank = codes.groupby(level=0).cumcount().to_numpy()
+    out = {}
+    for k in range(int(rank.max()) + 1 if len(rank) else 0):
+        numbered = np.full(len(column), None, dtype=object)
+        numbered[rows[rank == k]] = values[rank == k]
+        out[f"{prefix}{k + 1}"] = pd.Series(numbered, index=column.index, dtype=object)
+    return out

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from casemix.grouper import Grouper
+from casemix.engine import CasemixEngine
 from casemix.payment import PaymentRules
 from contract.errors import InputError
 from contract.fields import CODE_SEPARATOR, COLUMNS, STORE_COLUMNS, canonical_frame, los_days
@@ -209,9 +209,9 @@ def _abstracts(
         **{c: audit[c].array for c in audit.columns},
         "los_days": los_days(admitted, discharged).to_numpy(),
     }
-    grouper = Grouper.for_rules(rules or PaymentRules.load())
+    engine = CasemixEngine(rules=rules or PaymentRules.load())
     billing = pd.DataFrame({c: columns[c] for c in settlement.INPUT_COLUMNS})
-    settled = settlement.settle(billing, grouper, end, rng, rules)
+    settled = settlement.settle(billing, engine, end, rng)
     columns.update({c: settled[c].array for c in settled.columns if c in COLUMNS})
     # Optional fields the simulator does not produce (特病单议, 审核扣款…) stay empty.
     columns.update({c: np.full(len(billing), None, dtype=object) for c in COLUMNS if c not in columns})
@@ -226,7 +226,7 @@ def _abstracts(
         other_procedures=true_text["other_procedures"][wrong],
     )
     true_drg = settled["drg"].to_numpy().copy()
-    true_drg[wrong] = grouper.group_frame(true_frame)["drg"].to_numpy()
+    true_drg[wrong] = engine.group(true_frame)["drg"].to_numpy()
     oracle = pd.DataFrame(
         {
             "case_id": cases["case_id"],

@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 import typer
 
-from casemix.grouper import Grouper
+from casemix.engine import CasemixEngine
 from casemix.payment import DEFAULT_RULES, PaymentRules, drg_cost
 from casemix.rw_table import write_weights
-from casemix.tables import load_tables
 from casemix.weights import Calibration, calibrate_weights
 from contract.fields import COST_CATEGORIES
 from pipelines.demo.generate import generate_demo
@@ -81,18 +80,18 @@ def own_history_rules() -> PaymentRules:
     return rules.model_copy(update={"calibration": rules.calibration.model_copy(update={"rw_table": None})})
 
 
-def regional_rw_table(claims: pd.DataFrame, grouper: Grouper | None = None) -> pd.DataFrame:
+def regional_rw_table(claims: pd.DataFrame, engine: CasemixEngine | None = None) -> pd.DataFrame:
     """The insurer's RW table from the region's claims: grouped, trimmed, unstable groups from their
     ADRG, calibrated on the cost inside the DRG, scaled to the region's budget at the first base rate."""
-    grouper = grouper or Grouper()
-    grouped = pd.concat([claims, grouper.group_frame(claims)[["status", "drg", "adrg"]]], axis=1)
+    engine = engine or CasemixEngine()
+    grouped = pd.concat([claims, engine.group(claims)[["status", "drg", "adrg"]]], axis=1)
     rules = PaymentRules.load()
     inside = drg_cost(grouped, rules)
     budget = float(inside[grouped["status"].eq("grouped")].sum())
     first_rate = min(rules.base_rates, key=lambda r: r.effective_from).yuan
     calibration = Calibration(**REGION_CALIBRATION, adjust="budget", budget_yuan=budget, base_rate=first_rate)
     table = calibrate_weights(grouped, calibration, cost=inside)
-    names = load_tables().drg_name
+    names = engine.tables.drg_name
     return table.assign(name=[names(drg) for drg in table.index], source="insurer")
 
 

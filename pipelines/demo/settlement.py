@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from casemix.cases import CANONICAL_INPUT_COLUMNS
-from casemix.grouper import Grouper
-from casemix.payment import PaymentRules, price_cases, weights_for_pricing
+from casemix.engine import CasemixEngine
 from contract.fields import COST_CATEGORIES
 
 # What grouping output must be joined to for weights and prices (the rules may ask for cost columns).
@@ -45,25 +44,20 @@ INPUT_COLUMNS = tuple(
 
 
 def settle(
-    cases: pd.DataFrame,
-    grouper: Grouper,
-    end: np.datetime64,
-    rng: np.random.Generator,
-    rules: PaymentRules | None = None,
+    cases: pd.DataFrame, engine: CasemixEngine, end: np.datetime64, rng: np.random.Generator
 ) -> pd.DataFrame:
     """settled_drg, insurer_payment, self_pay and settlement_date for ``cases`` (``INPUT_COLUMNS``), and
-    ``drg``: the group of every abstract as coded, settled or not. ``rules`` default to the embedded
-    payment rules."""
-    groups = grouper.group_frame(cases)
-    rules = rules or PaymentRules.load()
+    ``drg``: the group of every abstract as coded, settled or not, grouped and priced by ``engine`` (the
+    city's payment rules)."""
+    groups = engine.group(cases)
+    rules = engine.rules
     pricing = [
         *PRICING_COLUMNS,
         *rules.outside_drg.columns,
         *(COST_CATEGORIES if rules.cost_to_charge else ()),
     ]
     grouped = pd.concat([cases[list(dict.fromkeys(pricing))], groups[["status", "drg", "adrg"]]], axis=1)
-    weights = weights_for_pricing(grouped, rules)
-    priced = price_cases(grouped, rules, weights)
+    priced = engine.price(grouped)
     n = len(cases)
     discharged = cases["discharge_date"].to_numpy().astype("datetime64[D]")
     next_month = (discharged.astype("datetime64[M]") + 2).astype("datetime64[D]") - 1

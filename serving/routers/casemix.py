@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from casemix.grouper import GroupResult
-from casemix.rw_table import ESTIMATED, WeightsSource, read_weights, weights_source
-from contract.fields import CODE_SEPARATOR
+from casemix.rw_table import ESTIMATED, WeightsSource, weights_source
+from contract.fields import join_codes
 from serving.deps import State, require
 from serving.schemas import Code
 from serving.security import Principal
@@ -74,22 +74,25 @@ class Weights(BaseModel):
     weight: DrgWeight | None = Field(description="the requested DRG's row, when asked and found")
 
 
-def grouper(state: State) -> Any:
+def casemix(state: State) -> Any:
+    """The service's casemix engine: the grouper of its payment rules, and the weights it prices with."""
     try:
-        return state.grouper()
+        return state.casemix()
     except ImportError as error:
         raise HTTPException(503, "the casemix grouper is not installed") from error
+    except (ValidationError, ValueError, OSError) as error:
+        raise HTTPException(503, f"the payment rules or grouping tables cannot be read: {error}") from error
 
 
 @router.post("", response_model=Grouped, summary="Group one case, with the rule trace")
 def group_one(
     case: GroupCase, state: State, principal: Caller, translate_codes: Translate = False
 ) -> Grouped:
-    engine = grouper(state)
+    grouper = casemix(state).grouper
     state.audit.record(
         key_id=principal.key_id, role=principal.role, endpoint="/v1/group", case_ids=[case.case_id]
     )
-    result = engine.group_case(
+    result = grouper.group_case(
         sex=case.sex,
         age_years=case.age_years,
         age_days=case.age_days,
@@ -107,12 +110,12 @@ def group_batch(
 ) -> list[Grouped]:
     if len(batch.cases) > state.serving.max_batch:
         raise HTTPException(413, f"at most {state.serving.max_batch} cases per request")
-    engine = grouper(state)
+    engine = casemix(state)
     case_ids = [c.case_id for c in batch.cases]
     state.audit.record(
         key_id=principal.key_id, role=principal.role, endpoint="/v1/group/batch", case_ids=case_ids
     )
-    result = engine.group_frame(_frame(batch.cases), translate_codes=translate_codes)
+    result = engine.group(_frame(batch.cases), translate_codes=translate_codes)
     names = engine.tables.drg_name
     return [
         Grouped(case_id=case_id, drg_name=names(row["drg"]), **row)
@@ -126,16 +129,16 @@ def weights(
     principal: Caller,
     drg: Annotated[str | None, Query(max_length=8, pattern="^[A-Za-z0-9]+$")] = None,
 ) -> Weights:
-    from casemix.payment import PaymentRules
-
+    engine = casemix(state)
+    path = engine.rw_table
     try:
-        rules = PaymentRules.load(state.settings.payment_config)
-        path = rules.calibration.rw_table
-        table = read_weights(path) if path is not None else None
+        table = engine.weights() if path is not None else None
     except (ValidationError, ValueError, OSError) as error:
-        raise HTTPException(503, f"the payment rules or RW table cannot be read: {error}") from error
+        raise HTTPException(503, f"the RW table cannot be read: {error}") from error
     if table is None:
-        return Weights(weights_source=ESTIMATED, rules=rules.name, rw_table=None, drgs=None, weight=None)
+        return Weights(
+            weights_source=ESTIMATED, rules=engine.rules.name, rw_table=None, drgs=None, weight=None
+        )
     row = None
     if drg is not None and drg.upper() in table.index:
         found = table.loc[drg.upper()]
@@ -149,7 +152,7 @@ def weights(
         )
     return Weights(
         weights_source=weights_source(table),
-        rules=rules.name,
+        rules=engine.rules.name,
         rw_table=path.name,
         drgs=len(table),
         weight=row,
@@ -163,8 +166,8 @@ def _frame(cases: list[GroupCase]) -> pd.DataFrame:
             "age_years": [c.age_years for c in cases],
             "age_days": [c.age_days for c in cases],
             "birth_weight_g": [c.birth_weight_g for c in cases],
-            "diagnoses": [CODE_SEPARATOR.join(c.diagnoses) for c in cases],
-            "procedures": [CODE_SEPARATOR.join(c.procedures) for c in cases],
+            "diagnoses": [join_codes(c.diagnoses) for c in cases],
+            "procedures": [join_codes(c.procedures) for c in cases],
         },
         dtype=object,
     )

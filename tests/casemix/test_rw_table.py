@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from casemix.payment import DEFAULT_RULES, PaymentRules, weights_for_pricing
+from casemix.engine import CasemixEngine
+from casemix.payment import DEFAULT_RULES, PaymentRules
 from casemix.rw_table import (
     ESTIMATED,
     INSURER,
@@ -127,16 +128,13 @@ def test_rules_name_the_table_relative_to_their_file(tmp_path: Path) -> None:
     (tmp_path / "city.toml").write_text(rules_text, encoding="utf-8")
     rules = PaymentRules.load(tmp_path / "city.toml")
     assert rules.calibration.rw_table == tmp_path / "tables" / "rw.csv"
-    no_history = pd.DataFrame(
-        columns=["status", "drg", "adrg", "los_days", "total_cost", "cost_negotiated_drugs"]
-    )
-    weights = weights_for_pricing(no_history, rules)
+    weights = CasemixEngine(rules=rules).weights()  # an insurer's table needs no history
     assert weights["rw"].to_dict() == {"FM19": 2.0, "GZ13": 0.5}
     assert weights_source(weights) == INSURER
     by_item = rules.model_copy(
         update={"calibration": rules.calibration.model_copy(update={"unstable": "by_item"})}
     )
-    assert list(weights_for_pricing(no_history, by_item).index) == ["FM19"]  # 非稳定组 paid by item
+    assert list(CasemixEngine(rules=by_item).weights().index) == ["FM19"]  # 非稳定组 paid by item
 
 
 def test_the_embedded_rules_use_the_demo_citys_published_table() -> None:

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from casemix.payment import PaymentRules, price_cases, weights_for_pricing
+from casemix.engine import CasemixEngine
+from casemix.payment import PaymentRules, price_cases
 from casemix.rw_table import ESTIMATED, weights_source
 from casemix.weights import Calibration, calibrate_weights, trim_mask
 from contract.fields import COST_CATEGORIES
@@ -177,7 +178,7 @@ def test_negotiated_drugs_are_paid_once() -> None:
     default = PaymentRules.load()
     own_history = default.calibration.model_copy(update={"rw_table": None, "reference_cost": 10000.0})
     rules = default.model_copy(update={"calibration": own_history})
-    weights = weights_for_pricing(frame, rules)
+    weights = CasemixEngine(rules=rules).weights(frame)
     assert weights.loc["AA11", "mean_cost"] == pytest.approx(10000.0)
     priced = price_cases(frame, rules, weights)
     assert priced["drg_payment"].tolist() == pytest.approx([12000.0] * 40)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from casemix.engine import CasemixEngine
 from casemix.grouper import Grouper
 from casemix.payment import PaymentRules
 from models.coding.whatif import corrections, diagnosis_variants, heavier_drg
@@ -80,7 +81,7 @@ def test_heavier_drg_is_the_next_split_up(grouper):
 
 
 def test_money_at_stake_of_each_correction(cases, grouper, weights):
-    found = corrections(cases, grouper, PaymentRules.load(), weights)
+    found = corrections(cases, CasemixEngine(grouper.tables, PaymentRules.load()), weights)
     assert found["coded_drg"].tolist() == ["ES33", "OZ19", "EX25"]
     pneumonia, caesarean, bronchitis = found.iloc[0], found.iloc[1], found.iloc[2]
     # unsupported CC: dropping E87.200 leaves ES35, paid 0.4 RW less

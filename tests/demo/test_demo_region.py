@@ -6,16 +6,18 @@ import pandas as pd
 import pytest
 
 from casemix.rw_table import INSURER, weights_source
+from casemix.tables import load_tables
 from pipelines.demo.region import Peer, regional_claims, regional_rw_table
 
 
 class RecordedGroups:
-    """A grouper that returns the groups the claims were made with."""
+    """A casemix engine that groups claims into the groups they were made with."""
 
     def __init__(self, drgs: list[str]) -> None:
         self.drgs = drgs
+        self.tables = load_tables()
 
-    def group_frame(self, claims: pd.DataFrame) -> pd.DataFrame:
+    def group(self, claims: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(
             {"status": "grouped", "drg": self.drgs, "adrg": [d[:3] for d in self.drgs]}, index=claims.index
         )

