@@ -21,7 +21,6 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_variable] = "1"
 
-import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -70,25 +69,25 @@ def run(
 ) -> None:
     """Group N cases in one batch on one core and time single-case grouping, then run ``caselens group``
     with pricing on N demo stays as a whole command; write a markdown report."""
+    # The command first, while this process is small: a child's peak RSS starts from its parent's.
+    with tempfile.TemporaryDirectory(prefix="caselens-group-bench-") as folder:
+        command = _measure_command(cases, repeats, Path(folder))
     threads = pa.cpu_count()
     pa.set_cpu_count(1)
     try:
         text = _measure(cases, repeats)
     finally:
         pa.set_cpu_count(threads)
-    with tempfile.TemporaryDirectory(prefix="caselens-group-bench-") as folder:
-        command = _measure_command(cases, repeats, Path(folder))
     write_results([text, command], output)
 
 
 def _measure_command(cases: int, repeats: int, folder: Path) -> str:
     """``caselens group --payment`` on ``cases`` demo stays, as a process: wall, CPU, start-up, memory."""
-    from pipelines.demo import generate_demo
-
     source, output = folder / "cases.parquet", folder / "priced.parquet"
-    generate_demo(cases, 3, 42).write(folder)
-    size_mb = source.stat().st_size / 1e6
     env = {**os.environ, "CASELENS_DATA_DIR": str(folder / "data")}
+    generate = ["demo-data", "--cases", str(cases), "--years", "3", "--seed", "42", "--out", str(folder)]
+    _child([sys.executable, "-m", "cli.app", *generate], env)
+    size_mb = source.stat().st_size / 1e6
     startup, _ = _child([sys.executable, "-m", "cli.app", "--help"], env)
     arguments = ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)]
     load = load_average()
@@ -96,7 +95,8 @@ def _measure_command(cases: int, repeats: int, folder: Path) -> str:
     (wall, cpu), _ = min(runs, key=lambda r: r[0][0])
     peak_mb = max(r[1] for r in runs)
     rate = cases / wall
-    verdict = "meets" if rate >= TARGET_RATE else "misses"
+    verdict = {True: "meets", False: "misses"}
+    by_wall, by_cpu = verdict[rate >= TARGET_RATE], verdict[cases / cpu >= TARGET_RATE]
     cores = len(os.sched_getaffinity(0))
     lines = [
         "",
@@ -118,7 +118,7 @@ def _measure_command(cases: int, repeats: int, folder: Path) -> str:
         f"| of which start-up (`caselens --help`: imports of every command) | {startup[0]:.2f} s wall, "
         f"{startup[1]:.2f} s CPU |",
         f"| reference grouper (OpenDRG, grouping only) | {REFERENCE_RATE:,} |",
-        f"| target (issue 18) | {TARGET_RATE:,}: {verdict} it by wall time |",
+        f"| target (issue 18) | {TARGET_RATE:,}: {by_wall} it by wall time, {by_cpu} it by CPU time |",
         f"| peak memory (max RSS) of the command | {peak_mb:,.0f} MB |",
         "",
         f"Load average before the command runs: {load:.1f}.",
@@ -128,14 +128,18 @@ def _measure_command(cases: int, repeats: int, folder: Path) -> str:
 
 
 def _child(command: list[str], env: dict[str, str]) -> tuple[tuple[float, float], float]:
-    """Run ``command`` to completion: ((wall seconds, CPU seconds user + system), its peak RSS in MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``command`` to completion: ((wall seconds, CPU seconds user + system), its peak RSS in MB),
+    from the kernel's account of that one child (``wait4``)."""
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True, cwd=ROOT)
+    process = subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return (wall, cpu), after.ru_maxrss / 1024
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command[2:4])} exited with {process.returncode}")
+    return (wall, usage.ru_utime + usage.ru_stime), usage.ru_maxrss / 1024
 
 
 def _measure(cases: int, repeats: int) -> str:
