@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +191,10 @@ def test_a_bad_yes_no_value_names_row_and_column(demo_hospital, tmp_path: Path) 
     assert "row 7: readmission_plan_31d 'perhaps' is not a yes/no value (1 rows)" in " ".join(
         result.output.split()
     )
+
+
+def test_the_command_line_starts_without_the_machine_learning_stack() -> None:
+    """Start-up is part of every `caselens group` run: scikit-learn alone took a second of CPU to import."""
+    code = "import sys, cli.app; print(sorted({'sklearn', 'lightgbm', 'shap'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
