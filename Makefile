@@ -4,12 +4,12 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint lock browser
+.PHONY: demo test lint lock browser postgres
 
 demo: $(VENV)/.installed
 	$(BIN)/caselens demo
 
-test: $(VENV)/.installed browser
+test: $(VENV)/.installed browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
@@ -40,4 +40,13 @@ browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 		|| { echo "could not install chromium"; [ "$${CASELENS_REQUIRE_BROWSER:-0}" = "0" ]; }; \
+	fi
+
+# PostgreSQL for the shared-tracking-server test (tests/deployment/test_mlflow_server.py: MLflow on
+# PostgreSQL), from Debian's package; skipped when a server binary is already there. Where
+# CASELENS_REQUIRE_POSTGRES is set (CI), a failed install fails here instead of skipping the test.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+		|| { echo "could not install postgresql"; [ "$${CASELENS_REQUIRE_POSTGRES:-0}" = "0" ]; }; \
 	fi

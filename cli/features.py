@@ -9,8 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.progress import progress_bar
-from features.docs import DOCS_PATH, write_docs
-from features.pipeline import CaseFeatures
 from pipelines.store import read_cases
 
 console = Console()
@@ -29,6 +27,8 @@ def build(
 
     Category levels are learned on the whole store here; models learn them on their training split.
     """
+    from features.pipeline import CaseFeatures  # here: scikit-learn would slow every command's start
+
     with progress_bar() as bar:
         task = bar.add_task(f"{stage} features", total=3)
         cases = read_cases(store)
@@ -50,6 +50,8 @@ def build(
 @app.command("catalog")
 def catalog(stage: str = typer.Option("discharge", "--stage", help=STAGE_HELP)) -> None:
     """List the features of a stage with their view, sources and names."""
+    from features.pipeline import CaseFeatures
+
     frame = CaseFeatures(stage).catalog
     table = Table("feature", "view", "stage", "kind", "sources", "中文", "English")
     for row in frame.itertuples(index=False):
@@ -59,8 +61,13 @@ def catalog(stage: str = typer.Option("discharge", "--stage", help=STAGE_HELP)) 
 
 @app.command("docs")
 def docs(
-    path: Path = typer.Option(DOCS_PATH, "--path", help="the markdown file with the generated section"),
+    path: Path | None = typer.Option(
+        None, "--path", help="the markdown file with the generated section [default: docs/features.md]"
+    ),
 ) -> None:
     """Regenerate the feature table of docs/features.md from the registered views."""
+    from features.docs import DOCS_PATH, write_docs
+
+    path = path or DOCS_PATH
     changed = write_docs(path)
     console.print(f"{path}: {'updated' if changed else 'already up to date'}")

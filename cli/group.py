@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -16,7 +17,8 @@ from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
-from pipelines.readers import read_table
+from pipelines.mapping import BOOLEAN_TEXT
+from pipelines.readers import read_parquet_typed, read_table
 from pipelines.store import read_cases
 
 console = Console()
@@ -50,7 +52,9 @@ def group(
     """
     if output.suffix.lower() not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
         raise InputError(f"{output}: the output must end in .csv, .tsv or .parquet")
-    with progress_bar() as bar:
+    # Copy-on-write for the whole command: adding columns to a wide case frame (grouping, then the
+    # payment columns) no longer copies every input column, which cost more than the pricing itself.
+    with pd.option_context("mode.copy_on_write", True), progress_bar() as bar:
         task = bar.add_task("group", total=4 if payment else 3)
         cases = _read(input_path)
         bar.advance(task)
@@ -79,11 +83,13 @@ def group(
 
 
 def _read(path: Path) -> pd.DataFrame:
-    """Cases as text columns from a file, or in canonical dtypes from a store folder."""
+    """Cases from a store folder in canonical dtypes, from Parquet in its own types, from text as text."""
     if path.is_dir():
         return read_cases(path)
     if not path.is_file():
         raise NotFound(f"{path}: no such file or store folder")
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return read_parquet_typed(path)
     return read_table(path).frame
 
 
@@ -98,11 +104,15 @@ def _price(cases: pd.DataFrame, engine: CasemixEngine) -> pd.DataFrame:
 
 
 def _typed(cases: pd.DataFrame) -> pd.DataFrame:
-    """Contract date and number columns read as text, converted; a bad value names its column and row."""
+    """Contract date, number and yes/no columns read as text, converted; a bad value names its column
+    (and, for a yes/no, its row): "false" must not count as true, as any non-empty text would."""
     converted = {}
     for name in cases.columns:
         field = FIELD_BY_NAME.get(name)
-        if field is None or field.kind not in ("date", "float", "int") or not _is_text(cases[name]):
+        if field is None or field.kind not in ("date", "float", "int", "bool") or not _is_text(cases[name]):
+            continue
+        if field.kind == "bool":
+            converted[name] = _flags(cases[name])
             continue
         text = cases[name].astype(object).where(cases[name].notna() & (cases[name] != ""), None)
         parse = pd.to_datetime if field.kind == "date" else pd.to_numeric
@@ -111,6 +121,20 @@ def _typed(cases: pd.DataFrame) -> pd.DataFrame:
         except (ValueError, TypeError) as error:
             raise InputError(f"column {name}: {error}") from None
     return cases.assign(**converted)
+
+
+def _flags(column: pd.Series) -> pd.Series:
+    """A yes/no column from its text (true/false, 1/0, yes/no, ...); blank is missing."""
+    text = column.astype(object).where(column.notna(), "").astype(str).str.strip().str.lower()
+    flags = text.map(BOOLEAN_TEXT)
+    bad = flags.isna() & (text != "")
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"row {column.index[first]}: {column.name} {column.iloc[first]!r} is not a yes/no value "
+            f"({int(bad.sum())} rows)"
+        )
+    return flags.astype("boolean")
 
 
 def _is_text(column: pd.Series) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,9 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from contract.errors import StateError
+from contract.settings import mask_credentials
+
 CHAMPION = "champion"
 
 
@@ -20,10 +24,21 @@ def use_tracking(uri: str, artifacts: Path, experiment: str) -> str:
     """Point MLflow at ``uri`` and make ``experiment`` (created if needed) the active one; returns its id.
 
     A local SQLite store gets its artifacts under ``artifacts`` (otherwise MLflow would write to
-    ./mlruns of the working directory); any other tracking server keeps its own artifact store.
+    ./mlruns of the working directory); any other tracking server keeps its own artifact store. MLflow
+    prints each run's link to stdout straight from the tracking URI, password or token included: a URI
+    with credentials gets no link. A store that does not answer is a ``StateError`` with the
+    credentials masked, not MLflow's traceback.
     """
+    if mask_credentials(uri) != uri:
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+    except MlflowException as error:  # its message holds the request URL, credentials and all
+        shown = mask_credentials(uri)
+        raise StateError(
+            f"the MLflow tracking store {shown} did not answer: {mask_credentials(str(error))}"
+        ) from None
     if found is None:
         location = (artifacts / experiment).as_uri() if uri.startswith("sqlite:") else None
         mlflow.create_experiment(experiment, artifact_location=location)

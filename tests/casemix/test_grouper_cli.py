@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +13,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from casemix.grouper import REFERENCE_STATUS
-from casemix.payment import DEFAULT_RULES
+from casemix.grouper import REFERENCE_STATUS, Grouper
+from casemix.payment import DEFAULT_RULES, PaymentRules, price_cases, weights_for_pricing
 from casemix.tables import load_tables
 from cli.app import app
-from contract.fields import COST_CATEGORIES
+from contract.fields import COST_CATEGORIES, los_days
 
 REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
 runner = CliRunner()
@@ -147,3 +149,52 @@ def test_group_with_payment_adds_the_payment_columns(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (pd.read_parquet(output)["weights_source"] == "estimated from own history").all()
     assert "payment and margin are estimates" in " ".join(result.output.split())
+
+
+def test_priced_readmissions_are_the_same_from_parquet_csv_and_in_process(
+    demo_hospital, tmp_path: Path
+) -> None:
+    """Parquet is read in its own types and yes/no text is parsed: "false" once read as text counted as
+    true, so no readmission was ever caught (a planned one is never caught)."""
+    cases = demo_hospital.cases.drop(columns=["los_days"])
+    rules = PaymentRules.load(DEFAULT_RULES)
+    grouped = cases.assign(**Grouper.for_rules(rules).group_frame(cases))
+    grouped["los_days"] = los_days(grouped["admission_date"], grouped["discharge_date"])
+    expected = price_cases(grouped, rules, weights_for_pricing(grouped, rules))["readmitted"]
+    assert expected.sum() > 0
+    parquet, csv = tmp_path / "cases.parquet", tmp_path / "cases.csv"
+    cases.to_parquet(parquet, index=False)
+    cases.to_csv(csv, index=False)
+    for source in (parquet, csv):
+        output = tmp_path / f"priced-{source.suffix[1:]}.parquet"
+        result = runner.invoke(
+            app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)]
+        )
+        assert result.exit_code == 0, result.output
+        priced = pd.read_parquet(output)
+        assert priced["readmitted"].tolist() == expected.tolist(), source.suffix
+    assert priced["drg"].tolist() == grouped["drg"].tolist()
+    from_parquet = pd.read_parquet(tmp_path / "priced-parquet.parquet")
+    assert pd.api.types.is_bool_dtype(from_parquet["readmission_plan_31d"])  # the input's own types
+    assert from_parquet["admission_date"].dtype == "datetime64[ns]"
+
+
+def test_a_bad_yes_no_value_names_row_and_column(demo_hospital, tmp_path: Path) -> None:
+    cases = demo_hospital.cases.head(50).astype({"readmission_plan_31d": object})
+    cases.loc[7, "readmission_plan_31d"] = "perhaps"
+    source = tmp_path / "cases.csv"
+    cases.to_csv(source, index=False)
+    result = runner.invoke(
+        app, ["group", str(source), "-o", str(tmp_path / "o.csv"), "--payment", str(DEFAULT_RULES)]
+    )
+    assert result.exit_code == 2
+    assert "row 7: readmission_plan_31d 'perhaps' is not a yes/no value (1 rows)" in " ".join(
+        result.output.split()
+    )
+
+
+def test_the_command_line_starts_without_the_machine_learning_stack() -> None:
+    """Start-up is part of every `caselens group` run: scikit-learn alone took a second of CPU to import."""
+    code = "import sys, cli.app; print(sorted({'sklearn', 'lightgbm', 'shap'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

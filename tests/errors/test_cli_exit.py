@@ -49,12 +49,12 @@ def test_the_message_is_printed_as_written_not_read_as_markup(settings, tmp_path
 
 
 def test_a_fault_is_not_swallowed_as_a_user_error(settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cli import features
+    from features.pipeline import CaseFeatures
 
     def broken(self: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(features.CaseFeatures, "catalog", property(broken))
+    monkeypatch.setattr(CaseFeatures, "catalog", property(broken))
     result = CliRunner().invoke(app, ["features", "catalog"])
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
     assert "error:" not in result.output
