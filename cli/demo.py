@@ -57,6 +57,8 @@ def _steps(cases: int, years: int, seed: int, horizon: int, demo_dir: Path) -> l
     return [
         ("demo-data", ["demo-data", *size, "--out", str(demo_dir)]),
         ("ingest", ["ingest", str(demo_dir / "cases.parquet")]),
+        ("ingest charges", ["ingest", str(demo_dir / "charges.parquet"), "--kind", "charges"]),
+        ("ingest inpatients", ["ingest", str(demo_dir / "inpatients.parquet"), "--kind", "inpatients"]),
         ("casemix report", ["casemix", "report", "--by", "department", "--period", "quarter"]),
         ("train --all", ["train", "--all", "--oracle", str(demo_dir / "oracle.parquet")]),
         ("queue coding", lambda: ["queue", "coding", "--period", _latest_quarter(), "--budget", "200"]),
