@@ -16,7 +16,7 @@ at discharge), and :func:`table_field_stage` says when each becomes known.
 from __future__ import annotations
 
 from contract.charges import CHARGE_FIELDS, CHARGE_KEY, CHARGES_TABLE
-from contract.fields import FIELDS, Field, Stage
+from contract.fields import COST_CATEGORIES, FIELDS, Field, Stage
 
 INPATIENTS_TABLE = "inpatients"
 CASES_TABLE = "cases"
@@ -51,13 +51,39 @@ INSTAY_FIELDS: tuple[Field, ...] = (
 INSTAY_KEY: tuple[str, ...] = ("case_id", "recorded_date")
 INSTAY_COLUMNS: tuple[str, ...] = tuple(f.name for f in INSTAY_FIELDS)
 
-# Columns an in-stay frame (a record cut at the end of a day) derives; known at that day's end.
+# Columns an in-stay frame (a record cut at the end of a day, features.instay) derives; all known at
+# that day's end. The charges to date by group are ``charges.<group>`` (the charges table's columns).
 INSTAY_DERIVED: tuple[Field, ...] = (
     Field("as_of_date", "date", "in_stay", True, "截至日期", "the day whose end the record is cut at"),
     Field(
         "day_of_stay", "int", "in_stay", True, "住院第几天", "as_of_date - admission_date + 1", None, 1, None
     ),
+    Field(
+        "charges_to_date", "float", "in_stay", True, "累计费用", "charges up to the end of as_of_date (yuan)"
+    ),
+    Field("charges_last_day", "float", "in_stay", True, "当日费用", "charges on as_of_date (yuan)"),
+    Field(
+        "charges_last_3_days",
+        "float",
+        "in_stay",
+        True,
+        "近3日费用",
+        "charges on as_of_date and the 2 days before",
+    ),
+    Field("pregroup_status", "str", "in_stay", True, "预分组状态", "grouped, or why the record cannot be"),
+    Field("pregroup_drg", "str", "in_stay", True, "预分组DRG", "DRG of the codes so far (casemix.pregroup)"),
+    Field("pregroup_adrg", "str", "in_stay", True, "预分组ADRG", "ADRG of the codes so far"),
+    Field("pregroup_rw", "float", "in_stay", False, "预分组权重", "relative weight of the pre-grouped DRG"),
+    Field(
+        "payment_standard",
+        "float",
+        "in_stay",
+        False,
+        "支付标准",
+        "the pre-grouped DRG's standard payment under the rules in force on as_of_date (yuan)",
+    ),
 )
+CHARGES_TO_DATE: tuple[str, ...] = tuple(f"{CHARGES_TABLE}.{name}" for name in COST_CATEGORIES)
 
 TABLE_FIELDS: dict[str, tuple[Field, ...]] = {
     CASES_TABLE: FIELDS,
@@ -78,11 +104,12 @@ TABLE_DATES: dict[str, str] = {
 
 _QUALIFIED: dict[str, Stage] = {
     f"{table}.{f.name}": f.stage for table in (CHARGES_TABLE, INPATIENTS_TABLE) for f in TABLE_FIELDS[table]
-} | {f.name: f.stage for f in INSTAY_DERIVED}
+} | {f.name: f.stage for f in (*INSTAY_FIELDS, *INSTAY_DERIVED) if f.stage == "in_stay"}
 
 
 def table_field_stage(name: str) -> Stage | None:
-    """The stage a ``<table>.<column>`` of another table (or an in-stay derived column) becomes known."""
+    """The stage a ``<table>.<column>`` of another table, or an in-stay column of its own name
+    (``working_diagnoses``, ``day_of_stay``…), becomes known; None for anything else."""
     return _QUALIFIED.get(name)
 
 

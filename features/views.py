@@ -24,6 +24,7 @@ import pandas as pd
 from casemix.cases import CANONICAL_INPUT_COLUMNS
 from contract.errors import ConfigError
 from contract.fields import COST_CATEGORIES, DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage
+from contract.instay import table_field_stage
 from features import codes, comorbidity
 from features.history import WINDOWS
 
@@ -63,6 +64,8 @@ def field_stage(name: str) -> Stage:
     """The stage a contract field (or derived column) becomes known."""
     if name in DERIVED_STAGE:
         return DERIVED_STAGE[name]
+    if (other_table := table_field_stage(name)) is not None:  # charges.<group>, in-stay columns
+        return other_table
     if name not in FIELD_BY_NAME:
         raise FeatureStageError(f"'{name}' is not a field of contract.fields")
     return FIELD_BY_NAME[name].stage
