@@ -66,12 +66,17 @@ class WarningPolicy:
 
 
 def watch_list(
-    model: Any, frame: pd.DataFrame, history: pd.DataFrame | None, policy: WarningPolicy = WarningPolicy()
+    model: Any,
+    frame: pd.DataFrame,
+    history: pd.DataFrame | None,
+    policy: WarningPolicy = WarningPolicy(),
+    reasons: bool = True,
 ) -> pd.DataFrame:
     """``WATCH_COLUMNS`` for the cut stays in ``frame`` (``features.instay.cut_stays``), ranked.
 
     ``model`` is the in-stay champion's Python model (``features`` and ``estimator``); ``history`` the
-    stored abstracts the admission features look back on.
+    stored abstracts the admission features look back on. ``reasons=False`` leaves ``top_reasons``
+    empty (a replay of many days does not read them).
     """
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in WATCH_COLUMNS})
@@ -101,7 +106,7 @@ def watch_list(
             "overrun_probability": np.round(probability, 4),
             "expected_overrun": np.round(probability * above, 2),
             "warning_level": policy.levels(ratio, predicted_ratio, probability),
-            "top_reasons": top_reasons(model.estimator, X, model.features.catalog),
+            "top_reasons": top_reasons(model.estimator, X, model.features.catalog) if reasons else "",
         }
     )
     severity = pd.Series(out["warning_level"]).map({level: i for i, level in enumerate(LEVELS)})
