@@ -173,18 +173,20 @@ def top_reasons(estimator: InstayModel, X: pd.DataFrame, catalog: pd.DataFrame, 
     """Per row, the ``k`` features pushing the overrun risk most (exact TreeSHAP, log-odds), as
     "name = value (+effect)" in the catalog's English and Chinese names, largest effect first."""
     values, _ = lgbm.contributions(estimator.explained, X)
-    names = catalog.set_index("feature")
-    label = {f: f"{names.at[f, 'en']} {names.at[f, 'zh']}" if f in names.index else f for f in X.columns}
+    names = catalog.drop_duplicates("feature").set_index("feature")
+    label = [f"{names.at[f, 'en']} {names.at[f, 'zh']}" if f in names.index else f for f in X.columns]
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
-    out = []
-    for row, picked in enumerate(order):
-        parts = [
-            f"{label[X.columns[j]]} = {_shown(X.iat[row, j])} ({values[row, j]:+.2f})"
-            for j in picked
-            if values[row, j] != 0
-        ]
-        out.append("; ".join(parts))
-    return out
+    rows = np.arange(len(X))[:, None]
+    shown = X.to_numpy(dtype=object)[rows, order]
+    effects = values[rows, order]
+    return [
+        "; ".join(
+            f"{label[j]} = {_shown(value)} ({effect:+.2f})"
+            for j, value, effect in zip(picked, row_values, row_effects, strict=True)
+            if effect != 0
+        )
+        for picked, row_values, row_effects in zip(order, shown, effects, strict=True)
+    ]
 
 
 def _shown(value: object) -> str:
