@@ -66,7 +66,8 @@ A mapping is a TOML file: `[columns]` (canonical field = source column, or for a
 columns that add up), `[wide]` (code-list field = prefix of numbered columns such as 其他诊断编码1..n),
 `[values.<field>]` (source value = canonical value, e.g. `"男" = 1`), `date_formats`, and `extends` (a
 preset or file to start from). A field a mapping does not list is read from a column with its canonical
-name. Presets live in `pipelines/mappings/`: `canonical` (the default) and `cn-abstract`.
+name. Presets live in `pipelines/mappings/`: `canonical` (the default) and `cn-abstract`; for the daily
+tables `cn-charges` and `cn-inpatients`.
 
 ## Store
 

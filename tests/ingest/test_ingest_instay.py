@@ -114,3 +114,26 @@ def _admission_columns() -> set[str]:
     from contract.instay import INSTAY_FIELDS
 
     return {f.name for f in INSTAY_FIELDS}
+
+
+def test_chinese_presets_read_daily_exports(settings, tmp_path: Path, to_cn_export, make_cases) -> None:
+    from contract.fields import FIELD_BY_NAME
+
+    charges = _charges(2).rename(
+        columns={"case_id": "住院号", "charge_date": "费用日期"}
+        | {name: FIELD_BY_NAME[name].zh.split("（")[0] for name in COST_CATEGORIES}
+    )
+    charges.to_csv(tmp_path / "费用明细.csv", index=False, encoding="gb18030")
+    result = ingest_file(tmp_path / "费用明细.csv", "cn-charges", kind="charges")
+    assert (result.accepted, result.rejected) == (2, 0)
+    assert read_table("charges")["cost_treatment"].tolist() == [30.5, 31.5]
+
+    export = to_cn_export(make_cases(2)).assign(
+        记录日期=["2024-03-02", "2024-03-05"], 在院诊断编码=["J18.900|I10.x00", ""], 已行手术操作编码=""
+    )
+    export["入院日期"] = "2024/3/1"
+    export.to_csv(tmp_path / "在院.csv", index=False)
+    result = ingest_file(tmp_path / "在院.csv", "cn-inpatients", kind="inpatients")
+    assert (result.accepted, result.rejected) == (2, 0)
+    stored = read_table("inpatients")
+    assert stored["working_diagnoses"].tolist()[0] == "J18.900|I10.x00" and stored["sex"].tolist() == [1, 2]
