@@ -91,6 +91,12 @@ def _train_one(
 
     settings = get_settings()
     task = get_task(name)
+    if table is not None and task.stage == "in_stay":
+        from models.errors import TrainingInputError
+
+        raise TrainingInputError(
+            f"{name} trains on the store's daily charges and in-stay records, not --table"
+        )
     if table is not None:
         data = training.table_data(task, training.read_table(table), label, group, *history)
     elif task.stage == "in_stay":

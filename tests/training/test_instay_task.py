@@ -75,3 +75,15 @@ def test_train_all_skips_the_in_stay_task_without_daily_charges(settings, demo_h
     assert _lacks_daily_tables("instay") and not _lacks_daily_tables("cost")
     write_table("charges", demo_hospital.charges.head(50))
     assert not _lacks_daily_tables("instay")
+
+
+def test_the_in_stay_task_does_not_take_a_table(settings, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    (tmp_path / "t.csv").write_text("a,final_cost\n1,2\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["train", "instay", "--table", str(tmp_path / "t.csv"), "--label", "final_cost"]
+    )
+    assert result.exit_code == 2 and "daily charges" in result.output
