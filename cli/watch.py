@@ -21,23 +21,32 @@ def watch(
     as_of: datetime = typer.Option(..., "--as-of", formats=["%Y-%m-%d"], help="the day whose end to watch"),
     department: str | None = typer.Option(None, "--department", help="only this department"),
     out: Path | None = typer.Option(None, "-o", "--out", help="CSV path (default: <data_dir>/reports/...)"),
-    watch_ratio: float = typer.Option(0.9, help="watch: charges to date at this share of the standard..."),
+    watch_ratio: float | None = typer.Option(
+        None, help="watch: charges to date at this share of the standard [default: rules' overrun.watch]..."
+    ),
     watch_probability: float = typer.Option(0.5, help="...or an overrun probability at least this"),
-    overrun_ratio: float = typer.Option(
-        1.1, help="overrun: charges to date, or the predicted final cost, at this share of the standard"
+    overrun_ratio: float | None = typer.Option(
+        None,
+        help="overrun: charges to date, or the predicted final cost, at this share of the standard "
+        "[default: rules' overrun.threshold]",
     ),
 ) -> None:
     """Every stay in hospital at the end of --as-of, ranked by expected overrun (probability × amount
-    above the pre-grouped DRG's payment standard), with its warning level and top reasons.
+    above the pre-grouped DRG's payment standard), with its warning level and top reasons. The ratios
+    default to the payment rules' [overrun] section (watch 0.90, threshold 1.10).
 
     Uses the `champion` of caselens-instay and the store's charges and in-stay records
     (`caselens ingest FILE --kind charges|inpatients`).
     """
+    from casemix.payment import PaymentRules
     from models.watch_list import WarningPolicy
     from pipelines.watch import champion, watch_day
 
     settings = get_settings()
-    policy = WarningPolicy(watch_ratio, overrun_ratio, watch_probability)
+    rules = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config), watch_probability)
+    policy = WarningPolicy(
+        watch_ratio or rules.watch_ratio, overrun_ratio or rules.overrun_ratio, watch_probability
+    )
     day = pd.Timestamp(as_of).normalize()
     with progress_bar() as bar:
         step = bar.add_task("scoring the stays in hospital", total=2)

@@ -1,9 +1,10 @@
 """The ward watch list (在院预警): every stay in hospital ranked by expected overrun, with a warning level.
 
 Warning levels are the hospital's policy, not the model's: ``watch`` when charges to date reach
-``watch_ratio`` of the pre-grouped DRG's payment standard (90% in common use) or the predicted overrun
-probability reaches ``watch_probability``; ``overrun`` when charges to date reach ``overrun_ratio``
-(110%) of it or the predicted final cost does. The list is ranked by expected overrun: the probability
+``watch_ratio`` of the pre-grouped DRG's payment standard (90% in common use; the payment rules'
+``overrun.watch``) or the predicted overrun probability reaches ``watch_probability``; ``overrun`` when
+charges to date reach ``overrun_ratio`` (110%, ``overrun.threshold``) of it or the predicted final
+cost does. The list is ranked by expected overrun: the probability
 times the predicted amount above the standard.
 """
 
@@ -56,6 +57,11 @@ class WarningPolicy:
             raise ConfigError(
                 f"warning thresholds: watch probability {self.watch_probability} is not in [0, 1]"
             )
+
+    @classmethod
+    def from_rules(cls, rules: Any, watch_probability: float = 0.5) -> WarningPolicy:
+        """The thresholds of the payment rules' ``[overrun]`` section (``casemix.payment.Overrun``)."""
+        return cls(rules.overrun.watch, rules.overrun.threshold, watch_probability)
 
     def levels(self, ratio: np.ndarray, predicted_ratio: np.ndarray, probability: np.ndarray) -> np.ndarray:
         """``none``/``watch``/``overrun`` per stay; a missing ratio (no standard) never triggers."""

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from casemix.payment import Overrun, PaymentRules
 from cli.app import app
 from contract.errors import ConfigError
 from models.tasks import get_task
@@ -35,6 +36,15 @@ def test_levels_follow_the_hospitals_thresholds() -> None:
     assert strict.levels(ratio, predicted, probability).tolist()[:5] == expected
     with pytest.raises(ConfigError, match="watch ratio"):
         WarningPolicy(watch_ratio=1.2, overrun_ratio=1.1)
+
+
+def test_default_thresholds_are_the_payment_rules() -> None:
+    rules = PaymentRules.load()
+    assert WarningPolicy.from_rules(rules) == WarningPolicy(0.9, 1.1, 0.5)
+    city = rules.model_copy(update={"overrun": Overrun(watch=0.85, threshold=1.2)})
+    assert WarningPolicy.from_rules(city, 0.7) == WarningPolicy(0.85, 1.2, 0.7)
+    with pytest.raises(ValueError, match=r"overrun\.watch"):
+        Overrun(watch=1.3, threshold=1.2)
 
 
 @pytest.mark.slow
