@@ -272,7 +272,19 @@ class Grouping(_Rules):
 
 
 class Overrun(_Rules):
+    """超支预警: a case is an overrun above ``threshold`` × its standard; during the stay the watch list
+    warns (``watch``) from ``watch`` × the standard of the DRG pre-grouped so far."""
+
     threshold: PositiveFloat = 1.10
+    watch: PositiveFloat = 0.90
+
+    @model_validator(mode="after")
+    def _watch_before_overrun(self) -> Overrun:
+        if self.watch > self.threshold:
+            raise ValueError(
+                f"overrun.watch ({self.watch}) must not exceed overrun.threshold ({self.threshold})"
+            )
+        return self
 
 
 class CostToCharge(_Rules):

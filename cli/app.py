@@ -14,6 +14,7 @@ from cli import ingest as ingest_cmd
 from cli import queue as queue_cmd
 from cli import serve as serve_cmd
 from cli import train as train_cmd
+from cli import watch as watch_cmd
 from cli.failures import CaselensGroup
 from contract.settings import get_settings, private_data_dir
 
@@ -39,6 +40,7 @@ app.command("demo-data")(demo_data_cmd.demo_data)
 app.command("ingest")(ingest_cmd.ingest)
 app.command("group")(group_cmd.group)
 app.command("train")(train_cmd.train)
+app.command("watch")(watch_cmd.watch)
 app.add_typer(queue_cmd.app, name="queue")
 app.add_typer(forecast_cmd.app, name="forecast")
 app.add_typer(features_cmd.app, name="features")

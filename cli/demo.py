@@ -57,11 +57,21 @@ def _steps(cases: int, years: int, seed: int, horizon: int, demo_dir: Path) -> l
     return [
         ("demo-data", ["demo-data", *size, "--out", str(demo_dir)]),
         ("ingest", ["ingest", str(demo_dir / "cases.parquet")]),
+        ("ingest charges", ["ingest", str(demo_dir / "charges.parquet"), "--kind", "charges"]),
+        ("ingest inpatients", ["ingest", str(demo_dir / "inpatients.parquet"), "--kind", "inpatients"]),
         ("casemix report", ["casemix", "report", "--by", "department", "--period", "quarter"]),
         ("train --all", ["train", "--all", "--oracle", str(demo_dir / "oracle.parquet")]),
         ("queue coding", lambda: ["queue", "coding", "--period", _latest_quarter(), "--budget", "200"]),
+        ("watch", lambda: ["watch", "--as-of", _last_day()]),
         ("forecast surplus", ["forecast", "surplus", "--horizon", str(horizon)]),
     ]
+
+
+def _last_day() -> str:
+    """The demo's last day: the stays still in hospital at its end are the watch list."""
+    from pipelines.store import read_cases
+
+    return f"{read_cases(columns=['discharge_date'])['discharge_date'].max():%Y-%m-%d}"
 
 
 def _latest_quarter() -> str:

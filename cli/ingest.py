@@ -19,7 +19,16 @@ console = Console()
 
 def ingest(
     file: Path = typer.Argument(
-        ..., help="CSV (UTF-8 or GB18030), Excel .xlsx or Parquet export, one row per stay."
+        ...,
+        help="CSV (UTF-8 or GB18030), Excel .xlsx or Parquet export: one row per stay (--kind cases), "
+        "per stay and day (charges) or per stay and day its coding changed (inpatients).",
+    ),
+    kind: str = typer.Option(
+        "cases",
+        "--kind",
+        "-k",
+        help="What FILE holds: cases (discharge abstracts), charges (daily charges feed, 费用明细) or "
+        "inpatients (in-stay records: admission, working diagnoses, procedures so far).",
     ),
     mapping: str = typer.Option(
         "canonical",
@@ -39,7 +48,7 @@ def ingest(
         0.005, help="...or by this share of total_cost, whichever is larger."
     ),
 ) -> None:
-    """Validate FILE, write accepted cases to the store (same case id = update) and report the rest.
+    """Validate FILE, write accepted rows to the store (same key = update) and report the rest.
 
     Rows that fail a check go to rejects.csv (one line per problem: row, case id, field, value, reason)
     and rejected_rows.csv (the rows as read); unknown diagnosis/procedure codes are warnings and keep
@@ -59,6 +68,7 @@ def ingest(
             reports_dir=reports,
             rules=rules,
             on_step=lambda _: bar.advance(task),
+            kind=kind,
         )
     _summary(result)
 

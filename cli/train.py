@@ -65,6 +65,9 @@ def train(
     parsed = load_config(config)
     failed = []
     for name in names:  # with --all, one task's bad data does not stop the others
+        if all_tasks_ and _lacks_daily_tables(name):
+            console.print(f"{name}: skipped, the store has no daily charges (caselens ingest --kind charges)")
+            continue
         try:
             history = (entity, order, label_horizon_days)
             _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle, history))
@@ -92,8 +95,20 @@ def _train_one(
 
     settings = get_settings()
     task = get_task(name)
+    if table is not None and task.stage == "in_stay":
+        from models.errors import TrainingInputError
+
+        raise TrainingInputError(
+            f"{name} trains on the store's daily charges and in-stay records, not --table"
+        )
     if table is not None:
         training_data = data.table_data(task, data.read_table(table), label, group, *history)
+    elif task.stage == "in_stay":
+        from pipelines.instay import instay_data
+        from pipelines.store import read_table
+
+        records, charges = read_table("inpatients"), read_table("charges")
+        training_data = instay_data(task, _read_cases(), records, charges, settings)
     else:
         truths = pd.read_parquet(oracle) if oracle is not None else None
         training_data = data.case_data(task, _read_cases(), settings, oracle=truths)
@@ -113,6 +128,16 @@ def _task_names(task: str | None, every: bool, table: Path | None, label: str | 
     if (table is None) != (label is None):
         raise TrainingInputError("--table and --label go together")
     return sorted(all_tasks()) if every else [task]
+
+
+def _lacks_daily_tables(name: str) -> bool:
+    """An in-stay task on a store of abstracts only (no daily charges ingested)."""
+    from models.tasks import get_task
+    from pipelines.store import PART_FILE, table_path
+
+    if get_task(name).stage != "in_stay":
+        return False
+    return not any(table_path("charges", get_settings().store_dir).glob(f"*/{PART_FILE}"))
 
 
 def _read_cases() -> pd.DataFrame:

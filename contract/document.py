@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from contract.charges import CHARGE_FIELDS
 from contract.fields import (
     CODE_MEANINGS,
     CODE_SEPARATOR,
@@ -16,6 +17,7 @@ from contract.fields import (
     Field,
     store_dtypes,
 )
+from contract.instay import INSTAY_DERIVED, INSTAY_FIELDS
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "data-contract.md"
 
@@ -28,7 +30,8 @@ One row per inpatient stay (one discharge abstract, 病案首页). `caselens ing
 maps a hospital export to these fields, validates it and writes the canonical store, which every other
 part of caselens reads with `pipelines.store.read_cases(path=None, columns=None)`.
 
-- **stage** is when a value becomes known: `admission` < `discharge` < `settlement` < `audit`. A model
+- **stage** is when a value becomes known: `admission` < `in_stay` (the end of a day of the stay) <
+  `discharge` < `settlement` < `audit`. A model
   for a stage may only use fields of that stage or earlier.
 - **dtype** is the in-memory type `read_cases` returns. Code lists are `{CODE_SEPARATOR}`-separated,
   principal first. Missing values are `None` (text), `NaN` (amounts), `<NA>` (optional integers and
@@ -63,7 +66,8 @@ A mapping is a TOML file: `[columns]` (canonical field = source column, or for a
 columns that add up), `[wide]` (code-list field = prefix of numbered columns such as 其他诊断编码1..n),
 `[values.<field>]` (source value = canonical value, e.g. `"男" = 1`), `date_formats`, and `extends` (a
 preset or file to start from). A field a mapping does not list is read from a column with its canonical
-name. Presets live in `pipelines/mappings/`: `canonical` (the default) and `cn-abstract`.
+name. Presets live in `pipelines/mappings/`: `canonical` (the default) and `cn-abstract`; for the daily
+tables `cn-charges` and `cn-inpatients`.
 
 ## Store
 
@@ -71,6 +75,34 @@ name. Presets live in `pipelines/mappings/`: `canonical` (the default) and `cn-a
 `pandas.read_parquet` and `dask.dataframe.read_parquet` read the folder as it is. The manifest
 `<data_dir>/store-manifest.json` holds the store fingerprint (rows per year, SHA-256) and every ingest
 (input file SHA-256, mapping, counts, time).
+"""
+
+INSTAY_INTRO = """
+## Stays in hospital: the daily charges feed and in-stay records
+
+A stay still in hospital has no discharge abstract yet, so it is not a row of the case store with
+empty discharge fields (every reader of the store would have to skip it): it lives in two tables of
+its own, each beside the store in a hive-partitioned folder of its own and upserted by key:
+
+- `charges` (费用明细), one row per stay and day: the abstract's ten charge groups charged that day
+  (a group not charged is 0; a refund can make it negative). The days of a discharged stay add up
+  to its abstract's charge groups. `<data_dir>/store-charges/charge_year=<YYYY>/part-0.parquet`,
+  key (`case_id`, `charge_date`). Summed per stay and day from an item-level HIS export.
+- `inpatients` (在院病人), one row per stay and day its coding changed: the abstract's admission
+  fields, the diagnoses coded so far (admission, then working diagnoses, working principal first)
+  and the procedures done so far. `<data_dir>/store-inpatients/recorded_year=<YYYY>/part-0.parquet`,
+  key (`case_id`, `recorded_date`).
+
+A stay's in-stay record as of day *d* is its latest `inpatients` row recorded on or before *d* with
+its `charges` rows up to *d* (charges to date); nothing later is read. Once discharged its abstract
+is ingested as usual (`--kind cases`); its daily rows stay, so models train on past stays cut at a day.
+"""
+
+INSTAY_CHECKS = """
+Checks: the schema (types, required, allowed codes, ranges) as for the abstract; the key unique
+within the file (every copy rejected); a charges row with no charge group given is rejected; an
+in-stay row recorded before its admission is rejected; `age_days` given when `age_years` is 0; codes
+missing from the CHS-DRG dictionaries are warnings.
 """
 
 
@@ -110,6 +142,18 @@ def render_contract_doc() -> str:
         lines += [f"| {code} | {zh} | {en} |" for code, (zh, en) in meanings.items()]
         lines.append("")
     lines.append(CHECKS)
+    lines.append(INSTAY_INTRO)
+    for title, fields in (
+        ("### `charges`: the daily charges feed (`--kind charges`)", CHARGE_FIELDS),
+        ("### `inpatients`: in-stay records (`--kind inpatients`)", INSTAY_FIELDS),
+        ("### Derived when a record is cut at the end of a day", INSTAY_DERIVED),
+    ):
+        lines += ["", title, "", "| field | dtype | required | stage | zh | meaning | allowed |"]
+        lines.append("|---|---|---|---|---|---|---|")
+        for f in fields:
+            cells = (f"`{f.name}`", _dtype(f.dtype, f), "yes" if f.required else "", f.stage, f.zh, f.en)
+            lines.append(_row((*cells, _allowed(f))))
+    lines.append(INSTAY_CHECKS)
     return "\n".join(lines)
 
 

@@ -20,10 +20,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-Stage = Literal["admission", "discharge", "settlement", "audit"]
+Stage = Literal["admission", "in_stay", "discharge", "settlement", "audit"]
 Kind = Literal["str", "int", "float", "date", "bool", "codes"]
 
-STAGE_ORDER: dict[str, int] = {"admission": 0, "discharge": 1, "settlement": 2, "audit": 3}
+# ``in_stay`` is the end of a day of the stay (contract.instay): after admission, before discharge.
+STAGE_ORDER: dict[str, int] = {"admission": 0, "in_stay": 1, "discharge": 2, "settlement": 3, "audit": 4}
 CODE_SEPARATOR = "|"
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from contract.errors import ConfigError
 from contract.fields import DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage
+from contract.instay import table_field_stage
 
 Kind = Literal["numeric", "categorical"]
 Entity = Literal["case", "patient"]
@@ -60,6 +61,8 @@ def field_stage(name: str) -> Stage:
     """The stage a contract field (or derived column) becomes known."""
     if name in DERIVED_STAGE:
         return DERIVED_STAGE[name]
+    if (other_table := table_field_stage(name)) is not None:  # charges.<group>, in-stay columns
+        return other_table
     if name not in FIELD_BY_NAME:
         raise FeatureStageError(f"'{name}' is not a field of contract.fields")
     return FIELD_BY_NAME[name].stage

@@ -18,12 +18,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from contract.fields import FIELDS, canonical_frame, los_days
+from contract.charges import CHARGES_TABLE
+from contract.errors import InputError
+from contract.fields import COST_CATEGORIES, FIELDS, canonical_column, canonical_frame, los_days
+from contract.instay import CASES_TABLE, INPATIENTS_TABLE, TABLE_FIELDS
 from contract.settings import get_settings
 from pipelines import store
 from pipelines.mapping import Mapping, check_columns, load_mapping, to_canonical
 from pipelines.readers import read_table
-from pipelines.validate import Rules, merge_problems, validate_cases
+from pipelines.validate import (
+    Rules,
+    merge_problems,
+    validate_cases,
+    validate_charges,
+    validate_inpatients,
+)
 
 STEPS = ("read", "map", "validate", "reports", "store")
 REPORT_COLUMNS = ["row", "case_id", "field", "column", "value", "reason"]
@@ -53,8 +62,16 @@ def ingest_file(
     reports_dir: Path | str | None = None,
     rules: Rules | None = None,
     on_step: Callable[[str], None] | None = None,
+    kind: str = CASES_TABLE,
 ) -> IngestResult:
-    """Validate an export and upsert its accepted cases into the store; see the module docstring."""
+    """Validate an export and upsert its accepted rows into the store; see the module docstring.
+
+    ``kind`` is the table the file holds: ``cases`` (discharge abstracts), ``charges`` (the daily
+    charges feed, contract.charges) or ``inpatients`` (in-stay records, contract.instay).
+    """
+    if kind not in TABLE_FIELDS:
+        raise InputError(f"unknown kind {kind!r}: use one of {', '.join(TABLE_FIELDS)}")
+    fields = TABLE_FIELDS[kind]
     started, clock = datetime.now(UTC), time.perf_counter()
     step = on_step or (lambda _: None)
     mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
@@ -63,20 +80,25 @@ def ingest_file(
 
     raw = read_table(path)
     step("read")
-    check_columns(raw.frame.columns, mapping, raw.path.name)
-    cases, unreadable = to_canonical(raw.frame, mapping)
+    check_columns(raw.frame.columns, mapping, raw.path.name, fields)
+    cases, unreadable = to_canonical(raw.frame, mapping, fields)
     step("map")
-    problems = merge_problems(unreadable, validate_cases(cases, rules))
+    checked = {
+        CASES_TABLE: lambda: validate_cases(cases, rules),
+        CHARGES_TABLE: lambda: validate_charges(cases),
+        INPATIENTS_TABLE: lambda: validate_inpatients(cases, rules),
+    }[kind]()
+    problems = merge_problems(unreadable, checked)
     errors = problems[problems["severity"] == "error"]
     rejected = np.zeros(len(cases), dtype=bool)
     rejected[errors["row"].to_numpy()] = True
-    accepted = finalise(cases[~rejected])
+    accepted = finalise(cases[~rejected]) if kind == CASES_TABLE else finalise_rows(cases[~rejected], kind)
     assert len(accepted) + int(rejected.sum()) == len(raw.frame), "every input row is accepted or rejected"
     step("validate")
     reports_dir = Path(reports_dir) if reports_dir else _default_reports_dir(raw.path, started)
     write_reports(raw.frame, cases["case_id"], problems, rejected, reports_dir)
     step("reports")
-    update = store.write_cases(accepted, store_dir)
+    update = store.write_table(kind, accepted, store_dir)
     warnings = problems[problems["severity"] == "warning"]
     record = {
         "input": {
@@ -87,6 +109,7 @@ def ingest_file(
             "encoding": raw.encoding,
         },
         "mapping": mapping.name,
+        "kind": kind,
         "rows_read": len(raw.frame),
         "accepted": len(accepted),
         "rejected": int(rejected.sum()),
@@ -118,6 +141,16 @@ def finalise(accepted: pd.DataFrame) -> pd.DataFrame:
     cases = accepted.reset_index(drop=True)
     cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
     return canonical_frame(cases)
+
+
+def finalise_rows(accepted: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Accepted rows of a daily table in its dtypes; a charge group absent on a day is 0 yuan."""
+    rows = accepted.reset_index(drop=True)
+    if kind == CHARGES_TABLE:
+        rows[list(COST_CATEGORIES)] = rows[list(COST_CATEGORIES)].fillna(0.0)
+    return pd.DataFrame(
+        {f.name: canonical_column(rows[f.name], f) for f in TABLE_FIELDS[kind]}, index=rows.index
+    )
 
 
 def write_reports(

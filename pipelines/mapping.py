@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from contract.fields import ADMISSION_TYPE_BY_SOURCE, FIELD_BY_NAME, FIELDS, Field
+from contract.fields import ADMISSION_TYPE_BY_SOURCE, FIELDS, Field
+from contract.instay import any_field
 from pipelines.readers import TEXT, InputError
 from pipelines.validate import EMPTY_PROBLEMS, problems_where
 
@@ -61,7 +62,7 @@ class Mapping(BaseModel):
     @field_validator("columns", "wide", "values")
     @classmethod
     def _known_fields(cls, table: dict[str, object]) -> dict[str, object]:
-        unknown = sorted(set(table) - set(FIELD_BY_NAME))
+        unknown = sorted(name for name in table if any_field(name) is None)
         if unknown:
             raise ValueError(f"unknown canonical field(s) {', '.join(unknown)}; see docs/data-contract.md")
         return table
@@ -69,10 +70,10 @@ class Mapping(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Mapping:
         for name, source in self.columns.items():
-            if isinstance(source, list) and FIELD_BY_NAME[name].kind != "float":
+            if isinstance(source, list) and any_field(name).kind != "float":
                 raise ValueError(f"[columns] {name}: only an amount field may add up a list of columns")
         for name in self.wide:
-            if FIELD_BY_NAME[name].kind != "codes":
+            if any_field(name).kind != "codes":
                 raise ValueError(f"[wide] {name}: only a code-list field can collect numbered columns")
             if name in self.columns:
                 raise ValueError(f"{name} is in both [columns] and [wide]; keep one")
@@ -146,11 +147,13 @@ def _merge(base: dict, child: dict) -> dict:
     return merged
 
 
-def check_columns(columns: pd.Index, mapping: Mapping, source_name: str) -> None:
+def check_columns(
+    columns: pd.Index, mapping: Mapping, source_name: str, fields: tuple[Field, ...] = FIELDS
+) -> None:
     """Stop with one message naming every required column the export lacks and how to map it."""
     present = set(columns)
     lines = []
-    for field in FIELDS:
+    for field in fields:
         missing = [s for s in mapping.sources(field) if s not in present] if field.required else []
         if not missing:
             continue
@@ -176,16 +179,19 @@ def check_columns(columns: pd.Index, mapping: Mapping, source_name: str) -> None
         )
 
 
-def to_canonical(raw: pd.DataFrame, mapping: Mapping) -> tuple[pd.DataFrame, pd.DataFrame]:
+def to_canonical(
+    raw: pd.DataFrame, mapping: Mapping, fields: tuple[Field, ...] = FIELDS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Canonical columns in canonical types, and one problem row per value that could not be read.
 
     ``raw`` holds text as exported (``readers.read_table``); required columns must be present
-    (``check_columns``). Positions, not labels, identify rows in the problems.
+    (``check_columns``). Positions, not labels, identify rows in the problems. ``fields`` are the
+    table's (``contract.instay.TABLE_FIELDS``): the abstract's by default.
     """
     raw = raw.reset_index(drop=True)
     columns: dict[str, pd.Series] = {}
     problems = [EMPTY_PROBLEMS]
-    for field in FIELDS:
+    for field in fields:
         if field.name in mapping.wide:
             columns[field.name] = _codes(_join_numbered(raw, mapping.wide[field.name]))
             continue
@@ -199,7 +205,8 @@ def to_canonical(raw: pd.DataFrame, mapping: Mapping) -> tuple[pd.DataFrame, pd.
             problems.append(found)
         columns[field.name] = _combine(parsed, field, len(raw))
     cases = pd.DataFrame(columns)
-    problems.append(derive_admission_type(cases))
+    if "admission_source" in cases.columns:
+        problems.append(derive_admission_type(cases))
     return cases, pd.concat(problems, ignore_index=True)
 
 

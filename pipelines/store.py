@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from contract.errors import InputError, NotFound
-from contract.fields import STORE_COLUMNS, arrow_schema, canonical_frame
+from contract.fields import STORE_COLUMNS, arrow_schema, canonical_column, canonical_frame
+from contract.instay import CASES_TABLE, TABLE_DATES, TABLE_FIELDS, TABLE_KEYS
 from contract.settings import get_settings
 
 PARTITION = "admission_year"
@@ -92,11 +93,7 @@ def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.C
     if year_cases.num_rows == 0:
         target.unlink(missing_ok=True)
         return
-    _private_dir(target.parent)
-    partial = target.with_name(f".{PART_FILE}.partial")  # a leading dot hides it from dataset readers
-    pq.write_table(year_cases, partial)
-    partial.chmod(0o600)  # patient cases: the owner's only, whatever the process's umask
-    os.replace(partial, target)
+    _write_part(target, year_cases)
 
 
 def _private_dir(folder: Path) -> None:
@@ -165,3 +162,79 @@ def write_manifest(ingest: dict[str, object], path: Path | str | None = None) ->
     partial.chmod(0o600)
     os.replace(partial, target)
     return manifest
+
+
+def table_path(table: str, path: Path | str | None = None) -> Path:
+    """Where a table lives: the abstracts in the store folder, each daily table in a sibling folder
+    (``<store>-charges``, ``<store>-inpatients``), so a reader of one never scans another."""
+    store = store_path(path)
+    return store if table == CASES_TABLE else store.with_name(f"{store.name}-{table}")
+
+
+def _table_partition(table: str) -> str:
+    return f"{TABLE_DATES[table].removesuffix('_date')}_year"
+
+
+def read_table(
+    table: str, path: Path | str | None = None, columns: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Rows of a daily table (``charges``, ``inpatients``) in the contract's dtypes, by key."""
+    if table == CASES_TABLE:
+        return read_cases(path, columns)
+    folder = table_path(table, path)
+    fields = {f.name: f for f in TABLE_FIELDS[table]}
+    wanted = list(fields if columns is None else columns)
+    unknown = [c for c in wanted if c not in fields]
+    if unknown:
+        raise StoreError(f"unknown {table} column(s): {', '.join(unknown)}; see docs/data-contract.md")
+    if not sorted(folder.glob(f"{_table_partition(table)}=*/{PART_FILE}")):
+        raise StoreError(f"no {table} table at {folder}: run `caselens ingest FILE --kind {table}` first")
+    frame = pd.read_parquet(folder, columns=wanted, engine="pyarrow")
+    typed = {name: canonical_column(frame[name], fields[name]) for name in wanted}
+    return pd.DataFrame(typed).reset_index(drop=True)
+
+
+def write_table(table: str, rows: pd.DataFrame, path: Path | str | None = None) -> StoreUpdate:
+    """Upsert rows of a daily table by its key (a stay's day sent again replaces the day sent before).
+
+    Partitioned by the year of the table's date, so a key's row always sits in the same year's file and
+    only the years of the incoming rows are rewritten.
+    """
+    if table == CASES_TABLE:
+        return write_cases(rows, path)
+    folder = table_path(table, path)
+    fields, key = TABLE_FIELDS[table], list(TABLE_KEYS[table])
+    if rows.duplicated(key).any():
+        raise ValueError(f"write_table({table}): {' + '.join(key)} must be unique within the rows written")
+    schema = pa.schema([f.arrow_field for f in fields])
+    incoming = pa.Table.from_pandas(rows.loc[:, schema.names], schema=schema, preserve_index=False)
+    years = pc.year(incoming[TABLE_DATES[table]])
+    partition = _table_partition(table)
+    new = replaced = 0
+    for year in sorted(pc.unique(years).to_pylist()):
+        target = folder / f"{partition}={year}" / PART_FILE
+        part = incoming.filter(pc.equal(years, year))
+        tables = [part]
+        if target.exists():
+            old = pq.read_table(target, schema=schema)
+            kept = pc.invert(pc.is_in(_row_keys(old, key), value_set=_row_keys(part, key)))
+            replaced += old.num_rows - int(pc.sum(kept.cast(pa.int64())).as_py() or 0)
+            tables.append(old.filter(kept))
+        new += part.num_rows
+        _write_part(target, pa.concat_tables(tables).sort_by([(c, "ascending") for c in key]))
+    held = sum(pq.ParquetFile(f).metadata.num_rows for f in folder.glob(f"{partition}=*/{PART_FILE}"))
+    return StoreUpdate(new=new - replaced, updated=replaced, rows=held)
+
+
+def _row_keys(table: pa.Table, key: list[str]) -> pa.Array:
+    """One text per row joining its key columns, for membership tests in Arrow."""
+    parts = [pc.cast(table[c], pa.string()) for c in key]
+    return pc.binary_join_element_wise(*parts, "\x1f").combine_chunks()
+
+
+def _write_part(target: Path, rows: pa.Table) -> None:
+    _private_dir(target.parent)
+    partial = target.with_name(f".{PART_FILE}.partial")  # a leading dot hides it from dataset readers
+    pq.write_table(rows, partial)
+    partial.chmod(0o600)  # patient data: the owner's only, whatever the process's umask
+    os.replace(partial, target)

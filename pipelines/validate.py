@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from casemix.dictionaries import CODE_DICTIONARIES, code_dictionary
+from contract.charges import CHARGE_FIELDS, CHARGE_KEY
 from contract.errors import ConfigError
 from contract.fields import (
     CODE_MEANINGS,
@@ -35,6 +36,7 @@ from contract.fields import (
     Field,
     exploded_code_lists,
 )
+from contract.instay import INSTAY_FIELDS, INSTAY_KEY
 from contract.settings import CASEMIX_TABLES
 
 SEX_SPECIFIC_DIAGNOSES = Path(__file__).parent / "mappings" / "sex_specific_diagnoses.tsv"
@@ -92,9 +94,9 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def case_schema() -> pa.DataFrameSchema:
-    """The per-column contract as a pandera schema (types, required, ranges, allowed codes)."""
-    return pa.DataFrameSchema({f.name: _column(f) for f in FIELDS}, strict=False)
+def case_schema(fields: tuple[Field, ...] = FIELDS) -> pa.DataFrameSchema:
+    """The per-column contract of a table (the abstract's by default) as a pandera schema."""
+    return pa.DataFrameSchema({f.name: _column(f) for f in fields}, strict=False)
 
 
 def _column(f: Field) -> pa.Column:
@@ -126,12 +128,12 @@ def validate_cases(cases: pd.DataFrame, rules: Rules = Rules()) -> pd.DataFrame:
     return pd.concat(found, ignore_index=True)
 
 
-def check_schema(cases: pd.DataFrame) -> pd.DataFrame:
+def check_schema(cases: pd.DataFrame, fields: tuple[Field, ...] = FIELDS) -> pd.DataFrame:
     """Per-value failures of the contract schema; a whole-column failure (a wrong dtype) is a bug, raised."""
     try:
         with warnings.catch_warnings():  # pandera's own concat of failure cases warns under pandas 2.3
             warnings.simplefilter("ignore", FutureWarning)
-            case_schema().validate(cases, lazy=True)
+            case_schema(fields).validate(cases, lazy=True)
     except SchemaErrors as errors:
         failures = errors.failure_cases
     else:
@@ -155,11 +157,13 @@ def check_schema(cases: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def check_duplicate_ids(cases: pd.DataFrame) -> pd.DataFrame:
-    """A case id twice in one file is ambiguous, so every copy is rejected (the store keeps one per id)."""
-    duplicated = cases["case_id"].duplicated(keep=False) & cases["case_id"].notna()
+def check_duplicate_ids(cases: pd.DataFrame, key: tuple[str, ...] = ("case_id",)) -> pd.DataFrame:
+    """A key (case id; case id and day in the daily tables) twice in one file is ambiguous, so every copy
+    is rejected (the store keeps one row per key)."""
+    duplicated = cases.duplicated(list(key), keep=False) & cases[list(key)].notna().all(axis=1)
+    field = key[-1]
     return problems_where(
-        duplicated, "case_id", cases["case_id"], "case_id appears more than once in this file"
+        duplicated, field, cases[field], f"{' + '.join(key)} appears more than once in this file"
     )
 
 
@@ -342,3 +346,55 @@ def merge_problems(unreadable: pd.DataFrame, checked: pd.DataFrame) -> pd.DataFr
     order = {name: i for i, name in enumerate(f.name for f in FIELDS)}
     merged["_order"] = merged["field"].map(order)
     return merged.sort_values(["row", "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+def validate_charges(charges: pd.DataFrame) -> pd.DataFrame:
+    """Every problem of every row of a daily charges feed (``contract.charges``)."""
+    amounts = charges[list(COST_CATEGORIES)]
+    return pd.concat(
+        [
+            check_schema(charges, CHARGE_FIELDS),
+            check_duplicate_ids(charges, CHARGE_KEY),
+            problems_where(
+                amounts.isna().all(axis=1),
+                COST_CATEGORIES[0],
+                charges[COST_CATEGORIES[0]],
+                "no charge group given on this day (a day with no charges has no row)",
+            ),
+        ],
+        ignore_index=True,
+    )
+
+
+def validate_inpatients(records: pd.DataFrame, rules: Rules = Rules()) -> pd.DataFrame:
+    """Every problem of every row of in-stay records (``contract.instay``)."""
+    codes = {
+        name: exploded_code_lists(records[name])
+        for name in ("admission_diagnosis", "planned_procedure", "working_diagnoses", "procedures_so_far")
+    }
+    unknown = [EMPTY_PROBLEMS]
+    for names, dictionary in (
+        (("admission_diagnosis", "working_diagnoses"), "diagnoses.tsv"),
+        (("planned_procedure", "procedures_so_far"), "procedures.tsv"),
+    ):
+        known = code_dictionary(rules.code_tables / dictionary)
+        for name in names:
+            missing = codes[name][~_isin(codes[name], known)]
+            if not missing.empty:
+                reason = f"code not in {rules.code_tables.name}/{dictionary}"
+                unknown.append(_at_rows(missing, name, reason, "warning"))
+    return pd.concat(
+        [
+            check_schema(records, INSTAY_FIELDS),
+            check_duplicate_ids(records, INSTAY_KEY),
+            problems_where(
+                records["recorded_date"] < records["admission_date"],
+                "recorded_date",
+                records["recorded_date"],
+                "recorded_date before admission_date",
+            ),
+            check_age_days(records),
+            *unknown,
+        ],
+        ignore_index=True,
+    )

@@ -71,6 +71,10 @@ def figures(hospital: DemoHospital) -> list[tuple[str, str]]:
             "respiratory admissions Dec-Feb vs Jun-Aug",
             f"{month.isin([12, 1, 2]).sum():,} vs {month.isin([6, 7, 8]).sum():,}",
         ),
+        (
+            "daily charge rows / in-stay coding records / stays in hospital on the last day",
+            f"{len(hospital.charges):,} / {len(hospital.inpatients):,} / {len(hospital.in_hospital):,}",
+        ),
         ("discharges by year", ", ".join(f"{y}: {n:,}" for y, n in by_year.items())),
         ("mean charge per stay", f"¥{cases['total_cost'].mean():,.0f}"),
         *[

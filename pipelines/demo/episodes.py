@@ -186,9 +186,10 @@ def _readmission_types(catalog: Catalog) -> np.ndarray:
 
 def simulate_stays(
     catalog: Catalog, n_index: int, start: date, end: date, rng: np.random.Generator
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Index stays, chemotherapy cycles and readmissions of ``n_index`` index admissions from a year before
-    ``start`` to ``end``, as recorded between the two; and the patients."""
+    ``start`` to ``end``, as recorded between the two; the patients; and the stays still in hospital at
+    the end (admitted before it, discharged on or after it)."""
     t = catalog.types
     shares = t["share"].to_numpy() / t["share"].sum()
     types = rng.choice(len(t), n_index, p=shares)
@@ -248,8 +249,21 @@ def simulate_stays(
             rng,
         )
         batches.append(frontier)
-    stays = _clean(pd.concat(batches, ignore_index=True), np.datetime64(start, "D"), np.datetime64(end, "D"))
-    return stays, patients
+    simulated = pd.concat(batches, ignore_index=True)
+    stays = _clean(simulated, np.datetime64(start, "D"), np.datetime64(end, "D"))
+    return stays, patients, _in_hospital(simulated, stays, np.datetime64(end, "D"))
+
+
+def _in_hospital(simulated: pd.DataFrame, stays: pd.DataFrame, end: np.datetime64) -> pd.DataFrame:
+    """Stays under way at the end: one per patient, not overlapping a recorded stay, none after a death."""
+    under_way = simulated.assign(discharged=_discharged(simulated))
+    under_way = under_way[(under_way["admitted"] < end) & (under_way["discharged"] >= end)]
+    last = stays.groupby("patient")["discharged"].max()
+    died = stays["discharged"].where(stays["disposition"] == 5).groupby(stays["patient"]).min()
+    patient = under_way["patient"]
+    clear = ~(under_way["admitted"] <= patient.map(last)) & ~patient.isin(died.dropna().index)
+    under_way = under_way[clear.to_numpy()].sort_values(["patient", "admitted"], kind="stable")
+    return under_way.drop_duplicates("patient").reset_index(drop=True)
 
 
 def _clean(stays: pd.DataFrame, start: np.datetime64, end: np.datetime64) -> pd.DataFrame:

@@ -8,7 +8,7 @@ arguments give identical frames and byte-identical files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -21,7 +21,7 @@ from casemix.payment import PaymentRules
 from contract.errors import InputError
 from contract.fields import CODE_SEPARATOR, COLUMNS, STORE_COLUMNS, canonical_frame, los_days
 from contract.settings import get_settings
-from pipelines.demo import coding, costs, settlement, trauma_ward
+from pipelines.demo import coding, costs, daily, settlement, trauma_ward
 from pipelines.demo import dirty as dirty_module
 from pipelines.demo.catalog import Catalog, code_text, load_catalog
 from pipelines.demo.episodes import KINDS, WARM_UP_DAYS, simulate_stays
@@ -50,11 +50,18 @@ ORACLE_COLUMNS = (
 @dataclass
 class DemoHospital:
     """Generated cases (canonical contract columns plus ``los_days``), the oracle and, when dirty, the
-    manifest of corrupted rows (row, case_id, check, field)."""
+    manifest of corrupted rows (row, case_id, check, field).
+
+    ``charges`` and ``inpatients`` are the daily tables (contract.charges, contract.instay) of every
+    stay, up to the demo's last day; ``in_hospital`` holds the final abstracts of the stays still in
+    hospital at its end (their outcome, kept apart like the oracle)."""
 
     cases: pd.DataFrame
     oracle: pd.DataFrame
     manifest: pd.DataFrame = field(default_factory=pd.DataFrame)
+    charges: pd.DataFrame = field(default_factory=pd.DataFrame)
+    inpatients: pd.DataFrame = field(default_factory=pd.DataFrame)
+    in_hospital: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def write(self, out_dir: Path | str, fmt: Format = "parquet") -> list[Path]:
         """Write cases, oracle.parquet and (dirty) manifest.parquet into ``out_dir``; returns the paths."""
@@ -76,7 +83,8 @@ class DemoHospital:
         if len(self.manifest):
             paths.append(out / "manifest.parquet")
             self.manifest.to_parquet(paths[-1], index=False)
-        return paths
+        tables = {"charges": self.charges, "inpatients": self.inpatients}
+        return paths + daily.write_daily(tables, self.in_hospital, out, fmt)
 
 
 def generate_demo(
@@ -94,26 +102,33 @@ def generate_demo(
     catalog = load_catalog(get_settings().casemix_tables)
     end = (pd.Timestamp(start) + pd.DateOffset(years=years)).date()
     rng = np.random.default_rng(seed)
-    stays, patients = _enough_stays(catalog, n_cases, start, end, rng)
-    cases, oracle = _abstracts(
-        stays, patients, catalog, np.datetime64(start, "D"), np.datetime64(end, "D"), rng, rules
-    )
+    stays, patients, staying = _enough_stays(catalog, n_cases, start, end, rng)
+    period = np.datetime64(start, "D"), np.datetime64(end, "D")
+    ids = _patient_ids(np.concatenate([stays["patient"].to_numpy(), staying["patient"].to_numpy()]))
+    cases, oracle = _abstracts(stays, patients, catalog, *period, rng, rules, patient_ids=ids)
     hospital = DemoHospital(cases, oracle)
     if dirty:
         corrupted, manifest = dirty_module.corrupt(cases, rng)
         hospital = DemoHospital(corrupted, oracle, manifest)
-    return hospital
+    # The stays under way at the end, coded and charged as if discharged, then cut at the last day.
+    final = (
+        _abstracts(staying, patients, catalog, *period, rng, rules, n_cases + 1, ids, settle=False)[0]
+        if len(staying)
+        else cases.iloc[:0]
+    )
+    charges, inpatients = daily.daily_records(cases, final, period[1] - 1, rng)
+    return replace(hospital, charges=charges, inpatients=inpatients, in_hospital=final)
 
 
 def _enough_stays(
     catalog: Catalog, n_cases: int, start: date, end: date, rng: np.random.Generator
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Simulate, then keep whole patients in random order until exactly ``n_cases`` stays (the last
-    patient's later stays are cut)."""
+    patient's later stays are cut); and the kept patients' stays under way at the end."""
     span = (end - start).days
     n_index = max(int(n_cases * 0.85 * (span + WARM_UP_DAYS) / span), 50)
     while True:
-        stays, patients = simulate_stays(catalog, n_index, start, end, rng)
+        stays, patients, staying = simulate_stays(catalog, n_index, start, end, rng)
         if len(stays) >= n_cases:
             break
         n_index = int(n_index * n_cases / max(len(stays), 1) * 1.05) + 10
@@ -123,10 +138,15 @@ def _enough_stays(
     stays = stays.assign(rank=rank[stays["patient"].to_numpy()]).sort_values(
         ["rank", "admitted"], kind="stable"
     )
+    cut = stays["rank"].iloc[n_cases - 1] if len(stays) > n_cases else len(patients)
     stays = stays.iloc[:n_cases].drop(columns="rank")
-    return stays.sort_values(["discharged", "admitted", "patient"], kind="stable").reset_index(
-        drop=True
-    ), patients
+    # Stays under way at the end belong to the patients kept whole.
+    staying = staying[rank[staying["patient"].to_numpy()] < cut].sort_values(["admitted", "patient"])
+    return (
+        stays.sort_values(["discharged", "admitted", "patient"], kind="stable").reset_index(drop=True),
+        patients,
+        staying.reset_index(drop=True),
+    )
 
 
 def _abstracts(
@@ -137,8 +157,12 @@ def _abstracts(
     end: np.datetime64,
     rng: np.random.Generator,
     rules: PaymentRules | None,
+    first_id: int = 1,
+    patient_ids: dict[int, str] | None = None,
+    settle: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The canonical abstracts of the stays (codes, charges, audit, settlement) and the oracle."""
+    """The canonical abstracts of the stays (codes, charges, audit, settlement) and the oracle; case ids
+    count from ``first_id``, patient ids come from ``patient_ids`` (default: numbered here)."""
     t = catalog.types
     n = len(stays)
     types = stays["type"].to_numpy()
@@ -182,8 +206,8 @@ def _abstracts(
     )
 
     columns = {
-        "case_id": np.array([f"Z{i:09d}" for i in range(1, n + 1)], dtype=object),
-        "patient_id": pd.Series(patient).map(_patient_ids(patient)).to_numpy(),
+        "case_id": np.array([f"Z{i:09d}" for i in range(first_id, first_id + n)], dtype=object),
+        "patient_id": pd.Series(patient).map(patient_ids or _patient_ids(patient)).to_numpy(),
         "hospital_id": np.full(n, HOSPITAL_ID, dtype=object),
         "department": department,
         "admission_date": admitted.astype("datetime64[ns]"),
@@ -211,7 +235,8 @@ def _abstracts(
     }
     engine = CasemixEngine(rules=rules or PaymentRules.load())
     billing = pd.DataFrame({c: columns[c] for c in settlement.INPUT_COLUMNS})
-    settled = settlement.settle(billing, engine, end, rng)
+    # A stay still in hospital is not settled (and too few to estimate weights from): grouped only.
+    settled = settlement.settle(billing, engine, end, rng) if settle else engine.group(billing)[["drg"]]
     columns.update({c: settled[c].array for c in settled.columns if c in COLUMNS})
     # Optional fields the simulator does not produce (特病单议, 审核扣款…) stay empty.
     columns.update({c: np.full(len(billing), None, dtype=object) for c in COLUMNS if c not in columns})

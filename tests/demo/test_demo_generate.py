@@ -62,7 +62,13 @@ def test_same_seed_same_data_and_bytes(tmp_path):
     pd.testing.assert_frame_equal(first.cases, second.cases)
     pd.testing.assert_frame_equal(first.oracle, second.oracle)
     a, b = first.write(tmp_path / "a"), second.write(tmp_path / "b")
-    assert [p.name for p in a] == ["cases.parquet", "oracle.parquet"]
+    assert [p.name for p in a] == [
+        "cases.parquet",
+        "oracle.parquet",
+        "charges.parquet",
+        "inpatients.parquet",
+        "in_hospital_final.parquet",
+    ]
     assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
     other = generate_demo(1500, 2, 4)
     assert not other.cases["total_cost"].equals(first.cases["total_cost"])

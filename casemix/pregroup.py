@@ -1,0 +1,130 @@
+"""Pre-grouping (预分组): the DRG a stay in hospital would group to with what is coded so far, and its
+payment standard under the rules in force on the day.
+
+The grouper runs on the partial record as it is (working diagnoses, working principal first, and the
+procedures done so far; an uncoded stay is grouped on its admission diagnosis), and the payment standard
+is the rules' own: ``price_cases`` on the pre-grouped DRG with the day as the date the base rate (or
+point value) and coefficients are looked up by, so a city's rules file is the only place prices live.
+The standard is what a DRG case is paid before outlier rules; charges to date over it is the ratio
+hospitals warn on (90%: watch, 110%: overrun).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from casemix.engine import CasemixEngine
+from casemix.payment import PaymentRules
+from casemix.tables import CasemixTables
+from contract.errors import InputError
+
+PREGROUP_COLUMNS = ("pregroup_status", "pregroup_drg", "pregroup_adrg", "pregroup_rw", "payment_standard")
+RECORD_COLUMNS = (
+    "sex",
+    "age_years",
+    "age_days",
+    "birth_weight_g",
+    "admission_diagnosis",
+    "working_diagnoses",
+    "procedures_so_far",
+    "as_of_date",
+    "department",
+)
+
+
+@dataclass
+class Pregrouper:
+    """Groups partial records and prices their DRG with the casemix engine; ``weights`` is the RW
+    table priced with."""
+
+    engine: CasemixEngine
+    weights: pd.DataFrame
+
+    @property
+    def rules(self) -> PaymentRules:
+        return self.engine.rules
+
+    @classmethod
+    def for_rules(
+        cls, rules: PaymentRules, history: pd.DataFrame | None = None, tables: CasemixTables | None = None
+    ) -> Pregrouper:
+        """The rules' grouper and weights: the insurer's RW table they name, else weights calibrated on
+        ``history`` (discharged canonical cases, which must then be given)."""
+        engine = CasemixEngine(tables, rules)
+        if engine.rw_table is not None:
+            return cls(engine, engine.weights())
+        if history is None or history.empty:
+            raise InputError("the payment rules name no RW table: pre-grouping needs discharged cases")
+        return cls(engine, engine.weights(engine.grouped(history)))
+
+    def pregroup(self, records: pd.DataFrame) -> pd.DataFrame:
+        """``PREGROUP_COLUMNS`` for in-stay records (``RECORD_COLUMNS``), aligned to their index.
+
+        A stay the grouper cannot place (0000) or whose DRG has no weight has no standard (NaN).
+        """
+        missing = [c for c in RECORD_COLUMNS if c not in records.columns]
+        if missing:
+            raise InputError(f"cannot pre-group: missing column(s) {', '.join(missing)}")
+        diagnoses = records["working_diagnoses"].where(
+            records["working_diagnoses"].notna() & (records["working_diagnoses"] != ""),
+            records["admission_diagnosis"],
+        )
+        partial = pd.DataFrame(
+            {
+                "sex": records["sex"],
+                "age_years": records["age_years"],
+                "age_days": records["age_days"],
+                "birth_weight_g": records["birth_weight_g"],
+                "diagnoses": diagnoses,
+                "procedures": records["procedures_so_far"].fillna(""),
+            },
+            index=records.index,
+        )
+        grouped = self.engine.grouper.group_frame(partial)  # partial records: not remembered
+        priced = self.engine.price(self._pricing_frame(records, grouped), self.weights)
+        standard = priced["standard_payment"].where(grouped["status"] == "grouped")
+        return pd.DataFrame(
+            {
+                "pregroup_status": grouped["status"].to_numpy(dtype=object),
+                "pregroup_drg": grouped["drg"].to_numpy(dtype=object),
+                "pregroup_adrg": grouped["adrg"].to_numpy(dtype=object),
+                "pregroup_rw": priced["rw"].to_numpy(dtype=np.float64),
+                "payment_standard": standard.to_numpy(dtype=np.float64),
+            },
+            index=records.index,
+        )
+
+    def _priced_day(self, days: pd.Series) -> pd.Series:
+        """The day whose prices apply: the day itself, or the rules' nearest priced day when it falls
+        outside them (a stay admitted before the first base rate is settled under it)."""
+        if self.rules.method == "rate":
+            first = min(r.effective_from for r in self.rules.base_rates)
+            return days.clip(lower=pd.Timestamp(first))
+        years = sorted(p.year for p in self.rules.point_values)
+        low, high = pd.Timestamp(years[0], 1, 1), pd.Timestamp(years[-1], 12, 31)
+        return days.clip(lower=low, upper=high)
+
+    def _pricing_frame(self, records: pd.DataFrame, grouped: pd.DataFrame) -> pd.DataFrame:
+        """What ``price_cases`` reads, for a stay not yet discharged: the day cut at stands for the
+        discharge date (the rules in force), the days so far for the stay, no charges outside the DRG.
+        Only the standard is used, which depends on neither cost nor stay."""
+        frame = pd.DataFrame(
+            {
+                "status": grouped["status"],
+                "drg": grouped["drg"],
+                "adrg": grouped["adrg"],
+                "department": records["department"],
+                "discharge_date": self._priced_day(pd.to_datetime(records["as_of_date"])),
+                "admission_date": pd.to_datetime(records.get("admission_date", records["as_of_date"])),
+                "los_days": records.get("day_of_stay", pd.Series(1, index=records.index)),
+                "total_cost": 0.0,
+            },
+            index=records.index,
+        )
+        for name in ("hospital_id", "patient_id", "insurance_type"):
+            if name in records.columns:
+                frame[name] = records[name]
+        return frame

@@ -1,0 +1,182 @@
+"""Stays cut at the end of a day: the point-in-time in-stay frame and its feature transformer.
+
+:func:`cut_stays` is the only reader of the daily tables (``charges``, ``inpatients``): for each cut
+(a stay and a day) it takes the stay's latest in-stay record recorded on or before that day and sums
+its charges up to that day, with :func:`features.point_in_time.as_of`'s ``at_or_before`` rule. Nothing
+recorded after the day reaches the frame, so nothing built on it can leak; the feature views of
+:mod:`features.instay_views` declare what they read of it, and their stage check refuses a discharge
+field. :class:`InstayFeatures` puts the admission-stage features (and patient history) beside them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from casemix.pregroup import PREGROUP_COLUMNS, Pregrouper
+from contract.errors import InputError
+from contract.fields import COST_CATEGORIES
+from contract.instay import CHARGES_TO_DATE, INSTAY_COLUMNS
+from features.encoding import encode_levels, learn_levels
+from features.instay_views import INSTAY_VIEWS
+from features.pipeline import CaseFeatures, feature_catalog
+from features.point_in_time import Timeline, as_of, day_numbers
+from features.view import FeatureContext
+
+
+def cut_stays(records: pd.DataFrame, charges: pd.DataFrame, cuts: pd.DataFrame) -> pd.DataFrame:
+    """One row per cut (``case_id``, ``as_of_date``), same index: the stay as known at the day's end.
+
+    Columns: the in-stay record's (``contract.instay.INSTAY_COLUMNS``), ``as_of_date``, ``day_of_stay``,
+    the charges to date by group (``charges.<group>``), ``charges_to_date``, ``charges_last_day`` and
+    ``charges_last_3_days``. A cut before its stay's first record is an error naming the row.
+    """
+    ids = pd.concat([records["case_id"], charges["case_id"], cuts["case_id"]], ignore_index=True)
+    keys = pd.factorize(ids)[0]
+    record_keys = keys[: len(records)]
+    charge_keys = keys[len(records) : len(records) + len(charges)]
+    cut_keys, days = keys[len(records) + len(charges) :], day_numbers(cuts["as_of_date"])
+
+    recorded = Timeline.of(record_keys, day_numbers(records["recorded_date"]))
+    lo, hi = as_of(recorded, cut_keys, days, rule="at_or_before")
+    if (hi <= lo).any():
+        row = int(np.flatnonzero(hi <= lo)[0])
+        raise InputError(f"cut row {row}: no in-stay record of its stay on or before its as_of_date")
+    frame = records.iloc[recorded.order[hi - 1]][list(INSTAY_COLUMNS)].set_index(cuts.index)
+    frame["as_of_date"] = pd.to_datetime(cuts["as_of_date"]).to_numpy(dtype="datetime64[ns]")
+    day = days - day_numbers(frame["admission_date"]) + 1
+    if (day < 1).any():
+        raise InputError(f"cut row {int(np.flatnonzero(day < 1)[0])}: as_of_date before admission_date")
+    frame["day_of_stay"] = day
+
+    charged = Timeline.of(charge_keys, day_numbers(charges["charge_date"]))
+    amounts = charges[list(COST_CATEGORIES)].to_numpy(dtype=np.float64)
+    running = charged.cumulative(amounts)
+    lo, hi = as_of(charged, cut_keys, days, rule="at_or_before")
+    to_date = running[hi] - running[lo]
+    for k, name in enumerate(CHARGES_TO_DATE):
+        frame[name] = np.round(to_date[:, k], 2)
+    frame["charges_to_date"] = np.round(to_date.sum(axis=1), 2)
+    for name, lookback in (("charges_last_day", 0), ("charges_last_3_days", 2)):
+        lo, hi = as_of(charged, cut_keys, days, rule="at_or_before", lookback=lookback)
+        frame[name] = np.round((running[hi] - running[lo]).sum(axis=1), 2)
+    return frame
+
+
+def in_hospital(
+    records: pd.DataFrame, as_of_date: pd.Timestamp, discharged: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The cuts (``case_id``, ``as_of_date``) of every stay in hospital at the end of ``as_of_date``:
+    admitted by then, with a record by then, and not discharged by then (``discharged``: stored
+    abstracts, ``case_id`` and ``discharge_date``)."""
+    day = pd.Timestamp(as_of_date).normalize()
+    known = records[(records["recorded_date"] <= day) & (records["admission_date"] <= day)]
+    stays = pd.Index(known["case_id"].unique())
+    if discharged is not None and len(discharged):
+        out = discharged.loc[discharged["discharge_date"] <= day, "case_id"]
+        stays = stays.difference(pd.Index(out), sort=False)
+    return pd.DataFrame({"case_id": stays.to_numpy(dtype=object), "as_of_date": day})
+
+
+def sample_cuts(cases: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """One cut per discharged stay that spent a night in hospital: a day drawn uniformly from its days
+    before discharge (a same-day stay is never in hospital at a day's end). Same index as ``cases``."""
+    los = cases["los_days"].to_numpy(dtype=np.int64)
+    keep = los >= 2
+    day = 1 + np.floor(rng.random(int(keep.sum())) * (los[keep] - 1)).astype(np.int64)
+    admitted = cases.loc[keep, "admission_date"].to_numpy(dtype="datetime64[ns]")
+    return pd.DataFrame(
+        {
+            "case_id": cases.loc[keep, "case_id"].to_numpy(dtype=object),
+            "as_of_date": admitted + ((day - 1) * np.timedelta64(1, "D")).astype("timedelta64[ns]"),
+        },
+        index=cases.index[keep],
+    )
+
+
+class InstayFeatures(TransformerMixin, BaseEstimator):
+    """Features of stays cut at a day (:func:`cut_stays` frames): admission-stage views and history
+    (:class:`features.pipeline.CaseFeatures`) and the in-stay views, pre-grouping included.
+
+    ``rules`` are the payment rules pre-grouping prices with (None: the configured ones); their weights
+    are taken at fit (the insurer's RW table, else calibrated on the ``history`` given to fit).
+    """
+
+    def __init__(self, rules: Any = None, min_category_count: int = 20) -> None:
+        self.rules = rules
+        self.min_category_count = min_category_count
+
+    def fit(
+        self, frame: pd.DataFrame, y: object = None, history: pd.DataFrame | None = None
+    ) -> InstayFeatures:
+        self.admission_ = CaseFeatures("admission", min_category_count=self.min_category_count).fit(frame)
+        rules = self.rules if self.rules is not None else _configured_rules()
+        self.weights_ = Pregrouper.for_rules(rules, history).weights
+        raw = self._instay(frame)
+        categorical = {f.name for v in INSTAY_VIEWS for f in v.features if f.kind == "categorical"}
+        self.levels_ = {c: learn_levels(raw[c], self.min_category_count) for c in categorical}
+        self.feature_names_out_ = [*self.admission_.feature_names_out_, *raw.columns]
+        return self
+
+    def transform(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+        check_is_fitted(self, "levels_")
+        admission = self.admission_.transform(frame, history=history)
+        raw = self._instay(frame)
+        encoded = {
+            name: encode_levels(raw[name], self.levels_[name])
+            if name in self.levels_
+            else raw[name].astype("float64").to_numpy()
+            for name in raw.columns
+        }
+        return pd.concat([admission, pd.DataFrame(encoded, index=frame.index)], axis=1)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self, "levels_")
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+    @property
+    def catalog(self) -> pd.DataFrame:
+        """One row per feature (feature, view, entity, stage, kind, sources, ...), admission first."""
+        admission = CaseFeatures("admission").catalog
+        return pd.concat([admission, feature_catalog(INSTAY_VIEWS)], ignore_index=True)
+
+    def pregroup(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with the pre-grouping columns (computed when absent)."""
+        if all(c in frame.columns for c in PREGROUP_COLUMNS):
+            return frame
+        return frame.join(self._pregrouper().pregroup(frame))
+
+    def _instay(self, frame: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in {s for v in INSTAY_VIEWS for s in v.sources} if c not in frame.columns]
+        missing = [c for c in missing if c not in PREGROUP_COLUMNS]
+        if missing:
+            raise InputError(f"in-stay rows lack column(s) {', '.join(sorted(missing))}: cut them first")
+        cut = self.pregroup(frame)
+        context = FeatureContext()
+        parts = [view.compute(cut, context) for view in INSTAY_VIEWS]
+        return pd.concat(parts, axis=1)
+
+    def _pregrouper(self) -> Pregrouper:
+        """Built once per process from the rules and the fitted weights (the grouper is not pickled)."""
+        if getattr(self, "_pregrouper_cache", None) is None:
+            from casemix.engine import CasemixEngine
+
+            rules = self.rules if self.rules is not None else _configured_rules()
+            self._pregrouper_cache = Pregrouper(CasemixEngine(rules=rules), self.weights_)
+        return self._pregrouper_cache
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_pregrouper_cache", None)
+        return state
+
+
+def _configured_rules() -> Any:
+    from casemix.payment import PaymentRules
+    from contract.settings import get_settings
+
+    return PaymentRules.load(get_settings().payment_config)

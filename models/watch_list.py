@@ -1,0 +1,123 @@
+"""The ward watch list (在院预警): every stay in hospital ranked by expected overrun, with a warning level.
+
+Warning levels are the hospital's policy, not the model's: ``watch`` when charges to date reach
+``watch_ratio`` of the pre-grouped DRG's payment standard (90% in common use; the payment rules'
+``overrun.watch``) or the predicted overrun probability reaches ``watch_probability``; ``overrun`` when
+charges to date reach ``overrun_ratio`` (110%, ``overrun.threshold``) of it or the predicted final
+cost does. The list is ranked by expected overrun: the probability
+times the predicted amount above the standard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from contract.errors import ConfigError
+from models.tasks.instay import top_reasons
+
+LEVELS = ("none", "watch", "overrun")
+WATCH_COLUMNS = (
+    "rank",
+    "case_id",
+    "department",
+    "day_of_stay",
+    "cost_to_date",
+    "pregrouped_drg",
+    "payment_standard",
+    "ratio_to_date",
+    "predicted_final_cost",
+    "final_cost_lower",
+    "final_cost_upper",
+    "overrun_probability",
+    "expected_overrun",
+    "warning_level",
+    "top_reasons",
+)
+
+
+@dataclass(frozen=True)
+class WarningPolicy:
+    """A hospital's warning thresholds (ratios of the payment standard, and a probability)."""
+
+    watch_ratio: float = 0.9
+    overrun_ratio: float = 1.1
+    watch_probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.watch_ratio <= self.overrun_ratio:
+            raise ConfigError(
+                f"warning thresholds: need 0 < watch ratio ({self.watch_ratio}) <= overrun ratio "
+                f"({self.overrun_ratio})"
+            )
+        if not 0 <= self.watch_probability <= 1:
+            raise ConfigError(
+                f"warning thresholds: watch probability {self.watch_probability} is not in [0, 1]"
+            )
+
+    @classmethod
+    def from_rules(cls, rules: Any, watch_probability: float = 0.5) -> WarningPolicy:
+        """The thresholds of the payment rules' ``[overrun]`` section (``casemix.payment.Overrun``)."""
+        return cls(rules.overrun.watch, rules.overrun.threshold, watch_probability)
+
+    def levels(self, ratio: np.ndarray, predicted_ratio: np.ndarray, probability: np.ndarray) -> np.ndarray:
+        """``none``/``watch``/``overrun`` per stay; a missing ratio (no standard) never triggers."""
+        with np.errstate(invalid="ignore"):
+            overrun = (ratio >= self.overrun_ratio) | (predicted_ratio >= self.overrun_ratio)
+            watch = (ratio >= self.watch_ratio) | (probability >= self.watch_probability)
+        return np.where(overrun, "overrun", np.where(watch, "watch", "none"))
+
+
+def watch_list(
+    model: Any,
+    frame: pd.DataFrame,
+    history: pd.DataFrame | None,
+    policy: WarningPolicy = WarningPolicy(),
+    reasons: bool = True,
+) -> pd.DataFrame:
+    """``WATCH_COLUMNS`` for the cut stays in ``frame`` (``features.instay.cut_stays``), ranked.
+
+    ``model`` is the in-stay champion's Python model (``features`` and ``estimator``); ``history`` the
+    stored abstracts the admission features look back on. ``reasons=False`` leaves ``top_reasons``
+    empty (a replay of many days does not read them).
+    """
+    if frame.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in WATCH_COLUMNS})
+    cut = model.features.pregroup(frame)
+    X = model.features.transform(cut, history=history)
+    predicted = model.estimator.predict(X)
+    standard = cut["payment_standard"].to_numpy(dtype=np.float64)
+    to_date = cut["charges_to_date"].to_numpy(dtype=np.float64)
+    final = predicted["final_cost"].to_numpy(dtype=np.float64)
+    probability = predicted["p_overrun"].to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(standard > 0, to_date / standard, np.nan)
+        predicted_ratio = np.where(standard > 0, final / standard, np.nan)
+    above = np.nan_to_num(np.maximum(final - standard, 0.0), nan=0.0)
+    out = pd.DataFrame(
+        {
+            "case_id": cut["case_id"].to_numpy(dtype=object),
+            "department": cut["department"].to_numpy(dtype=object),
+            "day_of_stay": cut["day_of_stay"].to_numpy(dtype=np.int64),
+            "cost_to_date": to_date,
+            "pregrouped_drg": cut["pregroup_drg"].to_numpy(dtype=object),
+            "payment_standard": standard,
+            "ratio_to_date": np.round(ratio, 4),
+            "predicted_final_cost": np.round(final, 2),
+            "final_cost_lower": np.round(predicted["final_cost_lower"].to_numpy(dtype=np.float64), 2),
+            "final_cost_upper": np.round(predicted["final_cost_upper"].to_numpy(dtype=np.float64), 2),
+            "overrun_probability": np.round(probability, 4),
+            "expected_overrun": np.round(probability * above, 2),
+            "warning_level": policy.levels(ratio, predicted_ratio, probability),
+            "top_reasons": top_reasons(model.estimator, X, model.features.catalog) if reasons else "",
+        }
+    )
+    severity = pd.Series(out["warning_level"]).map({level: i for i, level in enumerate(LEVELS)})
+    out = out.assign(_severity=severity).sort_values(
+        ["expected_overrun", "_severity", "overrun_probability"], ascending=False, kind="stable"
+    )
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out.drop(columns="_severity").reset_index(drop=True)[list(WATCH_COLUMNS)]
