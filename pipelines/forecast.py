@@ -36,7 +36,7 @@ from models.forecast import (
     level_table,
     widen,
 )
-from models.forecast.charts import plot_level
+from models.forecast.charts import plot_level, plot_loss_risk
 from models.forecast.levels import difference, level_forecast, top_drgs
 from models.forecast.loss_risk import LossBacktest, LossCalibration, loss_risk, loss_summary, reliability
 from models.forecast.settlement import settlement_forecast
@@ -313,8 +313,7 @@ def _write(
     if run.scores is not None and run.summary is not None:
         files.append(_csv(run.scores, out_dir / "backtest.csv"))
         files.append(_csv(run.summary.reset_index(), out_dir / "backtest-summary.csv"))
-    if run.loss_risk is not None:
-        files.append(_csv(run.loss_risk, out_dir / "loss-risk.csv"))
+    table = None
     if run.loss_scores is not None and run.loss_summary is not None:
         files.append(_csv(run.loss_scores, out_dir / "loss-risk-backtest.csv"))
         files.append(
@@ -327,6 +326,10 @@ def _write(
         files.append(
             _csv(table.rename_axis("probability").reset_index(), out_dir / "loss-risk-reliability.csv")
         )
+    if run.loss_risk is not None:
+        files.append(_csv(run.loss_risk, out_dir / "loss-risk.csv"))
+        title = f"DRG × department loss risk {span}" + ("" if table is None else "; backtest reliability")
+        files.append(plot_loss_risk(run.loss_risk, table, out_dir / "loss-risk.png", title))
     return files
 
 

@@ -294,6 +294,19 @@ def loss_risk_forecast(
 
 
 @router.get(
+    "/v1/forecast/loss-risk/chart", response_class=FileResponse, summary="Chart of the loss risk per DRG"
+)
+def loss_risk_chart(state: State, principal: Finance) -> FileResponse:
+    """The PNG written with the run: the cells with the largest expected loss, and the reliability
+    of the loss probabilities in the backtest."""
+    path = forecast_dir(state) / "loss-risk.png"
+    if not path.is_file():
+        raise StateError(NO_FORECAST)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/loss-risk/chart")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get(
     "/v1/forecast/surplus/chart", response_class=FileResponse, summary="Chart of the surplus forecast"
 )
 def surplus_chart(state: State, principal: Finance, level: Level = "hospital") -> FileResponse:
@@ -302,6 +315,20 @@ def surplus_chart(state: State, principal: Finance, level: Level = "hospital") -
     if not path.is_file():
         raise StateError(NO_FORECAST)
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/surplus/chart")
+    return FileResponse(path, media_type="image/png")
+
+
+PageChart = Literal["loss-risk.png", "surplus-hospital.png", "surplus-department.png", "surplus-drg.png"]
+
+
+@router.get("/forecast/charts/{name}", response_class=FileResponse, include_in_schema=False)
+def forecast_page_chart(state: State, principal: Finance, name: PageChart) -> FileResponse:
+    """The run's charts for the page: off ``/v1``, so the login session's cookie opens them (``/v1``
+    takes a key in a header only, which an ``<img>`` cannot send)."""
+    path = forecast_dir(state) / name
+    if not path.is_file():
+        raise StateError(NO_FORECAST)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/forecast/charts")
     return FileResponse(path, media_type="image/png")
 
 

@@ -269,6 +269,15 @@ def test_loss_risk_endpoint_and_page(written, settings: Settings) -> None:
 
         page = client.get("/forecast", params={"lang": "zh"}, headers=finance)
         assert page.status_code == 200 and 'id="loss-risk"' in page.text and "各科室DRG亏损风险" in page.text
+        assert 'src="/forecast/charts/loss-risk.png"' in page.text
+        chart = client.get("/forecast/charts/loss-risk.png", headers=finance)
+        assert chart.status_code == 200 and chart.content[:4] == b"\x89PNG"
+        api_chart = client.get("/v1/forecast/loss-risk/chart", headers=finance)
+        assert api_chart.status_code == 200 and api_chart.content == chart.content
+        assert client.get("/forecast/charts/run.json", headers=finance).status_code == 422
+        assert client.get("/forecast/charts/..%2Frun.json", headers=finance).status_code in (404, 422)
+        anonymous = client.get("/forecast/charts/loss-risk.png", follow_redirects=False)
+        assert anonymous.status_code in (303, 307, 401) and not anonymous.content.startswith(b"\x89PNG")
         english = client.get("/forecast", params={"lang": "en"}, headers=finance).text
         assert "Loss risk by DRG and department" in english and "calibrated on the backtest" in english
         assert f"<td>{cells[0]['department']}</td>" in english and cells[0]["drg"] in english

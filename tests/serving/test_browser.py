@@ -195,6 +195,12 @@ def test_forecast_page_shows_the_loss_risk_table(browser, forecast_server, world
     assert "Quarterly DRG surplus forecast" in browser.find_element(By.TAG_NAME, "h1").text
     table = browser.find_element(By.ID, "loss-risk")
     assert table.is_displayed() and table.size["width"] > 300
+    for chart in ("chart", "loss-chart"):  # the charts load with the login session (no key header)
+        image = browser.find_element(By.ID, chart)
+        WebDriverWait(browser, 20).until(
+            lambda b, i=image: b.execute_script("return arguments[0].complete", i)
+        )
+        assert browser.execute_script("return arguments[0].naturalWidth", image) > 300, chart
     heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
     assert sum("P(loss)" in h for h in heads) == 2 and "expected loss" in heads
     rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
