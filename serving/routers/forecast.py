@@ -224,8 +224,11 @@ def surplus_forecast(
     )
 
 
-def load_loss_risk(folder: FilePath, horizon: int | None, top: int | None) -> tuple[dict, pd.DataFrame]:
-    """The run's metadata and its loss-risk table cut to ``horizon`` quarters, re-ranked over them."""
+def load_loss_risk(
+    folder: FilePath, horizon: int | None, top: int | None, department: str | None = None
+) -> tuple[dict, pd.DataFrame]:
+    """The run's metadata and its loss-risk table cut to ``horizon`` quarters (and one department),
+    re-ranked over them."""
     meta, _ = load_run(folder, "hospital", horizon)
     path = folder / "loss-risk.csv"
     if not path.is_file() or meta.get("loss_risk") is None:
@@ -233,6 +236,8 @@ def load_loss_risk(folder: FilePath, horizon: int | None, top: int | None) -> tu
     keys = {"department": str, "adrg": str, "drg": str, "name": str, "quarter": str, "reference_quarter": str}
     table = pd.read_csv(path, dtype=keys, encoding="utf-8-sig")
     table = table[table["quarter"].isin(meta["forecast"])]
+    if department is not None:
+        table = table[table["department"] == department]
     cells = ["department", "adrg", "drg"]
     table["expected_loss_total"] = table.groupby(cells)["expected_loss"].transform("sum")
     order = table.drop_duplicates(cells).sort_values(
@@ -279,10 +284,13 @@ def loss_risk_forecast(
     principal: Finance,
     horizon: Annotated[int | None, Query(ge=1, le=12, description="forecast quarters (default: all)")] = None,
     top: Annotated[int, Query(ge=1, le=5000, description="cells, ranked by expected loss")] = 50,
+    department: Annotated[
+        str | None, Query(max_length=100, description="one department's cells only (none: every cell)")
+    ] = None,
 ) -> LossRiskAnswer:
     """Per department × DRG and quarter: probability of a negative surplus, expected loss and the
     volume / payment / cost drivers of the surplus change against a year before, ranked by expected loss."""
-    meta, table = load_loss_risk(forecast_dir(state), horizon, top)
+    meta, table = load_loss_risk(forecast_dir(state), horizon, top, department)
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/loss-risk")
     return LossRiskAnswer(
         created=meta["created"],

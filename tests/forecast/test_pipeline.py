@@ -255,6 +255,15 @@ def test_loss_risk_endpoint_and_page(written, settings: Settings) -> None:
         ]
         expected = run.loss_risk[run.loss_risk["h"] == 1].nlargest(3, "expected_loss")["expected_loss"]
         assert [c["expected_loss_total"] for c in first["cells"]] == pytest.approx(list(expected))
+        department = cells[0]["department"]
+        own = client.get(
+            "/v1/forecast/loss-risk", params={"department": department, "top": 500}, headers=finance
+        )
+        expected_cells = run.loss_risk.loc[run.loss_risk["department"] == department, "drg"].nunique()
+        assert {c["department"] for c in own.json()["cells"]} == {department}
+        assert len(own.json()["cells"]) == expected_cells and own.json()["cells"][0]["rank"] == 1
+        nobody = client.get("/v1/forecast/loss-risk", params={"department": "x' OR 1=1"}, headers=finance)
+        assert nobody.status_code == 200 and nobody.json()["cells"] == []
         admin = {"Authorization": f"Bearer {keys['admin']}"}
         assert client.get("/v1/forecast/loss-risk", headers=admin).status_code == 200
         for role in ("clinician", "coder"):
