@@ -159,10 +159,9 @@ def _print_loss_risk(run: ForecastRun, top: int = 10) -> None:
     quarters = list(dict.fromkeys(risk["quarter"]))
     how = "calibrated on the backtest" if run.loss_calibration is not None else "as simulated, uncalibrated"
     table = Table(title=f"DRG loss risk 亏损风险 (department × DRG, P(loss) {how})")
-    for column in ("#", "department", "DRG", *quarters, "expected loss", "drivers (next quarter)"):
-        table.add_column(
-            column, justify="left" if column in ("department", "DRG", "drivers (next quarter)") else "right"
-        )
+    drivers = "surplus change vs a year before (first quarter)"
+    for column in ("#", "department", "DRG", *quarters, "expected loss", drivers):
+        table.add_column(column, justify="left" if column in ("department", "DRG", drivers) else "right")
     for rank, cell in risk[risk["rank"] <= top].groupby("rank", sort=True):
         first = cell.iloc[0]
         table.add_row(

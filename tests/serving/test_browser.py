@@ -207,7 +207,7 @@ def test_forecast_page_shows_the_loss_risk_table(browser, forecast_server, world
     assert 0 < len(rows) <= 20
     cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
     assert [c[0] for c in cells] == [str(i) for i in range(1, len(rows) + 1)]
-    probabilities = [float(text.rstrip("%")) for c in cells for text in c[3:5]]
+    probabilities = [float(text.split("%")[0]) for c in cells for text in c[3:5]]
     assert all(0 <= p <= 100 for p in probabilities)
     losses = [float(c[5].strip("¥").replace(",", "")) for c in cells]
     assert losses == sorted(losses, reverse=True)
