@@ -144,15 +144,21 @@ def test_cli_runs_on_the_store_and_reports_bad_scenarios(
     assert "Traceback" not in result.output
 
 
-def test_api_and_page_serve_the_latest_run(written, settings: Settings) -> None:
-    out, _ = written
+def serve_run(out: Path, settings: Settings, roles: tuple[str, ...]) -> tuple[object, dict[str, str], Path]:
+    """An app serving the run written to ``out`` as the latest forecast, a key per role, and the
+    run's folder in the data folder (``t-<role>`` are the keys' ids)."""
     target = settings.data_dir / "forecast"
     target.mkdir(parents=True)
     for path in out.iterdir():
         (target / path.name).write_bytes(path.read_bytes())
     keys_path = settings.data_dir / "api-keys.json"
-    keys = {role: add_key(keys_path, f"t-{role}", role) for role in ("finance", "clinician")}
-    app = create_app(settings, ServingSettings(api_keys=str(keys_path)))
+    keys = {role: add_key(keys_path, f"t-{role}", role) for role in roles}
+    return create_app(settings, ServingSettings(api_keys=str(keys_path))), keys, target
+
+
+def test_api_and_page_serve_the_latest_run(written, settings: Settings) -> None:
+    out, _ = written
+    app, keys, target = serve_run(out, settings, ("finance", "clinician"))
     finance = {"Authorization": f"Bearer {keys['finance']}"}
     with TestClient(app) as client:
         answer = client.get(
@@ -219,15 +225,7 @@ def test_point_method_forecasts_at_the_expected_point_value_and_takes_a_point_va
 
 def test_loss_risk_endpoint_and_page(written, settings: Settings) -> None:
     out, run = written
-    target = settings.data_dir / "forecast"
-    target.mkdir(parents=True)
-    for path in out.iterdir():
-        (target / path.name).write_bytes(path.read_bytes())
-    keys_path = settings.data_dir / "api-keys.json"
-    keys = {
-        role: add_key(keys_path, f"t-{role}", role) for role in ("finance", "admin", "clinician", "coder")
-    }
-    app = create_app(settings, ServingSettings(api_keys=str(keys_path)))
+    app, keys, target = serve_run(out, settings, ("finance", "admin", "clinician", "coder"))
     finance = {"Authorization": f"Bearer {keys['finance']}"}
     with TestClient(app) as client:
         answer = client.get("/v1/forecast/loss-risk", params={"top": 5}, headers=finance)
@@ -291,7 +289,7 @@ def test_loss_risk_endpoint_and_page(written, settings: Settings) -> None:
         assert "Loss risk by DRG and department" in english and "calibrated on the backtest" in english
         assert f"<td>{cells[0]['department']}</td>" in english and cells[0]["drg"] in english
 
-        revoke_key(keys_path, "t-finance")
+        revoke_key(settings.data_dir / "api-keys.json", "t-finance")
         time.sleep(1.1)  # the key file is re-read within a second
         assert client.get("/v1/forecast/loss-risk", headers=finance).status_code == 401
 
