@@ -2,16 +2,18 @@
 
 The surplus forecast already simulates every leaf (department × ADRG × DRG; a DRG lies in one ADRG,
 so a leaf is a DRG × department cell) jointly, draw by draw, so the loss risk is read off the same
-draws rather than modelled again. A draw's volume is a mean number of cases, not a count: a cell
-expecting 0.3 cases in a quarter has none in most quarters, and then it loses nothing. So in each
-draw the quarter's cases are Poisson with the draw's volume as mean, and the draw loses money when
-its margin is negative *and* at least one case comes: the simulated loss probability is the mean
-over draws of 1{surplus < 0} × (1 − e^(−volume)). The expected loss is the mean over draws of the
-loss (a surplus counts as a loss of 0); a Poisson count times the draw's margin per case has the
-same expectation, so it needs no such correction.
+draws rather than modelled again, with two things a draw does not hold. A draw's volume is a mean
+number of cases, not a count: a cell expecting 0.3 cases has none in most quarters, and then it
+loses nothing. And a draw's margin is a mean per case, while a small cell's quarter turns on a few
+cases' own margins. So in each draw the quarter's cases are a Poisson count with the draw's volume
+as mean, each case's margin varies around the draw's margin per case by the cell's own spread
+(:func:`case_dispersion`), and the probability of a loss is the mean over draws of
+Σₙ Poisson(n) · P(n cases' margins sum below 0) (:func:`loss_probability`). The expected loss is
+the mean over draws of the loss (a surplus counts as a loss of 0).
 
 Sparse cells: their volume errors are their ADRG cell's, spread by their share of its cases, and
-their per-case errors are scaled to a typical quarter of their own (``models.forecast.per_case``).
+their per-case errors are scaled to a typical quarter of their own (``models.forecast.per_case``);
+their case spread is shrunk to the pooled one (empirical Bayes on a variance).
 The backtest (``experiments/results/loss_risk.md``) found the simulated probabilities of single
 cells overconfident (each cell's draws are narrower than its quarters' real spread) and a cell's
 own history of losing quarters, shrunk to the pooled share by empirical Bayes
@@ -40,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.linear_model import LogisticRegression
 
 from models.forecast.backtest import known_at
@@ -55,6 +58,8 @@ BRIER_COLUMNS: dict[str, str] = {
     "brier_smoothed": "loss_rate_history",
 }
 MIN_CALIBRATION_ROWS = 50
+MANY_CASES = 50  # mean cases from which a quarter's count of cases is taken as its mean
+DISPERSION_PRIOR_QUARTERS = 4.0  # history quarters' worth of the pooled case spread each leaf borrows
 PROBABILITY_FLOOR = 1e-3  # logits of 0 and 1 are cut here: a 0.1% risk is as sure as the data allow
 
 
@@ -70,8 +75,12 @@ def loss_risk(forecast: SurplusForecast, calibration: LossCalibration | None = N
     horizon (``expected_loss_total``) is largest.
     """
     surplus_draws = forecast.draws["payment"] - forecast.draws["cost"]  # draws × leaves × quarters
-    some_case = -np.expm1(-np.clip(forecast.draws["volume"], 0.0, None))  # P(a Poisson count ≥ 1)
-    p_simulated = ((surplus_draws < 0) * some_case).mean(axis=0)
+    dispersion = case_dispersion(forecast.history).reindex(
+        pd.MultiIndex.from_frame(forecast.leaves[list(LEAF)])
+    )
+    p_simulated = loss_probability(
+        forecast.draws["volume"], forecast.draws["payment"], forecast.draws["cost"], dispersion.to_numpy()
+    ).mean(axis=0)
     expected_loss = np.clip(-surplus_draws, 0.0, None).mean(axis=0)
     volume, payment, cost = (forecast.point[m] for m in ("volume", "payment", "cost"))
     reference = _reference(forecast)
@@ -107,6 +116,59 @@ def loss_risk(forecast: SurplusForecast, calibration: LossCalibration | None = N
     order["rank"] = np.arange(1, len(order) + 1)
     table = table.merge(order[[*LEAF, "rank"]], on=list(LEAF), how="left")
     return table.sort_values(["rank", "h"], kind="stable").reset_index(drop=True)
+
+
+def loss_probability(
+    volume: np.ndarray, payment: np.ndarray, cost: np.ndarray, dispersion: np.ndarray
+) -> np.ndarray:
+    """P(the quarter's surplus < 0) of each draw (draws × leaves × quarters), given its mean cases,
+    payment and cost, when the cases are a Poisson count and each case's margin varies around the
+    draw's margin per case with a standard deviation of ``dispersion`` (per leaf) × payment per case.
+
+    Σₙ Poisson(n; V) · Φ(−√n · m / σ) over n ≥ 1 cases; from ``MANY_CASES`` cases on the count's
+    own spread hardly moves √n, so n = V. No case: no loss. A leaf without dispersion (NaN or 0)
+    loses exactly when its margin is negative and a case comes.
+    """
+    volume = np.clip(volume, 0.0, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.where(volume > 0, (payment - cost) / volume, 0.0)
+        spread = np.nan_to_num(dispersion)[None, :, None] * np.where(volume > 0, payment / volume, 0.0)
+    certain = spread <= 0
+
+    def below_zero(cases: np.ndarray | float, m: np.ndarray, sd: np.ndarray, sure: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sure, (m < 0).astype(float), stats.norm.cdf(-np.sqrt(cases) * m / sd))
+
+    many = volume >= MANY_CASES
+    out = np.where(many, below_zero(volume, margin, spread, certain), 0.0)
+    few = ~many & (volume > 0)
+    v, m, sd, sure = volume[few], margin[few], spread[few], certain[few]
+    for n in range(1, int(MANY_CASES + 8 * np.sqrt(MANY_CASES)) + 1):
+        out[few] += stats.poisson.pmf(n, v) * below_zero(n, m, sd, sure)
+    return out
+
+
+def case_dispersion(history: pd.DataFrame, prior_quarters: float = DISPERSION_PRIOR_QUARTERS) -> pd.Series:
+    """Each leaf's spread of one case's margin, relative to its payment per case, from its history
+    quarters and shrunk to the pooled spread (empirical Bayes on a variance).
+
+    A quarter of n cases whose margin per case is off the leaf's mean by d says n·d² about the
+    variance of one case; summed over the leaf's k quarters with a case, over k − 1 degrees of
+    freedom. A leaf seen in few quarters borrows ``prior_quarters`` quarters' worth of the median
+    over leaves, so one lucky or unlucky quarter does not make it sure or hopeless.
+    """
+    frame = history.reset_index()
+    frame = frame[frame["n"] > 0]
+    totals = frame.groupby(list(LEAF))[["n", "payment", "cost"]].transform("sum")
+    mean_margin = (totals["payment"] - totals["cost"]) / totals["n"]
+    per_case_payment = (totals["payment"] / totals["n"]).where(lambda x: x > 0)
+    margin = (frame["payment"] - frame["cost"]) / frame["n"]
+    squares = frame["n"] * ((margin - mean_margin) / per_case_payment) ** 2
+    by_leaf = squares.groupby([frame[k] for k in LEAF]).agg(["sum", "size"])
+    dof = by_leaf["size"] - 1
+    own = by_leaf["sum"] / dof.where(dof > 0)
+    pooled = float(own.median()) if own.notna().any() else 0.0
+    return np.sqrt((by_leaf["sum"] + prior_quarters * pooled) / (dof + prior_quarters))
 
 
 def history_losses(history: pd.DataFrame) -> pd.DataFrame:

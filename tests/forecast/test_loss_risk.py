@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from models.forecast import backtest, forecast_surplus
 from models.forecast.loss_risk import (
@@ -13,7 +14,9 @@ from models.forecast.loss_risk import (
     LossCalibration,
     brier,
     calibrated_scores,
+    case_dispersion,
     decompose,
+    loss_probability,
     loss_risk,
     loss_scores,
     loss_summary,
@@ -73,20 +76,57 @@ def forecast() -> SurplusForecast:
     return handmade(volume, payment, cost, HISTORY)
 
 
-def test_probabilities_are_the_share_of_losing_draws_with_a_case(forecast: SurplusForecast) -> None:
+def test_probabilities_follow_the_draws_with_a_poisson_count_of_cases(forecast: SurplusForecast) -> None:
+    """Each draw: Σₙ Poisson(n; V) Φ(−√n m / (r p)) for its cases V, margin m and payment p per case
+    and the leaf's case spread r, averaged over the draws (computed here straight from scipy)."""
     risk = loss_risk(forecast).set_index([*LEAF, "quarter"]).sort_index()
+    spread = case_dispersion(forecast.history)
     surplus = forecast.draws["payment"] - forecast.draws["cost"]
-    expected = ((surplus < 0) * (1 - np.exp(-forecast.draws["volume"]))).mean(axis=0)
+    n = np.arange(1, 200)[:, None]
     for i, leaf in enumerate(forecast.leaves.itertuples(index=False)):
         for t, quarter in enumerate(QUARTERS.astype(str)):
             row = risk.loc[(*leaf, quarter)]
-            assert row["p_loss_simulated"] == pytest.approx(expected[i, t])
+            v, pay = forecast.draws["volume"][:, i, t], forecast.draws["payment"][:, i, t]
+            if (v > 0).all():
+                sd = spread.loc[tuple(leaf)] * pay / v
+                each = (
+                    stats.poisson.pmf(n, v) * stats.norm.cdf(-np.sqrt(n) * surplus[:, i, t] / v / sd)
+                ).sum(axis=0)
+                assert row["p_loss_simulated"] == pytest.approx(each.mean(), abs=1e-9)
             assert row["expected_loss"] == pytest.approx(np.clip(-surplus[:, i, t], 0, None).mean())
     assert risk["p_loss"].between(0, 1).all() and (risk["p_loss"] == risk["p_loss_simulated"]).all()
     assert (risk.loc[("b", "Y1", "Y19"), ["p_loss", "expected_loss"]] == 0).all().all()
-    # a losing draw with a small volume often has no case, so the cell loses less often than it is negative
-    negative = (surplus[:, 1, :] < 0).mean(axis=0)
-    assert (risk.loc[("a", "X1", "X13"), "p_loss_simulated"].to_numpy() < negative - 0.01).all()
+
+
+def test_without_case_spread_a_draw_loses_when_negative_and_a_case_comes() -> None:
+    rng = np.random.default_rng(1)
+    volume = rng.uniform(0.0, 60.0, (50, 3, 2))
+    payment, cost = volume * 100.0, volume * rng.normal(100.0, 10.0, (50, 3, 2))
+    p = loss_probability(volume, payment, cost, np.zeros(3))
+    assert np.allclose(p, (payment - cost < 0) * (1 - np.exp(-volume)), atol=1e-9)
+    # a spread pulls a sure loss or a sure win towards even odds, more so with fewer cases
+    wide = loss_probability(volume, payment, cost, np.full(3, 0.5))
+    assert (wide[payment - cost < 0] < p[payment - cost < 0] + 1e-12).all()
+    assert (wide[(payment - cost > 0) & (volume > 1)] > 0).all()
+
+
+def test_case_spread_is_each_leafs_own_shrunk_to_the_pool() -> None:
+    rows = []
+    for q, quarter in enumerate(pd.period_range("2024Q1", periods=8, freq="Q").astype(str)):
+        rows.append(("a", "X1", "X11", quarter, 10, 1_000.0, 950.0))  # the same margin every quarter
+        rows.append(("a", "X1", "X13", quarter, 10, 1_000.0, 1_000.0 + (300.0 if q % 2 else -300.0)))
+        rows.append(("b", "Y1", "Y19", quarter, 10, 1_000.0, 1_000.0 + (100.0 if q % 2 else -100.0)))
+    rows.append(("b", "Y1", "Y17", "2025Q4", 1, 100.0, 90.0))  # one quarter: the pool's spread
+    spread = case_dispersion(panel(rows))
+    own = {
+        drg: np.sqrt(8 * 10 * (d / 100) ** 2 / 7) for drg, d in (("X11", 0.0), ("X13", 30.0), ("Y19", 10.0))
+    }
+    pooled = np.median(list(own.values())) ** 2
+    for drg, sd in own.items():
+        leaf = spread.xs(drg, level="drg").iloc[0]
+        assert leaf == pytest.approx(np.sqrt((7 * sd**2 + 4 * pooled) / (7 + 4)))
+    assert spread.xs("Y17", level="drg").iloc[0] == pytest.approx(np.sqrt(pooled))
+    assert spread.xs("X11", level="drg").iloc[0] > 0  # never sure from its own quarters alone
 
 
 def test_cells_are_ranked_by_expected_loss_over_the_horizon(forecast: SurplusForecast) -> None:
@@ -181,8 +221,8 @@ def test_backtest_scores_outcomes_and_naive_rule_by_hand() -> None:
         ("Y19", "2026Q1"): 0.0,
         ("Y19", "2026Q2"): 0.0,
     }
-    p = 0.75 * (1 - np.exp(-50.0))
-    assert np.allclose(scores["p_loss_simulated"], p)
+    p = scores["p_loss_simulated"].iloc[0]  # 3 of 4 draws lose ¥10–30 a case: a little under 3/4
+    assert np.allclose(scores["p_loss_simulated"], p) and 0.7 < p < 0.75
     summary = loss_summary(calibrated_scores(scores.reset_index()))
     row = summary.loc["all cells"]
     lost = np.array([1, 0, 0, 0, 0, 1])
