@@ -115,6 +115,7 @@ def _print(run: ForecastRun, out_dir: Path) -> None:
             f"{row.surplus_lo95:,.0f} … {row.surplus_hi95:,.0f}",
         )
     console.print(table)
+    _print_loss_risk(run)
     _print_settlement(run)
     if run.difference_tables:
         delta = run.difference_tables["hospital"]
@@ -147,6 +148,37 @@ def _print(run: ForecastRun, out_dir: Path) -> None:
         f"{len(run.files)} files in [bold]{out_dir}[/]"
         + (f" · MLflow run {run.run_id}" if run.run_id else "")
     )
+
+
+def _print_loss_risk(run: ForecastRun, top: int = 10) -> None:
+    """The cells most likely to cost money: probability of a loss per quarter and expected loss."""
+    risk = run.loss_risk
+    if risk is None or risk.empty:
+        return
+    quarters = list(dict.fromkeys(risk["quarter"]))
+    how = "calibrated on the backtest" if run.loss_calibration is not None else "as simulated, uncalibrated"
+    table = Table(title=f"DRG loss risk 亏损风险 (department × DRG, P(loss) {how})")
+    drivers = "surplus change vs a year before (first quarter)"
+    for column in ("#", "department", "DRG", *quarters, "expected loss", drivers):
+        table.add_column(column, justify="left" if column in ("department", "DRG", drivers) else "right")
+    for rank, cell in risk[risk["rank"] <= top].groupby("rank", sort=True):
+        first = cell.iloc[0]
+        table.add_row(
+            str(rank),
+            str(first["department"]),
+            f"{first['drg']} {first['name'] if isinstance(first['name'], str) else ''}".strip(),
+            *(f"{p:.0%}" for p in cell.set_index("quarter").reindex(quarters)["p_loss"]),
+            f"{first['expected_loss_total']:,.0f}",
+            ", ".join(
+                f"{label} {first[column]:+,.0f}"
+                for label, column in (
+                    ("volume", "driver_volume"),
+                    ("payment", "driver_payment_change"),
+                    ("cost", "driver_cost_trend"),
+                )
+            ),
+        )
+    console.print(table)
 
 
 def _print_settlement(run: ForecastRun) -> None:

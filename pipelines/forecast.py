@@ -11,6 +11,7 @@ backtest. Surplus is payment minus charges (the abstract's total cost), as hospi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,8 +36,9 @@ from models.forecast import (
     level_table,
     widen,
 )
-from models.forecast.charts import plot_level
+from models.forecast.charts import plot_level, plot_loss_risk
 from models.forecast.levels import difference, level_forecast, top_drgs
+from models.forecast.loss_risk import LossBacktest, LossCalibration, loss_risk, loss_summary, reliability
 from models.forecast.settlement import settlement_forecast
 from models.forecast.simulate import Reprice, SurplusForecast
 
@@ -81,6 +83,10 @@ class ForecastRun:
     settlement_note: str | None = None  # why there is no settlement forecast
     files: list[Path] = field(default_factory=list)
     run_id: str | None = None
+    loss_risk: pd.DataFrame | None = None  # per department × DRG × quarter (models.forecast.loss_risk)
+    loss_calibration: LossCalibration | None = None  # from the backtest; None: as simulated
+    loss_scores: pd.DataFrame | None = None  # the loss probabilities' backtest, row by row
+    loss_summary: pd.DataFrame | None = None  # its Brier scores beside the naive rules
 
 
 def rate_schedule(rules: PaymentRules, priced: pd.DataFrame) -> RateSchedule:
@@ -157,12 +163,25 @@ def run_surplus_forecast(
         }
     step("backtest")
     if origins:
+        scorer = LossBacktest(cases)
         run.scores = backtest(
-            cases, reprice, schedule, horizon, origins=origins, n_draws=n_draws, seed=seed, top=top
+            cases,
+            reprice,
+            schedule,
+            horizon,
+            origins=origins,
+            n_draws=n_draws,
+            seed=seed,
+            top=top,
+            on_forecast=scorer,
         )
         run.summary = backtest_summary(run.scores)
         run.tables = _calibrated(run.tables, run.summary)
         run.scenario_tables = _calibrated(run.scenario_tables, run.summary)
+        run.loss_scores = scorer.scores
+        run.loss_summary = loss_summary(run.loss_scores)
+        run.loss_calibration = LossCalibration.fit(run.loss_scores)
+    run.loss_risk = _labelled(loss_risk(base, run.loss_calibration), "leaf", history.names)
     step("write tables and charts")
     run.files = _write(run, out_dir, base.quarters, scenario)
     (out_dir / "run.json").write_text(
@@ -189,6 +208,7 @@ def run_surplus_forecast(
                 "surplus_interval_scale": None
                 if run.summary is None
                 else run.summary[["scale80", "scale95"]].to_dict(orient="index"),
+                "loss_risk": _loss_meta(run),
             },
             ensure_ascii=False,
             indent=2,
@@ -229,6 +249,9 @@ def track_run(
         if run.summary is not None:
             for level, row in run.summary.iterrows():
                 mlflow.log_metrics({f"{level}_{name}": float(v) for name, v in row.items() if pd.notna(v)})
+        if run.loss_summary is not None:
+            row = run.loss_summary.iloc[0]  # all cells
+            mlflow.log_metrics({f"loss_{name}": float(v) for name, v in row.items() if pd.notna(v)})
         mlflow.log_artifacts(str(out_dir))
         return active.info.run_id
 
@@ -243,7 +266,21 @@ def _labelled(table: pd.DataFrame, level: str, names: dict[str, str]) -> pd.Data
     table = table.assign(quarter=table["quarter"].astype(str))
     if level == "drg":
         table.insert(table.columns.get_loc("key") + 1, "name", table["key"].map(names))
+    if level == "leaf":
+        table.insert(table.columns.get_loc("drg") + 1, "name", table["drg"].map(names))
     return table
+
+
+def _loss_meta(run: ForecastRun) -> dict[str, object]:
+    """How the published loss probabilities were made and how they scored in the backtest."""
+    calibration = run.loss_calibration
+    return {
+        "probability": "simulated" if calibration is None else "calibrated",
+        "calibration": None if calibration is None else dataclasses.asdict(calibration),
+        "backtest": None
+        if run.loss_summary is None
+        else json.loads(run.loss_summary.to_json(orient="index", force_ascii=False)),
+    }
 
 
 def _write(
@@ -271,6 +308,23 @@ def _write(
     if run.scores is not None and run.summary is not None:
         files.append(_csv(run.scores, out_dir / "backtest.csv"))
         files.append(_csv(run.summary.reset_index(), out_dir / "backtest-summary.csv"))
+    table = None
+    if run.loss_scores is not None and run.loss_summary is not None:
+        files.append(_csv(run.loss_scores, out_dir / "loss-risk-backtest.csv"))
+        files.append(
+            _csv(
+                run.loss_summary.rename_axis("cells").reset_index(),
+                out_dir / "loss-risk-backtest-summary.csv",
+            )
+        )
+        table = reliability(run.loss_scores["p_loss_calibrated"], run.loss_scores["lost"])
+        files.append(
+            _csv(table.rename_axis("probability").reset_index(), out_dir / "loss-risk-reliability.csv")
+        )
+    if run.loss_risk is not None:
+        files.append(_csv(run.loss_risk, out_dir / "loss-risk.csv"))
+        title = f"DRG × department loss risk {span}" + ("" if table is None else "; backtest reliability")
+        files.append(plot_loss_risk(run.loss_risk, table, out_dir / "loss-risk.png", title))
     return files
 
 

@@ -19,6 +19,8 @@ it forecasts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -26,7 +28,10 @@ from contract.errors import InputError
 from models.forecast.levels import LEVELS, level_forecast, level_history, top_drgs
 from models.forecast.panel import complete_quarters, leaf_panel, quarter_of
 from models.forecast.schedule import RateSchedule
-from models.forecast.simulate import Reprice, forecast_surplus
+from models.forecast.simulate import Reprice, SurplusForecast, forecast_surplus
+
+OnForecast = Callable[[pd.Period, SurplusForecast], None]
+"""Called with each origin's forecast, so other scores (the loss risk's) share the backtest's forecasts."""
 
 
 def backtest(
@@ -40,6 +45,7 @@ def backtest(
     n_draws: int = 500,
     seed: int = 0,
     top: int = 10,
+    on_forecast: OnForecast | None = None,
     **options: float,
 ) -> pd.DataFrame:
     """One row per level, key, origin and forecast quarter: forecast, interval, actual and baselines."""
@@ -63,6 +69,8 @@ def backtest(
             seed=seed,
             **options,
         )
+        if on_forecast is not None:
+            on_forecast(origin, base)
         for level in LEVELS:
             keys = top_drgs(base.history, top) if level == "drg" else None
             predicted = level_forecast(base, level, keys)

@@ -17,6 +17,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "cost": ("费用(万元)", "cost (¥10k)"),
     "surplus": ("结余(万元)", "surplus (¥10k)"),
     "actual": ("实际", "actual"),
+    "expected_loss": ("预期亏损(万元)", "expected loss (¥10k)"),
+    "said": ("预测亏损概率", "forecast probability of a loss"),
+    "lost": ("实际亏损比例", "share that lost"),
     "forecast": ("预测", "forecast"),
 }
 MAX_PANELS = 20
@@ -102,3 +105,38 @@ def _panel(axis: Axes, rows: pd.DataFrame, measure: str, title: str) -> None:
     axis.tick_params(axis="x", labelrotation=60, labelsize=7)
     axis.tick_params(axis="y", labelsize=7)
     axis.legend(fontsize=6, loc="best")
+
+
+def plot_loss_risk(
+    risk: pd.DataFrame, reliability: pd.DataFrame | None, path: Path, title: str, top: int = 15
+) -> Path:
+    """A PNG of the cells with the largest expected loss (each bar labelled with its first quarter's
+    probability of a loss) and, when the run has a backtest, the probabilities' reliability diagram."""
+    figure = Figure(figsize=(12 if reliability is not None else 7, 0.35 * top + 1.5))
+    axes = figure.subplots(1, 2 if reliability is not None else 1, squeeze=False).ravel()
+    cells = risk[risk["h"] == risk["h"].min()].nsmallest(top, "rank").iloc[::-1]
+    names = cells["department"].astype(str) + " · " + cells["drg"].astype(str)
+    bars = axes[0].barh(names, cells["expected_loss_total"] / 1e4, color="#c0392b")
+    for bar, p in zip(bars, cells["p_loss"], strict=True):
+        axes[0].annotate(
+            f"{p:.0%}", (bar.get_width(), bar.get_y() + bar.get_height() / 2), fontsize=7, va="center"
+        )
+    axes[0].set_xlabel(label("expected_loss"), fontsize=8, fontfamily=cjk_font() or "DejaVu Sans")
+    axes[0].tick_params(labelsize=7)
+    if reliability is not None:
+        shown = reliability[reliability["n"] > 0]
+        axis = axes[1]
+        axis.plot([0, 1], [0, 1], color="#888", lw=0.8)
+        axis.scatter(
+            shown["mean_p"], shown["observed"], s=12 + 60 * shown["n"] / shown["n"].max(), color="#1f3a5f"
+        )
+        axis.set_xlabel(label("said"), fontsize=8, fontfamily=cjk_font() or "DejaVu Sans")
+        axis.set_ylabel(label("lost"), fontsize=8, fontfamily=cjk_font() or "DejaVu Sans")
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1)
+        axis.tick_params(labelsize=7)
+    figure.suptitle(title, fontfamily=cjk_font() or "DejaVu Sans")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    return path

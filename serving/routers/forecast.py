@@ -29,6 +29,7 @@ router = APIRouter(tags=["forecast"])
 Finance = Annotated[Principal, Depends(require(*FORECAST_ROLES))]
 MEASURES = ("volume", "payment", "cost", "surplus")
 NO_FORECAST = "no surplus forecast yet: run `caselens forecast surplus`"  # answered 503 (StateError)
+LOSS_ROWS_SHOWN = 20  # cells on the page; the API and loss-risk.csv have all
 
 
 class Band(BaseModel):
@@ -91,6 +92,46 @@ class SurplusForecastAnswer(BaseModel):
         None, description="each year the run's forecast reaches, settled as the insurer will (full horizon)"
     )
     settlement_note: str | None = Field(None, description="why there is no settlement forecast")
+
+
+class LossQuarter(BaseModel):
+    """One forecast quarter of a cell: its loss risk and what moves its surplus against a year before."""
+
+    quarter: str
+    h: int = Field(description="quarters ahead (1: the first forecast quarter)")
+    p_loss: float = Field(description="probability that the cell's surplus is negative (published)")
+    p_loss_simulated: float = Field(description="the share of simulation draws that lose money")
+    expected_loss: float = Field(description="mean loss over the draws (a surplus counts as 0), yuan")
+    volume: float
+    payment: float
+    cost: float
+    surplus: float = Field(description="point forecast, yuan")
+    reference_quarter: str = Field(description="the same quarter a year before")
+    reference_surplus: float | None = Field(None, description="its surplus (actual, or forecast)")
+    driver_volume: float | None = Field(None, description="part of the surplus change due to cases")
+    driver_payment_change: float | None = Field(None, description="part due to payment per case")
+    driver_cost_trend: float | None = Field(None, description="part due to cost per case")
+
+
+class LossCell(BaseModel):
+    rank: int = Field(description="1: the largest expected loss over the quarters shown")
+    department: str
+    adrg: str
+    drg: str
+    name: str | None = None
+    expected_loss_total: float = Field(description="expected loss summed over the quarters shown, yuan")
+    loss_rate_history: float = Field(description="smoothed share of the cell's history quarters that lost")
+    quarters: list[LossQuarter]
+
+
+class LossRiskAnswer(BaseModel):
+    created: str
+    forecast: list[str]
+    probability: Literal["calibrated", "simulated"] = Field(
+        description="calibrated on the backtest, or as simulated (no backtest in the run)"
+    )
+    backtest: dict | None = Field(None, description="Brier scores of the probabilities and the naive rules")
+    cells: list[LossCell]
 
 
 def forecast_dir(state: State) -> FilePath:
@@ -183,6 +224,96 @@ def surplus_forecast(
     )
 
 
+def load_loss_risk(
+    folder: FilePath, horizon: int | None, top: int | None, department: str | None = None
+) -> tuple[dict, pd.DataFrame]:
+    """The run's metadata and its loss-risk table cut to ``horizon`` quarters (and one department),
+    re-ranked over them."""
+    meta, _ = load_run(folder, "hospital", horizon)
+    path = folder / "loss-risk.csv"
+    if not path.is_file() or meta.get("loss_risk") is None:
+        raise StateError(NO_FORECAST)
+    keys = {"department": str, "adrg": str, "drg": str, "name": str, "quarter": str, "reference_quarter": str}
+    table = pd.read_csv(path, dtype=keys, encoding="utf-8-sig")
+    table = table[table["quarter"].isin(meta["forecast"])]
+    if department is not None:
+        table = table[table["department"] == department]
+    cells = ["department", "adrg", "drg"]
+    table["expected_loss_total"] = table.groupby(cells)["expected_loss"].transform("sum")
+    order = table.drop_duplicates(cells).sort_values(
+        ["expected_loss_total", *cells], ascending=[False, True, True, True], kind="stable"
+    )
+    order["rank"] = range(1, len(order) + 1)
+    if top is not None:
+        order = order.head(top)
+    table = table.drop(columns="rank").merge(order[[*cells, "rank"]], on=cells)
+    return meta, table.sort_values(["rank", "h"], kind="stable")
+
+
+def _cells(table: pd.DataFrame) -> list[LossCell]:
+    """The ranked table as cells, each with its quarters (an empty value, e.g. no reference: None)."""
+    cells = []
+    for _, rows in table.groupby("rank", sort=True):
+        first = rows.iloc[0]
+        quarters = [
+            LossQuarter(**{name: None if pd.isna(r[name]) else r[name] for name in LossQuarter.model_fields})
+            for r in rows.to_dict("records")
+        ]
+        cells.append(
+            LossCell(
+                rank=int(first["rank"]),
+                department=first["department"],
+                adrg=first["adrg"],
+                drg=first["drg"],
+                name=None if pd.isna(first["name"]) else first["name"],
+                expected_loss_total=float(first["expected_loss_total"]),
+                loss_rate_history=float(first["loss_rate_history"]),
+                quarters=quarters,
+            )
+        )
+    return cells
+
+
+@router.get(
+    "/v1/forecast/loss-risk",
+    response_model=LossRiskAnswer,
+    summary="Each DRG × department's probability of losing money next quarters",
+)
+def loss_risk_forecast(
+    state: State,
+    principal: Finance,
+    horizon: Annotated[int | None, Query(ge=1, le=12, description="forecast quarters (default: all)")] = None,
+    top: Annotated[int, Query(ge=1, le=5000, description="cells, ranked by expected loss")] = 50,
+    department: Annotated[
+        str | None, Query(max_length=100, description="one department's cells only (none: every cell)")
+    ] = None,
+) -> LossRiskAnswer:
+    """Per department × DRG and quarter: probability of a negative surplus, expected loss and the
+    volume / payment / cost drivers of the surplus change against a year before, ranked by expected loss."""
+    meta, table = load_loss_risk(forecast_dir(state), horizon, top, department)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/loss-risk")
+    return LossRiskAnswer(
+        created=meta["created"],
+        forecast=meta["forecast"],
+        probability=meta["loss_risk"]["probability"],
+        backtest=meta["loss_risk"].get("backtest"),
+        cells=_cells(table),
+    )
+
+
+@router.get(
+    "/v1/forecast/loss-risk/chart", response_class=FileResponse, summary="Chart of the loss risk per DRG"
+)
+def loss_risk_chart(state: State, principal: Finance) -> FileResponse:
+    """The PNG written with the run: the cells with the largest expected loss, and the reliability
+    of the loss probabilities in the backtest."""
+    path = forecast_dir(state) / "loss-risk.png"
+    if not path.is_file():
+        raise StateError(NO_FORECAST)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/loss-risk/chart")
+    return FileResponse(path, media_type="image/png")
+
+
 @router.get(
     "/v1/forecast/surplus/chart", response_class=FileResponse, summary="Chart of the surplus forecast"
 )
@@ -192,6 +323,20 @@ def surplus_chart(state: State, principal: Finance, level: Level = "hospital") -
     if not path.is_file():
         raise StateError(NO_FORECAST)
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/v1/forecast/surplus/chart")
+    return FileResponse(path, media_type="image/png")
+
+
+PageChart = Literal["loss-risk.png", "surplus-hospital.png", "surplus-department.png", "surplus-drg.png"]
+
+
+@router.get("/forecast/charts/{name}", response_class=FileResponse, include_in_schema=False)
+def forecast_page_chart(state: State, principal: Finance, name: PageChart) -> FileResponse:
+    """The run's charts for the page: off ``/v1``, so the login session's cookie opens them (``/v1``
+    takes a key in a header only, which an ``<img>`` cannot send)."""
+    path = forecast_dir(state) / name
+    if not path.is_file():
+        raise StateError(NO_FORECAST)
+    state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/forecast/charts")
     return FileResponse(path, media_type="image/png")
 
 
@@ -208,6 +353,10 @@ def forecast_page(
     meta, table = load_run(forecast_dir(state), level, horizon)
     state.audit.record(key_id=principal.key_id, role=principal.role, endpoint="/forecast")
     rows = table[table["kind"] == "forecast"].to_dict("records")
+    try:
+        loss_cells = _cells(load_loss_risk(forecast_dir(state), horizon, LOSS_ROWS_SHOWN)[1])
+    except StateError:  # a run written before the loss risk existed: the page shows the rest
+        loss_cells = None
     context = {
         "lang": lang,
         "principal": principal,
@@ -217,5 +366,7 @@ def forecast_page(
         "rows": rows,
         "settlement": _settlement(meta),
         "max_horizon": meta["max_horizon"],
+        "loss_cells": loss_cells,
+        "loss_meta": meta.get("loss_risk"),
     }
     return TEMPLATES.TemplateResponse(request, "forecast.html", context)

@@ -42,8 +42,27 @@ FLAGS = (
 
 @pytest.fixture(scope="module")
 def server(make_app) -> Iterator[str]:
+    yield from serve(make_app())
+
+
+@pytest.fixture(scope="module")
+def forecast_server(world, tmp_path_factory) -> Iterator[str]:
+    """A service whose data folder holds a surplus forecast run (with its loss risk) on the world's cases;
+    a folder of its own, since the shared world's must stay without a forecast (its 503 is tested)."""
+    from pipelines.forecast import price_history, run_surplus_forecast
+    from serving.app import create_app
+    from serving.config import ServingSettings
+
+    settings = world.settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("forecast") / "data"})
+    history = price_history(world.cases)
+    run_surplus_forecast(history, 2, settings.data_dir / "forecast", n_draws=50, origins=2, top=5)
+    yield from serve(create_app(settings, ServingSettings(api_keys=str(world.keys_path))))
+
+
+def serve(app) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port until the caller is done with its address."""
     port = free_port()
-    config = uvicorn.Config(make_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
@@ -163,3 +182,37 @@ def test_home_page_opens_a_case_and_logout_ends_the_session(browser, server, wor
     browser.add_cookie({"name": "caselens_session", "value": session["value"], "path": "/"})
     browser.get(f"{server}/cases/{case_id}?lang=en")
     assert "/login" in browser.current_url  # the server forgot the session
+
+
+@needs_chromium
+def test_forecast_page_shows_the_loss_risk_table(browser, forecast_server, world):
+    """Finance reads the ranked loss-risk cells under the surplus forecast, in English and Chinese."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    log_in(browser, forecast_server, world.keys["finance"], "/forecast?lang=en")
+    assert "Quarterly DRG surplus forecast" in browser.find_element(By.TAG_NAME, "h1").text
+    table = browser.find_element(By.ID, "loss-risk")
+    assert table.is_displayed() and table.size["width"] > 300
+    for chart in ("chart", "loss-chart"):  # the charts load with the login session (no key header)
+        image = browser.find_element(By.ID, chart)
+        WebDriverWait(browser, 20).until(
+            lambda b, i=image: b.execute_script("return arguments[0].complete", i)
+        )
+        assert browser.execute_script("return arguments[0].naturalWidth", image) > 300, chart
+    heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    assert sum("P(loss)" in h for h in heads) == 2 and "expected loss" in heads
+    rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert 0 < len(rows) <= 20
+    cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert [c[0] for c in cells] == [str(i) for i in range(1, len(rows) + 1)]
+    probabilities = [float(text.split("%")[0]) for c in cells for text in c[3:5]]
+    assert all(0 <= p <= 100 for p in probabilities)
+    losses = [float(c[5].strip("¥").replace(",", "")) for c in cells]
+    assert losses == sorted(losses, reverse=True)
+    switch = browser.find_element(By.LINK_TEXT, "中文")
+    switch.click()
+    WebDriverWait(browser, 20).until(staleness_of(switch))
+    assert "亏损概率" in browser.find_element(By.ID, "loss-risk").text
+    assert "各科室DRG亏损风险" in browser.page_source

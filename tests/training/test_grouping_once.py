@@ -8,13 +8,14 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
-from pipelines.train import case_data, train
 
 from casemix.cases import CANONICAL_INPUT_COLUMNS, NUMBER_COLUMNS
 from casemix.engine import forget_groupings
 from casemix.grouper import Grouper
 from models.tasks import all_tasks
 from pipelines.store import read_cases, write_cases
+from pipelines.training.data import case_data
+from pipelines.training.run import train
 
 pytestmark = pytest.mark.slow
 
