@@ -40,7 +40,7 @@ def expected_values(world, task: str) -> np.ndarray:
     mlflow.set_registry_uri(world.mlflow_uri)
     model = mlflow.pyfunc.load_model(f"models:/caselens-{task}@champion").unwrap_python_model()
     frame = world.cases[stage_columns(SERVED_TASKS[task].stage)].reset_index(drop=True)
-    return model.predict_frame(frame, world.cases)[SERVED_TASKS[task].value_column].to_numpy()
+    return model.predict_frame(frame, world.cases)[model.output.column].to_numpy()
 
 
 @pytest.fixture(scope="module")
