@@ -175,7 +175,7 @@ def signature(inputs: pd.DataFrame, outputs: pd.DataFrame, optional: tuple[str, 
     """The model signature; nullable integer and boolean columns are typed ``Any``.
 
     MLflow's column types cannot hold a missing integer or boolean, so such columns pass schema
-    enforcement untouched and :meth:`CaseModel.predict_frame` casts them back to the training dtype.
+    enforcement untouched and :meth:`CaseModel.features_of` casts them back to the training dtype.
     ``optional`` columns (a table's label, read only as earlier rows' outcomes) may be left out.
     """
     nullable = {c for c in inputs.columns if isinstance(inputs[c].dtype, pd.Int64Dtype | pd.BooleanDtype)}
