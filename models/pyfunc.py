@@ -83,9 +83,9 @@ class CaseModel(mlflow.pyfunc.PythonModel):
 
     def features_of(self, frame: pd.DataFrame, history: History = None) -> pd.DataFrame:
         """The feature frame of ``frame``'s rows, its columns first cast to the training dtypes."""
-        frame = frame.astype(
-            {c: t for c, t in self.dtypes.items() if c in frame.columns and frame[c].dtype != t}
-        )
+        casts = {c: t for c, t in self.dtypes.items() if c in frame.columns and frame[c].dtype != t}
+        if casts:  # a canonical frame needs none, and ``astype({})`` still copies it
+            frame = frame.astype(casts)
         if history is None or (isinstance(history, pd.DataFrame) and history.empty):
             return self.features.transform(frame)
         return self.features.transform(frame, history=history)
@@ -100,9 +100,7 @@ class CaseModel(mlflow.pyfunc.PythonModel):
         if own is not None:
             return Contributions.of(list(X.columns), *own(X, threads))
         if self._booster is None:
-            raise ModelNotServable(
-                f"the {self.output.en} model has no tree model or contributions to explain"
-            )
+            raise self._unexplainable()
         return tree_contributions(self._booster, X, threads)
 
     @property
@@ -127,15 +125,16 @@ class CaseModel(mlflow.pyfunc.PythonModel):
         elif callable(getattr(self.estimator, "contributions", None)) and isinstance(catalog, pd.DataFrame):
             explained = list(catalog["feature"])
         else:
-            raise ModelNotServable(
-                f"the {self.output.en} model has no tree model or contributions to explain"
-            )
+            raise self._unexplainable()
         return feature_names(catalog, explained)
 
     @cached_property
     def history_features(self) -> frozenset[str]:
         """Features computed from the patient's earlier stays (an explanation may withhold them)."""
         return patient_history_features(getattr(self.features, "catalog", None))
+
+    def _unexplainable(self) -> ModelNotServable:
+        return ModelNotServable(f"the {self.output.en} model has no tree model or contributions to explain")
 
     def single_threaded(self) -> CaseModel:
         """Make every LightGBM model inside the estimator predict on one thread; returns the model.
