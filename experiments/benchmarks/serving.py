@@ -52,6 +52,7 @@ from models.explain import tree_contributions
 from models.pyfunc import CaseModel, servable
 from models.tasks import get_task
 from models.tasks.cost import CostModel
+from models.tracking import CHAMPION
 from pipelines.demo.generate import generate_demo
 from pipelines.store import write_cases
 from serving.config import ServingSettings
@@ -112,13 +113,13 @@ def train_and_register(
             pip_requirements=[],
         )
     version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias("caselens-cost", "champion", version)
+    mlflow.MlflowClient().set_registered_model_alias("caselens-cost", CHAMPION, version)
     return version, params
 
 
 def compare_explainers(cases: pd.DataFrame, batch: int, threads: int) -> list[str]:
     """Native pred_contrib (1 and ``threads`` threads) vs shap TreeExplainer: same numbers? the faster?"""
-    python_model = mlflow.pyfunc.load_model("models:/caselens-cost@champion").unwrap_python_model()
+    python_model = mlflow.pyfunc.load_model(f"models:/caselens-cost@{CHAMPION}").unwrap_python_model()
     admission = cases[list(fields_known_at("admission"))]
     X = python_model.features.transform(admission.iloc[:batch], history=cases)
     tree = python_model.estimator.explained
@@ -152,7 +153,7 @@ def compare_explainers(cases: pd.DataFrame, batch: int, threads: int) -> list[st
 
 def in_process(cases: pd.DataFrame, store: pd.DataFrame, repeats: int = 300) -> dict[str, float]:
     """Median ms of one case's steps inside the service's code, without HTTP (where the time goes)."""
-    python_model = mlflow.pyfunc.load_model("models:/caselens-cost@champion").unwrap_python_model()
+    python_model = mlflow.pyfunc.load_model(f"models:/caselens-cost@{CHAMPION}").unwrap_python_model()
     model = ServedModel(SERVED_TASKS["cost"], "bench", servable(python_model, "bench"))
     stays = StayIndex(store)
     frames = [cases.iloc[[i % len(cases)]].reset_index(drop=True) for i in range(repeats)]
