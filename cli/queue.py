@@ -67,9 +67,11 @@ def _champion(mlflow_uri: str) -> object:
     """The coding champion's Python model; a registry without one is a ``NotFound`` saying what to run."""
     import mlflow
 
+    from models.tracking import CHAMPION
+
     mlflow.set_tracking_uri(mlflow_uri)
     try:
-        return mlflow.pyfunc.load_model("models:/caselens-coding@champion").unwrap_python_model()
+        return mlflow.pyfunc.load_model(f"models:/caselens-coding@{CHAMPION}").unwrap_python_model()
     except mlflow.exceptions.MlflowException:
         raise NotFound("no champion of caselens-coding: run `caselens train coding` first") from None
 

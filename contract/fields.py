@@ -11,9 +11,9 @@ restates them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -478,6 +478,23 @@ def canonical_frame(frame: pd.DataFrame) -> pd.DataFrame:
         for name, column in frame.items()
     }
     return pd.DataFrame(columns, index=frame.index)
+
+
+def canonical_records(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Records (a request's validated cases) as the frame the store gives for the same cases.
+
+    Each column is cast by :func:`canonical_column` straight from the records' values (no object frame
+    first: a one-case request is the service's main load) and ``los_days`` is derived as ingestion
+    derives it. Columns in the order the records name them; every key must be a contract field.
+    """
+    names = list(dict.fromkeys(name for record in records for name in record))
+    frame = pd.DataFrame(
+        {name: canonical_column([r.get(name) for r in records], FIELD_BY_NAME[name]) for name in names},
+        index=pd.RangeIndex(len(records)),
+    )
+    if {"admission_date", "discharge_date"} <= set(frame.columns):
+        frame["los_days"] = los_days(frame["admission_date"], frame["discharge_date"])
+    return frame
 
 
 def canonical_column(

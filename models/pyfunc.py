@@ -1,32 +1,56 @@
-"""The served form of a trained task: preprocessing and estimator in one MLflow pyfunc model.
+"""The served form of a trained task: preprocessing, estimator and the task's output in one MLflow pyfunc.
 
-Serving, batch scoring and champion re-scoring all call this, so a registered model predicts from the
-canonical case columns (or the prepared table's columns) with no feature code outside the model.
+Serving, batch scoring, training's test scoring and champion re-scoring all call this, so a registered
+model predicts and explains from the canonical case columns (or the prepared table's columns) with no
+feature, dtype or link code outside the model. Models registered before the model carried its task's
+``output`` are refused with :class:`ModelNotServable` (retrain them).
 """
 
 from __future__ import annotations
 
 import warnings
+from functools import cached_property
 from typing import Any
 
+import lightgbm
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
-from models.task import Estimator
+from contract.errors import StateError
+from features.history import StayIndex
+from models.explain import (
+    Contributions,
+    Explained,
+    feature_names,
+    patient_history_features,
+    tree_contributions,
+)
+from models.task import Estimator, Output
+
+History = pd.DataFrame | StayIndex | None
+
+
+class ModelNotServable(StateError):
+    """A registered model lacks what serving needs (the model contract, a model to explain)."""
 
 
 class CaseModel(mlflow.pyfunc.PythonModel):
-    """A fitted feature transformer followed by a task's fitted estimator.
+    """A fitted feature transformer followed by a task's fitted estimator, with the task's ``output``.
 
-    ``dtypes`` are the training inputs' dtypes: MLflow's schema has no nullable integers or booleans,
-    so requests arrive with them as floats and are cast back before the features see them.
+    ``output`` (:class:`models.task.Output`) is recorded from the task at training: which output column
+    is the prediction and the link its SHAP values add up on. ``dtypes`` are the training inputs'
+    dtypes: MLflow's schema has no nullable integers or booleans, so requests arrive with them as
+    floats and are cast back before the features see them.
     """
 
-    def __init__(self, features: Any, estimator: Estimator, dtypes: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, features: Any, estimator: Estimator, output: Output, dtypes: dict[str, Any] | None = None
+    ) -> None:
         self.features = features
         self.estimator = estimator
+        self.output = output
         self.dtypes = dtypes or {}
 
     def predict(
@@ -34,28 +58,123 @@ class CaseModel(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         return self.predict_frame(model_input)
 
-    def predict_frame(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Predictions for each row of ``frame``, positionally aligned with it.
+    def predict_frame(self, frame: pd.DataFrame, history: History = None) -> pd.DataFrame:
+        """Predictions (every output column) for each row of ``frame``, positionally aligned with it.
 
-        ``history`` (other canonical stays, e.g. the patients' earlier admissions) feeds point-in-time
-        history features; the pyfunc ``predict`` has none and sees only the rows it is given.
+        ``history`` (other canonical stays, e.g. the patients' earlier admissions, or a ``StayIndex``
+        over them) feeds point-in-time history features; the pyfunc ``predict`` has none and sees only
+        the rows it is given.
         """
-        frame = frame.astype(
-            {c: t for c, t in self.dtypes.items() if c in frame.columns and frame[c].dtype != t}
+        return self._outputs(self.features_of(frame, history))
+
+    def explain_frame(self, frame: pd.DataFrame, history: History = None, threads: int = 1) -> Explained:
+        """Features, predictions and SHAP values of each row of ``frame`` from one feature pass."""
+        X = self.features_of(frame, history)
+        outputs = self._outputs(X)
+        return Explained(
+            X,
+            outputs,
+            outputs[self.output.column].to_numpy(dtype="float64"),
+            self.contributions(X, threads),
+            self.output,
+            self.explains,
+            getattr(self.estimator, "level", None),
         )
-        X = (
-            self.features.transform(frame)
-            if history is None
-            else self.features.transform(frame, history=history)
-        )
+
+    def features_of(self, frame: pd.DataFrame, history: History = None) -> pd.DataFrame:
+        """The feature frame of ``frame``'s rows, its columns first cast to the training dtypes."""
+        casts = {c: t for c, t in self.dtypes.items() if c in frame.columns and frame[c].dtype != t}
+        if casts:  # a canonical frame needs none, and ``astype({})`` still copies it
+            frame = frame.astype(casts)
+        if history is None or (isinstance(history, pd.DataFrame) and history.empty):
+            return self.features.transform(frame)
+        return self.features.transform(frame, history=history)
+
+    def _outputs(self, X: pd.DataFrame) -> pd.DataFrame:
         return self.estimator.predict(X).reset_index(drop=True)
+
+    def contributions(self, X: pd.DataFrame, threads: int = 1) -> Contributions:
+        """SHAP values on the ``output.link`` scale: the estimator's own ``contributions`` (e.g. a
+        calibrated or linear model), else its tree model's (``explained``)."""
+        own = getattr(self.estimator, "contributions", None)
+        if own is not None:
+            return Contributions.of(list(X.columns), *own(X, threads))
+        if self._booster is None:
+            raise self._unexplainable()
+        return tree_contributions(self._booster, X, threads)
+
+    @property
+    def explains(self) -> str:
+        """What the contributions add up to: "prediction", or "uncalibrated score" (isotonic calibration)."""
+        return getattr(self.estimator, "explains", "prediction")
+
+    @cached_property
+    def _booster(self) -> lightgbm.Booster | None:
+        explained = getattr(self.estimator, "explained", self.estimator)
+        if isinstance(explained, lightgbm.Booster):
+            return explained
+        booster = getattr(explained, "booster_", None)
+        return booster if isinstance(booster, lightgbm.Booster) else None
+
+    @cached_property
+    def names(self) -> dict[str, dict[str, str]]:
+        """Readable zh/en name of every explained feature."""
+        catalog = getattr(self.features, "catalog", None)
+        if self._booster is not None:
+            explained = self._booster.feature_name()
+        elif callable(getattr(self.estimator, "contributions", None)) and isinstance(catalog, pd.DataFrame):
+            explained = list(catalog["feature"])
+        else:
+            raise self._unexplainable()
+        return feature_names(catalog, explained)
+
+    @cached_property
+    def history_features(self) -> frozenset[str]:
+        """Features computed from the patient's earlier stays (an explanation may withhold them)."""
+        return patient_history_features(getattr(self.features, "catalog", None))
+
+    def _unexplainable(self) -> ModelNotServable:
+        return ModelNotServable(f"the {self.output.en} model has no tree model or contributions to explain")
+
+    def single_threaded(self) -> CaseModel:
+        """Make every LightGBM model inside the estimator predict on one thread; returns the model.
+
+        A service scores one case or a batch: OpenMP threads per prediction only contend with the other
+        requests (and spin on a busy machine); concurrency comes from serving requests in parallel.
+        """
+        _single_threaded(self.estimator)
+        return self
+
+
+def servable(python_model: Any, what: str) -> CaseModel:
+    """``python_model`` (a registered pyfunc, unwrapped) ready to serve, or why it cannot be.
+
+    ``what`` names it in the error (e.g. "caselens-cost v3").
+    """
+    if not isinstance(python_model, CaseModel) or not isinstance(
+        getattr(python_model, "output", None), Output
+    ):
+        raise ModelNotServable(
+            f"{what} is not a CaseModel of the current format (features, estimator and its task's "
+            "output): retrain it with `caselens train`"
+        )
+    python_model.names  # noqa: B018 - fails now, not on the first request, when nothing can be explained
+    return python_model.single_threaded()
+
+
+def _single_threaded(estimator: Any, depth: int = 3) -> None:
+    for value in vars(estimator).values() if hasattr(estimator, "__dict__") else ():
+        if isinstance(value, lightgbm.LGBMModel):
+            value.set_params(n_jobs=1)
+        elif depth > 0 and hasattr(value, "__dict__") and type(value).__module__.startswith("models"):
+            _single_threaded(value, depth - 1)
 
 
 def signature(inputs: pd.DataFrame, outputs: pd.DataFrame, optional: tuple[str, ...] = ()) -> ModelSignature:
     """The model signature; nullable integer and boolean columns are typed ``Any``.
 
     MLflow's column types cannot hold a missing integer or boolean, so such columns pass schema
-    enforcement untouched and :meth:`CaseModel.predict_frame` casts them back to the training dtype.
+    enforcement untouched and :meth:`CaseModel.features_of` casts them back to the training dtype.
     ``optional`` columns (a table's label, read only as earlier rows' outcomes) may be left out.
     """
     nullable = {c for c in inputs.columns if isinstance(inputs[c].dtype, pd.Int64Dtype | pd.BooleanDtype)}

@@ -2,8 +2,10 @@
 
 A task says when its prediction is made (``stage``: only fields known then may be features), how its
 labels come out of the canonical cases, which estimator and baseline it uses, how both are judged
-(``evaluate``, with a primary metric and its direction) and which plots explain it. A new task is a new
-module in :mod:`models.tasks` that defines ``TASK``; the framework finds it by name.
+(``evaluate``, with a primary metric and its direction) and which plots explain it. Its ``output`` says which
+prediction column is *the* prediction, the link its explanation adds up on and how it reads, so the
+registered model and the service take them from the task, never from a table of their own. A new task
+is a new module in :mod:`models.tasks` that defines ``TASK``; the framework finds it by name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,24 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from contract.fields import Stage
+
+Link = Literal["identity", "log", "logit"]
+Unit = Literal["yuan", "probability"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """The task's prediction as it is served: ``column`` of the estimator's outputs is the prediction
+    (``<column>_lower``/``_upper`` its interval when there is one); its SHAP values add up on the
+    ``link`` scale (``log``: log yuan, ``logit``: log-odds); ``unit``, ``zh``/``en`` (the subject of
+    a reason: "raised the expected cost by ¥2,400") and ``summary`` are how the answer reads."""
+
+    column: str
+    link: Link
+    unit: Unit
+    zh: str
+    en: str
+    summary: str
 
 
 class Estimator(Protocol):
@@ -43,6 +63,7 @@ class Task(ABC):
     title: str
     stage: Stage
     label_column: str
+    output: Output
     primary_metric: str
     greater_is_better: bool
     baseline_levels: tuple[tuple[str, ...], ...] = ()

@@ -80,15 +80,19 @@ def watch_list(
 ) -> pd.DataFrame:
     """``WATCH_COLUMNS`` for the cut stays in ``frame`` (``features.instay.cut_stays``), ranked.
 
-    ``model`` is the in-stay champion's Python model (``features`` and ``estimator``); ``history`` the
+    ``model`` is the in-stay champion's registered model (``models.pyfunc.CaseModel``); ``history`` the
     stored abstracts the admission features look back on. ``reasons=False`` leaves ``top_reasons``
     empty (a replay of many days does not read them).
     """
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in WATCH_COLUMNS})
     cut = model.features.pregroup(frame)
-    X = model.features.transform(cut, history=history)
-    predicted = model.estimator.predict(X)
+    if reasons:
+        answer = model.explain_frame(cut, history)
+        predicted = answer.outputs
+        why = top_reasons(answer.contributions.values, answer.X, model.features.catalog)
+    else:
+        predicted, why = model.predict_frame(cut, history), ""
     standard = cut["payment_standard"].to_numpy(dtype=np.float64)
     to_date = cut["charges_to_date"].to_numpy(dtype=np.float64)
     final = predicted["final_cost"].to_numpy(dtype=np.float64)
@@ -112,7 +116,7 @@ def watch_list(
             "overrun_probability": np.round(probability, 4),
             "expected_overrun": np.round(probability * above, 2),
             "warning_level": policy.levels(ratio, predicted_ratio, probability),
-            "top_reasons": top_reasons(model.estimator, X, model.features.catalog) if reasons else "",
+            "top_reasons": why,
         }
     )
     severity = pd.Series(out["warning_level"]).map({level: i for i, level in enumerate(LEVELS)})

@@ -50,6 +50,7 @@ from serving.reload import ReloadGeneration, WorkerReloads, reload_models, settl
 from serving.routers import admin, casemix, health, pages, predict, review
 from serving.security import KeyStore
 from serving.sessions import LoginThrottle, SessionDatabase, SessionStore
+from serving.tasks import SERVED_TASKS
 
 # Routers other engineers own, included once their module exists.
 OPTIONAL_ROUTERS = ("serving.routers.forecast", "serving.routers.drivers")
@@ -88,7 +89,10 @@ def create_app(
         casemix=_casemix_factory(settings),
     )
 
-    state.batchers = predict.batchers(state)
+    # Every served task has its routes (answering 503 until its model loads); a registry given here
+    # may serve tasks of its own.
+    tasks = {**SERVED_TASKS, **registry.tasks}
+    state.batchers = predict.batchers(state, tasks)
     state.history_budget = HistoryBudget(serving.history_lookups_per_minute)
     state.reloads = reloads = WorkerReloads(
         ReloadGeneration(serving.reload_path(settings)),
@@ -119,7 +123,9 @@ def create_app(
     app.state.service = state
     if serving.docs:
         _serve_docs(app)
-    for module in (health, predict, casemix, review, admin, pages):
+    app.include_router(health.router)
+    app.include_router(predict.routes(tasks))
+    for module in (casemix, review, admin, pages):
         app.include_router(module.router)
     for name in OPTIONAL_ROUTERS:
         if importlib.util.find_spec(name) is not None:

@@ -26,7 +26,8 @@ from contract.fields import FIELD_BY_NAME
 from features.history import StayIndex
 from features.pipeline import FeatureInputError
 from features.view import FeatureStageError
-from serving.explain import Explained, Language, explanations
+from models.explain import Explained
+from serving.explain import Language, explanations
 from serving.registry import ServedModel
 from serving.schemas import OPTIONAL_IDS
 from serving.tasks import HISTORY_ROLES
@@ -46,26 +47,20 @@ class ScoringFault(RuntimeError):
 
 @dataclass(frozen=True)
 class Scored:
-    """One model's answer for a frame of cases: features, output columns and SHAP values, row by row."""
+    """One model's answer for a frame of cases (:class:`models.explain.Explained`), with the cases' ids
+    and their codes the dictionaries do not hold, row by row."""
 
     model: ServedModel
     case_ids: list[Any]
-    X: pd.DataFrame
-    outputs: pd.DataFrame
-    values: np.ndarray
     explained: Explained
     unknown_codes: list[list[tuple[str, str]]]  # per case: (field, code) not in the code dictionaries
 
     def rows(self, rows: list[int]) -> Scored:
         """The same answer for the given rows only."""
-        e = self.explained
         return Scored(
             self.model,
             [self.case_ids[r] for r in rows],
-            self.X.iloc[rows],
-            self.outputs.iloc[rows],
-            self.values[rows],
-            Explained(e.features, e.values[rows], e.base[rows], e.raw[rows]),
+            self.explained.rows(rows),
             [self.unknown_codes[r] for r in rows],
         )
 
@@ -77,7 +72,7 @@ def score(
     threads: int = 1,
     tables: Path | None = None,
 ) -> Scored:
-    """Features, predictions and SHAP values of ``cases``.
+    """The model's features, predictions and SHAP values of ``cases`` (``CaseModel.explain_frame``).
 
     Raises :class:`ScoringError` when the cases cannot be turned into features (the message names row
     and field, never values); any other exception is a fault and propagates as it is. With ``tables``
@@ -86,19 +81,13 @@ def score(
     """
     case_ids = cases["case_id"].tolist() if "case_id" in cases.columns else [None] * len(cases)
     try:
-        X = model.features_for(with_request_ids(cases), history)
+        explained = model.model.explain_frame(with_request_ids(cases), history, threads)
     except INPUT_ERRORS as error:
         log.info("%s could not score a request: %s", model.name, type(error).__name__)
         raise ScoringError(f"{model.name} v{model.version} could not score these cases: {error}") from error
-    outputs = model.predict(X)
-    explained = model.explain(X, threads)
-    value_column = (
-        model.task.value_column if model.task.value_column in outputs.columns else outputs.columns[0]
-    )
-    values = outputs[value_column].to_numpy(dtype="float64")
-    if not np.isfinite(values).all():
+    if not np.isfinite(explained.prediction).all():
         raise ScoringFault(f"{model.name} v{model.version} gave a prediction that is not a finite number")
-    return Scored(model, case_ids, X, outputs, values, explained, unknown_codes(cases, tables))
+    return Scored(model, case_ids, explained, unknown_codes(cases, tables))
 
 
 def with_request_ids(cases: pd.DataFrame) -> pd.DataFrame:
@@ -149,41 +138,24 @@ def payloads(
     ``withheld`` features are never named: their contributions count in ``rest`` (see
     :func:`withheld_features`).
     """
-    model, outputs, task = scored.model, scored.outputs, scored.model.task
-    value_column = task.value_column if task.value_column in outputs.columns else outputs.columns[0]
-    lower, upper = outputs.get(f"{value_column}_lower"), outputs.get(f"{value_column}_upper")
+    explained = scored.explained
     texts = explanations(
-        scored.explained,
-        scored.X,
-        scored.values,
-        link=model.link,
-        unit=task.unit,
-        subject=task.zh if language == "zh" else task.en,
-        names=model.names,
-        language=language,
-        top=top,
-        withheld=withheld,
+        explained, names=scored.model.model.names, language=language, top=top, withheld=withheld
     )
+    outputs = explained.outputs
     numeric = {c: outputs[c].to_numpy(dtype="float64") for c in outputs.select_dtypes("number").columns}
-    bounds = None
-    if lower is not None and upper is not None and model.level is not None:
-        bounds = (lower.to_numpy(dtype="float64"), upper.to_numpy(dtype="float64"))
-    explains = getattr(model.estimator, "explains", "prediction")
+    bounds, unit = explained.interval(), explained.output.unit
     predictions = []
     for row, explanation in enumerate(texts):
-        explanation["explains"] = explains
         interval = None
         if bounds is not None:
-            interval = {
-                "lower": float(bounds[0][row]),
-                "upper": float(bounds[1][row]),
-                "level": float(model.level),  # type: ignore[arg-type]
-            }
+            lower, upper = float(bounds[0][row]), float(bounds[1][row])
+            interval = {"lower": lower, "upper": upper, "level": explained.level}
         predictions.append(
             {
                 "case_id": scored.case_ids[row],
-                "value": float(scored.values[row]),
-                "unit": task.unit,
+                "value": float(explained.prediction[row]),
+                "unit": unit,
                 "interval": interval,
                 "outputs": {c: float(a[row]) for c, a in numeric.items() if np.isfinite(a[row])},
                 "explanation": explanation,
@@ -218,4 +190,4 @@ def withheld_features(model: ServedModel, role: str, stored_history: bool) -> fr
     """
     if not stored_history or role in HISTORY_ROLES:
         return frozenset()
-    return model.history_features
+    return model.model.history_features

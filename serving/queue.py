@@ -93,7 +93,7 @@ def store_queue(registry: ModelRegistry, cases: CaseIndex, period: str | None) -
             raise QueueUnavailable(str(error)) from error
         chosen = period or str(frame["discharge_date"].max().to_period("Q"))
         try:
-            return coding_queue(frame, model, chosen)
+            return coding_queue(frame, model.model, chosen)
         except ValueError as error:  # e.g. no unaudited case in the period
             raise QueueUnavailable(str(error)) from error
 

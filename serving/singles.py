@@ -18,9 +18,9 @@ import pandas as pd
 from pydantic import BaseModel
 
 from contract.errors import StateError
+from contract.fields import canonical_records
 from features.history import StayIndex
 from serving.explain import Language
-from serving.frames import cases_frame
 from serving.predictions import payloads, score
 from serving.registry import ServedModel
 
@@ -50,7 +50,7 @@ def score_requests(
     served = model()
     if served is None:
         return [ModelUnavailable("the model is no longer loaded")] * len(requests)
-    frame = cases_frame([r.case for r in requests])
+    frame = canonical_records([r.case.model_dump() for r in requests])
     scored = score(served, frame, history(frame), tables=tables)
     outcomes: list[Any] = [None] * len(requests)
 
@@ -59,7 +59,7 @@ def score_requests(
 
     for (language, top, show_history), group in groupby(sorted(range(len(requests)), key=wording), wording):
         rows = list(group)
-        withheld = frozenset() if show_history else served.history_features
+        withheld = frozenset() if show_history else served.model.history_features
         worded = payloads(scored.rows(rows), language, top, withheld)  # type: ignore[arg-type]
         for row, payload in zip(rows, worded, strict=True):
             outcomes[row] = (served, payload)

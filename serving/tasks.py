@@ -1,82 +1,83 @@
-"""The predictions the service answers: which registered model, at which stage, for which roles.
+"""The predictions the service answers: every task of the task registry that a role may see.
 
-The stage decides the request schema (a pre-admission request carries admission fields only), and the
-roles decide who may ask. Keeping this in one table means an endpoint, its docs and its access rule
-cannot drift apart.
+A task's name, stage, prediction column and wording are the task's own (:mod:`models.tasks`, its
+``output``); serving adds only who may ask, in ``TASK_ROLES``. The stage decides the request schema
+(a pre-admission request carries admission fields only) and the roles who may ask, so an endpoint,
+its docs and its access rule cannot drift apart. A task without a row here is not served.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from contract.errors import ConfigError
 from contract.fields import Stage
+from models.task import Task
+from models.tasks import all_tasks
 
-CHAMPION_ALIAS = "champion"
 ROLES = ("clinician", "coder", "finance", "admin")
+
+# Who may ask for each task's predictions.
+TASK_ROLES: dict[str, tuple[str, ...]] = {
+    "cost": ("clinician", "finance", "admin"),
+    "margin": ("clinician", "finance", "admin"),
+    "readmission": ("clinician", "admin"),
+    "coding": ("coder", "admin"),
+}
 
 
 @dataclass(frozen=True)
 class ServedTask:
-    name: str
-    model_name: str
-    stage: Stage
+    """A registered task and the roles that may ask for it."""
+
+    task: Task
     roles: tuple[str, ...]
-    summary: str
-    zh: str
-    en: str
-    unit: str  # "yuan" or "probability": how the value and the reasons read
-    value_column: str | None = None  # the model output that is the prediction; None: the first column
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    @property
+    def model_name(self) -> str:
+        return self.task.model_name
+
+    @property
+    def stage(self) -> Stage:
+        return self.task.stage
+
+    @property
+    def summary(self) -> str:
+        return self.task.output.summary
+
+    @property
+    def zh(self) -> str:
+        return self.task.output.zh
+
+    @property
+    def en(self) -> str:
+        return self.task.output.en
 
 
-SERVED_TASKS: dict[str, ServedTask] = {
-    t.name: t
-    for t in (
-        ServedTask(
-            "cost",
-            "caselens-cost",
-            "admission",
-            ("clinician", "finance", "admin"),
-            "Expected case cost before admission, with an 80% interval.",
-            "预计住院费用",
-            "expected cost",
-            "yuan",
-            "cost",
-        ),
-        ServedTask(
-            "margin",
-            "caselens-margin",
-            "admission",
-            ("clinician", "finance", "admin"),
-            "Expected DRG surplus (payment − cost) before admission.",
-            "预计DRG结余",
-            "expected DRG surplus",
-            "yuan",
-            "expected_margin",
-        ),
-        ServedTask(
-            "readmission",
-            "caselens-readmission",
-            "discharge",
-            ("clinician", "admin"),
-            "Calibrated probability of an unplanned readmission within 30 days of discharge.",
-            "30天非计划再入院风险",
-            "30-day unplanned readmission risk",
-            "probability",
-            "readmission_probability",
-        ),
-        ServedTask(
-            "coding",
-            "caselens-coding",
-            "discharge",
-            ("coder", "admin"),
-            "Probability that the coded abstract holds a coding error, before claim submission.",
-            "编码错误风险",
-            "coding error risk",
-            "probability",
-            "error_probability",
-        ),
-    )
-}
+def served_tasks(
+    tasks: Mapping[str, Task] | None = None, roles: Mapping[str, tuple[str, ...]] = TASK_ROLES
+) -> dict[str, ServedTask]:
+    """The served tasks, in ``roles`` order: each task of the registry (``tasks``, default all) with roles.
+
+    A role table naming a task the registry does not hold, or a role that does not exist, is a
+    configuration error: a typo must not silently leave a task unserved or open to no one.
+    """
+    tasks = all_tasks() if tasks is None else tasks
+    unknown = [name for name in roles if name not in tasks]
+    if unknown:
+        raise ConfigError(f"roles given for unknown task(s) {', '.join(unknown)}; known: {', '.join(tasks)}")
+    for name, allowed in roles.items():
+        if not allowed or set(allowed) - set(ROLES):
+            raise ConfigError(f"task {name}: roles must be some of {', '.join(ROLES)}, not {allowed!r}")
+    return {name: ServedTask(tasks[name], tuple(allowed)) for name, allowed in roles.items()}
+
+
+SERVED_TASKS = served_tasks()
 
 # Who may use the other data endpoints.
 GROUP_ROLES = ("coder", "finance", "clinician", "admin")

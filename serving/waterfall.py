@@ -1,7 +1,7 @@
 """A SHAP waterfall chart as inline SVG: no image files, no JavaScript, readable without a build step.
 
 Steps walk from the base value to the prediction on the prediction's own scale (yuan or probability),
-adding the listed contributions' effects largest first and the remainder last (``serving.explain``
+adding the listed contributions' effects largest first and the remainder last (``models.explain``
 computes them so they add up), so the bars end exactly at the prediction and show the same amounts
 as the reasons. Each step carries its exact start and end (``data-start``, ``data-end``) so a test
 or a screen reader can check that the chart adds up to the prediction shown above it.

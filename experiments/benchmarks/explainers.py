@@ -28,10 +28,10 @@ from experiments.benchmarks.cost_model import fit_cost_model
 from experiments.benchmarks.report import peak_memory_line, write_results
 from features.pipeline import CaseFeatures
 from models import lgbm
+from models.explain import tree_contributions
 from models.tasks.cost import CostModel
 from pipelines.demo.generate import generate_demo
 from serving.config import ServingSettings
-from serving.explain import tree_contributions
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "explainers.md"
 

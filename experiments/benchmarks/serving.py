@@ -38,18 +38,19 @@ import pandas as pd
 import psutil
 import typer
 
-from contract.fields import fields_known_at
+from contract.fields import canonical_records, fields_known_at
 from contract.settings import Settings
 from experiments.benchmarks.cost_model import fit_cost_model
 from experiments.benchmarks.loadgen import HEADER, Load, encode_posts, paced, saturate
 from experiments.benchmarks.report import peak_memory_mb, write_results
 from features.history import StayIndex
-from models.pyfunc import CaseModel
+from models.pyfunc import CaseModel, servable
+from models.tasks import get_task
+from models.tracking import CHAMPION
 from pipelines.demo.generate import generate_demo
 from pipelines.store import write_cases
-from serving.frames import cases_frame
 from serving.predictions import predict_explained
-from serving.registry import served_model
+from serving.registry import ServedModel
 from serving.schemas import CASE_MODELS
 from serving.security import hash_key
 from serving.tasks import SERVED_TASKS
@@ -89,29 +90,29 @@ def train_and_register(
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=CaseModel(features, estimator),
+            python_model=CaseModel(features, estimator, get_task("cost").output),
             registered_model_name="caselens-cost",
             pip_requirements=[],
         )
     version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias("caselens-cost", "champion", version)
+    mlflow.MlflowClient().set_registered_model_alias("caselens-cost", CHAMPION, version)
     return version, params
 
 
 def in_process(cases: pd.DataFrame, store: pd.DataFrame, repeats: int = 300) -> dict[str, float]:
     """Median ms of one case's steps inside the service's code, without HTTP (where the time goes)."""
-    python_model = mlflow.pyfunc.load_model("models:/caselens-cost@champion").unwrap_python_model()
-    model = served_model(SERVED_TASKS["cost"], "bench", python_model)
+    python_model = mlflow.pyfunc.load_model(f"models:/caselens-cost@{CHAMPION}").unwrap_python_model()
+    model = ServedModel(SERVED_TASKS["cost"], "bench", servable(python_model, "bench"))
     stays = StayIndex(store)
     frames = [cases.iloc[[i % len(cases)]].reset_index(drop=True) for i in range(repeats)]
     spent: dict[str, list[float]] = {"features": [], "predict": [], "explain": [], "whole": []}
     for frame in frames:
         start = time.perf_counter()
-        X = model.features_for(frame, stays)
+        X = model.model.features_of(frame, stays)
         features = time.perf_counter()
-        model.predict(X)
+        model.model.estimator.predict(X)
         predicted = time.perf_counter()
-        model.explain(X)
+        model.model.contributions(X)
         explained = time.perf_counter()
         predict_explained(model, frame, history=stays)
         whole = time.perf_counter() - explained
@@ -208,7 +209,9 @@ def run(
     latest = hospital.sort_values("admission_date").tail(max(batch, 500))
     records = case_bodies(latest)
     singles = [{"case": clean(r)} for r in records[-500:]]
-    requests = cases_frame([CASE_MODELS["admission"].model_validate(s["case"]) for s in singles])
+    requests = canonical_records(
+        [CASE_MODELS["admission"].model_validate(s["case"]).model_dump() for s in singles]
+    )
     steps = in_process(requests, hospital)
     print("in process (ms):", steps)
     batch_body = json.dumps({"cases": [clean(r) for r in records[-batch:]]}).encode()

@@ -24,8 +24,6 @@ MIN_TYPE_CASES = 5  # error types with fewer training errors get their share as 
 class CodingModel:
     """Probability of a coding error and of each error type, from the coding features."""
 
-    link = "logit"
-
     def __init__(self, lightgbm: dict[str, Any]) -> None:
         self.lightgbm = lightgbm
 

@@ -187,8 +187,6 @@ class LogisticModel:
 class ReadmissionModel:
     """Calibrated probability of an unplanned readmission from the model that wins on validation."""
 
-    link = "logit"
-
     def __init__(
         self, lightgbm: dict[str, Any], calibration: Method = "platt", logistic_c: float = 1.0
     ) -> None:

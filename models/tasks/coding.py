@@ -24,7 +24,7 @@ from models.coding.features import CodingFeatures
 from models.coding.model import LABEL, CodingModel
 from models.coding.rules import rule_flags, rule_pattern
 from models.metrics import by_group, ranking_metrics
-from models.task import Evaluation, Task
+from models.task import Evaluation, Output, Task
 
 if TYPE_CHECKING:
     from casemix.engine import CasemixEngine
@@ -82,6 +82,14 @@ class CodingTask(Task):
     title = "coding error before claim submission"
     stage = "discharge"
     label_column = LABEL
+    output = Output(
+        "error_probability",
+        link="logit",
+        unit="probability",
+        zh="编码错误风险",
+        en="coding error risk",
+        summary="Probability that the coded abstract holds a coding error, before claim submission.",
+    )
     primary_metric = "auprc"
     greater_is_better = True
     baseline_levels = (("rule_pattern",),)

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from models import lgbm, plots
 from models.conformal import MondrianCQR, cross_fitted
 from models.metrics import by_group, interval_metrics, regression_metrics
-from models.task import Evaluation, Task
+from models.task import Evaluation, Output, Task
 
 ORACLE_COLUMN = "expected_cost"
 
@@ -137,6 +137,14 @@ class CostTask(Task):
     title = "case cost before admission"
     stage = "admission"
     label_column = "cost"
+    output = Output(
+        "cost",
+        link="log",
+        unit="yuan",
+        zh="预计住院费用",
+        en="expected cost",
+        summary="Expected case cost before admission, with an 80% interval.",
+    )
     primary_metric = "mae"
     greater_is_better = False
     baseline_levels = (("department", "admission_category"), ("department",))

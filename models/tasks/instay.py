@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from models import lgbm, plots
 from models.metrics import by_group, interval_metrics, ranking_metrics, regression_metrics
-from models.task import Evaluation, Task
+from models.task import Evaluation, Output, Task
 from models.tasks.cost import CostModel
 
 LABEL = "final_cost"
@@ -90,6 +90,15 @@ class InstayTask(Task):
     title = "final cost and overrun during the stay"
     stage = "in_stay"
     label_column = LABEL
+    output = Output(
+        "p_overrun",
+        link="logit",
+        unit="probability",
+        zh="超支风险",
+        en="overrun risk",
+        summary="Probability that the stay's final cost ends above its final DRG payment; the predicted "
+        "final cost and its 80% interval are among the outputs.",
+    )
     primary_metric = "mae"
     greater_is_better = False
     baseline_levels = (("pregroup_drg",), ("department",))
@@ -169,10 +178,9 @@ class InstayTask(Task):
 TASK = InstayTask()
 
 
-def top_reasons(estimator: InstayModel, X: pd.DataFrame, catalog: pd.DataFrame, k: int = 3) -> list[str]:
-    """Per row, the ``k`` features pushing the overrun risk most (exact TreeSHAP, log-odds), as
-    "name = value (+effect)" in the catalog's English and Chinese names, largest effect first."""
-    values, _ = lgbm.contributions(estimator.explained, X)
+def top_reasons(values: np.ndarray, X: pd.DataFrame, catalog: pd.DataFrame, k: int = 3) -> list[str]:
+    """Per row, the ``k`` features pushing the overrun risk most (``values``: the model's SHAP values,
+    log-odds), as "name = value (+effect)" in the catalog's English and Chinese names, largest first."""
     names = catalog.drop_duplicates("feature").set_index("feature")
     label = [f"{names.at[f, 'en']} {names.at[f, 'zh']}" if f in names.index else f for f in X.columns]
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from models import lgbm, plots
 from models.errors import TrainingInputError
 from models.metrics import by_group, ranking_metrics, regression_metrics
-from models.task import Evaluation, Task
+from models.task import Evaluation, Output, Task
 from models.tasks.cost import CostModel, case_context
 
 POOLED = "other"
@@ -125,6 +125,14 @@ class MarginTask(Task):
     title = "DRG margin before admission"
     stage = "admission"
     label_column = "margin"
+    output = Output(
+        "expected_margin",
+        link="identity",
+        unit="yuan",
+        zh="预计DRG结余",
+        en="expected DRG surplus",
+        summary="Expected DRG surplus (payment − cost) before admission.",
+    )
     primary_metric = "margin_mae"
     greater_is_better = False
     baseline_levels = (("admission_category",),)

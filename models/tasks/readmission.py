@@ -23,7 +23,7 @@ from models.readmission.evaluation import probability_scores
 from models.readmission.labels import LABEL, readmission_labels
 from models.readmission.lace import lace
 from models.readmission.model import ReadmissionModel
-from models.task import Evaluation, Task
+from models.task import Evaluation, Output, Task
 
 ORACLE_COLUMN = "true_readmission_prob"
 PROBABILITY = "readmission_probability"
@@ -47,6 +47,14 @@ class ReadmissionTask(Task):
     title = "30-day unplanned readmission at discharge"
     stage = "discharge"
     label_column = LABEL
+    output = Output(
+        "readmission_probability",
+        link="logit",
+        unit="probability",
+        zh="30天非计划再入院风险",
+        en="30-day unplanned readmission risk",
+        summary="Calibrated probability of an unplanned readmission within 30 days of discharge.",
+    )
     primary_metric = "brier"
     greater_is_better = False
     baseline_levels = (("lace_score",),)

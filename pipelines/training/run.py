@@ -136,7 +136,7 @@ def train(
         estimator = task.estimator(params).fit(
             X["train"], labels["train"], X["validation"], labels["validation"]
         )
-        model = CaseModel(features, estimator, inputs["train"].dtypes.to_dict())
+        model = CaseModel(features, estimator, task.output, inputs["train"].dtypes.to_dict())
         # An estimator that picks among candidates (readmission) logs the validation figures it chose by.
         chosen_by = getattr(estimator, "validation_metrics_", {})
         mlflow.log_metrics({f"validation_{k}": v for k, v in chosen_by.items() if pd.notna(v)})
@@ -144,7 +144,7 @@ def train(
             mlflow.set_tag("model.served", estimator.served_)
         done("fit")
 
-        predictions = estimator.predict(X["test"]).reset_index(drop=True)  # = model.predict_frame
+        predictions = model.predict_frame(inputs["test"], data.history)  # as served and re-scored
         baseline = GroupMeanBaseline(task.baseline_levels).fit(
             context["train"], task.baseline_targets(labels["train"])
         )

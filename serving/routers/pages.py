@@ -207,7 +207,7 @@ def _card(
         )[0]  # type: ignore[arg-type]
     except ScoringError as error:
         return {"task": task, "model": model, "error": str(error)}
-    svg = waterfall_svg(prediction["explanation"], task.unit, lang)
+    svg = waterfall_svg(prediction["explanation"], prediction["unit"], lang)
     return {"task": task, "model": model, "prediction": prediction, "svg": svg, "error": None}
 
 

@@ -1,9 +1,9 @@
 """Prediction endpoints: one case or a batch, for every served task, each with its SHAP explanation.
 
-The routes are generated from ``serving.tasks.SERVED_TASKS`` so every task gets the same shape,
-its stage's request schema and its roles; a task whose model is not loaded answers 503. One-case
-requests are scored in micro-batches (``serving.singles``); a batch request is scored as it comes,
-with ``explain_threads`` threads for SHAP when it is large.
+The routes are generated per served task (``serving.tasks``: the task registry plus who may ask)
+so every task gets the same shape, its stage's request schema and its roles; a task whose model is
+not loaded answers 503. One-case requests are scored in micro-batches (``serving.singles``); a batch
+request is scored as it comes, with ``explain_threads`` threads for SHAP when it is large.
 
 The answers are built to the response schemas (``serving.schemas``, tested) and written straight to
 JSON: validating 10,000 explained predictions again against the schema took longer than scoring them.
@@ -18,6 +18,7 @@ above it), and its features are named in explanations only to ``HISTORY_ROLES``
 # No `from __future__ import annotations` here: the generated handlers' body types are local variables,
 # which FastAPI can only see as real annotations.
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import pandas as pd
@@ -25,11 +26,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
+from contract.fields import canonical_records
 from features.history import StayIndex
+from models.tracking import CHAMPION
 from serving.batching import MicroBatcher
 from serving.cases import CasesUnavailable
 from serving.deps import Lang, ServiceState, State, require
-from serving.frames import cases_frame
 from serving.predictions import ScoringError, predict_explained, withheld_features
 from serving.registry import ServedModel
 from serving.schemas import (
@@ -42,14 +44,14 @@ from serving.schemas import (
 )
 from serving.security import Principal
 from serving.singles import CaseRequest, ModelUnavailable, score_requests
-from serving.tasks import SERVED_TASKS, ServedTask
+from serving.tasks import ServedTask
 
 log = logging.getLogger(__name__)
 
 BIG_BATCH = 1_000  # cases from which a batch's SHAP pass uses ``explain_threads`` threads
 MAX_TOP = 50  # most contributions one explanation lists
 
-router = APIRouter(prefix="/v1/predict", tags=["predictions"], responses=ERROR_RESPONSES)
+PREFIX = "/v1/predict"
 
 Top = Annotated[
     int | None,
@@ -61,7 +63,7 @@ def served(state: State, task: ServedTask) -> ServedModel:
     model = state.registry.models.get(task.name)
     if model is None:
         raise HTTPException(
-            503, f"model {task.model_name} is not loaded (no 'champion' version registered yet)"
+            503, f"model {task.model_name} is not loaded (no {CHAMPION!r} version registered yet)"
         )
     return model
 
@@ -80,7 +82,7 @@ def _run(
     if len(cases) + len(history or []) > limit:
         raise HTTPException(413, f"at most {limit} cases (history included) per request")
     model = served(state, task)
-    frame = cases_frame(cases)
+    frame = canonical_records([case.model_dump() for case in cases])
     case_ids = frame["case_id"].tolist() if "case_id" in frame.columns else []
     patients = [] if history or "patient_id" not in frame.columns else frame["patient_id"].tolist()
     looked_up = _read_history(state, principal, endpoint, case_ids, patients)
@@ -152,7 +154,7 @@ def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.Da
     coder and department error rates read every stored audit, not only these patients' stays.
     """
     if sent:
-        return cases_frame(sent)
+        return canonical_records([stay.model_dump() for stay in sent])
     if "patient_id" not in frame.columns or frame["patient_id"].isna().all():
         return None
     try:
@@ -163,7 +165,7 @@ def _history(state: State, frame: pd.DataFrame, sent: list[Any] | None) -> pd.Da
         return None
 
 
-def batchers(state: ServiceState) -> dict[str, MicroBatcher[CaseRequest]]:
+def batchers(state: ServiceState, tasks: Mapping[str, ServedTask]) -> dict[str, MicroBatcher[CaseRequest]]:
     """One micro-batcher per served task, scoring with whatever version is loaded when a batch runs."""
 
     def scorer(task: ServedTask) -> Any:
@@ -177,7 +179,7 @@ def batchers(state: ServiceState) -> dict[str, MicroBatcher[CaseRequest]]:
     size = state.metrics.batch_size
     return {
         name: MicroBatcher(scorer(task), state.serving.micro_batch, size.labels(name).observe)
-        for name, task in SERVED_TASKS.items()
+        for name, task in tasks.items()
     }
 
 
@@ -211,10 +213,18 @@ def _json(answer: dict[str, Any]) -> Response:
     return Response(to_json(answer, inf_nan_mode="null"), media_type="application/json")
 
 
-def _add_routes(task: ServedTask) -> None:
+def routes(tasks: Mapping[str, ServedTask]) -> APIRouter:
+    """The prediction routes of ``tasks``: one case and a batch for each."""
+    router = APIRouter(prefix=PREFIX, tags=["predictions"], responses=ERROR_RESPONSES)
+    for task in tasks.values():
+        _add_routes(router, task)
+    return router
+
+
+def _add_routes(router: APIRouter, task: ServedTask) -> None:
     single_body, batch_body = SINGLE_MODELS[task.stage], BATCH_MODELS[task.stage]
     who = Depends(require(*task.roles))
-    path = f"{router.prefix}/{task.name}"
+    path = f"{PREFIX}/{task.name}"
 
     async def predict_one(
         body: single_body, state: State, lang: Lang, top: Top = None, principal: Principal = who
@@ -245,7 +255,3 @@ def _add_routes(task: ServedTask) -> None:
         operation_id=f"predict_{task.name}_batch",
         description=f"{task.summary} Stage: {task.stage}. Roles: {roles}.",
     )
-
-
-for _task in SERVED_TASKS.values():
-    _add_routes(_task)

@@ -160,10 +160,10 @@ def _ingest(stays: pd.DataFrame) -> pd.Series:
 
 
 def _serving(stays: pd.DataFrame) -> pd.Series:
-    from serving.frames import cases_frame
+    from contract.fields import canonical_records
 
     records = [{k: v.date() for k, v in row.items()} for row in stays.to_dict("records")]
-    return cases_frame(records)["los_days"]
+    return canonical_records(records)["los_days"]
 
 
 def _features(stays: pd.DataFrame) -> pd.Series:

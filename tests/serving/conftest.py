@@ -64,7 +64,7 @@ def trained_model(name: str, cases: pd.DataFrame, settings: Settings) -> CaseMod
     estimator = task.estimator(tiny_params(name)).fit(
         X.iloc[train], labels.iloc[train], X.iloc[validation], labels.iloc[validation]
     )
-    return CaseModel(features, estimator, inputs.iloc[train].dtypes.to_dict())
+    return CaseModel(features, estimator, task.output, inputs.iloc[train].dtypes.to_dict())
 
 
 class BrokenModel(mlflow.pyfunc.PythonModel):

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from contract.fields import fields_known_at
-from serving.frames import cases_frame
+from contract.fields import canonical_records, fields_known_at
 
 pytestmark = pytest.mark.slow
 
@@ -96,19 +95,20 @@ def test_explanation_adds_up_to_the_raw_output(client, world, auth, request, tas
     stage = served.task.stage
     columns = [*fields_known_at(stage), *(("los_days",) if stage == "discharge" else ())]
     case = world.cases[columns].iloc[[5]].reset_index(drop=True)
-    X = served.features_for(case, world.cases[world.cases["patient_id"] == case["patient_id"].iloc[0]])
-    if served.link == "logit":  # the served (calibrated) probability, on the log-odds scale
-        probability = served.predict(X)["readmission_probability"].iloc[0]
+    model = served.model
+    X = model.features_of(case, world.cases[world.cases["patient_id"] == case["patient_id"].iloc[0]])
+    if model.output.link == "logit":  # the served (calibrated) probability, on the log-odds scale
+        probability = model.estimator.predict(X)["readmission_probability"].iloc[0]
         raw = np.log(probability / (1 - probability))
     else:
-        raw = served.booster.predict(X, raw_score=True)[0]
+        raw = model.estimator.explained.predict(X, raw_score=True)[0]
     assert explanation["raw_output"] == pytest.approx(raw, abs=1e-6)
     sizes = [abs(c) for c in contributions]
     assert sizes == sorted(sizes, reverse=True)
     # On the prediction's scale the effects add up to the model's own output too.
     effects = sum(c["effect"] for c in explanation["contributions"]) + explanation["rest_effect"]
     prediction = answer.json()["prediction"]["value"]
-    output = prediction if served.link != "logit" else 1 / (1 + np.exp(-raw))
+    output = prediction if model.output.link != "logit" else 1 / (1 + np.exp(-raw))
     assert explanation["base_prediction"] + effects == pytest.approx(output, rel=1e-9)
 
 
@@ -134,7 +134,7 @@ def test_labels_follow_accept_language(client, auth, admission_body):
         by_language[header[:2]] = answer.json()["prediction"]["explanation"]
     for language, explanation in by_language.items():
         for part in explanation["contributions"]:
-            assert part["name"] == served.names[part["feature"]][language]
+            assert part["name"] == served.model.names[part["feature"]][language]
     zh, en = by_language["zh"], by_language["en"]
     assert zh["contributions"][0]["feature"] == en["contributions"][0]["feature"]
     assert zh["contributions"][0]["name"] != en["contributions"][0]["name"]
@@ -326,10 +326,10 @@ def test_audit_log_records_who_asked_for_which_case(client, world, auth, admissi
     assert not any(key in text for key in world.keys.values())
 
 
-def test_cases_frame_has_canonical_dtypes(admission_body):
+def test_request_cases_get_canonical_dtypes(admission_body):
     from serving.schemas import AdmissionCase
 
-    frame = cases_frame([AdmissionCase(**admission_body(0)["case"])])
+    frame = canonical_records([AdmissionCase(**admission_body(0)["case"]).model_dump()])
     assert str(frame["admission_date"].dtype) == "datetime64[ns]"
     assert str(frame["age_years"].dtype) == "int64"
     assert str(frame["age_days"].dtype) == "Int64"

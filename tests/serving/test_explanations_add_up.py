@@ -119,12 +119,29 @@ def explained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explained]:
         )
 
         champion = ("champion",)
-        _register(uri, "caselens-cost", CaseModel(features, estimators["cost"]), champion)
-        _register(uri, "caselens-margin", CaseModel(features, estimators["margin"]), champion)
-        _register(uri, "caselens-coding", CaseModel(risk_features, estimators["coding"]), champion)
+        _register(
+            uri, "caselens-cost", CaseModel(features, estimators["cost"], get_task("cost").output), champion
+        )
+        _register(
+            uri,
+            "caselens-margin",
+            CaseModel(features, estimators["margin"], get_task("margin").output),
+            champion,
+        )
+        _register(
+            uri,
+            "caselens-coding",
+            CaseModel(risk_features, estimators["coding"], get_task("coding").output),
+            champion,
+        )
         for variant in READMISSION_VARIANTS:
             aliases = (variant, *champion) if variant == "lightgbm" else (variant,)
-            _register(uri, "caselens-readmission", CaseModel(risk_features, estimators[variant]), aliases)
+            _register(
+                uri,
+                "caselens-readmission",
+                CaseModel(risk_features, estimators[variant], get_task("readmission").output),
+                aliases,
+            )
 
         keys_path = settings.data_dir / "api-keys.json"
         key = add_key(keys_path, "test-admin", "admin")
@@ -170,7 +187,7 @@ def test_every_task_explains_the_value_it_answers(explained: Explained, row: int
             assert answer.status_code == 200, answer.text
             prediction = answer.json()["prediction"]
             assert prediction["explanation"]["explains"] == "prediction"
-            _assert_adds_up(prediction, client.app.state.service.registry.models[name].link)
+            _assert_adds_up(prediction, client.app.state.service.registry.models[name].model.output.link)
             if name == "cost":  # log yuan: the raw output is the point model's, before smearing
                 smearing = explained.estimators["cost"].smearing_
                 value = np.expm1(prediction["explanation"]["raw_output"]) * smearing
@@ -269,8 +286,8 @@ def test_case_page_readmission_chart_ends_at_the_risk_or_says_why_not(
         assert note and "score before calibration" in html
         model = client.app.state.service.registry.models["readmission"]
         case = explained.cases[explained.cases["case_id"] == case_id]
-        X = model.features_for(case[[*fields_known_at("discharge"), "los_days"]], explained.cases)
-        raw = model.predict(X)["readmission_probability_raw"].iloc[0]
+        frame = case[[*fields_known_at("discharge"), "los_days"]]
+        raw = model.model.predict_frame(frame, explained.cases)["readmission_probability_raw"].iloc[0]
         assert _chain_end(steps) == pytest.approx(raw, abs=TOLERANCE)
 
 

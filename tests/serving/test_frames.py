@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
+from contract.fields import canonical_records
 from pipelines.demo.generate import generate_demo
 from pipelines.store import read_cases, write_cases
-from serving.frames import cases_frame
 from serving.schemas import CASE_MODELS
 
 
@@ -22,7 +22,7 @@ def test_request_frame_equals_store_frame(tmp_path, stage) -> None:
     validated = [
         model.model_validate({k: v for k, v in r.items() if k in model.model_fields}) for r in records
     ]
-    frame = cases_frame(validated)
+    frame = canonical_records([v.model_dump() for v in validated])
     expected = stored[list(frame.columns)].reset_index(drop=True)
     pd.testing.assert_frame_equal(frame, expected, check_exact=True)
     assert "los_days" in frame.columns or stage == "admission"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 from types import MappingProxyType
 from typing import Any
@@ -24,6 +25,13 @@ class Poisoned:
         self.features = features
         self.error = error
 
+    @classmethod
+    def served(cls, served: Any, error: Exception) -> Any:
+        """``served`` (a ServedModel) with its model's features poisoned."""
+        model = copy.copy(served.model)
+        model.features = cls(model.features, error)
+        return dataclasses.replace(served, model=model)
+
     def transform(self, cases: pd.DataFrame, history: Any = None) -> pd.DataFrame:
         if cases["case_id"].astype(str).str.startswith("POISON").any():
             raise self.error
@@ -44,9 +52,7 @@ def test_poisoned_and_honest_requests_share_micro_batches_and_every_honest_one_g
     service = app.state.service
     service.registry.load()
     model = service.registry.models["cost"]
-    service.registry._models = MappingProxyType(
-        {"cost": dataclasses.replace(model, features=Poisoned(model.features, error))}
-    )
+    service.registry._models = MappingProxyType({"cost": Poisoned.served(model, error)})
     batcher = service.batchers["cost"]
     batches: list[list[str]] = []
     score = batcher.score

@@ -79,8 +79,8 @@ def test_history_features_are_named_only_to_roles_that_may_see_patient_history(
 ):
     last, earlier = patient_with_history(world)
     served = client.app.state.service.registry.models
-    assert "prior_admissions" in served["cost"].history_features
-    assert "charlson_conditions" not in served["readmission"].history_features  # this stay's codes only
+    assert "prior_admissions" in served["cost"].model.history_features
+    assert "charlson_conditions" not in served["readmission"].model.history_features  # this stay's codes only
 
     def named(task: str, body: dict, role: str) -> tuple[float, set[str], dict]:
         answer = client.post(f"/v1/predict/{task}?top=50", json=body, headers=auth(role))
@@ -93,9 +93,9 @@ def test_history_features_are_named_only_to_roles_that_may_see_patient_history(
         )
 
     value, clinician_sees, _ = named("cost", admission_body(last), "clinician")
-    assert clinician_sees & served["cost"].history_features  # a clinician is told about earlier stays
+    assert clinician_sees & served["cost"].model.history_features  # a clinician is told about earlier stays
     finance_value, finance_sees, finance = named("cost", admission_body(last), "finance")
-    assert not finance_sees & served["cost"].history_features
+    assert not finance_sees & served["cost"].model.history_features
     assert finance_value == pytest.approx(value)  # the same prediction: the history still counts...
     explanation = finance["explanation"]
     listed = sum(c["contribution"] for c in explanation["contributions"])
@@ -108,14 +108,14 @@ def test_history_features_are_named_only_to_roles_that_may_see_patient_history(
         headers=auth("finance"),
     )
     features = {c["feature"] for c in batch.json()["predictions"][0]["explanation"]["contributions"]}
-    assert not features & served["margin"].history_features
+    assert not features & served["margin"].model.history_features
     _, coder_sees, _ = named("coding", discharge_body(last), "coder")
-    assert not coder_sees & served["coding"].history_features
+    assert not coder_sees & served["coding"].model.history_features
     # History the caller sent is its own knowledge: named to any role.
     sent = admission_body(last, patient_id="P-SENT")
     sent["history"] = [discharge_body(r, patient_id="P-SENT")["case"] for r in earlier]
     _, sent_sees, _ = named("cost", sent, "finance")
-    assert sent_sees & served["cost"].history_features
+    assert sent_sees & served["cost"].model.history_features
 
 
 def test_history_look_ups_are_capped_per_key_and_minute(
@@ -165,7 +165,7 @@ def test_the_case_page_withholds_history_features_from_finance_and_audits_the_re
     last, _ = patient_with_history(world)
     case_id = world.cases["case_id"].iloc[last]
     served = client.app.state.service.registry.models
-    labels = {served["cost"].names[f]["zh"] for f in served["cost"].history_features}
+    labels = {served["cost"].model.names[f]["zh"] for f in served["cost"].model.history_features}
 
     def page(role: str) -> str:
         answer = client.get(f"/cases/{case_id}", headers=auth(role))

@@ -14,12 +14,20 @@ import stat
 import pytest
 from fastapi.testclient import TestClient
 
+from models.tasks.cost import CostTask
 from serving.app import create_app
 from serving.audit import AuditLog
 from serving.cases import CaseIndex
 from serving.config import ServingSettings
 from serving.registry import ModelRegistry
 from serving.tasks import SERVED_TASKS, ServedTask
+
+
+class GhostTask(CostTask):
+    """A task with no model registered."""
+
+    name = "ghost"
+
 
 pytestmark = pytest.mark.slow
 
@@ -85,7 +93,7 @@ def test_readiness_fails_while_the_audit_log_cannot_be_written(make_app, world, 
 
 
 def test_readiness_names_the_task_without_a_champion(world, auth):
-    ghost = ServedTask("ghost", "caselens-ghost", "admission", ("admin",), "", "", "", "yuan")
+    ghost = ServedTask(GhostTask(), ("admin",))
     app = create_app(
         world.settings,
         ServingSettings(api_keys=str(world.keys_path), reload_poll_seconds=0),

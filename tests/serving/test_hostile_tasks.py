@@ -9,7 +9,6 @@ failure is a 500-class fault, logged by type and place, counted in /metrics, nev
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from types import MappingProxyType
 from typing import Any
@@ -40,7 +39,7 @@ def expected_values(world, task: str) -> np.ndarray:
     mlflow.set_registry_uri(world.mlflow_uri)
     model = mlflow.pyfunc.load_model(f"models:/caselens-{task}@champion").unwrap_python_model()
     frame = world.cases[stage_columns(SERVED_TASKS[task].stage)].reset_index(drop=True)
-    return model.predict_frame(frame, world.cases)[SERVED_TASKS[task].value_column].to_numpy()
+    return model.predict_frame(frame, world.cases)[model.output.column].to_numpy()
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +92,7 @@ def test_every_stored_case_answers_200_on_every_task_with_the_pyfunc_value(serve
 
 
 def test_coding_features_read_the_same_audits_from_a_stay_index_as_from_the_frame(served, world):
-    coding = served.state.service.registry.models["coding"].features
+    coding = served.state.service.registry.models["coding"].model.features
     cases = world.cases[stage_columns("discharge")].head(200)
     from_frame = coding.transform(cases, history=world.cases)
     from_index = coding.transform(cases, history=StayIndex(world.cases))
@@ -108,8 +107,8 @@ def test_an_unknown_failure_is_a_logged_counted_fault_without_its_text(
     with TestClient(app) as client:
         registry = app.state.service.registry
         model = registry.models["cost"]
-        broken = Poisoned(model.features, KeyError("I21.000 of patient P-1"))
-        registry._models = MappingProxyType({"cost": dataclasses.replace(model, features=broken)})
+        broken = Poisoned.served(model, KeyError("I21.000 of patient P-1"))
+        registry._models = MappingProxyType({"cost": broken})
         poisoned = admission_body(0, case_id="POISON-1")
         with caplog.at_level(logging.INFO):
             one = client.post("/v1/predict/cost", json=poisoned, headers=auth("clinician"))

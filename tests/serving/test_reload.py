@@ -8,8 +8,6 @@ import mlflow
 import pytest
 from fastapi.testclient import TestClient
 
-from models.pyfunc import CaseModel
-
 pytestmark = pytest.mark.slow
 
 
@@ -22,9 +20,7 @@ def test_reload_swaps_in_a_new_champion_and_keeps_the_old_when_the_new_fails(
         before = client.post("/v1/predict/cost", json=admission_body(2), headers=auth("clinician")).json()
         assert before["model"]["version"] == "1"
         try:
-            version = register(
-                world.mlflow_uri, "caselens-cost", CaseModel(served.features, served.estimator)
-            )
+            version = register(world.mlflow_uri, "caselens-cost", served.model)
 
             answers: list[int] = []
 

@@ -26,7 +26,6 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from models.pyfunc import CaseModel
 from serving.registry import ModelRegistry
 from serving.reload import ReloadGeneration, WorkerReloads
 from serving.security import add_key, revoke_key
@@ -125,9 +124,7 @@ def test_an_app_follows_a_reload_announced_by_another_app_on_the_same_data_dir(
         served = first.app.state.service.registry.models["cost"]
         champion = served.version  # put back at the end, whatever other tests left it at
         try:
-            version = register(
-                world.mlflow_uri, "caselens-cost", CaseModel(served.features, served.estimator)
-            )
+            version = register(world.mlflow_uri, "caselens-cost", served.model)
             answer = first.post("/v1/admin/reload", headers=auth("admin")).json()
             assert answer["changed"] == ["cost"] and answer["others_follow_within_seconds"] == 0.05
             assert (
@@ -258,7 +255,7 @@ def test_two_workers_answer_reload_together_and_count_requests_together(world, t
     loaded.load()
     served = loaded.models["cost"]
     try:
-        version = register(world.mlflow_uri, "caselens-cost", CaseModel(served.features, served.estimator))
+        version = register(world.mlflow_uri, "caselens-cost", served.model)
         reloaded = httpx.post(url + "/v1/admin/reload", headers=auth("admin"), timeout=60)
         assert reloaded.status_code == 200, reloaded.text
         answer = reloaded.json()

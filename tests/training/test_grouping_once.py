@@ -56,7 +56,8 @@ def test_train_all_groups_each_stored_case_once(tracking, config, grouped_rows) 
     write_cases(hospital.cases, tracking.store_dir)
     forget_groupings()
     grouped_rows.clear()
-    tasks = sorted(all_tasks())
+    # The in-stay task trains on the daily tables, not on the stored abstracts alone.
+    tasks = sorted(name for name, task in all_tasks().items() if task.stage != "in_stay")
     assert {"coding", "cost", "margin", "readmission"} <= set(tasks)
     for name in tasks:  # as `caselens train --all` does: the store read again for every task
         task = all_tasks()[name]

@@ -61,7 +61,7 @@ def test_instay_model_beats_the_drg_mean_and_explains_itself(demo_hospital, conf
     assert (found["final_cost_lower"] <= found["final_cost"]).all()
     assert (found["final_cost"] <= found["final_cost_upper"]).all()
     X = model.features.transform(frame, history=hospital.cases)
-    reasons = top_reasons(model.estimator, X, model.features.catalog)
+    reasons = top_reasons(model.contributions(X).values, X, model.features.catalog)
     assert len(reasons) == len(frame) and all(r.count(" = ") == 3 for r in reasons)
     values, base = lgbm.contributions(model.estimator.explained, X)
     log_odds = np.log(found["p_overrun"] / (1 - found["p_overrun"]))
