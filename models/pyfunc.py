@@ -65,12 +65,12 @@ class CaseModel(mlflow.pyfunc.PythonModel):
         over them) feeds point-in-time history features; the pyfunc ``predict`` has none and sees only
         the rows it is given.
         """
-        return self._outputs(self.features_of(frame, history))
+        return self.outputs_of(self.features_of(frame, history))
 
     def explain_frame(self, frame: pd.DataFrame, history: History = None, threads: int = 1) -> Explained:
         """Features, predictions and SHAP values of each row of ``frame`` from one feature pass."""
         X = self.features_of(frame, history)
-        outputs = self._outputs(X)
+        outputs = self.outputs_of(X)
         return Explained(
             X,
             outputs,
@@ -90,7 +90,9 @@ class CaseModel(mlflow.pyfunc.PythonModel):
             return self.features.transform(frame)
         return self.features.transform(frame, history=history)
 
-    def _outputs(self, X: pd.DataFrame) -> pd.DataFrame:
+    def outputs_of(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Every output column for a feature frame from :meth:`features_of` (positionally aligned): for
+        callers that read the features too (the coding queue's audit columns), one feature pass."""
         return self.estimator.predict(X).reset_index(drop=True)
 
     def contributions(self, X: pd.DataFrame, threads: int = 1) -> Contributions:

@@ -191,8 +191,8 @@ def score_cases(
 
     features = model.features
     weights = weights if weights is not None else features.weights_
-    X = features.transform(cases, history=history)
-    predicted = model.estimator.predict(X)
+    X = model.features_of(cases, history)
+    predicted = model.outputs_of(X)
     predicted.index = cases.index
     engine = CasemixEngine(features.casemix.tables, rules if rules is not None else PaymentRules.load())
     whatif = corrections(cases, engine, weights)
