@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from pipelines.train import case_data
 
 from contract.errors import ConfigError
 from contract.fields import canonical_records, fields_known_at
@@ -24,6 +23,7 @@ from models.metrics import ranking_metrics
 from models.pyfunc import CaseModel
 from models.task import Evaluation, Output, Task
 from models.tasks import all_tasks
+from pipelines.training.data import case_data
 from serving.app import create_app
 from serving.cases import CaseIndex
 from serving.config import ServingSettings
