@@ -10,13 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from casemix.engine import CasemixEngine
-from casemix.payment import PaymentRules
+from casemix.engine import GROUPER_INPUT_COLUMNS, CasemixEngine
+from casemix.grouper import OUTPUT_COLUMNS
+from casemix.payment import PRICING_INPUT_COLUMNS, PaymentRules
 from casemix.rw_table import ESTIMATED, weights_source
 from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
+from pipelines.casefile import read_case_columns, write_beside
 from pipelines.mapping import BOOLEAN_TEXT
 from pipelines.readers import read_parquet_typed, read_table
 from pipelines.store import read_cases
@@ -56,7 +58,11 @@ def group(
     # payment columns) no longer copies every input column, which cost more than the pricing itself.
     with pd.option_context("mode.copy_on_write", True), progress_bar() as bar:
         task = bar.add_task("group", total=4 if payment else 3)
-        cases = _read(input_path)
+        arrow = _parquet_to_parquet(input_path, output)
+        if arrow:  # Parquet to Parquet: only the columns grouping and pricing read go through pandas
+            table, cases = read_case_columns(input_path, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
+        else:
+            cases = _read(input_path)
         bar.advance(task)
         rules = PaymentRules.load(payment) if payment is not None else None
         # Priced cases are grouped as the rules say (歧义组 on or off); plain grouping is the reference's.
@@ -66,7 +72,10 @@ def group(
         if rules is not None:
             result = _price(result, engine)
             bar.advance(task)
-        _write(result, output)
+        if arrow:
+            write_beside(table, cases, result, output, replaced=OUTPUT_COLUMNS)
+        else:
+            _write(result, output)
         bar.advance(task)
     _summary(result["status"], output)
     if payment is not None:
@@ -80,6 +89,14 @@ def group(
                 "[yellow]weights estimated from own history (no insurer RW table): payment and margin "
                 "are estimates[/]"
             )
+
+
+def _parquet_to_parquet(source: Path, output: Path) -> bool:
+    return (
+        source.is_file()
+        and source.suffix.lower() in PARQUET_SUFFIXES
+        and output.suffix.lower() in PARQUET_SUFFIXES
+    )
 
 
 def _read(path: Path) -> pd.DataFrame:
