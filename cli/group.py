@@ -18,7 +18,7 @@ from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
-from pipelines.casefile import read_case_columns, write_beside
+from pipelines.casefile import read_case_columns, system_memory, write_beside
 from pipelines.mapping import BOOLEAN_TEXT
 from pipelines.readers import read_parquet_typed, read_table
 from pipelines.store import read_cases
@@ -56,7 +56,8 @@ def group(
         raise InputError(f"{output}: the output must end in .csv, .tsv or .parquet")
     # Copy-on-write for the whole command: adding columns to a wide case frame (grouping, then the
     # payment columns) no longer copies every input column, which cost more than the pricing itself.
-    with pd.option_context("mode.copy_on_write", True), progress_bar() as bar:
+    # Arrow on the system allocator: see ``system_memory``.
+    with pd.option_context("mode.copy_on_write", True), system_memory(), progress_bar() as bar:
         task = bar.add_task("group", total=4 if payment else 3)
         arrow = _parquet_to_parquet(input_path, output)
         if arrow:  # Parquet to Parquet: only the columns grouping and pricing read go through pandas
