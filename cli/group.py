@@ -66,7 +66,7 @@ def group(
         task = bar.add_task("group", total=4 if payment else 3)
         arrow = _parquet_to_parquet(input_path, output)
         if arrow:  # Parquet to Parquet: only the columns grouping and pricing read go through pandas
-            table, cases = read_case_columns(input_path, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
+            casefile, cases = read_case_columns(input_path, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
         else:
             cases = _read(input_path)
         bar.advance(task)
@@ -79,7 +79,7 @@ def group(
             result = _price(result, engine)
             bar.advance(task)
         if arrow:
-            write_beside(table, cases, result, output, replaced=OUTPUT_COLUMNS)
+            write_beside(casefile, cases, result, output, replaced=OUTPUT_COLUMNS)
         else:
             _write(result, output)
         bar.advance(task)

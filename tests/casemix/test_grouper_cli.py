@@ -241,3 +241,8 @@ def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes
     assert written.column_names[-len(PRICED_COLUMNS) - 1 :] == [*PRICED_COLUMNS, "weights_source"]
     _, read = read_case_columns(source, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
     assert "note" not in read.columns and "drg" not in read.columns and "sex" in read.columns
+    # Written over its own input (the untouched columns are streamed from it while writing).
+    result = runner.invoke(app, ["group", str(source), "-o", str(source), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(source).equals(wanted)
+    assert {f.name for f in tmp_path.iterdir()} == {p.name for p in (source, output, expected_path)}
