@@ -53,9 +53,10 @@ def group(
     cases are kept, with the reason. With --payment the payment columns are added as well.
 
     Parquet to Parquet, only the columns grouping and pricing read go through pandas; the others are
-    written straight from Arrow (the same file, faster). The file is read whole, not streamed by row
-    group: weights calibrated from the cases (no RW table), the readmission rule and a budget's point
-    value look across all cases, so pricing row group by row group would not give the same result.
+    copied from the input row group by row group (the same file, faster, less memory). The columns
+    grouping and pricing read are read whole, not streamed: weights calibrated from the cases (no RW
+    table), the readmission rule and a budget's point value look across all cases, so pricing row
+    group by row group would not give the same result.
     """
     if output.suffix.lower() not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
         raise InputError(f"{output}: the output must end in .csv, .tsv or .parquet")
