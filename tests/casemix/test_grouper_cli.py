@@ -246,3 +246,20 @@ def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes
     assert result.exit_code == 0, result.output
     assert pq.read_table(source).equals(wanted)
     assert {f.name for f in tmp_path.iterdir()} == {p.name for p in (source, output, expected_path)}
+
+
+def test_parquet_to_parquet_when_every_column_is_read(tmp_path: Path) -> None:
+    """No column left to copy from the input (grouping only, on its own columns): the rows still come
+    out in the output's row groups, as the all-pandas path writes them."""
+    cases = pd.read_csv(REFERENCE_CASES, sep="\t", dtype=str, keep_default_na=False).head(300)
+    source, output = tmp_path / "cases.parquet", tmp_path / "grouped.parquet"
+    cases[["sex", "age_years", "age_days", "birth_weight_g", "diagnoses", "procedures"]].to_parquet(source)
+    result = runner.invoke(app, ["group", str(source), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    engine = CasemixEngine(load_tables(), remember=False)
+    expected = tmp_path / "pandas.parquet"
+    engine.grouped(read_parquet_typed(source)).to_parquet(expected, index=False)
+    written, wanted = pq.read_table(output), pq.read_table(expected)
+    assert written.schema.equals(wanted.schema, check_metadata=True)
+    assert written.equals(wanted)
+    assert {"grouped", "invalid"} <= set(written.column("status").to_pylist())
