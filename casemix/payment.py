@@ -75,6 +75,27 @@ ByItemReason = Literal[
 ]
 InsuranceType = Literal[tuple(INSURANCE_TYPES)]  # type: ignore[valid-type]
 
+# Every input column ``price_cases`` and the weights' calibration may read (besides the grouper's
+# columns): a batch command converts only these (and the grouper's) to pandas and passes the rest
+# through as Arrow. A rule reading a new column must name it here.
+PRICING_INPUT_COLUMNS: tuple[str, ...] = (
+    "department",
+    "admission_date",
+    "discharge_date",
+    "los_days",
+    "admission_type",
+    "patient_id",
+    "hospital_id",
+    "insurance_type",
+    "readmission_plan_31d",
+    "special_review",
+    "total_cost",
+    *COST_CATEGORIES,
+    *OUTSIDE_COLUMNS,
+    "cost_self_funded",
+    "cost_first_self_paid",
+)
+
 PRICED_COLUMNS: tuple[str, ...] = (
     "rw",
     "scheme",

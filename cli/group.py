@@ -10,13 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from casemix.engine import CasemixEngine
-from casemix.payment import PaymentRules
+from casemix.engine import GROUPER_INPUT_COLUMNS, CasemixEngine
+from casemix.grouper import OUTPUT_COLUMNS
+from casemix.payment import PRICING_INPUT_COLUMNS, PaymentRules
 from casemix.rw_table import ESTIMATED, weights_source
 from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
+from pipelines.casefile import read_case_columns, system_memory, write_beside
 from pipelines.mapping import BOOLEAN_TEXT
 from pipelines.readers import read_parquet_typed, read_table
 from pipelines.store import read_cases
@@ -49,14 +51,25 @@ def group(
     test-case columns (diagnoses and procedures '|'-separated, principal first). The output keeps the
     input columns and adds the grouper's (mcc_count and cc_count included). Invalid and ungroupable
     cases are kept, with the reason. With --payment the payment columns are added as well.
+
+    Parquet to Parquet, only the columns grouping and pricing read go through pandas; the others are
+    copied from the input row group by row group (the same file, faster, less memory). The columns
+    grouping and pricing read are read whole, not streamed: weights calibrated from the cases (no RW
+    table), the readmission rule and a budget's point value look across all cases, so pricing row
+    group by row group would not give the same result.
     """
     if output.suffix.lower() not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
         raise InputError(f"{output}: the output must end in .csv, .tsv or .parquet")
     # Copy-on-write for the whole command: adding columns to a wide case frame (grouping, then the
     # payment columns) no longer copies every input column, which cost more than the pricing itself.
-    with pd.option_context("mode.copy_on_write", True), progress_bar() as bar:
+    # Arrow on the system allocator: see ``system_memory``.
+    with pd.option_context("mode.copy_on_write", True), system_memory(), progress_bar() as bar:
         task = bar.add_task("group", total=4 if payment else 3)
-        cases = _read(input_path)
+        arrow = _parquet_to_parquet(input_path, output)
+        if arrow:  # Parquet to Parquet: only the columns grouping and pricing read go through pandas
+            casefile, cases = read_case_columns(input_path, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
+        else:
+            cases = _read(input_path)
         bar.advance(task)
         rules = PaymentRules.load(payment) if payment is not None else None
         # Priced cases are grouped as the rules say (歧义组 on or off); plain grouping is the reference's.
@@ -66,7 +79,10 @@ def group(
         if rules is not None:
             result = _price(result, engine)
             bar.advance(task)
-        _write(result, output)
+        if arrow:
+            write_beside(casefile, cases, result, output, replaced=OUTPUT_COLUMNS)
+        else:
+            _write(result, output)
         bar.advance(task)
     _summary(result["status"], output)
     if payment is not None:
@@ -80,6 +96,14 @@ def group(
                 "[yellow]weights estimated from own history (no insurer RW table): payment and margin "
                 "are estimates[/]"
             )
+
+
+def _parquet_to_parquet(source: Path, output: Path) -> bool:
+    return (
+        source.is_file()
+        and source.suffix.lower() in PARQUET_SUFFIXES
+        and output.suffix.lower() in PARQUET_SUFFIXES
+    )
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -118,7 +118,7 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
     except (pa.ArrowInvalid, UnicodeDecodeError) as error:
         reason = re.sub(r"(got \d+)\s*:.*", r"\1", str(error), flags=re.DOTALL)  # drop the row's content
         raise InputError(f"cannot read {path.name} as CSV ({encoding}): {reason}") from None
-    return table.to_pandas(types_mapper=_text_types)
+    return table.to_pandas(types_mapper=text_types)
 
 
 def _read_excel(path: Path) -> pd.DataFrame:
@@ -151,12 +151,18 @@ def read_parquet_typed(path: Path | str) -> pd.DataFrame:
     For batch steps that write no rejects (grouping, pricing): parsing every column to text and back
     cost more than the grouping itself. Ingestion keeps ``read_table``'s all-text form.
     """
-    path = Path(path)
     threads = pa.cpu_count() > 1  # on one core, Arrow's thread pools only add hand-offs (2× the CPU time)
-    table = _parquet_table(path, use_threads=threads)
+    table = read_parquet_arrow(path)
+    return table.to_pandas(types_mapper=text_types, use_threads=threads, self_destruct=True)
+
+
+def read_parquet_arrow(path: Path | str) -> pa.Table:
+    """A Parquet file as an Arrow table, with at least one row and column (else an ``InputError``)."""
+    path = Path(path)
+    table = _parquet_table(path, use_threads=pa.cpu_count() > 1)
     if table.num_columns == 0 or table.num_rows == 0:
         raise InputError(f"{path.name} has no data rows")
-    return table.to_pandas(types_mapper=_text_types, use_threads=threads, self_destruct=True)
+    return table
 
 
 def _parquet_table(path: Path, use_threads: bool = True) -> pa.Table:
@@ -169,7 +175,7 @@ def _parquet_table(path: Path, use_threads: bool = True) -> pa.Table:
 def _read_parquet(path: Path) -> pd.DataFrame:
     table = _parquet_table(path)
     columns = [_column_text(table.column(i)) for i in range(table.num_columns)]
-    return pa.table(columns, names=table.column_names).to_pandas(types_mapper=_text_types)
+    return pa.table(columns, names=table.column_names).to_pandas(types_mapper=text_types)
 
 
 def _column_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -187,5 +193,5 @@ def _column_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(column, pa.string())
 
 
-def _text_types(kind: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
+def text_types(kind: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
     return TEXT if kind in (pa.string(), pa.large_string()) else None

@@ -10,14 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from casemix.engine import GROUPER_INPUT_COLUMNS, CasemixEngine
 from casemix.grouper import REFERENCE_STATUS, Grouper
-from casemix.payment import DEFAULT_RULES, PaymentRules, price_cases, weights_for_pricing
+from casemix.payment import DEFAULT_RULES, PRICED_COLUMNS, PRICING_INPUT_COLUMNS, PaymentRules, price_cases
 from casemix.tables import load_tables
+from cli import group as group_command
 from cli.app import app
 from contract.fields import COST_CATEGORIES, los_days
+from pipelines.casefile import read_case_columns
+from pipelines.readers import read_parquet_typed
 
 REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
 runner = CliRunner()
@@ -160,7 +166,7 @@ def test_priced_readmissions_are_the_same_from_parquet_csv_and_in_process(
     rules = PaymentRules.load(DEFAULT_RULES)
     grouped = cases.assign(**Grouper.for_rules(rules).group_frame(cases))
     grouped["los_days"] = los_days(grouped["admission_date"], grouped["discharge_date"])
-    expected = price_cases(grouped, rules, weights_for_pricing(grouped, rules))["readmitted"]
+    expected = price_cases(grouped, rules, CasemixEngine(rules=rules).weights(grouped))["readmitted"]
     assert expected.sum() > 0
     parquet, csv = tmp_path / "cases.parquet", tmp_path / "cases.csv"
     cases.to_parquet(parquet, index=False)
@@ -198,3 +204,62 @@ def test_the_command_line_starts_without_the_machine_learning_stack() -> None:
     code = "import sys, cli.app; print(sorted({'sklearn', 'lightgbm', 'shap'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes(
+    demo_hospital, tmp_path: Path
+) -> None:
+    """Parquet in and out, only the columns grouping and pricing read go through pandas; the file is
+    the one the all-pandas path writes, row for row, with the same types, column order and metadata:
+    on several row groups, invalid and ungroupable cases, an input column the grouper replaces, an
+    integer column with missing values and a column no step reads."""
+    cases = demo_hospital.cases.drop(columns=["los_days"]).copy()
+    cases.loc[:9, "principal_diagnosis"] = ""  # invalid: no principal diagnosis
+    cases.loc[10:19, "principal_diagnosis"] = "Z99.999"  # not a code of the tables
+    cases["sex"] = cases["sex"].astype("Int64")
+    cases.loc[20:24, "sex"] = pd.NA  # pandas holds it as float: written back as double
+    cases["drg"] = "old"  # the grouper's column: replaced, and moved to the end
+    cases["note"] = "kept"  # read by no step: written straight from Arrow
+    source = tmp_path / "cases.parquet"
+    pq.write_table(pa.Table.from_pandas(cases, preserve_index=False), source, row_group_size=900)
+    assert pq.ParquetFile(source).num_row_groups > 1
+
+    output = tmp_path / "arrow.parquet"
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+
+    engine = CasemixEngine(load_tables(), PaymentRules.load(DEFAULT_RULES), remember=False)
+    with pd.option_context("mode.copy_on_write", True):
+        expected = group_command._price(engine.grouped(read_parquet_typed(source)), engine)
+    expected_path = tmp_path / "pandas.parquet"
+    expected.to_parquet(expected_path, index=False)
+
+    written, wanted = pq.read_table(output), pq.read_table(expected_path)
+    assert written.schema.equals(wanted.schema, check_metadata=True)
+    assert written.equals(wanted)
+    assert {"grouped", "ungroupable", "invalid"} <= set(written.column("status").to_pylist())
+    assert written.column_names[-len(PRICED_COLUMNS) - 1 :] == [*PRICED_COLUMNS, "weights_source"]
+    _, read = read_case_columns(source, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
+    assert "note" not in read.columns and "drg" not in read.columns and "sex" in read.columns
+    # Written over its own input (the untouched columns are streamed from it while writing).
+    result = runner.invoke(app, ["group", str(source), "-o", str(source), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(source).equals(wanted)
+    assert {f.name for f in tmp_path.iterdir()} == {p.name for p in (source, output, expected_path)}
+
+
+def test_parquet_to_parquet_when_every_column_is_read(tmp_path: Path) -> None:
+    """No column left to copy from the input (grouping only, on its own columns): the rows still come
+    out in the output's row groups, as the all-pandas path writes them."""
+    cases = pd.read_csv(REFERENCE_CASES, sep="\t", dtype=str, keep_default_na=False).head(300)
+    source, output = tmp_path / "cases.parquet", tmp_path / "grouped.parquet"
+    cases[["sex", "age_years", "age_days", "birth_weight_g", "diagnoses", "procedures"]].to_parquet(source)
+    result = runner.invoke(app, ["group", str(source), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    engine = CasemixEngine(load_tables(), remember=False)
+    expected = tmp_path / "pandas.parquet"
+    engine.grouped(read_parquet_typed(source)).to_parquet(expected, index=False)
+    written, wanted = pq.read_table(output), pq.read_table(expected)
+    assert written.schema.equals(wanted.schema, check_metadata=True)
+    assert written.equals(wanted)
+    assert {"grouped", "invalid"} <= set(written.column("status").to_pylist())

@@ -1,0 +1,176 @@
+"""A Parquet case file through a batch step that adds columns (grouping, pricing) without a pandas round trip.
+
+``caselens group`` reads a wide abstract (50 columns) but grouping and pricing read about 30 of them.
+Converting every column to pandas and back for the write cost as much CPU as the grouping itself, so
+:func:`read_case_columns` reads and gives pandas only the columns the step reads, and
+:func:`write_beside` streams the input's other columns from the file, row group by row group, straight
+into the output beside the step's result. The file written holds what the all-pandas path writes (same
+columns, order, Arrow types and pandas metadata), so readers see no difference.
+
+The step's own columns are read whole, not streamed: the readmission rule, a budget's point value and
+weights calibrated on the cases look across all cases, so pricing row group by row group would not
+equal pricing the file; those columns of a million cases fit in memory (a few hundred MB).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from contract.errors import InputError
+from pipelines.readers import text_types
+
+# Parquet write: snappy with dictionary pages, Arrow's default. Measured on the 1M-case output (72
+# columns, one core): snappy 1.9 s CPU / 151 MB, lz4 1.9 s / 150 MB, zstd 2.3 s / 121 MB, none 1.5 s
+# / 221 MB, none without dictionaries 0.7 s / 551 MB. Snappy costs 0.4 s more than none for a third
+# fewer bytes, and is what the input and the all-pandas path use.
+COMPRESSION = "snappy"
+# Row groups of 128k rows, where pandas writes one of a million: readers can skip and stream by row
+# group, and the writer holds less encoded data at once (system time of the command on 1M cases
+# 1.8 s → 1.1 s).
+ROW_GROUP_ROWS = 131_072
+
+
+@contextmanager
+def system_memory() -> Iterator[None]:
+    """Arrow allocating from the system allocator for the block, its default pool after it.
+
+    A batch step allocates and frees a few large buffers once; under Arrow's default mimalloc pool the
+    freed pages went back to the kernel and were faulted in again: on 1M cases ``caselens group``
+    spent 2.8 s of system time against 0.9 s with the system allocator (read 2.9 s → 1.0 s CPU).
+    """
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """An open Parquet case file: what :func:`write_beside` reads the passed-through columns from."""
+
+    path: Path
+    file: pq.ParquetFile
+    passed: tuple[str, ...]  # the columns not given to pandas
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.file.schema_arrow.names
+
+
+def read_case_columns(path: Path, columns: Iterable[str]) -> tuple[CaseFile, pd.DataFrame]:
+    """The open file, and a pandas frame of the ``columns`` it has (in the file's order, as
+    ``read_parquet_typed`` would give them) plus any column pandas would not hold in its Arrow type
+    (integers with missing values become floats): those must come back from pandas on the write.
+    The other columns are not read here: :func:`write_beside` streams them, row group by row group."""
+    try:
+        file = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"cannot read {path.name} as Parquet: {error}") from None
+    if not file.schema_arrow.names or file.metadata.num_rows == 0:
+        raise InputError(f"{path.name} has no data rows")
+    wanted = set(columns)
+    passed = tuple(n for n in file.schema_arrow.names if n not in wanted and _passes_through(file, n))
+    names = [n for n in file.schema_arrow.names if n not in passed]
+    threads = pa.cpu_count() > 1
+    table = file.read(columns=names, use_threads=threads, use_pandas_metadata=False)
+    frame = table.to_pandas(types_mapper=text_types, use_threads=threads, self_destruct=True)
+    return CaseFile(Path(path), file, passed), frame
+
+
+def write_beside(
+    source: CaseFile, read: pd.DataFrame, result: pd.DataFrame, path: Path, replaced: Iterable[str] = ()
+) -> None:
+    """Write what ``result.to_parquet(path, index=False)`` would write had the step run on the whole
+    file: ``source``'s columns with ``result``'s over them, where ``result`` is the step's output on
+    ``read`` (the frame :func:`read_case_columns` gave). Input columns keep their place but those in
+    ``replaced`` (the step drops and appends them, as the grouping does its own columns) and those the
+    step dropped; the step's new columns follow in ``result``'s order. The columns no step read are
+    copied from the source a row group at a time, so they are never all in memory; the output is
+    written beside and moved over ``path`` at the end (``path`` may be the source)."""
+    if not isinstance(result.index, pd.RangeIndex) or len(result) != source.file.metadata.num_rows:
+        raise InputError("the grouped cases must keep the file's rows, in order")
+    replaced = set(replaced)
+    columns = source.column_names
+    names = [c for c in columns if c not in replaced and (c in result.columns or c not in read.columns)]
+    names += [c for c in result.columns if c in replaced or c not in columns]
+    from_pandas = [c for c in names if c in result.columns]
+    computed = pa.Table.from_pandas(result[from_pandas], preserve_index=False)
+    passed = [c for c in names if c not in result.columns]
+    # The pandas metadata and Arrow types the all-pandas write gives the passed columns: from an empty
+    # frame of their pandas dtypes (pass-through columns are those whose dtype does not hang on values).
+    empty = source.file.schema_arrow.empty_table().select(passed).to_pandas(types_mapper=text_types)
+    passed_schema = pa.Table.from_pandas(empty, preserve_index=False).schema
+    fields = [computed.schema.field(c) if c in from_pandas else passed_schema.field(c) for c in names]
+    schema = pa.schema(fields, metadata=_pandas_metadata(names, computed.schema, passed_schema))
+    # No dictionary pages for floats: costs and amounts are nearly all distinct, so Arrow builds each
+    # column's dictionary only to give it up (0.25 s of 1.9 s on 1M cases, for 10% more bytes).
+    dictionary = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with pq.ParquetWriter(partial, schema, compression=COMPRESSION, use_dictionary=dictionary) as writer:
+            for start, batch in _passed_batches(source, passed, len(result)):
+                part = computed.slice(start, batch.num_rows)
+                arrays = [
+                    part.column(c) if c in from_pandas else batch.column(c).cast(schema.field(c).type)
+                    for c in names
+                ]
+                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _passed_batches(source: CaseFile, passed: list[str], rows: int) -> Iterator[tuple[int, pa.Table]]:
+    """(first row, the ``passed`` columns of the rows from there) in ``ROW_GROUP_ROWS`` steps."""
+    if not passed:  # nothing to read: tables of no column that only count the rows
+        for start in range(0, rows, ROW_GROUP_ROWS):
+            yield start, pa.table({"rows": pa.nulls(min(ROW_GROUP_ROWS, rows - start))}).select([])
+        return
+    start = 0
+    for batch in source.file.iter_batches(batch_size=ROW_GROUP_ROWS, columns=passed, use_threads=False):
+        yield start, pa.Table.from_batches([batch])
+        start += batch.num_rows
+
+
+def _passes_through(file: pq.ParquetFile, name: str) -> bool:
+    """Whether a column's pandas dtype, hence its written type, depends on its type alone (integers
+    and yes/no columns only when the file's statistics show no missing value)."""
+    kind = file.schema_arrow.field(name).type
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return _no_nulls(file, name)  # with missing values pandas makes them float / object
+    return (
+        pa.types.is_floating(kind)
+        or kind in (pa.string(), pa.large_string())
+        or (pa.types.is_timestamp(kind) and kind.tz is None)
+    )
+
+
+def _no_nulls(file: pq.ParquetFile, name: str) -> bool:
+    """True when every row group's statistics say the column has no missing value (False when unsure)."""
+    index = file.schema_arrow.get_field_index(name)
+    meta = file.metadata
+    for group in range(meta.num_row_groups):
+        column = meta.row_group(group).column(index)
+        stats = column.statistics
+        if column.path_in_schema != name or stats is None or not stats.has_null_count or stats.null_count:
+            return False
+    return True
+
+
+def _pandas_metadata(names: list[str], *schemas: pa.Schema) -> dict[bytes, bytes]:
+    """One frame's pandas metadata from the metadata of frames holding its columns."""
+    metas = [json.loads(s.metadata[b"pandas"]) for s in schemas]
+    entries = {e["name"]: e for meta in metas for e in meta["columns"]}
+    merged = {**metas[0], "columns": [entries[n] for n in names]}
+    return {b"pandas": json.dumps(merged).encode()}
