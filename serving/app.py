@@ -52,7 +52,7 @@ from serving.security import KeyStore
 from serving.sessions import LoginThrottle, SessionDatabase, SessionStore
 
 # Routers other engineers own, included once their module exists.
-OPTIONAL_ROUTERS = ("serving.routers.forecast", "serving.routers.drivers")
+OPTIONAL_ROUTERS = ("serving.routers.forecast", "serving.routers.drivers", "serving.routers.watch")
 
 
 def create_app(
