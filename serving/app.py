@@ -52,7 +52,12 @@ from serving.security import KeyStore
 from serving.sessions import LoginThrottle, SessionDatabase, SessionStore
 
 # Routers other engineers own, included once their module exists.
-OPTIONAL_ROUTERS = ("serving.routers.forecast", "serving.routers.drivers", "serving.routers.watch")
+OPTIONAL_ROUTERS = (
+    "serving.routers.forecast",
+    "serving.routers.drivers",
+    "serving.routers.watch",
+    "serving.routers.instay",
+)
 
 
 def create_app(
