@@ -131,15 +131,19 @@ def instay_model(request: Request, state: State) -> tuple[Any, str]:
 
 
 def _load(uri: str) -> tuple[Any, str]:
+    """Load under the registry's URI guard: MLflow's tracking and registry URIs are process-wide, and
+    another store set earlier (a training run, another app) must not answer for this one."""
     import mlflow
 
     from pipelines.watch import champion
+    from serving.registry import _mlflow_uris
 
-    try:
-        model = champion(uri)
-    except NotFound as missing:
-        raise StateError(str(missing)) from None
-    version = mlflow.MlflowClient(uri).get_model_version_by_alias(MODEL_NAME, "champion").version
+    with _mlflow_uris(uri):
+        try:
+            model = champion(uri)
+        except NotFound as missing:
+            raise StateError(str(missing)) from None
+        version = mlflow.MlflowClient(uri, uri).get_model_version_by_alias(MODEL_NAME, "champion").version
     return model, str(version)
 
 

@@ -24,6 +24,7 @@ from pipelines.training.run import train
 from pipelines.watch import champion, watch_day
 from serving.app import create_app
 from serving.config import ServingSettings
+from serving.registry import _mlflow_uris
 
 pytestmark = pytest.mark.slow
 
@@ -54,10 +55,11 @@ def instay_world(demo_hospital, world, tmp_path_factory):
         write_table("inpatients", hospital.inpatients)
         task = get_task("instay")
         data = instay_data(task, hospital.cases, hospital.inpatients, hospital.charges, settings)
-        train(task, data, tiny_config(), settings)
-        day = hospital.cases["discharge_date"].max()
-        policy = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config))
-        watched = watch_day(champion(settings.mlflow_uri), day, None, policy)
+        with _mlflow_uris(settings.mlflow_uri):  # the registry too: an earlier app pinned another one
+            train(task, data, tiny_config(), settings)
+            day = hospital.cases["discharge_date"].max()
+            policy = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config))
+            watched = watch_day(champion(settings.mlflow_uri), day, None, policy)
         app = create_app(settings, ServingSettings(api_keys=str(world.keys_path), max_batch=50))
         with TestClient(app) as client:
             yield client, hospital, day, watched
@@ -154,3 +156,14 @@ def test_bad_bodies_are_422_naming_the_field(instay_world, world, change, loc) -
     answer = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
     assert answer.status_code == 422, answer.text
     assert loc in [problem["loc"] for problem in answer.json()["detail"]]
+
+
+def test_no_champion_is_a_503_saying_what_to_run(instay_world, world, tmp_path, monkeypatch) -> None:
+    _, hospital, day, watched = instay_world
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow exported the trained store's
+    body = stay_body(hospital, watched["case_id"].iloc[0], day)
+    settings = Settings(data_dir=tmp_path / "data")
+    with TestClient(create_app(settings, ServingSettings(api_keys=str(world.keys_path)))) as empty:
+        answer = empty.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
+    assert answer.status_code == 503
+    assert "caselens train instay" in answer.json()["detail"]
