@@ -88,6 +88,14 @@ def watch_list(
         return pd.DataFrame({c: pd.Series(dtype=object) for c in WATCH_COLUMNS})
     cut = model.features.pregroup(frame)
     X = model.features.transform(cut, history=history)
+    return ranked(model, cut, X, policy, reasons)
+
+
+def ranked(
+    model: Any, cut: pd.DataFrame, X: pd.DataFrame, policy: WarningPolicy, reasons: bool
+) -> pd.DataFrame:
+    """``watch_list`` of pre-grouped stays ``cut`` whose features ``X`` are computed: a caller that
+    also explains the stays (``POST /v1/predict/in-stay``) computes them once."""
     predicted = model.estimator.predict(X)
     standard = cut["payment_standard"].to_numpy(dtype=np.float64)
     to_date = cut["charges_to_date"].to_numpy(dtype=np.float64)

@@ -23,7 +23,7 @@ from contract.errors import NotFound, StateError
 from contract.fields import COST_CATEGORIES, canonical_frame
 from contract.instay import INSTAY_FIELDS
 from models.lgbm import contributions
-from models.watch_list import WarningPolicy, watch_list
+from models.watch_list import WarningPolicy, ranked
 from serving.deps import Lang, State, require
 from serving.explain import Explained, explanations, feature_names
 from serving.schemas import (
@@ -196,9 +196,10 @@ def score_stays(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """The watch-list rows of the cut stays (in request order) and the explanation of each overrun
     probability. The one place the in-stay model is called: re-point it when the pyfunc explains."""
-    rows = watch_list(model, frame, history, policy, reasons=False)
+    cut = model.features.pregroup(frame)
+    X = model.features.transform(cut, history=history)
+    rows = ranked(model, cut, X, policy, reasons=False)
     rows = rows.set_index("case_id").loc[frame["case_id"]].reset_index()
-    X = model.features.transform(model.features.pregroup(frame), history=history)
     values, base = contributions(model.estimator.explained, X)
     explained = Explained(list(X.columns), values, base, values.sum(axis=1) + base)
     found = explanations(
@@ -226,9 +227,10 @@ def _answers(
     model, version = instay_model(request, state)
     records, charges, cuts = stay_frames(stays)
     frame = cut_stays(records, charges, cuts)
-    try:
-        history = state.cases.frame()
-    except StateError:
+    patients = [p for p in records["patient_id"].dropna().unique().tolist()]
+    try:  # the patients' stored stays: what the features read of the whole store, at a lookup's cost
+        history = state.cases.stays_of(patients)
+    except StateError:  # no case store: the history features read as a first stay
         history = None
     policy = WarningPolicy.from_rules(PaymentRules.load(state.settings.payment_config))
     rows, found = score_stays(model, frame, history, policy, lang, top or 8)
