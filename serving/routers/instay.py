@@ -227,7 +227,7 @@ def _answers(
     model, version = instay_model(request, state)
     records, charges, cuts = stay_frames(stays)
     frame = cut_stays(records, charges, cuts)
-    patients = [p for p in records["patient_id"].dropna().unique().tolist()]
+    patients = records["patient_id"].dropna().unique().tolist()
     try:  # the patients' stored stays: what the features read of the whole store, at a lookup's cost
         history = state.cases.stays_of(patients)
     except StateError:  # no case store: the history features read as a first stay
