@@ -116,7 +116,8 @@ def run(
         "|---|---:|---:|---:|",
         f"| `POST /v1/predict/in-stay`, one stay (record + charges to date, explained) | "
         f"{statistics.median(one):.0f} ms | {ordered[int(0.95 * (len(ordered) - 1))]:.0f} ms | {single} |",
-        f"| `POST /v1/predict/in-stay/batch`, {batch_stays:,} stays | "
+        f"| `POST /v1/predict/in-stay/batch`, {batch_stays:,} stays "
+        "(those in hospital, repeated under new ids) | "
         f"{statistics.median(batch):.2f} s | — | 3 |",
         f"| `GET /watch` ({len(watched):,} stays, rendered) | {statistics.median(page):.0f} ms | — | 5 |",
         "",
