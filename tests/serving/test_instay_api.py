@@ -167,3 +167,15 @@ def test_no_champion_is_a_503_saying_what_to_run(instay_world, world, tmp_path, 
         answer = empty.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
     assert answer.status_code == 503
     assert "caselens train instay" in answer.json()["detail"]
+
+
+def test_a_batch_above_the_limit_is_413(instay_world, world) -> None:
+    client, hospital, day, watched = instay_world
+    body = stay_body(hospital, watched["case_id"].iloc[0], day)
+    stays = [{**body, "record": {**body["record"], "case_id": f"C{i}"}} for i in range(51)]  # max_batch 50
+    answer = client.post("/v1/predict/in-stay/batch", json={"stays": stays}, headers=head(world, "clinician"))
+    assert answer.status_code == 413 and "at most 50" in answer.text
+    twice = client.post(
+        "/v1/predict/in-stay/batch", json={"stays": [body, body]}, headers=head(world, "clinician")
+    )
+    assert twice.status_code == 422 and ["body", "stays"] in [p["loc"] for p in twice.json()["detail"]]
