@@ -47,6 +47,7 @@ def demo(
         base = f"http://{host}:{port}"
         console.print(
             f"pages: {base}/queue (coding review) · {base}/forecast (surplus forecast) · "
+            f"{base}/watch (ward watch list, last day) · "
             f"{base}/cases/<case_id> (a case) · API docs {base}/docs"
         )
         _run(ctx, ["serve", "--host", host, "--port", str(port)])

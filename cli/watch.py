@@ -40,7 +40,7 @@ def watch(
     """
     from casemix.payment import PaymentRules
     from models.watch_list import WarningPolicy
-    from pipelines.watch import champion, watch_day
+    from pipelines.watch import champion, watch_day, write_watch
 
     settings = get_settings()
     rules = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config), watch_probability)
@@ -54,10 +54,7 @@ def watch(
         bar.advance(step)
         found = watch_day(model, day, department, policy)
         bar.advance(step)
-    suffix = f"_{department}" if department else ""
-    target = out or settings.data_dir / "reports" / f"watch_{day:%Y-%m-%d}{suffix}.csv"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    found.to_csv(target, index=False, encoding="utf-8-sig")
+    target = write_watch(found, day, department, settings.data_dir / "reports", out)
     _show(found, day)
     console.print(f"wrote {len(found):,} stays to {target}")
 

@@ -89,10 +89,17 @@ def watch_list(
     cut = model.features.pregroup(frame)
     if reasons:
         answer = model.explain_frame(cut, history)
-        predicted = answer.outputs
         why = top_reasons(answer.contributions.values, answer.X, model.features.catalog)
-    else:
-        predicted, why = model.predict_frame(cut, history), ""
+        return ranked(cut, answer.outputs, policy, why)
+    return ranked(cut, model.predict_frame(cut, history), policy)
+
+
+def ranked(
+    cut: pd.DataFrame, predicted: pd.DataFrame, policy: WarningPolicy, why: list[str] | str = ""
+) -> pd.DataFrame:
+    """``watch_list`` of pre-grouped stays ``cut`` from the model's outputs ``predicted`` (positionally
+    aligned) and their reasons ``why``: a caller that also explains the stays (``POST
+    /v1/predict/in-stay``) scores them once."""
     standard = cut["payment_standard"].to_numpy(dtype=np.float64)
     to_date = cut["charges_to_date"].to_numpy(dtype=np.float64)
     final = predicted["final_cost"].to_numpy(dtype=np.float64)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pandas as pd
 
 from contract.errors import InputError, NotFound
 from features.instay import cut_stays, in_hospital
+from models.tracking import CHAMPION
 from models.watch_list import WarningPolicy, watch_list
 from pipelines.store import read_cases, read_table
 
-MODEL_URI = "models:/caselens-instay@champion"
+MODEL_URI = f"models:/caselens-instay@{CHAMPION}"
+LATEST = "watch_latest.json"  # in the reports folder: which watch list the ward page shows
 
 
 def champion(mlflow_uri: str) -> object:
@@ -44,3 +50,42 @@ def watch_day(
         cuts = cuts[cuts["case_id"].map(latest).to_numpy() == department].reset_index(drop=True)
     frame = cut_stays(records, charges, cuts)
     return watch_list(model, frame, cases, policy)
+
+
+def watch_path(reports_dir: Path, day: pd.Timestamp, department: str | None = None) -> Path:
+    """Where a day's watch list goes by default: ``watch_<day>[_<department>].csv``."""
+    suffix = f"_{department}" if department else ""
+    return reports_dir / f"watch_{day:%Y-%m-%d}{suffix}.csv"
+
+
+def write_watch(
+    found: pd.DataFrame,
+    day: pd.Timestamp,
+    department: str | None,
+    reports_dir: Path,
+    out: Path | None = None,
+) -> Path:
+    """Write the watch list as CSV and point ``<reports_dir>/watch_latest.json`` at it.
+
+    The ward page reads the latest list through that small file rather than guessing from file names:
+    a list written with ``-o`` elsewhere, or for one department, is still the one the page finds.
+    """
+    target = out or watch_path(reports_dir, day, department)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    found.to_csv(target, index=False, encoding="utf-8-sig")
+    levels = found["warning_level"].value_counts()
+    meta = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "as_of": f"{day:%Y-%m-%d}",
+        "department": department,
+        "file": str(target.resolve()),
+        "stays": len(found),
+        "overrun": int(levels.get("overrun", 0)),
+        "watch": int(levels.get("watch", 0)),
+    }
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    latest = reports_dir / LATEST
+    partial = latest.with_suffix(".tmp")
+    partial.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    partial.replace(latest)  # the page never reads half a file
+    return target

@@ -53,7 +53,12 @@ from serving.sessions import LoginThrottle, SessionDatabase, SessionStore
 from serving.tasks import SERVED_TASKS
 
 # Routers other engineers own, included once their module exists.
-OPTIONAL_ROUTERS = ("serving.routers.forecast", "serving.routers.drivers")
+OPTIONAL_ROUTERS = (
+    "serving.routers.forecast",
+    "serving.routers.drivers",
+    "serving.routers.watch",
+    "serving.routers.instay",
+)
 
 
 def create_app(

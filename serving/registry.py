@@ -70,7 +70,7 @@ class ModelRegistry:
 
     def load(self) -> list[str]:
         """(Re)load every task's champion; returns the tasks whose served version changed."""
-        with self._reload_lock, _mlflow_uris(self.tracking_uri):
+        with self._reload_lock, mlflow_uris(self.tracking_uri):
             client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
             models, status, changed = dict(self._models), {}, []
             for name, task in self.tasks.items():
@@ -122,7 +122,7 @@ class _Missing(NotFound):
 
 
 @contextmanager
-def _mlflow_uris(uri: str) -> Iterator[None]:
+def mlflow_uris(uri: str) -> Iterator[None]:
     """Point MLflow's process-wide tracking and registry URIs at ``uri`` while loading, then put them back.
 
     ``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI, which ``Settings.mlflow_uri`` reads

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,6 +17,7 @@ from models.watch_list import WATCH_COLUMNS, WarningPolicy
 from pipelines.instay import instay_data
 from pipelines.store import write_cases, write_table
 from pipelines.training.run import train
+from pipelines.watch import LATEST
 
 
 def test_levels_follow_the_hospitals_thresholds() -> None:
@@ -78,6 +81,9 @@ def test_watch_lists_every_stay_in_hospital_on_the_day(demo_hospital, config, tr
     calm &= found["predicted_final_cost"] < 1.1 * found["payment_standard"]
     assert (found.loc[calm, "warning_level"] == "none").all()
     assert found["top_reasons"].str.len().gt(0).all()
+    latest = json.loads((tracking.data_dir / "reports" / LATEST).read_text(encoding="utf-8"))
+    assert latest["file"] == str(out.resolve()) and latest["as_of"] == f"{last:%Y-%m-%d}"
+    assert latest["stays"] == len(found) and latest["department"] is None
 
     department = found["department"].iloc[0]
     one = tmp_path / "one.csv"

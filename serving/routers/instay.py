@@ -1,0 +1,278 @@
+"""``POST /v1/predict/in-stay``: a stay still in hospital, scored now (在院预警, one stay or a batch).
+
+The body is the in-stay record (``contract.instay.INSTAY_FIELDS``) and its daily charges to date
+(``contract.charges``); the service cuts it at ``as_of_date`` (``features.instay.cut_stays``),
+pre-groups it and scores it with the ``caselens-instay`` champion exactly as ``caselens watch`` does
+(``models.watch_list.watch_list``), so a stay's answer is its watch-list row, with the overrun
+probability explained in the format of the other tasks (``serving.schemas.Explanation``).
+Roles clinician and admin (both may see features of the patient's stored stays).
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the body models from real annotations.
+import datetime as dt
+import threading
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from contract.charges import CHARGE_FIELDS
+from contract.errors import NotFound, StateError
+from contract.fields import COST_CATEGORIES, canonical_frame
+from contract.instay import INSTAY_FIELDS
+from models.tracking import CHAMPION
+from models.watch_list import WarningPolicy, ranked
+from serving.deps import Lang, State, require
+from serving.explain import explanations
+from serving.schemas import (
+    ERROR_RESPONSES,
+    AdmissionCase,
+    CaseDate,
+    CodeList,
+    Explanation,
+    Interval,
+    ModelRef,
+    Text,
+    input_error,
+)
+from serving.security import Principal
+
+INSTAY_ROLES = ("clinician", "admin")
+MODEL_NAME = "caselens-instay"
+MAX_TOP = 50
+MAX_CHARGE_DAYS = 3650
+router = APIRouter(prefix="/v1/predict", tags=["predictions"], responses=ERROR_RESPONSES)
+Clinician = Annotated[Principal, Depends(require(*INSTAY_ROLES))]
+Top = Annotated[int | None, Query(ge=1, le=MAX_TOP, description="contributions listed (default 8)")]
+_NAMES = {f.name: f for f in INSTAY_FIELDS}
+Yuan = Annotated[float, Field(ge=0, le=1e9)]
+
+InstayRecord = create_model(
+    "InstayRecord",
+    __base__=AdmissionCase,
+    case_id=(Text, Field(..., description=f"{_NAMES['case_id'].zh} / {_NAMES['case_id'].en}")),
+    **{
+        name: (kind, Field(default, description=f"{_NAMES[name].zh} / {_NAMES[name].en}"))
+        for name, kind, default in (
+            ("recorded_date", CaseDate, ...),
+            ("working_diagnoses", CodeList | None, None),
+            ("procedures_so_far", CodeList | None, None),
+        )
+    },
+)
+ChargeDay = create_model(
+    "ChargeDay",
+    __config__=ConfigDict(extra="forbid"),
+    charge_date=(CaseDate, Field(..., description="费用日期 / day the charges were incurred")),
+    **{
+        f.name: (Yuan, Field(0.0, description=f"{f.zh} / {f.en}"))
+        for f in CHARGE_FIELDS
+        if f.name in COST_CATEGORIES
+    },
+)
+
+
+class InstayStay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    record: InstayRecord  # type: ignore[valid-type]
+    charges: list[ChargeDay] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=MAX_CHARGE_DAYS, description="its daily charges to date"
+    )
+    as_of_date: CaseDate | None = Field(
+        None, description="the day whose end to score at (default: the record's or last charge's day)"
+    )
+
+
+class InstayBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stays: list[InstayStay] = Field(min_length=1, description="the stays, one answer each")
+
+
+class InstayPrediction(BaseModel):
+    case_id: str
+    as_of_date: dt.date
+    day_of_stay: int
+    cost_to_date: float
+    pregrouped_drg: str | None
+    payment_standard: float | None
+    ratio_to_date: float | None
+    predicted_final_cost: float
+    interval: Interval
+    overrun_probability: float
+    expected_overrun: float
+    warning_level: str = Field(description="none, watch or overrun (the payment rules' thresholds)")
+    explanation: Explanation = Field(description="of the overrun probability (log-odds, calibrated none)")
+
+
+class InstayResponse(BaseModel):
+    model: ModelRef
+    prediction: InstayPrediction
+
+
+class InstayBatchResponse(BaseModel):
+    model: ModelRef
+    predictions: list[InstayPrediction]
+
+
+_loading = threading.Lock()
+
+
+def instay_model(request: Request, state: State) -> tuple[Any, str]:
+    """The champion's Python model and version, loaded on first use (the lead may move this into the
+    registry once it serves in-stay models)."""
+    with _loading:
+        found = getattr(request.app.state, "instay_model", None)
+        if found is None:
+            found = _load(state.settings.mlflow_uri)
+            request.app.state.instay_model = found
+    return found
+
+
+def _load(uri: str) -> tuple[Any, str]:
+    """Load under the registry's URI guard: MLflow's tracking and registry URIs are process-wide, and
+    another store set earlier (a training run, another app) must not answer for this one."""
+    import mlflow
+
+    from pipelines.watch import champion
+    from serving.registry import mlflow_uris
+
+    with mlflow_uris(uri):
+        try:
+            model = champion(uri)
+        except NotFound as missing:
+            raise StateError(str(missing)) from None
+        version = mlflow.MlflowClient(uri, uri).get_model_version_by_alias(MODEL_NAME, CHAMPION).version
+    return model, str(version)
+
+
+def stay_frames(stays: list[InstayStay]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The records, charges and cuts tables of the request, as the store would hold them; a cut
+    before its record or its admission, or a charge outside its stay, is a 422 naming the field."""
+    records, charges, cuts = [], [], []
+    for i, stay in enumerate(stays):
+        record = stay.record.model_dump()
+        days = [c.charge_date for c in stay.charges]
+        as_of = stay.as_of_date or max([record["recorded_date"], *days])
+        for j, day in enumerate(days):
+            if day < record["admission_date"]:
+                raise input_error(
+                    ["body", "stays", i, "charges", j, "charge_date"], ValueError("before admission")
+                )
+        if as_of < record["recorded_date"]:
+            raise input_error(
+                ["body", "stays", i, "as_of_date"], ValueError("before the record's recorded_date")
+            )
+        records.append(record)
+        charges += [{"case_id": record["case_id"], **c.model_dump()} for c in stay.charges]
+        cuts.append({"case_id": record["case_id"], "as_of_date": as_of})
+    ids = [r["case_id"] for r in records]
+    if len(set(ids)) < len(ids):
+        raise input_error(["body", "stays"], ValueError("a case_id appears twice"))
+    dates = ("admission_date", "recorded_date", "discharge_date", "charge_date", "as_of_date")
+
+    def table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+        frame = pd.DataFrame(rows, columns=columns)
+        for column in set(dates) & set(frame.columns):
+            frame[column] = pd.to_datetime(frame[column])
+        return canonical_frame(frame)  # the store's dtypes: the model must see what the watch list sees
+
+    charge_columns = ["case_id", "charge_date", *COST_CATEGORIES]
+    return (
+        table(records, [f.name for f in INSTAY_FIELDS]),
+        table(charges, charge_columns),
+        table(cuts, ["case_id", "as_of_date"]),
+    )
+
+
+def score_stays(
+    model: Any,
+    frame: pd.DataFrame,
+    history: pd.DataFrame | None,
+    policy: WarningPolicy,
+    language: str,
+    top: int,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The watch-list rows of the cut stays (in request order) and the explanation of each overrun
+    probability, from one pass of the registered model (``CaseModel.explain_frame``)."""
+    cut = model.features.pregroup(frame)
+    answer = model.explain_frame(cut, history)
+    rows = ranked(cut, answer.outputs, policy)
+    rows = rows.set_index("case_id").loc[frame["case_id"]].reset_index()
+    found = explanations(answer, names=model.names, language=language, top=top)
+    return rows, found
+
+
+def _answers(
+    request: Request, state: State, principal: Principal, stays: list[InstayStay], lang: str, top: int | None
+) -> tuple[ModelRef, list[InstayPrediction]]:
+    from casemix.payment import PaymentRules
+    from features.instay import cut_stays
+
+    if len(stays) > state.serving.max_batch:
+        raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
+    model, version = instay_model(request, state)
+    records, charges, cuts = stay_frames(stays)
+    frame = cut_stays(records, charges, cuts)
+    patients = records["patient_id"].dropna().unique().tolist()
+    try:  # the patients' stored stays: what the features read of the whole store, at a lookup's cost
+        history = state.cases.stays_of(patients)
+    except StateError:  # no case store: the history features read as a first stay
+        history = None
+    policy = WarningPolicy.from_rules(PaymentRules.load(state.settings.payment_config))
+    rows, found = score_stays(model, frame, history, policy, lang, top or 8)
+    state.audit.record(
+        key_id=principal.key_id,
+        role=principal.role,
+        endpoint=request.url.path,
+        case_ids=rows["case_id"].tolist(),
+    )
+    level = float(model.estimator.level)
+
+    def number(value: Any) -> float | None:
+        return None if pd.isna(value) else float(value)
+
+    predictions = [
+        InstayPrediction(
+            case_id=row["case_id"],
+            as_of_date=cut.date(),
+            day_of_stay=int(row["day_of_stay"]),
+            cost_to_date=float(row["cost_to_date"]),
+            pregrouped_drg=None if pd.isna(row["pregrouped_drg"]) else str(row["pregrouped_drg"]),
+            payment_standard=number(row["payment_standard"]),
+            ratio_to_date=number(row["ratio_to_date"]),
+            predicted_final_cost=float(row["predicted_final_cost"]),
+            interval=Interval(
+                lower=float(row["final_cost_lower"]), upper=float(row["final_cost_upper"]), level=level
+            ),
+            overrun_probability=float(row["overrun_probability"]),
+            expected_overrun=float(row["expected_overrun"]),
+            warning_level=str(row["warning_level"]),
+            explanation=Explanation(**explanation),
+        )
+        for row, cut, explanation in zip(rows.to_dict("records"), frame["as_of_date"], found, strict=True)
+    ]
+    return ModelRef(name=MODEL_NAME, version=version), predictions
+
+
+@router.post(
+    "/in-stay", response_model=InstayResponse, summary="In-stay early warning (在院预警) for one stay"
+)
+def predict_in_stay(
+    body: InstayStay, request: Request, state: State, lang: Lang, principal: Clinician, top: Top = None
+) -> InstayResponse:
+    """Predicted final cost with its interval, overrun probability, warning level and the reasons, for
+    a stay in hospital cut at ``as_of_date``. Roles: clinician, admin."""
+    model, predictions = _answers(request, state, principal, [body], lang, top)
+    return InstayResponse(model=model, prediction=predictions[0])
+
+
+@router.post(
+    "/in-stay/batch", response_model=InstayBatchResponse, summary="In-stay early warning for a batch of stays"
+)
+def predict_in_stay_batch(
+    body: InstayBatch, request: Request, state: State, lang: Lang, principal: Clinician, top: Top = None
+) -> InstayBatchResponse:
+    """The same for many stays, one answer each in order. Roles: clinician, admin."""
+    model, predictions = _answers(request, state, principal, body.stays, lang, top)
+    return InstayBatchResponse(model=model, predictions=predictions)

@@ -1,0 +1,153 @@
+"""`POST /v1/predict/in-stay`: a stay in hospital scored from its record and charges to date, equal to
+its row of the watch list `caselens watch` computes from the store; roles, and bodies it refuses."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from casemix.payment import PaymentRules
+from contract.settings import Settings, get_settings
+from experiments.benchmarks.instay_serving import stay_body
+from models.config import load_config
+from models.tasks import get_task
+from models.watch_list import WarningPolicy
+from pipelines.instay import instay_data
+from pipelines.store import write_cases, write_table
+from pipelines.training.run import train
+from pipelines.watch import champion, watch_day
+from serving.app import create_app
+from serving.config import ServingSettings
+from serving.registry import mlflow_uris
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_config() -> dict:
+    config = copy.deepcopy(load_config())
+    config["split"]["min_rows"] = 20
+    params = config["tasks"]["instay"]
+    for table in (params["lightgbm"], params["overrun"]["lightgbm"]):
+        table.update(n_estimators=20, num_leaves=15, n_jobs=1)
+    params["mondrian_min_group"] = 50
+    return config
+
+
+@pytest.fixture(scope="module")
+def instay_world(demo_hospital, world, tmp_path_factory):
+    """A store holding the demo hospital's abstracts, charges and in-stay records, the in-stay champion
+    trained on them, the watch list of the last day and a service over it all."""
+    hospital = demo_hospital
+    with pytest.MonkeyPatch.context() as patch:
+        data_dir = tmp_path_factory.mktemp("instay") / "data"
+        patch.setenv("CASELENS_DATA_DIR", str(data_dir))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        get_settings.cache_clear()  # the store and the registry follow the patched data folder
+        settings = Settings(data_dir=data_dir)
+        write_cases(hospital.cases)
+        write_table("charges", hospital.charges)
+        write_table("inpatients", hospital.inpatients)
+        task = get_task("instay")
+        data = instay_data(task, hospital.cases, hospital.inpatients, hospital.charges, settings)
+        with mlflow_uris(settings.mlflow_uri):  # the registry too: an earlier app pinned another one
+            train(task, data, tiny_config(), settings)
+            day = hospital.cases["discharge_date"].max()
+            policy = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config))
+            watched = watch_day(champion(settings.mlflow_uri), day, None, policy)
+        app = create_app(settings, ServingSettings(api_keys=str(world.keys_path), max_batch=50))
+        with TestClient(app) as client:
+            yield client, hospital, day, watched
+    get_settings.cache_clear()
+
+
+def head(world: Any, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.keys[role]}"}
+
+
+def test_a_stay_is_answered_as_its_watch_list_row(instay_world, world) -> None:
+    client, hospital, day, watched = instay_world
+    picked = watched.head(3)
+    bodies = [stay_body(hospital, c, day) for c in picked["case_id"]]
+    answer = client.post("/v1/predict/in-stay?lang=en", json=bodies[0], headers=head(world, "clinician"))
+    assert answer.status_code == 200, answer.text
+    batch = client.post("/v1/predict/in-stay/batch", json={"stays": bodies}, headers=head(world, "admin"))
+    assert batch.status_code == 200, batch.text
+    found = [answer.json()["prediction"], *batch.json()["predictions"]]
+    for got, (_, row) in zip(found, pd.concat([picked.head(1), picked]).iterrows(), strict=True):
+        assert got["case_id"] == row["case_id"] and got["day_of_stay"] == row["day_of_stay"]
+        assert got["pregrouped_drg"] == row["pregrouped_drg"] and got["warning_level"] == row["warning_level"]
+        for key, column in (
+            ("cost_to_date", "cost_to_date"),
+            ("predicted_final_cost", "predicted_final_cost"),
+            ("overrun_probability", "overrun_probability"),
+            ("expected_overrun", "expected_overrun"),
+            ("payment_standard", "payment_standard"),
+        ):
+            assert got[key] == pytest.approx(row[column], abs=0.01), key
+        assert got["interval"]["lower"] == pytest.approx(row["final_cost_lower"], abs=0.01)
+        assert got["interval"]["upper"] == pytest.approx(row["final_cost_upper"], abs=0.01)
+        explanation = got["explanation"]
+        listed = sum(c["contribution"] for c in explanation["contributions"])
+        raw = explanation["base_value"] + listed + explanation["rest"]
+        assert raw == pytest.approx(explanation["raw_output"], abs=1e-6)
+        assert 1 / (1 + np.exp(-raw)) == pytest.approx(got["overrun_probability"], abs=1e-4)
+        assert explanation["reasons"] and answer.json()["model"]["name"] == "caselens-instay"
+
+
+def test_keys_and_roles(instay_world, world) -> None:
+    client, hospital, day, watched = instay_world
+    body = stay_body(hospital, watched["case_id"].iloc[0], day)
+    assert client.post("/v1/predict/in-stay", json=body).status_code == 401
+    for role in ("coder", "finance"):
+        assert client.post("/v1/predict/in-stay", json=body, headers=head(world, role)).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("change", "loc"),
+    [
+        (lambda b: b["record"].pop("admission_date"), ["body", "record", "admission_date"]),
+        (lambda b: b["record"].update(recorded_date="yesterday"), ["body", "record", "recorded_date"]),
+        (lambda b: b["charges"][0].update(cost_drugs=-5), ["body", "charges", 0, "cost_drugs"]),
+        (lambda b: b["charges"][0].update(tip=1), ["body", "charges", 0, "tip"]),
+        (
+            lambda b: b["charges"][0].update(charge_date="1999-01-01"),
+            ["body", "stays", 0, "charges", 0, "charge_date"],
+        ),
+        (lambda b: b.update(as_of_date="2000-01-01"), ["body", "stays", 0, "as_of_date"]),
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(instay_world, world, change, loc) -> None:
+    client, hospital, day, watched = instay_world
+    body = stay_body(hospital, watched["case_id"].iloc[0], day)
+    change(body)
+    answer = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
+    assert answer.status_code == 422, answer.text
+    assert loc in [problem["loc"] for problem in answer.json()["detail"]]
+
+
+def test_no_champion_is_a_503_saying_what_to_run(instay_world, world, tmp_path, monkeypatch) -> None:
+    _, hospital, day, watched = instay_world
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow exported the trained store's
+    body = stay_body(hospital, watched["case_id"].iloc[0], day)
+    settings = Settings(data_dir=tmp_path / "data")
+    with TestClient(create_app(settings, ServingSettings(api_keys=str(world.keys_path)))) as empty:
+        answer = empty.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
+    assert answer.status_code == 503
+    assert "caselens train instay" in answer.json()["detail"]
+
+
+def test_a_batch_above_the_limit_is_413(instay_world, world) -> None:
+    client, hospital, day, watched = instay_world
+    body = stay_body(hospital, watched["case_id"].iloc[0], day)
+    stays = [{**body, "record": {**body["record"], "case_id": f"C{i}"}} for i in range(51)]  # max_batch 50
+    answer = client.post("/v1/predict/in-stay/batch", json={"stays": stays}, headers=head(world, "clinician"))
+    assert answer.status_code == 413 and "at most 50" in answer.text
+    twice = client.post(
+        "/v1/predict/in-stay/batch", json={"stays": [body, body]}, headers=head(world, "clinician")
+    )
+    assert twice.status_code == 422 and ["body", "stays"] in [p["loc"] for p in twice.json()["detail"]]
