@@ -15,9 +15,9 @@ from contract.errors import ConfigError, InputError
 from contract.settings import get_settings, mask_credentials
 from serving.config import ServingSettings
 from serving.middleware import share_metrics_across_processes
+from serving.roles import ROLES
 from serving.security import KeyStore, add_key, list_keys, revoke_key
 from serving.sessions import SessionDatabase
-from serving.tasks import ROLES
 
 console = Console()
 

@@ -7,12 +7,16 @@ Like :mod:`contract.settings`, every value has a default and an environment over
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.settings import Settings
-from serving.tasks import SERVED_TASKS, ServedTask
+from serving.roles import TASK_ROLES
+
+if TYPE_CHECKING:
+    from serving.tasks import ServedTask
 
 
 class ServingSettings(BaseSettings):
@@ -93,13 +97,15 @@ class ServingSettings(BaseSettings):
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, value: str | None) -> str | None:
-        unknown = [n for n in _names(value) if n not in SERVED_TASKS]
+        unknown = [n for n in _names(value) if n not in TASK_ROLES]
         if unknown:
-            raise ValueError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(SERVED_TASKS)}")
+            raise ValueError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASK_ROLES)}")
         return value
 
     def served_tasks(self) -> dict[str, ServedTask]:
         """The tasks this service serves (and /readyz waits for)."""
+        from serving.tasks import SERVED_TASKS  # the task registry: loaded by the service, not the CLI
+
         names = _names(self.tasks)
         return {n: t for n, t in SERVED_TASKS.items() if not names or n in names}
 

@@ -29,8 +29,8 @@ from features.view import FeatureStageError
 from models.explain import Explained
 from serving.explain import Language, explanations
 from serving.registry import ServedModel
+from serving.roles import HISTORY_ROLES
 from serving.schemas import OPTIONAL_IDS
-from serving.tasks import HISTORY_ROLES
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.errors import ConfigError
-from serving.tasks import ROLES
+from serving.roles import ROLES
 
 log = logging.getLogger(__name__)
 

@@ -15,16 +15,7 @@ from contract.errors import ConfigError
 from contract.fields import Stage
 from models.task import Task
 from models.tasks import all_tasks
-
-ROLES = ("clinician", "coder", "finance", "admin")
-
-# Who may ask for each task's predictions.
-TASK_ROLES: dict[str, tuple[str, ...]] = {
-    "cost": ("clinician", "finance", "admin"),
-    "margin": ("clinician", "finance", "admin"),
-    "readmission": ("clinician", "admin"),
-    "coding": ("coder", "admin"),
-}
+from serving.roles import ROLES, TASK_ROLES
 
 
 @dataclass(frozen=True)
@@ -78,11 +69,3 @@ def served_tasks(
 
 
 SERVED_TASKS = served_tasks()
-
-# Who may use the other data endpoints.
-GROUP_ROLES = ("coder", "finance", "clinician", "admin")
-QUEUE_ROLES = ("coder", "admin")
-CASE_PAGE_ROLES = ("clinician", "coder", "finance", "admin")
-# Who may be told what a patient's stored earlier stays hold (explanations naming history features);
-# the others get the same predictions with those features' share folded into ``rest``.
-HISTORY_ROLES = ("clinician", "admin")

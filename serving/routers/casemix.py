@@ -13,9 +13,9 @@ from casemix.grouper import GroupResult
 from casemix.rw_table import ESTIMATED, WeightsSource, weights_source
 from contract.fields import join_codes
 from serving.deps import State, require
+from serving.roles import GROUP_ROLES
 from serving.schemas import Code
 from serving.security import Principal
-from serving.tasks import GROUP_ROLES
 
 router = APIRouter(prefix="/v1/group", tags=["casemix"])
 Caller = Annotated[Principal, Depends(require(*GROUP_ROLES))]

@@ -21,6 +21,7 @@ from contract.errors import NotFound, StateError
 from models.drivers.story import driver_label
 from serving.deps import State, require
 from serving.routers.pages import PageLang
+from serving.schemas import Problem
 from serving.security import Principal
 
 DRIVERS_ROLES = ("finance", "admin")
@@ -162,7 +163,12 @@ def cost_drivers(
     )
 
 
-@router.get("/v1/casemix/drivers/chart/{rank}", response_class=FileResponse, summary="A ranked cell's chart")
+@router.get(
+    "/v1/casemix/drivers/chart/{rank}",
+    response_class=FileResponse,
+    summary="A ranked cell's chart",
+    responses={404: {"model": Problem, "description": "the latest run ranked fewer cells"}},
+)
 def driver_chart(
     state: State, principal: Finance, rank: Annotated[int, Path(ge=1, le=MAX_RANK)]
 ) -> FileResponse:

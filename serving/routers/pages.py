@@ -21,9 +21,10 @@ from contract.fields import ADMISSION_SOURCES, ADMISSION_TYPES, SEXES, fields_kn
 from serving.deps import Lang, State, check_csrf, require, same_origin
 from serving.predictions import ScoringError, predict_explained, withheld_features
 from serving.queue import SORTABLE
+from serving.roles import CASE_PAGE_ROLES, QUEUE_ROLES
 from serving.security import Principal
 from serving.sessions import LOGIN_CSRF_COOKIE, SESSION_COOKIE
-from serving.tasks import CASE_PAGE_ROLES, QUEUE_ROLES, SERVED_TASKS
+from serving.tasks import SERVED_TASKS
 from serving.waterfall import waterfall_svg
 
 log = logging.getLogger(__name__)

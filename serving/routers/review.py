@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from serving.deps import State, require
 from serving.queue import SORTABLE
+from serving.roles import QUEUE_ROLES
 from serving.security import Principal
-from serving.tasks import QUEUE_ROLES
 
 router = APIRouter(prefix="/v1/review", tags=["coding review"])
 

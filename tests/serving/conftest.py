@@ -32,8 +32,9 @@ from serving.cases import CaseIndex
 from serving.config import ServingSettings
 from serving.queue import ReviewQueue
 from serving.registry import ModelRegistry
+from serving.roles import ROLES
 from serving.security import add_key
-from serving.tasks import ROLES, SERVED_TASKS
+from serving.tasks import SERVED_TASKS
 
 TINY = {"n_estimators": 15, "num_leaves": 7, "min_child_samples": 5, "learning_rate": 0.2, "n_jobs": 1}
 TRAINED_TASKS = ("cost", "margin", "readmission", "coding")

@@ -28,7 +28,8 @@ from serving.app import create_app
 from serving.cases import CaseIndex
 from serving.config import ServingSettings
 from serving.registry import ModelRegistry
-from serving.tasks import SERVED_TASKS, TASK_ROLES, served_tasks
+from serving.roles import TASK_ROLES
+from serving.tasks import SERVED_TASKS, served_tasks
 from tests.serving.conftest import TINY, case_json, register_model
 
 pytestmark = pytest.mark.slow
