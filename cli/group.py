@@ -16,6 +16,7 @@ from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
+from pipelines.cluster import SCHEDULER_HELP, scheduler_address
 from pipelines.readers import read_table
 from pipelines.store import read_cases
 
@@ -39,6 +40,7 @@ def group(
     weights: Path | None = typer.Option(
         None, "--weights", help="RW table CSV for --payment (default: calibrate from the cases)"
     ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Group cases into MDC / ADRG / DRG and write them with status, reason, mdc, adrg, drg.
 
@@ -47,7 +49,14 @@ def group(
     test-case columns (diagnoses and procedures '|'-separated, principal first). The output keeps the
     input columns and adds the grouper's (mcc_count and cc_count included). Invalid and ungroupable
     cases are kept, with the reason. With --payment the payment columns are added as well.
+
+    On a Dask cluster (--scheduler) INPUT must be the case store and OUTPUT is a Parquet folder, one
+    file per partition; the rows are those of the in-process run (docs/dask.md).
     """
+    address = scheduler_address(scheduler)
+    if address is not None:
+        _group_on_cluster(address, input_path, output, tables, translate_codes, payment, weights)
+        return
     if output.suffix.lower() not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
         raise InputError(f"{output}: the output must end in .csv, .tsv or .parquet")
     with progress_bar() as bar:
@@ -65,7 +74,7 @@ def group(
             bar.advance(task)
         _write(result, output)
         bar.advance(task)
-    _summary(grouped["status"], output)
+    _summary(grouped["status"].value_counts(), output)
     if payment is not None:
         source = result["weights_source"].iloc[0] if len(result) else ""
         console.print(
@@ -77,6 +86,42 @@ def group(
                 "[yellow]weights estimated from own history (no insurer RW table): payment and margin "
                 "are estimates[/]"
             )
+
+
+def _group_on_cluster(
+    address: str,
+    store: Path,
+    output: Path,
+    tables: Path | None,
+    translate_codes: bool,
+    payment: Path | None,
+    weights: Path | None,
+) -> None:
+    from pipelines.cluster import connect
+    from pipelines.cluster_casemix import group_store
+
+    if not store.is_dir():
+        raise InputError(f"{store}: on a Dask cluster INPUT is the case store folder")
+    rules = PaymentRules.load(payment) if payment is not None else None
+    with connect(address) as client, progress_bar() as bar:
+        task = bar.add_task("group on the Dask cluster", total=1)
+        found = group_store(
+            client,
+            output,
+            store_dir=store,
+            tables=tables,
+            rules=rules,
+            weights_path=weights,
+            translate_codes=translate_codes,
+        )
+        bar.advance(task)
+    _summary(found.status_counts, output)
+    if rules is not None:
+        console.print(
+            f"priced with {payment}: DRG payment [bold]¥{found.drg_payment:,.0f}[/], "
+            f"margin [bold]¥{found.margin:,.0f}[/]; weights: {found.weights_source}"
+        )
+    console.print(f"{found.partitions} partitions on the cluster → {output}/part.*.parquet")
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -129,13 +174,14 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", index=False, encoding="utf-8")
 
 
-def _summary(status: pd.Series, output: Path) -> None:
-    counts = status.value_counts()
+def _summary(counts: pd.Series, output: Path) -> None:
+    """The cases per status (``counts``, by status name) and the grouping rate."""
     table = Table(title="Grouping")
     table.add_column("status")
     table.add_column("cases", justify="right")
     for name in ("grouped", "ungroupable", "invalid"):
         table.add_row(name, f"{int(counts.get(name, 0)):,}")
     console.print(table)
-    rate = counts.get("grouped", 0) / len(status) if len(status) else 0.0
-    console.print(f"grouping rate (入组率) [bold]{rate:.1%}[/] of {len(status):,} cases → [bold]{output}[/]")
+    total = int(counts.sum())
+    rate = counts.get("grouped", 0) / total if total else 0.0
+    console.print(f"grouping rate (入组率) [bold]{rate:.1%}[/] of {total:,} cases → [bold]{output}[/]")

@@ -1,8 +1,9 @@
 """The canonical case store: a Parquet dataset every part of caselens reads through ``read_cases``.
 
 Layout: ``<store>/admission_year=<YYYY>/part-0.parquet`` (hive partitioning), one file per year sorted by
-case id, so ``pandas.read_parquet`` and ``dask.dataframe.read_parquet`` read the folder as it is and the
-bytes depend only on the cases held (re-ingesting the same file leaves the store byte-identical).
+case id in row groups of ``ROW_GROUP_ROWS`` (a Dask cluster's partitions), so ``pandas.read_parquet``
+and ``dask.dataframe.read_parquet`` read the folder as it is and the bytes depend only on the cases
+held (re-ingesting the same file leaves the store byte-identical).
 Writing replaces cases by id: only the years touched by the new cases are rewritten.
 A manifest beside the store (``<store>-manifest.json``) records the store's fingerprint and every ingest.
 """
@@ -27,6 +28,9 @@ from contract.settings import get_settings
 
 PARTITION = "admission_year"
 PART_FILE = "part-0.parquet"
+# Rows per Parquet row group: the unit a Dask cluster reads as one partition (pipelines.cluster), so
+# a worker's memory follows this number, not the size of a year.
+ROW_GROUP_ROWS = 131_072
 
 
 class StoreError(NotFound, RuntimeError):
@@ -40,7 +44,7 @@ def store_path(path: Path | str | None = None) -> Path:
 def read_cases(path: Path | str | None = None, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """Cases from the store (default ``settings.store_dir``) in canonical dtypes, by year then case id."""
     store = store_path(path)
-    if not _part_files(store):
+    if not part_files(store):
         raise StoreError(f"no case store at {store}: run `caselens ingest FILE` first")
     wanted = list(STORE_COLUMNS if columns is None else columns)
     unknown = [c for c in wanted if c not in STORE_COLUMNS]
@@ -76,7 +80,7 @@ def write_cases(cases: pd.DataFrame, path: Path | str | None = None) -> StoreUpd
     touched = sorted(set(pc.unique(years).to_pylist()) | set(stored.loc[replaced, PARTITION].tolist()))
     for year in touched:
         _rewrite_year(store, int(year), table.filter(pc.equal(years, year)), table["case_id"])
-    held = sum(pq.ParquetFile(f).metadata.num_rows for f in _part_files(store))
+    held = sum(pq.ParquetFile(f).metadata.num_rows for f in part_files(store))
     return StoreUpdate(new=len(cases) - int(replaced.sum()), updated=int(replaced.sum()), rows=held)
 
 
@@ -94,7 +98,7 @@ def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.C
         return
     _private_dir(target.parent)
     partial = target.with_name(f".{PART_FILE}.partial")  # a leading dot hides it from dataset readers
-    pq.write_table(year_cases, partial)
+    pq.write_table(year_cases, partial, row_group_size=ROW_GROUP_ROWS)
     partial.chmod(0o600)  # patient cases: the owner's only, whatever the process's umask
     os.replace(partial, target)
 
@@ -111,12 +115,13 @@ def _stored_ids(store: Path) -> pd.DataFrame:
         pd.DataFrame(
             {"case_id": pq.read_table(f, columns=["case_id"]).column(0).to_pandas(), PARTITION: _year(f)}
         )
-        for f in _part_files(store)
+        for f in part_files(store)
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"case_id": [], PARTITION: []})
 
 
-def _part_files(store: Path) -> list[Path]:
+def part_files(store: Path) -> list[Path]:
+    """The store's data files, one per year, in year order."""
     return sorted(store.glob(f"{PARTITION}=*/{PART_FILE}"))
 
 
@@ -135,7 +140,7 @@ def fingerprint(path: Path | str | None = None) -> dict[str, object]:
     store = store_path(path)
     digest = hashlib.sha256()
     years: dict[str, int] = {}
-    for part in _part_files(store):
+    for part in part_files(store):
         digest.update(part.relative_to(store).as_posix().encode())
         digest.update(hashlib.sha256(part.read_bytes()).digest())
         years[str(_year(part))] = pq.ParquetFile(part).metadata.num_rows
