@@ -34,6 +34,7 @@ SCHEDULER_HELP = (
     "none: in this process]"
 )
 SAMPLE_ROWS = 64
+CONNECT_TIMEOUT = "20s"
 # Arrow-backed strings would give the partitions other dtypes than the in-process path's frames.
 DASK_CONFIG = {"dataframe.convert-string": False}
 
@@ -52,7 +53,7 @@ def connect(address: str | Any) -> Iterator[Any]:
 
     shown = mask_credentials(str(getattr(address, "scheduler_address", address)))
     try:
-        client = Client(address, timeout="20s", set_as_default=False)
+        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as error:
         raise ConfigError(
             f"cannot reach the Dask scheduler {shown}: {error}; start one with `dask scheduler` "

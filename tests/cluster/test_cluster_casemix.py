@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from casemix.payment import DEFAULT_RULES, PaymentRules, PointValue
 from cli.app import app
 from contract.errors import ConfigError
+from pipelines import cluster
 from pipelines.cluster import connect
 from pipelines.cluster_casemix import group_store
 
@@ -96,7 +97,10 @@ def test_budget_point_value_is_refused_on_the_cluster(toy_store: Path, local_clu
         group_store(client, tmp_path / "out", store_dir=toy_store, rules=rules)
 
 
-def test_unreachable_scheduler_is_a_clear_error(toy_store: Path, tmp_path: Path) -> None:
+def test_unreachable_scheduler_is_a_clear_error(
+    toy_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
     result = runner.invoke(
         app, ["group", str(toy_store), "-o", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9"]
     )
