@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,7 @@ from rich.table import Table
 
 from cli.progress import progress_bar
 from contract.settings import get_settings
+from pipelines.cluster import SCHEDULER_HELP, scheduler_address
 
 if TYPE_CHECKING:
     from pipelines.train import TrainResult
@@ -40,12 +43,16 @@ def train(
         "--label-horizon-days",
         help="with a date --order: an earlier row's label is history once this many days have passed",
     ),
-    config: Path | None = typer.Option(
-        None, "--config", help="hyperparameters (default: models/train.toml)"
-    ),
+    config: Path | None = typer.Option(None, "--config", help="hyperparameters (default: models/train.toml)"),
     tune_seconds: float = typer.Option(0.0, "--tune-seconds", help="Optuna budget per task; 0: no tuning"),
     oracle: Path | None = typer.Option(
         None, "--oracle", help="demo oracle.parquet: truths to evaluate against, never trained on"
+    ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help=SCHEDULER_HELP + "; the LightGBM fits run there (lightgbm.dask), the feature table, "
+        "evaluation and registration in this process, so the table must fit here",
     ),
 ) -> None:
     """Train TASK (or --all) on the case store, or on a prepared --table, and log it to MLflow.
@@ -53,7 +60,8 @@ def train(
     Cases are split by discharge quarter: the latest is the test set, the one before calibrates and
     tunes. The model is compared with the task's baseline and registered as caselens-TASK; the
     `champion` alias moves only when it beats the current champion on test periods neither model
-    trained or was calibrated on (docs/model-selection.md).
+    trained or was calibrated on (docs/model-selection.md). With --scheduler the LightGBM models are
+    trained on the Dask cluster by lightgbm.dask and registered as plain LightGBM models (docs/dask.md).
     """
     from cli.failures import show
     from contract.errors import exit_code
@@ -62,17 +70,33 @@ def train(
     names = _task_names(task, all_tasks_, table, label)
     parsed = load_config(config)
     failed = []
-    for name in names:  # with --all, one task's bad data does not stop the others
-        try:
-            history = (entity, order, label_horizon_days)
-            _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle, history))
-        except Exception as error:
-            if exit_code(error) is None:
-                raise
-            show(error, f"{name}: ")
-            failed.append(name)
+    with _lightgbm_on(scheduler_address(scheduler)):
+        for name in names:  # with --all, one task's bad data does not stop the others
+            try:
+                history = (entity, order, label_horizon_days)
+                _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle, history))
+            except Exception as error:
+                if exit_code(error) is None:
+                    raise
+                show(error, f"{name}: ")
+                failed.append(name)
     if failed:
         raise typer.Exit(2)
+
+
+@contextmanager
+def _lightgbm_on(address: str | None) -> Iterator[None]:
+    """LightGBM fits on the Dask cluster at ``address`` (plain models come back), or in this process."""
+    if address is None:
+        yield
+        return
+    from models.lgbm import on_cluster
+    from pipelines.cluster import connect
+
+    with connect(address) as client, on_cluster(client):
+        workers = len(client.scheduler_info().get("workers", {}))
+        console.print(f"LightGBM fits on the Dask cluster ({workers} workers, lightgbm.dask)")
+        yield
 
 
 def _train_one(
