@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,8 +54,13 @@ def ingest_file(
     reports_dir: Path | str | None = None,
     rules: Rules | None = None,
     on_step: Callable[[str], None] | None = None,
+    client: Any = None,
 ) -> IngestResult:
-    """Validate an export and upsert its accepted cases into the store; see the module docstring."""
+    """Validate an export and upsert its accepted cases into the store; see the module docstring.
+
+    With a Dask ``client`` the store's years are written in parallel on the cluster; the file is read
+    and validated here (one input, whose row numbers the reports keep).
+    """
     started, clock = datetime.now(UTC), time.perf_counter()
     step = on_step or (lambda _: None)
     mapping = mapping if isinstance(mapping, Mapping) else load_mapping(mapping)
@@ -76,7 +82,7 @@ def ingest_file(
     reports_dir = Path(reports_dir) if reports_dir else _default_reports_dir(raw.path, started)
     write_reports(raw.frame, cases["case_id"], problems, rejected, reports_dir)
     step("reports")
-    update = store.write_cases(accepted, store_dir)
+    update = store.write_cases(accepted, store_dir, client=client)
     warnings = problems[problems["severity"] == "warning"]
     record = {
         "input": {
