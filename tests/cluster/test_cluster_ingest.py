@@ -30,7 +30,7 @@ def test_ingest_on_cluster_writes_the_same_store(
         args = ["ingest", str(export), "--store", str(stores[name]), "--reports", str(tmp_path / f"r-{name}")]
         result = runner.invoke(app, [*args, *extra])
         assert result.exit_code == 0, result.output
-    assert "_rewrite_year" in local_cluster.scheduler.task_prefixes  # the years went to the workers
+    assert "rewrite_year" in local_cluster.scheduler.task_prefixes  # the years went to the workers
     local, on_cluster = fingerprint(stores["local"]), fingerprint(stores["cluster"])
     assert len(local["rows_by_year"]) >= 2 and local["rows"] == len(toy_cases)
     assert on_cluster["sha256"] == local["sha256"]
