@@ -22,6 +22,7 @@ from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
 from contract.settings import get_settings
+from pipelines.cluster import in_process_note
 from pipelines.store import read_cases
 
 app = typer.Typer(
@@ -122,7 +123,10 @@ def report(
     high/low outlier and overrun shares, and ``weights_source``: "insurer table" or "estimated from own
     history". Weights are the insurer's RW table (--rw-table, else the rules' rw_table); without one
     they are estimated from the cases themselves and written next to the report.
+
+    Runs in this process, not on a Dask cluster (docs/dask.md).
     """
+    _note_in_process("casemix report")
     output = output or get_settings().data_dir / "reports" / f"casemix-{by.value}-{period.value}.csv"
     with progress_bar() as bar:
         task = bar.add_task("casemix report", total=5)
@@ -164,7 +168,10 @@ def settlement(
     withheld (结余留用), overrun shared (超支分担), quality reserve withheld and returned (质量保证金),
     review deductions, the fund's final payment, what the months prepaid (预拨) and what the year
     clears (清算). The monthly prepayments are written next to it (``-months.csv``).
+
+    Runs in this process, not on a Dask cluster (docs/dask.md).
     """
+    _note_in_process("casemix settlement")
     output = output or get_settings().data_dir / "reports" / "casemix-settlement.csv"
     with progress_bar() as bar:
         task = bar.add_task("settlement", total=5)
@@ -210,7 +217,10 @@ def weights_command(
     ``caselens casemix rw-template``). Also the standard cost and length of stay per DRG, which the
     consumption indices compare with. Trimming, 非稳定组 and the adjustment step come from the
     calibration section of the payment rules; the rules' rw_table is not read here.
+
+    Runs in this process, not on a Dask cluster (docs/dask.md).
     """
+    _note_in_process("casemix weights")
     output = output or get_settings().data_dir / "weights.csv"
     with progress_bar() as bar:
         task = bar.add_task("calibrate weights", total=3)
@@ -249,6 +259,12 @@ def _grouped(
     grouped = _group(cases, Grouper.for_rules(rules, tables))
     advance()
     return rules, tables, grouped
+
+
+def _note_in_process(step: str) -> None:
+    note = in_process_note(step)
+    if note:
+        console.print(f"[yellow]{note}[/]")
 
 
 def _weights_label(source: str) -> str:

@@ -45,6 +45,18 @@ def scheduler_address(explicit: str | None = None) -> str | None:
     return address.strip() if address and address.strip() else None
 
 
+def in_process_note(step: str) -> str | None:
+    """The line a command that runs only in this process prints when a cluster is configured, so the
+    setting is never ignored silently (None: no cluster configured, nothing to say)."""
+    address = scheduler_address()
+    if address is None:
+        return None
+    return (
+        f"{step} runs in this process on pandas, not on the Dask cluster {mask_credentials(address)} "
+        "(CASELENS_DASK_SCHEDULER): see docs/dask.md for the steps that run there"
+    )
+
+
 @contextmanager
 def connect(address: str | Any) -> Iterator[Any]:
     """A ``distributed.Client`` on ``address`` (a scheduler address, or a ``LocalCluster`` in tests),

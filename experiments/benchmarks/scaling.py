@@ -1,6 +1,6 @@
 """Benchmark: ingest → group → features → training, in-process pandas against a local Dask cluster.
 
-    .venv/bin/python -m experiments.benchmarks.scaling --cases 300000 --cases 1000000
+    .venv/bin/python -m experiments.benchmarks.scaling measure --cases 300000 --cases 1000000
 
 For each size the demo region is written hospital by hospital (``pipelines.demo.partitioned``: memory
 follows the hospital, not the region), then each path runs in its own child process so that its peak
@@ -79,9 +79,7 @@ class PeakSampler:
             return 0
 
 
-def _timed_stages(
-    sampler: PeakSampler, stages: dict[str, Callable[[], Any]]
-) -> dict[str, dict[str, float]]:
+def _timed_stages(sampler: PeakSampler, stages: dict[str, Callable[[], Any]]) -> dict[str, dict[str, float]]:
     out = {}
     for name, step in stages.items():
         with sampler.stage() as peaks:
@@ -143,9 +141,7 @@ def run_pandas(data: Path, work: Path) -> dict[str, Any]:
         lgbm.regressor(_cost_params()).fit(X, table["log_cost"])
 
     sampler = PeakSampler({"process": psutil.Process()})
-    return _timed_stages(
-        sampler, {"ingest": ingest, "group": group, "features": features, "train": train}
-    )
+    return _timed_stages(sampler, {"ingest": ingest, "group": group, "features": features, "train": train})
 
 
 def run_dask(data: Path, work: Path, workers: int, memory_limit: str) -> dict[str, Any]:
@@ -292,7 +288,7 @@ def report(rows: list[dict[str, Any]], workers: int, memory_limit: str, command:
     return lines
 
 
-@app.command()
+@app.command("measure")
 def main(
     cases: list[int] = typer.Option([300_000, 1_000_000], "--cases", help="region sizes (repeat)"),
     workers: int = typer.Option(2, "--workers"),
@@ -302,7 +298,9 @@ def main(
     """Measure both paths at every size and write the results page."""
     started_load = load_average()
     rows = measure(sorted(cases), workers, memory_limit)
-    command = "python -m experiments.benchmarks.scaling " + " ".join(f"--cases {n}" for n in sorted(cases))
+    command = "python -m experiments.benchmarks.scaling measure " + " ".join(
+        f"--cases {n}" for n in sorted(cases)
+    )
     lines = report(rows, workers, memory_limit, command)
     extra = f", load average {started_load:.1f} at the start, {load_average():.1f} at the end"
     lines += ["", machine_line(extra), "", "Raw figures (JSON):", "", "```", json.dumps(rows), "```"]
