@@ -133,8 +133,9 @@ def map_partitions(
         return cases.map_partitions(step, *args, meta=meta, **kwargs)
 
 
-def write_folder(result: dd.DataFrame, output: Path) -> Path:
-    """Write a Dask result as a Parquet folder (``part.N.parquet``), one file per partition.
+def write_folder(result: dd.DataFrame, output: Path) -> int:
+    """Write a Dask result as a Parquet folder (``part.N.parquet``), one file per partition; the rows
+    written.
 
     A single file would have to pass through one process; a folder reads back with
     ``pandas.read_parquet(folder)`` as one table.
@@ -149,4 +150,4 @@ def write_folder(result: dd.DataFrame, output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     with dask.config.set(DASK_CONFIG):
         result.to_parquet(str(output), write_index=False, overwrite=output.exists())
-    return output
+    return sum(pq.ParquetFile(part).metadata.num_rows for part in output.glob("*.parquet"))

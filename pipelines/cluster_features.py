@@ -16,7 +16,6 @@ from typing import Any
 
 import dask
 import pandas as pd
-import pyarrow.parquet as pq
 
 from contract.fields import Stage
 from features.pipeline import CaseFeatures
@@ -63,6 +62,5 @@ def build_features(
     features = fit_levels(stored, CaseFeatures(stage, min_category_count=min_category_count))
     shuffled = cluster.by_patient(stored)
     table = cluster.map_partitions(shuffled, cluster.store_sample(store_dir), feature_partition, features)
-    cluster.write_folder(table, output)
-    rows = sum(pq.ParquetFile(part).metadata.num_rows for part in output.glob("*.parquet"))
+    rows = cluster.write_folder(table, output)
     return FeaturesOnCluster(features, output, rows, shuffled.npartitions)

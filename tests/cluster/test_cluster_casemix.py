@@ -41,7 +41,7 @@ def _on_cluster(store: Path, out: Path, address: str, *options: str) -> pd.DataF
 def test_group_on_cluster_equals_in_process(toy_store: Path, local_cluster, tmp_path: Path) -> None:
     expected = _in_process(toy_store, tmp_path / "local.parquet")
     found = _on_cluster(toy_store, tmp_path / "cluster", local_cluster.scheduler_address)
-    pd.testing.assert_frame_equal(found, expected)
+    pd.testing.assert_frame_equal(found, expected, check_exact=True)
 
 
 def test_priced_on_cluster_equals_in_process(toy_store: Path, local_cluster, tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_priced_on_cluster_equals_in_process(toy_store: Path, local_cluster, tmp
     expected = _in_process(toy_store, tmp_path / "local.parquet", *payment)
     found = _on_cluster(toy_store, tmp_path / "cluster", local_cluster.scheduler_address, *payment)
     assert expected["readmitted"].sum() > 0  # the cross-stay rule is exercised
-    pd.testing.assert_frame_equal(found, expected)
+    pd.testing.assert_frame_equal(found, expected, check_exact=True)
 
 
 def test_env_setting_turns_the_cluster_on(

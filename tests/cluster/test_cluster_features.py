@@ -38,7 +38,7 @@ def test_features_on_cluster_equal_in_process(
     assert len(list((tmp_path / "cluster").glob("part.*.parquet"))) > 2
     # History features are the ones a partition could get wrong: the toy hospital has plenty of them.
     assert (expected["prior_admissions"] > 0).sum() > 100
-    pd.testing.assert_frame_equal(found, expected)
+    pd.testing.assert_frame_equal(found, expected, check_exact=True)
 
 
 def test_levels_from_partition_counts_equal_levels_of_the_whole(toy_store: Path, local_cluster) -> None:
