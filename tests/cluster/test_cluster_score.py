@@ -40,7 +40,15 @@ def test_scores_on_cluster_equal_in_process(toy_store: Path, local_cluster, sett
     expected = pd.read_parquet(tmp_path / "l.parquet").sort_values("case_id").reset_index(drop=True)
     found = pd.read_parquet(tmp_path / "c").sort_values("case_id").reset_index(drop=True)
     assert len(expected) == 2_400 and expected.iloc[:, 1].nunique() > 100
-    pd.testing.assert_frame_equal(found, expected, check_exact=True)
+    # The logistic candidate goes through BLAS matrix products, whose order of summation follows the
+    # batch's shape: the last bits may differ with the partition. Everything else is exact.
+    logistic = ["logistic_probability"]
+    pd.testing.assert_frame_equal(
+        found.drop(columns=logistic), expected.drop(columns=logistic), check_exact=True
+    )
+    pd.testing.assert_series_equal(
+        found["logistic_probability"], expected["logistic_probability"], rtol=1e-12
+    )
 
 
 def test_models_reading_other_patients_are_refused_on_the_cluster(
