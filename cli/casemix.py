@@ -22,7 +22,7 @@ from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
 from contract.settings import get_settings
-from pipelines.cluster import in_process_note
+from pipelines.cluster import SCHEDULER_HELP, in_process_note, scheduler_address
 from pipelines.store import read_cases
 
 app = typer.Typer(
@@ -115,6 +115,7 @@ def report(
     output: Path | None = typer.Option(
         None, "-o", "--output", help="report CSV (default: <data_dir>/reports/)"
     ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Group, price and report cases: CMI, CCI, TCI, payment, surplus, outlier shares.
 
@@ -124,10 +125,16 @@ def report(
     history". Weights are the insurer's RW table (--rw-table, else the rules' rw_table); without one
     they are estimated from the cases themselves and written next to the report.
 
-    Runs in this process, not on a Dask cluster (docs/dask.md).
+    On a Dask cluster (--scheduler; the store only) every partition is grouped, priced and summed
+    there and only the per-group sums come back (docs/dask.md).
     """
-    _note_in_process("casemix report")
     output = output or get_settings().data_dir / "reports" / f"casemix-{by.value}-{period.value}.csv"
+    address = scheduler_address(scheduler)
+    if address is not None:
+        if input_file is not None:
+            raise InputError("--input is read in this process: on a Dask cluster the report reads the store")
+        _report_on_cluster(address, store, by, period, rw_table, payment, output)
+        return
     with progress_bar() as bar:
         task = bar.add_task("casemix report", total=5)
         rules, tables, grouped = _grouped(payment, store, input_file, lambda: bar.advance(task))
@@ -246,6 +253,41 @@ def rw_template(
         raise InputError(f"{output} exists: not overwritten")
     output.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
     console.print(f"RW table template → [bold]{output}[/] (name it in [calibration] rw_table or --rw-table)")
+
+
+def _report_on_cluster(
+    address: str,
+    store: Path | None,
+    by: By,
+    period: PeriodOption,
+    rw_table: Path | None,
+    payment: Path | None,
+    output: Path,
+) -> None:
+    from pipelines.cluster import connect
+    from pipelines.cluster_casemix import report_store
+
+    rules = _rules(payment)
+    if rw_table is not None:
+        rules = rules.model_copy(
+            update={"calibration": rules.calibration.model_copy(update={"rw_table": rw_table})}
+        )
+    with connect(address) as client, progress_bar() as bar:
+        task = bar.add_task("casemix report on the Dask cluster", total=1)
+        indicators, table = report_store(client, rules, GROUP_KEYS[by], period.value, store_dir=store)
+        bar.advance(task)
+    source = weights_source(table)
+    indicators["weights_source"] = source
+    if rules.calibration.rw_table is None:
+        named = table.assign(name=[load_tables().drg_name(drg) for drg in table.index])
+        rw_table = write_weights(named, output.with_name(f"{output.stem}-weights.csv"))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    indicators.to_csv(output, index=False, encoding="utf-8")
+    _print_indicators(indicators, f"Casemix by {by.value} and {period.value} ({rules.name})")
+    shown = rw_table or rules.calibration.rw_table
+    cases = int(indicators["cases"].sum())
+    label = _weights_label(source)
+    console.print(f"{cases:,} cases · weights: {label} [bold]{shown}[/] · report [bold]{output}[/]")
 
 
 def _grouped(

@@ -14,16 +14,19 @@ things that look past one case, each handled before the per-partition call:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import dask
 import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from casemix.grouper import OUTPUT_COLUMNS, Grouper
+from casemix.indicators import Period, add_sums, indicator_sums, indicators_from_sums
 from casemix.payment import PaymentRules, price_cases, weights_for_pricing
 from casemix.rw_table import read_weights, weights_source
 from casemix.tables import load_tables
@@ -94,6 +97,28 @@ def group_store(
     result = cluster.map_partitions(cases, sample, group_partition, tables, rules, table, translate_codes)
     cluster.write_folder(result, output)
     return _summary(output, rules is not None, cases.npartitions)
+
+
+def report_store(
+    client: Any,
+    rules: PaymentRules,
+    by: Sequence[str],
+    period: Period | None,
+    *,
+    store_dir: Path | None = None,
+    tables: Path | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The casemix indicators of the whole store and the weights priced with: every partition is
+    grouped, priced and summed on the cluster; only the per-group sums come back."""
+    tables = Path(tables or get_settings().casemix_tables).resolve()
+    _check_distributable(rules)
+    cases, sample = cluster.read_store(store_dir), cluster.store_sample(store_dir)
+    if rules.readmission is not None:
+        cases = cluster.by_patient(cases)
+    table = _weights(cases, sample, tables, rules, False)
+    priced = cluster.map_partitions(cases, sample, group_partition, tables, rules, table)
+    parts = [dask.delayed(indicator_sums)(part, by, period) for part in priced.to_delayed()]
+    return indicators_from_sums(add_sums(dask.compute(*parts))), table
 
 
 def _check_distributable(rules: PaymentRules) -> None:

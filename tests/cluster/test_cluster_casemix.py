@@ -114,3 +114,20 @@ def test_cluster_output_must_be_a_folder(toy_store: Path, local_cluster, tmp_pat
         app, ["group", str(toy_store), "-o", str(out), "--scheduler", local_cluster.scheduler_address]
     )
     assert result.exit_code == 2 and "Parquet folder" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("by", ["department", "hospital"])
+def test_casemix_report_on_cluster_equals_in_process(
+    by: str, toy_store: Path, local_cluster, tmp_path: Path
+) -> None:
+    """Partition sums added up give the report of all cases (to the float summation order)."""
+    args = ["casemix", "report", "--store", str(toy_store), "--by", by, "--period", "quarter"]
+    local = runner.invoke(app, [*args, "-o", str(tmp_path / "local.csv")])
+    assert local.exit_code == 0, local.output
+    on_cluster = runner.invoke(
+        app, [*args, "-o", str(tmp_path / "cluster.csv"), "--scheduler", local_cluster.scheduler_address]
+    )
+    assert on_cluster.exit_code == 0, on_cluster.output
+    expected, found = pd.read_csv(tmp_path / "local.csv"), pd.read_csv(tmp_path / "cluster.csv")
+    assert expected["cases"].sum() == 2_400 and len(expected) > 4
+    pd.testing.assert_frame_equal(found, expected, rtol=1e-9)

@@ -17,7 +17,6 @@ runner = CliRunner()
     "command",
     [
         ["casemix", "weights"],
-        ["casemix", "report"],
         ["casemix", "settlement"],
         ["forecast", "surplus"],
         ["queue", "coding", "--period", "2025Q4"],
