@@ -190,7 +190,9 @@ def run_dask(data: Path, work: Path, workers: int, memory_limit: str) -> dict[st
             cluster.write_folder(table, work / "features")
 
         def train() -> None:
-            table = dd.read_parquet(str(work / "features")).astype(state["dtypes"].to_dict())
+            # One partition per file, whatever the columns read: X and y must split the same way.
+            folder = str(work / "features")
+            table = dd.read_parquet(folder, split_row_groups=False).astype(state["dtypes"].to_dict())
             X = table.drop(columns=["case_id", "log_cost"])
             params = {k: v for k, v in _cost_params().items() if k != "n_jobs"}
             DaskLGBMRegressor(client=client, verbose=-1, **params).fit(X, table["log_cost"]).to_local()
@@ -254,6 +256,8 @@ def measure(
                 work.mkdir()
                 found[mode] = _child(mode, data, work, workers, memory_limit, row_group_rows)
             rows.append(found)
+            if folder is not None:  # each size kept as soon as measured
+                (folder / f"scaling-{n}.json").write_text(json.dumps(found), encoding="utf-8")
             subprocess.run(["rm", "-rf", str(data), *map(str, Path(tmp).glob(f"*-{n}"))], check=False)
     return rows
 
@@ -280,10 +284,72 @@ def report(rows: list[dict[str, Any]], workers: int, memory_limit: str, command:
     for row in rows:
         for stage in STAGES:
             p, d = row["pandas"][stage], row["dask"][stage]
-            per_worker = " / ".join(f"{v:,}" for k, v in d.items() if k.startswith("worker"))
+            per_worker = " / ".join(f"{v:,}" for v in _workers(d))
             lines.append(
                 f"| {row['cases']:,} | {stage} | {p['seconds']:,} | {p['process']:,} | {d['seconds']:,} | "
                 f"{per_worker} | {d['client']:,} |"
+            )
+    if len(rows) >= 2:
+        lines += _growth(rows[0], rows[-1]) + _extrapolation(rows[-1], workers)
+    return lines
+
+
+def _workers(stage: dict[str, float]) -> list[float]:
+    return [v for k, v in stage.items() if k.startswith("worker")]
+
+
+def _growth(small: dict[str, Any], large: dict[str, Any]) -> list[str]:
+    """How wall time and peak memory grew between two sizes: the exponent k in growth ∝ stays^k."""
+    ratio = np.log(large["cases"] / small["cases"])
+
+    def k(a: float, b: float) -> str:
+        return f"{np.log(b / a) / ratio:.2f}" if a > 0 and b > 0 else "n/a"
+
+    lines = [
+        "",
+        f"Growth from {small['cases']:,} to {large['cases']:,} stays (exponent k: grows as stays^k; "
+        "1 = linear, 0 = flat):",
+        "",
+        "| stage | pandas time k | pandas memory k | Dask time k | Dask memory per worker k |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for stage in STAGES:
+        ps, pl = small["pandas"][stage], large["pandas"][stage]
+        ds, dl = small["dask"][stage], large["dask"][stage]
+        lines.append(
+            f"| {stage} | {k(ps['seconds'], pl['seconds'])} | {k(ps['process'], pl['process'])} | "
+            f"{k(ds['seconds'], dl['seconds'])} | {k(max(_workers(ds)), max(_workers(dl)))} |"
+        )
+    return lines
+
+
+def _extrapolation(largest: dict[str, Any], workers: int) -> list[str]:
+    """10M and 50M stays on M machines of ``workers`` workers each, from the largest measured size:
+    clearly an extrapolation (linear in stays per worker; the network cost of the shuffles is not in
+    it: the local cluster's workers share one machine)."""
+    n = largest["cases"]
+    lines = [
+        "",
+        f"**Extrapolation, not measured**: from the {n:,}-stay run, assuming each stage's work grows "
+        f"linearly with stays per worker (as measured above) and M machines of {workers} workers like "
+        "these. Partition-bound stages (ingest's year rewrite aside, group, features) keep the measured "
+        "peak per worker; training holds each worker's share of the feature matrix, so its peak grows "
+        "with stays ÷ workers. The shuffles' network traffic between machines is not in these figures.",
+        "",
+        "| stays | machines | group + features s | training s | training peak MB per worker |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    dask = largest["dask"]
+    base = max(_workers(dask["features"]))  # what a worker holds before training starts
+    train_peak = max(_workers(dask["train"]))
+    for target in (10_000_000, 50_000_000):
+        for machines in (1, 4, 10):
+            scale = target / n / machines
+            per_partition = (dask["group"]["seconds"] + dask["features"]["seconds"]) * scale
+            memory = base + max(train_peak - base, 0) * scale
+            lines.append(
+                f"| {target:,} | {machines} | {per_partition:,.0f} | {dask['train']['seconds'] * scale:,.0f} "
+                f"| {memory:,.0f} |"
             )
     return lines
 
