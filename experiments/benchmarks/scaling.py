@@ -190,9 +190,10 @@ def run_dask(data: Path, work: Path, workers: int, memory_limit: str) -> dict[st
             cluster.write_folder(table, work / "features")
 
         def train() -> None:
-            # One partition per file, whatever the columns read: X and y must split the same way.
-            folder = str(work / "features")
-            table = dd.read_parquet(folder, split_row_groups=False).astype(state["dtypes"].to_dict())
+            # Held on the workers (LightGBM trains in memory anyway), so that X and y are cut from the
+            # same partitions: read separately, Dask fuses the narrow label's files into fewer parts.
+            table = dd.read_parquet(str(work / "features")).astype(state["dtypes"].to_dict())
+            table = client.persist(table)
             X = table.drop(columns=["case_id", "log_cost"])
             params = {k: v for k, v in _cost_params().items() if k != "n_jobs"}
             DaskLGBMRegressor(client=client, verbose=-1, **params).fit(X, table["log_cost"]).to_local()
@@ -255,9 +256,9 @@ def measure(
                 work = Path(tmp) / f"{mode}-{n}"
                 work.mkdir()
                 found[mode] = _child(mode, data, work, workers, memory_limit, row_group_rows)
+                if folder is not None:  # kept as soon as measured
+                    (folder / f"scaling-{n}.json").write_text(json.dumps(found), encoding="utf-8")
             rows.append(found)
-            if folder is not None:  # each size kept as soon as measured
-                (folder / f"scaling-{n}.json").write_text(json.dumps(found), encoding="utf-8")
             subprocess.run(["rm", "-rf", str(data), *map(str, Path(tmp).glob(f"*-{n}"))], check=False)
     return rows
 
