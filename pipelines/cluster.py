@@ -30,8 +30,8 @@ from pipelines import store
 
 log = logging.getLogger(__name__)
 SCHEDULER_HELP = (
-    "Dask scheduler (tcp://HOST:PORT): run on that cluster [default: CASELENS_DASK_SCHEDULER; "
-    "none: in this process]"
+    "Dask scheduler tcp://HOST:PORT: run on that cluster (default: CASELENS_DASK_SCHEDULER; "
+    "neither: in this process)"
 )
 SAMPLE_ROWS = 64
 CONNECT_TIMEOUT = "20s"
