@@ -360,18 +360,36 @@ def main(
     cases: list[int] = typer.Option([300_000, 1_000_000], "--cases", help="region sizes (repeat)"),
     workers: int = typer.Option(2, "--workers"),
     memory_limit: str = typer.Option("3GiB", "--memory-limit"),
+    raw_dir: Path | None = typer.Option(
+        None, "--raw-dir", help="also keep each size's figures there as scaling-N.json, as measured"
+    ),
     output: Path = typer.Option(RESULTS, "-o", "--output"),
 ) -> None:
     """Measure both paths at every size and write the results page."""
     started_load = load_average()
-    rows = measure(sorted(cases), workers, memory_limit)
-    command = "python -m experiments.benchmarks.scaling measure " + " ".join(
-        f"--cases {n}" for n in sorted(cases)
-    )
+    rows = measure(sorted(cases), workers, memory_limit, folder=raw_dir)
+    write_page(rows, workers, memory_limit, output, f"load average {started_load:.1f} at the start")
+
+
+@app.command("page")
+def page(
+    raw: list[Path] = typer.Argument(..., help="scaling-N.json files kept by measure --raw-dir"),
+    workers: int = typer.Option(2, "--workers"),
+    memory_limit: str = typer.Option("3GiB", "--memory-limit"),
+    output: Path = typer.Option(RESULTS, "-o", "--output"),
+) -> None:
+    """Write the results page from sizes measured in separate runs (big sizes take long)."""
+    rows = sorted((json.loads(p.read_text(encoding="utf-8")) for p in raw), key=lambda r: r["cases"])
+    write_page(rows, workers, memory_limit, output, "sizes measured in separate runs")
+
+
+def write_page(rows: list[dict[str, Any]], workers: int, memory_limit: str, output: Path, note: str) -> str:
+    sizes = " ".join(f"--cases {row['cases']}" for row in rows)
+    command = f"python -m experiments.benchmarks.scaling measure {sizes} --memory-limit {memory_limit}"
     lines = report(rows, workers, memory_limit, command)
-    extra = f", load average {started_load:.1f} at the start, {load_average():.1f} at the end"
+    extra = f", {note}, load average {load_average():.1f} at the end"
     lines += ["", machine_line(extra), "", "Raw figures (JSON):", "", "```", json.dumps(rows), "```"]
-    write_results(lines, output)
+    return write_results(lines, output)
 
 
 if __name__ == "__main__":
