@@ -48,6 +48,12 @@ def train(
     oracle: Path | None = typer.Option(
         None, "--oracle", help="demo oracle.parquet: truths to evaluate against, never trained on"
     ),
+    sample_stays: int | None = typer.Option(
+        None,
+        "--sample-stays",
+        help="train on at most N stays of whole patients drawn at random (seeded; printed): for a store "
+        "larger than this process's memory, with or without --scheduler",
+    ),
     scheduler: str | None = typer.Option(
         None,
         "--scheduler",
@@ -74,7 +80,10 @@ def train(
         for name in names:  # with --all, one task's bad data does not stop the others
             try:
                 history = (entity, order, label_horizon_days)
-                _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle, history))
+                found = _train_one(
+                    name, table, label, group, parsed, tune_seconds, oracle, history, sample_stays
+                )
+                _summary(found)
             except Exception as error:
                 if exit_code(error) is None:
                     raise
@@ -108,6 +117,7 @@ def _train_one(
     tune_seconds: float,
     oracle: Path | None,
     history: tuple[str | None, str | None, float | None] = (None, None, None),
+    sample_stays: int | None = None,
 ) -> TrainResult:
     from models.tasks import get_task
     from pipelines import train as training
@@ -118,7 +128,7 @@ def _train_one(
         data = training.table_data(task, training.read_table(table), label, group, *history)
     else:
         truths = pd.read_parquet(oracle) if oracle is not None else None
-        data = training.case_data(task, _read_cases(), settings, oracle=truths)
+        data = training.case_data(task, _read_cases(sample_stays), settings, oracle=truths)
     with progress_bar() as bar:
         step = bar.add_task(f"training {name}", total=len(training.STEPS))
         return training.train(task, data, config, settings, tune_seconds, lambda _: bar.advance(step))
@@ -137,10 +147,16 @@ def _task_names(task: str | None, every: bool, table: Path | None, label: str | 
     return sorted(all_tasks()) if every else [task]
 
 
-def _read_cases() -> pd.DataFrame:
+def _read_cases(sample_stays: int | None = None) -> pd.DataFrame:
     from pipelines.store import read_cases
 
-    return read_cases()
+    if sample_stays is None:
+        return read_cases()
+    from pipelines.sample import sample_by_patient
+
+    sample = sample_by_patient(sample_stays)
+    console.print(f"training on {sample.describe()}")
+    return sample.cases
 
 
 def _summary(result: TrainResult) -> None:

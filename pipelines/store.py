@@ -42,8 +42,13 @@ def store_path(path: Path | str | None = None) -> Path:
     return Path(path) if path is not None else get_settings().store_dir
 
 
-def read_cases(path: Path | str | None = None, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    """Cases from the store (default ``settings.store_dir``) in canonical dtypes, by year then case id."""
+def read_cases(
+    path: Path | str | None = None,
+    columns: Iterable[str] | None = None,
+    patients: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Cases from the store (default ``settings.store_dir``) in canonical dtypes, by year then case id;
+    ``patients``: only these patients' stays (read filtered, so memory follows the patients kept)."""
     store = store_path(path)
     if not part_files(store):
         raise StoreError(f"no case store at {store}: run `caselens ingest FILE` first")
@@ -51,7 +56,8 @@ def read_cases(path: Path | str | None = None, columns: Iterable[str] | None = N
     unknown = [c for c in wanted if c not in STORE_COLUMNS]
     if unknown:
         raise StoreError(f"unknown store column(s): {', '.join(unknown)}; see docs/data-contract.md")
-    frame = pd.read_parquet(store, columns=wanted, engine="pyarrow")
+    kept = None if patients is None else [("patient_id", "in", list(patients))]
+    frame = pd.read_parquet(store, columns=wanted, engine="pyarrow", filters=kept)
     return canonical_frame(frame).reset_index(drop=True)
 
 
