@@ -58,7 +58,7 @@ def train(
         None,
         "--scheduler",
         help=SCHEDULER_HELP + "; the LightGBM fits run there (lightgbm.dask), the feature table, "
-        "evaluation and registration in this process, so the table must fit here",
+        "evaluation and registration in this process, so the table must fit here (else --sample-stays)",
     ),
 ) -> None:
     """Train TASK (or --all) on the case store, or on a prepared --table, and log it to MLflow.
