@@ -65,6 +65,14 @@ def casemix_indicators(
     ``by`` names columns of ``priced`` (e.g. ``hospital_id``, ``department``, ``drg``); with
     ``period`` the discharge date's month, quarter or year is added as the last key ``period``.
     """
+    return indicators_from_sums(indicator_sums(priced, by, period))
+
+
+def indicator_sums(
+    priced: pd.DataFrame, by: Sequence[str] = ("department",), period: Period | None = "quarter"
+) -> pd.DataFrame:
+    """The per-group sums every indicator is a ratio of. Sums of parts of the cases add up to the
+    whole's (``add_sums``), so a cluster reports from its partitions' sums without the cases."""
     keys = [priced[c] for c in by]
     if period is not None:
         keys.append(period_of(priced["discharge_date"], period))
@@ -102,6 +110,17 @@ def casemix_indicators(
     sums.index = sums.index.set_names([*by, "period"] if period is not None else list(by))
     if period is not None:
         sums = sums.rename(index=str, level="period") if sums.index.nlevels > 1 else sums.rename(index=str)
+    return sums
+
+
+def add_sums(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """``indicator_sums`` of several parts of the cases added up: those of all the cases."""
+    frame = pd.concat(parts)
+    return frame.groupby(level=list(range(frame.index.nlevels)), dropna=False, sort=True).sum(min_count=1)
+
+
+def indicators_from_sums(sums: pd.DataFrame) -> pd.DataFrame:
+    """One row of ``INDICATOR_COLUMNS`` per group from its ``indicator_sums``."""
     return pd.DataFrame(
         {
             "cases": sums["cases"].astype("int64"),

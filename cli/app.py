@@ -12,6 +12,7 @@ from cli import forecast as forecast_cmd
 from cli import group as group_cmd
 from cli import ingest as ingest_cmd
 from cli import queue as queue_cmd
+from cli import score as score_cmd
 from cli import serve as serve_cmd
 from cli import train as train_cmd
 from cli import watch as watch_cmd
@@ -41,6 +42,7 @@ app.command("ingest")(ingest_cmd.ingest)
 app.command("group")(group_cmd.group)
 app.command("train")(train_cmd.train)
 app.command("watch")(watch_cmd.watch)
+app.command("score")(score_cmd.score)
 app.add_typer(queue_cmd.app, name="queue")
 app.add_typer(forecast_cmd.app, name="forecast")
 app.add_typer(features_cmd.app, name="features")

@@ -19,6 +19,7 @@ from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
 from contract.settings import get_settings
+from pipelines.cluster import SCHEDULER_HELP, in_process_note, scheduler_address
 from pipelines.store import read_cases
 
 app = typer.Typer(
@@ -111,6 +112,7 @@ def report(
     output: Path | None = typer.Option(
         None, "-o", "--output", help="report CSV (default: <data_dir>/reports/)"
     ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Group, price and report cases: CMI, CCI, TCI, payment, surplus, outlier shares.
 
@@ -119,8 +121,17 @@ def report(
     high/low outlier and overrun shares, and ``weights_source``: "insurer table" or "estimated from own
     history". Weights are the insurer's RW table (--rw-table, else the rules' rw_table); without one
     they are estimated from the cases themselves and written next to the report.
+
+    On a Dask cluster (--scheduler; the store only) every partition is grouped, priced and summed
+    there and only the per-group sums come back (docs/dask.md).
     """
     output = output or get_settings().data_dir / "reports" / f"casemix-{by.value}-{period.value}.csv"
+    address = scheduler_address(scheduler)
+    if address is not None:
+        if input_file is not None:
+            raise InputError("--input is read in this process: on a Dask cluster the report reads the store")
+        _report_on_cluster(address, store, by, period, rw_table, payment, output)
+        return
     with progress_bar() as bar:
         task = bar.add_task("casemix report", total=5)
         engine, grouped = _grouped(payment, rw_table, store, input_file, lambda: bar.advance(task))
@@ -261,7 +272,10 @@ def settlement(
     withheld (结余留用), overrun shared (超支分担), quality reserve withheld and returned (质量保证金),
     review deductions, the fund's final payment, what the months prepaid (预拨) and what the year
     clears (清算). The monthly prepayments are written next to it (``-months.csv``).
+
+    Runs in this process, not on a Dask cluster (docs/dask.md).
     """
+    _note_in_process("casemix settlement")
     output = output or get_settings().data_dir / "reports" / "casemix-settlement.csv"
     with progress_bar() as bar:
         task = bar.add_task("settlement", total=5)
@@ -308,7 +322,10 @@ def weights_command(
     ``caselens casemix rw-template``). Also the standard cost and length of stay per DRG, which the
     consumption indices compare with. Trimming, 非稳定组 and the adjustment step come from the
     calibration section of the payment rules; the rules' rw_table is not read here.
+
+    Runs in this process, not on a Dask cluster (docs/dask.md).
     """
+    _note_in_process("casemix weights")
     output = output or get_settings().data_dir / "weights.csv"
     with progress_bar() as bar:
         task = bar.add_task("calibrate weights", total=3)
@@ -336,6 +353,42 @@ def rw_template(
     console.print(f"RW table template → [bold]{output}[/] (name it in [calibration] rw_table or --rw-table)")
 
 
+def _report_on_cluster(
+    address: str,
+    store: Path | None,
+    by: By,
+    period: PeriodOption,
+    rw_table: Path | None,
+    payment: Path | None,
+    output: Path,
+) -> None:
+    from pipelines.cluster import connect
+    from pipelines.cluster_casemix import report_store
+
+    engine = CasemixEngine.from_settings(rules=payment)
+    rules = engine.rules
+    if rw_table is not None:
+        rules = rules.model_copy(
+            update={"calibration": rules.calibration.model_copy(update={"rw_table": rw_table})}
+        )
+    with connect(address) as client, progress_bar() as bar:
+        task = bar.add_task("casemix report on the Dask cluster", total=1)
+        indicators, table = report_store(client, rules, GROUP_KEYS[by], period.value, store_dir=store)
+        bar.advance(task)
+    source = weights_source(table)
+    indicators["weights_source"] = source
+    if rules.calibration.rw_table is None:
+        named = table.assign(name=[engine.tables.drg_name(drg) for drg in table.index])
+        rw_table = write_weights(named, output.with_name(f"{output.stem}-weights.csv"))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    indicators.to_csv(output, index=False, encoding="utf-8")
+    _print_indicators(indicators, f"Casemix by {by.value} and {period.value} ({rules.name})")
+    shown = rw_table or rules.calibration.rw_table
+    cases = int(indicators["cases"].sum())
+    label = _weights_label(source)
+    console.print(f"{cases:,} cases · weights: {label} [bold]{shown}[/] · report [bold]{output}[/]")
+
+
 def _grouped(
     payment: Path | None,
     rw_table: Path | None,
@@ -353,6 +406,12 @@ def _grouped(
         grouped["hospital_id"] = None
     advance()
     return engine, grouped
+
+
+def _note_in_process(step: str) -> None:
+    note = in_process_note(step)
+    if note:
+        console.print(f"[yellow]{note}[/]")
 
 
 def _weights_label(source: str) -> str:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.progress import progress_bar
+from pipelines.cluster import SCHEDULER_HELP, scheduler_address
 from pipelines.store import read_cases
 
 console = Console()
@@ -22,11 +23,18 @@ def build(
     stage: str = typer.Option("admission", "--stage", help=STAGE_HELP),
     store: Path | None = typer.Option(None, "--store", help="case store folder (default: configured)"),
     min_category_count: int = typer.Option(20, "--min-category-count", help="rarer levels become 'other'"),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Compute the features of every case in the store, each from what was known at its STAGE.
 
     Category levels are learned on the whole store here; models learn them on their training split.
+    On a Dask cluster (--scheduler) the cases are shuffled by patient, each partition is computed on
+    its own and OUTPUT is a Parquet folder, one file per partition (same rows, in another order).
     """
+    address = scheduler_address(scheduler)
+    if address is not None:
+        _build_on_cluster(address, output, stage, store, min_category_count)
+        return
     from features.pipeline import CaseFeatures  # here: scikit-learn would slow every command's start
 
     with progress_bar() as bar:
@@ -44,6 +52,24 @@ def build(
     console.print(
         f"[green]{len(table):,} cases[/green] x {table.shape[1] - 1} features "
         f"({kinds.get('numeric', 0)} numeric, {kinds.get('categorical', 0)} categorical) -> {output}"
+    )
+
+
+def _build_on_cluster(
+    address: str, output: Path, stage: str, store: Path | None, min_category_count: int
+) -> None:
+    from pipelines.cluster import connect
+    from pipelines.cluster_features import build_features
+
+    with connect(address) as client, progress_bar() as bar:
+        task = bar.add_task(f"{stage} features on the Dask cluster", total=1)
+        found = build_features(client, output, stage, store_dir=store, min_category_count=min_category_count)
+        bar.advance(task)
+    kinds = found.features.catalog["kind"].value_counts()
+    console.print(
+        f"[green]{found.rows:,} cases[/green] x {len(found.features.feature_names_out_)} features "
+        f"({kinds.get('numeric', 0)} numeric, {kinds.get('categorical', 0)} categorical), "
+        f"{found.partitions} partitions -> {output}/part.*.parquet"
     )
 
 

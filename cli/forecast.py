@@ -50,7 +50,13 @@ def surplus(
     widened by the factor the backtest finds. Writes a CSV and a PNG per level (hospital, department, top
     DRGs), the scenario and its difference when --scenario is given, and the rolling-origin backtest
     beside seasonal-naive and last-quarter baselines; logs all of it to MLflow (caselens-forecast).
+
+    Runs in this process, not on a Dask cluster (docs/dask.md).
     """
+    from pipelines.cluster import in_process_note
+
+    if note := in_process_note("forecast surplus"):
+        console.print(f"[yellow]{note}[/]")
     from casemix.payment import PaymentRules
     from contract.errors import InputError
     from models.forecast import load_scenario

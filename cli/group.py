@@ -19,6 +19,7 @@ from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
 from pipelines.casefile import read_case_columns, system_memory, write_beside
+from pipelines.cluster import SCHEDULER_HELP, scheduler_address
 from pipelines.mapping import BOOLEAN_TEXT
 from pipelines.readers import read_parquet_typed, read_table
 from pipelines.store import read_cases
@@ -43,6 +44,7 @@ def group(
     weights: Path | None = typer.Option(
         None, "--weights", help="RW table CSV for --payment (default: calibrate from the cases)"
     ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Group cases into MDC / ADRG / DRG and write them with status, reason, mdc, adrg, drg.
 
@@ -57,7 +59,14 @@ def group(
     grouping and pricing read are read whole, not streamed: weights calibrated from the cases (no RW
     table), the readmission rule and a budget's point value look across all cases, so pricing row
     group by row group would not give the same result.
+
+    On a Dask cluster (--scheduler) INPUT must be the case store and OUTPUT is a Parquet folder, one
+    file per partition; the rows are those of the in-process run (docs/dask.md).
     """
+    address = scheduler_address(scheduler)
+    if address is not None:
+        _group_on_cluster(address, input_path, output, tables, translate_codes, payment, weights)
+        return
     if output.suffix.lower() not in (*PARQUET_SUFFIXES, *TEXT_SUFFIXES):
         raise InputError(f"{output}: the output must end in .csv, .tsv or .parquet")
     # Copy-on-write for the whole command: adding columns to a wide case frame (grouping, then the
@@ -84,7 +93,7 @@ def group(
         else:
             _write(result, output)
         bar.advance(task)
-    _summary(result["status"], output)
+    _summary(result["status"].value_counts(), output)
     if payment is not None:
         source = result["weights_source"].iloc[0] if len(result) else ""
         console.print(
@@ -104,6 +113,42 @@ def _parquet_to_parquet(source: Path, output: Path) -> bool:
         and source.suffix.lower() in PARQUET_SUFFIXES
         and output.suffix.lower() in PARQUET_SUFFIXES
     )
+
+
+def _group_on_cluster(
+    address: str,
+    store: Path,
+    output: Path,
+    tables: Path | None,
+    translate_codes: bool,
+    payment: Path | None,
+    weights: Path | None,
+) -> None:
+    from pipelines.cluster import connect
+    from pipelines.cluster_casemix import group_store
+
+    if not store.is_dir():
+        raise InputError(f"{store}: on a Dask cluster INPUT is the case store folder")
+    rules = PaymentRules.load(payment) if payment is not None else None
+    with connect(address) as client, progress_bar() as bar:
+        task = bar.add_task("group on the Dask cluster", total=1)
+        found = group_store(
+            client,
+            output,
+            store_dir=store,
+            tables=tables,
+            rules=rules,
+            weights_path=weights,
+            translate_codes=translate_codes,
+        )
+        bar.advance(task)
+    _summary(found.status_counts, output)
+    if rules is not None:
+        console.print(
+            f"priced with {payment}: DRG payment [bold]¥{found.drg_payment:,.0f}[/], "
+            f"margin [bold]¥{found.margin:,.0f}[/]; weights: {found.weights_source}"
+        )
+    console.print(f"{found.partitions} partitions on the cluster → {output}/part.*.parquet")
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -173,13 +218,14 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", index=False, encoding="utf-8")
 
 
-def _summary(status: pd.Series, output: Path) -> None:
-    counts = status.value_counts()
+def _summary(counts: pd.Series, output: Path) -> None:
+    """The cases per status (``counts``, by status name) and the grouping rate."""
     table = Table(title="Grouping")
     table.add_column("status")
     table.add_column("cases", justify="right")
     for name in ("grouped", "ungroupable", "invalid"):
         table.add_row(name, f"{int(counts.get(name, 0)):,}")
     console.print(table)
-    rate = counts.get("grouped", 0) / len(status) if len(status) else 0.0
-    console.print(f"grouping rate (入组率) [bold]{rate:.1%}[/] of {len(status):,} cases → [bold]{output}[/]")
+    total = int(counts.sum())
+    rate = counts.get("grouped", 0) / total if total else 0.0
+    console.print(f"grouping rate (入组率) [bold]{rate:.1%}[/] of {total:,} cases → [bold]{output}[/]")

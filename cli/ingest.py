@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from cli.progress import progress_bar
 from contract.settings import get_settings
+from pipelines.cluster import SCHEDULER_HELP, connect, scheduler_address
 from pipelines.ingest import STEPS, IngestResult, ingest_file
 from pipelines.mapping import presets
 from pipelines.validate import Rules
@@ -47,19 +49,29 @@ def ingest(
     cost_tolerance_share: float = typer.Option(
         0.005, help="...or by this share of total_cost, whichever is larger."
     ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help=SCHEDULER_HELP + "; the store's years are written in parallel there, FILE is read and "
+        "validated in this process",
+    ),
 ) -> None:
     """Validate FILE, write accepted rows to the store (same key = update) and report the rest.
 
     Rows that fail a check go to rejects.csv (one line per problem: row, case id, field, value, reason)
     and rejected_rows.csv (the rows as read); unknown diagnosis/procedure codes are warnings and keep
-    their row. Exit code 2 when the file or mapping cannot be used at all.
+    their row. Exit code 2 when the file or mapping cannot be used at all. With --scheduler the
+    store's year partitions are rewritten in parallel on the Dask cluster (docs/dask.md).
     """
     rules = Rules(
         cost_tolerance_yuan=cost_tolerance_yuan,
         cost_tolerance_share=cost_tolerance_share,
         code_tables=get_settings().casemix_tables,
     )
-    with progress_bar() as bar:
+    address = scheduler_address(scheduler)
+    with ExitStack() as stack:
+        client = stack.enter_context(connect(address)) if address is not None else None
+        bar = stack.enter_context(progress_bar())
         task = bar.add_task(f"ingest {file.name}", total=len(STEPS))
         result = ingest_file(
             file,
@@ -69,6 +81,7 @@ def ingest(
             rules=rules,
             on_step=lambda _: bar.advance(task),
             kind=kind,
+            client=client,
         )
     _summary(result)
 

@@ -36,7 +36,13 @@ def coding(
     overpayment (upcoding, a compliance risk) weighted by --compliance-weight so it is never buried,
     plus P(error) × --error-value for finding an error at all.
     Uses the `champion` of caselens-coding; writes the whole queue as CSV and shows its top here.
+
+    Runs in this process, not on a Dask cluster (docs/dask.md).
     """
+    from pipelines.cluster import in_process_note
+
+    if note := in_process_note("queue coding"):
+        console.print(f"[yellow]{note}[/]")
     from models.review_queue import QueuePolicy, coding_queue
     from pipelines.store import read_cases
 

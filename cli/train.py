@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,7 @@ from rich.table import Table
 
 from cli.progress import progress_bar
 from contract.settings import get_settings
+from pipelines.cluster import SCHEDULER_HELP, scheduler_address
 
 if TYPE_CHECKING:
     from pipelines.training.run import TrainResult
@@ -49,13 +52,26 @@ def train(
         dir_okay=False,
         help="demo oracle.parquet: truths to evaluate against, never trained on",
     ),
+    sample_stays: int | None = typer.Option(
+        None,
+        "--sample-stays",
+        help="train on at most N stays of whole patients drawn at random (seeded; printed): for a store "
+        "larger than this process's memory, with or without --scheduler",
+    ),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help=SCHEDULER_HELP + "; the LightGBM fits run there (lightgbm.dask), the feature table, "
+        "evaluation and registration in this process, so the table must fit here (else --sample-stays)",
+    ),
 ) -> None:
     """Train TASK (or --all) on the case store, or on a prepared --table, and log it to MLflow.
 
     Cases are split by discharge quarter: the latest is the test set, the one before calibrates and
     tunes. The model is compared with the task's baseline and registered as caselens-TASK; the
     `champion` alias moves only when it beats the current champion on test periods neither model
-    trained or was calibrated on (docs/model-selection.md).
+    trained or was calibrated on (docs/model-selection.md). With --scheduler the LightGBM models are
+    trained on the Dask cluster by lightgbm.dask and registered as plain LightGBM models (docs/dask.md).
     """
     from cli.failures import show
     from contract.errors import exit_code
@@ -64,20 +80,41 @@ def train(
     names = _task_names(task, all_tasks_, table, label)
     parsed = load_config(config)
     failed = []
-    for name in names:  # with --all, one task's bad data does not stop the others
-        if all_tasks_ and _lacks_daily_tables(name):
-            console.print(f"{name}: skipped, the store has no daily charges (caselens ingest --kind charges)")
-            continue
-        try:
-            history = (entity, order, label_horizon_days)
-            _summary(_train_one(name, table, label, group, parsed, tune_seconds, oracle, history))
-        except Exception as error:
-            if exit_code(error) is None:
-                raise
-            show(error, f"{name}: ")
-            failed.append(name)
+    with _lightgbm_on(scheduler_address(scheduler)):
+        for name in names:  # with --all, one task's bad data does not stop the others
+            if all_tasks_ and _lacks_daily_tables(name):
+                console.print(
+                    f"{name}: skipped, the store has no daily charges (caselens ingest --kind charges)"
+                )
+                continue
+            try:
+                history = (entity, order, label_horizon_days)
+                found = _train_one(
+                    name, table, label, group, parsed, tune_seconds, oracle, history, sample_stays
+                )
+                _summary(found)
+            except Exception as error:
+                if exit_code(error) is None:
+                    raise
+                show(error, f"{name}: ")
+                failed.append(name)
     if failed:
         raise typer.Exit(2)
+
+
+@contextmanager
+def _lightgbm_on(address: str | None) -> Iterator[None]:
+    """LightGBM fits on the Dask cluster at ``address`` (plain models come back), or in this process."""
+    if address is None:
+        yield
+        return
+    from models.lgbm import on_cluster
+    from pipelines.cluster import connect
+
+    with connect(address) as client, on_cluster(client):
+        workers = len(client.scheduler_info().get("workers", {}))
+        console.print(f"LightGBM fits on the Dask cluster ({workers} workers, lightgbm.dask)")
+        yield
 
 
 def _train_one(
@@ -89,6 +126,7 @@ def _train_one(
     tune_seconds: float,
     oracle: Path | None,
     history: tuple[str | None, str | None, float | None] = (None, None, None),
+    sample_stays: int | None = None,
 ) -> TrainResult:
     from models.tasks import get_task
     from pipelines.training import data, run
@@ -111,7 +149,7 @@ def _train_one(
         training_data = instay_data(task, _read_cases(), records, charges, settings)
     else:
         truths = pd.read_parquet(oracle) if oracle is not None else None
-        training_data = data.case_data(task, _read_cases(), settings, oracle=truths)
+        training_data = data.case_data(task, _read_cases(sample_stays), settings, oracle=truths)
     with progress_bar() as bar:
         step = bar.add_task(f"training {name}", total=len(run.STEPS))
         return run.train(task, training_data, config, settings, tune_seconds, lambda _: bar.advance(step))
@@ -140,10 +178,16 @@ def _lacks_daily_tables(name: str) -> bool:
     return not any(table_path("charges", get_settings().store_dir).glob(f"*/{PART_FILE}"))
 
 
-def _read_cases() -> pd.DataFrame:
+def _read_cases(sample_stays: int | None = None) -> pd.DataFrame:
     from pipelines.store import read_cases
 
-    return read_cases()
+    if sample_stays is None:
+        return read_cases()
+    from pipelines.sample import sample_by_patient
+
+    sample = sample_by_patient(sample_stays)
+    console.print(f"training on {sample.describe()}")
+    return sample.cases
 
 
 def _summary(result: TrainResult) -> None:

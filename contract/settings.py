@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; MLFLOW_TRACKING_URI wins"
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Dask scheduler address (tcp://HOST:PORT): batch steps run on that cluster; "
+        "None runs them in this process on pandas",
+    )
 
     @property
     def store_dir(self) -> Path:

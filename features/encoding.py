@@ -19,8 +19,19 @@ OTHER = "other"
 
 def learn_levels(values: pd.Series, min_count: int) -> list[str]:
     """Levels seen at least ``min_count`` times, most frequent first (ties by name, so it is stable)."""
+    return levels_from_counts(level_counts(values), min_count)
+
+
+def level_counts(values: pd.Series) -> pd.Series:
+    """How often each level (as text) occurs: counts of parts of the data add up to the whole's."""
     counts = values.value_counts(dropna=True)
     counts.index = counts.index.astype(str)
+    return counts.groupby(level=0).sum()
+
+
+def levels_from_counts(counts: pd.Series, min_count: int) -> list[str]:
+    """:func:`learn_levels` from ``level_counts`` of the data, or of its parts concatenated (the
+    counts of a level repeated in several parts are added here)."""
     counts = counts.groupby(level=0).sum()
     counts = counts[counts >= min_count]
     frame = counts.rename_axis("level").reset_index(name="n")

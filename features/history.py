@@ -118,14 +118,17 @@ class StayIndex:
         emergency = (pd.to_numeric(events["admission_source"], errors="coerce") == EMERGENCY_SOURCE).to_numpy(
             np.int64
         )
-        cost = _filled(events["total_cost"], 0.0)
-        los = _filled(events["los_days"], 0)
+        # Integers (money in fen, 分): the window sums below are differences of running sums over every
+        # patient's stays, exact in integers, whereas in floats they would carry rounding from the
+        # stays of patients sorted before this one (a case's history must depend on its patient only).
+        cost = np.round(_filled(events["total_cost"], 0.0) * 100).astype(np.int64)
+        los = np.round(_filled(events["los_days"], 0)).astype(np.int64)
         self.conditions = mask_bits(
             condition_masks(events["principal_diagnosis"], events["other_diagnoses"])
         ).astype(np.int32)
-        self.per_event = np.column_stack([np.ones(len(events)), cost, los, readmission, emergency]).astype(
-            np.float64
-        )
+        self.per_event = np.column_stack(
+            [np.ones(len(events), dtype=np.int64), cost, los, readmission, emergency]
+        ).astype(np.int64)
         self.cum = self.timeline.cumulative(self.per_event)
         self.cum_conditions = self.timeline.cumulative(self.conditions)
 
@@ -150,7 +153,7 @@ class StayIndex:
             inside = _own_inside(query_self, self.event_days, days, window)
             sums = self.cum[within] - self.cum[lo] - _own(self.per_event, query_self) * inside[:, None]
             out[f"prior_admissions_{window}d"] = sums[:, 0]
-            out[f"prior_cost_{window}d"] = sums[:, 1]
+            out[f"prior_cost_{window}d"] = sums[:, 1] / 100
             out[f"prior_los_days_{window}d"] = sums[:, 2]
             out[f"prior_readmissions_{window}d"] = sums[:, 3]
             out[f"prior_emergency_admissions_{window}d"] = sums[:, 4]

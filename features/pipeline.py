@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from contract.errors import ConfigError, InputError
 from contract.fields import DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
 from features.catalog import VIEWS
-from features.encoding import encode_levels, learn_levels
+from features.encoding import encode_levels, learn_levels, level_counts, levels_from_counts
 from features.history import StayIndex, history_features
 from features.view import FeatureContext, FeatureView
 
@@ -176,6 +176,23 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         # concatenating them first (every part has the cases' index, so nothing is realigned).
         columns = {name: column for part in parts for name, column in part.items()}
         return self._encode_columns(columns, parts[0].index)
+
+    def category_counts(self, cases: pd.DataFrame) -> dict[str, pd.Series]:
+        """How often each level of each categorical feature occurs in ``cases``: what ``fit`` learns from.
+
+        Counts of parts of the cases add up (``pd.concat(...).groupby(level=0).sum()``), so a cluster
+        learns the levels of the whole store from its partitions (:meth:`fit_counts`).
+        """
+        views = [v for v in self._views() if any(f.kind == "categorical" for f in v.features)]
+        raw = self._raw(cases, None, views)
+        categorical = set(self.catalog.query("kind == 'categorical'")["feature"])
+        return {c: level_counts(raw[c]) for c in raw.columns if c in categorical}
+
+    def fit_counts(self, counts: dict[str, pd.Series]) -> CaseFeatures:
+        """Fit from :meth:`category_counts` (summed over parts): the same levels ``fit`` learns."""
+        self.levels_ = {c: levels_from_counts(n, self.min_category_count) for c, n in counts.items()}
+        self.feature_names_out_ = self._names(self._views())
+        return self
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "levels_")

@@ -9,6 +9,9 @@ trees themselves when the service scores one case with three models.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -16,14 +19,38 @@ import pandas as pd
 from lightgbm import Booster, LGBMClassifier, LGBMModel, LGBMRegressor
 
 QUIET = {"verbose": -1}
+# The Dask client LightGBM fits go to (None: this process); set by ``on_cluster``.
+_CLUSTER: ContextVar[Any] = ContextVar("lightgbm_cluster", default=None)
+
+
+@contextmanager
+def on_cluster(client: Any) -> Iterator[None]:
+    """Every model :func:`regressor` and :func:`classifier` build inside the block trains on the Dask
+    cluster of ``client`` (``lightgbm.dask``) and comes back a plain LightGBM model
+    (:mod:`models.lgbm_dask`)."""
+    token = _CLUSTER.set(client)
+    try:
+        yield
+    finally:
+        _CLUSTER.reset(token)
 
 
 def regressor(params: dict[str, Any], **overrides: Any) -> LGBMRegressor:
-    return LGBMRegressor(**{**QUIET, **params, **overrides})
+    return _placed(LGBMRegressor(**{**QUIET, **params, **overrides}))
 
 
 def classifier(params: dict[str, Any], **overrides: Any) -> LGBMClassifier:
-    return LGBMClassifier(**{**QUIET, **params, **overrides})
+    return _placed(LGBMClassifier(**{**QUIET, **params, **overrides}))
+
+
+def _placed(model: LGBMModel) -> Any:
+    """``model`` itself, or inside ``on_cluster`` the same model to be fitted on the cluster."""
+    client = _CLUSTER.get()
+    if client is None:
+        return model
+    from models.lgbm_dask import ClusterFit
+
+    return ClusterFit(model, client)
 
 
 def subsample(n_rows: int, max_rows: int | None, seed: int = 0) -> np.ndarray:

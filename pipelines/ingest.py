@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,11 +64,14 @@ def ingest_file(
     rules: Rules | None = None,
     on_step: Callable[[str], None] | None = None,
     kind: str = CASES_TABLE,
+    client: Any = None,
 ) -> IngestResult:
     """Validate an export and upsert its accepted rows into the store; see the module docstring.
 
     ``kind`` is the table the file holds: ``cases`` (discharge abstracts), ``charges`` (the daily
-    charges feed, contract.charges) or ``inpatients`` (in-stay records, contract.instay).
+    charges feed, contract.charges) or ``inpatients`` (in-stay records, contract.instay). With a Dask
+    ``client`` the store's years of cases are written in parallel on the cluster; the file is read and
+    validated here (one input, whose row numbers the reports keep).
     """
     if kind not in TABLE_FIELDS:
         raise InputError(f"unknown kind {kind!r}: use one of {', '.join(TABLE_FIELDS)}")
@@ -98,7 +102,11 @@ def ingest_file(
     reports_dir = Path(reports_dir) if reports_dir else _default_reports_dir(raw.path, started)
     write_reports(raw.frame, cases["case_id"], problems, rejected, reports_dir)
     step("reports")
-    update = store.write_table(kind, accepted, store_dir)
+    update = (
+        store.write_cases(accepted, store_dir, client=client)
+        if kind == CASES_TABLE
+        else store.write_table(kind, accepted, store_dir)
+    )
     warnings = problems[problems["severity"] == "warning"]
     record = {
         "input": {

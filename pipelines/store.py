@@ -1,8 +1,9 @@
 """The canonical case store: a Parquet dataset every part of caselens reads through ``read_cases``.
 
 Layout: ``<store>/admission_year=<YYYY>/part-0.parquet`` (hive partitioning), one file per year sorted by
-case id, so ``pandas.read_parquet`` and ``dask.dataframe.read_parquet`` read the folder as it is and the
-bytes depend only on the cases held (re-ingesting the same file leaves the store byte-identical).
+case id in row groups of ``ROW_GROUP_ROWS`` (a Dask cluster's partitions), so ``pandas.read_parquet``
+and ``dask.dataframe.read_parquet`` read the folder as it is and the bytes depend only on the cases
+held (re-ingesting the same file leaves the store byte-identical).
 Writing replaces cases by id: only the years touched by the new cases are rewritten.
 A manifest beside the store (``<store>-manifest.json``) records the store's fingerprint and every ingest.
 """
@@ -15,6 +16,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -28,6 +30,9 @@ from contract.settings import get_settings
 
 PARTITION = "admission_year"
 PART_FILE = "part-0.parquet"
+# Rows per Parquet row group: the unit a Dask cluster reads as one partition (pipelines.cluster), so
+# a worker's memory follows this number, not the size of a year.
+ROW_GROUP_ROWS = 131_072
 
 
 class StoreError(NotFound, RuntimeError):
@@ -38,16 +43,22 @@ def store_path(path: Path | str | None = None) -> Path:
     return Path(path) if path is not None else get_settings().store_dir
 
 
-def read_cases(path: Path | str | None = None, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    """Cases from the store (default ``settings.store_dir``) in canonical dtypes, by year then case id."""
+def read_cases(
+    path: Path | str | None = None,
+    columns: Iterable[str] | None = None,
+    patients: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Cases from the store (default ``settings.store_dir``) in canonical dtypes, by year then case id;
+    ``patients``: only these patients' stays (read filtered, so memory follows the patients kept)."""
     store = store_path(path)
-    if not _part_files(store):
+    if not part_files(store):
         raise StoreError(f"no case store at {store}: run `caselens ingest FILE` first")
     wanted = list(STORE_COLUMNS if columns is None else columns)
     unknown = [c for c in wanted if c not in STORE_COLUMNS]
     if unknown:
         raise StoreError(f"unknown store column(s): {', '.join(unknown)}; see docs/data-contract.md")
-    frame = pd.read_parquet(store, columns=wanted, engine="pyarrow")
+    kept = None if patients is None else [("patient_id", "in", list(patients))]
+    frame = pd.read_parquet(store, columns=wanted, engine="pyarrow", filters=kept)
     return canonical_frame(frame).reset_index(drop=True)
 
 
@@ -60,10 +71,12 @@ class StoreUpdate:
     rows: int
 
 
-def write_cases(cases: pd.DataFrame, path: Path | str | None = None) -> StoreUpdate:
+def write_cases(cases: pd.DataFrame, path: Path | str | None = None, client: Any = None) -> StoreUpdate:
     """Add cases to the store, replacing any stored case with the same case id (re-ingest is an update).
 
-    Works in Arrow (filter, concat, sort), which keeps a million-row rewrite to a few seconds.
+    Works in Arrow (filter, concat, sort), which keeps a million-row rewrite to a few seconds. With a
+    Dask ``client`` the touched years are rewritten in parallel on its workers (which must see the
+    store's folder); the files are the same bytes either way.
     """
     store = store_path(path)
     if cases["case_id"].duplicated().any():
@@ -75,9 +88,13 @@ def write_cases(cases: pd.DataFrame, path: Path | str | None = None) -> StoreUpd
     stored = _stored_ids(store)
     replaced = stored["case_id"].isin(cases["case_id"])
     touched = sorted(set(pc.unique(years).to_pylist()) | set(stored.loc[replaced, PARTITION].tolist()))
-    for year in touched:
-        _rewrite_year(store, int(year), table.filter(pc.equal(years, year)), table["case_id"])
-    held = sum(pq.ParquetFile(f).metadata.num_rows for f in _part_files(store))
+    jobs = [(store, int(year), table.filter(pc.equal(years, year)), table["case_id"]) for year in touched]
+    if client is None:
+        for job in jobs:
+            _rewrite_year(*job)
+    else:
+        client.gather([client.submit(_rewrite_year, *job, pure=False) for job in jobs])
+    held = sum(pq.ParquetFile(f).metadata.num_rows for f in part_files(store))
     return StoreUpdate(new=len(cases) - int(replaced.sum()), updated=int(replaced.sum()), rows=held)
 
 
@@ -108,12 +125,13 @@ def _stored_ids(store: Path) -> pd.DataFrame:
         pd.DataFrame(
             {"case_id": pq.read_table(f, columns=["case_id"]).column(0).to_pandas(), PARTITION: _year(f)}
         )
-        for f in _part_files(store)
+        for f in part_files(store)
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"case_id": [], PARTITION: []})
 
 
-def _part_files(store: Path) -> list[Path]:
+def part_files(store: Path) -> list[Path]:
+    """The store's data files, one per year, in year order."""
     return sorted(store.glob(f"{PARTITION}=*/{PART_FILE}"))
 
 
@@ -132,7 +150,7 @@ def fingerprint(path: Path | str | None = None) -> dict[str, object]:
     store = store_path(path)
     digest = hashlib.sha256()
     years: dict[str, int] = {}
-    for part in _part_files(store):
+    for part in part_files(store):
         digest.update(part.relative_to(store).as_posix().encode())
         digest.update(hashlib.sha256(part.read_bytes()).digest())
         years[str(_year(part))] = pq.ParquetFile(part).metadata.num_rows
@@ -205,7 +223,7 @@ def write_table(table: str, rows: pd.DataFrame, path: Path | str | None = None) 
     folder = table_path(table, path)
     fields, key = TABLE_FIELDS[table], list(TABLE_KEYS[table])
     if rows.duplicated(key).any():
-        raise ValueError(f"write_table({table}): {' + '.join(key)} must be unique within the rows written")
+        raise InputError(f"write_table({table}): {' + '.join(key)} must be unique within the rows written")
     schema = pa.schema([f.arrow_field for f in fields])
     incoming = pa.Table.from_pandas(rows.loc[:, schema.names], schema=schema, preserve_index=False)
     years = pc.year(incoming[TABLE_DATES[table]])
@@ -235,6 +253,6 @@ def _row_keys(table: pa.Table, key: list[str]) -> pa.Array:
 def _write_part(target: Path, rows: pa.Table) -> None:
     _private_dir(target.parent)
     partial = target.with_name(f".{PART_FILE}.partial")  # a leading dot hides it from dataset readers
-    pq.write_table(rows, partial)
+    pq.write_table(rows, partial, row_group_size=ROW_GROUP_ROWS)
     partial.chmod(0o600)  # patient data: the owner's only, whatever the process's umask
     os.replace(partial, target)

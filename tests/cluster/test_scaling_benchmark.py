@@ -1,0 +1,26 @@
+"""The scaling benchmark at toy size: both paths run every stage and the page reports them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from experiments.benchmarks.scaling import STAGES, measure, report
+
+pytestmark = pytest.mark.slow
+
+
+def test_scaling_benchmark_at_toy_size(tmp_path: Path) -> None:
+    rows = measure(
+        [2_000], workers=2, memory_limit="1GiB", hospital_cases=1_000, row_group_rows=400, folder=tmp_path
+    )
+    (row,) = rows
+    assert row["cases"] == 2_000
+    for stage in STAGES:
+        assert row["pandas"][stage]["seconds"] > 0 and row["pandas"][stage]["process"] > 50
+        workers = [v for k, v in row["dask"][stage].items() if k.startswith("worker")]
+        assert len(workers) == 2 and min(workers) > 50
+    assert row["dask"]["partitions"] > 2  # the store really was split among the workers
+    page = "\n".join(report(rows, 2, "1GiB", "python -m experiments.benchmarks.scaling measure --cases 2000"))
+    assert page.count("| 2,000 |") == len(STAGES)
