@@ -8,8 +8,6 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from pipelines.training.data import case_data
-from pipelines.training.run import train
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -19,6 +17,8 @@ from models.tasks import get_task
 from pipelines.cluster import connect
 from pipelines.cluster_score import score_store_on_cluster
 from pipelines.store import read_cases
+from pipelines.training.data import case_data
+from pipelines.training.run import train
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow

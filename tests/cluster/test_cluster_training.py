@@ -20,8 +20,6 @@ import pandas as pd
 import pytest
 from distributed import LocalCluster
 from lightgbm import LGBMClassifier, LGBMRegressor
-from pipelines.training.data import case_data
-from pipelines.training.run import train
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -31,6 +29,8 @@ from models.config import load_config
 from models.tasks import get_task
 from pipelines import cluster
 from pipelines.cluster import connect
+from pipelines.training.data import case_data
+from pipelines.training.run import train
 
 pytestmark = pytest.mark.slow
 PARAMS = {"n_estimators": 60, "learning_rate": 0.1, "num_leaves": 15, "seed": 0, "n_jobs": 1}
