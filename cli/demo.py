@@ -1,8 +1,8 @@
 """``caselens demo``: the whole job on the embedded defaults, as the commands a user would type.
 
 Each step is the real command (same options, same output), so the demo is also a walk-through:
-demo hospital → ingest → casemix report → train every model → coding-review queue → surplus
-forecast → server.
+demo hospital → ingest (abstracts, daily charges, in-stay records) → casemix report and cost drivers →
+train every model → coding-review queue → ward watch list → surplus forecast → server.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def demo(
         base = f"http://{host}:{port}"
         console.print(
             f"pages: {base}/queue (coding review) · {base}/forecast (surplus forecast) · "
-            f"{base}/watch (ward watch list, last day) · "
+            f"{base}/watch (ward watch list, last day) · {base}/drivers (DRG cost drivers) · "
             f"{base}/cases/<case_id> (a case) · API docs {base}/docs"
         )
         _run(ctx, ["serve", "--host", host, "--port", str(port)])
@@ -61,6 +61,7 @@ def _steps(cases: int, years: int, seed: int, horizon: int, demo_dir: Path) -> l
         ("ingest charges", ["ingest", str(demo_dir / "charges.parquet"), "--kind", "charges"]),
         ("ingest inpatients", ["ingest", str(demo_dir / "inpatients.parquet"), "--kind", "inpatients"]),
         ("casemix report", ["casemix", "report", "--by", "department", "--period", "quarter"]),
+        ("casemix drivers", ["casemix", "drivers", "--period", "quarter"]),
         ("train --all", ["train", "--all", "--oracle", str(demo_dir / "oracle.parquet")]),
         ("queue coding", lambda: ["queue", "coding", "--period", _latest_quarter(), "--budget", "200"]),
         ("watch", lambda: ["watch", "--as-of", _last_day()]),
