@@ -27,6 +27,12 @@ from serving.security import Principal
 DRIVERS_ROLES = ("finance", "admin")
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent / "templates")
 router = APIRouter(tags=["casemix"])
+# What the /v1 routes may answer besides 200 and 422 (the pages share the routes' checks).
+RESPONSES: dict[int | str, dict] = {
+    401: {"model": Problem, "description": "no valid API key"},
+    403: {"model": Problem, "description": "the key's role may not read cost drivers"},
+    503: {"model": Problem, "description": "no cost-driver run yet: run `caselens casemix drivers`"},
+}
 Finance = Annotated[Principal, Depends(require(*DRIVERS_ROLES))]
 NO_RUN = "no cost-driver run yet: run `caselens casemix drivers`"  # answered 503 (StateError)
 MAX_RANK = 100
@@ -138,7 +144,12 @@ def _cells(cells: pd.DataFrame, lang: str, charts: str = "/v1/casemix/drivers/ch
     ]
 
 
-@router.get("/v1/casemix/drivers", response_model=DriversAnswer, summary="DRG cost drivers, ranked")
+@router.get(
+    "/v1/casemix/drivers",
+    response_model=DriversAnswer,
+    summary="DRG cost drivers, ranked",
+    responses=RESPONSES,
+)
 def cost_drivers(
     state: State,
     principal: Finance,
@@ -167,7 +178,7 @@ def cost_drivers(
     "/v1/casemix/drivers/chart/{rank}",
     response_class=FileResponse,
     summary="A ranked cell's chart",
-    responses={404: {"model": Problem, "description": "the latest run ranked fewer cells"}},
+    responses={**RESPONSES, 404: {"model": Problem, "description": "the latest run ranked fewer cells"}},
 )
 def driver_chart(
     state: State, principal: Finance, rank: Annotated[int, Path(ge=1, le=MAX_RANK)]

@@ -37,11 +37,13 @@ def test_every_answer_conforms_to_the_spec(world, make_app):
     app.state.service.registry.load()  # the ASGI transport runs no lifespan: load the models here
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {world.keys['admin']}"}
-    # The forecast router (another area) answers 503 until a forecast has been run; its tests cover it.
+    # These answer 503 until their run or champion exists (a forecast, a cost-driver run, an in-stay
+    # champion), which this world does not make; their own tests cover them, bad bodies included.
+    later = ("/v1/forecast", "/v1/casemix/drivers", "/v1/predict/in-stay")
     operations = [
         op
         for op in (result.ok() for result in schema.get_all_operations())
-        if not op.path.startswith("/v1/forecast")
+        if not op.path.startswith(later)
     ]
     assert len(operations) >= 14  # every prediction (single, batch), grouping, queue, admin, health
 

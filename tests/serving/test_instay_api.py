@@ -151,3 +151,24 @@ def test_a_batch_above_the_limit_is_413(instay_world, world) -> None:
         "/v1/predict/in-stay/batch", json={"stays": [body, body]}, headers=head(world, "clinician")
     )
     assert twice.status_code == 422 and ["body", "stays"] in [p["loc"] for p in twice.json()["detail"]]
+
+
+def test_a_stay_with_no_charges_and_odd_text_is_answered_not_a_500(instay_world, world) -> None:
+    """A record with no charges (the body's default), free text where codes and ids go and the oldest
+    age the contract allows: an answer or a 422, never a fault (the spec fuzzer's body)."""
+    client, *_ = instay_world
+    body = {
+        "record": {
+            "admission_date": "2000-01-01",
+            "admission_diagnosis": "***",
+            "admission_source": 1,
+            "age_years": 128,
+            "case_id": "(?<!^)(?=[A-Z])",
+            "department": "(?<!^)(?=[A-Z])",
+            "insurance_type": 1,
+            "recorded_date": "2000-01-01",
+            "sex": 1,
+        }
+    }
+    answer = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
+    assert answer.status_code in (200, 422), answer.text
