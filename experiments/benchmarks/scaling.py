@@ -124,10 +124,10 @@ def run_pandas(data: Path, work: Path) -> dict[str, Any]:
             ingest_file(path, store_dir=store, reports_dir=work / f"reports-{k}")
 
     def group() -> None:
-        from casemix.payment import weights_for_pricing
+        from casemix.engine import CasemixEngine
 
         cases = read_cases(store)
-        weights = weights_for_pricing(cases.head(1), rules)  # the rules' insurer table
+        weights = CasemixEngine(rules=rules).weights()  # the rules' insurer table
         group_partition(cases, tables, rules, weights).to_parquet(work / "grouped.parquet", index=False)
 
     def features() -> None:

@@ -69,8 +69,7 @@ def test_estimated_weights_are_calibrated_on_every_partition(
     toy_store: Path, toy_cases: pd.DataFrame, local_cluster, tmp_path: Path
 ) -> None:
     """Without an insurer table the weights come from all the cases, not from each partition's."""
-    from casemix.grouper import Grouper
-    from casemix.payment import price_cases, weights_for_pricing
+    from casemix.engine import CasemixEngine
     from pipelines.store import read_cases
 
     rules = PaymentRules.load(DEFAULT_RULES)
@@ -79,8 +78,9 @@ def test_estimated_weights_are_calibrated_on_every_partition(
         found = group_store(client, tmp_path / "out", store_dir=toy_store, rules=rules)
     assert found.weights_source != "insurer table"
     cases = read_cases(toy_store)
-    grouped = pd.concat([cases, Grouper.for_rules(rules).group_frame(cases)], axis=1)
-    expected = price_cases(grouped, rules, weights_for_pricing(grouped, rules))
+    engine = CasemixEngine(rules=rules, remember=False)
+    grouped = engine.grouped(cases)
+    expected = engine.price(grouped, engine.weights(grouped))
     got = pd.read_parquet(tmp_path / "out").sort_values("case_id").reset_index(drop=True)
     expected = expected.sort_values("case_id").reset_index(drop=True)
     pd.testing.assert_series_equal(got["rw"], expected["rw"])

@@ -41,9 +41,7 @@ def test_every_answer_conforms_to_the_spec(world, make_app):
     # champion), which this world does not make; their own tests cover them, bad bodies included.
     later = ("/v1/forecast", "/v1/casemix/drivers", "/v1/predict/in-stay")
     operations = [
-        op
-        for op in (result.ok() for result in schema.get_all_operations())
-        if not op.path.startswith(later)
+        op for op in (result.ok() for result in schema.get_all_operations()) if not op.path.startswith(later)
     ]
     assert len(operations) >= 14  # every prediction (single, batch), grouping, queue, admin, health
 
