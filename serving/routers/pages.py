@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -261,16 +262,9 @@ def queue_page(
         key_id=principal.key_id, role=principal.role, endpoint="/queue", case_ids=view["case_id"].tolist()
     )
 
-    def sort_link(column: str) -> str:
-        flip = column == sort and not descending
-        query = {
-            "sort": column,
-            "descending": str(flip).lower(),
-            "lang": lang,
-            "department": department or "",
-            "error_type": error_type or "",
-        }
-        return "/queue?" + "&".join(f"{k}={quote(v)}" for k, v in query.items())
+    sort_link = sort_links(
+        "/queue", sort, descending, lang=lang, department=department, error_type=error_type
+    )
 
     context = {
         "lang": lang,
@@ -286,3 +280,15 @@ def queue_page(
         "weights_source": source,
     }
     return TEMPLATES.TemplateResponse(request, "queue.html", context)
+
+
+def sort_links(path: str, sort: str, descending: bool, **kept: str | None) -> Callable[[str], str]:
+    """A table page's header link for a column: sorted by it (the other way when it is the current
+    sort), the page's language and filters ``kept``."""
+
+    def link(column: str) -> str:
+        flip = column == sort and not descending
+        query = {"sort": column, "descending": str(flip).lower(), **{k: v or "" for k, v in kept.items()}}
+        return f"{path}?" + "&".join(f"{k}={quote(v)}" for k, v in query.items())
+
+    return link

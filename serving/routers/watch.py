@@ -12,7 +12,6 @@ import json
 import re
 from pathlib import Path as FilePath
 from typing import Annotated
-from urllib.parse import quote
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,7 +22,7 @@ from contract.errors import NotFound, StateError
 from models.watch_list import WATCH_COLUMNS
 from pipelines.watch import LATEST, watch_path
 from serving.deps import State, require
-from serving.routers.pages import PageLang
+from serving.routers.pages import PageLang, sort_links
 from serving.security import Principal
 
 WATCH_ROLES = ("clinician", "admin")
@@ -121,16 +120,7 @@ def watch_page(
         key_id=principal.key_id, role=principal.role, endpoint="/watch", case_ids=rows["case_id"].tolist()
     )
 
-    def sort_link(column: str) -> str:
-        flip = column == sort and not descending
-        query = {
-            "sort": column,
-            "descending": str(flip).lower(),
-            "lang": lang,
-            "department": department or "",
-            "day": day or "",
-        }
-        return "/watch?" + "&".join(f"{k}={quote(v)}" for k, v in query.items())
+    sort_link = sort_links("/watch", sort, descending, lang=lang, department=department, day=day)
 
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     for row in records:
