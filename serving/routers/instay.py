@@ -206,7 +206,6 @@ def score_stays(
 def _answers(
     request: Request, state: State, principal: Principal, stays: list[InstayStay], lang: str, top: int | None
 ) -> tuple[ModelRef, list[InstayPrediction]]:
-    from casemix.payment import PaymentRules
     from features.instay import cut_stays
 
     if len(stays) > state.serving.max_batch:
@@ -219,7 +218,7 @@ def _answers(
         history = state.cases.stays_of(patients)
     except StateError:  # no case store: the history features read as a first stay
         history = None
-    policy = WarningPolicy.from_rules(PaymentRules.load(state.settings.payment_config))
+    policy = WarningPolicy.from_rules(state.casemix().rules)  # the service's rules, loaded once
     rows, found = score_stays(model, frame, history, policy, lang, top or 8)
     state.audit.record(
         key_id=principal.key_id,
