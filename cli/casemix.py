@@ -19,7 +19,7 @@ from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
 from contract.settings import get_settings
-from pipelines.cluster import SCHEDULER_HELP, in_process_note, scheduler_address
+from pipelines.scheduler import SCHEDULER_HELP, in_process_note, scheduler_address
 from pipelines.store import read_cases
 
 app = typer.Typer(

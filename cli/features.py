@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.progress import progress_bar
-from pipelines.cluster import SCHEDULER_HELP, scheduler_address
+from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
 from pipelines.store import read_cases
 
 console = Console()

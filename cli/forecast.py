@@ -53,7 +53,7 @@ def surplus(
 
     Runs in this process, not on a Dask cluster (docs/dask.md).
     """
-    from pipelines.cluster import in_process_note
+    from pipelines.scheduler import in_process_note
 
     if note := in_process_note("forecast surplus"):
         console.print(f"[yellow]{note}[/]")

@@ -19,9 +19,9 @@ from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
 from pipelines.casefile import read_case_columns, system_memory, write_beside
-from pipelines.cluster import SCHEDULER_HELP, scheduler_address
 from pipelines.mapping import BOOLEAN_TEXT
 from pipelines.readers import read_parquet_typed, read_table
+from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
 from pipelines.store import read_cases
 
 console = Console()

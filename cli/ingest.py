@@ -11,9 +11,9 @@ from rich.table import Table
 
 from cli.progress import progress_bar
 from contract.settings import get_settings
-from pipelines.cluster import SCHEDULER_HELP, connect, scheduler_address
 from pipelines.ingest import STEPS, IngestResult, ingest_file
 from pipelines.mapping import presets
+from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
 from pipelines.validate import Rules
 
 console = Console()
@@ -70,7 +70,12 @@ def ingest(
     )
     address = scheduler_address(scheduler)
     with ExitStack() as stack:
-        client = stack.enter_context(connect(address)) if address is not None else None
+        if address is not None:
+            from pipelines.cluster import connect
+
+            client = stack.enter_context(connect(address))
+        else:
+            client = None
         bar = stack.enter_context(progress_bar())
         task = bar.add_task(f"ingest {file.name}", total=len(STEPS))
         result = ingest_file(

@@ -39,7 +39,7 @@ def coding(
 
     Runs in this process, not on a Dask cluster (docs/dask.md).
     """
-    from pipelines.cluster import in_process_note
+    from pipelines.scheduler import in_process_note
 
     if note := in_process_note("queue coding"):
         console.print(f"[yellow]{note}[/]")

@@ -10,7 +10,7 @@ from rich.console import Console
 from cli.progress import progress_bar
 from contract.errors import NotFound
 from contract.settings import get_settings
-from pipelines.cluster import SCHEDULER_HELP, scheduler_address
+from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
 
 console = Console()
 

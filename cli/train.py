@@ -14,7 +14,7 @@ from rich.table import Table
 
 from cli.progress import progress_bar
 from contract.settings import get_settings
-from pipelines.cluster import SCHEDULER_HELP, scheduler_address
+from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
 
 if TYPE_CHECKING:
     from pipelines.training.run import TrainResult

@@ -25,36 +25,14 @@ import pyarrow.parquet as pq
 
 from contract.errors import ConfigError, InputError
 from contract.fields import STORE_COLUMNS, canonical_frame
-from contract.settings import get_settings, mask_credentials
+from contract.settings import mask_credentials
 from pipelines import store
 
 log = logging.getLogger(__name__)
-SCHEDULER_HELP = (
-    "Dask scheduler tcp://HOST:PORT: run on that cluster (default: CASELENS_DASK_SCHEDULER; "
-    "neither: in this process)"
-)
 SAMPLE_ROWS = 64
 CONNECT_TIMEOUT = "20s"
 # Arrow-backed strings would give the partitions other dtypes than the in-process path's frames.
 DASK_CONFIG = {"dataframe.convert-string": False}
-
-
-def scheduler_address(explicit: str | None = None) -> str | None:
-    """The scheduler the user asked for: the option first, then the setting; None: run in-process."""
-    address = explicit or get_settings().dask_scheduler
-    return address.strip() if address and address.strip() else None
-
-
-def in_process_note(step: str) -> str | None:
-    """The line a command that runs only in this process prints when a cluster is configured, so the
-    setting is never ignored silently (None: no cluster configured, nothing to say)."""
-    address = scheduler_address()
-    if address is None:
-        return None
-    return (
-        f"{step} runs in this process on pandas, not on the Dask cluster {mask_credentials(address)} "
-        "(CASELENS_DASK_SCHEDULER): see docs/dask.md for the steps that run there"
-    )
 
 
 @contextmanager
