@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cli.progress import progress_bar
 from contract.settings import get_settings
+from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
 
 if TYPE_CHECKING:
     from pipelines.forecast import ForecastRun
@@ -40,6 +41,12 @@ def surplus(
     origins: int = typer.Option(6, "--origins", min=0, help="backtest origins (last quarters); 0 skips it"),
     top: int = typer.Option(10, "--top", min=1, help="DRGs shown: the N busiest and the N losing most"),
     track: bool = typer.Option(True, "--track/--no-track", help="log the run to MLflow"),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help=SCHEDULER_HELP + "; the store is read, grouped and priced there, the forecast runs here on "
+        "the priced cases' pricing columns",
+    ),
 ) -> None:
     """Forecast case volume, DRG payment, cost and surplus (payment − cost) for HORIZON quarters.
 
@@ -51,12 +58,14 @@ def surplus(
     DRGs), the scenario and its difference when --scenario is given, and the rolling-origin backtest
     beside seasonal-naive and last-quarter baselines; logs all of it to MLflow (caselens-forecast).
 
-    Runs in this process, not on a Dask cluster (docs/dask.md).
+    On a Dask cluster (--scheduler; docs/dask.md) every stay is read, grouped and priced per partition
+    there (weights calibrated once on all of them, the readmission rule after a shuffle by patient).
+    Only the priced cases' pricing columns come back (no codes or text: about 1.1 kB a stay held here,
+    against about 3 kB in-process) and the forecast runs here on them, giving the in-process tables.
+    Re-pricing history at future rates re-applies the rules across cases, so every stay's pricing
+    columns must fit this process. A point value closing a budget over the cases' own points is
+    refused there.
     """
-    from pipelines.scheduler import in_process_note
-
-    if note := in_process_note("forecast surplus"):
-        console.print(f"[yellow]{note}[/]")
     from casemix.payment import PaymentRules
     from contract.errors import InputError
     from models.forecast import load_scenario
@@ -72,10 +81,19 @@ def surplus(
         def step(name: str) -> None:
             bar.update(task, description=name, completed=STEPS.index(name))
 
-        cases = read_cases(store)
-        step("group and price")
         rules = PaymentRules.load(payment or settings.payment_config)
-        history = pipeline.price_history(cases, rules, weights)
+        address = scheduler_address(scheduler)
+        if address is None:
+            cases = read_cases(store)
+            step("group and price")
+            history = pipeline.price_history(cases, rules, weights)
+        else:
+            from pipelines.cluster import connect
+            from pipelines.cluster_forecast import price_history_on_cluster
+
+            step("group and price")
+            with connect(address) as client:
+                history = price_history_on_cluster(client, rules, weights, store_dir=store)
         if chosen is not None and (unknown := chosen.unmatched(history.cases)):
             raise InputError(f"scenario {scenario}: no case has {', '.join(unknown)}")
         run = pipeline.run_surplus_forecast(
@@ -98,7 +116,7 @@ def surplus(
                 "origins": origins,
                 "top": top,
                 "scenario": chosen.name if chosen else "none",
-                "cases": len(cases),
+                "cases": len(history.cases),
             }
             run.run_id = pipeline.track_run(run, out_dir, params, settings)
         bar.update(task, completed=len(STEPS), description="done")

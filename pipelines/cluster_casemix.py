@@ -34,6 +34,7 @@ from contract.settings import get_settings
 from pipelines import cluster
 
 CALIBRATION_COLUMNS = ("status", "drg", "adrg", "los_days", "total_cost")
+ORDER_COLUMNS = ("case_id", "admission_date")  # what puts rows back in the store's order
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,13 @@ def group_store(
     cases, sample = cluster.read_store(store_dir), cluster.store_sample(store_dir)
     table = None
     if rules is not None:
-        _check_distributable(rules)
+        check_distributable(rules)
         if rules.readmission is not None:
             cases = cluster.by_patient(cases)
         table = (
             read_weights(weights_path)
             if weights_path is not None
-            else _weights(cases, sample, tables, rules, translate_codes)
+            else weights_for(cases, sample, tables, rules, translate_codes)
         )
     result = cluster.map_partitions(cases, sample, group_partition, tables, rules, table, translate_codes)
     cluster.write_folder(result, output)
@@ -105,17 +106,18 @@ def report_store(
     """The casemix indicators of the whole store and the weights priced with: every partition is
     grouped, priced and summed on the cluster; only the per-group sums come back."""
     tables = Path(tables or get_settings().casemix_tables).resolve()
-    _check_distributable(rules)
+    check_distributable(rules)
     cases, sample = cluster.read_store(store_dir), cluster.store_sample(store_dir)
     if rules.readmission is not None:
         cases = cluster.by_patient(cases)
-    table = _weights(cases, sample, tables, rules, False)
+    table = weights_for(cases, sample, tables, rules, False)
     priced = cluster.map_partitions(cases, sample, group_partition, tables, rules, table)
     parts = [dask.delayed(indicator_sums)(part, by, period) for part in priced.to_delayed()]
     return indicators_from_sums(add_sums(dask.compute(*parts))), table
 
 
-def _check_distributable(rules: PaymentRules) -> None:
+def check_distributable(rules: PaymentRules) -> None:
+    """Refuse rules whose pricing needs every case at once (a point value closing a budget)."""
     closing = [p.year for p in rules.point_values if p.yuan is None and p.total_points is None]
     if rules.method == "point" and closing:
         raise ConfigError(
@@ -125,17 +127,22 @@ def _check_distributable(rules: PaymentRules) -> None:
         )
 
 
-def _weights(
+def weights_for(
     cases: Any, sample: pd.DataFrame, tables: Path, rules: PaymentRules, translate_codes: bool
 ) -> pd.DataFrame:
     """The insurer's table the rules name, else weights calibrated on every grouped case (the columns
-    the calibration reads only are brought back to this process)."""
+    the calibration reads only are brought back to this process), in the store's order: the means
+    then add up in the in-process order, to the last bit."""
     engine = CasemixEngine(load_tables(tables), rules)
     if engine.rw_table is not None:  # the table is read; the cases are not looked at
         return engine.weights()
     grouped = cluster.map_partitions(cases, sample, group_partition, tables, None, None, translate_codes)
-    wanted = [*CALIBRATION_COLUMNS, *(c for c in rules.outside_drg.columns if c in grouped.columns)]
-    return engine.weights(grouped[wanted].compute())
+    wanted = [
+        *ORDER_COLUMNS,
+        *CALIBRATION_COLUMNS,
+        *(c for c in rules.outside_drg.columns if c in grouped.columns),
+    ]
+    return engine.weights(cluster.in_store_order(grouped[wanted].compute()).drop(columns=list(ORDER_COLUMNS)))
 
 
 def _summary(output: Path, priced: bool, partitions: int) -> GroupedOnCluster:

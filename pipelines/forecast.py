@@ -114,8 +114,17 @@ def price_history(
     engine = CasemixEngine.from_settings(rules=rules, weights=weights, tables=tables)
     grouped = engine.grouped(cases)
     weights = engine.weights(grouped)
-    priced = engine.price(grouped, weights)
-    priced = priced.assign(payment=priced["drg_payment"], cost=priced["total_cost"].astype(float))
+    return priced_history(with_surplus_columns(engine.price(grouped, weights)), engine, weights)
+
+
+def with_surplus_columns(priced: pd.DataFrame) -> pd.DataFrame:
+    """Priced cases with the forecast's ``payment`` (the DRG payment) and ``cost`` (the charges)."""
+    return priced.assign(payment=priced["drg_payment"], cost=priced["total_cost"].astype(float))
+
+
+def priced_history(priced: pd.DataFrame, engine: CasemixEngine, weights: pd.DataFrame) -> PricedHistory:
+    """The history the forecast reads from priced cases (``with_surplus_columns``), however they were
+    priced: in this process or per partition of a Dask cluster (``pipelines.cluster_forecast``)."""
     names = {drg: engine.tables.drg_name(drg) or drg for drg in priced["drg"].dropna().unique()}
     return PricedHistory(priced, engine, weights, rate_schedule(engine.rules, priced), names)
 

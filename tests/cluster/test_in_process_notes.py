@@ -18,7 +18,6 @@ runner = CliRunner()
     [
         ["casemix", "weights"],
         ["casemix", "settlement"],
-        ["forecast", "surplus"],
         ["queue", "coding", "--period", "2025Q4"],
     ],
 )
