@@ -11,6 +11,7 @@ from rich.table import Table
 from cli.progress import progress_bar
 from contract.errors import NotFound
 from contract.settings import get_settings
+from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
 
 app = typer.Typer(help="Work queues ranked by the trained models.", no_args_is_help=True)
 console = Console()
@@ -29,6 +30,13 @@ def coding(
     error_value: float = typer.Option(
         3000.0, "--error-value", min=0.0, help="yuan-equivalent of finding any error, money or not"
     ),
+    store: Path | None = typer.Option(None, "--store", help="case store folder (default: configured)"),
+    scheduler: str | None = typer.Option(
+        None,
+        "--scheduler",
+        help=SCHEDULER_HELP + "; the period's cases are scored there per patient partition, the queue "
+        "is ranked here",
+    ),
 ) -> None:
     """The coding-review queue of unaudited cases discharged in PERIOD, by expected value.
 
@@ -37,25 +45,38 @@ def coding(
     plus P(error) × --error-value for finding an error at all.
     Uses the `champion` of caselens-coding; writes the whole queue as CSV and shows its top here.
 
-    Runs in this process, not on a Dask cluster (docs/dask.md).
+    On a Dask cluster (--scheduler; docs/dask.md) the stays discharged by the period's end are shuffled
+    by patient and each partition scores its cases of the period; the coder's and department's error
+    history (other patients' audits) comes from audit counts per coder, department and day, added up
+    over the store and sent to every worker. Only the period's scored cases come back to be ranked
+    here: the same queue as in-process, to the row.
     """
-    from pipelines.scheduler import in_process_note
-
-    if note := in_process_note("queue coding"):
-        console.print(f"[yellow]{note}[/]")
-    from models.review_queue import QueuePolicy, coding_queue
-    from pipelines.store import read_cases
+    from models.review_queue import QueuePolicy, coding_queue, queue_period
 
     settings = get_settings()
+    policy = QueuePolicy(compliance_weight, error_value)
+    queue_period(period)  # a bad period fails before any work
+    address = scheduler_address(scheduler)
     with progress_bar() as bar:
         step = bar.add_task("ranking the coding-review queue", total=3)
-        cases = read_cases()
-        bar.advance(step)
-        model = _champion(settings.mlflow_uri)
-        bar.advance(step)
-        queue = coding_queue(
-            cases, model, period, department, budget, QueuePolicy(compliance_weight, error_value)
-        )
+        if address is None:
+            from pipelines.store import read_cases
+
+            cases = read_cases(store)
+            bar.advance(step)
+            model = _champion(settings.mlflow_uri)
+            bar.advance(step)
+            queue = coding_queue(cases, model, period, department, budget, policy)
+        else:
+            from pipelines.cluster import connect
+            from pipelines.cluster_queue import coding_queue_on_cluster
+
+            with connect(address) as client:
+                model = _champion(settings.mlflow_uri)
+                bar.advance(step, 2)
+                queue = coding_queue_on_cluster(
+                    client, model, period, department, budget, policy, store_dir=store
+                )
         bar.advance(step)
     target = (
         out

@@ -201,25 +201,43 @@ def score_cases(
     return scored.assign(weights_source=weights_source(weights))
 
 
-def select_cases(
-    cases: pd.DataFrame, period: str, department: str | None = None, unaudited_only: bool = True
-) -> pd.DataFrame:
-    """Cases discharged in ``period`` (a pandas period: "2025Q4", "2025-11", "2025"), optionally one
-    department, not yet audited; a period with no cases raises an ``InputError`` naming it."""
+def queue_period(period: str) -> pd.Period:
+    """``period`` as a pandas period ("2025Q4", "2025-11", "2025"); anything else is an ``InputError``."""
     try:
-        span = pd.Period(period)
+        return pd.Period(period)
     except ValueError:
         raise InputError(f"period {period!r} is not a period: use 2025Q4, 2025-11 or 2025") from None
+
+
+def in_queue(
+    cases: pd.DataFrame, span: pd.Period, department: str | None = None, unaudited_only: bool = True
+) -> np.ndarray:
+    """Which ``cases`` the queue of ``span`` takes: discharged in it, optionally one department, not
+    yet audited (row by row: any split of the store gives the same cases)."""
     discharged = cases["discharge_date"]
     keep = (discharged >= span.start_time) & (discharged <= span.end_time)
     if department is not None:
         keep &= cases["department"] == department
     if unaudited_only and "audited" in cases.columns:
         keep &= ~cases["audited"].astype("boolean").fillna(False)
+    return keep.to_numpy(dtype=bool)
+
+
+def no_cases(period: str, department: str | None) -> InputError:
+    """The error of a queue with no case to rank."""
+    where = f" in department {department!r}" if department else ""
+    return InputError(f"no unaudited case discharged in {period}{where}")
+
+
+def select_cases(
+    cases: pd.DataFrame, period: str, department: str | None = None, unaudited_only: bool = True
+) -> pd.DataFrame:
+    """Cases discharged in ``period`` (a pandas period: "2025Q4", "2025-11", "2025"), optionally one
+    department, not yet audited; a period with no cases raises an ``InputError`` naming it."""
+    keep = in_queue(cases, queue_period(period), department, unaudited_only)
     if not keep.any():
-        where = f" in department {department!r}" if department else ""
-        raise InputError(f"no unaudited case discharged in {period}{where}")
-    return cases[keep.to_numpy()]
+        raise no_cases(period, department)
+    return cases[keep]
 
 
 def coding_queue(

@@ -44,6 +44,10 @@ def connect(address: str | Any) -> Iterator[Any]:
     shown = mask_credentials(str(getattr(address, "scheduler_address", address)))
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except ValueError:  # Dask's message repeats the address as given, credentials included
+        raise ConfigError(
+            f"cannot reach the Dask scheduler {shown}: not an address Dask reads (tcp://HOST:PORT)"
+        ) from None
     except (OSError, TimeoutError) as error:
         raise ConfigError(
             f"cannot reach the Dask scheduler {shown}: {error}; start one with `dask scheduler` "

@@ -23,6 +23,7 @@ the training cases in ``fit`` (weights never see later cases).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -132,26 +133,33 @@ AUDIT_FEATURES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ),
 )
 AUDIT_SOURCES = ("audit_date", "audit_error")
+AUDITED_BY = ("coder_id", "department")  # the entities whose earlier audits are features
 
 
 def error_history(cases: pd.DataFrame, audits: pd.DataFrame, entity: str) -> pd.DataFrame:
     """Audits and errors of each case's ``entity`` (coder_id, department) dated before its discharge.
 
-    ``audits`` are audited stays (``entity``, ``audit_date``, ``audit_error``); the rate is smoothed
-    towards the error rate of every audit dated before the discharge.
+    ``audits`` are audited stays (``entity``, ``audit_date``, ``audit_error``), or their counts per
+    ``entity`` and day (:func:`audit_counts`: the same numbers from a table of entities × days); the
+    rate is smoothed towards the error rate of every audit dated before the discharge.
     """
     audits = audits[audits["audit_date"].notna() & audits[entity].notna()]
     blocks = pd.factorize(pd.concat([audits[entity], cases[entity]], ignore_index=True).astype(object))[0]
     audit_block, case_block = blocks[: len(audits)].astype(np.int64), blocks[len(audits) :].astype(np.int64)
     audit_day, case_day = day_numbers(audits["audit_date"]), day_numbers(cases["discharge_date"])
-    error = audits["audit_error"].astype("boolean").fillna(False).to_numpy(np.float64)
+    if "audits" in audits.columns:  # already counted per entity and day
+        counts = audits[["audits", "errors"]].to_numpy(np.float64)
+    else:
+        error = audits["audit_error"].astype("boolean").fillna(False).to_numpy(np.float64)
+        counts = np.column_stack([np.ones(len(audits)), error])
 
     def before(audit_keys: np.ndarray, case_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Audits (and errors among them) of each case's key dated strictly before its discharge."""
         timeline = Timeline.of(audit_keys, audit_day)
         lo, hi = as_of(timeline, case_keys, case_day, rule="before")
-        cumulative = timeline.cumulative(error)
-        return (hi - lo).astype(np.float64), cumulative[hi] - cumulative[lo]
+        cumulative = timeline.cumulative(counts)
+        found = cumulative[hi] - cumulative[lo]  # integers in float64: exact, whatever the order
+        return found[:, 0], found[:, 1]
 
     count, errors = before(audit_block, case_block)
     all_count, all_errors = before(np.zeros(len(audits), np.int64), np.zeros(len(cases), np.int64))
@@ -161,6 +169,39 @@ def error_history(cases: pd.DataFrame, audits: pd.DataFrame, entity: str) -> pd.
     return pd.DataFrame(
         {f"{prefix}_prior_audits": count, f"{prefix}_prior_error_rate": rate}, index=cases.index
     )
+
+
+def audit_counts(stays: pd.DataFrame, entity: str) -> pd.DataFrame:
+    """Audits and errors of the audited ``stays`` per ``entity`` and audit day: what
+    :func:`error_history` reads, added up over any split of the stays (``sum_audit_counts``) and small
+    (entities × days) whatever the number of stays."""
+    audited = stays[stays["audit_date"].notna() & stays[entity].notna()]
+    counts = pd.DataFrame(
+        {
+            entity: audited[entity].astype(object).to_numpy(),
+            "audit_date": audited["audit_date"].to_numpy(),
+            "audits": np.ones(len(audited), dtype=np.int64),
+            "errors": audited["audit_error"].astype("boolean").fillna(False).to_numpy(np.int64),
+        }
+    )
+    return sum_audit_counts([counts], entity)
+
+
+def sum_audit_counts(parts: list[pd.DataFrame], entity: str) -> pd.DataFrame:
+    """``audit_counts`` of several splits of the stays added up into those of all of them."""
+    counts = pd.concat(parts, ignore_index=True)
+    return counts.groupby([entity, "audit_date"], sort=True, as_index=False)[["audits", "errors"]].sum()
+
+
+@dataclass(frozen=True)
+class AuditedHistory:
+    """History for the coding features when the stays at hand are not all the stays: ``stays`` hold
+    the cases' patients whole (their own earlier stays) and ``audits`` every coder's and department's
+    audits counted per day (``audit_counts`` by entity: ``coder_id``, ``department``). A Dask partition
+    of whole patients with the store's counts gives the features the whole store gives."""
+
+    stays: pd.DataFrame
+    audits: dict[str, pd.DataFrame]
 
 
 def boundary(
@@ -228,21 +269,24 @@ class CodingFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
         check_is_fitted(self, "weights_")
-        base = self.case_features_.transform(cases, history=history)
+        stays = history.stays if isinstance(history, AuditedHistory) else history
+        base = self.case_features_.transform(cases, history=stays)
         return base.join(self.audit_features(cases, history))
 
     def audit_features(
-        self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None
+        self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | AuditedHistory | None = None
     ) -> pd.DataFrame:
         """The ``coding_audit`` view alone (raw numbers, same index as ``cases``).
 
         ``history`` may be the frame of stored stays or a :class:`StayIndex` prepared over them (as
-        the service passes it): both give the audits of the coder's and the department's cases.
+        the service passes it): both give the audits of the coder's and the department's cases; an
+        :class:`AuditedHistory` gives them counted.
         """
         check_is_fitted(self, "weights_")
-        stays = history.stays if isinstance(history, StayIndex) else history
+        stays = history.stays if isinstance(history, StayIndex | AuditedHistory) else history
         context = FeatureContext(casemix=self.casemix, weights=self.weights_, stays=stays)
-        return audit_frame(cases, context, self.max_variants)
+        counted = history.audits if isinstance(history, AuditedHistory) else None
+        return audit_frame(cases, context, self.max_variants, counted)
 
     @property
     def catalog(self) -> pd.DataFrame:
@@ -275,13 +319,19 @@ def _audits(cases: pd.DataFrame, stays: pd.DataFrame | None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).drop_duplicates("case_id")
 
 
-def audit_frame(cases: pd.DataFrame, context: FeatureContext, max_variants: int = 8) -> pd.DataFrame:
+def audit_frame(
+    cases: pd.DataFrame,
+    context: FeatureContext,
+    max_variants: int = 8,
+    counted: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """The ``coding_audit`` view's compute: ``context`` gives the casemix engine, the DRG weights (``rw``,
-    ``mean_cost`` by DRG) and the stored stays whose audits make the error history."""
+    ``mean_cost`` by DRG) and the stored stays whose audits make the error history, unless ``counted``
+    gives those audits already counted per entity (:class:`AuditedHistory`)."""
     cases = with_los_days(cases)
     edge = boundary(cases, context.casemix, context.weights, max_variants)
     flags = coding_rules.rule_flags(cases, edge["mcc_count_"])
-    audits = _audits(cases, context.stays)
+    audits = _audits(cases, context.stays) if counted is None else None
     out = edge.drop(columns=["mcc_count_", "drg_mean_cost_"]).assign(
         planned_procedure_not_coded=flags["planned_procedure_not_coded"].astype(float),
         admission_category_differs=flags["admission_category_differs"].astype(float),
@@ -292,8 +342,8 @@ def audit_frame(cases: pd.DataFrame, context: FeatureContext, max_variants: int 
         symptom_principal_with_specific=flags["symptom_principal_with_specific"].astype(float),
         unspecified_secondary_share=coding_rules.unspecified_share(cases["other_diagnoses"]),
     )
-    for entity in ("coder_id", "department"):
-        out = out.join(error_history(cases, audits, entity))
+    for entity in AUDITED_BY:
+        out = out.join(error_history(cases, audits if counted is None else counted[entity], entity))
     return out[CODING_AUDIT.names]
 
 

@@ -18,7 +18,6 @@ runner = CliRunner()
     [
         ["casemix", "weights"],
         ["casemix", "settlement"],
-        ["queue", "coding", "--period", "2025Q4"],
     ],
 )
 def test_in_process_commands_say_so_with_a_cluster_configured(
@@ -35,3 +34,22 @@ def test_in_process_commands_say_so_with_a_cluster_configured(
 def test_no_note_without_a_cluster(settings) -> None:
     result = runner.invoke(app, ["casemix", "weights"])
     assert "Dask" not in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["forecast", "surplus", "--no-track"], ["queue", "coding", "--period", "2025Q4"]]
+)
+def test_forecast_and_queue_go_to_the_configured_cluster(
+    command: list[str], settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They run on the cluster CASELENS_DASK_SCHEDULER names (here one that cannot be reached), not
+    in this process with a note."""
+    from pipelines import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setenv("CASELENS_DASK_SCHEDULER", "tcp://user:secret@127.0.0.1:9")
+    get_settings.cache_clear()
+    result = runner.invoke(app, command)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert "cannot reach the Dask scheduler tcp://user:***@127.0.0.1:9" in text and "secret" not in text
