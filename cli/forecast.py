@@ -63,8 +63,8 @@ def surplus(
     Only the priced cases' pricing columns come back (no codes or text: about 1.1 kB a stay held here,
     against about 3 kB in-process) and the forecast runs here on them, giving the in-process tables.
     Re-pricing history at future rates re-applies the rules across cases, so every stay's pricing
-    columns must fit this process. A point value closing a budget over the cases' own points is
-    refused there.
+    columns must fit this process (there is no sampling: a sample would forecast a smaller hospital).
+    A point value closing a budget over the cases' own points is refused there.
     """
     from casemix.payment import PaymentRules
     from contract.errors import InputError

@@ -25,8 +25,14 @@ def _data_in_tmp(settings: object) -> None:
     """Every default path points into a temporary folder."""
 
 
+@pytest.mark.slow
 def test_forecast_on_cluster_equals_in_process(toy_store: Path, local_cluster, tmp_path: Path) -> None:
-    args = ["forecast", "surplus", "--store", str(toy_store), *FAST]
+    """With a scenario whose base rate is new to the schedule: history re-priced at it in the client."""
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(
+        'name = "rate +3%"\n[[base_rate]]\neffective_from = 2025-01-01\nchange = 0.03\n', encoding="utf-8"
+    )
+    args = ["forecast", "surplus", "--store", str(toy_store), "--scenario", str(scenario), *FAST]
     local = runner.invoke(app, [*args, "-o", str(tmp_path / "local")])
     assert local.exit_code == 0, local.output
     on_cluster = runner.invoke(
@@ -34,7 +40,12 @@ def test_forecast_on_cluster_equals_in_process(toy_store: Path, local_cluster, t
     )
     assert on_cluster.exit_code == 0, on_cluster.output
     tables = sorted(p.name for p in (tmp_path / "local").glob("*.csv"))
-    assert {"surplus-hospital.csv", "backtest.csv", "loss-risk.csv"} <= set(tables)
+    assert {
+        "surplus-hospital.csv",
+        "scenario-difference-hospital.csv",
+        "backtest.csv",
+        "loss-risk.csv",
+    } <= set(tables)
     assert tables == sorted(p.name for p in (tmp_path / "cluster").glob("*.csv"))
     for name in tables:
         expected = pd.read_csv(tmp_path / "local" / name, encoding="utf-8-sig")
