@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from casemix.payment import DEFAULT_RULES, PaymentRules
+from casemix.payment import DEFAULT_RULES, POINT_CITY_RULES, PaymentRules
 from cli.app import app
 from pipelines.cluster import connect
 from pipelines.cluster_forecast import HISTORY_COLUMNS, price_history_on_cluster
@@ -55,11 +55,22 @@ def test_forecast_on_cluster_equals_in_process(toy_store: Path, local_cluster, t
     assert hospital.loc[hospital["kind"] == "actual", "volume"].sum() > 2_000  # the history is all there
 
 
-def test_priced_history_on_cluster_is_the_in_process_one_narrowed(toy_store: Path, local_cluster) -> None:
+def _without_table(rules: PaymentRules) -> PaymentRules:
+    return rules.model_copy(update={"calibration": rules.calibration.model_copy(update={"rw_table": None})})
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [_without_table(PaymentRules.load(DEFAULT_RULES)), PaymentRules.load(POINT_CITY_RULES)],
+    ids=["rate", "point"],
+)
+def test_priced_history_on_cluster_is_the_in_process_one_narrowed(
+    rules: PaymentRules, toy_store: Path, local_cluster
+) -> None:
     """Weights calibrated once on every partition (no insurer table); readmissions across partitions
-    linked after the shuffle by patient; only the pricing columns come back, in the store's order."""
-    rules = PaymentRules.load(DEFAULT_RULES)
-    rules = rules.model_copy(update={"calibration": rules.calibration.model_copy(update={"rw_table": None})})
+    linked after the shuffle by patient; only the pricing columns come back, in the store's order;
+    under the point method the schedule's expected point values come from those columns."""
+    assert rules.calibration.rw_table is None and rules.readmission is not None
     expected = price_history(read_cases(toy_store), rules)
     with connect(local_cluster) as client:
         found = price_history_on_cluster(client, rules, store_dir=toy_store)
