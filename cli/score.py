@@ -26,9 +26,9 @@ def score(
 
     Each case is scored from the fields known at the task's stage, with all stored stays as history, as
     training scored its test cases. On a Dask cluster (--scheduler) the cases are shuffled by patient
-    and each partition is scored on its own (same numbers; OUTPUT is a Parquet folder); the coding
-    model reads other patients' stays (coder and department error history) and is scored in-process
-    only.
+    and each partition is scored on its own (same numbers; OUTPUT is a Parquet folder); for the coding
+    model the coders' and departments' audits are first counted per day over the whole store and sent
+    to every worker, so their error history reads other patients' stays as in-process.
     """
     from pipelines.cluster_score import score_store, score_store_on_cluster
 
@@ -44,8 +44,8 @@ def score(
         else:
             from pipelines.cluster import connect
 
-            with connect(address):
-                rows = score_store_on_cluster(model, output, store)
+            with connect(address) as client:
+                rows = score_store_on_cluster(client, model, output, store)
         bar.advance(step)
     console.print(f"[green]{rows:,} cases[/green] scored by caselens-{task}@{alias} -> {output}")
 

@@ -4,11 +4,11 @@ The coding model reads two kinds of history besides the case itself (``models.co
 
 - the patient's own earlier stays (the discharge-stage case features): the stays are shuffled by
   patient, so each partition holds its patients whole, as ``caselens score`` does;
-- the error history of the case's coder and department, read from *other* patients' audited stays
-  (why ``caselens score`` refuses the coding model on a cluster). Each partition counts its audits
-  per coder (and per department) and audit day; the counts, entities × days whatever the number of
-  stays, are added up here and sent to every worker (``AuditedHistory``), and the history features
-  are computed from them: the same integers as from the audited stays themselves.
+- the error history of the case's coder and department, read from *other* patients' audited stays.
+  As for ``caselens score``, each partition counts its audits per coder (and per department) and
+  audit day (``pipelines.cluster_score.store_audits``); the counts, entities × days whatever the
+  number of stays, are added up here and sent to every worker (``AuditedHistory``), and the history
+  features are computed from them: the same integers as from the audited stays themselves.
 
 Only stays discharged by the period's end are shuffled (no later stay is history of a case discharged
 in the period); the audit counts read four columns of every stay. Each partition scores its cases of
@@ -24,7 +24,7 @@ from typing import Any
 import dask
 import pandas as pd
 
-from models.coding.features import AUDITED_BY, AuditedHistory, audit_counts, sum_audit_counts
+from models.coding.features import AuditedHistory
 from models.review_queue import (
     QueuePolicy,
     in_queue,
@@ -34,14 +34,7 @@ from models.review_queue import (
     score_cases,
 )
 from pipelines import cluster
-
-AUDIT_COLUMNS = ("audit_date", "audit_error", *AUDITED_BY)
-
-
-def count_audits(stays: pd.DataFrame, until: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """One partition's audits dated by ``until`` (the period's end), counted per entity and day."""
-    dated = stays[stays["audit_date"] <= until]
-    return {entity: audit_counts(dated, entity) for entity in AUDITED_BY}
+from pipelines.cluster_score import Audits, store_audits
 
 
 def queue_partition(
@@ -49,7 +42,7 @@ def queue_partition(
     model: Any,
     span: pd.Period,
     department: str | None,
-    audits: dict[str, pd.DataFrame],
+    audits: Audits,
     rules: Any = None,
 ) -> pd.DataFrame | None:
     """The scored cases of ``span`` in one partition of whole patients (None: it has none), with their
@@ -78,9 +71,7 @@ def coding_queue_on_cluster(
     to; only the period's scored cases come back to this process."""
     span = queue_period(period)
     until = span.end_time
-    audited = cluster.read_store(store_dir, columns=AUDIT_COLUMNS)
-    counted = dask.compute(*[dask.delayed(count_audits)(part, until) for part in audited.to_delayed()])
-    audits = {e: sum_audit_counts([c[e] for c in counted], e) for e in AUDITED_BY}
+    audits = store_audits(store_dir, until)  # dated by the period's end: no later audit is history
 
     stays = cluster.read_store(store_dir)
     stays = cluster.by_patient(stays[stays["discharge_date"] <= until])

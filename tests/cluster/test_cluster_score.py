@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from contract.errors import ConfigError
 from models.config import load_config
+from models.table import TableFeatures
 from models.tasks import get_task
 from pipelines.cluster import connect
 from pipelines.cluster_score import score_store_on_cluster
@@ -52,12 +53,16 @@ def test_scores_on_cluster_equal_in_process(toy_store: Path, local_cluster, sett
     )
 
 
-def test_models_reading_other_patients_are_refused_on_the_cluster(
+def test_a_prepared_tables_model_is_refused_on_the_cluster(
     toy_store: Path, local_cluster, tmp_path: Path
 ) -> None:
-    coding_like = SimpleNamespace(features=object(), dtypes={})
-    with connect(local_cluster), pytest.raises(ConfigError, match="without --scheduler"):
-        score_store_on_cluster(coding_like, tmp_path / "out", toy_store)
+    table_model = SimpleNamespace(features=TableFeatures(), dtypes={})
+    with (
+        connect(local_cluster) as client,
+        pytest.raises(ConfigError, match=r"TableFeatures.*without --scheduler"),
+    ):
+        score_store_on_cluster(client, table_model, tmp_path / "out", toy_store)
+    assert not (tmp_path / "out").exists()
 
 
 def test_no_model_is_a_clear_error(toy_store: Path, settings, tmp_path: Path) -> None:
