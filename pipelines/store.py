@@ -93,7 +93,8 @@ def write_cases(cases: pd.DataFrame, path: Path | str | None = None, client: Any
     ids = table["case_id"].combine_chunks()
     replaced = {year: n for year, n in _replaced_by_year(store, ids).items() if n}
     touched = sorted(set(pc.unique(years).to_pylist()) | set(replaced))
-    jobs = [(store, int(year), table.filter(pc.equal(years, year)), ids) for year in touched]
+    # the part size goes with the job: a worker process's ROW_GROUP_ROWS may not be the caller's
+    jobs = [(store, int(year), table.filter(pc.equal(years, year)), ids, ROW_GROUP_ROWS) for year in touched]
     if client is None:
         for job in jobs:
             _rewrite_year(*job)
@@ -104,12 +105,12 @@ def write_cases(cases: pd.DataFrame, path: Path | str | None = None, client: Any
     return StoreUpdate(new=len(cases) - updated, updated=updated, rows=held)
 
 
-def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.Array) -> None:
+def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.Array, part_rows: int) -> None:
     """Merge a year's new cases into its part files, one stored row group at a time.
 
     The parts before the first one the new cases touch keep their bytes; from there the stored row
     groups (less the replaced cases) and the new cases, both sorted by case id, are merged into parts
-    of ``ROW_GROUP_ROWS`` rows, written beside the old ones and renamed over them at the end.
+    of ``part_rows`` rows, written beside the old ones and renamed over them at the end.
     """
     folder = store / f"{PARTITION}={year}"
     parts = sorted(folder.glob(PART_PATTERN))
@@ -122,8 +123,8 @@ def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.A
         for batch in _row_groups(part, incoming.schema)
     )
     written = []
-    for k, rows in enumerate(_chunks(_merged(stored, iter([incoming])), ROW_GROUP_ROWS), start=start):
-        written.append(_write_partial(folder / part_name(k), rows))
+    for k, rows in enumerate(_chunks(_merged(stored, iter([incoming])), part_rows), start=start):
+        written.append(_write_partial(folder / part_name(k), rows, part_rows))
     for partial in written:
         os.replace(partial, partial.with_name(partial.name.removeprefix(".").removesuffix(".partial")))
     names = {part_name(k) for k in range(start + len(written))}
@@ -349,14 +350,14 @@ def _row_keys(table: pa.Table, key: list[str]) -> pa.Array:
 
 
 def _write_part(target: Path, rows: pa.Table) -> None:
-    os.replace(_write_partial(target, rows), target)
+    os.replace(_write_partial(target, rows, ROW_GROUP_ROWS), target)
 
 
-def _write_partial(target: Path, rows: pa.Table) -> Path:
+def _write_partial(target: Path, rows: pa.Table, group_rows: int) -> Path:
     """``rows`` written beside ``target`` as ``.<name>.partial`` (a leading dot hides it from dataset
     readers), for the caller to rename over ``target``."""
     _private_dir(target.parent)
     partial = target.with_name(f".{target.name}.partial")
-    pq.write_table(rows.combine_chunks(), partial, row_group_size=ROW_GROUP_ROWS)
+    pq.write_table(rows.combine_chunks(), partial, row_group_size=group_rows)
     partial.chmod(0o600)  # patient data: the owner's only, whatever the process's umask
     return partial

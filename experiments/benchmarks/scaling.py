@@ -41,6 +41,9 @@ from experiments.benchmarks.report import load_average, machine_line, write_resu
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "scaling.md"
 STAGES = ("ingest", "group", "features", "train")
 COST_PARAMS_TABLE = "cost"
+# How the store was written: part files merged a row group at a time (pipelines.store); rows without
+# the mark were measured when ingest rewrote a whole year in one piece.
+STREAMED = "streamed parts"
 app = typer.Typer(add_completion=False)
 
 
@@ -239,28 +242,57 @@ def measure(
     hospital_cases: int = 200_000,
     row_group_rows: int | None = None,
     folder: Path | None = None,
+    no_pandas_above: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Both paths at every size; each region written first, hospital by hospital."""
+    """Both paths at every size (pandas only up to ``no_pandas_above`` stays); each region written
+    first, hospital by hospital."""
+    rows = []
+    for n in sizes:
+        modes = ("dask",) if no_pandas_above is not None and n > no_pandas_above else ("pandas", "dask")
+        found = _region_runs(n, modes, workers, memory_limit, hospital_cases, row_group_rows, folder)
+        rows.append(found)
+    return rows
+
+
+def _region_runs(
+    n: int,
+    modes: tuple[str, ...],
+    workers: int,
+    memory_limit: str,
+    hospital_cases: int,
+    row_group_rows: int | None,
+    folder: Path | None,
+    name: str = "scaling-{n}.json",
+) -> dict[str, Any]:
+    """Write an ``n``-stay region, run each mode on it in a child process, delete the region."""
+    from pipelines import store
     from pipelines.demo.partitioned import write_region
 
-    rows = []
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        for n in sizes:
-            data = Path(tmp) / f"region-{n}"
-            started = time.perf_counter()
-            files = list(write_region(data, n, years=3, seed=42, hospital_cases=hospital_cases))
-            generated = time.perf_counter() - started
-            print(f"{n:,} stays in {len(files)} files: {generated:.1f} s", file=sys.stderr, flush=True)
-            found = {"cases": n, "generate_seconds": round(generated, 1)}
-            for mode in ("pandas", "dask"):
-                work = Path(tmp) / f"{mode}-{n}"
-                work.mkdir()
-                found[mode] = _child(mode, data, work, workers, memory_limit, row_group_rows)
-                if folder is not None:  # kept as soon as measured
-                    (folder / f"scaling-{n}.json").write_text(json.dumps(found), encoding="utf-8")
-            rows.append(found)
-            subprocess.run(["rm", "-rf", str(data), *map(str, Path(tmp).glob(f"*-{n}"))], check=False)
-    return rows
+    with tempfile.TemporaryDirectory() as tmp:  # TMPDIR chooses the disk
+        data = Path(tmp) / "region"
+        started = time.perf_counter()
+        files = list(write_region(data, n, years=3, seed=42, hospital_cases=hospital_cases))
+        generated = time.perf_counter() - started
+        print(f"{n:,} stays in {len(files)} files: {generated:.1f} s", file=sys.stderr, flush=True)
+        found: dict[str, Any] = {
+            "cases": n,
+            "generate_seconds": round(generated, 1),
+            "memory_limit": memory_limit,
+            "row_group_rows": row_group_rows or store.ROW_GROUP_ROWS,
+            "store_write": STREAMED,
+            "pandas": None,
+        }
+        for mode in modes:
+            work = Path(tmp) / mode
+            work.mkdir()
+            found[mode] = _child(mode, data, work, workers, memory_limit, row_group_rows)
+            subprocess.run(["rm", "-rf", str(work)], check=False)
+            if folder is not None:  # kept as soon as measured
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / name.format(n=n, rows=found["row_group_rows"])).write_text(
+                    json.dumps(found), encoding="utf-8"
+                )
+    return found
 
 
 def report(rows: list[dict[str, Any]], workers: int, memory_limit: str, command: str) -> list[str]:
@@ -376,11 +408,14 @@ def main(
     raw_dir: Path | None = typer.Option(
         None, "--raw-dir", help="also keep each size's figures there as scaling-N.json, as measured"
     ),
+    no_pandas_above: int | None = typer.Option(
+        None, "--no-pandas-above", help="run the in-process pandas path only up to this many stays"
+    ),
     output: Path = typer.Option(RESULTS, "-o", "--output"),
 ) -> None:
     """Measure both paths at every size and write the results page."""
     started_load = load_average()
-    rows = measure(sorted(cases), workers, memory_limit, folder=raw_dir)
+    rows = measure(sorted(cases), workers, memory_limit, folder=raw_dir, no_pandas_above=no_pandas_above)
     write_page(rows, workers, memory_limit, output, f"load average {started_load:.1f} at the start")
 
 

@@ -21,6 +21,7 @@ def test_scaling_benchmark_at_toy_size(tmp_path: Path) -> None:
         assert row["pandas"][stage]["seconds"] > 0 and row["pandas"][stage]["process"] > 50
         workers = [v for k, v in row["dask"][stage].items() if k.startswith("worker")]
         assert len(workers) == 2 and min(workers) > 50
-    assert row["dask"]["partitions"] > 2  # the store really was split among the workers
+    # the workers wrote parts of the size asked (not their own default): the store was really split
+    assert row["dask"]["partitions"] >= 2_000 // 400
     page = "\n".join(report(rows, 2, "1GiB", "python -m experiments.benchmarks.scaling measure --cases 2000"))
     assert page.count("| 2,000 |") == len(STAGES)
