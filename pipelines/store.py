@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,29 +109,52 @@ def write_cases(cases: pd.DataFrame, path: Path | str | None = None, client: Any
 def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.Array, part_rows: int) -> None:
     """Merge a year's new cases into its part files, one stored row group at a time.
 
-    The parts before the first one the new cases touch keep their bytes; from there the stored row
-    groups (less the replaced cases) and the new cases, both sorted by case id, are merged into parts
-    of ``part_rows`` rows, written beside the old ones and renamed over them at the end.
+    The new year is built in a hidden folder beside the old one: the parts before the first one the
+    new cases touch are linked in as they are; from there the stored row groups (less the replaced
+    cases) and the new cases, both sorted by case id, are merged into parts of ``part_rows`` rows.
+    Then the folders are swapped, so readers and a crash see the old year or the new one, never a mix.
     """
     folder = store / f"{PARTITION}={year}"
+    staging, backup = folder.with_name(f".{folder.name}.new"), folder.with_name(f".{folder.name}.old")
+    _recover(folder, backup)
+    shutil.rmtree(staging, ignore_errors=True)
+    _private_dir(staging)
     parts = sorted(folder.glob(PART_PATTERN))
     incoming = incoming.sort_by("case_id")
     first_new = incoming["case_id"][0].as_py() if incoming.num_rows else None
     start = next((k for k, part in enumerate(parts) if _touched(part, incoming_ids, first_new)), len(parts))
+    for part in parts[:start]:
+        _link(part, staging / part.name)
     stored = (
         _without(batch, incoming_ids)
         for part in parts[start:]
         for batch in _row_groups(part, incoming.schema)
     )
-    written = []
     for k, rows in enumerate(_chunks(_merged(stored, iter([incoming])), part_rows), start=start):
-        written.append(_write_partial(folder / part_name(k), rows, part_rows))
-    for partial in written:
-        os.replace(partial, partial.with_name(partial.name.removeprefix(".").removesuffix(".partial")))
-    names = {part_name(k) for k in range(start + len(written))}
-    for stale in parts[start:]:
-        if stale.name not in names:
-            stale.unlink()
+        _write_file(staging / part_name(k), rows, part_rows)
+    if folder.exists():
+        os.replace(folder, backup)
+    if any(staging.iterdir()):
+        os.replace(staging, folder)
+    else:  # every case of the year moved or was removed
+        staging.rmdir()
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _recover(folder: Path, backup: Path) -> None:
+    """Finish a swap a crash interrupted: the old year back if the new one never arrived."""
+    if backup.exists() and not folder.exists():
+        os.replace(backup, folder)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _link(part: Path, target: Path) -> None:
+    """An unchanged part into the new year: a hard link (no copy), or a copy where links fail."""
+    try:
+        os.link(part, target)
+    except OSError:
+        shutil.copyfile(part, target)
+        target.chmod(0o600)
 
 
 def part_name(index: int) -> str:
@@ -226,7 +250,7 @@ def _private_dir(folder: Path) -> None:
     """``folder`` and any parents made for it, mode 0700 (mkdir's mode covers the last one only)."""
     missing = [p for p in (folder, *folder.parents) if not p.exists()]
     for made in reversed(missing):
-        made.mkdir(mode=0o700)
+        made.mkdir(mode=0o700, exist_ok=True)  # another worker may be making it too
 
 
 def part_files(store: Path) -> list[Path]:
@@ -350,14 +374,12 @@ def _row_keys(table: pa.Table, key: list[str]) -> pa.Array:
 
 
 def _write_part(target: Path, rows: pa.Table) -> None:
-    os.replace(_write_partial(target, rows, ROW_GROUP_ROWS), target)
+    partial = target.with_name(f".{target.name}.partial")  # a leading dot hides it from dataset readers
+    _write_file(partial, rows, ROW_GROUP_ROWS)
+    os.replace(partial, target)
 
 
-def _write_partial(target: Path, rows: pa.Table, group_rows: int) -> Path:
-    """``rows`` written beside ``target`` as ``.<name>.partial`` (a leading dot hides it from dataset
-    readers), for the caller to rename over ``target``."""
+def _write_file(target: Path, rows: pa.Table, group_rows: int) -> None:
     _private_dir(target.parent)
-    partial = target.with_name(f".{target.name}.partial")
-    pq.write_table(rows.combine_chunks(), partial, row_group_size=group_rows)
-    partial.chmod(0o600)  # patient data: the owner's only, whatever the process's umask
-    return partial
+    pq.write_table(rows.combine_chunks(), target, row_group_size=group_rows)
+    target.chmod(0o600)  # patient data: the owner's only, whatever the process's umask
