@@ -415,8 +415,10 @@ def _reading(rows: list[dict[str, Any]]) -> list[str]:
 def _skipped_pandas(rows: list[dict[str, Any]]) -> list[str]:
     """Why the in-process path has no figure at the big sizes, from its own measured growth."""
     ran = [r for r in rows if r.get("pandas")]
-    skipped = [r for r in rows if not r.get("pandas")]
-    if not skipped or len(ran) < 2:
+    if len(ran) < 2:
+        return []
+    skipped = [r for r in rows if not r.get("pandas") and r["cases"] > ran[-1]["cases"]]
+    if not skipped:
         return []
     small, large = ran[0], ran[-1]
     k = {s: _exponent(small, large, lambda r, s=s: r["pandas"][s]["process"]) for s in STAGES}
@@ -594,7 +596,7 @@ def _extrapolation(rows: list[dict[str, Any]], parts: list[dict[str, Any]], work
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     measured = n / workers
-    for target in (n, 50_000_000):
+    for target in sorted({n, 10_000_000, 50_000_000}):
         for machines in (1, 4, 10):
             ratio = target / (workers * machines) / measured
 
@@ -653,12 +655,16 @@ def page(
         "2GiB", "--memory-limit", help="the limit of runs whose file does not record it"
     ),
     output: Path = typer.Option(RESULTS, "-o", "--output"),
+    note: str = typer.Option("", "--note", help="how the runs were made, for the page's machine line"),
 ) -> None:
     """Write the results page from sizes measured in separate runs (big sizes take long)."""
     found = [(p.name, json.loads(p.read_text(encoding="utf-8"))) for p in raw]
-    rows = sorted((r for name, r in found if not name.startswith("partitions-")), key=lambda r: r["cases"])
+    rows = sorted(
+        (r for name, r in found if not name.startswith("partitions-")),
+        key=lambda r: (r["cases"], _write_path(r) == STREAMED),
+    )
     parts = [r for name, r in found if name.startswith("partitions-")]
-    write_page(rows, parts, workers, memory_limit, output, "sizes measured in separate runs")
+    write_page(rows, parts, workers, memory_limit, output, note or "sizes measured in separate runs")
 
 
 def commands(rows: list[dict[str, Any]], memory_limit: str) -> list[str]:
@@ -666,7 +672,8 @@ def commands(rows: list[dict[str, Any]], memory_limit: str) -> list[str]:
     ran = [r["cases"] for r in rows if r.get("pandas")]
     out = []
     for row in rows:
-        skip = f" --no-pandas-above {max(ran)}" if not row.get("pandas") and ran else ""
+        below = max((n for n in ran if n < row["cases"]), default=0)
+        skip = "" if row.get("pandas") else f" --no-pandas-above {below}"
         out.append(
             f"python -m experiments.benchmarks.scaling measure --cases {row['cases']} "
             f"--memory-limit {_limit(row, memory_limit)}{skip}"
