@@ -564,51 +564,63 @@ def _exponent(a: dict[str, Any], b: dict[str, Any], value: Callable[[dict[str, A
 
 
 def _extrapolation(rows: list[dict[str, Any]], parts: list[dict[str, Any]], workers: int) -> list[str]:
-    """50M stays (and the largest measured size) on M machines of ``workers`` workers each, from the
-    growth measured between the two Dask ends: clearly an extrapolation (the network cost of the
-    shuffles is not in it: the local cluster's workers share one machine)."""
+    """10M and 50M stays on M machines of ``workers`` workers each: clearly an extrapolation (the
+    network cost of the shuffles is not in it: the local cluster's workers share one machine).
+
+    Per-worker peaks grow from the largest Dask run by the growth between the Dask ends (runs
+    measured the same way). Times grow from the runs where both paths ran (one ``measure`` session,
+    back to back) when there are two, else from the Dask ends; ingest's time only when those runs
+    used the streaming store write.
+    """
     ends = _dask_ends(rows, parts)
     if ends is None:
         return []
-    small, large = ends
-    n = large["cases"]
-
-    def grows(stage: str, memory: bool) -> float:
-        value = (
-            (lambda r: max(_workers(r["dask"][stage]))) if memory else (lambda r: r["dask"][stage]["seconds"])
-        )
-        return max(_exponent(small, large, value), 0.0)
-
+    ran = [r for r in rows if r.get("pandas")]
+    timed = (ran[0], ran[-1]) if len(ran) >= 2 else ends
     bound = ("ingest", "group", "features")
+
+    def scaled(pair: tuple[dict, dict], stage: str, ratio: float, memory: bool) -> float:
+        def value(r: dict[str, Any]) -> float:
+            return _peak(r, stage) if memory else r["dask"][stage]["seconds"]
+
+        return value(pair[1]) * ratio ** max(_exponent(*pair, value), 0.0)
+
+    ingest_timed = _write_path(timed[1]) == STREAMED
     lines = [
         "",
-        f"**Extrapolation, not measured**: from the {n:,}-stay run and the growth measured from "
-        f"{small['cases']:,} stays (the table above), for M machines of {workers} workers like these. "
-        "A stage's time and per-worker peak are scaled by (stays per worker ÷ the run's)^k with the "
-        "stage's measured k (negative k taken as 0). Ingest is scaled by stays alone: the command "
-        "validates its file in one process, so more machines do not shorten it. The partition-bound "
-        "stages' peak stays near the measured one; training holds each worker's share of the feature "
-        "matrix, so its peak grows with stays ÷ workers. The shuffles' network traffic between "
-        "machines is not in these figures.",
+        f"**Extrapolation, not measured**, for M machines of {workers} workers like these: a stage's "
+        "figure is scaled by (stays per worker ÷ the run's)^k with the stage's k (negative k taken as 0). "
+        f"Per-worker peaks: from the {ends[1]['cases']:,}-stay run, k from {ends[0]['cases']:,} stays "
+        "(the growth table's Dask memory column). Times: from the "
+        f"{timed[1]['cases']:,}-stay run, k from {timed[0]['cases']:,} stays"
+        + (" of the runs where both paths ran" if timed is not ends else "")
+        + "; ingest "
+        + (
+            "by stays alone (the command validates its files in one process: more machines do not shorten it)"
+            if ingest_timed
+            else "not extrapolated (those runs rewrote whole years)"
+        )
+        + ". The partition-bound stages' peak stays near the measured one; training holds each "
+        "worker's share of the feature matrix, so its peak grows with stays ÷ workers. The shuffles' "
+        "network traffic between machines is not in these figures.",
         "",
         "| stays | machines | ingest s | group + features s | training s | peak MB per worker, "
         "ingest/group/features | training peak MB per worker |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    measured = n / workers
-    for target in sorted({n, 10_000_000, 50_000_000}):
+    for target in (10_000_000, 50_000_000):
         for machines in (1, 4, 10):
-            ratio = target / (workers * machines) / measured
-
-            def scaled(stage: str, memory: bool = False, r: float = ratio) -> float:
-                d = large["dask"][stage]
-                return (max(_workers(d)) if memory else d["seconds"]) * r ** grows(stage, memory)
-
-            ingest = large["dask"]["ingest"]["seconds"] * (target / n) ** grows("ingest", False)
-            peak = max(scaled(s, memory=True) for s in bound)
+            per_worker = target / (workers * machines)
+            t, m = per_worker / (timed[1]["cases"] / workers), per_worker / (ends[1]["cases"] / workers)
+            ingest = (
+                f"{scaled(timed, 'ingest', target / timed[1]['cases'], False):,.0f}" if ingest_timed else "—"
+            )
+            work = scaled(timed, "group", t, False) + scaled(timed, "features", t, False)
+            peak = max(scaled(ends, s, m, True) for s in bound)
+            train, train_peak = scaled(timed, "train", t, False), scaled(ends, "train", m, True)
             lines.append(
-                f"| {target:,} | {machines} | {ingest:,.0f} | {scaled('group') + scaled('features'):,.0f} "
-                f"| {scaled('train'):,.0f} | {peak:,.0f} | {scaled('train', memory=True):,.0f} |"
+                f"| {target:,} | {machines} | {ingest} | {work:,.0f} | {train:,.0f} | {peak:,.0f} "
+                f"| {train_peak:,.0f} |"
             )
     return lines
 
