@@ -90,6 +90,8 @@ def write_cases(cases: pd.DataFrame, path: Path | str | None = None, client: Any
     table = pa.Table.from_pandas(
         cases.loc[:, list(STORE_COLUMNS)], schema=arrow_schema(), preserve_index=False
     )
+    for backup in store.glob(f".{PARTITION}=*.old"):  # a swap a crash cut short, whatever its year
+        _recover(backup.with_name(backup.name[1:].removesuffix(".old")), backup)
     years = pc.year(table["admission_date"])
     ids = table["case_id"].combine_chunks()
     replaced = {year: n for year, n in _replaced_by_year(store, ids).items() if n}
@@ -112,11 +114,12 @@ def _rewrite_year(store: Path, year: int, incoming: pa.Table, incoming_ids: pa.A
     The new year is built in a hidden folder beside the old one: the parts before the first one the
     new cases touch are linked in as they are; from there the stored row groups (less the replaced
     cases) and the new cases, both sorted by case id, are merged into parts of ``part_rows`` rows.
-    Then the folders are swapped, so readers and a crash see the old year or the new one, never a mix.
+    Then the folders are swapped, so readers and a crash see the old year or the new one, never a mix
+    (for the instant between the two renames, no year: the next write puts the old one back if a
+    crash leaves it so).
     """
     folder = store / f"{PARTITION}={year}"
     staging, backup = folder.with_name(f".{folder.name}.new"), folder.with_name(f".{folder.name}.old")
-    _recover(folder, backup)
     shutil.rmtree(staging, ignore_errors=True)
     _private_dir(staging)
     parts = sorted(folder.glob(PART_PATTERN))

@@ -124,6 +124,10 @@ def test_a_year_swap_cut_short_is_finished_by_the_next_write(
     tmp_path: Path, year_of_cases: pd.DataFrame
 ) -> None:
     first, later = year_of_cases.iloc[:-5], year_of_cases.iloc[-5:]
+    later = later.assign(  # the next write is of another year: the store-wide check must still see it
+        admission_date=later["admission_date"] + pd.DateOffset(years=1),
+        discharge_date=later["discharge_date"] + pd.DateOffset(years=1),
+    )
     store.write_cases(first, tmp_path / "store")
     (year,) = {p.parent for p in store.part_files(tmp_path / "store")}
     year.rename(year.with_name(f".{year.name}.old"))  # a crash after the old year was moved aside
@@ -131,4 +135,4 @@ def test_a_year_swap_cut_short_is_finished_by_the_next_write(
     store.write_cases(later, tmp_path / "store")
     stored = store.read_cases(tmp_path / "store")
     assert sorted(stored["case_id"]) == sorted(year_of_cases["case_id"])
-    assert [p.name for p in (tmp_path / "store").iterdir()] == [year.name]
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [year.name, "admission_year=2024"]
