@@ -15,6 +15,11 @@ memory is its own:
 
 Every stage records wall seconds and peak resident memory, sampled every 100 ms: of the process for
 pandas; of each worker process and of the client for Dask. Results: ``experiments/results/scaling.md``.
+
+``--no-pandas-above N`` skips the in-process path past N stays (the page gives the peak its measured
+growth predicts there); ``partitions --cases N --row-group-rows R …`` runs the Dask path on one region
+with several store part sizes (what a worker's peak follows); ``page D/*.json`` puts sizes and the
+sweep measured in separate runs (``--raw-dir D``) on one page.
 """
 
 from __future__ import annotations
