@@ -71,7 +71,8 @@ tables `cn-charges` and `cn-inpatients`.
 
 ## Store
 
-`<data_dir>/store/admission_year=<YYYY>/part-0.parquet`, hive-partitioned, sorted by case id;
+`<data_dir>/store/admission_year=<YYYY>/part-NNNNN.parquet`, hive-partitioned, sorted by case id
+and cut into part files of 131,072 cases (one Parquet row group each);
 `pandas.read_parquet` and `dask.dataframe.read_parquet` read the folder as it is. The manifest
 `<data_dir>/store-manifest.json` holds the store fingerprint (rows per year, SHA-256) and every ingest
 (input file SHA-256, mapping, counts, time).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.benchmarks.scaling import STAGES, measure, report
+from experiments.benchmarks.scaling import STAGES, commands, measure, report, sweep
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +21,11 @@ def test_scaling_benchmark_at_toy_size(tmp_path: Path) -> None:
         assert row["pandas"][stage]["seconds"] > 0 and row["pandas"][stage]["process"] > 50
         workers = [v for k, v in row["dask"][stage].items() if k.startswith("worker")]
         assert len(workers) == 2 and min(workers) > 50
-    assert row["dask"]["partitions"] > 2  # the store really was split among the workers
-    page = "\n".join(report(rows, 2, "1GiB", "python -m experiments.benchmarks.scaling measure --cases 2000"))
+    # the workers wrote parts of the size asked (not their own default): the store was really split
+    assert row["dask"]["partitions"] >= 2_000 // 400
+    parts = sweep(2_000, [200, 800], memory_limit="1GiB", hospital_cases=1_000)
+    assert [r["row_group_rows"] for r in parts] == [200, 800]
+    assert parts[0]["dask"]["partitions"] > parts[1]["dask"]["partitions"] >= 2_000 // 800
+    page = "\n".join(report(rows, 2, "1GiB", commands(rows, "1GiB"), parts))
     assert page.count("| 2,000 |") == len(STAGES)
+    assert "| 200 | " in page and "| 800 | " in page  # the part-size sweep's rows
