@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
@@ -47,3 +48,6 @@ def serve_logged(app: Any) -> Iterator[tuple[str, io.StringIO]]:
         thread.join(30)
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+logged_server = contextmanager(serve_logged)  # the same in a ``with`` block, for a test's own server
