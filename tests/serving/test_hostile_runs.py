@@ -318,6 +318,9 @@ def test_oversized_and_undecodable_bodies(runs, pointed, world):
     assert answer.status_code in (400, 422), answer.text
     empty = runs.post("/v1/predict/in-stay/batch", json={"stays": []}, headers=headers)
     assert empty.status_code == 422 and ["body", "stays"] in locs(empty)
+    for path, name in (("/v1/forecast/loss-risk", "department"), ("/v1/casemix/drivers", "department")):
+        long = runs.get(path, params={name: "x" * 10_000}, headers=head(world, "finance"))
+        assert long.status_code == 422 and locs(long) == [["query", name]]
 
 
 JSON = st.recursive(
