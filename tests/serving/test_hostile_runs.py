@@ -51,6 +51,7 @@ PAGES = [
     ("/watch", WARD),
 ]
 SECRETS = {"case_id": "C-SECRET-789", "patient_id": "P-SECRET-321"}
+FUZZ = settings(deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +195,7 @@ def test_any_query_is_answered_and_a_422_names_a_parameter_sent(runs, world, pat
     names = QUERY_ENDPOINTS[path]
 
     @given(params=st.dictionaries(st.sampled_from(names), VALUE, max_size=len(names)))
-    @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(FUZZ, max_examples=40)
     def answered(params: dict[str, str]) -> None:
         answer = runs.get(path, params=params, headers=head(world, "finance"))
         assert answer.status_code in (200, 422), (params, answer.text)
@@ -210,7 +211,7 @@ def test_any_page_query_is_answered_never_a_500(runs, world, path):
     names = PAGE_QUERIES[path]
 
     @given(params=st.dictionaries(st.sampled_from(names), VALUE, max_size=len(names)))
-    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(FUZZ, max_examples=30)
     def answered(params: dict[str, str]) -> None:
         answer = runs.get(path, params=params, headers=head(world, "admin"))
         assert answer.status_code in (200, 303, 404, 422), (params, answer.text[:300])
@@ -227,7 +228,7 @@ def test_any_path_parameter_is_answered_never_a_500(runs, world, prefix):
             lambda t: t not in ("", ".", "..") and "/" not in t and "?" not in t and "#" not in t
         )
     )
-    @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(FUZZ, max_examples=30)
     def answered(tail: str) -> None:
         answer = runs.get(prefix + quote(tail, safe=""), headers=head(world, "admin"))
         assert answer.status_code in (200, 404, 422), (tail, answer.text[:300])
@@ -324,7 +325,11 @@ def test_oversized_and_undecodable_bodies(runs, pointed, world):
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=False) | TEXT,
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=6,
 )
@@ -349,7 +354,7 @@ def test_any_value_anywhere_in_a_stay_is_answered_and_never_a_500(runs, pointed,
     places = [p for p in paths(good) if p]
 
     @given(place=st.sampled_from(places), value=JSON)
-    @settings(max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(FUZZ, max_examples=120)
     def answered(place: tuple, value: Any) -> None:
         body = copy.deepcopy(good)
         target = body
