@@ -17,7 +17,7 @@ from schemathesis import GenerationMode
 
 from tests.serving.test_fuzz import CHECKS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs_world")]  # one worker builds runs_world
 
 RUN_BACKED = ("/v1/forecast", "/v1/casemix/drivers", "/v1/predict/in-stay")
 EXAMPLES_PER_OPERATION = 20

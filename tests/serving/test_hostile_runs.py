@@ -28,7 +28,7 @@ from serving.security import add_key, revoke_key
 from tests.serving.logins import log_in
 from tests.serving.servers import logged_server, serve_logged
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs_world")]  # one worker builds runs_world
 
 FINANCE = ("finance", "admin")
 WARD = ("clinician", "admin")
