@@ -25,7 +25,7 @@ from models.tracking import CHAMPION
 from models.watch_list import WarningPolicy, ranked
 from serving.deps import Lang, State, require
 from serving.explain import explanations
-from serving.routers.predict import read_history
+from serving.routers.predict import _read_history  # the audit and budget of stored-history reads
 from serving.schemas import (
     ERROR_RESPONSES,
     AdmissionCase,
@@ -226,7 +226,7 @@ def _answers(
     model, version = instay_model(request, state)
     records, charges, cuts = stay_frames(stays)
     # audited with the patients whose stored stays are read, and budgeted, as every prediction
-    read_history(
+    _read_history(
         state, principal, request.url.path, records["case_id"].tolist(), records["patient_id"].tolist()
     )
     frame = cut_stays(records, charges, cuts)

@@ -85,7 +85,7 @@ def _run(
     frame = canonical_records([case.model_dump() for case in cases])
     case_ids = frame["case_id"].tolist() if "case_id" in frame.columns else []
     patients = [] if history or "patient_id" not in frame.columns else frame["patient_id"].tolist()
-    looked_up = read_history(state, principal, endpoint, case_ids, patients)
+    looked_up = _read_history(state, principal, endpoint, case_ids, patients)
     try:
         predictions = predict_explained(
             model,
@@ -102,7 +102,7 @@ def _run(
     return {"model": {"name": model.name, "version": model.version}, "predictions": predictions}
 
 
-def read_history(
+def _read_history(
     state: State, who: Principal, endpoint: str, case_ids: list[Any], patient_ids: list[Any]
 ) -> bool:
     """Audit the request, with the patients whose stored stays it reads; whether it reads any.
@@ -191,7 +191,7 @@ async def _one(
         answer = await run_in_threadpool(_run, state, task, [body.case], body.history, lang, top, who, path)
         return {"model": answer["model"], "prediction": answer["predictions"][0]}
     model = served(state, task)  # 503 before queueing when there is no model at all
-    looked_up = read_history(state, who, path, [body.case.case_id], [body.case.patient_id])
+    looked_up = _read_history(state, who, path, [body.case.case_id], [body.case.patient_id])
     request = CaseRequest(
         body.case,
         lang,  # type: ignore[arg-type]

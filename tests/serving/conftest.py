@@ -243,14 +243,15 @@ def runs_world(demo_hospital: Any, world: World, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def make_runs_app(runs_world: Any, world: World) -> Any:
-    """An app over ``runs_world``'s data folder with the world's keys, models and queue."""
+    """An app over ``runs_world``'s data folder and MLflow store (its in-stay champion; the case tasks
+    answer 503 there) with the world's keys and queue."""
 
     def make(**serving: Any) -> Any:
         options = {"api_keys": str(world.keys_path), "max_batch": 50, "max_body_mb": 1.0, **serving}
         return create_app(
             runs_world.settings,
             ServingSettings(reload_poll_seconds=0, **options),
-            registry=ModelRegistry(world.mlflow_uri, SERVED_TASKS),
+            registry=ModelRegistry(runs_world.mlflow_uri, SERVED_TASKS),
             queue=ReviewQueue(lambda: world.queue),
         )
 
