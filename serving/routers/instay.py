@@ -221,14 +221,8 @@ def _answers(
 ) -> tuple[ModelRef, list[InstayPrediction]]:
     from features.instay import cut_stays
 
-    if len(stays) > state.serving.max_batch:
-        raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
     model, version = instay_model(request, state)
     records, charges, cuts = stay_frames(stays)
-    # audited with the patients whose stored stays are read, and budgeted, as every prediction
-    _read_history(
-        state, principal, request.url.path, records["case_id"].tolist(), records["patient_id"].tolist()
-    )
     frame = cut_stays(records, charges, cuts)
     patients = records["patient_id"].dropna().unique().tolist()
     try:  # the patients' stored stays: what the features read of the whole store, at a lookup's cost
@@ -273,6 +267,8 @@ def predict_in_stay(
 ) -> InstayResponse:
     """Predicted final cost with its interval, overrun probability, warning level and the reasons, for
     a stay in hospital cut at ``as_of_date``. Roles: clinician, admin."""
+    record = body.record
+    _read_history(state, principal, request.url.path, [record.case_id], [record.patient_id])
     model, predictions = _answers(request, state, principal, [body], lang, top)
     return InstayResponse(model=model, prediction=predictions[0])
 
@@ -284,5 +280,10 @@ def predict_in_stay_batch(
     body: InstayBatch, request: Request, state: State, lang: Lang, principal: Clinician, top: Top = None
 ) -> InstayBatchResponse:
     """The same for many stays, one answer each in order. Roles: clinician, admin."""
+    if len(body.stays) > state.serving.max_batch:
+        raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
+    records = [stay.record for stay in body.stays]
+    case_ids, patient_ids = [r.case_id for r in records], [r.patient_id for r in records]
+    _read_history(state, principal, request.url.path, case_ids, patient_ids)
     model, predictions = _answers(request, state, principal, body.stays, lang, top)
     return InstayBatchResponse(model=model, predictions=predictions)
