@@ -12,7 +12,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from contract.errors import StateError
 from serving.deps import State, require
 from serving.routers.pages import PageLang
+from serving.schemas import input_error
 from serving.security import Principal
 
 FORECAST_ROLES = ("finance", "admin")
@@ -146,7 +147,8 @@ def load_run(folder: FilePath, level: str, horizon: int | None) -> tuple[dict, p
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     horizon = meta["horizon"] if horizon is None else horizon
     if horizon > meta["horizon"]:
-        raise HTTPException(422, f"horizon {horizon} exceeds the latest run's {meta['horizon']} quarters")
+        too_far = ValueError(f"horizon {horizon} exceeds the latest run's {meta['horizon']} quarters")
+        raise input_error(["query", "horizon"], too_far)  # the documented 422: a list naming the field
     table = pd.read_csv(table_path, dtype={"key": str, "quarter": str}, encoding="utf-8-sig")
     keep = meta["forecast"][:horizon]
     table = table[(table["kind"] == "actual") | table["quarter"].isin(keep)]

@@ -25,6 +25,7 @@ from models.tracking import CHAMPION
 from models.watch_list import WarningPolicy, ranked
 from serving.deps import Lang, State, require
 from serving.explain import explanations
+from serving.routers.predict import _read_history  # the audit and budget of stored-history reads
 from serving.schemas import (
     ERROR_RESPONSES,
     AdmissionCase,
@@ -52,6 +53,8 @@ InstayRecord = create_model(
     "InstayRecord",
     __base__=AdmissionCase,
     case_id=(Text, Field(..., description=f"{_NAMES['case_id'].zh} / {_NAMES['case_id'].en}")),
+    # a stay in hospital has its patient, and the features need one: refused here, naming the field
+    patient_id=(Text, Field(..., description=f"{_NAMES['patient_id'].zh} / {_NAMES['patient_id'].en}")),
     **{
         name: (kind, Field(default, description=f"{_NAMES[name].zh} / {_NAMES[name].en}"))
         for name, kind, default in (
@@ -154,14 +157,24 @@ def stay_frames(stays: list[InstayStay]) -> tuple[pd.DataFrame, pd.DataFrame, pd
         record = stay.record.model_dump()
         days = [c.charge_date for c in stay.charges]
         as_of = stay.as_of_date or max([record["recorded_date"], *days])
+        seen: set[dt.date] = set()
         for j, day in enumerate(days):
             if day < record["admission_date"]:
                 raise input_error(
                     ["body", "stays", i, "charges", j, "charge_date"], ValueError("before admission")
                 )
+            if day in seen:  # the store keeps one row a day: a day sent twice must not count twice
+                raise input_error(
+                    ["body", "stays", i, "charges", j, "charge_date"], ValueError("a day appears twice")
+                )
+            seen.add(day)
         if as_of < record["recorded_date"]:
             raise input_error(
                 ["body", "stays", i, "as_of_date"], ValueError("before the record's recorded_date")
+            )
+        if (as_of - record["admission_date"]).days >= MAX_CHARGE_DAYS:  # the edge's longest stay
+            raise input_error(
+                ["body", "stays", i, "as_of_date"], ValueError(f"a stay of more than {MAX_CHARGE_DAYS} days")
             )
         records.append(record)
         charges += [{"case_id": record["case_id"], **c.model_dump()} for c in stay.charges]
@@ -208,8 +221,6 @@ def _answers(
 ) -> tuple[ModelRef, list[InstayPrediction]]:
     from features.instay import cut_stays
 
-    if len(stays) > state.serving.max_batch:
-        raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
     model, version = instay_model(request, state)
     records, charges, cuts = stay_frames(stays)
     frame = cut_stays(records, charges, cuts)
@@ -220,12 +231,6 @@ def _answers(
         history = None
     policy = WarningPolicy.from_rules(state.casemix().rules)  # the service's rules, loaded once
     rows, found = score_stays(model, frame, history, policy, lang, top or 8)
-    state.audit.record(
-        key_id=principal.key_id,
-        role=principal.role,
-        endpoint=request.url.path,
-        case_ids=rows["case_id"].tolist(),
-    )
     level = float(model.estimator.level)
 
     def number(value: Any) -> float | None:
@@ -262,6 +267,8 @@ def predict_in_stay(
 ) -> InstayResponse:
     """Predicted final cost with its interval, overrun probability, warning level and the reasons, for
     a stay in hospital cut at ``as_of_date``. Roles: clinician, admin."""
+    record = body.record
+    _read_history(state, principal, request.url.path, [record.case_id], [record.patient_id])
     model, predictions = _answers(request, state, principal, [body], lang, top)
     return InstayResponse(model=model, prediction=predictions[0])
 
@@ -273,5 +280,10 @@ def predict_in_stay_batch(
     body: InstayBatch, request: Request, state: State, lang: Lang, principal: Clinician, top: Top = None
 ) -> InstayBatchResponse:
     """The same for many stays, one answer each in order. Roles: clinician, admin."""
+    if len(body.stays) > state.serving.max_batch:
+        raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
+    records = [stay.record for stay in body.stays]
+    case_ids, patient_ids = [r.case_id for r in records], [r.patient_id for r in records]
+    _read_history(state, principal, request.url.path, case_ids, patient_ids)
     model, predictions = _answers(request, state, principal, body.stays, lang, top)
     return InstayBatchResponse(model=model, predictions=predictions)

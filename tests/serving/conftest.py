@@ -230,3 +230,29 @@ def case_json(case: pd.Series, stage: str) -> dict[str, Any]:
             value = value.date().isoformat()
         out[name] = value.item() if isinstance(value, np.generic) else value
     return out
+
+
+@pytest.fixture(scope="session")
+def runs_world(demo_hospital: Any, world: World, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A data folder where the run-backed endpoints answer (in-stay champion, watch list, forecast,
+    cost drivers): ``tests.serving.runs``."""
+    from tests.serving.runs import build_runs_world
+
+    return build_runs_world(demo_hospital, world.cases, tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="session")
+def make_runs_app(runs_world: Any, world: World) -> Any:
+    """An app over ``runs_world``'s data folder and MLflow store (its in-stay champion; the case tasks
+    answer 503 there) with the world's keys and queue."""
+
+    def make(**serving: Any) -> Any:
+        options = {"api_keys": str(world.keys_path), "max_batch": 50, "max_body_mb": 1.0, **serving}
+        return create_app(
+            runs_world.settings,
+            ServingSettings(reload_poll_seconds=0, **options),
+            registry=ModelRegistry(runs_world.mlflow_uri, SERVED_TASKS),
+            queue=ReviewQueue(lambda: world.queue),
+        )
+
+    return make

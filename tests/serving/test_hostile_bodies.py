@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
-from tests.serving.ports import free_port
+from tests.serving.servers import serve_logged
 
 pytestmark = pytest.mark.slow
 
@@ -64,28 +60,7 @@ def test_a_case_without_ids_is_scored_as_documented(client, auth, admission_body
 @pytest.fixture
 def server(make_app) -> Iterator[tuple[str, io.StringIO]]:
     """A real uvicorn server in a thread, and everything any logger wrote while it ran."""
-    log = io.StringIO()
-    handler = logging.StreamHandler(log)
-    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))  # tracebacks too
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    port = free_port()
-    config = uvicorn.Config(make_app(), host="127.0.0.1", port=port, log_config=None, log_level="debug")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        running.should_exit = True
-        thread.join(30)
-        root.removeHandler(handler)
-        root.setLevel(level)
+    yield from serve_logged(make_app())
 
 
 def poisoned_bodies(admission_body, discharge_body) -> list[tuple[str, str]]:
