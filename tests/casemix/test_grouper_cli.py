@@ -208,6 +208,19 @@ def test_the_command_line_starts_without_the_machine_learning_stack() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_caselens_group_imports_no_other_command() -> None:
+    """Each command's module is imported when it runs: `caselens group` paid a second of CPU for
+    importing every command (training, serving, forecasting) before the lazy command table."""
+    code = (
+        "import sys, typer, cli.app; "
+        "typer.main.get_command(cli.app.app).get_command(None, 'group'); "
+        "print(sorted(m for m in sys.modules "
+        "if m.startswith(('cli.', 'serving', 'models', 'fastapi', 'mlflow'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(["cli.app", "cli.failures", "cli.group", "cli.progress"])
+
+
 def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes(
     demo_hospital, tmp_path: Path
 ) -> None:
