@@ -278,3 +278,19 @@ def test_parquet_to_parquet_when_every_column_is_read(tmp_path: Path) -> None:
     assert written.schema.equals(wanted.schema, check_metadata=True)
     assert written.equals(wanted)
     assert {"grouped", "invalid"} <= set(written.column("status").to_pylist())
+
+
+def test_parquet_output_encoding_per_column(demo_hospital, tmp_path: Path) -> None:
+    """The write's per-column choices (see ``pipelines.casefile``): floats uncompressed, the rest snappy;
+    no dictionary for a text column of mostly distinct values (the case id); numbers keep their
+    statistics, null counts included (the next read's pass-through test needs them), text drops them."""
+    source, output = tmp_path / "cases.parquet", tmp_path / "priced.parquet"
+    demo_hospital.cases.to_parquet(source, index=False)
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+    group = pq.ParquetFile(output).metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert chunks["total_cost"].compression == "UNCOMPRESSED"
+    assert chunks["drg"].compression == chunks["age_years"].compression == "SNAPPY"
+    assert chunks["drg"].has_dictionary_page and not chunks["case_id"].has_dictionary_page
+    assert chunks["age_years"].statistics.has_null_count and chunks["drg"].statistics is None
