@@ -91,7 +91,9 @@ def read_case_columns(path: Path, columns: Iterable[str]) -> tuple[CaseFile, pd.
     names = [n for n in file.schema_arrow.names if n not in passed]
     threads = pa.cpu_count() > 1
     table = file.read(columns=names, use_threads=threads, use_pandas_metadata=False)
-    frame = table.to_pandas(types_mapper=text_types, use_threads=threads, self_destruct=True)
+    frame = table.to_pandas(
+        types_mapper=text_types, use_threads=threads, split_blocks=True, self_destruct=True
+    )
     return CaseFile(Path(path), file, passed), frame
 
 
