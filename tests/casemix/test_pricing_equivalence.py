@@ -115,3 +115,14 @@ def test_a_missing_average_cost_names_the_first_row_and_counts_them() -> None:
         f"row {first}: standard_cost (the DRG's mean_cost in the weight table) is missing; "
         f"outliers.base = 'drg_mean_cost' needs it ({int(by_drg.sum())} rows)"
     )
+
+
+@pytest.mark.parametrize("name", ["default", "point_extras"])
+def test_stays_with_times_of_day_are_priced_alike(name: str) -> None:
+    """Dates with a time of day (not whole days) are ordered for the readmission rule without packing
+    them into days: an hour later on every date changes no gap, so nothing priced changes."""
+    frame = variant_cases(name)
+    for column in ("admission_date", "discharge_date"):
+        frame[column] = frame[column] + pd.Timedelta(hours=1)
+    got = price_cases(frame, VARIANTS[name](), weights())[list(PRICED_COLUMNS)]
+    pd.testing.assert_frame_equal(got, expected(name), check_exact=False, rtol=1e-12, atol=1e-9)
