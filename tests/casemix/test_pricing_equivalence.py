@@ -126,3 +126,20 @@ def test_stays_with_times_of_day_are_priced_alike(name: str) -> None:
         frame[column] = frame[column] + pd.Timedelta(hours=1)
     got = price_cases(frame, VARIANTS[name](), weights())[list(PRICED_COLUMNS)]
     pd.testing.assert_frame_equal(got, expected(name), check_exact=False, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("unit", ["D", "h"])
+def test_stays_are_ordered_as_lexsort_orders_them(unit: str) -> None:
+    """The readmission rule's order (patient, admission, discharge, then position among equal stays)
+    is ``np.lexsort``'s, packed or not; many stays share patient and dates here."""
+    from casemix.payment import _sorted_stays
+
+    rng = np.random.default_rng(7)
+    key = rng.integers(0, 50, 5000)
+    admitted = (
+        np.datetime64("2024-01-01") + rng.integers(0, 20, 5000).astype(f"timedelta64[{unit}]")
+    ).astype("datetime64[ns]")
+    discharged = admitted + rng.integers(0, 5, 5000).astype("timedelta64[D]")
+    admitted, discharged = admitted.view(np.int64), discharged.view(np.int64)
+    expected_order = np.lexsort((discharged, admitted, key))
+    np.testing.assert_array_equal(_sorted_stays(key, admitted, discharged), expected_order)
