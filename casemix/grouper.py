@@ -123,7 +123,7 @@ class Grouper:
         if isinstance(cases, pa.Table):
             return pa.Table.from_pandas(self.group_frame(cases.to_pandas(), translate_codes=translate_codes))
         encoded = encode_cases(cases, self.lookups, translate_codes=translate_codes)
-        return pd.DataFrame(self._group(encoded), index=cases.index)
+        return pd.DataFrame(self._group(encoded), index=cases.index, copy=False)  # fresh arrays: no stacking
 
     def group_case(
         self,

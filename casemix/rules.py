@@ -68,16 +68,17 @@ def rule_holds(
     rows: np.ndarray,
     observer: RuleObserver | None = None,
 ) -> np.ndarray:
-    """Positions in ``rows`` where every condition of the entry's rule holds (evaluated lazily)."""
-    kept = np.arange(len(rows))
+    """Positions in ``rows`` where every condition of the entry's rule holds (evaluated lazily: each
+    condition only on the rows the ones before it kept; the first on ``rows`` as given, no copy)."""
+    kept: np.ndarray | None = None  # None: every row so far
     for condition in entry.rule:
-        if not len(kept):
+        if kept is not None and not len(kept):
             break
-        ok = holds(condition, cases, lookups, rows[kept])
+        ok = holds(condition, cases, lookups, rows if kept is None else rows[kept])
         if observer is not None:
             observer.condition(entry, condition, bool(ok[0]))
-        kept = kept[ok]
-    return kept
+        kept = np.flatnonzero(ok) if kept is None else kept[ok]
+    return np.arange(len(rows)) if kept is None else kept
 
 
 def complication_counts(diagnoses: CodeLists, lookups: Lookups) -> tuple[np.ndarray, np.ndarray]:
