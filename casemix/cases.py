@@ -84,8 +84,9 @@ class EncodedCases:
     def __len__(self) -> int:
         return len(self.sex)
 
-    @property
+    @cached_property
     def valid(self) -> np.ndarray:
+        """Cases with no reason; read by the walk and the status (a text comparison over every case)."""
         return self.reasons == ""
 
 
