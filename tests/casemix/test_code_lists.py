@@ -64,3 +64,19 @@ def test_reference_shape_and_translation(grouper: Grouper) -> None:
         del grouper.tables.diagnosis_map["X99"]
     assert _codes(encoded.diagnoses, 4) == _expected(diagnoses, translation=translation)
     assert _codes(encoded.procedures, 4) == [[], [], [], []]
+
+
+def test_a_blank_principal_beside_other_codes_is_missing(grouper: Grouper) -> None:
+    """Empty, whitespace-only (any Unicode space) and missing principals are all missing."""
+    principals = ["", "  \t", "\u3000", None, "J18.900", " J18.900 "]
+    n = len(principals)
+    frame = pd.DataFrame(
+        {
+            "sex": [1] * n,
+            "age_years": [60] * n,
+            "principal_diagnosis": principals,
+            "other_diagnoses": ["E11.900"] * n,
+        }
+    ).astype({"principal_diagnosis": "string[pyarrow]", "other_diagnoses": "string[pyarrow]"})
+    reasons = encode_cases(frame, grouper.lookups).reasons
+    assert ["principal_diagnosis is missing" in r for r in reasons] == [True] * 4 + [False] * 2
