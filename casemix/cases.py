@@ -9,7 +9,7 @@ Malformed values never raise: they make the case invalid with a reason naming th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from casemix.lookups import Lookups, Vocabulary
 from contract.errors import InputError
-from contract.fields import code_lists, joined_code_columns
+from contract.fields import code_lists
 
 REFERENCE_COLUMNS = ("diagnoses", "procedures")
 CANONICAL_COLUMNS = ("principal_diagnosis", "other_diagnoses", "principal_procedure", "other_procedures")
@@ -84,17 +84,18 @@ class EncodedCases:
     def __len__(self) -> int:
         return len(self.sex)
 
-    @property
+    @cached_property
     def valid(self) -> np.ndarray:
+        """Cases with no reason; read by the walk and the status (a text comparison over every case)."""
         return self.reasons == ""
 
 
 def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool = False) -> EncodedCases:
     """Encode a batch in either input shape; raises only when the shape itself is wrong."""
-    dx_text, px_text, shape_checks = _code_columns(frame)
+    dx_texts, px_texts, shape_checks = _code_columns(frame)
     tables = lookups.tables
-    diagnoses = _code_lists(dx_text, lookups.diagnoses, tables.diagnosis_map if translate_codes else {})
-    procedures = _code_lists(px_text, lookups.procedures, tables.procedure_map if translate_codes else {})
+    diagnoses = _code_lists(dx_texts, lookups.diagnoses, tables.diagnosis_map if translate_codes else {})
+    procedures = _code_lists(px_texts, lookups.procedures, tables.procedure_map if translate_codes else {})
     values, malformed = {}, {}
     for name in NUMBER_COLUMNS:
         values[name], malformed[name] = _number(frame, name)
@@ -142,15 +143,16 @@ def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool
 
 def _code_columns(
     frame: pd.DataFrame,
-) -> tuple[pa.Array, pa.Array, list[tuple[np.ndarray, Callable[[int], str]]]]:
-    """The diagnosis and procedure lists as '|'-joined text, plus checks the canonical shape needs."""
+) -> tuple[list[pa.Array], list[pa.Array], list[tuple[np.ndarray, Callable[[int], str]]]]:
+    """The diagnosis and procedure columns ('|'-separated text, the principal's column first), plus
+    checks the canonical shape needs."""
     if "sex" not in frame or "age_years" not in frame:
         raise InputError("cases need the columns sex and age_years")
     if "diagnoses" in frame:
         procedures = (
             _text(frame["procedures"]) if "procedures" in frame else pa.nulls(len(frame), pa.string())
         )
-        return _text(frame["diagnoses"]), procedures, []
+        return [_text(frame["diagnoses"])], [procedures], []
     if "principal_diagnosis" not in frame:
         raise InputError(
             f"cases need either the columns {list(REFERENCE_COLUMNS)} or {list(CANONICAL_COLUMNS)}; "
@@ -159,20 +161,21 @@ def _code_columns(
     texts = {
         c: _text(frame[c]) if c in frame else pa.nulls(len(frame), pa.string()) for c in CANONICAL_COLUMNS
     }
-    empty = {c: _is_empty(texts[c]) for c in CANONICAL_COLUMNS}
+    no_principal_dx = _is_empty(texts["principal_diagnosis"])
+    no_principal_px = _is_empty(texts["principal_procedure"])
     checks = [
         (
-            empty["principal_diagnosis"] & ~empty["other_diagnoses"],
+            _given_where(texts["other_diagnoses"], no_principal_dx),
             lambda i: "principal_diagnosis is missing",
         ),
         (
-            empty["principal_procedure"] & ~empty["other_procedures"],
+            _given_where(texts["other_procedures"], no_principal_px),
             lambda i: "other_procedures are given without a principal_procedure",
         ),
     ]
     return (
-        joined_code_columns(texts["principal_diagnosis"], texts["other_diagnoses"]),
-        joined_code_columns(texts["principal_procedure"], texts["other_procedures"]),
+        [texts["principal_diagnosis"], texts["other_diagnoses"]],
+        [texts["principal_procedure"], texts["other_procedures"]],
         checks,
     )
 
@@ -193,35 +196,75 @@ def _text(column: pd.Series) -> pa.Array:
 
 
 def _is_empty(text: pa.Array) -> np.ndarray:
-    trimmed = pc.utf8_trim_whitespace(pc.fill_null(text, ""))
-    return pc.equal(trimmed, "").to_numpy(zero_copy_only=False)
+    """Missing, empty or only whitespace; tested without trimming (no new strings: 3x faster)."""
+    blank = pc.or_kleene(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text))
+    return pc.fill_null(blank, True).to_numpy(zero_copy_only=False)
 
 
-def _code_lists(text: pa.Array, vocabulary: Vocabulary, translation: Mapping[str, str]) -> CodeLists:
-    """Split, drop blank entries, and give each distinct code string its id once.
+def _given_where(text: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """Whether ``text`` is not blank, on the ``rows`` only (False elsewhere): the other-codes columns
+    are trimmed only where the principal is missing, not on every case (0.07 s on 1M cases)."""
+    given = np.zeros(len(text), dtype=bool)
+    at = np.flatnonzero(rows)
+    if len(at):
+        given[at] = ~_is_empty(text.take(pa.array(at)))
+    return given
 
-    Trimming and translation work on the distinct strings, not on every entry.
+
+def _code_lists(
+    texts: Sequence[pa.Array], vocabulary: Vocabulary, translation: Mapping[str, str]
+) -> CodeLists:
+    """Each case's codes: its cell of each of ``texts`` split in turn (the principal's column first),
+    blank entries dropped, each distinct code string given its id once.
+
+    Cells repeat (a million demo cases hold 706 distinct principal diagnoses, 95,703 distinct lists of
+    others, 30 of other procedures), so each column's distinct cells are split once and the cases take
+    their cell's codes by index: splitting every cell cost three times as much. Trimming and
+    translation work on the distinct code strings, not on every entry.
     """
-    lists = code_lists(text)
-    encoded = pc.list_flatten(lists).dictionary_encode()
-    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
-    uniques = np.array([c.strip() for c in encoded.dictionary.to_pylist()], dtype=object)
+    columns = [_distinct_cells(text) for text in texts]
+    uniques = np.array([c.strip() for u, _ in columns for c in u], dtype=object)
     if translation:
         uniques = np.array([translation.get(c, c) for c in uniques], dtype=object)
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    offsets = [lists.offsets.to_numpy().astype(np.int64) for _, lists in columns]
+    indptr = np.sum(offsets, axis=0)
+    strings = np.empty(int(indptr[-1]), dtype=np.int32)
+    first = 0
+    for k, (dictionary, lists) in enumerate(columns):
+        # Case i's entries from column k start at offsets[k][i], shifted by all its entries in the
+        # columns before k (their offsets at i + 1) and by the earlier cases' entries in those after k.
+        before = np.zeros(len(indptr) - 1, dtype=np.int64)
+        for o in offsets[:k]:
+            before += o[1:]
+        for o in offsets[k + 1 :]:
+            before += o[:-1]
+        at = np.arange(len(lists.values)) + np.repeat(before, np.diff(offsets[k]))
+        strings[at] = lists.values.to_numpy(zero_copy_only=False) + first
+        first += len(dictionary)
     blank = uniques == ""
     if blank.any():
-        keep = ~blank[codes]
-        codes, parents = codes[keep], parents[keep]
-    indptr = np.zeros(len(text) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(parents, minlength=len(text)), out=indptr[1:])
+        keep = ~blank[strings]
+        owner = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        strings = strings[keep]
+        indptr = np.zeros_like(indptr)
+        np.cumsum(np.bincount(owner[keep], minlength=len(indptr) - 1), out=indptr[1:])
     return CodeLists(
         indptr=indptr,
-        ids=vocabulary.ids(uniques)[codes],
-        strings=codes,
+        ids=vocabulary.ids(uniques)[strings],
+        strings=strings,
         uniques=uniques,
         unknown=vocabulary.unknown,
     )
+
+
+def _distinct_cells(text: pa.Array) -> tuple[np.ndarray, pa.ListArray]:
+    """(the column's distinct code strings, each case's codes as indices into them); a missing cell
+    has none. Only the distinct cells are split."""
+    cells = text.dictionary_encode(null_encoding="encode")
+    lists = code_lists(cells.dictionary)
+    entries = pc.list_flatten(lists).dictionary_encode()
+    by_cell = pa.ListArray.from_arrays(lists.offsets, entries.indices)  # offsets of a fresh split: from 0
+    return np.array(entries.dictionary.to_pylist(), dtype=object), pc.take(by_cell, cells.indices)
 
 
 def _number(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -123,7 +123,7 @@ class Grouper:
         if isinstance(cases, pa.Table):
             return pa.Table.from_pandas(self.group_frame(cases.to_pandas(), translate_codes=translate_codes))
         encoded = encode_cases(cases, self.lookups, translate_codes=translate_codes)
-        return pd.DataFrame(self._group(encoded), index=cases.index)
+        return pd.DataFrame(self._group(encoded), index=cases.index, copy=False)  # fresh arrays: no stacking
 
     def group_case(
         self,
@@ -190,12 +190,13 @@ class Grouper:
             if not len(remaining):
                 break
             mdc_entry = self.tables.mdcs[mdc_code]
-            rows = remaining[rule_holds(mdc_entry, cases, self.lookups, remaining, trace)]
+            positions = rule_holds(mdc_entry, cases, self.lookups, remaining, trace)
+            mdc_rows = rows = remaining[positions]
             if not len(rows):
                 continue
             if trace is not None:
                 trace.entered(mdc_entry)
-            entered.append((mdc_code, rows))
+            entered.append((mdc_code, mdc_rows))
             medical_from = self._ambiguous_at.get(mdc_code)
             medical: list[np.ndarray] = []
             for position, adrg_code in enumerate(mdc_entry.children):
@@ -219,7 +220,7 @@ class Grouper:
                 self._ambiguous(mdc_code, cases, np.concatenate(medical), drg_index, trace)
             if trace is not None and not grouped[0]:
                 trace.left(mdc_entry, "none of its ADRGs gave a DRG")
-            remaining = remaining[~grouped[remaining]]
+            remaining = np.delete(remaining, positions[grouped[mdc_rows]])  # looks up the MDC's rows only
         for mdc_code, rows in entered:  # instead of 0000: the first MDC entered that has a 歧义组
             if mdc_code in self._ambiguous_at:
                 grouped[self._ambiguous(mdc_code, cases, rows[~grouped[rows]], drg_index, trace)] = True

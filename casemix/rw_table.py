@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import csv
 import math
+from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
-import pandera.pandas as pa
 
 from contract.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
 
 WeightsSource = Literal["insurer table", "estimated from own history"]
 INSURER: WeightsSource = "insurer table"
@@ -57,21 +60,29 @@ TRUE_WORDS = frozenset({"true", "1", "yes", "y", "是", "稳定", "稳定组"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "否", "非稳定", "非稳定组"})
 SHOWN_PROBLEMS = 10
 
-WEIGHT_SCHEMA = pa.DataFrameSchema(
-    {
-        "rw": pa.Column(float, pa.Check.gt(0)),
-        "name": pa.Column(object, nullable=True),
-        "n_cases": pa.Column("Int64", pa.Check.ge(0), nullable=True),
-        "mean_cost": pa.Column(float, pa.Check.gt(0), nullable=True),
-        "mean_los": pa.Column(float, pa.Check.gt(0), nullable=True),
-        "cv": pa.Column(float, pa.Check.ge(0), nullable=True),
-        "stable": pa.Column("boolean", nullable=True),
-        "source": pa.Column(object, pa.Check.isin(list(SOURCES))),
-    },
-    index=pa.Index(str, name="drg", unique=True, nullable=False),
-    strict=True,
-    ordered=True,
-)
+
+@cache
+def weight_schema() -> pa.DataFrameSchema:
+    """The weight table's schema, checked on every calibrated table. Built on first use: importing
+    pandera and its first validation (which imports hypothesis where installed) cost 0.5 s of CPU,
+    paid by every ``caselens group --payment`` run when the insurer's table was read."""
+    import pandera.pandas as pa
+
+    return pa.DataFrameSchema(
+        {
+            "rw": pa.Column(float, pa.Check.gt(0)),
+            "name": pa.Column(object, nullable=True),
+            "n_cases": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+            "mean_cost": pa.Column(float, pa.Check.gt(0), nullable=True),
+            "mean_los": pa.Column(float, pa.Check.gt(0), nullable=True),
+            "cv": pa.Column(float, pa.Check.ge(0), nullable=True),
+            "stable": pa.Column("boolean", nullable=True),
+            "source": pa.Column(object, pa.Check.isin(list(SOURCES))),
+        },
+        index=pa.Index(str, name="drg", unique=True, nullable=False),
+        strict=True,
+        ordered=True,
+    )
 
 
 def weights_source(table: pd.DataFrame) -> WeightsSource:
@@ -120,7 +131,9 @@ def read_weights(path: Path) -> pd.DataFrame:
     table = pd.DataFrame.from_records(records).set_index("drg")
     if "source" not in header:
         table["source"] = "insurer"
-    return WEIGHT_SCHEMA.validate(_typed(table.reindex(columns=list(WEIGHT_COLUMNS))))
+    # Every cell was checked above, with its file line, and ``_typed`` gives the schema's dtypes: the
+    # table meets ``weight_schema()`` (tested) without paying for pandera on each read.
+    return _typed(table.reindex(columns=list(WEIGHT_COLUMNS)))
 
 
 def _record(cells: dict[str, str], line: int, problems: list[str]) -> dict[str, object]:

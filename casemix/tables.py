@@ -15,7 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from contract.errors import ConfigError
 from contract.settings import get_settings
@@ -191,7 +193,7 @@ def _load(path: Path) -> CasemixTables:
         mcc=_as_dict(frames["mcc.tsv"]),
         cc=_as_dict(frames["cc.tsv"]),
         principal_exclusions=_as_dict(frames["cc_exclusions.tsv"]),
-        or_procedures=frozenset(frames["or_procedures.tsv"]["code"]),
+        or_procedures=frozenset(frames["or_procedures.tsv"][0]),
         diagnosis_map=_as_dict(maps["diagnosis_map.tsv"]) if maps["diagnosis_map.tsv"] is not None else {},
         procedure_map=_as_dict(maps["procedure_map.tsv"]) if maps["procedure_map.tsv"] is not None else {},
         adrg_mdc={adrg: mdc for mdc, entry in mdcs.items() for adrg in entry.children},
@@ -211,22 +213,39 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_tsv(path: Path, columns: tuple[str, str]) -> pd.DataFrame:
+def _read_tsv(path: Path, columns: tuple[str, str]) -> tuple[list[str], list[str]]:
+    """The two ``columns`` of a tab-separated table as text, trimmed (other columns are ignored).
+
+    Read by Arrow (150,000 lines of code lists: 0.26 s through pandas and its per-cell strip, which
+    every command that groups paid at start-up); every cell is text, an empty cell is "".
+    """
     if not path.exists():
         raise TablesError(f"{path.name} is missing from {path.parent}")
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8")
-    missing = [c for c in columns if c not in frame.columns]
+    with path.open(encoding="utf-8") as file:
+        header = file.readline().rstrip("\r\n").split("\t")
+    missing = [c for c in columns if c not in header]
     if missing:
-        raise TablesError(f"{path.name}: columns {missing} are missing (has {list(frame.columns)})")
-    frame = frame[list(columns)].apply(lambda s: s.str.strip())
-    empty = frame.index[frame[columns[0]] == ""]
-    if len(empty):
-        raise TablesError(f"{path.name}: row {int(empty[0]) + 2} has an empty {columns[0]}")
-    return frame
+        raise TablesError(f"{path.name}: columns {missing} are missing (has {header})")
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(delimiter="\t"),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                include_columns=list(columns),
+                strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise TablesError(f"{path.name}: {error}") from None
+    first, second = (pc.utf8_trim_whitespace(table.column(c)).to_pylist() for c in columns)
+    if "" in first:
+        raise TablesError(f"{path.name}: row {first.index('') + 2} has an empty {columns[0]}")
+    return first, second
 
 
-def _as_dict(frame: pd.DataFrame) -> dict[str, str]:
-    return dict(zip(frame.iloc[:, 0], frame.iloc[:, 1], strict=True))
+def _as_dict(pair: tuple[list[str], list[str]]) -> dict[str, str]:
+    return dict(zip(*pair, strict=True))
 
 
 def _parse_grouping(

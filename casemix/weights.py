@@ -45,7 +45,7 @@ from pydantic import (
     model_validator,
 )
 
-from casemix.rw_table import WEIGHT_SCHEMA
+from casemix.rw_table import weight_schema
 from contract.errors import InputError
 
 RULES_DIR = "rules_dir"  # validation context key: the folder of the rules file, for relative paths
@@ -158,7 +158,7 @@ def calibrate_weights(
         )
     table["rw"] *= _adjustment(table["rw"], cases["drg"], calibration)
     table.index = table.index.astype(object).rename("drg")
-    return WEIGHT_SCHEMA.validate(table)
+    return weight_schema().validate(table)
 
 
 def _shrunk(

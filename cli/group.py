@@ -19,7 +19,6 @@ from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
 from contract.fields import FIELD_BY_NAME, los_days
 from pipelines.casefile import read_case_columns, system_memory, write_beside
-from pipelines.mapping import BOOLEAN_TEXT
 from pipelines.readers import read_parquet_typed, read_table
 from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
 from pipelines.store import read_cases
@@ -194,6 +193,8 @@ def _typed(cases: pd.DataFrame) -> pd.DataFrame:
 
 def _flags(column: pd.Series) -> pd.Series:
     """A yes/no column from its text (true/false, 1/0, yes/no, ...); blank is missing."""
+    from pipelines.mapping import BOOLEAN_TEXT  # (imports pandera: 0.25 s a Parquet run does not need)
+
     text = column.astype(object).where(column.notna(), "").astype(str).str.strip().str.lower()
     flags = text.map(BOOLEAN_TEXT)
     bad = flags.isna() & (text != "")

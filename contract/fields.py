@@ -436,14 +436,6 @@ def join_codes(codes: Iterable[str]) -> str | None:
     return CODE_SEPARATOR.join(c for c in codes if c) or None
 
 
-def joined_code_columns(first: pa.Array, rest: pa.Array) -> pa.Array:
-    """Two code-list columns joined row by row into one (principal column and the others), in Arrow;
-    a missing side counts as empty (the blank entry it leaves is dropped when the list is split)."""
-    return pc.binary_join_element_wise(
-        first, rest, CODE_SEPARATOR, null_handling="replace", null_replacement=""
-    )
-
-
 def principal_and_others(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     """A principal-first code list split into the principal code and the others as a cell holds them
     ('|'-joined; missing where there are none), as the contract stores diagnoses and procedures."""

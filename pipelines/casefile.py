@@ -16,22 +16,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from contract.errors import InputError
 from pipelines.readers import text_types
 
-# Parquet write: snappy with dictionary pages, Arrow's default. Measured on the 1M-case output (72
-# columns, one core): snappy 1.9 s CPU / 151 MB, lz4 1.9 s / 150 MB, zstd 2.3 s / 121 MB, none 1.5 s
-# / 221 MB, none without dictionaries 0.7 s / 551 MB. Snappy costs 0.4 s more than none for a third
-# fewer bytes, and is what the input and the all-pandas path use.
+# Parquet write, measured on the 1M-case priced output (81 columns, one core): snappy everywhere 1.9 s
+# CPU / 165 MB, lz4 1.8 s / 164 MB, zstd(1) 2.4 s / 122 MB, none 1.4 s / 274 MB. The floats (costs,
+# amounts: 35 columns, nearly all values distinct) are two thirds of the bytes and most of the codec's
+# time: snappy took 0.81 s on them against 0.27 s uncompressed, for 136 MB against 224 MB. So floats
+# are written uncompressed and every other column with snappy, the codec of the input and of pandas;
+# a column's codec is per column chunk in Parquet, which every reader reads.
 COMPRESSION = "snappy"
+FLOAT_COMPRESSION = "none"
+# A text column with more distinct values than half the rows of a row group (case and patient ids)
+# is written without a dictionary: Arrow would build one only to give it up at its size limit.
+DICTIONARY_MAX_DISTINCT_SHARE = 0.5
 # Row groups of 128k rows, where pandas writes one of a million: readers can skip and stream by row
 # group, and the writer holds less encoded data at once (system time of the command on 1M cases
 # 1.8 s → 1.1 s).
@@ -83,7 +91,9 @@ def read_case_columns(path: Path, columns: Iterable[str]) -> tuple[CaseFile, pd.
     names = [n for n in file.schema_arrow.names if n not in passed]
     threads = pa.cpu_count() > 1
     table = file.read(columns=names, use_threads=threads, use_pandas_metadata=False)
-    frame = table.to_pandas(types_mapper=text_types, use_threads=threads, self_destruct=True)
+    frame = table.to_pandas(
+        types_mapper=text_types, use_threads=threads, split_blocks=True, self_destruct=True
+    )
     return CaseFile(Path(path), file, passed), frame
 
 
@@ -112,23 +122,44 @@ def write_beside(
     passed_schema = pa.Table.from_pandas(empty, preserve_index=False).schema
     fields = [computed.schema.field(c) if c in from_pandas else passed_schema.field(c) for c in names]
     schema = pa.schema(fields, metadata=_pandas_metadata(names, computed.schema, passed_schema))
-    # No dictionary pages for floats: costs and amounts are nearly all distinct, so Arrow builds each
-    # column's dictionary only to give it up (0.25 s of 1.9 s on 1M cases, for 10% more bytes).
-    dictionary = [f.name for f in schema if not pa.types.is_floating(f.type)]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        with pq.ParquetWriter(partial, schema, compression=COMPRESSION, use_dictionary=dictionary) as writer:
+        with ExitStack() as stack:
+            writer: pq.ParquetWriter | None = None
             for start, batch in _passed_batches(source, passed, len(result)):
                 part = computed.slice(start, batch.num_rows)
                 arrays = [
                     part.column(c) if c in from_pandas else batch.column(c).cast(schema.field(c).type)
                     for c in names
                 ]
-                writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+                table = pa.Table.from_arrays(arrays, schema=schema)
+                if writer is None:
+                    writer = stack.enter_context(pq.ParquetWriter(partial, schema, **_encoding(table)))
+                writer.write_table(table)
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _encoding(first: pa.Table) -> dict[str, Any]:
+    """The writer's codec, dictionary and statistics per column, chosen on the first row group.
+
+    No dictionary pages for floats (costs and amounts are nearly all distinct: Arrow built each
+    dictionary only to give it up, 0.25 s of 1.9 s on 1M cases) nor for text columns of mostly distinct
+    values. No min/max statistics for text columns: row groups are in case order, not sorted by any text
+    column, so every row group spans nearly every value and the statistics would prune nothing; they
+    cost 0.22 s of the write on 1M cases (numbers, dates and flags keep theirs, null counts included).
+    """
+    floats = {f.name for f in first.schema if pa.types.is_floating(f.type)}
+    text = {f.name for f in first.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+    limit = DICTIONARY_MAX_DISTINCT_SHARE * first.num_rows
+    distinct = {c for c in text if pc.count_distinct(first.column(c)).as_py() > limit}
+    return {
+        "compression": {c: FLOAT_COMPRESSION if c in floats else COMPRESSION for c in first.column_names},
+        "use_dictionary": [c for c in first.column_names if c not in floats and c not in distinct],
+        "write_statistics": [c for c in first.column_names if c not in text],
+    }
 
 
 def _passed_batches(source: CaseFile, passed: list[str], rows: int) -> Iterator[tuple[int, pa.Table]]:

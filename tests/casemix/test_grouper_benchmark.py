@@ -14,6 +14,7 @@ def test_benchmark_writes_its_results(tmp_path: Path) -> None:
     assert "--cases 2000" in text and "cases per second" in text and "peak memory" in text and "nproc" in text
     assert "whole command, wall" in text and "of which start-up" in text
     assert "target (issue 18) | 300,000" in text
+    assert "whole command over the reference" in text and "Parquet written" in text
 
 
 def test_benchmark_cases_keep_the_principal_and_mix_secondaries() -> None:

@@ -208,6 +208,19 @@ def test_the_command_line_starts_without_the_machine_learning_stack() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_caselens_group_imports_no_other_command() -> None:
+    """Each command's module is imported when it runs: `caselens group` paid a second of CPU for
+    importing every command (training, serving, forecasting) before the lazy command table."""
+    code = (
+        "import sys, typer, cli.app; "
+        "typer.main.get_command(cli.app.app).get_command(None, 'group'); "
+        "print(sorted(m for m in sys.modules "
+        "if m.startswith(('cli.', 'serving', 'models', 'fastapi', 'mlflow'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(["cli.app", "cli.failures", "cli.group", "cli.progress"])
+
+
 def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes(
     demo_hospital, tmp_path: Path
 ) -> None:
@@ -265,3 +278,19 @@ def test_parquet_to_parquet_when_every_column_is_read(tmp_path: Path) -> None:
     assert written.schema.equals(wanted.schema, check_metadata=True)
     assert written.equals(wanted)
     assert {"grouped", "invalid"} <= set(written.column("status").to_pylist())
+
+
+def test_parquet_output_encoding_per_column(demo_hospital, tmp_path: Path) -> None:
+    """The write's per-column choices (see ``pipelines.casefile``): floats uncompressed, the rest snappy;
+    no dictionary for a text column of mostly distinct values (the case id); numbers keep their
+    statistics, null counts included (the next read's pass-through test needs them), text drops them."""
+    source, output = tmp_path / "cases.parquet", tmp_path / "priced.parquet"
+    demo_hospital.cases.to_parquet(source, index=False)
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+    group = pq.ParquetFile(output).metadata.row_group(0)
+    chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert chunks["total_cost"].compression == "UNCOMPRESSED"
+    assert chunks["drg"].compression == chunks["age_years"].compression == "SNAPPY"
+    assert chunks["drg"].has_dictionary_page and not chunks["case_id"].has_dictionary_page
+    assert chunks["age_years"].statistics.has_null_count and chunks["drg"].statistics is None

@@ -81,6 +81,18 @@ def test_missing_column_is_named(local_copy: Path) -> None:
         load_tables(local_copy)
 
 
+def test_code_lists_are_read_as_trimmed_text(local_copy: Path) -> None:
+    """Codes stay text (no number or missing-value guessing), padded cells are trimmed, extra columns
+    are ignored, and an empty code names its row."""
+    (local_copy / "mcc.tsv").write_text(
+        "code\texclusion_table\tnote\n 001 \t  7\tx\nNA\t\t\n", encoding="utf-8"
+    )
+    assert load_tables(local_copy).mcc == {"001": "7", "NA": ""}
+    (local_copy / "mcc.tsv").write_text("code\texclusion_table\nA00.100\t1\n  \t2\n", encoding="utf-8")
+    with pytest.raises(TablesError, match=r"mcc\.tsv: row 3 has an empty code"):
+        load_tables(local_copy)
+
+
 def test_optional_maps_may_be_absent(local_copy: Path) -> None:
     (local_copy / "diagnosis_map.tsv").unlink()
     assert load_tables(local_copy).diagnosis_map == {}

@@ -18,7 +18,6 @@ from contract.fields import (
     canonical_frame,
     code_lists,
     join_codes,
-    joined_code_columns,
     los_days,
     principal_and_others,
     split_codes,
@@ -228,18 +227,6 @@ def test_principal_and_others_split_a_list_as_the_contract_stores_it() -> None:
     assert principal.tolist() == ["J18.900", "J18.900", None, None, "E11.900"]
     assert others.tolist() == ["E87.200|I10.x00", None, None, None, None]
     assert principal.index.equals(cells.index) and others.index.equals(cells.index)
-
-
-def test_joined_code_columns_make_one_list_of_principal_and_others() -> None:
-    first = pa.array(["J18.900", "J18.900", None, None])
-    rest = pa.array(["E87.200|I10.x00", None, "E11.900", None])
-    joined = joined_code_columns(first, rest)
-    assert [split_codes(v) for v in joined.to_pylist()] == [
-        ["J18.900", "E87.200", "I10.x00"],
-        ["J18.900"],
-        ["E11.900"],
-        [],
-    ]
 
 
 def _validation(cells: pd.Series) -> list[tuple[int, str]]:
