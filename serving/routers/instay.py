@@ -3,8 +3,9 @@
 The body is the in-stay record (``contract.instay.INSTAY_FIELDS``) and its daily charges to date
 (``contract.charges``); the service cuts it at ``as_of_date`` (``features.instay.cut_stays``),
 pre-groups it and scores it with the ``caselens-instay`` champion exactly as ``caselens watch`` does
-(``models.watch_list.watch_list``), so a stay's answer is its watch-list row, with the overrun
-probability explained in the format of the other tasks (``serving.schemas.Explanation``).
+(``models.watch_list.stay_rows``, the watch list's rows before ranking), so a stay's answer is its
+watch-list row, with the overrun probability explained in the format of the other tasks
+(``serving.schemas.Explanation``).
 Roles clinician and admin (both may see features of the patient's stored stays).
 """
 
@@ -19,10 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contract.charges import CHARGE_FIELDS
 from contract.errors import NotFound, StateError
-from contract.fields import COST_CATEGORIES, canonical_frame
-from contract.instay import INSTAY_FIELDS
+from contract.fields import COST_CATEGORIES, canonical_column
+from contract.fields import Field as ContractField
+from contract.instay import INSTAY_DERIVED, INSTAY_FIELDS
+from features.history import StayIndex
 from models.tracking import CHAMPION
-from models.watch_list import WarningPolicy, ranked
+from models.watch_list import WarningPolicy, stay_rows
 from serving.deps import Lang, State, require
 from serving.explain import explanations
 from serving.schemas import (
@@ -146,6 +149,21 @@ def _load(uri: str) -> tuple[Any, str]:
     return model, str(version)
 
 
+# The columns of the three tables, each with its contract field: cast once per column from the
+# request's values (``canonical_column``), the dtypes the store gives the same rows.
+_RECORD_FIELDS = INSTAY_FIELDS
+_CHARGE_FIELDS = tuple(f for f in CHARGE_FIELDS if f.name in ("case_id", "charge_date", *COST_CATEGORIES))
+_CUT_FIELDS = tuple(f for f in (*CHARGE_FIELDS, *INSTAY_DERIVED) if f.name in ("case_id", "as_of_date"))
+
+
+def _table(rows: list[dict[str, Any]], fields: tuple[ContractField, ...]) -> pd.DataFrame:
+    """``rows`` as the store would hold them: each column in its field's dtype, built in one go."""
+    return pd.DataFrame(
+        {f.name: canonical_column([row.get(f.name) for row in rows], f) for f in fields},
+        index=pd.RangeIndex(len(rows)),
+    )
+
+
 def stay_frames(stays: list[InstayStay]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The records, charges and cuts tables of the request, as the store would hold them; a cut
     before its record or its admission, or a charge outside its stay, is a 422 naming the field."""
@@ -169,38 +187,38 @@ def stay_frames(stays: list[InstayStay]) -> tuple[pd.DataFrame, pd.DataFrame, pd
     ids = [r["case_id"] for r in records]
     if len(set(ids)) < len(ids):
         raise input_error(["body", "stays"], ValueError("a case_id appears twice"))
-    dates = ("admission_date", "recorded_date", "discharge_date", "charge_date", "as_of_date")
-
-    def table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-        frame = pd.DataFrame(rows, columns=columns)
-        for column in set(dates) & set(frame.columns):
-            frame[column] = pd.to_datetime(frame[column])
-        return canonical_frame(frame)  # the store's dtypes: the model must see what the watch list sees
-
-    charge_columns = ["case_id", "charge_date", *COST_CATEGORIES]
-    return (
-        table(records, [f.name for f in INSTAY_FIELDS]),
-        table(charges, charge_columns),
-        table(cuts, ["case_id", "as_of_date"]),
-    )
+    return _table(records, _RECORD_FIELDS), _table(charges, _CHARGE_FIELDS), _table(cuts, _CUT_FIELDS)
 
 
 def score_stays(
     model: Any,
     frame: pd.DataFrame,
-    history: pd.DataFrame | None,
+    history: pd.DataFrame | StayIndex | None,
     policy: WarningPolicy,
     language: str,
     top: int,
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The watch-list rows of the cut stays (in request order) and the explanation of each overrun
     probability, from one pass of the registered model (``CaseModel.explain_frame``)."""
     cut = model.features.pregroup(frame)
     answer = model.explain_frame(cut, history)
-    rows = ranked(cut, answer.outputs, policy)
-    rows = rows.set_index("case_id").loc[frame["case_id"]].reset_index()
+    columns = stay_rows(cut, answer.outputs, policy)
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
     found = explanations(answer, names=model.names, language=language, top=top)
     return rows, found
+
+
+def _history(state: State, patient_ids: pd.Series) -> pd.DataFrame | StayIndex | None:
+    """The patients' stored stays, what the features read of the whole store: the store's prepared
+    ``StayIndex`` when each patient has one stay in the request (binary searches, as the other
+    single-case endpoints), else their stays; None without a case store (a first stay)."""
+    patients = patient_ids.dropna()
+    try:
+        if patients.is_unique:
+            return state.cases.stay_index()
+        return state.cases.stays_of(patients.unique().tolist())
+    except StateError:
+        return None
 
 
 def _answers(
@@ -213,18 +231,14 @@ def _answers(
     model, version = instay_model(request, state)
     records, charges, cuts = stay_frames(stays)
     frame = cut_stays(records, charges, cuts)
-    patients = records["patient_id"].dropna().unique().tolist()
-    try:  # the patients' stored stays: what the features read of the whole store, at a lookup's cost
-        history = state.cases.stays_of(patients)
-    except StateError:  # no case store: the history features read as a first stay
-        history = None
+    history = _history(state, records["patient_id"])
     policy = WarningPolicy.from_rules(state.casemix().rules)  # the service's rules, loaded once
     rows, found = score_stays(model, frame, history, policy, lang, top or 8)
     state.audit.record(
         key_id=principal.key_id,
         role=principal.role,
         endpoint=request.url.path,
-        case_ids=rows["case_id"].tolist(),
+        case_ids=[row["case_id"] for row in rows],
     )
     level = float(model.estimator.level)
 
@@ -249,7 +263,7 @@ def _answers(
             warning_level=str(row["warning_level"]),
             explanation=Explanation(**explanation),
         )
-        for row, cut, explanation in zip(rows.to_dict("records"), frame["as_of_date"], found, strict=True)
+        for row, cut, explanation in zip(rows, frame["as_of_date"], found, strict=True)
     ]
     return ModelRef(name=MODEL_NAME, version=version), predictions
 
