@@ -2,7 +2,8 @@
 
 The body is the in-stay record (``contract.instay.INSTAY_FIELDS``) and its daily charges to date
 (``contract.charges``); the service cuts it at ``as_of_date`` (``features.instay.cut_stays``),
-pre-groups it and scores it with the ``caselens-instay`` champion exactly as ``caselens watch`` does
+pre-groups it and scores it with the ``caselens-instay`` champion (served, reloaded and reported
+on /readyz by the service's model registry like every task's) exactly as ``caselens watch`` does
 (``models.watch_list.stay_rows``, the watch list's rows before ranking), so a stay's answer is its
 watch-list row, with the overrun probability explained in the format of the other tasks
 (``serving.schemas.Explanation``).
@@ -11,7 +12,6 @@ Roles clinician and admin (both may see features of the patient's stored stays).
 
 # No `from __future__ import annotations`: FastAPI reads the body models from real annotations.
 import datetime as dt
-import threading
 from typing import Annotated, Any
 
 import pandas as pd
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contract.charges import CHARGE_FIELDS
-from contract.errors import NotFound, StateError
+from contract.errors import StateError
 from contract.fields import COST_CATEGORIES, canonical_column
 from contract.fields import Field as ContractField
 from contract.instay import INSTAY_DERIVED, INSTAY_FIELDS
@@ -28,6 +28,8 @@ from models.tracking import CHAMPION
 from models.watch_list import WarningPolicy, stay_rows
 from serving.deps import Lang, State, require
 from serving.explain import explanations
+from serving.registry import ServedModel
+from serving.roles import TASK_ROLES
 from serving.schemas import (
     ERROR_RESPONSES,
     AdmissionCase,
@@ -41,8 +43,8 @@ from serving.schemas import (
 )
 from serving.security import Principal
 
-INSTAY_ROLES = ("clinician", "admin")
-MODEL_NAME = "caselens-instay"
+TASK = "instay"  # its champion is loaded, reloaded and reported (/readyz) by the service's registry
+INSTAY_ROLES = TASK_ROLES[TASK]
 MAX_TOP = 50
 MAX_CHARGE_DAYS = 3650
 router = APIRouter(prefix="/v1/predict", tags=["predictions"], responses=ERROR_RESPONSES)
@@ -118,35 +120,16 @@ class InstayBatchResponse(BaseModel):
     predictions: list[InstayPrediction]
 
 
-_loading = threading.Lock()
-
-
-def instay_model(request: Request, state: State) -> tuple[Any, str]:
-    """The champion's Python model and version, loaded on first use (the lead may move this into the
-    registry once it serves in-stay models)."""
-    with _loading:
-        found = getattr(request.app.state, "instay_model", None)
-        if found is None:
-            found = _load(state.settings.mlflow_uri)
-            request.app.state.instay_model = found
-    return found
-
-
-def _load(uri: str) -> tuple[Any, str]:
-    """Load under the registry's URI guard: MLflow's tracking and registry URIs are process-wide, and
-    another store set earlier (a training run, another app) must not answer for this one."""
-    import mlflow
-
-    from pipelines.watch import champion
-    from serving.registry import mlflow_uris
-
-    with mlflow_uris(uri):
-        try:
-            model = champion(uri)
-        except NotFound as missing:
-            raise StateError(str(missing)) from None
-        version = mlflow.MlflowClient(uri, uri).get_model_version_by_alias(MODEL_NAME, CHAMPION).version
-    return model, str(version)
+def instay_model(state: State) -> ServedModel:
+    """The in-stay champion the registry serves, or 503 saying what to run."""
+    model = state.registry.models.get(TASK)
+    if model is None:
+        raise HTTPException(
+            503,
+            f"model caselens-{TASK} is not loaded (no {CHAMPION!r} version registered yet): run "
+            f"`caselens train {TASK}` (it needs the daily charges: caselens ingest --kind charges)",
+        )
+    return model
 
 
 # The columns of the three tables, each with its contract field: cast once per column from the
@@ -228,7 +211,8 @@ def _answers(
 
     if len(stays) > state.serving.max_batch:
         raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
-    model, version = instay_model(request, state)
+    served = instay_model(state)
+    model = served.model
     records, charges, cuts = stay_frames(stays)
     frame = cut_stays(records, charges, cuts)
     history = _history(state, records["patient_id"])
@@ -265,7 +249,7 @@ def _answers(
         )
         for row, cut, explanation in zip(rows, frame["as_of_date"], found, strict=True)
     ]
-    return ModelRef(name=MODEL_NAME, version=version), predictions
+    return ModelRef(name=served.name, version=served.version), predictions
 
 
 @router.post(

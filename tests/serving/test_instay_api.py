@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,3 +173,31 @@ def test_a_stay_with_no_charges_and_odd_text_is_answered_not_a_500(instay_world,
     }
     answer = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
     assert answer.status_code in (200, 422), answer.text
+
+
+def test_the_champion_is_the_registrys_reported_and_hot_reloaded(instay_world, world) -> None:
+    """The in-stay champion is served like every task's: /readyz reports its version, and a new
+    champion is answered with after `POST /v1/admin/reload` (the endpoint once kept its first load)."""
+    client, hospital, day, watched = instay_world
+    body = stay_body(hospital, watched["case_id"].iloc[0], day)
+    ready = client.get("/readyz", headers=head(world, "admin")).json()
+    served = next(m for m in ready["models"] if m["task"] == "instay")
+    assert served["state"] == "loaded" and served["name"] == "caselens-instay"
+    first = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician")).json()
+    assert first["model"] == {"name": "caselens-instay", "version": served["version"]}
+
+    uri = client.app.state.service.settings.mlflow_uri
+    registry = mlflow.MlflowClient(uri, uri)
+    current = registry.get_model_version_by_alias("caselens-instay", "champion")
+    with mlflow_uris(uri):  # the version's source is a logged model of this store
+        again = registry.create_model_version("caselens-instay", current.source, current.run_id)
+    registry.set_registered_model_alias("caselens-instay", "champion", again.version)
+    try:
+        reloaded = client.post("/v1/admin/reload", headers=head(world, "admin"))
+        assert reloaded.status_code == 200 and "instay" in reloaded.json()["changed"]
+        answer = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician")).json()
+        assert answer["model"]["version"] == str(again.version) != str(current.version)
+        assert answer["prediction"] == first["prediction"]  # the same model, registered again
+    finally:
+        registry.set_registered_model_alias("caselens-instay", "champion", current.version)
+        client.post("/v1/admin/reload", headers=head(world, "admin"))
