@@ -35,6 +35,7 @@ The settlement of one case, in order:
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -225,11 +226,13 @@ class ShortStay(_Rules):
     pay: Literal["by_item", "low"] = "by_item"
     exempt_admission_types: list[Literal[tuple(ADMISSION_TYPES)]] = []  # type: ignore[valid-type]
 
-    def applies(self, frame: pd.DataFrame) -> pd.Series:
+    def applies(self, frame: pd.DataFrame) -> np.ndarray:
         """Which cases the rule catches (a case without an admission type is not exempt)."""
-        short = frame["los_days"] <= self.max_days
+        short = _floats(frame["los_days"]) <= self.max_days
         if self.exempt_admission_types and "admission_type" in frame.columns:
-            short &= ~frame["admission_type"].isin(self.exempt_admission_types)
+            types = _Codes(frame["admission_type"])
+            exempt = np.array([t in self.exempt_admission_types for t in types.uniques], dtype=bool)
+            short &= ~types.take(exempt, False)
         return short
 
 
@@ -411,9 +414,7 @@ def point_value_from_budget(budget: float, total_points: float) -> float:
 
 def drg_cost(frame: pd.DataFrame, rules: PaymentRules) -> pd.Series:
     """Cost inside the DRG: total cost less the categories paid outside it (除外支付)."""
-    columns = [c for c in rules.outside_drg.columns if c in frame.columns or c not in OUTSIDE_COLUMNS]
-    outside = frame[columns].fillna(0.0).sum(axis=1) if columns else 0.0
-    return (frame["total_cost"] - outside).rename("drg_cost")
+    return pd.Series(_drg_cost(frame, rules), index=frame.index, name="drg_cost")
 
 
 def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame) -> pd.DataFrame:
@@ -425,213 +426,348 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     settled by DRG and the fund/patient split is missing. The optional columns ``cost_self_funded``
     (全自费), ``cost_first_self_paid`` (先自付), ``cost_new_technology`` and ``special_review`` are 0 /
     false when absent.
+
+    One stay in hospital and a city's million go through the same code, on NumPy arrays: each column
+    is read into an array once, text columns (DRG, status, payer) are factorised once and a value per
+    distinct code (weight, coefficient, listing, scheme) is taken by code, so neither pandas'
+    per-operation overhead (one row) nor repeated hashing of text (a million) dominates.
     """
     _check_input(frame, rules)
-    cost = frame["total_cost"].astype(float)
-    inside = drg_cost(frame, rules)
+    cost = _floats(frame["total_cost"])
+    inside = _drg_cost(frame, rules)
     outside_names = "+".join(rules.outside_drg.columns)
     _raise_on(frame, inside < 0, outside_names, "(paid outside the DRG) exceeds total_cost")
+    drgs = _Codes(frame["drg"])
+    by_drg_table = _weights_by_case(weights, drgs)
+    rw = by_drg_table["rw"]
     scheme = _scheme(frame, rules)
-    insured = scheme.notna() | ("insurance_type" not in frame.columns) | (not rules.schemes)
-    rw = frame["drg"].map(weights["rw"]).astype(float)
-    reason = _by_item_reason(frame, rules, rw).where(insured, None)
-    by_drg = reason.isna() & insured
-    coefficient = _coefficients(frame, rules)
+    insured = (scheme >= 0) | ("insurance_type" not in frame.columns) | (not rules.schemes)
+    short = rules.short_stay.applies(frame)
+    reason, reasons = _by_item_reason(frame, rules, drgs, rw, short)
+    reason = np.where(insured, reason, -1)
+    by_drg = (reason < 0) & insured
+    coefficient = _coefficients(frame, rules, drgs)
 
     base_rate, conversion = _unit_prices(frame, rules)
     unit = base_rate if rules.method == "rate" else rules.points_per_rw * conversion
     standard = rw * unit * coefficient
-    inside_pay, outlier = _inside_payment(frame, rules, weights, inside, standard, reason, by_drg)
-    readmitted = _readmitted(frame, rules, by_drg)
-    inside_pay = inside_pay * np.where(readmitted.fillna(False).to_numpy(dtype=bool), _factor(rules), 1.0)
+    inside_pay, outlier = _inside_payment(
+        frame, rules, by_drg_table, inside, standard, short, (reason, reasons), by_drg
+    )
+    readmitted, known = _readmitted(frame, rules, by_drg)
+    inside_pay = inside_pay * np.where(readmitted, _factor(rules), 1.0)
     outside_pay = _outside_payment(frame, rules)
     patient = _patient_share(frame, rules, scheme)
 
     if rules.method == "rate":
-        points = pd.Series(np.nan, index=frame.index)
-        point_value = pd.Series(np.nan, index=frame.index)
+        points = point_value = np.full(len(frame), np.nan)
         payment = inside_pay + outside_pay
         standard_paid = standard
     else:
         in_budget = inside_pay + (outside_pay if rules.outside_drg.in_budget else 0.0)
-        points = (in_budget / conversion).where(insured)
+        points = np.where(insured, in_budget / conversion, np.nan)
         point_value = _point_values(frame, rules, points, patient)
         if rules.outside_drg.in_budget:
             outside_pay = outside_pay / conversion * point_value
         payment = points * point_value + (0.0 if rules.outside_drg.in_budget else outside_pay)
         standard_paid = rw * rules.points_per_rw * coefficient * point_value
-    payment = payment.where(insured, cost)
+    payment = np.where(insured, payment, cost)
     fund = payment - patient
     if not rules.allow_negative_fund:
-        fund = fund.clip(lower=0.0)
+        fund = np.where(fund < 0.0, 0.0, fund)  # (a missing fund stays missing)
     estimated = _estimated_cost(frame, rules.cost_to_charge)
-    method = np.where(~insured, "charges", np.where(by_drg, rules.method, "by_item"))
-    return frame.assign(
-        rw=rw,
-        scheme=scheme,
-        payment_method=pd.Series(method, index=frame.index, dtype=object),
-        by_item_reason=reason,
-        base_rate=base_rate,
-        point_value=point_value,
-        standard_payment=standard_paid,
-        standard_cost=frame["drg"].map(weights["mean_cost"]).astype(float),
-        standard_los=frame["drg"].map(weights["mean_los"]).astype(float),
-        drg_cost=inside,
-        outlier=outlier.where(by_drg, None),
-        readmitted=readmitted,
-        outside_payment=outside_pay.where(insured, 0.0),
-        points=points,
-        drg_payment=payment,
-        patient_payment=patient,
-        fund_payment=fund,
-        margin=payment - cost,
-        cost_to_standard=inside / standard_paid,
-        overrun=(inside > rules.overrun.threshold * standard_paid).astype("boolean").where(by_drg, pd.NA),
-        estimated_cost=estimated,
-        margin_on_cost=payment - estimated,
+    method = np.array([rules.method, "by_item", "charges"], dtype=object)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cost_to_standard = inside / standard_paid
+    priced = {
+        "rw": rw,
+        "scheme": np.array([*(s.name for s in rules.schemes), None], dtype=object)[scheme],
+        "payment_method": method[np.where(insured, np.where(by_drg, 0, 1), 2)],
+        "by_item_reason": reasons[reason],
+        "base_rate": base_rate,
+        "point_value": point_value,
+        "standard_payment": standard_paid,
+        "standard_cost": by_drg_table["mean_cost"],
+        "standard_los": by_drg_table["mean_los"],
+        "drg_cost": inside,
+        "outlier": np.array([*OUTLIERS, None], dtype=object)[np.where(by_drg, outlier, -1)],
+        "readmitted": pd.arrays.BooleanArray(readmitted, ~known),
+        "outside_payment": np.where(insured, outside_pay, 0.0),
+        "points": points,
+        "drg_payment": payment,
+        "patient_payment": patient,
+        "fund_payment": fund,
+        "margin": payment - cost,
+        "cost_to_standard": cost_to_standard,
+        "overrun": pd.arrays.BooleanArray(inside > rules.overrun.threshold * standard_paid, ~by_drg),
+        "estimated_cost": estimated,
+        "margin_on_cost": payment - estimated,
+    }
+    return _with_columns(frame, priced)
+
+
+def _with_columns(frame: pd.DataFrame, added: dict[str, object]) -> pd.DataFrame:
+    """``frame.assign(**added)``, in one concatenation: assigning column by column cost more than the
+    pricing on one row, and under copy-on-write (``caselens group``) ``frame``'s columns are not
+    copied. A column already in ``frame`` (a frame priced before) is replaced where it stands."""
+    new = pd.DataFrame(added, index=frame.index, copy=False)
+    replaced = [c for c in added if c in frame.columns]
+    if not replaced:
+        return pd.concat([frame, new], axis=1)
+    order = [*frame.columns, *(c for c in added if c not in frame.columns)]
+    return pd.concat([frame.drop(columns=replaced), new], axis=1)[order]
+
+
+OUTLIERS = ("normal", "high", "low")
+# Reasons for paying by item besides the grouper's status (the status itself is the reason then).
+BY_ITEM_REASONS = ("special_review", "ambiguous", "listed_drg", "no_weight", "long_stay", "short_stay")
+
+
+class _Codes:
+    """A column factorised once: a value per distinct entry (``per_code``) is spread to the rows by
+    ``take``; a missing entry (code -1) takes the ``missing`` value."""
+
+    def __init__(self, values: pd.Series) -> None:
+        codes, uniques = pd.factorize(_values(values))
+        self.codes = codes
+        self.uniques = np.asarray(uniques, dtype=object)
+
+    def take(self, per_code: np.ndarray, missing: object) -> np.ndarray:
+        return np.append(per_code, np.array([missing], dtype=per_code.dtype))[self.codes]
+
+    def lookup(self, table: dict, default: float) -> np.ndarray:
+        """``table[value]`` per row, ``default`` where the value is not in it (or missing)."""
+        found = np.array([table.get(u, default) for u in self.uniques], dtype=np.float64)
+        return self.take(found, default)
+
+
+def _values(values: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The column's own array, without a Series around it (pandas' functions on a Series cost several
+    times their work on one row) nor a conversion (Arrow text stays Arrow)."""
+    return values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) else values.to_numpy()
+
+
+def _numeric(values: pd.Series) -> bool:
+    """A NumPy number or flag column: converting it needs no look for pandas' missing values."""
+    return isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiub"
+
+
+def _floats(values: pd.Series, fill: float = np.nan) -> np.ndarray:
+    """The column as float64, missing values as ``fill``."""
+    if not _numeric(values):
+        return values.to_numpy(dtype=np.float64, na_value=fill)
+    array = values.to_numpy(dtype=np.float64)
+    return array if np.isnan(fill) else np.where(np.isnan(array), fill, array)
+
+
+def _missing(values: pd.Series) -> np.ndarray:
+    if _numeric(values):
+        return np.isnan(values.to_numpy(dtype=np.float64))
+    return np.asarray(
+        _values(values).isna()
+        if isinstance(values.dtype, pd.api.extensions.ExtensionDtype)
+        else pd.isna(values.to_numpy())
     )
 
 
-def _scheme(frame: pd.DataFrame, rules: PaymentRules) -> pd.Series:
-    """The insured scheme settling each case; None for payers outside them (or an unknown payer)."""
+def _flags(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A yes/no column as bool, missing (or an absent column) as false."""
+    if column not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[column].to_numpy(dtype=bool, na_value=False)
+
+
+def _dates(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return frame[column].to_numpy(dtype="datetime64[ns]")
+
+
+def _years(frame: pd.DataFrame) -> np.ndarray:
+    """The discharge year of each case."""
+    return _dates(frame, "discharge_date").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def _by_year(years: np.ndarray, values: dict[int, float]) -> np.ndarray:
+    """``values[year]`` per case (NaN for a year without one)."""
+    if not len(years):
+        return np.empty(0)
+    first = int(years.min())
+    table = np.full(int(years.max()) - first + 1, np.nan)
+    for year, value in values.items():
+        if first <= year < first + len(table):
+            table[year - first] = value
+    return table[years - first]
+
+
+def _weights_by_case(weights: pd.DataFrame, drgs: _Codes) -> dict[str, np.ndarray]:
+    """The weight table's RW, average cost and stay (those it has) of each case's DRG, NaN for a DRG
+    it lacks: one look-up per distinct DRG."""
+    position = _positions(weights.index, drgs.uniques)
+    return {
+        column: drgs.take(
+            np.append(weights[column].to_numpy(np.float64, na_value=np.nan), np.nan)[position], np.nan
+        )
+        for column in ("rw", "mean_cost", "mean_los")
+        if column in weights.columns
+    }
+
+
+def _drg_cost(frame: pd.DataFrame, rules: PaymentRules) -> np.ndarray:
+    columns = [c for c in rules.outside_drg.columns if c in frame.columns or c not in OUTSIDE_COLUMNS]
+    inside = _floats(frame["total_cost"])
+    for column in columns:
+        inside = inside - _floats(frame[column], fill=0.0)
+    return inside
+
+
+def _scheme(frame: pd.DataFrame, rules: PaymentRules) -> np.ndarray:
+    """The position in ``rules.schemes`` of the scheme settling each case; -1 for payers outside them
+    (or an unknown payer)."""
     if "insurance_type" not in frame.columns or not rules.schemes:
-        return pd.Series(None, index=frame.index, dtype=object)
-    names = {t: s.name for s in rules.schemes for t in s.insurance_types}
-    return frame["insurance_type"].map(names).astype(object).where(lambda x: x.notna(), None)
+        return np.full(len(frame), -1)
+    position = {t: i for i, s in enumerate(rules.schemes) for t in s.insurance_types}
+    return _Codes(frame["insurance_type"]).lookup(position, -1).astype(np.int64)
 
 
-def _by_item_reason(frame: pd.DataFrame, rules: PaymentRules, rw: pd.Series) -> pd.Series:
-    """Why a case is paid by item (None when it is paid by DRG); the first reason that applies wins."""
+def _positions(index: pd.Index, keys: np.ndarray) -> np.ndarray:
+    """Where each key is in ``index`` (unique), -1 where it is not: a scalar look-up per distinct key
+    is cheaper than ``get_indexer`` wrapping the keys in an Index (one row), and there are few keys."""
+    if not index.is_unique:
+        raise InputError("the weight table lists a DRG more than once")
+    found = np.full(len(keys), -1, dtype=np.int64)
+    for at, key in enumerate(keys):
+        with contextlib.suppress(KeyError):
+            found[at] = index.get_loc(key)
+    return found
+
+
+def _by_item_reason(
+    frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes, rw: np.ndarray, short: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Why a case is paid by item, as a position in the reasons returned (-1, which is None, when it is
+    paid by DRG); the first reason that applies wins. ``short``: the short-stay rule catches it."""
     item = rules.by_item
-    los = frame["los_days"]
+    los = _floats(frame["los_days"])
     long_days = rules.long_stay.above_days if rules.long_stay.above_days is not None else np.inf
-    short = rules.short_stay.applies(frame) & (rules.short_stay.pay == "by_item")
     marker = item.ambiguous_marker
-    ambiguous = frame["drg"].isin([d for d in frame["drg"].unique() if marker and marker in str(d)])
-    special = (
-        frame["special_review"].fillna(False).astype(bool)
-        if item.special_review and "special_review" in frame.columns
-        else pd.Series(False, index=frame.index)
-    )
-    reasons = [
-        (frame["status"].isin(item.statuses), frame["status"]),
-        (special, "special_review"),
-        (ambiguous, "ambiguous"),
-        (frame["drg"].isin(item.drgs), "listed_drg"),
-        (rw.isna(), "no_weight"),
-        (los > long_days, "long_stay"),
-        (short, "short_stay"),
+    ambiguous = np.array([bool(marker) and marker in str(d) for d in drgs.uniques], dtype=bool)
+    status = _Codes(frame["status"])
+    applies = [
+        status.take(np.isin(status.uniques, item.statuses), False),
+        _flags(frame, "special_review") if item.special_review else np.zeros(len(frame), dtype=bool),
+        drgs.take(ambiguous, False),
+        drgs.take(np.isin(drgs.uniques, item.drgs), False),
+        np.isnan(rw),
+        los > long_days,
+        short & (rules.short_stay.pay == "by_item"),
     ]
-    labels = np.select(
-        [applies.to_numpy(dtype=bool) for applies, _ in reasons],
-        [np.asarray(lb, dtype=object) for _, lb in reasons],
-        default=None,
-    )
-    return pd.Series(labels, index=frame.index, dtype=object)
+    first = len(BY_ITEM_REASONS)
+    reason = np.select(applies, [first + status.codes, *range(first)], default=-1)
+    return reason, np.array([*BY_ITEM_REASONS, *status.uniques, None], dtype=object)
 
 
-def _coefficients(frame: pd.DataFrame, rules: PaymentRules) -> pd.Series:
+def _coefficients(frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes) -> np.ndarray:
     """机构系数 × the DRG's coefficient, 1.0 where the rules give none."""
     found = rules.coefficients
-    drg = frame["drg"].map(found.drgs).astype(float).fillna(1.0)
+    drg = drgs.take(np.array([found.drgs.get(d, 1.0) for d in drgs.uniques], dtype=np.float64), 1.0)
     if not found.hospitals:
         return drg
-    return drg * frame["hospital_id"].map(found.hospitals).astype(float).fillna(1.0)
+    return drg * _Codes(frame["hospital_id"]).lookup(found.hospitals, 1.0)
 
 
-def _unit_prices(frame: pd.DataFrame, rules: PaymentRules) -> tuple[pd.Series, pd.Series]:
+def _unit_prices(frame: pd.DataFrame, rules: PaymentRules) -> tuple[np.ndarray, np.ndarray]:
     """Base rate in force for each case (rate method) or the yuan per point at which yuan amounts become
     points (point method); NaN for the method not in use."""
-    discharged = frame["discharge_date"]
-    nan = pd.Series(np.nan, index=frame.index)
+    nan = np.full(len(frame), np.nan)
     if rules.method == "rate":
         rates = sorted(rules.base_rates, key=lambda r: r.effective_from)
         starts = np.array([r.effective_from for r in rates], dtype="datetime64[ns]")
-        position = np.searchsorted(starts, discharged.to_numpy(dtype="datetime64[ns]"), side="right") - 1
+        position = np.searchsorted(starts, _dates(frame, "discharge_date"), side="right") - 1
         _raise_on(
             frame,
-            pd.Series(position < 0, index=frame.index),
+            position < 0,
             "discharge_date",
             f"is before the first base rate ({rates[0].effective_from})",
         )
-        return pd.Series(np.array([r.yuan for r in rates])[position], index=frame.index), nan
-    year = discharged.dt.year
+        return np.array([r.yuan for r in rates])[position], nan
+    year = _years(frame)
     values = {p.year: p for p in rules.point_values}
-    _raise_on(frame, ~year.isin(list(values)), "discharge_date", "falls in a year with no point value")
-    conversion = {y: rules.point_conversion_yuan or p.yuan for y, p in values.items()}
-    return nan, year.map(conversion).astype(float)
+    _raise_on(frame, ~np.isin(year, list(values)), "discharge_date", "falls in a year with no point value")
+    return nan, _by_year(year, {y: rules.point_conversion_yuan or p.yuan for y, p in values.items()})
 
 
 def _inside_payment(
     frame: pd.DataFrame,
     rules: PaymentRules,
-    weights: pd.DataFrame,
-    inside: pd.Series,
-    standard: pd.Series,
-    reason: pd.Series,
-    by_drg: pd.Series,
-) -> tuple[pd.Series, pd.Series]:
+    by_drg_table: dict[str, np.ndarray],
+    inside: np.ndarray,
+    standard: np.ndarray,
+    short: np.ndarray,
+    reasons: tuple[np.ndarray, np.ndarray],
+    by_drg: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Payment for the cost inside the DRG (in yuan, before any conversion to points), and the outlier
-    class of each case; ``reason`` is why a case is paid by item, ``by_drg`` whether it is paid by DRG
-    (cases at charges are neither)."""
+    class of each case (a position in ``OUTLIERS``); ``by_drg_table`` is the weight table's columns by
+    case, ``short`` whether the short-stay rule catches it, ``reasons`` why it is paid by item (see
+    ``_by_item_reason``), ``by_drg`` whether it is paid by DRG (cases at charges are neither)."""
     outliers = rules.outliers
     if outliers.base == "standard":
         base = standard
     else:
-        base = (
-            frame["drg"].map(weights["mean_cost"]).astype(float)
-            if "mean_cost" in weights
-            else standard * np.nan
-        )
+        base = by_drg_table.get("mean_cost", np.full(len(frame), np.nan))
         _raise_on(
             frame,
-            by_drg & base.isna(),
+            by_drg & np.isnan(base),
             "standard_cost",
             "(the DRG's mean_cost in the weight table) is missing; outliers.base = 'drg_mean_cost' needs it",
         )
     bands = outliers.bands
     side = "left" if outliers.rw_upper_inclusive else "right"
-    rw = frame["drg"].map(weights["rw"]).astype(float).fillna(0.0).to_numpy()
-    band = np.searchsorted([b.rw_upper for b in bands[:-1]], rw, side=side)
+    rw = by_drg_table["rw"]
+    band = np.searchsorted([b.rw_upper for b in bands[:-1]], np.where(np.isnan(rw), 0.0, rw), side=side)
     high_threshold = np.array([b.high_multiple for b in bands])[band] * base
     low_threshold = np.array([b.low_multiple for b in bands])[band] * base
-    short_low = rules.short_stay.applies(frame) & (rules.short_stay.pay == "low")
+    short_low = short & (rules.short_stay.pay == "low")
     high = by_drg & (inside > high_threshold)
     low = by_drg & ~high & ((inside < low_threshold) | short_low)
-    outlier = pd.Series(
-        np.where(high, "high", np.where(low, "low", "normal")), index=frame.index, dtype=object
-    )
+    outlier = np.where(high, 1, np.where(low, 2, 0))
 
     low_pay = inside * outliers.low.ratio
     if outliers.low.cap_at_standard:
-        low_pay = low_pay.clip(upper=standard)
-    item_ratio = reason.map({r: rules.by_item.ratio_for(r) for r in reason.dropna().unique()}).astype(float)
+        low_pay = np.fmin(low_pay, standard)  # (no cap where the standard is missing)
+    reason, labels = reasons
+    ratios = np.array([rules.by_item.ratio_for(r) for r in labels[:-1]] + [np.nan])
     long = rules.long_stay
-    per_diem = (reason == "long_stay") & (long.pay == "per_diem")
+    per_diem = (reason == BY_ITEM_REASONS.index("long_stay")) & (long.pay == "per_diem")
     pay = np.select(
-        [per_diem, reason.notna(), high, low],
+        [per_diem, reason >= 0, high, low],
         [
-            frame["los_days"].astype(float) * (long.per_diem_yuan or 0.0),
-            inside * item_ratio,
+            _floats(frame["los_days"]) * (long.per_diem_yuan or 0.0),
+            inside * ratios[reason],
             standard + (inside - high_threshold) * outliers.high.ratio,
             low_pay,
         ],
         default=standard,
     )
-    return pd.Series(pay, index=frame.index), outlier
+    return pay, outlier
 
 
-def _readmitted(frame: pd.DataFrame, rules: PaymentRules, by_drg: pd.Series) -> pd.Series:
+def _readmitted(
+    frame: pd.DataFrame, rules: PaymentRules, by_drg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Stays settled by DRG that the readmission rule catches: the same patient is admitted again at
-    the same hospital, for the same ADRG or MDC, within the rule's days of this discharge, unplanned.
-    Missing when the rules have no such rule or the frame cannot tell (no patient_id/admission_date)."""
+    the same hospital, for the same ADRG or MDC, within the rule's days of this discharge, unplanned;
+    and whether that is known (not when the rules have no such rule or the frame cannot tell: no
+    patient_id/admission_date)."""
     rule = rules.readmission
+    flags = np.zeros(len(frame), dtype=bool)
     if rule is None or not {"patient_id", "admission_date"} <= set(frame.columns):
-        return pd.Series(pd.NA, index=frame.index, dtype="boolean")
+        return flags, flags
+    if len(frame) < 2:  # (one stay is followed by none)
+        return flags, ~flags
     keys = ["patient_id", *(["hospital_id"] if "hospital_id" in frame.columns else [])]
     codes = [pd.factorize(frame[k])[0] for k in keys]  # -1 where missing: links no stays
-    admitted = frame["admission_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    discharged = frame["discharge_date"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    admitted = _dates(frame, "admission_date").view(np.int64)
+    discharged = _dates(frame, "discharge_date").view(np.int64)
     order = np.lexsort((discharged, admitted, *reversed(codes)))  # patient, hospital, then dates
     stay, following = order[:-1], order[1:]
     caught = np.logical_and.reduce([(c[stay] == c[following]) & (c[stay] >= 0) for c in codes])
@@ -642,76 +778,75 @@ def _readmitted(frame: pd.DataFrame, rules: PaymentRules, by_drg: pd.Series) -> 
         if rule.same == "mdc":  # an ADRG code's first letter is its MDC
             adrg = pd.factorize(pd.Index(uniques).astype(str).str[0])[0][adrg]
         caught &= adrg[stay] == adrg[following]
-    if "readmission_plan_31d" in frame.columns:
-        caught &= ~frame["readmission_plan_31d"].fillna(False).to_numpy(dtype=bool)[stay]
-    flags = np.zeros(len(frame), dtype=bool)
+    caught &= ~_flags(frame, "readmission_plan_31d")[stay]
     flags[stay[caught]] = True
-    return pd.Series(flags & by_drg.to_numpy(dtype=bool), index=frame.index, dtype="boolean")
+    return flags & by_drg, np.ones(len(frame), dtype=bool)
 
 
 def _factor(rules: PaymentRules) -> float:
     return rules.readmission.earlier_factor if rules.readmission is not None else 1.0
 
 
-def _outside_payment(frame: pd.DataFrame, rules: PaymentRules) -> pd.Series:
+def _outside_payment(frame: pd.DataFrame, rules: PaymentRules) -> np.ndarray:
     """除外支付 in yuan: each outside column at its own ratio (the common ratio where none is given)."""
     item = rules.outside_drg
-    total = pd.Series(0.0, index=frame.index)
+    total = np.zeros(len(frame))
     for column in item.columns:
         if column in frame.columns:
-            total += frame[column].fillna(0.0).astype(float) * item.ratios.get(column, item.ratio)
+            total = total + _floats(frame[column], fill=0.0) * item.ratios.get(column, item.ratio)
     return total
 
 
-def _patient_share(frame: pd.DataFrame, rules: PaymentRules, scheme: pd.Series) -> pd.Series:
+def _patient_share(frame: pd.DataFrame, rules: PaymentRules, scheme: np.ndarray) -> np.ndarray:
     """What the patient pays of an insured case's charges (全自费 + 先自付 + 起付线 + the scheme's share of
     the rest); all the charges for payers outside the schemes; NaN when the payer is unknown."""
     if "insurance_type" not in frame.columns or not rules.schemes:
-        return pd.Series(np.nan, index=frame.index)
-    cost = frame["total_cost"].astype(float)
-    zero = pd.Series(0.0, index=frame.index)
-    self_funded = frame.get("cost_self_funded", zero).fillna(0.0).astype(float)
-    first = frame.get("cost_first_self_paid", zero).fillna(0.0).astype(float)
+        return np.full(len(frame), np.nan)
+    cost = _floats(frame["total_cost"])
+    zero = np.zeros(len(frame))
+    self_funded = _floats(frame["cost_self_funded"], 0.0) if "cost_self_funded" in frame.columns else zero
+    first = _floats(frame["cost_first_self_paid"], 0.0) if "cost_first_self_paid" in frame.columns else zero
     policy = cost - self_funded - first
     _raise_on(frame, policy < -1e-9, "cost_self_funded+cost_first_self_paid", "exceeds total_cost")
-    by_name = {s.name: s for s in rules.schemes}
-    deductible = scheme.map({n: s.deductible_yuan for n, s in by_name.items()}).astype(float)
-    ratio = scheme.map({n: s.fund_ratio for n, s in by_name.items()}).astype(float)
-    deducted = np.minimum(deductible, policy.clip(lower=0.0))
+    deductible = np.array([*(s.deductible_yuan for s in rules.schemes), np.nan])[scheme]
+    ratio = np.array([*(s.fund_ratio for s in rules.schemes), np.nan])[scheme]
+    deducted = np.minimum(deductible, np.maximum(policy, 0.0))
     share = self_funded + first + deducted + (policy - deducted) * (1.0 - ratio)
-    return share.where(scheme.notna(), cost)
+    return np.where(scheme >= 0, share, cost)
 
 
 def _point_values(
-    frame: pd.DataFrame, rules: PaymentRules, points: pd.Series, patient: pd.Series
-) -> pd.Series:
+    frame: pd.DataFrame, rules: PaymentRules, points: np.ndarray, patient: np.ndarray
+) -> np.ndarray:
     """Each case's point value: the year's given value or its budget / all points (the budget plus the
     patients' shares when the budget is the fund's alone)."""
-    year = frame["discharge_date"].dt.year
-    by_year = points.groupby(year).sum()
-    patients = patient.where(points.notna(), 0.0).fillna(0.0).groupby(year).sum()
+    year = _years(frame)
+    priced = ~np.isnan(points)
     values = {}
     for p in rules.point_values:
-        if p.year not in by_year.index:
+        in_year = year == p.year
+        if not in_year.any():
             continue
         if p.yuan is not None:
             values[p.year] = p.yuan
             continue
-        budget = p.budget_yuan + (float(patients.get(p.year, 0.0)) if p.budget_of == "fund" else 0.0)
-        values[p.year] = point_value_from_budget(budget, p.total_points or float(by_year.get(p.year, 0.0)))
-    return year.map(values).astype(float)
+        patients = float(np.nansum(patient[in_year & priced])) if p.budget_of == "fund" else 0.0
+        total = p.total_points or float(np.nansum(points[in_year]))
+        values[p.year] = point_value_from_budget(p.budget_yuan + patients, total)
+    return _by_year(year, values)
 
 
-def _estimated_cost(frame: pd.DataFrame, ratios: CostToCharge | None) -> pd.Series:
+def _estimated_cost(frame: pd.DataFrame, ratios: CostToCharge | None) -> np.ndarray:
     """True cost estimated from charges by cost-to-charge ratios; NaN when the rules give none."""
     if ratios is None:
-        return pd.Series(np.nan, index=frame.index)
-    total = pd.Series(0.0, index=frame.index)
+        return np.full(len(frame), np.nan)
+    departments = _Codes(frame["department"]) if ratios.departments else None
+    total = np.zeros(len(frame))
     for category in COST_CATEGORIES:
-        own = {d: r[category] for d, r in ratios.departments.items() if category in r}
         fallback = ratios.categories.get(category, ratios.default)
-        ratio = frame["department"].map(own).astype(float).fillna(fallback)
-        total += frame[category].astype(float) * ratio
+        own = {d: r[category] for d, r in ratios.departments.items() if category in r}
+        ratio = departments.lookup(own, fallback) if departments is not None else fallback
+        total = total + _floats(frame[category]) * ratio
     return total
 
 
@@ -729,16 +864,16 @@ def _check_input(frame: pd.DataFrame, rules: PaymentRules) -> None:
     missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
     if missing:
         raise InputError(f"cannot price cases: missing columns {missing}")
-    _raise_on(frame, frame["discharge_date"].isna(), "discharge_date", "is missing")
-    _raise_on(frame, frame["los_days"].isna(), "los_days", "is missing")
-    cost = frame["total_cost"]
-    _raise_on(frame, cost.isna() | (cost < 0), "total_cost", "is missing or negative")
+    _raise_on(frame, np.isnat(_dates(frame, "discharge_date")), "discharge_date", "is missing")
+    _raise_on(frame, _missing(frame["los_days"]), "los_days", "is missing")
+    cost = _floats(frame["total_cost"])
+    _raise_on(frame, np.isnan(cost) | (cost < 0), "total_cost", "is missing or negative")
     if "insurance_type" in frame.columns and rules.schemes:
-        _raise_on(frame, frame["insurance_type"].isna(), "insurance_type", "is missing")
+        _raise_on(frame, _missing(frame["insurance_type"]), "insurance_type", "is missing")
 
 
-def _raise_on(frame: pd.DataFrame, bad: pd.Series, field: str, problem: str) -> None:
+def _raise_on(frame: pd.DataFrame, bad: np.ndarray, field: str, problem: str) -> None:
     """A clear error naming the first bad row (index label) and field, and how many rows share it."""
     if bad.any():
-        first = frame.index[np.flatnonzero(bad.to_numpy())[0]]
+        first = frame.index[np.flatnonzero(bad)[0]]
         raise InputError(f"row {first}: {field} {problem} ({int(bad.sum())} rows)")

@@ -1,0 +1,117 @@
+"""``price_cases`` gives what it gave before it computed on NumPy arrays: every rule branch (short and
+long stays, per diem, high/low outliers, by item, outside the DRG, readmission, point values given and
+from budgets, the patient's share, cost-to-charge) under both shipped rule files and variants, one row
+at a time as for the whole frame, and the same errors naming row and field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from casemix.payment import PRICED_COLUMNS, price_cases
+from contract.errors import InputError
+from tests.casemix.pricing_cases import VARIANTS, expected, priced, variant_cases, weights
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_priced_as_the_stored_expectation(name: str) -> None:
+    pd.testing.assert_frame_equal(priced(name), expected(name), check_exact=False, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["default", "rate_extras", "bare"])
+def test_one_row_at_a_time_as_in_the_frame(name: str) -> None:
+    """A one-row frame is priced by the same code as a million: each row alone gives its row of the
+    whole frame (readmission looks across stays, so only stays it did not catch are compared)."""
+    frame, rules = variant_cases(name), VARIANTS[name]()
+    whole = expected(name)
+    caught = whole["readmitted"].fillna(False).to_numpy(dtype=bool)
+    alone = [
+        price_cases(frame.loc[[label]], rules, weights())[list(PRICED_COLUMNS)]
+        for label in frame.index[:150][~caught[:150]]
+    ]
+    together = pd.concat(alone)
+    pd.testing.assert_frame_equal(
+        together.drop(columns="readmitted"),
+        whole.loc[together.index].drop(columns="readmitted"),
+        check_exact=False,
+        rtol=1e-12,
+        atol=1e-9,
+    )
+
+
+def _set(column: str, label: int, value: object) -> Callable[[pd.DataFrame], None]:
+    def mutate(frame: pd.DataFrame) -> None:
+        frame[column] = frame[column].astype(object if value is None else frame[column].dtype)
+        frame.loc[label, column] = value
+
+    return mutate
+
+
+ERRORS = [
+    ("default", _set("discharge_date", 1003, pd.NaT), "row 1003: discharge_date is missing (1 rows)"),
+    ("default", _set("los_days", 1007, None), "row 1007: los_days is missing (1 rows)"),
+    ("default", _set("total_cost", 1011, -1.0), "row 1011: total_cost is missing or negative (1 rows)"),
+    ("default", _set("insurance_type", 1400, None), "row 1400: insurance_type is missing (1 rows)"),
+    (
+        "default",
+        _set("discharge_date", 1020, pd.Timestamp("2022-12-31")),
+        "row 1020: discharge_date is before the first base rate (2023-01-01) (1 rows)",
+    ),
+    (
+        "point_city",
+        _set("discharge_date", 1021, pd.Timestamp("2026-01-02")),
+        "row 1021: discharge_date falls in a year with no point value (1 rows)",
+    ),
+    (
+        "default",
+        _set("cost_negotiated_drugs", 1030, 1e9),
+        "row 1030: cost_negotiated_drugs (paid outside the DRG) exceeds total_cost (1 rows)",
+    ),
+    (
+        "point_city",
+        _set("cost_new_technology", 1030, 1e9),
+        "row 1030: cost_negotiated_drugs+cost_new_technology (paid outside the DRG) exceeds total_cost"
+        " (1 rows)",
+    ),
+    (
+        "default",
+        _set("cost_self_funded", 1031, 1e9),
+        "row 1031: cost_self_funded+cost_first_self_paid exceeds total_cost (1 rows)",
+    ),
+    (
+        "default",
+        lambda f: f.drop(columns=["los_days", "department"], inplace=True),
+        "cannot price cases: missing columns ['department', 'los_days']",
+    ),
+    (
+        "rate_extras",
+        lambda f: f.drop(columns=["patient_id"], inplace=True),
+        "cannot price cases: missing columns ['patient_id']",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "mutate", "message"), ERRORS)
+def test_errors_name_the_row_and_field(
+    name: str, mutate: Callable[[pd.DataFrame], None], message: str
+) -> None:
+    frame = variant_cases(name)
+    mutate(frame)
+    with pytest.raises(InputError) as raised:
+        price_cases(frame, VARIANTS[name](), weights())
+    assert str(raised.value) == message
+
+
+def test_a_missing_average_cost_names_the_first_row_and_counts_them() -> None:
+    frame = variant_cases("rate_extras")
+    with pytest.raises(InputError) as raised:
+        price_cases(frame, VARIANTS["rate_extras"](), weights().drop(columns="mean_cost"))
+    by_drg = expected("rate_extras")["payment_method"].eq("rate")
+    first = frame.index[np.flatnonzero(by_drg.to_numpy())[0]]
+    assert str(raised.value) == (
+        f"row {first}: standard_cost (the DRG's mean_cost in the weight table) is missing; "
+        f"outliers.base = 'drg_mean_cost' needs it ({int(by_drg.sum())} rows)"
+    )
