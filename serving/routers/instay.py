@@ -12,6 +12,7 @@ Roles clinician and admin (both may see features of the patient's stored stays).
 
 # No `from __future__ import annotations`: FastAPI reads the body models from real annotations.
 import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pandas as pd
@@ -24,9 +25,11 @@ from contract.fields import COST_CATEGORIES, canonical_column
 from contract.fields import Field as ContractField
 from contract.instay import INSTAY_DERIVED, INSTAY_FIELDS
 from features.history import StayIndex
+from models.explain import Explained
 from models.tracking import CHAMPION
 from models.watch_list import WarningPolicy, stay_rows
-from serving.deps import Lang, State, require
+from serving.batching import MicroBatcher
+from serving.deps import Lang, ServiceState, State, require
 from serving.explain import explanations
 from serving.registry import ServedModel
 from serving.roles import TASK_ROLES
@@ -173,22 +176,39 @@ def stay_frames(stays: list[InstayStay]) -> tuple[pd.DataFrame, pd.DataFrame, pd
     return _table(records, _RECORD_FIELDS), _table(charges, _CHARGE_FIELDS), _table(cuts, _CUT_FIELDS)
 
 
+@dataclass(frozen=True)
+class StayRequest:
+    """One stay to answer and how its explanation is worded (a one-stay request, in a micro-batch)."""
+
+    stay: InstayStay
+    language: str
+    top: int
+
+
 def score_stays(
-    model: Any,
-    frame: pd.DataFrame,
-    history: pd.DataFrame | StayIndex | None,
-    policy: WarningPolicy,
-    language: str,
-    top: int,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The watch-list rows of the cut stays (in request order) and the explanation of each overrun
-    probability, from one pass of the registered model (``CaseModel.explain_frame``)."""
+    model: Any, frame: pd.DataFrame, history: pd.DataFrame | StayIndex | None, policy: WarningPolicy
+) -> tuple[list[dict[str, Any]], Explained]:
+    """The watch-list rows of the cut stays (in request order) and the model's answer to explain,
+    from one pass of the registered model (``CaseModel.explain_frame``)."""
     cut = model.features.pregroup(frame)
     answer = model.explain_frame(cut, history)
     columns = stay_rows(cut, answer.outputs, policy)
     rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-    found = explanations(answer, names=model.names, language=language, top=top)
-    return rows, found
+    return rows, answer
+
+
+def _worded(answer: Explained, names: dict[str, dict[str, str]], wording: list[tuple[str, int]]) -> list[Any]:
+    """Each stay's explanation in its own language and length (one pass per distinct wording)."""
+    found: list[Any] = [None] * len(wording)
+    groups: dict[tuple[str, int], list[int]] = {}
+    for position, asked in enumerate(wording):
+        groups.setdefault(asked, []).append(position)
+    for (language, top), positions in groups.items():
+        part = answer if len(groups) == 1 else answer.rows(positions)
+        worded = explanations(part, names=names, language=language, top=top)
+        for position, one in zip(positions, worded, strict=True):
+            found[position] = one
+    return found
 
 
 def _history(state: State, patient_ids: pd.Series) -> pd.DataFrame | StayIndex | None:
@@ -204,26 +224,21 @@ def _history(state: State, patient_ids: pd.Series) -> pd.DataFrame | StayIndex |
         return None
 
 
-def _answers(
-    request: Request, state: State, principal: Principal, stays: list[InstayStay], lang: str, top: int | None
+def _predictions(
+    state: ServiceState, stays: list[InstayStay], wording: list[tuple[str, int]]
 ) -> tuple[ModelRef, list[InstayPrediction]]:
+    """The answers of ``stays`` from one pass: a batch request's, or the one-stay requests queued
+    together (``_batcher``); ``wording`` is each stay's (language, contributions listed)."""
     from features.instay import cut_stays
 
-    if len(stays) > state.serving.max_batch:
-        raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
     served = instay_model(state)
     model = served.model
     records, charges, cuts = stay_frames(stays)
     frame = cut_stays(records, charges, cuts)
     history = _history(state, records["patient_id"])
     policy = WarningPolicy.from_rules(state.casemix().rules)  # the service's rules, loaded once
-    rows, found = score_stays(model, frame, history, policy, lang, top or 8)
-    state.audit.record(
-        key_id=principal.key_id,
-        role=principal.role,
-        endpoint=request.url.path,
-        case_ids=[row["case_id"] for row in rows],
-    )
+    rows, answer = score_stays(model, frame, history, policy)
+    found = _worded(answer, model.names, wording)
     level = float(model.estimator.level)
 
     def number(value: Any) -> float | None:
@@ -252,16 +267,44 @@ def _answers(
     return ModelRef(name=served.name, version=served.version), predictions
 
 
+def _batcher(state: ServiceState) -> MicroBatcher[StayRequest]:
+    """The micro-batcher of one-stay requests (as the other tasks' one-case requests,
+    ``serving.singles``): under load the stays queued while a pass ran are answered in the next one,
+    whose cost hardly grows with its size; an idle service answers a lone stay at once."""
+    found = state.batchers.get(TASK)
+    if found is None:  # made in the event loop, never concurrently
+
+        def score(jobs: list[StayRequest]) -> list[tuple[ModelRef, InstayPrediction]]:
+            ref, predictions = _predictions(
+                state, [j.stay for j in jobs], [(j.language, j.top) for j in jobs]
+            )
+            return [(ref, prediction) for prediction in predictions]
+
+        observe = state.metrics.batch_size.labels(TASK).observe
+        found = state.batchers[TASK] = MicroBatcher(score, state.serving.micro_batch, observe)
+    return found
+
+
+def _audit(request: Request, state: State, principal: Principal, case_ids: list[str]) -> None:
+    state.audit.record(
+        key_id=principal.key_id, role=principal.role, endpoint=request.url.path, case_ids=case_ids
+    )
+
+
 @router.post(
     "/in-stay", response_model=InstayResponse, summary="In-stay early warning (在院预警) for one stay"
 )
-def predict_in_stay(
+async def predict_in_stay(
     body: InstayStay, request: Request, state: State, lang: Lang, principal: Clinician, top: Top = None
 ) -> InstayResponse:
     """Predicted final cost with its interval, overrun probability, warning level and the reasons, for
     a stay in hospital cut at ``as_of_date``. Roles: clinician, admin."""
-    model, predictions = _answers(request, state, principal, [body], lang, top)
-    return InstayResponse(model=model, prediction=predictions[0])
+    instay_model(state)  # 503 before queueing when there is no model
+    # Stays of one patient never share a pass (their history is looked up per patient).
+    key = body.record.patient_id if body.record.patient_id is not None else object()
+    model, prediction = await _batcher(state).submit(StayRequest(body, lang, top or 8), key)
+    _audit(request, state, principal, [prediction.case_id])
+    return InstayResponse(model=model, prediction=prediction)
 
 
 @router.post(
@@ -271,5 +314,8 @@ def predict_in_stay_batch(
     body: InstayBatch, request: Request, state: State, lang: Lang, principal: Clinician, top: Top = None
 ) -> InstayBatchResponse:
     """The same for many stays, one answer each in order. Roles: clinician, admin."""
-    model, predictions = _answers(request, state, principal, body.stays, lang, top)
+    if len(body.stays) > state.serving.max_batch:
+        raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
+    model, predictions = _predictions(state, body.stays, [(lang, top or 8)] * len(body.stays))
+    _audit(request, state, principal, [p.case_id for p in predictions])
     return InstayBatchResponse(model=model, predictions=predictions)

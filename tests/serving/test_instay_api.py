@@ -3,9 +3,11 @@ its row of the watch list `caselens watch` computes from the store; roles, and b
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
+import httpx
 import mlflow
 import numpy as np
 import pandas as pd
@@ -201,3 +203,42 @@ def test_the_champion_is_the_registrys_reported_and_hot_reloaded(instay_world, w
     finally:
         registry.set_registered_model_alias("caselens-instay", "champion", current.version)
         client.post("/v1/admin/reload", headers=head(world, "admin"))
+
+
+def test_concurrent_one_stay_requests_share_passes_and_answer_as_alone(instay_world, world) -> None:
+    """One-stay requests queued together are answered in one pass (micro-batching), each exactly as
+    when it came alone, in its own language; a bad stay among them fails its own request only."""
+    client, hospital, day, watched = instay_world
+    app = client.app
+    bodies = [stay_body(hospital, c, day) for c in watched["case_id"].head(12)]
+    bad = copy.deepcopy(bodies[0])
+    bad["record"]["case_id"] = "BAD-1"
+    bad["record"].pop("patient_id", None)
+    bad["charges"][0]["charge_date"] = "1999-01-01"
+    sent = [*bodies, bad]
+    languages = ["en" if i % 2 else "zh" for i in range(len(sent))]
+
+    async def post(http: httpx.AsyncClient, body: dict[str, Any], lang: str) -> httpx.Response:
+        headers = {**head(world, "clinician"), "Accept-Language": lang}
+        return await http.post("/v1/predict/in-stay", json=body, headers=headers)
+
+    async def run() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            asked = list(zip(sent, languages, strict=True))
+            alone = [await post(http, b, lang) for b, lang in asked]
+            together = await asyncio.gather(*(post(http, b, lang) for b, lang in asked))
+        return alone, list(together)
+
+    metrics = app.state.service.metrics.registry
+    before = metrics.get_sample_value("caselens_micro_batch_cases_count", {"task": "instay"}) or 0.0
+    alone, together = asyncio.run(run())
+    for a, b in zip(alone[:-1], together[:-1], strict=True):
+        assert a.status_code == b.status_code == 200, (a.text, b.text)
+        assert b.json()["prediction"] == a.json()["prediction"]
+    assert together[-1].status_code == alone[-1].status_code == 422
+    loc = ["body", "stays", 0, "charges", 0, "charge_date"]
+    assert loc in [problem["loc"] for problem in together[-1].json()["detail"]]
+    zh, en = together[0].json()["prediction"], together[1].json()["prediction"]
+    assert "超支风险" in zh["explanation"]["reasons"][0] and "overrun risk" in en["explanation"]["reasons"][0]
+    passes = metrics.get_sample_value("caselens_micro_batch_cases_count", {"task": "instay"}) - before
+    assert passes < 2 * len(sent)  # some of the concurrent requests shared a pass
