@@ -118,6 +118,7 @@ def http_paced(
         "CASELENS_DATA_DIR": str(data_dir),
         "CASELENS_SERVE_API_KEYS": json.dumps({"bench": {"sha256": hash_key(KEY), "role": "clinician"}}),
         "CASELENS_SERVE_TASKS": "instay",  # the one model registered here: ready once it is loaded
+        "CASELENS_SERVE_HISTORY_LOOKUPS_PER_MINUTE": "1000000000",  # one key sends the whole load
     }
     log = data_dir / f"serve-{workers}.log"
     service = Server(
@@ -190,7 +191,9 @@ def run(
 
         keys = data_dir / "keys.json"
         key = add_key(keys, "bench", "clinician")
-        serving = ServingSettings(api_keys=str(keys), max_batch=batch_stays, max_body_mb=64)
+        serving = ServingSettings(
+            api_keys=str(keys), max_batch=batch_stays, max_body_mb=64, history_lookups_per_minute=10**9
+        )
         head = {"Authorization": f"Bearer {key}"}
         with TestClient(create_app(settings, serving)) as client:
             first, cold_s = timed(lambda: client.post("/v1/predict/in-stay", json=bodies[0], headers=head))

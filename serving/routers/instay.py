@@ -7,7 +7,9 @@ on /readyz by the service's model registry like every task's) exactly as ``casel
 (``models.watch_list.stay_rows``, the watch list's rows before ranking), so a stay's answer is its
 watch-list row, with the overrun probability explained in the format of the other tasks
 (``serving.schemas.Explanation``).
-Roles clinician and admin (both may see features of the patient's stored stays).
+Roles clinician and admin (both may see features of the patient's stored stays); a request reading
+stored stays is audited with its patients and counted against the key's look-up budget, as every
+prediction request is (``serving.routers.predict``).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the body models from real annotations.
@@ -33,6 +35,7 @@ from serving.deps import Lang, ServiceState, State, require
 from serving.explain import explanations
 from serving.registry import ServedModel
 from serving.roles import TASK_ROLES
+from serving.routers.predict import _read_history  # the audit and budget of stored-history reads
 from serving.schemas import (
     ERROR_RESPONSES,
     AdmissionCase,
@@ -285,12 +288,6 @@ def _batcher(state: ServiceState) -> MicroBatcher[StayRequest]:
     return found
 
 
-def _audit(request: Request, state: State, principal: Principal, case_ids: list[str]) -> None:
-    state.audit.record(
-        key_id=principal.key_id, role=principal.role, endpoint=request.url.path, case_ids=case_ids
-    )
-
-
 @router.post(
     "/in-stay", response_model=InstayResponse, summary="In-stay early warning (在院预警) for one stay"
 )
@@ -300,10 +297,11 @@ async def predict_in_stay(
     """Predicted final cost with its interval, overrun probability, warning level and the reasons, for
     a stay in hospital cut at ``as_of_date``. Roles: clinician, admin."""
     instay_model(state)  # 503 before queueing when there is no model
+    record = body.record
+    _read_history(state, principal, request.url.path, [record.case_id], [record.patient_id])
     # Stays of one patient never share a pass (their history is looked up per patient).
-    key = body.record.patient_id if body.record.patient_id is not None else object()
+    key = record.patient_id if record.patient_id is not None else object()
     model, prediction = await _batcher(state).submit(StayRequest(body, lang, top or 8), key)
-    _audit(request, state, principal, [prediction.case_id])
     return InstayResponse(model=model, prediction=prediction)
 
 
@@ -316,6 +314,8 @@ def predict_in_stay_batch(
     """The same for many stays, one answer each in order. Roles: clinician, admin."""
     if len(body.stays) > state.serving.max_batch:
         raise HTTPException(413, f"at most {state.serving.max_batch} stays in one request")
+    records = [stay.record for stay in body.stays]
+    case_ids, patient_ids = [r.case_id for r in records], [r.patient_id for r in records]
+    _read_history(state, principal, request.url.path, case_ids, patient_ids)
     model, predictions = _predictions(state, body.stays, [(lang, top or 8)] * len(body.stays))
-    _audit(request, state, principal, [p.case_id for p in predictions])
     return InstayBatchResponse(model=model, predictions=predictions)

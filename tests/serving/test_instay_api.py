@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from typing import Any
 
 import httpx
@@ -242,3 +243,22 @@ def test_concurrent_one_stay_requests_share_passes_and_answer_as_alone(instay_wo
     assert "超支风险" in zh["explanation"]["reasons"][0] and "overrun risk" in en["explanation"]["reasons"][0]
     passes = metrics.get_sample_value("caselens_micro_batch_cases_count", {"task": "instay"}) - before
     assert passes < 2 * len(sent)  # some of the concurrent requests shared a pass
+
+
+def test_stored_history_reads_are_audited_with_the_patient_and_budgeted(instay_world, world) -> None:
+    """As every prediction request: the audit entry names the patient whose stored stays were read,
+    and a key past its per-minute look-up budget is refused (429) before anything is read."""
+    client, hospital, day, watched = instay_world
+    first, second = (stay_body(hospital, c, day) for c in watched["case_id"].head(2))
+    assert client.post("/v1/predict/in-stay", json=first, headers=head(world, "clinician")).status_code == 200
+    state = client.app.state.service
+    entry = json.loads(state.serving.audit_path(state.settings).read_text(encoding="utf-8").splitlines()[-1])
+    assert entry["endpoint"] == "/v1/predict/in-stay" and entry["case_ids"] == [first["record"]["case_id"]]
+    assert entry["history_patient_ids"] == [first["record"]["patient_id"]]
+
+    serving = ServingSettings(api_keys=str(world.keys_path), history_lookups_per_minute=1)
+    with TestClient(create_app(state.settings, serving)) as capped:
+        clinician = head(world, "clinician")
+        assert capped.post("/v1/predict/in-stay", json=first, headers=clinician).status_code == 200
+        refused = capped.post("/v1/predict/in-stay", json=second, headers=clinician)
+        assert refused.status_code == 429 and "Retry-After" in refused.headers
