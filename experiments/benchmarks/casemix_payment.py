@@ -1,6 +1,7 @@
 """Benchmark: RW tables, weight calibration, DRG payment and casemix indicators for N grouped cases.
 
     .venv/bin/python -m experiments.benchmarks.casemix_payment --cases 1000000
+    taskset -c 0 .venv/bin/python -m experiments.benchmarks.casemix_payment --cases 1000000 --speed-only
 
 Cases are synthetic stays already grouped (about 600 DRGs with log-normal costs around their weight),
 so the figures are those of the payment code alone; grouping has its own benchmark. Weights are
@@ -8,11 +9,19 @@ estimated from the cases (the fallback: the synthetic DRG codes are not in the d
 whose read and validation is timed on its own). Also measured: what the trimming fence moves in
 total payment, and the case-weighted CCI beside the cost-weighted one. Results go to
 ``experiments/results/casemix_payment.md``.
+
+``--speed-only`` measures pricing speed alone (``pricing_speed``): one stay, as the in-stay endpoint
+prices it (issue 16), and N stays as ``caselens group`` prices them (issue 18: Arrow text columns,
+copy-on-write), CPU time on one core under both shipped rule files; results go to
+``experiments/results/pricing_speed.md``.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +30,44 @@ import typer
 
 from casemix.grouper import Grouper
 from casemix.indicators import casemix_indicators
-from casemix.payment import PaymentRules, drg_cost, price_cases
+from casemix.payment import DEFAULT_RULES, POINT_CITY_RULES, PaymentRules, drg_cost, price_cases
+from casemix.pregroup import Pregrouper
 from casemix.rw_table import read_weights, write_weights
 from casemix.settlement import settle_year
 from casemix.weights import Calibration, calibrate_weights
 from contract.fields import COST_CATEGORIES
-from experiments.benchmarks.report import SHARED_CORES, machine_line, peak_memory_line, timed, write_results
+from experiments.benchmarks.report import (
+    SHARED_CORES,
+    load_average,
+    machine_line,
+    peak_memory_line,
+    timed,
+    write_results,
+)
 from pipelines.demo import generate_demo
+from pipelines.readers import TEXT
 
 PAYER_SHARES = {1: 0.46, 2: 0.42, 4: 0.01, 5: 0.01, 6: 0.02, 7: 0.06, 8: 0.01, 9: 0.01}  # the demo's
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "casemix_payment.md"
+SPEED_RESULTS = RESULTS.with_name("pricing_speed.md")
+SPEED_COMMAND = ".venv/bin/python -m experiments.benchmarks.casemix_payment"
+# One stay in hospital on its 4th day, as the in-stay endpoint pre-groups and prices it.
+ONE_STAY = {
+    "sex": 1,
+    "age_years": 67,
+    "age_days": None,
+    "birth_weight_g": None,
+    "admission_diagnosis": "I21.0",
+    "working_diagnoses": "I21.0|I10|E11.9",
+    "procedures_so_far": "",
+    "as_of_date": pd.Timestamp("2025-03-04"),
+    "admission_date": pd.Timestamp("2025-03-01"),
+    "day_of_stay": 4,
+    "department": "心内科",
+    "hospital_id": "H1",
+    "patient_id": "P1",
+    "insurance_type": 1,
+}
 DEPARTMENTS = np.array(
     ["心内科", "呼吸科", "骨科", "普外科", "神经内科", "肿瘤科", "妇产科", "儿科", "消化内科", "肾内科"]
 )
@@ -82,10 +119,17 @@ def grouped_cases(n_cases: int, n_drgs: int = 600, seed: int = 0) -> pd.DataFram
 def run(
     cases: int = typer.Option(1_000_000, help="number of cases"),
     demo_cases: int = typer.Option(8_000, help="stays of the demo hospital measured against its region"),
-    output: Path = RESULTS,
+    output: Path | None = None,
+    speed_only: bool = False,
 ) -> None:
     """Time the RW table read, calibration, the CSV round trip, pricing and indicators; measure the demo
-    hospital against its region; write a report."""
+    hospital against its region; write a report. With ``--speed-only``, pricing speed alone."""
+    if speed_only:
+        command = f"taskset -c 0 {SPEED_COMMAND} --cases {cases} --speed-only"
+        calls = min(1_000, cases // 10)  # one-stay calls timed: fewer at toy sizes
+        write_results(pricing_speed(cases, command, calls=calls), output or SPEED_RESULTS)
+        return
+    output = output or RESULTS
     rules = PaymentRules.load()
     frame, generate_s = timed(lambda: grouped_cases(cases))
     read_weights(rules.calibration.rw_table)  # warm-up: pandera's one-off set-up is not the reader's cost
@@ -167,6 +211,80 @@ def run(
         "",
     ]
     write_results(lines, output)
+
+
+def pricing_speed(n_cases: int, command: str, calls: int = 1000, repeats: int = 3) -> list[str]:
+    """Report lines: CPU time of pricing one stay (median and 99th percentile of ``calls``; alone and
+    within one stay's pre-grouping) and ``n_cases`` stays (fastest of ``repeats``), both shipped rule
+    files. The N stays are read as ``caselens group`` reads them: text columns in Arrow, copy-on-write
+    on; also without copy-on-write, where the input's columns are copied into the result."""
+    frame = grouped_cases(n_cases)
+    frame = frame.astype({c: TEXT for c in ("hospital_id", "department", "patient_id")})
+    one, stay = frame.iloc[:1], pd.DataFrame([ONE_STAY])
+    history = generate_demo(3000, 1, 42).cases  # weights for rules without an RW table (not timed)
+    rows = []
+    for path in (DEFAULT_RULES, POINT_CITY_RULES):
+        rules = PaymentRules.load(path)
+        weights = calibrate_weights(frame, rules.calibration, cost=drg_cost(frame, rules))
+        per_call = _cpu_per_call(lambda r=rules, w=weights: price_cases(one, r, w), calls)
+        rows.append((f"`price_cases`, 1 grouped stay ({len(one.columns)} columns)", path, *per_call))
+        pregrouper = Pregrouper.for_rules(rules, history)
+        per_call = _cpu_per_call(lambda p=pregrouper: p.pregroup(stay), calls)
+        rows.append(("`Pregrouper.pregroup`, 1 stay in hospital (grouping + pricing)", path, *per_call))
+        with pd.option_context("mode.copy_on_write", True):
+            best = _fastest_cpu(lambda r=rules, w=weights: price_cases(frame, r, w), repeats)
+        rows.append(
+            (f"`price_cases`, {n_cases:,} stays, copy-on-write (as `caselens group`)", path, best, None)
+        )
+    best = _fastest_cpu(lambda: price_cases(frame, PaymentRules.load(), weights), repeats)
+    rows.append(
+        (f"`price_cases`, {n_cases:,} stays, no copy-on-write (input copied)", DEFAULT_RULES, best, None)
+    )
+    load = load_average()
+    return [
+        "# Benchmark: pricing speed, one stay and a million, one core",
+        "",
+        f"Command: `{command}`",
+        "",
+        "CPU time of this process (the fair figure on shared cores). One stay: median and 99th",
+        f"percentile of {calls:,} calls, in milliseconds; {n_cases:,} stays: fastest of {repeats}, in",
+        "seconds. The stays are the synthetic grouped cases of this benchmark (95% grouped, payers in the",
+        "demo's shares, 1.3 stays a patient so the readmission rule has work), text columns in Arrow as",
+        "`caselens group` reads them; weights estimated from them (not timed).",
+        "",
+        "| what | rules | median / CPU s | p99 |",
+        "|---|---|---:|---:|",
+        *(
+            f"| {name} | {Path(path).name} | "
+            + (f"{value * 1e3:.2f} ms | {p99 * 1e3:.2f} ms |" if p99 is not None else f"{value:.3f} s | |")
+            for name, path, value, p99 in rows
+        ),
+        "",
+        machine_line(f", load average {load:.1f} at the end. {SHARED_CORES} CPU time is the figure:"),
+        "wall time on a loaded machine says more about the neighbours than the code.",
+        "",
+    ]
+
+
+def _cpu_per_call(step: Callable[[], object], calls: int) -> tuple[float, float]:
+    """Median and 99th percentile CPU seconds of ``calls`` calls of ``step`` (after one warm-up)."""
+    step()
+    seconds = []
+    for _ in range(calls):
+        started = time.process_time()
+        step()
+        seconds.append(time.process_time() - started)
+    return statistics.median(seconds), statistics.quantiles(seconds, n=100)[98]
+
+
+def _fastest_cpu(step: Callable[[], object], repeats: int) -> float:
+    """The fewest CPU seconds ``step`` took in ``repeats`` runs."""
+    fastest = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        step()
+        fastest = min(fastest, time.process_time() - started)
+    return fastest
 
 
 def demo_against_region(n_cases: int, rules: PaymentRules) -> list[str]:

@@ -19,3 +19,13 @@ def test_synthetic_cases_are_grouped_frames() -> None:
     frame = grouped_cases(500)
     assert len(frame) == 500 and set(frame["status"]) <= {"grouped", "ungroupable", "invalid"}
     assert (frame.loc[frame["status"] != "grouped", "drg"] == "0000").all()
+
+
+def test_speed_benchmark_writes_its_results(tmp_path: Path) -> None:
+    out = tmp_path / "pricing_speed.md"
+    run(cases=3000, demo_cases=0, output=out, speed_only=True)
+    text = out.read_text(encoding="utf-8")
+    assert "--cases 3000 --speed-only" in text and "load average" in text
+    for what in ("`price_cases`, 1 grouped stay", "`Pregrouper.pregroup`", "`price_cases`, 3,000 stays"):
+        assert f"| {what}" in text
+    assert "payment.point-city.toml" in text and "no copy-on-write" in text

@@ -115,3 +115,31 @@ def test_a_missing_average_cost_names_the_first_row_and_counts_them() -> None:
         f"row {first}: standard_cost (the DRG's mean_cost in the weight table) is missing; "
         f"outliers.base = 'drg_mean_cost' needs it ({int(by_drg.sum())} rows)"
     )
+
+
+@pytest.mark.parametrize("name", ["default", "point_extras"])
+def test_stays_with_times_of_day_are_priced_alike(name: str) -> None:
+    """Dates with a time of day (not whole days) are ordered for the readmission rule without packing
+    them into days: an hour later on every date changes no gap, so nothing priced changes."""
+    frame = variant_cases(name)
+    for column in ("admission_date", "discharge_date"):
+        frame[column] = frame[column] + pd.Timedelta(hours=1)
+    got = price_cases(frame, VARIANTS[name](), weights())[list(PRICED_COLUMNS)]
+    pd.testing.assert_frame_equal(got, expected(name), check_exact=False, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("unit", ["D", "h"])
+def test_stays_are_ordered_as_lexsort_orders_them(unit: str) -> None:
+    """The readmission rule's order (patient, admission, discharge, then position among equal stays)
+    is ``np.lexsort``'s, packed or not; many stays share patient and dates here."""
+    from casemix.payment import _sorted_stays
+
+    rng = np.random.default_rng(7)
+    key = rng.integers(0, 50, 5000)
+    admitted = (
+        np.datetime64("2024-01-01") + rng.integers(0, 20, 5000).astype(f"timedelta64[{unit}]")
+    ).astype("datetime64[ns]")
+    discharged = admitted + rng.integers(0, 5, 5000).astype("timedelta64[D]")
+    admitted, discharged = admitted.view(np.int64), discharged.view(np.int64)
+    expected_order = np.lexsort((discharged, admitted, key))
+    np.testing.assert_array_equal(_sorted_stays(key, admitted, discharged), expected_order)
