@@ -82,14 +82,15 @@ class Pregrouper:
         )
         grouped = self.engine.grouper.group_frame(partial)  # partial records: not remembered
         priced = self.engine.price(self._pricing_frame(records, grouped), self.weights)
-        standard = priced["standard_payment"].where(grouped["status"] == "grouped")
+        status = grouped["status"].to_numpy(dtype=object)
+        standard = priced["standard_payment"].to_numpy(dtype=np.float64)
         return pd.DataFrame(
             {
-                "pregroup_status": grouped["status"].to_numpy(dtype=object),
+                "pregroup_status": status,
                 "pregroup_drg": grouped["drg"].to_numpy(dtype=object),
                 "pregroup_adrg": grouped["adrg"].to_numpy(dtype=object),
                 "pregroup_rw": priced["rw"].to_numpy(dtype=np.float64),
-                "payment_standard": standard.to_numpy(dtype=np.float64),
+                "payment_standard": np.where(status == "grouped", standard, np.nan),
             },
             index=records.index,
         )
