@@ -127,10 +127,9 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, frame: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
         check_is_fitted(self, "levels_")
-        admission = self.admission_.transform(frame, history=history)
-        # One frame built from the columns' arrays (no concatenation of frames: a one-stay request's
-        # cost is pandas' per-frame overhead, not the numbers).
-        columns: dict[str, Any] = {name: column.array for name, column in admission.items()}
+        # One frame built from the columns' arrays, the admission features' included (no frame of
+        # theirs, no concatenation: a one-stay request's cost is pandas' per-frame overhead).
+        columns: dict[str, Any] = self.admission_.encoded_columns(frame, history=history)
         for name, column in self._instay(frame).items():
             levels = self.levels_.get(name)
             columns[name] = (
@@ -142,6 +141,14 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "levels_")
         return np.asarray(self.feature_names_out_, dtype=object)
 
+    def prepare(self) -> InstayFeatures:
+        """Build the pre-grouper (its casemix engine and grouper) and the admission features' engine
+        now rather than in the first stay scored: a service does it when the model loads."""
+        check_is_fitted(self, "levels_")
+        self.admission_.prepare()
+        self._pregrouper()
+        return self
+
     @property
     def catalog(self) -> pd.DataFrame:
         """One row per feature (feature, view, entity, stage, kind, sources, ...), admission first."""
@@ -152,7 +159,8 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         """``frame`` with the pre-grouping columns (computed when absent)."""
         if all(c in frame.columns for c in PREGROUP_COLUMNS):
             return frame
-        return frame.join(self._pregrouper().pregroup(frame))
+        # Same index, so concatenated side by side (join's alignment costs a one-stay request more).
+        return pd.concat([frame, self._pregrouper().pregroup(frame)], axis=1)
 
     def _instay(self, frame: pd.DataFrame) -> dict[str, pd.Series]:
         """The in-stay views' raw columns by name, in declaration order."""
