@@ -105,10 +105,7 @@ class ModelRegistry:
             return current
         pyfunc = mlflow.pyfunc.load_model(f"models:/{task.model_name}/{version}")
         model = servable(pyfunc.unwrap_python_model(), f"{task.model_name} v{version}")
-        try:  # its casemix engines built now, at load or reload, not in a request
-            model.prepare()
-        except Exception as error:  # only a warm-up: a failure is the first request's, as before
-            log.warning("preparing %s failed: %s", task.model_name, type(error).__name__)
+        model.prepare()  # its casemix engines built now, at load or reload, not in a request
         return ServedModel(task, str(version), model)
 
     @staticmethod
