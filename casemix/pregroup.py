@@ -12,6 +12,7 @@ hospitals warn on (90%: watch, 110%: overrun).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -68,63 +69,68 @@ class Pregrouper:
         missing = [c for c in RECORD_COLUMNS if c not in records.columns]
         if missing:
             raise InputError(f"cannot pre-group: missing column(s) {', '.join(missing)}")
-        diagnoses = records["working_diagnoses"].where(
-            records["working_diagnoses"].notna() & (records["working_diagnoses"] != ""),
-            records["admission_diagnosis"],
-        )
+        working = records["working_diagnoses"].to_numpy(dtype=object)
+        coded = pd.notna(working) & (working != "")
+        procedures = records["procedures_so_far"].to_numpy(dtype=object)
         partial = pd.DataFrame(
             {
-                "sex": records["sex"],
-                "age_years": records["age_years"],
-                "age_days": records["age_days"],
-                "birth_weight_g": records["birth_weight_g"],
-                "diagnoses": diagnoses,
-                "procedures": records["procedures_so_far"].fillna(""),
+                **{name: records[name].array for name in ("sex", "age_years", "age_days", "birth_weight_g")},
+                "diagnoses": np.where(coded, working, records["admission_diagnosis"].to_numpy(dtype=object)),
+                "procedures": np.where(pd.notna(procedures), procedures, ""),
             },
             index=records.index,
         )
         grouped = self.engine.grouper.group_frame(partial)  # partial records: not remembered
         priced = self.engine.price(self._pricing_frame(records, grouped), self.weights)
-        standard = priced["standard_payment"].where(grouped["status"] == "grouped")
+        status = grouped["status"].to_numpy(dtype=object)
+        standard = priced["standard_payment"].to_numpy(dtype=np.float64)
         return pd.DataFrame(
             {
-                "pregroup_status": grouped["status"].to_numpy(dtype=object),
+                "pregroup_status": status,
                 "pregroup_drg": grouped["drg"].to_numpy(dtype=object),
                 "pregroup_adrg": grouped["adrg"].to_numpy(dtype=object),
                 "pregroup_rw": priced["rw"].to_numpy(dtype=np.float64),
-                "payment_standard": standard.to_numpy(dtype=np.float64),
+                "payment_standard": np.where(status == "grouped", standard, np.nan),
             },
             index=records.index,
         )
 
-    def _priced_day(self, days: pd.Series) -> pd.Series:
-        """The day whose prices apply: the day itself, or the rules' nearest priced day when it falls
-        outside them (a stay admitted before the first base rate is settled under it)."""
+    @cached_property
+    def _priced_span(self) -> tuple[np.datetime64, np.datetime64]:
+        """The first and last day the rules price (a stay admitted before the first base rate is
+        settled under it): read from the rules once, not per stay."""
         if self.rules.method == "rate":
             first = min(r.effective_from for r in self.rules.base_rates)
-            return days.clip(lower=pd.Timestamp(first))
+            return np.datetime64(first, "ns"), np.datetime64("NaT", "ns")
         years = sorted(p.year for p in self.rules.point_values)
-        low, high = pd.Timestamp(years[0], 1, 1), pd.Timestamp(years[-1], 12, 31)
-        return days.clip(lower=low, upper=high)
+        return np.datetime64(f"{years[0]}-01-01", "ns"), np.datetime64(f"{years[-1]}-12-31", "ns")
+
+    def _priced_day(self, days: np.ndarray) -> np.ndarray:
+        """The day whose prices apply: the day itself, or the rules' nearest priced day when it falls
+        outside them."""
+        low, high = self._priced_span
+        days = np.maximum(days, low)
+        return days if np.isnat(high) else np.minimum(days, high)
 
     def _pricing_frame(self, records: pd.DataFrame, grouped: pd.DataFrame) -> pd.DataFrame:
         """What ``price_cases`` reads, for a stay not yet discharged: the day cut at stands for the
         discharge date (the rules in force), the days so far for the stay, no charges outside the DRG.
         Only the standard is used, which depends on neither cost nor stay."""
-        frame = pd.DataFrame(
-            {
-                "status": grouped["status"],
-                "drg": grouped["drg"],
-                "adrg": grouped["adrg"],
-                "department": records["department"],
-                "discharge_date": self._priced_day(pd.to_datetime(records["as_of_date"])),
-                "admission_date": pd.to_datetime(records.get("admission_date", records["as_of_date"])),
-                "los_days": records.get("day_of_stay", pd.Series(1, index=records.index)),
-                "total_cost": 0.0,
-            },
-            index=records.index,
-        )
+        n = len(records)
+        as_of = records["as_of_date"].to_numpy(dtype="datetime64[ns]")
+        admitted = records["admission_date"] if "admission_date" in records.columns else None
+        stay = records["day_of_stay"] if "day_of_stay" in records.columns else None
+        columns: dict[str, object] = {
+            "status": grouped["status"].to_numpy(),
+            "drg": grouped["drg"].to_numpy(),
+            "adrg": grouped["adrg"].to_numpy(),
+            "department": records["department"].to_numpy(),
+            "discharge_date": self._priced_day(as_of),
+            "admission_date": as_of if admitted is None else admitted.to_numpy(dtype="datetime64[ns]"),
+            "los_days": np.ones(n, dtype=np.int64) if stay is None else stay.to_numpy(),
+            "total_cost": np.zeros(n),
+        }
         for name in ("hospital_id", "patient_id", "insurance_type"):
             if name in records.columns:
-                frame[name] = records[name]
-        return frame
+                columns[name] = records[name].array
+        return pd.DataFrame(columns, index=records.index)

@@ -22,6 +22,7 @@ from contract.errors import InputError
 from contract.fields import COST_CATEGORIES
 from contract.instay import CHARGES_TO_DATE, INSTAY_COLUMNS
 from features.encoding import encode_levels, learn_levels
+from features.history import StayIndex
 from features.instay_views import INSTAY_VIEWS
 from features.pipeline import CaseFeatures, feature_catalog
 from features.point_in_time import Timeline, as_of, day_numbers
@@ -46,12 +47,15 @@ def cut_stays(records: pd.DataFrame, charges: pd.DataFrame, cuts: pd.DataFrame) 
     if (hi <= lo).any():
         row = int(np.flatnonzero(hi <= lo)[0])
         raise InputError(f"cut row {row}: no in-stay record of its stay on or before its as_of_date")
-    frame = records.iloc[recorded.order[hi - 1]][list(INSTAY_COLUMNS)].set_index(cuts.index)
-    frame["as_of_date"] = pd.to_datetime(cuts["as_of_date"]).to_numpy(dtype="datetime64[ns]")
-    day = days - day_numbers(frame["admission_date"]) + 1
+    taken = recorded.order[hi - 1]
+    # Built as one frame from the columns' arrays: inserting the derived columns one by one cost a
+    # one-stay request more than the arithmetic.
+    columns: dict[str, Any] = {name: records[name].array.take(taken) for name in INSTAY_COLUMNS}
+    columns["as_of_date"] = pd.to_datetime(cuts["as_of_date"]).to_numpy(dtype="datetime64[ns]")
+    day = days - day_numbers(columns["admission_date"]) + 1
     if (day < 1).any():
         raise InputError(f"cut row {int(np.flatnonzero(day < 1)[0])}: as_of_date before admission_date")
-    frame["day_of_stay"] = day
+    columns["day_of_stay"] = day
 
     charged = Timeline.of(charge_keys, day_numbers(charges["charge_date"]))
     amounts = charges[list(COST_CATEGORIES)].to_numpy(dtype=np.float64)
@@ -59,12 +63,12 @@ def cut_stays(records: pd.DataFrame, charges: pd.DataFrame, cuts: pd.DataFrame) 
     lo, hi = as_of(charged, cut_keys, days, rule="at_or_before")
     to_date = running[hi] - running[lo]
     for k, name in enumerate(CHARGES_TO_DATE):
-        frame[name] = np.round(to_date[:, k], 2)
-    frame["charges_to_date"] = np.round(to_date.sum(axis=1), 2)
+        columns[name] = np.round(to_date[:, k], 2)
+    columns["charges_to_date"] = np.round(to_date.sum(axis=1), 2)
     for name, lookback in (("charges_last_day", 0), ("charges_last_3_days", 2)):
         lo, hi = as_of(charged, cut_keys, days, rule="at_or_before", lookback=lookback)
-        frame[name] = np.round((running[hi] - running[lo]).sum(axis=1), 2)
-    return frame
+        columns[name] = np.round((running[hi] - running[lo]).sum(axis=1), 2)
+    return pd.DataFrame(columns, index=cuts.index)
 
 
 def in_hospital(
@@ -117,26 +121,33 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         rules = self.rules if self.rules is not None else _configured_rules()
         self.weights_ = Pregrouper.for_rules(rules, history).weights
         raw = self._instay(frame)
-        categorical = {f.name for v in INSTAY_VIEWS for f in v.features if f.kind == "categorical"}
-        self.levels_ = {c: learn_levels(raw[c], self.min_category_count) for c in categorical}
-        self.feature_names_out_ = [*self.admission_.feature_names_out_, *raw.columns]
+        self.levels_ = {c: learn_levels(raw[c], self.min_category_count) for c in _CATEGORICAL}
+        self.feature_names_out_ = [*self.admission_.feature_names_out_, *raw]
         return self
 
-    def transform(self, frame: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
+    def transform(self, frame: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
         check_is_fitted(self, "levels_")
-        admission = self.admission_.transform(frame, history=history)
-        raw = self._instay(frame)
-        encoded = {
-            name: encode_levels(raw[name], self.levels_[name])
-            if name in self.levels_
-            else raw[name].astype("float64").to_numpy()
-            for name in raw.columns
-        }
-        return pd.concat([admission, pd.DataFrame(encoded, index=frame.index)], axis=1)
+        # One frame built from the columns' arrays, the admission features' included (no frame of
+        # theirs, no concatenation: a one-stay request's cost is pandas' per-frame overhead).
+        columns: dict[str, Any] = self.admission_.encoded_columns(frame, history=history)
+        for name, column in self._instay(frame).items():
+            levels = self.levels_.get(name)
+            columns[name] = (
+                encode_levels(column, levels) if levels is not None else column.to_numpy(dtype=np.float64)
+            )
+        return pd.DataFrame(columns, index=frame.index)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "levels_")
         return np.asarray(self.feature_names_out_, dtype=object)
+
+    def prepare(self) -> InstayFeatures:
+        """Build the pre-grouper (its casemix engine and grouper) and the admission features' engine
+        now rather than in the first stay scored: a service does it when the model loads."""
+        check_is_fitted(self, "levels_")
+        self.admission_.prepare()
+        self._pregrouper()
+        return self
 
     @property
     def catalog(self) -> pd.DataFrame:
@@ -148,17 +159,17 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         """``frame`` with the pre-grouping columns (computed when absent)."""
         if all(c in frame.columns for c in PREGROUP_COLUMNS):
             return frame
-        return frame.join(self._pregrouper().pregroup(frame))
+        # Same index, so concatenated side by side (join's alignment costs a one-stay request more).
+        return pd.concat([frame, self._pregrouper().pregroup(frame)], axis=1)
 
-    def _instay(self, frame: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in {s for v in INSTAY_VIEWS for s in v.sources} if c not in frame.columns]
-        missing = [c for c in missing if c not in PREGROUP_COLUMNS]
+    def _instay(self, frame: pd.DataFrame) -> dict[str, pd.Series]:
+        """The in-stay views' raw columns by name, in declaration order."""
+        missing = [c for c in _SOURCES if c not in frame.columns]
         if missing:
-            raise InputError(f"in-stay rows lack column(s) {', '.join(sorted(missing))}: cut them first")
+            raise InputError(f"in-stay rows lack column(s) {', '.join(missing)}: cut them first")
         cut = self.pregroup(frame)
         context = FeatureContext()
-        parts = [view.compute(cut, context) for view in INSTAY_VIEWS]
-        return pd.concat(parts, axis=1)
+        return {name: column for view in INSTAY_VIEWS for name, column in view.compute(cut, context).items()}
 
     def _pregrouper(self) -> Pregrouper:
         """Built once per process from the rules and the fitted weights (the grouper is not pickled)."""
@@ -173,6 +184,12 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         state = super().__getstate__()
         state.pop("_pregrouper_cache", None)
         return state
+
+
+# What the in-stay views read of a cut frame (pre-grouping's columns are added when absent), and
+# their categorical features: fixed by the declarations, so worked out once.
+_SOURCES = sorted({s for v in INSTAY_VIEWS for s in v.sources} - set(PREGROUP_COLUMNS))
+_CATEGORICAL = tuple(f.name for v in INSTAY_VIEWS for f in v.features if f.kind == "categorical")
 
 
 def _configured_rules() -> Any:

@@ -94,28 +94,37 @@ INSTAY_CHARGES = VIEWS.register(
 )
 
 
-def _first(column: pd.Series) -> pd.Series:
-    first = [split_codes(v)[0] if split_codes(v) else None for v in column.tolist()]
-    return pd.Series(first, index=column.index, dtype=object)
+def _first(values: np.ndarray) -> np.ndarray:
+    """The first code of each code list (None for an empty or missing list)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = [codes[0] if (codes := split_codes(v)) else None for v in values]
+    return out
 
 
-def _count(column: pd.Series) -> np.ndarray:
-    return np.array([len(split_codes(v)) for v in column.tolist()], dtype=np.float64)
+def _count(values: np.ndarray) -> np.ndarray:
+    return np.array([len(split_codes(v)) for v in values], dtype=np.float64)
 
 
 def _progress(frame: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    principal = _first(frame["working_diagnoses"])
-    principal = principal.where(principal.notna(), frame["admission_diagnosis"])
-    procedure = _first(frame["procedures_so_far"])
+    # On the columns' arrays, not Series: a one-stay request pays pandas' cost per operation.
+    working = frame["working_diagnoses"].to_numpy(dtype=object)
+    admitted = frame["admission_diagnosis"].to_numpy(dtype=object)
+    first = _first(working)
+    principal = np.where(pd.isna(first), admitted, first)
+    changed = (principal != admitted) | pd.isna(principal) | pd.isna(admitted)  # pandas' != on None
+    procedures = frame["procedures_so_far"].to_numpy(dtype=object)
+    principal_codes = pd.Series(principal, index=frame.index, dtype=object)
     return pd.DataFrame(
         {
             "day_of_stay": frame["day_of_stay"].to_numpy(dtype=np.float64),
-            "working_principal_category": codes.icd10_category(principal),
-            "working_principal_chapter": codes.icd10_chapter(principal),
-            "principal_changed": (principal != frame["admission_diagnosis"]).astype("float64").to_numpy(),
-            "working_diagnoses_count": _count(frame["working_diagnoses"]),
-            "procedures_so_far_count": _count(frame["procedures_so_far"]),
-            "procedure_so_far_section": codes.icd9cm3_section(procedure),
+            "working_principal_category": codes.icd10_category(principal_codes),
+            "working_principal_chapter": codes.icd10_chapter(principal_codes),
+            "principal_changed": changed.astype("float64"),
+            "working_diagnoses_count": _count(working),
+            "procedures_so_far_count": _count(procedures),
+            "procedure_so_far_section": codes.icd9cm3_section(
+                pd.Series(_first(procedures), index=frame.index, dtype=object)
+            ),
         },
         index=frame.index,
     )

@@ -168,14 +168,20 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         History rows only describe the patients' earlier stays; they get no feature row. A case present
         in both frames is taken from ``cases``.
         """
+        return pd.DataFrame(self.encoded_columns(cases, history), index=cases.index)
+
+    def encoded_columns(
+        self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None
+    ) -> dict[str, Any]:
+        """:meth:`transform`'s columns by name (arrays, in order) before they make a frame: for a
+        transformer that puts its own features beside them in one frame (``InstayFeatures``)."""
         check_is_fitted(self, "levels_")
         parts = self._parts(cases, history, self._views())
         if not parts:  # nothing to encode: the same error as concatenating no views
-            return self._encode(pd.concat(parts, axis=1))
+            self._encode(pd.concat(parts, axis=1))
         # Encoded straight from the views' frames: the same columns as ``_encode(_raw(...))`` without
         # concatenating them first (every part has the cases' index, so nothing is realigned).
-        columns = {name: column for part in parts for name, column in part.items()}
-        return self._encode_columns(columns, parts[0].index)
+        return self._encoded({name: column for part in parts for name, column in part.items()})
 
     def category_counts(self, cases: pd.DataFrame) -> dict[str, pd.Series]:
         """How often each level of each categorical feature occurs in ``cases``: what ``fit`` learns from.
@@ -197,6 +203,13 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "levels_")
         return np.asarray(self.feature_names_out_, dtype=object)
+
+    def prepare(self) -> CaseFeatures:
+        """Build the casemix engine now when a view groups or reads the tables (it is built on first
+        use otherwise): a service does it when the model loads, not in a request."""
+        if {v.name for v in self._views()} & set(_NEEDS_TABLES):
+            self._casemix()
+        return self
 
     @property
     def catalog(self) -> pd.DataFrame:
@@ -310,10 +323,11 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         self.feature_names_out_ = self._names(self._views())
 
     def _encode(self, raw: pd.DataFrame) -> pd.DataFrame:
-        return self._encode_columns(raw, raw.index)
+        return pd.DataFrame(self._encoded(raw), index=raw.index)
 
-    def _encode_columns(self, raw: Any, index: pd.Index) -> pd.DataFrame:
-        """The model's frame from raw feature columns (a frame or a name -> Series mapping)."""
+    def _encoded(self, raw: Any) -> dict[str, Any]:
+        """The model's columns (name -> array) from raw feature columns (a frame or a name -> Series
+        mapping)."""
         out: dict[str, Any] = {}
         for name in self.feature_names_out_:
             levels = self.levels_.get(name)
@@ -324,7 +338,7 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
                 out[name] = column.to_numpy()
             else:
                 out[name] = column.astype("float64").to_numpy()
-        return pd.DataFrame(out, index=index)
+        return out
 
 
 def feature_catalog(views: list[FeatureView]) -> pd.DataFrame:

@@ -90,6 +90,14 @@ class CaseModel(mlflow.pyfunc.PythonModel):
             return self.features.transform(frame)
         return self.features.transform(frame, history=history)
 
+    def prepare(self) -> CaseModel:
+        """Build what the features build on first use (casemix engines: tables, grouper), so that a
+        service pays it when the model loads rather than in its first request."""
+        prepare = getattr(self.features, "prepare", None)
+        if prepare is not None:
+            prepare()
+        return self
+
     def outputs_of(self, X: pd.DataFrame) -> pd.DataFrame:
         """Every output column for a feature frame from :meth:`features_of` (positionally aligned): for
         callers that read the features too (the coding queue's audit columns), one feature pass."""

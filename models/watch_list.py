@@ -98,8 +98,20 @@ def ranked(
     cut: pd.DataFrame, predicted: pd.DataFrame, policy: WarningPolicy, why: list[str] | str = ""
 ) -> pd.DataFrame:
     """``watch_list`` of pre-grouped stays ``cut`` from the model's outputs ``predicted`` (positionally
-    aligned) and their reasons ``why``: a caller that also explains the stays (``POST
-    /v1/predict/in-stay``) scores them once."""
+    aligned) and their reasons ``why``: :func:`stay_rows`, ranked by expected overrun, then warning
+    level, then probability (ties keep their order)."""
+    rows = stay_rows(cut, predicted, policy, why)
+    severity = sum(i * (rows["warning_level"] == level) for i, level in enumerate(LEVELS))
+    order = np.lexsort((-rows["overrun_probability"], -severity, -rows["expected_overrun"]))
+    ordered = {"rank": np.arange(1, len(order) + 1), **{name: rows[name][order] for name in rows}}
+    return pd.DataFrame(ordered)[list(WATCH_COLUMNS)]
+
+
+def stay_rows(
+    cut: pd.DataFrame, predicted: pd.DataFrame, policy: WarningPolicy, why: list[str] | str = ""
+) -> dict[str, np.ndarray]:
+    """``WATCH_COLUMNS`` but the rank, one array each, in the order of ``cut``: what a caller that
+    scores stays one by one (``POST /v1/predict/in-stay``) answers, the watch list's rows unranked."""
     standard = cut["payment_standard"].to_numpy(dtype=np.float64)
     to_date = cut["charges_to_date"].to_numpy(dtype=np.float64)
     final = predicted["final_cost"].to_numpy(dtype=np.float64)
@@ -108,27 +120,21 @@ def ranked(
         ratio = np.where(standard > 0, to_date / standard, np.nan)
         predicted_ratio = np.where(standard > 0, final / standard, np.nan)
     above = np.nan_to_num(np.maximum(final - standard, 0.0), nan=0.0)
-    out = pd.DataFrame(
-        {
-            "case_id": cut["case_id"].to_numpy(dtype=object),
-            "department": cut["department"].to_numpy(dtype=object),
-            "day_of_stay": cut["day_of_stay"].to_numpy(dtype=np.int64),
-            "cost_to_date": to_date,
-            "pregrouped_drg": cut["pregroup_drg"].to_numpy(dtype=object),
-            "payment_standard": standard,
-            "ratio_to_date": np.round(ratio, 4),
-            "predicted_final_cost": np.round(final, 2),
-            "final_cost_lower": np.round(predicted["final_cost_lower"].to_numpy(dtype=np.float64), 2),
-            "final_cost_upper": np.round(predicted["final_cost_upper"].to_numpy(dtype=np.float64), 2),
-            "overrun_probability": np.round(probability, 4),
-            "expected_overrun": np.round(probability * above, 2),
-            "warning_level": policy.levels(ratio, predicted_ratio, probability),
-            "top_reasons": why,
-        }
-    )
-    severity = pd.Series(out["warning_level"]).map({level: i for i, level in enumerate(LEVELS)})
-    out = out.assign(_severity=severity).sort_values(
-        ["expected_overrun", "_severity", "overrun_probability"], ascending=False, kind="stable"
-    )
-    out.insert(0, "rank", np.arange(1, len(out) + 1))
-    return out.drop(columns="_severity").reset_index(drop=True)[list(WATCH_COLUMNS)]
+    reasons = np.empty(len(cut), dtype=object)
+    reasons[:] = why
+    return {
+        "case_id": cut["case_id"].to_numpy(dtype=object),
+        "department": cut["department"].to_numpy(dtype=object),
+        "day_of_stay": cut["day_of_stay"].to_numpy(dtype=np.int64),
+        "cost_to_date": to_date,
+        "pregrouped_drg": cut["pregroup_drg"].to_numpy(dtype=object),
+        "payment_standard": standard,
+        "ratio_to_date": np.round(ratio, 4),
+        "predicted_final_cost": np.round(final, 2),
+        "final_cost_lower": np.round(predicted["final_cost_lower"].to_numpy(dtype=np.float64), 2),
+        "final_cost_upper": np.round(predicted["final_cost_upper"].to_numpy(dtype=np.float64), 2),
+        "overrun_probability": np.round(probability, 4),
+        "expected_overrun": np.round(probability * above, 2),
+        "warning_level": policy.levels(ratio, predicted_ratio, probability),
+        "top_reasons": reasons,
+    }

@@ -105,6 +105,7 @@ class ModelRegistry:
             return current
         pyfunc = mlflow.pyfunc.load_model(f"models:/{task.model_name}/{version}")
         model = servable(pyfunc.unwrap_python_model(), f"{task.model_name} v{version}")
+        model.prepare()  # its casemix engines built now, at load or reload, not in a request
         return ServedModel(task, str(version), model)
 
     @staticmethod

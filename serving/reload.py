@@ -42,11 +42,13 @@ def reload_models(state: ServiceState) -> list[str]:
 
 
 def settle(state: ServiceState) -> None:
-    """Read the case store now rather than in the next request, then keep the garbage collector off
-    the long-lived objects (models, store, indexes): walking them again and again shows as pauses in
-    the latency tail. Unfrozen first, so what a reload replaced can still be collected."""
+    """Read the case store and build the service's casemix engine now rather than in the next
+    request, then keep the garbage collector off the long-lived objects (models, store, indexes):
+    walking them again and again shows as pauses in the latency tail. Unfrozen first, so what a
+    reload replaced can still be collected."""
     with suppress(CasesUnavailable):
         state.cases.stays_of([])
+    state.casemix()  # the service's engine (its tables and rules), built once, before any request
     gc.unfreeze()
     gc.collect()
     gc.freeze()

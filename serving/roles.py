@@ -12,6 +12,7 @@ TASK_ROLES: dict[str, tuple[str, ...]] = {
     "margin": ("clinician", "finance", "admin"),
     "readmission": ("clinician", "admin"),
     "coding": ("coder", "admin"),
+    "instay": ("clinician", "admin"),
 }
 
 # Who may use the other data endpoints.

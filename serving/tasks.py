@@ -16,6 +16,7 @@ from contract.fields import Stage
 from models.task import Task
 from models.tasks import all_tasks
 from serving.roles import ROLES, TASK_ROLES
+from serving.schemas import CASE_MODELS
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,13 @@ class ServedTask:
     @property
     def stage(self) -> Stage:
         return self.task.stage
+
+    @property
+    def case_requests(self) -> bool:
+        """Whether a request is one case of the task's stage (the generated ``/v1/predict/<task>``
+        routes and the case page's cards); an in-stay request is a record with its daily charges,
+        answered by its own router (``serving.routers.instay``)."""
+        return self.stage in CASE_MODELS
 
     @property
     def summary(self) -> str:

@@ -82,10 +82,12 @@ class CostModel:
     ) -> tuple[np.ndarray, np.ndarray]:
         return _band(*self._quantile_models(X, y), X_held)
 
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, X: pd.DataFrame, data: pd.DataFrame | np.ndarray | None = None) -> pd.DataFrame:
         """Point forecast and interval; the interval is widened to hold the point when skew puts the
-        mean outside the quantile band (widening only raises coverage)."""
-        data = lgbm.prepared(X, self.point_)  # one conversion for the three models
+        mean outside the quantile band (widening only raises coverage). ``data``: ``X`` as
+        :func:`models.lgbm.prepared` converted it already for a model fitted on the same features."""
+        if data is None:
+            data = lgbm.prepared(X, self.point_)  # one conversion for the three models
         point = np.expm1(lgbm.predict(self.point_, data)) * self.smearing_
         if self.level is None:
             return pd.DataFrame({self.target: point}, index=X.index)

@@ -59,8 +59,9 @@ class InstayModel:
         return self
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        out = self.cost_.predict(X)
-        out["p_overrun"] = lgbm.predict_proba(self.overrun_, X)[:, 1]
+        data = lgbm.prepared(X, self.overrun_)  # one conversion for the four models (same features)
+        out = self.cost_.predict(X, data)
+        out["p_overrun"] = lgbm.predict_proba(self.overrun_, data)[:, 1]
         return out
 
     @property

@@ -2,15 +2,19 @@
 
 The body is the in-stay record (``contract.instay.INSTAY_FIELDS``) and its daily charges to date
 (``contract.charges``); the service cuts it at ``as_of_date`` (``features.instay.cut_stays``),
-pre-groups it and scores it with the ``caselens-instay`` champion exactly as ``caselens watch`` does
-(``models.watch_list.watch_list``), so a stay's answer is its watch-list row, with the overrun
-probability explained in the format of the other tasks (``serving.schemas.Explanation``).
-Roles clinician and admin (both may see features of the patient's stored stays).
+pre-groups it and scores it with the ``caselens-instay`` champion (served, reloaded and reported
+on /readyz by the service's model registry like every task's) exactly as ``caselens watch`` does
+(``models.watch_list.stay_rows``, the watch list's rows before ranking), so a stay's answer is its
+watch-list row, with the overrun probability explained in the format of the other tasks
+(``serving.schemas.Explanation``).
+Roles clinician and admin (both may see features of the patient's stored stays); a request reading
+stored stays is audited with its patients and counted against the key's look-up budget, as every
+prediction request is (``serving.routers.predict``).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the body models from real annotations.
 import datetime as dt
-import threading
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pandas as pd
@@ -18,13 +22,19 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contract.charges import CHARGE_FIELDS
-from contract.errors import NotFound, StateError
-from contract.fields import COST_CATEGORIES, canonical_frame
-from contract.instay import INSTAY_FIELDS
+from contract.errors import StateError
+from contract.fields import COST_CATEGORIES, canonical_column
+from contract.fields import Field as ContractField
+from contract.instay import INSTAY_DERIVED, INSTAY_FIELDS
+from features.history import StayIndex
+from models.explain import Explained
 from models.tracking import CHAMPION
-from models.watch_list import WarningPolicy, ranked
-from serving.deps import Lang, State, require
+from models.watch_list import WarningPolicy, stay_rows
+from serving.batching import MicroBatcher
+from serving.deps import Lang, ServiceState, State, require
 from serving.explain import explanations
+from serving.registry import ServedModel
+from serving.roles import TASK_ROLES
 from serving.routers.predict import _read_history  # the audit and budget of stored-history reads
 from serving.schemas import (
     ERROR_RESPONSES,
@@ -39,8 +49,8 @@ from serving.schemas import (
 )
 from serving.security import Principal
 
-INSTAY_ROLES = ("clinician", "admin")
-MODEL_NAME = "caselens-instay"
+TASK = "instay"  # its champion is loaded, reloaded and reported (/readyz) by the service's registry
+INSTAY_ROLES = TASK_ROLES[TASK]
 MAX_TOP = 50
 MAX_CHARGE_DAYS = 3650
 router = APIRouter(prefix="/v1/predict", tags=["predictions"], responses=ERROR_RESPONSES)
@@ -118,35 +128,31 @@ class InstayBatchResponse(BaseModel):
     predictions: list[InstayPrediction]
 
 
-_loading = threading.Lock()
+def instay_model(state: State) -> ServedModel:
+    """The in-stay champion the registry serves, or 503 saying what to run."""
+    model = state.registry.models.get(TASK)
+    if model is None:
+        raise HTTPException(
+            503,
+            f"model caselens-{TASK} is not loaded (no {CHAMPION!r} version registered yet): run "
+            f"`caselens train {TASK}` (it needs the daily charges: caselens ingest --kind charges)",
+        )
+    return model
 
 
-def instay_model(request: Request, state: State) -> tuple[Any, str]:
-    """The champion's Python model and version, loaded on first use (the lead may move this into the
-    registry once it serves in-stay models)."""
-    with _loading:
-        found = getattr(request.app.state, "instay_model", None)
-        if found is None:
-            found = _load(state.settings.mlflow_uri)
-            request.app.state.instay_model = found
-    return found
+# The columns of the three tables, each with its contract field: cast once per column from the
+# request's values (``canonical_column``), the dtypes the store gives the same rows.
+_RECORD_FIELDS = INSTAY_FIELDS
+_CHARGE_FIELDS = tuple(f for f in CHARGE_FIELDS if f.name in ("case_id", "charge_date", *COST_CATEGORIES))
+_CUT_FIELDS = tuple(f for f in (*CHARGE_FIELDS, *INSTAY_DERIVED) if f.name in ("case_id", "as_of_date"))
 
 
-def _load(uri: str) -> tuple[Any, str]:
-    """Load under the registry's URI guard: MLflow's tracking and registry URIs are process-wide, and
-    another store set earlier (a training run, another app) must not answer for this one."""
-    import mlflow
-
-    from pipelines.watch import champion
-    from serving.registry import mlflow_uris
-
-    with mlflow_uris(uri):
-        try:
-            model = champion(uri)
-        except NotFound as missing:
-            raise StateError(str(missing)) from None
-        version = mlflow.MlflowClient(uri, uri).get_model_version_by_alias(MODEL_NAME, CHAMPION).version
-    return model, str(version)
+def _table(rows: list[dict[str, Any]], fields: tuple[ContractField, ...]) -> pd.DataFrame:
+    """``rows`` as the store would hold them: each column in its field's dtype, built in one go."""
+    return pd.DataFrame(
+        {f.name: canonical_column([row.get(f.name) for row in rows], f) for f in fields},
+        index=pd.RangeIndex(len(rows)),
+    )
 
 
 def stay_frames(stays: list[InstayStay]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -182,55 +188,72 @@ def stay_frames(stays: list[InstayStay]) -> tuple[pd.DataFrame, pd.DataFrame, pd
     ids = [r["case_id"] for r in records]
     if len(set(ids)) < len(ids):
         raise input_error(["body", "stays"], ValueError("a case_id appears twice"))
-    dates = ("admission_date", "recorded_date", "discharge_date", "charge_date", "as_of_date")
+    return _table(records, _RECORD_FIELDS), _table(charges, _CHARGE_FIELDS), _table(cuts, _CUT_FIELDS)
 
-    def table(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-        frame = pd.DataFrame(rows, columns=columns)
-        for column in set(dates) & set(frame.columns):
-            frame[column] = pd.to_datetime(frame[column])
-        return canonical_frame(frame)  # the store's dtypes: the model must see what the watch list sees
 
-    charge_columns = ["case_id", "charge_date", *COST_CATEGORIES]
-    return (
-        table(records, [f.name for f in INSTAY_FIELDS]),
-        table(charges, charge_columns),
-        table(cuts, ["case_id", "as_of_date"]),
-    )
+@dataclass(frozen=True)
+class StayRequest:
+    """One stay to answer and how its explanation is worded (a one-stay request, in a micro-batch)."""
+
+    stay: InstayStay
+    language: str
+    top: int
 
 
 def score_stays(
-    model: Any,
-    frame: pd.DataFrame,
-    history: pd.DataFrame | None,
-    policy: WarningPolicy,
-    language: str,
-    top: int,
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The watch-list rows of the cut stays (in request order) and the explanation of each overrun
-    probability, from one pass of the registered model (``CaseModel.explain_frame``)."""
+    model: Any, frame: pd.DataFrame, history: pd.DataFrame | StayIndex | None, policy: WarningPolicy
+) -> tuple[list[dict[str, Any]], Explained]:
+    """The watch-list rows of the cut stays (in request order) and the model's answer to explain,
+    from one pass of the registered model (``CaseModel.explain_frame``)."""
     cut = model.features.pregroup(frame)
     answer = model.explain_frame(cut, history)
-    rows = ranked(cut, answer.outputs, policy)
-    rows = rows.set_index("case_id").loc[frame["case_id"]].reset_index()
-    found = explanations(answer, names=model.names, language=language, top=top)
-    return rows, found
+    columns = stay_rows(cut, answer.outputs, policy)
+    rows = [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    return rows, answer
 
 
-def _answers(
-    request: Request, state: State, principal: Principal, stays: list[InstayStay], lang: str, top: int | None
+def _worded(answer: Explained, names: dict[str, dict[str, str]], wording: list[tuple[str, int]]) -> list[Any]:
+    """Each stay's explanation in its own language and length (one pass per distinct wording)."""
+    found: list[Any] = [None] * len(wording)
+    groups: dict[tuple[str, int], list[int]] = {}
+    for position, asked in enumerate(wording):
+        groups.setdefault(asked, []).append(position)
+    for (language, top), positions in groups.items():
+        part = answer if len(groups) == 1 else answer.rows(positions)
+        worded = explanations(part, names=names, language=language, top=top)
+        for position, one in zip(positions, worded, strict=True):
+            found[position] = one
+    return found
+
+
+def _history(state: State, patient_ids: pd.Series) -> pd.DataFrame | StayIndex | None:
+    """The patients' stored stays, what the features read of the whole store: the store's prepared
+    ``StayIndex`` when each patient has one stay in the request (binary searches, as the other
+    single-case endpoints), else their stays; None without a case store (a first stay)."""
+    patients = patient_ids.dropna()
+    try:
+        if patients.is_unique:
+            return state.cases.stay_index()
+        return state.cases.stays_of(patients.unique().tolist())
+    except StateError:
+        return None
+
+
+def _predictions(
+    state: ServiceState, stays: list[InstayStay], wording: list[tuple[str, int]]
 ) -> tuple[ModelRef, list[InstayPrediction]]:
+    """The answers of ``stays`` from one pass: a batch request's, or the one-stay requests queued
+    together (``_batcher``); ``wording`` is each stay's (language, contributions listed)."""
     from features.instay import cut_stays
 
-    model, version = instay_model(request, state)
+    served = instay_model(state)
+    model = served.model
     records, charges, cuts = stay_frames(stays)
     frame = cut_stays(records, charges, cuts)
-    patients = records["patient_id"].dropna().unique().tolist()
-    try:  # the patients' stored stays: what the features read of the whole store, at a lookup's cost
-        history = state.cases.stays_of(patients)
-    except StateError:  # no case store: the history features read as a first stay
-        history = None
+    history = _history(state, records["patient_id"])
     policy = WarningPolicy.from_rules(state.casemix().rules)  # the service's rules, loaded once
-    rows, found = score_stays(model, frame, history, policy, lang, top or 8)
+    rows, answer = score_stays(model, frame, history, policy)
+    found = _worded(answer, model.names, wording)
     level = float(model.estimator.level)
 
     def number(value: Any) -> float | None:
@@ -254,23 +277,44 @@ def _answers(
             warning_level=str(row["warning_level"]),
             explanation=Explanation(**explanation),
         )
-        for row, cut, explanation in zip(rows.to_dict("records"), frame["as_of_date"], found, strict=True)
+        for row, cut, explanation in zip(rows, frame["as_of_date"], found, strict=True)
     ]
-    return ModelRef(name=MODEL_NAME, version=version), predictions
+    return ModelRef(name=served.name, version=served.version), predictions
+
+
+def _batcher(state: ServiceState) -> MicroBatcher[StayRequest]:
+    """The micro-batcher of one-stay requests (as the other tasks' one-case requests,
+    ``serving.singles``): under load the stays queued while a pass ran are answered in the next one,
+    whose cost hardly grows with its size; an idle service answers a lone stay at once."""
+    found = state.batchers.get(TASK)
+    if found is None:  # made in the event loop, never concurrently
+
+        def score(jobs: list[StayRequest]) -> list[tuple[ModelRef, InstayPrediction]]:
+            ref, predictions = _predictions(
+                state, [j.stay for j in jobs], [(j.language, j.top) for j in jobs]
+            )
+            return [(ref, prediction) for prediction in predictions]
+
+        observe = state.metrics.batch_size.labels(TASK).observe
+        found = state.batchers[TASK] = MicroBatcher(score, state.serving.micro_batch, observe)
+    return found
 
 
 @router.post(
     "/in-stay", response_model=InstayResponse, summary="In-stay early warning (在院预警) for one stay"
 )
-def predict_in_stay(
+async def predict_in_stay(
     body: InstayStay, request: Request, state: State, lang: Lang, principal: Clinician, top: Top = None
 ) -> InstayResponse:
     """Predicted final cost with its interval, overrun probability, warning level and the reasons, for
     a stay in hospital cut at ``as_of_date``. Roles: clinician, admin."""
+    instay_model(state)  # 503 before queueing when there is no model
     record = body.record
     _read_history(state, principal, request.url.path, [record.case_id], [record.patient_id])
-    model, predictions = _answers(request, state, principal, [body], lang, top)
-    return InstayResponse(model=model, prediction=predictions[0])
+    # Stays of one patient never share a pass (their history is looked up per patient).
+    key = record.patient_id if record.patient_id is not None else object()
+    model, prediction = await _batcher(state).submit(StayRequest(body, lang, top or 8), key)
+    return InstayResponse(model=model, prediction=prediction)
 
 
 @router.post(
@@ -285,5 +329,5 @@ def predict_in_stay_batch(
     records = [stay.record for stay in body.stays]
     case_ids, patient_ids = [r.case_id for r in records], [r.patient_id for r in records]
     _read_history(state, principal, request.url.path, case_ids, patient_ids)
-    model, predictions = _answers(request, state, principal, body.stays, lang, top)
+    model, predictions = _predictions(state, body.stays, [(lang, top or 8)] * len(body.stays))
     return InstayBatchResponse(model=model, predictions=predictions)

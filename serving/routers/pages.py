@@ -177,7 +177,8 @@ def case_page(
     cards = [
         card
         for task in SERVED_TASKS.values()
-        if task.name in state.registry.models
+        if task.case_requests
+        and task.name in state.registry.models
         and principal.role in task.roles
         and (card := _card(state, task.name, case, history, lang, principal.role)) is not None
     ]
@@ -187,7 +188,9 @@ def case_page(
         "case": _summary(case.iloc[0], lang),
         "case_id": case_id,
         "cards": cards,
-        "missing": [t for t in SERVED_TASKS.values() if t.name not in state.registry.models],
+        "missing": [
+            t for t in SERVED_TASKS.values() if t.case_requests and t.name not in state.registry.models
+        ],
     }
     return TEMPLATES.TemplateResponse(request, "case.html", context)
 

@@ -180,6 +180,7 @@ def batchers(state: ServiceState, tasks: Mapping[str, ServedTask]) -> dict[str, 
     return {
         name: MicroBatcher(scorer(task), state.serving.micro_batch, size.labels(name).observe)
         for name, task in tasks.items()
+        if task.case_requests
     }
 
 
@@ -214,10 +215,12 @@ def _json(answer: dict[str, Any]) -> Response:
 
 
 def routes(tasks: Mapping[str, ServedTask]) -> APIRouter:
-    """The prediction routes of ``tasks``: one case and a batch for each."""
+    """The prediction routes of ``tasks``: one case and a batch for each (tasks whose requests are
+    cases of their stage; the in-stay task has its own router)."""
     router = APIRouter(prefix=PREFIX, tags=["predictions"], responses=ERROR_RESPONSES)
     for task in tasks.values():
-        _add_routes(router, task)
+        if task.case_requests:
+            _add_routes(router, task)
     return router
 
 

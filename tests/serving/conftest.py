@@ -148,7 +148,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def build_app(world: World, tasks: tuple[str, ...] | None = None, **serving: Any) -> Any:
-    """An app over the world; ``tasks`` limits which models it serves (the others answer 503).
+    """An app over the world; ``tasks`` limits which models it serves (the others answer 503), by
+    default the world's trained tasks (the in-stay model needs daily charges: test_instay_api.py).
 
     Apps do not follow each other's reloads unless a test asks (``reload_poll_seconds``): they share
     the world's data_dir, and one test's reload must not change the versions another app serves.
@@ -160,7 +161,7 @@ def build_app(world: World, tasks: tuple[str, ...] | None = None, **serving: Any
         "reload_poll_seconds": 0,
         **serving,
     }
-    served = {name: SERVED_TASKS[name] for name in tasks or SERVED_TASKS}
+    served = {name: SERVED_TASKS[name] for name in tasks or TRAINED_TASKS}
     return create_app(
         world.settings,
         ServingSettings(**options),

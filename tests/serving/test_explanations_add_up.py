@@ -41,6 +41,9 @@ from serving.security import add_key
 from serving.tasks import SERVED_TASKS
 from tests.serving.conftest import case_json
 
+# The tasks asked one case at a time (the in-stay task is asked with a stay: test_instay_api.py).
+CASE_TASKS = {name: task for name, task in SERVED_TASKS.items() if task.case_requests}
+
 # One worker builds the world once (loadgroup keeps the module together under xdist).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("explanations")]
 
@@ -149,7 +152,7 @@ def explained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explained]:
 
 
 def _client(world: Explained, alias: str = "champion", tasks: tuple[str, ...] | None = None) -> TestClient:
-    served = {name: SERVED_TASKS[name] for name in tasks or SERVED_TASKS}
+    served = {name: SERVED_TASKS[name] for name in tasks or CASE_TASKS}
     app = create_app(
         world.settings,
         ServingSettings(api_keys=str(world.keys_path), reload_poll_seconds=0),
@@ -181,7 +184,7 @@ def _assert_adds_up(prediction: dict[str, Any], link: str) -> None:
 @pytest.mark.parametrize("row", [0, 7, 31])
 def test_every_task_explains_the_value_it_answers(explained: Explained, row: int) -> None:
     with _client(explained) as client:
-        for name, task in SERVED_TASKS.items():
+        for name, task in CASE_TASKS.items():
             body = {"case": case_json(explained.cases.iloc[row], task.stage)}
             answer = client.post(f"/v1/predict/{name}", json=body, headers=_headers(explained))
             assert answer.status_code == 200, answer.text
@@ -263,7 +266,7 @@ def test_case_page_waterfalls_end_at_the_values_shown_with_their_sign(explained:
     with _client(explained) as client:
         case_id = cases["case_id"].iloc[loss]
         html = client.get(f"/cases/{case_id}?lang=en", headers=_headers(explained)).text
-        for task in SERVED_TASKS:
+        for task in CASE_TASKS:
             value, text, steps, note = _page_card(html, task)
             _assert_page_adds_up(value, text, steps)
             assert not note

@@ -49,7 +49,7 @@ def served(make_app) -> Any:
     return app
 
 
-@pytest.mark.parametrize("task", list(SERVED_TASKS))
+@pytest.mark.parametrize("task", [name for name, task in SERVED_TASKS.items() if task.case_requests])
 def test_every_stored_case_answers_200_on_every_task_with_the_pyfunc_value(served, world, task):
     stage = SERVED_TASKS[task].stage
     bodies = [case_json(row, stage) for _, row in world.cases.iterrows()]

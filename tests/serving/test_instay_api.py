@@ -3,9 +3,13 @@ its row of the watch list `caselens watch` computes from the store; roles, and b
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
 from typing import Any
 
+import httpx
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -172,3 +176,101 @@ def test_a_stay_with_no_charges_and_odd_text_is_answered_not_a_500(instay_world,
     }
     answer = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
     assert answer.status_code in (200, 422), answer.text
+
+
+def test_the_champion_is_the_registrys_reported_and_hot_reloaded(instay_world, world) -> None:
+    """The in-stay champion is served like every task's: /readyz reports its version, and a new
+    champion is answered with after `POST /v1/admin/reload` (the endpoint once kept its first load)."""
+    client, hospital, day, watched = instay_world
+    body = stay_body(hospital, watched["case_id"].iloc[0], day)
+    ready = client.get("/readyz", headers=head(world, "admin")).json()
+    served = next(m for m in ready["models"] if m["task"] == "instay")
+    assert served["state"] == "loaded" and served["name"] == "caselens-instay"
+    first = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician")).json()
+    assert first["model"] == {"name": "caselens-instay", "version": served["version"]}
+
+    uri = client.app.state.service.settings.mlflow_uri
+    registry = mlflow.MlflowClient(uri, uri)
+    current = registry.get_model_version_by_alias("caselens-instay", "champion")
+    with mlflow_uris(uri):  # the version's source is a logged model of this store
+        again = registry.create_model_version("caselens-instay", current.source, current.run_id)
+    registry.set_registered_model_alias("caselens-instay", "champion", again.version)
+    try:
+        reloaded = client.post("/v1/admin/reload", headers=head(world, "admin"))
+        assert reloaded.status_code == 200 and "instay" in reloaded.json()["changed"]
+        answer = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician")).json()
+        assert answer["model"]["version"] == str(again.version) != str(current.version)
+        assert answer["prediction"] == first["prediction"]  # the same model, registered again
+    finally:
+        registry.set_registered_model_alias("caselens-instay", "champion", current.version)
+        client.post("/v1/admin/reload", headers=head(world, "admin"))
+
+
+def test_casemix_engines_are_built_when_the_models_load_not_in_the_first_request(instay_world) -> None:
+    """The pre-grouper (its engine and grouper) and the service's casemix engine are built at start-up
+    and reload: the first in-stay request of a worker once took 0.4-0.9 s building them."""
+    client, *_ = instay_world
+    state = client.app.state.service
+    with TestClient(create_app(state.settings, state.serving)) as fresh:
+        service = fresh.app.state.service
+        features = service.registry.models["instay"].model.features
+        assert getattr(features, "_pregrouper_cache", None) is not None
+        assert service.casemix.cache_info().currsize == 1
+
+
+def test_concurrent_one_stay_requests_share_passes_and_answer_as_alone(instay_world, world) -> None:
+    """One-stay requests queued together are answered in one pass (micro-batching), each exactly as
+    when it came alone, in its own language; a bad stay among them fails its own request only."""
+    client, hospital, day, watched = instay_world
+    app = client.app
+    bodies = [stay_body(hospital, c, day) for c in watched["case_id"].head(12)]
+    bad = copy.deepcopy(bodies[0])
+    bad["record"]["case_id"] = "BAD-1"
+    bad["record"]["patient_id"] = "P-BAD-1"
+    bad["charges"][0]["charge_date"] = "1999-01-01"
+    sent = [*bodies, bad]
+    languages = ["en" if i % 2 else "zh" for i in range(len(sent))]
+
+    async def post(http: httpx.AsyncClient, body: dict[str, Any], lang: str) -> httpx.Response:
+        headers = {**head(world, "clinician"), "Accept-Language": lang}
+        return await http.post("/v1/predict/in-stay", json=body, headers=headers)
+
+    async def run() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            asked = list(zip(sent, languages, strict=True))
+            alone = [await post(http, b, lang) for b, lang in asked]
+            together = await asyncio.gather(*(post(http, b, lang) for b, lang in asked))
+        return alone, list(together)
+
+    metrics = app.state.service.metrics.registry
+    before = metrics.get_sample_value("caselens_micro_batch_cases_count", {"task": "instay"}) or 0.0
+    alone, together = asyncio.run(run())
+    for a, b in zip(alone[:-1], together[:-1], strict=True):
+        assert a.status_code == b.status_code == 200, (a.text, b.text)
+        assert b.json()["prediction"] == a.json()["prediction"]
+    assert together[-1].status_code == alone[-1].status_code == 422
+    loc = ["body", "stays", 0, "charges", 0, "charge_date"]
+    assert loc in [problem["loc"] for problem in together[-1].json()["detail"]]
+    zh, en = together[0].json()["prediction"], together[1].json()["prediction"]
+    assert "超支风险" in zh["explanation"]["reasons"][0] and "overrun risk" in en["explanation"]["reasons"][0]
+    passes = metrics.get_sample_value("caselens_micro_batch_cases_count", {"task": "instay"}) - before
+    assert passes < 2 * len(sent)  # some of the concurrent requests shared a pass
+
+
+def test_stored_history_reads_are_audited_with_the_patient_and_budgeted(instay_world, world) -> None:
+    """As every prediction request: the audit entry names the patient whose stored stays were read,
+    and a key past its per-minute look-up budget is refused (429) before anything is read."""
+    client, hospital, day, watched = instay_world
+    first, second = (stay_body(hospital, c, day) for c in watched["case_id"].head(2))
+    assert client.post("/v1/predict/in-stay", json=first, headers=head(world, "clinician")).status_code == 200
+    state = client.app.state.service
+    entry = json.loads(state.serving.audit_path(state.settings).read_text(encoding="utf-8").splitlines()[-1])
+    assert entry["endpoint"] == "/v1/predict/in-stay" and entry["case_ids"] == [first["record"]["case_id"]]
+    assert entry["history_patient_ids"] == [first["record"]["patient_id"]]
+
+    serving = ServingSettings(api_keys=str(world.keys_path), history_lookups_per_minute=1)
+    with TestClient(create_app(state.settings, serving)) as capped:
+        clinician = head(world, "clinician")
+        assert capped.post("/v1/predict/in-stay", json=first, headers=clinician).status_code == 200
+        refused = capped.post("/v1/predict/in-stay", json=second, headers=clinician)
+        assert refused.status_code == 429 and "Retry-After" in refused.headers
