@@ -30,6 +30,7 @@ from serving.registry import ModelRegistry
 from serving.reload import ReloadGeneration, WorkerReloads
 from serving.security import add_key, revoke_key
 from serving.tasks import SERVED_TASKS
+from tests.serving.conftest import TRAINED_TASKS
 from tests.serving.ports import free_port
 
 
@@ -174,6 +175,8 @@ def serve_environment(world, folder: Path) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": world.mlflow_uri,
         "CASELENS_SERVE_API_KEYS": str(keys),
         "CASELENS_SERVE_OPEN_OPERATIONS": "1",  # /readyz details and /metrics without a key
+        # the world's models: it has no in-stay champion, for which /readyz would wait
+        "CASELENS_SERVE_TASKS": ",".join(TRAINED_TASKS),
     }
 
 
