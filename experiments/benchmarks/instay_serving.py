@@ -103,7 +103,7 @@ def stage_times(model: Any, state: Any, bodies: list[dict[str, Any]], repeats: i
 
 
 def http_paced(
-    data_dir: Path, bodies: list[dict[str, Any]], workers: int, rate: float, seconds: float
+    data_dir: Path, mlflow_uri: str, bodies: list[dict[str, Any]], workers: int, rate: float, seconds: float
 ) -> tuple[Load, float]:
     """One-stay requests at ``rate`` a second to ``caselens serve --workers N`` in its own process (the
     load of ``experiments.benchmarks.serving``); the load and the server's peak memory (MB)."""
@@ -119,6 +119,9 @@ def http_paced(
         "CASELENS_SERVE_API_KEYS": json.dumps({"bench": {"sha256": hash_key(KEY), "role": "clinician"}}),
         "CASELENS_SERVE_TASKS": "instay",  # the one model registered here: ready once it is loaded
         "CASELENS_SERVE_HISTORY_LOOKUPS_PER_MINUTE": "1000000000",  # one key sends the whole load
+        # this run's registry, whatever the calling process has set (MLflow exports the registry URI)
+        "MLFLOW_TRACKING_URI": mlflow_uri,
+        "MLFLOW_REGISTRY_URI": mlflow_uri,
     }
     log = data_dir / f"serve-{workers}.log"
     service = Server(
@@ -169,7 +172,8 @@ def run(
     with tempfile.TemporaryDirectory() as folder:
         data_dir = Path(folder) / "data"
         os.environ["CASELENS_DATA_DIR"] = str(data_dir)
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # this run's store and registry
+            os.environ.pop(name, None)
         get_settings.cache_clear()
         settings = Settings(data_dir=data_dir)
         write_cases(hospital.cases)
@@ -187,7 +191,7 @@ def run(
         bodies = [stay_body(hospital, c, day) for c in watched["case_id"]]
 
         counts = [int(n) for n in workers.split(",") if n.strip()]
-        served = [http_paced(data_dir, bodies, n, rate, seconds) for n in counts]
+        served = [http_paced(data_dir, settings.mlflow_uri, bodies, n, rate, seconds) for n in counts]
 
         keys = data_dir / "keys.json"
         key = add_key(keys, "bench", "clinician")

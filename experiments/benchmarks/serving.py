@@ -151,10 +151,11 @@ class Server:
         self.peak_mb = 0.0
         try:
             wait_until(self.url + ready_path, 300, self.process)
-        except RuntimeError:
+        except RuntimeError as error:
             self.process.kill()  # never leave a server behind
             self.log.close()
-            raise
+            tail = log.read_text(encoding="utf-8", errors="replace")[-4000:]
+            raise RuntimeError(f"{error}; the server's log ends:\n{tail}") from None
         self._sampling = True
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
@@ -223,6 +224,7 @@ def run(
         "CASELENS_SERVE_TASKS": "cost",  # the one model registered here: ready once it is loaded
         "CASELENS_SERVE_HISTORY_LOOKUPS_PER_MINUTE": "1000000000",  # one key sends the whole load
         "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_REGISTRY_URI": uri,  # this run's registry, whatever the calling process exported
         # `mlflow models serve` starts the uvicorn of the PATH: the venv's.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
