@@ -19,6 +19,10 @@ TASK_ROLES: dict[str, tuple[str, ...]] = {
 GROUP_ROLES = ("coder", "finance", "clinician", "admin")
 QUEUE_ROLES = ("coder", "admin")
 CASE_PAGE_ROLES = ("clinician", "coder", "finance", "admin")
+FORECAST_ROLES = ("finance", "admin")  # the surplus forecast and loss risk
+DRIVERS_ROLES = ("finance", "admin")  # cost drivers
+WATCH_ROLES = ("clinician", "admin")  # the ward watch list
+OPERATIONS_ROLES = ("admin",)  # /readyz details and /metrics
 # Who may be told what a patient's stored earlier stays hold (explanations naming history features);
 # the others get the same predictions with those features' share folded into ``rest``.
 HISTORY_ROLES = ("clinician", "admin")

@@ -20,11 +20,11 @@ from pydantic import BaseModel, Field
 from contract.errors import NotFound, StateError
 from models.drivers.story import driver_label
 from serving.deps import State, require
+from serving.roles import DRIVERS_ROLES
 from serving.routers.pages import PageLang
 from serving.schemas import Problem
 from serving.security import Principal
 
-DRIVERS_ROLES = ("finance", "admin")
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent / "templates")
 router = APIRouter(tags=["casemix"])
 # What the /v1 routes may answer besides 200 and 422 (the pages share the routes' checks).

@@ -19,11 +19,11 @@ from pydantic import BaseModel, Field
 
 from contract.errors import StateError
 from serving.deps import State, require
+from serving.roles import FORECAST_ROLES
 from serving.routers.pages import PageLang
 from serving.schemas import input_error
 from serving.security import Principal
 
-FORECAST_ROLES = ("finance", "admin")
 Level = Literal["hospital", "department", "drg"]
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent / "templates")
 router = APIRouter(tags=["forecast"])

@@ -16,11 +16,11 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving.deps import NotAuthenticated, State, authorize, header_key
+from serving.roles import OPERATIONS_ROLES
 from serving.schemas import Problem, Readiness
 from serving.security import Principal
 
 router = APIRouter(tags=["operations"])
-OPERATIONS_ROLES = ("admin",)
 
 
 @router.get("/healthz", summary="The process is up")

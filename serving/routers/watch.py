@@ -22,10 +22,10 @@ from contract.errors import NotFound, StateError
 from models.watch_list import WATCH_COLUMNS
 from pipelines.watch import LATEST, watch_path
 from serving.deps import State, require
+from serving.roles import WATCH_ROLES
 from serving.routers.pages import PageLang, sort_links
 from serving.security import Principal
 
-WATCH_ROLES = ("clinician", "admin")
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).resolve().parent.parent / "templates")
 router = APIRouter(tags=["in-stay"])
 Clinician = Annotated[Principal, Depends(require(*WATCH_ROLES))]
