@@ -32,7 +32,7 @@ from serving.registry import mlflow_uris
 
 
 def tiny_instay_config() -> dict:
-    """The project's training config with a few small in-stay trees (as ``test_instay_api`` has it)."""
+    """The project's training config with a few small in-stay trees (the in-stay test worlds' models)."""
     config = copy.deepcopy(load_config())
     config["split"]["min_rows"] = 20
     params = config["tasks"]["instay"]

@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient
 from casemix.payment import PaymentRules
 from contract.settings import Settings, get_settings
 from experiments.benchmarks.instay_serving import stay_body
-from models.config import load_config
 from models.tasks import get_task
 from models.watch_list import WarningPolicy
 from pipelines.instay import instay_data
@@ -28,18 +27,9 @@ from pipelines.watch import champion, watch_day
 from serving.app import create_app
 from serving.config import ServingSettings
 from serving.registry import mlflow_uris
+from tests.serving.runs import tiny_instay_config
 
 pytestmark = pytest.mark.slow
-
-
-def tiny_config() -> dict:
-    config = copy.deepcopy(load_config())
-    config["split"]["min_rows"] = 20
-    params = config["tasks"]["instay"]
-    for table in (params["lightgbm"], params["overrun"]["lightgbm"]):
-        table.update(n_estimators=20, num_leaves=15, n_jobs=1)
-    params["mondrian_min_group"] = 50
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +49,7 @@ def instay_world(demo_hospital, world, tmp_path_factory):
         task = get_task("instay")
         data = instay_data(task, hospital.cases, hospital.inpatients, hospital.charges, settings)
         with mlflow_uris(settings.mlflow_uri):  # the registry too: an earlier app pinned another one
-            train(task, data, tiny_config(), settings)
+            train(task, data, tiny_instay_config(), settings)
             day = hospital.cases["discharge_date"].max()
             policy = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config))
             watched = watch_day(champion(settings.mlflow_uri), day, None, policy)
