@@ -45,11 +45,16 @@ def test_every_answer_conforms_to_the_spec(world, make_app):
     ]
     assert len(operations) >= 14  # every prediction (single, batch), grouping, queue, admin, health
 
+    fuzz(operations, headers, EXAMPLES_PER_OPERATION)
+
+
+def fuzz(operations: list, headers: dict[str, str], examples: int, **strategy: object) -> None:
+    """Each operation called with ``examples`` generated requests; every answer must pass ``CHECKS``."""
     for operation in operations:
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(**strategy))
         @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
+            max_examples=examples,
             deadline=None,
             database=None,
             derandomize=True,

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from tests.serving.test_fuzz import CHECKS
+from tests.serving.test_fuzz import fuzz
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("runs_world")]  # one worker builds runs_world
 
@@ -36,17 +35,4 @@ def test_every_answer_of_the_run_backed_operations_conforms_to_the_spec(
     ]
     assert len(operations) == 8  # surplus, loss risk, their charts, drivers, a driver chart, in-stay ×2
 
-    for operation in operations:
-
-        @given(case=operation.as_strategy(mode))
-        @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )
-        def conforms(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
-
-        conforms()
+    fuzz(operations, headers, EXAMPLES_PER_OPERATION, generation_mode=mode)
