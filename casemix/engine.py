@@ -27,10 +27,11 @@ import pandas as pd
 from casemix.cases import CANONICAL_COLUMNS, NUMBER_COLUMNS, REFERENCE_COLUMNS
 from casemix.grouper import OUTPUT_COLUMNS, Grouper
 from casemix.payment import BaseRate, PaymentRules, drg_cost, price_cases
-from casemix.rw_table import read_weights
+from casemix.rw_table import read_weights, weights_source
 from casemix.tables import CasemixTables, load_tables
 from casemix.weights import calibrate_weights
 from contract.errors import ConfigError
+from contract.fields import coded_text
 from contract.settings import Settings, get_settings
 
 GROUPER_INPUT_COLUMNS = (*NUMBER_COLUMNS, *REFERENCE_COLUMNS, *CANONICAL_COLUMNS)
@@ -45,7 +46,8 @@ class _Memo:
     """Grouper answers by case fingerprint, sorted by fingerprint for ``searchsorted`` look-ups."""
 
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    # Each output column in the grouper's own dtype (its text is Arrow-backed).
+    columns: dict[str, pd.api.extensions.ExtensionArray] = field(default_factory=dict)
 
 
 class _SharedGrouping:
@@ -98,9 +100,9 @@ class _SharedGrouping:
         order = np.argsort(merged, kind="stable")
         columns = {
             c: (
-                np.concatenate([memo.columns[c], answered[c].to_numpy()])
+                pd.concat([pd.Series(memo.columns[c]), answered[c]], ignore_index=True).array
                 if memo.columns
-                else answered[c].to_numpy()
+                else answered[c].array
             )[order]
             for c in OUTPUT_COLUMNS
         }
@@ -266,6 +268,13 @@ class CasemixEngine:
         ``weights`` (default :meth:`weights` on ``grouped``)."""
         weights = weights if weights is not None else self.weights(grouped)
         return price_cases(grouped, self._priced_by(), weights)
+
+    def price_labelled(self, grouped: pd.DataFrame, weights: pd.DataFrame | None = None) -> pd.DataFrame:
+        """:meth:`price` with ``weights_source`` on every row: whether the weights are the insurer's
+        table or estimated from the cases' own history, as a priced file and the margin labels say."""
+        weights = weights if weights is not None else self.weights(grouped)
+        source = coded_text([weights_source(weights)], np.zeros(len(grouped), dtype=np.int64))
+        return self.price(grouped, weights).assign(weights_source=source)
 
     def at_rate(
         self, grouped: pd.DataFrame, rate: float, weights: pd.DataFrame | None = None

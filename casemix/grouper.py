@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ from casemix.lookups import Lookups
 from casemix.rules import complication_counts, rule_holds, split_holds
 from casemix.tables import CasemixTables, Entry, load_tables
 from casemix.trace import Trace
-from contract.fields import join_codes
+from contract.fields import coded_text, join_codes
 
 if TYPE_CHECKING:
     from casemix.payment import PaymentRules
@@ -52,7 +52,7 @@ PROCEDURE_CONDITIONS = frozenset(
     }
 )
 OUTPUT_COLUMNS = ("status", "reason", "mdc", "adrg", "drg", "mcc_count", "cc_count")
-_STATUSES = np.array(["grouped", "ungroupable", "invalid"], dtype=object)
+_STATUSES = ("grouped", "ungroupable", "invalid")
 
 
 class GroupResult(BaseModel):
@@ -102,11 +102,9 @@ class Grouper:
         }
         ambiguous = [_ambiguous_code(m) for m in self._ambiguous_at]
         self._ambiguous_index = {m: len(drgs) + i for i, m in enumerate(self._ambiguous_at)}
-        self._drg_codes = np.array([*(d.code for d in drgs), *ambiguous, NO_DRG], dtype=object)
-        self._adrg_codes = np.array([*(d.adrg for d in drgs), *ambiguous, NO_ADRG], dtype=object)
-        self._mdc_codes = np.array(
-            [*(self.tables.mdc_of(d.adrg) for d in drgs), *self._ambiguous_at, NO_MDC], dtype=object
-        )
+        self._drg_codes = [*(d.code for d in drgs), *ambiguous, NO_DRG]
+        self._adrg_codes = [*(d.adrg for d in drgs), *ambiguous, NO_ADRG]
+        self._mdc_codes = [*(self.tables.mdc_of(d.adrg) for d in drgs), *self._ambiguous_at, NO_MDC]
 
     @classmethod
     def for_rules(cls, rules: PaymentRules, tables: CasemixTables | None = None) -> Grouper:
@@ -163,17 +161,17 @@ class Grouper:
             trace.finish(f"{result['status']}: {result['reason']}")
         return GroupResult(**result, drg_name=self.tables.drg_name(result["drg"]), trace=trace.lines)
 
-    def _group(self, cases: EncodedCases, trace: Trace | None = None) -> dict[str, np.ndarray]:
-        """The ``OUTPUT_COLUMNS`` of an encoded batch."""
+    def _group(self, cases: EncodedCases, trace: Trace | None = None) -> dict[str, Any]:
+        """The ``OUTPUT_COLUMNS`` of an encoded batch, the text ones as ``TEXT``."""
         mcc_count, cc_count = complication_counts(cases.diagnoses, self.lookups)
         walk = self._walk(cases, mcc_count, cc_count, trace)
         status, reason = self._status(cases, walk)
         return {
             "status": status,
             "reason": reason,
-            "mdc": self._mdc_codes[walk.drg_index],
-            "adrg": self._adrg_codes[walk.drg_index],
-            "drg": self._drg_codes[walk.drg_index],
+            "mdc": coded_text(self._mdc_codes, walk.drg_index),
+            "adrg": coded_text(self._adrg_codes, walk.drg_index),
+            "drg": coded_text(self._drg_codes, walk.drg_index),
             "mcc_count": mcc_count,
             "cc_count": cc_count,
         }
@@ -254,13 +252,18 @@ class Grouper:
                 break
         return choice
 
-    def _status(self, cases: EncodedCases, walk: _Walk) -> tuple[np.ndarray, np.ndarray]:
+    def _status(self, cases: EncodedCases, walk: _Walk) -> tuple[Any, Any]:
+        """Status and reason as ``TEXT``; a reason is text only where a case is invalid or ungroupable."""
         valid = cases.valid
-        status = _STATUSES[np.where(walk.grouped, 0, np.where(valid, 1, 2))]
+        status = coded_text(_STATUSES, np.where(walk.grouped, 0, np.where(valid, 1, 2)))
         reason = cases.reasons.copy()
         ungroupable = np.flatnonzero(valid & ~walk.grouped)
         reason[ungroupable] = self._ungroupable_reasons(cases, walk, ungroupable)
-        return status, reason
+        explained = np.flatnonzero(~walk.grouped)
+        codes, labels = pd.factorize(reason[explained])
+        reason_codes = np.zeros(len(cases), dtype=np.int64)
+        reason_codes[explained] = codes + 1
+        return status, coded_text(["", *labels], reason_codes)
 
     def _ungroupable_reasons(self, cases: EncodedCases, walk: _Walk, rows: np.ndarray) -> list[str]:
         """Why each case reached no DRG: unknown codes first, then the MDCs it entered, if any."""

@@ -13,7 +13,7 @@ from rich.table import Table
 from casemix.engine import GROUPER_INPUT_COLUMNS, CasemixEngine
 from casemix.grouper import OUTPUT_COLUMNS
 from casemix.payment import PRICING_INPUT_COLUMNS, PaymentRules
-from casemix.rw_table import ESTIMATED, weights_source
+from casemix.rw_table import ESTIMATED
 from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
@@ -167,8 +167,7 @@ def _price(cases: pd.DataFrame, engine: CasemixEngine) -> pd.DataFrame:
     cases = _typed(cases)
     if "los_days" not in cases and {"admission_date", "discharge_date"} <= set(cases.columns):
         cases["los_days"] = los_days(cases["admission_date"], cases["discharge_date"])
-    weights = engine.weights(cases)
-    return engine.price(cases, weights).assign(weights_source=weights_source(weights))
+    return engine.price_labelled(cases)
 
 
 def _typed(cases: pd.DataFrame) -> pd.DataFrame:

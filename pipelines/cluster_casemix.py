@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from casemix.engine import CasemixEngine
 from casemix.indicators import Period, add_sums, indicator_sums, indicators_from_sums
 from casemix.payment import PaymentRules
-from casemix.rw_table import read_weights, weights_source
+from casemix.rw_table import read_weights
 from casemix.tables import load_tables
 from contract.errors import ConfigError
 from contract.settings import get_settings
@@ -63,7 +63,7 @@ def group_partition(
     result = engine.grouped(cases, translate_codes=translate_codes)
     if rules is None:
         return result
-    return engine.price(result, weights).assign(weights_source=weights_source(weights))
+    return engine.price_labelled(result, weights)
 
 
 def group_store(

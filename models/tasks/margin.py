@@ -37,12 +37,10 @@ def discharge_margin(cases: pd.DataFrame, settings: Any) -> pd.DataFrame:
     (column ``weights_source`` says which).
     """
     from casemix.engine import CasemixEngine
-    from casemix.rw_table import weights_source
 
     engine = CasemixEngine.from_settings(settings)
     grouped = cases.join(engine.group(cases))
-    weights = engine.weights(grouped)
-    return engine.price(grouped, weights).assign(weights_source=weights_source(weights))
+    return engine.price_labelled(grouped)
 
 
 class MarginModel:

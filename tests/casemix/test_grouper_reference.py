@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from casemix.grouper import OUTPUT_COLUMNS, REFERENCE_STATUS, Grouper
+from contract.fields import TEXT, coded_text
 
 EXPECTED = ["expected_status", "expected_mdc", "expected_adrg", "expected_drg"]
 
@@ -94,3 +96,20 @@ def test_grouper_pickles_and_runs_per_dask_partition(grouper: Grouper, reference
     result = lazy.compute(scheduler="sync")
     assert result.index.equals(sample.index)
     _assert_agrees(sample, _answers(result))
+
+
+def test_text_outputs_are_arrow_backed(grouper: Grouper, reference_cases: pd.DataFrame) -> None:
+    """Status, reason and the groups reach Arrow (a Parquet write) without a conversion per string."""
+    result = grouper.group_frame(reference_cases)
+    table = pa.Table.from_pandas(result, preserve_index=False)
+    for name in ("status", "reason", "mdc", "adrg", "drg"):
+        assert result[name].dtype == TEXT, name
+        assert table.schema.field(name).type == pa.large_string(), name
+
+
+def test_coded_text_takes_labels_by_code_as_numpy_indexing_does() -> None:
+    codes = np.array([0, 2, -1, 1, -3])
+    labels = ["a", None, "c"]
+    got = coded_text(labels, codes)
+    assert got.dtype == TEXT
+    assert [None if pd.isna(v) else v for v in got] == [labels[c] for c in codes]
