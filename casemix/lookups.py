@@ -8,11 +8,14 @@ the tables do not know (or no code at all) and is in no list.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from casemix.cache import cached
 from casemix.tables import CasemixTables, CodeTable, Condition
 
 NOT_COMPLICATION = -1
@@ -57,8 +60,41 @@ class Vocabulary:
 _RuleList = tuple[Condition | None, str | None, Collection[str]]
 
 
+@dataclass(frozen=True)
+class _Built:
+    """What :class:`Lookups` computes from a table set, in the order of its rule lists (which follows
+    the tables, so a cached one fits the same tables read again)."""
+
+    diagnoses: Vocabulary
+    procedures: Vocabulary
+    mcc: np.ndarray
+    cc: np.ndarray
+    principal: np.ndarray
+    rows: list[np.ndarray]  # each rule list's lookup row: the diagnosis lists', then the procedure lists'
+
+    @classmethod
+    def of(
+        cls, tables: CasemixTables, diagnosis_lists: list[_RuleList], procedure_lists: list[_RuleList]
+    ) -> _Built:
+        labelled = (tables.mcc, tables.cc, tables.principal_exclusions)
+        diagnoses, diagnosis_rows = _vocabulary(
+            [tables.diagnoses.code_column, *(t.code_column for t in labelled)], diagnosis_lists
+        )
+        procedures, procedure_rows = _vocabulary([tables.procedures.code_column], procedure_lists)
+        exclusion_labels = pc.unique(pa.chunked_array([t.value_column for t in labelled], pa.string()))
+        return cls(
+            diagnoses=diagnoses,
+            procedures=procedures,
+            mcc=diagnoses.labels(tables.mcc, exclusion_labels, NOT_COMPLICATION),
+            cc=diagnoses.labels(tables.cc, exclusion_labels, NOT_COMPLICATION),
+            principal=diagnoses.labels(tables.principal_exclusions, exclusion_labels, NO_EXCLUSION),
+            rows=[*diagnosis_rows, *procedure_rows],
+        )
+
+
 class Lookups:
-    """Vocabularies and lookup arrays for one table set; built once per :class:`Grouper`."""
+    """Vocabularies and lookup arrays for one table set; built once per :class:`Grouper` (or read
+    from the cache, ``casemix.cache``, for a table set read from files)."""
 
     def __init__(self, tables: CasemixTables) -> None:
         self.tables = tables
@@ -68,23 +104,14 @@ class Lookups:
             (None, None, tables.or_procedures),
             *_rule_lists(conditions, _PROCEDURE_KINDS, "procedure_groups_any_of"),
         ]
-        labelled = (tables.mcc, tables.cc, tables.principal_exclusions)
-        self.diagnoses, diagnosis_rows = _vocabulary(
-            [tables.diagnoses.code_column, *(t.code_column for t in labelled)], diagnosis_lists
-        )
-        self.procedures, procedure_rows = _vocabulary([tables.procedures.code_column], procedure_lists)
-        self.or_procedure = procedure_rows[0]
-        exclusion_labels = pc.unique(pa.chunked_array([t.value_column for t in labelled], pa.string()))
-        self.mcc_table = self.diagnoses.labels(tables.mcc, exclusion_labels, NOT_COMPLICATION)
-        self.cc_table = self.diagnoses.labels(tables.cc, exclusion_labels, NOT_COMPLICATION)
-        self.principal_table = self.diagnoses.labels(
-            tables.principal_exclusions, exclusion_labels, NO_EXCLUSION
-        )
+        build = partial(_Built.of, tables, diagnosis_lists, procedure_lists)
+        built = build() if tables.fingerprint is None else cached("lookups", tables.fingerprint, build)
+        self.diagnoses, self.procedures = built.diagnoses, built.procedures
+        self.mcc_table, self.cc_table, self.principal_table = built.mcc, built.cc, built.principal
+        self.or_procedure = built.rows[len(diagnosis_lists)]
         self._code_lists: dict[int, np.ndarray] = {}
         self._group_lists: dict[int, dict[str, np.ndarray]] = {}
-        for (condition, label, _), row in zip(
-            [*diagnosis_lists, *procedure_lists], [*diagnosis_rows, *procedure_rows], strict=True
-        ):
+        for (condition, label, _), row in zip([*diagnosis_lists, *procedure_lists], built.rows, strict=True):
             if condition is None:
                 continue
             if label is None:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from casemix.cache import cached, fingerprint
 from contract.errors import ConfigError
 from contract.settings import get_settings
 
@@ -143,6 +144,9 @@ class CasemixTables:
     diagnosis_map: CodeTable
     procedure_map: CodeTable
     adrg_mdc: Mapping[str, str]
+    # The hash of the files the set was read from (``casemix.cache``); None for a set made or changed
+    # in code (``dataclasses.replace`` does not copy it), whose lookups are then built, not cached.
+    fingerprint: str | None = field(default=None, init=False, compare=False, repr=False)
 
     def diagnosis_name(self, code: str) -> str | None:
         return self.diagnoses.get(code)
@@ -206,6 +210,13 @@ def _union(lists: Any) -> tuple[str, ...]:
 def _load(path: Path) -> CasemixTables:
     if not path.is_dir():
         raise TablesError(f"casemix tables folder not found: {path}")
+    key = fingerprint(path)
+    tables = cached("tables", key, lambda: _read(path))
+    object.__setattr__(tables, "fingerprint", key)  # frozen: set once, here, where it is known
+    return tables
+
+
+def _read(path: Path) -> CasemixTables:
     grouping = _read_json(path / "grouping.json")
     frames = {name: _read_tsv(path / name, cols) for name, cols in TSV_COLUMNS.items()}
     empty = CodeTable.of({})
