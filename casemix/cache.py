@@ -29,15 +29,15 @@ BUILDERS = (Path(__file__).with_name("tables.py"), Path(__file__).with_name("loo
 def fingerprint(folder: Path) -> str:
     """``<folder>-<contents>``: a hash of the table folder's path, then one of the name and contents of
     each of its files and of the modules that build from them (see the module's docstring)."""
-    where = hashlib.blake2b(str(folder.resolve()).encode(), digest_size=8)
-    digest = hashlib.blake2b(digest_size=16)
+    where = hashlib.sha256(str(folder.resolve()).encode())
+    digest = hashlib.sha256()  # hardware-accelerated on current CPUs: 4 ms for CHS-DRG 1.1's 5.5 MB
     files = sorted(p for p in folder.iterdir() if p.is_file())
     for role, paths in (("table", files), ("code", BUILDERS)):
         for path in paths:
             content = path.read_bytes()
             digest.update(f"\0{role}\0{path.name}\0{len(content)}\0".encode())
             digest.update(content)
-    return f"{where.hexdigest()}-{digest.hexdigest()}"
+    return f"{where.hexdigest()[:16]}-{digest.hexdigest()[:32]}"
 
 
 def cached(kind: str, key: str, build: Callable[[], T]) -> T:
