@@ -11,13 +11,17 @@ T = TypeVar("T")
 
 
 def progress_bar() -> Progress:
-    """A rich progress bar; quiet when stdout is not a terminal is handled by rich itself."""
+    """A rich progress bar; quiet when stdout is not a terminal is handled by rich itself.
+
+    Redrawn twice a second, not rich's ten: the steps take seconds and the clock shows whole seconds,
+    and each redraw takes CPU from the command's own work (0.02 s over a 3-second ``group``)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         transient=False,
+        refresh_per_second=2,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,18 @@ TEST_DATA = Path(__file__).parent / "data"
 # Rich wraps command output at the terminal width, read when a console is made: a wide fixed width
 # keeps assertions on printed text independent of the checkout's path length and of the terminal.
 os.environ["COLUMNS"] = "240"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A test without the ``settings`` fixture writes to a temporary data folder too (the casemix
+    tables cache, made by any grouping), never to the checkout's ``caselens-data``."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("CASELENS_DATA_DIR", str(tmp_path_factory.mktemp("caselens-data")))
+    settings_module.get_settings.cache_clear()
+    yield
+    patch.undo()
+    settings_module.get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -4,11 +4,15 @@ trimmed and translated, a missing cell giving no code."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
 from casemix.cases import encode_cases
 from casemix.grouper import Grouper
+from casemix.lookups import Lookups
+from casemix.tables import CodeTable
 from contract.fields import split_codes
 
 PRINCIPALS = ["J18.900", " I10.x00 ", None, "", "E11.900|I10.x00", "J18.900", "UNKNOWN.1"]
@@ -57,11 +61,9 @@ def test_reference_shape_and_translation(grouper: Grouper) -> None:
     diagnoses = ["J18.900|E87.200", "", None, " X99 |J18.900"]
     frame = pd.DataFrame({"sex": [1] * 4, "age_years": [60] * 4, "diagnoses": diagnoses}, dtype=object)
     translation = {"X99": "J18.900"}
-    grouper.tables.diagnosis_map.update(translation)
-    try:
-        encoded = encode_cases(frame, grouper.lookups, translate_codes=True)
-    finally:
-        del grouper.tables.diagnosis_map["X99"]
+    translated = CodeTable.of({**grouper.tables.diagnosis_map, **translation})
+    tables = replace(grouper.tables, diagnosis_map=translated)
+    encoded = encode_cases(frame, Lookups(tables), translate_codes=True)
     assert _codes(encoded.diagnoses, 4) == _expected(diagnoses, translation=translation)
     assert _codes(encoded.procedures, 4) == [[], [], [], []]
 

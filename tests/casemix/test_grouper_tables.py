@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from casemix.grouper import Grouper
@@ -129,3 +130,23 @@ def test_broken_grouping_names_file_and_key(local_copy: Path, edit, message: str
 def test_not_a_folder(tmp_path: Path) -> None:
     with pytest.raises(TablesError, match="casemix tables folder not found"):
         load_tables(tmp_path / "nowhere")
+
+
+def test_a_batch_run_never_builds_the_code_dicts(local_copy: Path) -> None:
+    """Grouping a batch reads the code tables as Arrow columns: making their 250,000 cells Python
+    strings is start-up every command paid for names only a trace or a single case shows."""
+    tables = load_tables(local_copy)
+    cases = pd.DataFrame(
+        {
+            "sex": [1, 2],
+            "age_years": [60, 30],
+            "diagnoses": ["J18.900|E87.200", "A01.100"],
+            "procedures": ["", ""],
+        }
+    )
+    result = Grouper(tables).group_frame(cases)
+    assert list(result["status"]) == ["grouped", "grouped"]
+    code_tables = (tables.diagnoses, tables.procedures, tables.mcc, tables.cc, tables.principal_exclusions)
+    assert not any("_dict" in vars(table) for table in code_tables)
+    assert tables.diagnosis_name("A00.000x001") == "古典生物型霍乱"  # on demand, then kept
+    assert "_dict" in vars(tables.diagnoses)
