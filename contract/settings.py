@@ -12,24 +12,40 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CASEMIX_TABLES = PROJECT_ROOT / "casemix" / "tables" / "chs-drg-1.1"
-ENV_PREFIX = "CASELENS_"
 
 
-class Settings(BaseModel):
-    """The settings: a value given, else ``CASELENS_<NAME>`` (any case) from the environment, else the
-    default.
+class EnvironmentSettings(BaseModel):
+    """Settings whose every field is a value given, else ``<env_prefix><NAME>`` (any case) from the
+    environment, else its default.
 
     A pydantic model that reads its variables itself rather than pydantic-settings' ``BaseSettings``:
-    every command reads these before its work, and that package's import (asyncio, argparse, dotenv
+    every command reads settings before its work, and that package's import (asyncio, argparse, dotenv
     and the other sources it offers) cost 0.03 s of CPU for the one source used here."""
 
     model_config = ConfigDict(extra="forbid")
+    env_prefix: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, given: Any) -> Any:
+        """The environment's values under the ones given."""
+        if not isinstance(given, dict):
+            return given
+        names = {f"{cls.env_prefix}{name}".lower(): name for name in cls.model_fields}
+        found = {names[key.lower()]: value for key, value in os.environ.items() if key.lower() in names}
+        return {**found, **given}
+
+
+class Settings(EnvironmentSettings):
+    """Where caselens keeps its data, its tables and rules, its MLflow store and its Dask cluster."""
+
+    env_prefix: ClassVar[str] = "CASELENS_"
 
     data_dir: Path = Field(default=Path("caselens-data"), description="root of every file caselens writes")
     casemix_tables: Path = Field(
@@ -46,16 +62,6 @@ class Settings(BaseModel):
         description="Dask scheduler address (tcp://HOST:PORT): batch steps run on that cluster; "
         "None runs them in this process on pandas",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _environment(cls, given: Any) -> Any:
-        """The environment's values under the ones given."""
-        if not isinstance(given, dict):
-            return given
-        names = {f"{ENV_PREFIX}{name}".lower(): name for name in cls.model_fields}
-        found = {names[key.lower()]: value for key, value in os.environ.items() if key.lower() in names}
-        return {**found, **given}
 
     @property
     def store_dir(self) -> Path:

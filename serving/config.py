@@ -7,20 +7,19 @@ Like :mod:`contract.settings`, every value has a default and an environment over
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contract.settings import Settings
+from contract.settings import EnvironmentSettings, Settings
 from serving.roles import TASK_ROLES
 
 if TYPE_CHECKING:
     from serving.tasks import ServedTask
 
 
-class ServingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CASELENS_SERVE_")
+class ServingSettings(EnvironmentSettings):
+    env_prefix: ClassVar[str] = "CASELENS_SERVE_"
 
     api_keys: str | None = Field(
         default=None,

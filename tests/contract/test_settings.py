@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,8 +31,15 @@ def test_an_unknown_setting_is_refused() -> None:
         Settings(data_folder="x")
 
 
-def test_reading_the_settings_does_not_import_pydantic_settings() -> None:
-    """Every command reads the settings before its work: pydantic-settings' import cost 0.03 s of CPU."""
-    code = "import sys, contract.settings as s; s.get_settings(); print('pydantic_settings' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+def test_service_settings_read_their_own_prefix_and_validate_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.config import ServingSettings
+
+    monkeypatch.setenv("CASELENS_SERVE_MAX_BATCH", "5")
+    monkeypatch.setenv("caselens_serve_open_operations", "true")
+    monkeypatch.setenv("CASELENS_MAX_BATCH", "7")  # the general prefix: not a service setting
+    settings = ServingSettings()
+    assert settings.max_batch == 5 and settings.open_operations is True
+    assert ServingSettings(max_batch=3).max_batch == 3
+    monkeypatch.setenv("CASELENS_SERVE_MAX_BATCH", "0")
+    with pytest.raises(ValidationError, match="max_batch"):
+        ServingSettings()
