@@ -143,3 +143,40 @@ def test_stays_are_ordered_as_lexsort_orders_them(unit: str) -> None:
     admitted, discharged = admitted.view(np.int64), discharged.view(np.int64)
     expected_order = np.lexsort((discharged, admitted, key))
     np.testing.assert_array_equal(_sorted_stays(key, admitted, discharged), expected_order)
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["{:05d}", "P{:05d}", "HOSPITAL-A-{:08d}", "{:05d}-HOSPITAL-A", "{}"],
+    ids=["digits", "prefix", "long-prefix", "long-suffix", "mixed-widths"],
+)
+@pytest.mark.parametrize("name", ["default", "rate_extras", "point_extras"])
+def test_patient_ids_in_arrow_link_stays_as_python_text_does(name: str, form: str) -> None:
+    """The readmission rule links stays by patient id however the ids are written and held: Arrow ids
+    of one width are numbered from their bytes (short ones, or a shared prefix before the last 8 bytes),
+    other ids are factorised; the patients, and so the priced frame, are the same."""
+    frame = variant_cases(name)
+    number = frame["patient_id"].str[1:].astype(int)
+    frame["patient_id"] = number.map(form.format).astype("string[pyarrow]")
+    got = price_cases(frame, VARIANTS[name](), weights())[list(PRICED_COLUMNS)]
+    pd.testing.assert_frame_equal(got, expected(name), check_exact=False, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["P001", "P002", "P001", None, "P003", None],
+        ["A-0000000001", "A-0000000002", "A-0000000001", "B-0000000001"],
+        ["x", "", "x", ""],
+    ],
+)
+def test_id_codes_number_ids_as_factorize_does(ids: list[str | None]) -> None:
+    """Equal ids get equal codes and different ids different ones; a missing id is -1."""
+    from casemix.payment import _id_codes
+
+    codes = _id_codes(pd.Series(ids, dtype="string[pyarrow]"))
+    reference = pd.factorize(pd.Series(ids, dtype=object))[0]
+    np.testing.assert_array_equal(codes < 0, reference < 0)
+    for i, j in np.ndindex(len(ids), len(ids)):
+        if reference[i] >= 0 and reference[j] >= 0:
+            assert (codes[i] == codes[j]) == (reference[i] == reference[j])
