@@ -438,7 +438,8 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     outside_names = "+".join(rules.outside_drg.columns)
     _raise_on(frame, inside < 0, outside_names, "(paid outside the DRG) exceeds total_cost")
     drgs = _Codes(frame["drg"])
-    by_drg_table = _weights_by_case(weights, drgs)
+    by_code = _weights_by_code(weights, drgs)
+    by_drg_table = {column: drgs.take(values, np.nan) for column, values in by_code.items()}
     rw = by_drg_table["rw"]
     scheme = _scheme(frame, rules)
     insured = (scheme >= 0) | ("insurance_type" not in frame.columns) | (not rules.schemes)
@@ -452,7 +453,7 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     unit = base_rate if rules.method == "rate" else rules.points_per_rw * conversion
     standard = rw * unit * coefficient
     inside_pay, outlier = _inside_payment(
-        frame, rules, by_drg_table, inside, standard, short, (reason, reasons), by_drg
+        frame, rules, by_drg_table, inside, standard, short, (reason, reasons), by_drg, (drgs, by_code["rw"])
     )
     readmitted, known = _readmitted(frame, rules, by_drg)
     inside_pay = inside_pay * np.where(readmitted, _factor(rules), 1.0)
@@ -490,7 +491,7 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
         "standard_cost": by_drg_table["mean_cost"],
         "standard_los": by_drg_table["mean_los"],
         "drg_cost": inside,
-        "outlier": np.array([*OUTLIERS, None], dtype=object)[np.where(by_drg, outlier, -1)],
+        "outlier": np.array([*OUTLIERS, None], dtype=object)[outlier],
         "readmitted": pd.arrays.BooleanArray(readmitted, ~known),
         "outside_payment": np.where(insured, outside_pay, 0.0),
         "points": points,
@@ -570,7 +571,10 @@ def _floats(values: pd.Series, fill: float = np.nan) -> np.ndarray:
     if not _numeric(values):
         return values.to_numpy(dtype=np.float64, na_value=fill)
     array = values.to_numpy(dtype=np.float64)
-    return array if np.isnan(fill) else np.where(np.isnan(array), fill, array)
+    if np.isnan(fill):
+        return array
+    missing = np.isnan(array)
+    return np.where(missing, fill, array) if missing.any() else array
 
 
 def _missing(values: pd.Series) -> np.ndarray:
@@ -611,14 +615,12 @@ def _by_year(years: np.ndarray, values: dict[int, float]) -> np.ndarray:
     return table[years - first]
 
 
-def _weights_by_case(weights: pd.DataFrame, drgs: _Codes) -> dict[str, np.ndarray]:
-    """The weight table's RW, average cost and stay (those it has) of each case's DRG, NaN for a DRG
+def _weights_by_code(weights: pd.DataFrame, drgs: _Codes) -> dict[str, np.ndarray]:
+    """The weight table's RW, average cost and stay (those it has) of each distinct DRG, NaN for a DRG
     it lacks: one look-up per distinct DRG."""
     position = _positions(weights.index, drgs.uniques)
     return {
-        column: drgs.take(
-            np.append(weights[column].to_numpy(np.float64, na_value=np.nan), np.nan)[position], np.nan
-        )
+        column: np.append(weights[column].to_numpy(np.float64, na_value=np.nan), np.nan)[position]
         for column in ("rw", "mean_cost", "mean_los")
         if column in weights.columns
     }
@@ -674,7 +676,9 @@ def _by_item_reason(
         short & (rules.short_stay.pay == "by_item"),
     ]
     first = len(BY_ITEM_REASONS)
-    reason = _select(applies, [first + status.codes, *range(first)], default=-1)
+    reason = np.full(len(frame), -1, dtype=np.int64)
+    at = np.flatnonzero(np.any(applies, axis=0))  # (few cases are paid by item: choose on their rows)
+    reason[at] = _select([a[at] for a in applies], [first + status.codes[at], *range(first)], default=-1)
     return reason, np.array([*BY_ITEM_REASONS, *status.uniques, None], dtype=object)
 
 
@@ -717,11 +721,17 @@ def _inside_payment(
     short: np.ndarray,
     reasons: tuple[np.ndarray, np.ndarray],
     by_drg: np.ndarray,
+    weights: tuple[_Codes, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Payment for the cost inside the DRG (in yuan, before any conversion to points), and the outlier
-    class of each case (a position in ``OUTLIERS``); ``by_drg_table`` is the weight table's columns by
-    case, ``short`` whether the short-stay rule catches it, ``reasons`` why it is paid by item (see
-    ``_by_item_reason``), ``by_drg`` whether it is paid by DRG (cases at charges are neither)."""
+    class of each case (a position in ``OUTLIERS``, -1 when it is not settled by DRG); ``by_drg_table``
+    is the weight table's columns by case, ``short`` whether the short-stay rule catches it,
+    ``reasons`` why it is paid by item (see ``_by_item_reason``), ``by_drg`` whether it is paid by DRG
+    (cases at charges are neither), ``weights`` the DRG codes and the RW of each distinct DRG.
+
+    The standard is every case's payment but for the few outliers and cases paid by item: those are
+    computed on their rows alone and put in place, highest precedence last (per diem, by item, then
+    the outliers), rather than every formula computed for every case and chosen from."""
     outliers = rules.outliers
     if outliers.base == "standard":
         base = standard
@@ -733,35 +743,42 @@ def _inside_payment(
             "standard_cost",
             "(the DRG's mean_cost in the weight table) is missing; outliers.base = 'drg_mean_cost' needs it",
         )
+    high_multiple, low_multiple = _band_multiples(outliers, *weights)
+    high_threshold = high_multiple * base
+    high = by_drg & (inside > high_threshold)
+    low = by_drg & ~high & (inside < low_multiple * base)
+    if rules.short_stay.pay == "low":
+        low |= by_drg & ~high & short
+    outlier = by_drg.astype(np.int64) - 1
+    outlier[high] = OUTLIERS.index("high")
+    outlier[low] = OUTLIERS.index("low")
+
+    pay = standard.copy()
+    at = np.flatnonzero(high)
+    pay[at] = standard[at] + (inside[at] - high_threshold[at]) * outliers.high.ratio
+    at = np.flatnonzero(low)
+    pay[at] = inside[at] * outliers.low.ratio
+    if outliers.low.cap_at_standard:
+        pay[at] = np.fmin(pay[at], standard[at])  # (no cap where the standard is missing)
+    reason, labels = reasons
+    ratios = np.array([rules.by_item.ratio_for(r) for r in labels[:-1]])
+    at = np.flatnonzero(reason >= 0)
+    pay[at] = inside[at] * ratios[reason[at]]
+    long = rules.long_stay
+    if long.pay == "per_diem":
+        at = at[reason[at] == BY_ITEM_REASONS.index("long_stay")]
+        pay[at] = _floats(frame["los_days"])[at] * (long.per_diem_yuan or 0.0)
+    return pay, outlier
+
+
+def _band_multiples(outliers: Outliers, drgs: _Codes, rw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The high and low multiples of each case's RW band: the band is found per distinct DRG (``rw``
+    by code) and spread by code; a DRG without a weight is in the first band."""
     bands = outliers.bands
     side = "left" if outliers.rw_upper_inclusive else "right"
-    rw = by_drg_table["rw"]
     band = np.searchsorted([b.rw_upper for b in bands[:-1]], np.where(np.isnan(rw), 0.0, rw), side=side)
-    high_threshold = np.array([b.high_multiple for b in bands])[band] * base
-    low_threshold = np.array([b.low_multiple for b in bands])[band] * base
-    short_low = short & (rules.short_stay.pay == "low")
-    high = by_drg & (inside > high_threshold)
-    low = by_drg & ~high & ((inside < low_threshold) | short_low)
-    outlier = np.where(high, 1, np.where(low, 2, 0))
-
-    low_pay = inside * outliers.low.ratio
-    if outliers.low.cap_at_standard:
-        low_pay = np.fmin(low_pay, standard)  # (no cap where the standard is missing)
-    reason, labels = reasons
-    ratios = np.array([rules.by_item.ratio_for(r) for r in labels[:-1]] + [np.nan])
-    long = rules.long_stay
-    per_diem = (reason == BY_ITEM_REASONS.index("long_stay")) & (long.pay == "per_diem")
-    pay = _select(
-        [per_diem, reason >= 0, high, low],
-        [
-            _floats(frame["los_days"]) * (long.per_diem_yuan or 0.0),
-            inside * ratios[reason],
-            standard + (inside - high_threshold) * outliers.high.ratio,
-            low_pay,
-        ],
-        default=standard,
-    )
-    return pay, outlier
+    high, low = (np.array([getattr(b, m) for b in bands]) for m in ("high_multiple", "low_multiple"))
+    return drgs.take(high[band], high[0]), drgs.take(low[band], low[0])
 
 
 def _readmitted(
@@ -904,11 +921,12 @@ def _factor(rules: PaymentRules) -> float:
 def _outside_payment(frame: pd.DataFrame, rules: PaymentRules) -> np.ndarray:
     """除外支付 in yuan: each outside column at its own ratio (the common ratio where none is given)."""
     item = rules.outside_drg
-    total = np.zeros(len(frame))
+    total = None
     for column in item.columns:
         if column in frame.columns:
-            total = total + _floats(frame[column], fill=0.0) * item.ratios.get(column, item.ratio)
-    return total
+            paid = _floats(frame[column], fill=0.0) * item.ratios.get(column, item.ratio)
+            total = paid if total is None else total + paid
+    return total if total is not None else np.zeros(len(frame))
 
 
 def _patient_share(frame: pd.DataFrame, rules: PaymentRules, scheme: np.ndarray) -> np.ndarray:
@@ -920,13 +938,23 @@ def _patient_share(frame: pd.DataFrame, rules: PaymentRules, scheme: np.ndarray)
     zero = np.zeros(len(frame))
     self_funded = _floats(frame["cost_self_funded"], 0.0) if "cost_self_funded" in frame.columns else zero
     first = _floats(frame["cost_first_self_paid"], 0.0) if "cost_first_self_paid" in frame.columns else zero
-    policy = cost - self_funded - first
+    policy = cost - self_funded
+    policy -= first
     _raise_on(frame, policy < -1e-9, "cost_self_funded+cost_first_self_paid", "exceeds total_cost")
     deductible = np.array([*(s.deductible_yuan for s in rules.schemes), np.nan])[scheme]
-    ratio = np.array([*(s.fund_ratio for s in rules.schemes), np.nan])[scheme]
-    deducted = np.minimum(deductible, np.maximum(policy, 0.0))
-    share = self_funded + first + deducted + (policy - deducted) * (1.0 - ratio)
-    return np.where(scheme >= 0, share, cost)
+    patients_ratio = np.array([*(1.0 - s.fund_ratio for s in rules.schemes), np.nan])[scheme]
+    # self_funded + first + deducted + (policy - deducted) × the patient's ratio, in place (a million
+    # cases: each temporary array is 8 MB to write and read)
+    deducted = np.maximum(policy, 0.0)
+    np.minimum(deductible, deducted, out=deducted)
+    share = self_funded + first
+    share += deducted
+    policy -= deducted
+    policy *= patients_ratio
+    share += policy
+    outside = scheme < 0
+    share[outside] = cost[outside]
+    return share
 
 
 def _point_values(
