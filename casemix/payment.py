@@ -229,10 +229,11 @@ class ShortStay(_Rules):
 
     def applies(self, frame: pd.DataFrame) -> np.ndarray:
         """Which cases the rule catches (a case without an admission type is not exempt)."""
-        short = _floats(frame["los_days"]) <= self.max_days
+        short = _numbers(frame["los_days"]) <= self.max_days
         if self.exempt_admission_types and "admission_type" in frame.columns:
-            types = _Codes(frame["admission_type"])
-            short &= ~types.take(types.among(self.exempt_admission_types), False)
+            at = np.flatnonzero(short)  # (only the short stays' types matter)
+            types = _Codes(frame["admission_type"], at)
+            short[at] = ~types.take(types.among(self.exempt_admission_types), False)
         return short
 
 
@@ -445,24 +446,28 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     insured = (scheme >= 0) | ("insurance_type" not in frame.columns) | (not rules.schemes)
     short = rules.short_stay.applies(frame)
     reason, reasons = _by_item_reason(frame, rules, drgs, rw, short)
-    reason = np.where(insured, reason, -1)
+    charges = ~insured
+    reason[charges] = -1
     by_drg = (reason < 0) & insured
     coefficient = _coefficients(frame, rules, drgs)
 
     base_rate, conversion = _unit_prices(frame, rules)
     unit = base_rate if rules.method == "rate" else rules.points_per_rw * conversion
-    standard = rw * unit * coefficient
+    standard = rw * unit
+    standard *= coefficient
     inside_pay, outlier = _inside_payment(
         frame, rules, by_drg_table, inside, standard, short, (reason, reasons), by_drg, (drgs, by_code["rw"])
     )
     readmitted, known = _readmitted(frame, rules, by_drg)
-    inside_pay = inside_pay * np.where(readmitted, _factor(rules), 1.0)
+    if _factor(rules) != 1.0:
+        inside_pay[readmitted] *= _factor(rules)
     outside_pay = _outside_payment(frame, rules)
     patient = _patient_share(frame, rules, scheme)
 
     if rules.method == "rate":
-        points = point_value = np.full(len(frame), np.nan)
-        payment = inside_pay + outside_pay
+        points = point_value = conversion  # (NaN under the rate method)
+        payment = inside_pay
+        payment += outside_pay
         standard_paid = standard
     else:
         in_budget = inside_pay + (outside_pay if rules.outside_drg.in_budget else 0.0)
@@ -472,18 +477,21 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
             outside_pay = outside_pay / conversion * point_value
         payment = points * point_value + (0.0 if rules.outside_drg.in_budget else outside_pay)
         standard_paid = rw * rules.points_per_rw * coefficient * point_value
-    payment = np.where(insured, payment, cost)
+    # the arrays computed here are this call's own: the few cases set apart are set in place
+    payment[charges] = cost[charges]
+    outside_pay[charges] = 0.0
     fund = payment - patient
     if not rules.allow_negative_fund:
-        fund = np.where(fund < 0.0, 0.0, fund)  # (a missing fund stays missing)
+        fund[fund < 0.0] = 0.0  # (a missing fund stays missing)
     estimated = _estimated_cost(frame, rules.cost_to_charge)
+    margin_on_cost = payment - estimated if rules.cost_to_charge is not None else estimated  # (NaN)
     method = np.array([rules.method, "by_item", "charges"], dtype=object)
     with np.errstate(divide="ignore", invalid="ignore"):
         cost_to_standard = inside / standard_paid
     priced = {
         "rw": rw,
         "scheme": np.array([*(s.name for s in rules.schemes), None], dtype=object)[scheme],
-        "payment_method": method[np.where(insured, np.where(by_drg, 0, 1), 2)],
+        "payment_method": method[(~by_drg).astype(np.int8) + charges],
         "by_item_reason": reasons[reason],
         "base_rate": base_rate,
         "point_value": point_value,
@@ -493,7 +501,7 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
         "drg_cost": inside,
         "outlier": np.array([*OUTLIERS, None], dtype=object)[outlier],
         "readmitted": pd.arrays.BooleanArray(readmitted, ~known),
-        "outside_payment": np.where(insured, outside_pay, 0.0),
+        "outside_payment": outside_pay,
         "points": points,
         "drg_payment": payment,
         "patient_payment": patient,
@@ -502,7 +510,7 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
         "cost_to_standard": cost_to_standard,
         "overrun": pd.arrays.BooleanArray(inside > rules.overrun.threshold * standard_paid, ~by_drg),
         "estimated_cost": estimated,
-        "margin_on_cost": payment - estimated,
+        "margin_on_cost": margin_on_cost,
     }
     return _with_columns(frame, priced)
 
@@ -525,11 +533,12 @@ BY_ITEM_REASONS = ("special_review", "ambiguous", "listed_drg", "no_weight", "lo
 
 
 class _Codes:
-    """A column factorised once: a value per distinct entry (``per_code``) is spread to the rows by
-    ``take``; a missing entry (code -1) takes the ``missing`` value."""
+    """A column (or the ``rows`` of it) factorised once: a value per distinct entry (``per_code``) is
+    spread to the rows by ``take``; a missing entry (code -1) takes the ``missing`` value."""
 
-    def __init__(self, values: pd.Series) -> None:
-        codes, uniques = pd.factorize(_values(values))
+    def __init__(self, values: pd.Series, rows: np.ndarray | None = None) -> None:
+        array = _values(values)
+        codes, uniques = pd.factorize(array if rows is None else array[rows])
         self.codes = codes
         self.uniques = np.asarray(uniques, dtype=object)
 
@@ -577,7 +586,17 @@ def _floats(values: pd.Series, fill: float = np.nan) -> np.ndarray:
     return np.where(missing, fill, array) if missing.any() else array
 
 
+def _numbers(values: pd.Series) -> np.ndarray:
+    """The column to compare with a number: integers as they are (a float copy of a million costs
+    more than the comparison), anything else as ``_floats`` (missing as NaN, which compares false)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
+        return values.to_numpy()
+    return _floats(values)
+
+
 def _missing(values: pd.Series) -> np.ndarray:
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":
+        return np.zeros(len(values), dtype=bool)  # (NumPy integers and flags have no missing value)
     if _numeric(values):
         return np.isnan(values.to_numpy(dtype=np.float64))
     return np.asarray(
@@ -640,7 +659,8 @@ def _scheme(frame: pd.DataFrame, rules: PaymentRules) -> np.ndarray:
     if "insurance_type" not in frame.columns or not rules.schemes:
         return np.full(len(frame), -1)
     position = {t: i for i, s in enumerate(rules.schemes) for t in s.insurance_types}
-    return _Codes(frame["insurance_type"]).lookup(position, -1).astype(np.int64)
+    payers = _Codes(frame["insurance_type"])
+    return payers.take(np.array([position.get(u, -1) for u in payers.uniques], dtype=np.int16), -1)
 
 
 def _positions(index: pd.Index, keys: np.ndarray) -> np.ndarray:
@@ -661,7 +681,7 @@ def _by_item_reason(
     """Why a case is paid by item, as a position in the reasons returned (-1, which is None, when it is
     paid by DRG); the first reason that applies wins. ``short``: the short-stay rule catches it."""
     item = rules.by_item
-    los = _floats(frame["los_days"])
+    los = _numbers(frame["los_days"])
     long_days = rules.long_stay.above_days if rules.long_stay.above_days is not None else np.inf
     marker = item.ambiguous_marker
     ambiguous = np.array([bool(marker) and marker in str(d) for d in drgs.uniques], dtype=bool)
@@ -676,15 +696,18 @@ def _by_item_reason(
         short & (rules.short_stay.pay == "by_item"),
     ]
     first = len(BY_ITEM_REASONS)
-    reason = np.full(len(frame), -1, dtype=np.int64)
+    reason = np.full(len(frame), -1, dtype=np.int16)
     at = np.flatnonzero(np.any(applies, axis=0))  # (few cases are paid by item: choose on their rows)
     reason[at] = _select([a[at] for a in applies], [first + status.codes[at], *range(first)], default=-1)
     return reason, np.array([*BY_ITEM_REASONS, *status.uniques, None], dtype=object)
 
 
-def _coefficients(frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes) -> np.ndarray:
-    """机构系数 × the DRG's coefficient, 1.0 where the rules give none."""
+def _coefficients(frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes) -> np.ndarray | float:
+    """机构系数 × the DRG's coefficient, 1.0 where the rules give none (a plain 1.0 when they give none at
+    all: no array of ones to multiply a million standards by)."""
     found = rules.coefficients
+    if not found.drgs and not found.hospitals:
+        return 1.0
     drg = drgs.take(np.array([found.drgs.get(d, 1.0) for d in drgs.uniques], dtype=np.float64), 1.0)
     if not found.hospitals:
         return drg
@@ -743,13 +766,14 @@ def _inside_payment(
             "standard_cost",
             "(the DRG's mean_cost in the weight table) is missing; outliers.base = 'drg_mean_cost' needs it",
         )
-    high_multiple, low_multiple = _band_multiples(outliers, *weights)
-    high_threshold = high_multiple * base
+    high_threshold, low_threshold = _band_multiples(outliers, *weights)
+    high_threshold *= base
+    low_threshold *= base
     high = by_drg & (inside > high_threshold)
-    low = by_drg & ~high & (inside < low_multiple * base)
+    low = by_drg & ~high & (inside < low_threshold)
     if rules.short_stay.pay == "low":
         low |= by_drg & ~high & short
-    outlier = by_drg.astype(np.int64) - 1
+    outlier = by_drg.astype(np.int8) - 1
     outlier[high] = OUTLIERS.index("high")
     outlier[low] = OUTLIERS.index("low")
 
@@ -858,29 +882,51 @@ def _sorted_stays(key: np.ndarray, admitted: np.ndarray, discharged: np.ndarray)
 
 
 def _id_codes(ids: pd.Series) -> np.ndarray:
-    """Codes of an id column as ``pd.factorize`` gives them (equal ids, equal codes, from 0; -1 where
-    missing), though not numbered in order of first appearance.
+    """Codes of an id column: equal exactly where the ids are, -1 where missing, non-negative and under
+    4 × the number of ids (so ``np.bincount`` counts them), as ``pd.factorize``'s codes are.
 
     Hashing a million patient ids was a quarter of pricing a million stays (0.11 s). Ids that are
-    64-bit integers as they stand (see ``_fixed_width_keys``) are numbered by sorting those instead
-    (0.04 s); other ids are factorised."""
+    64-bit integers as they stand (see ``_fixed_width_keys``) need no hashing: digits are their number
+    (less the smallest), when that is dense enough (0.02 s); other such keys are numbered by sorting
+    them (0.05 s). Other ids are factorised."""
     keys = _fixed_width_keys(_values(ids))
     if keys is None:
         return pd.factorize(_values(ids))[0]
+    numbers = _decimal(keys)
+    if numbers is not None:
+        numbers -= numbers.min()
+        if numbers.max() < 4 * len(numbers):
+            return numbers
     order = np.argsort(keys)
     ordered = keys[order]
     new = np.empty(len(keys), dtype=bool)
     new[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    numbered = np.cumsum(new)
+    numbered -= 1
     codes = np.empty(len(keys), dtype=np.int64)
-    codes[order] = np.cumsum(new) - 1
+    codes[order] = numbered
     return codes
+
+
+def _decimal(keys: np.ndarray) -> np.ndarray | None:
+    """The number each key's 8 bytes write in ASCII digits (first byte first); None unless all are
+    digits."""
+    digits = keys.view(np.uint8).reshape(-1, 8) - np.uint8(ord("0"))
+    if (digits > 9).any():
+        return None
+    number = np.zeros(len(keys), dtype=np.int64)
+    for column in digits.T:
+        number *= 10
+        number += column
+    return number
 
 
 def _fixed_width_keys(values: np.ndarray | pd.api.extensions.ExtensionArray) -> np.ndarray | None:
     """Arrow text ids, none missing and all of one width (in bytes), as 64-bit integers equal exactly
-    where the ids are: each id's bytes when it has 8 or fewer, else its last 8 bytes when the bytes
-    before them are the same in every id (a shared prefix, as in "P00012345"). None for other ids."""
+    where the ids are: each id's bytes when it has 8 or fewer (after ASCII zeros to make 8), else its
+    last 8 bytes when the bytes before them are the same in every id (a shared prefix, as in
+    "P00012345"). None for other ids."""
     if not hasattr(values, "__arrow_array__"):
         return None
     text = pa.array(values)
@@ -895,7 +941,7 @@ def _fixed_width_keys(values: np.ndarray | pd.api.extensions.ExtensionArray) -> 
         return None
     data = np.frombuffer(text.buffers()[2], np.uint8, width * n, start).reshape(n, width)
     if width <= 8:
-        padded = np.zeros((n, 8), dtype=np.uint8)
+        padded = np.full((n, 8), ord("0"), dtype=np.uint8)
         padded[:, 8 - width :] = data
         return padded.view(np.uint64).ravel()
     prefix = data[:, : width - 8]

@@ -147,14 +147,15 @@ def test_stays_are_ordered_as_lexsort_orders_them(unit: str) -> None:
 
 @pytest.mark.parametrize(
     "form",
-    ["{:05d}", "P{:05d}", "HOSPITAL-A-{:08d}", "{:05d}-HOSPITAL-A", "{}"],
-    ids=["digits", "prefix", "long-prefix", "long-suffix", "mixed-widths"],
+    ["{:05d}", "{:05d}000", "P{:05d}", "HOSPITAL-A-{:08d}", "{:05d}-HOSPITAL-A", "{}"],
+    ids=["digits", "sparse-digits", "prefix", "long-prefix", "long-suffix", "mixed-widths"],
 )
 @pytest.mark.parametrize("name", ["default", "rate_extras", "point_extras"])
 def test_patient_ids_in_arrow_link_stays_as_python_text_does(name: str, form: str) -> None:
     """The readmission rule links stays by patient id however the ids are written and held: Arrow ids
-    of one width are numbered from their bytes (short ones, or a shared prefix before the last 8 bytes),
-    other ids are factorised; the patients, and so the priced frame, are the same."""
+    of one width are numbered from their bytes (short ones, or a shared prefix before the last 8 bytes:
+    as a number when they are digits close together, else by sorting), other ids are factorised; the
+    patients, and so the priced frame, are the same."""
     frame = variant_cases(name)
     number = frame["patient_id"].str[1:].astype(int)
     frame["patient_id"] = number.map(form.format).astype("string[pyarrow]")
@@ -168,15 +169,19 @@ def test_patient_ids_in_arrow_link_stays_as_python_text_does(name: str, form: st
         ["P001", "P002", "P001", None, "P003", None],
         ["A-0000000001", "A-0000000002", "A-0000000001", "B-0000000001"],
         ["x", "", "x", ""],
+        ["0012", "7777", "0012", "9999"],
+        ["31", "30", "29", "31", "29"],
     ],
 )
 def test_id_codes_number_ids_as_factorize_does(ids: list[str | None]) -> None:
-    """Equal ids get equal codes and different ids different ones; a missing id is -1."""
+    """Equal ids get equal codes and different ids different ones, under 4 × the ids (``np.bincount``
+    counts them); a missing id is -1."""
     from casemix.payment import _id_codes
 
     codes = _id_codes(pd.Series(ids, dtype="string[pyarrow]"))
     reference = pd.factorize(pd.Series(ids, dtype=object))[0]
     np.testing.assert_array_equal(codes < 0, reference < 0)
+    assert codes.max() < 4 * len(ids)
     for i, j in np.ndindex(len(ids), len(ids)):
         if reference[i] >= 0 and reference[j] >= 0:
             assert (codes[i] == codes[j]) == (reference[i] == reference[j])
