@@ -954,7 +954,7 @@ def _repeated(codes: np.ndarray) -> np.ndarray:
     """The positions of the codes (not missing, -1) that occur more than once."""
     present = codes >= 0
     if present.all():  # (no id missing: no copy of the present ones)
-        return np.flatnonzero(np.bincount(codes)[codes] > 1)
+        return np.flatnonzero((np.bincount(codes) > 1)[codes])
     counts = np.bincount(codes[present])
     present[present] = counts[codes[present]] > 1
     return np.flatnonzero(present)
