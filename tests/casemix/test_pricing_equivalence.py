@@ -185,3 +185,16 @@ def test_id_codes_number_ids_as_factorize_does(ids: list[str | None]) -> None:
     for i, j in np.ndindex(len(ids), len(ids)):
         if reference[i] >= 0 and reference[j] >= 0:
             assert (codes[i] == codes[j]) == (reference[i] == reference[j])
+
+
+def test_discharge_years_are_the_calendar_years() -> None:
+    """The point value's year is the discharge's calendar year: a stay ending on 31 December late in
+    the evening is in that year, on 1 January at midnight in the next, before 1970 too."""
+    from casemix.payment import _years
+
+    dates = pd.to_datetime(
+        ["2023-12-31 23:59", "2024-01-01 00:00", "2026-06-30 00:00", "1969-12-31 00:00", "2024-02-29 12:00"]
+    ).as_unit("ns")
+    frame = pd.DataFrame({"discharge_date": dates})
+    np.testing.assert_array_equal(_years(frame), dates.year.to_numpy())
+    assert _years(frame.iloc[:0]).shape == (0,)
