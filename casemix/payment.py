@@ -673,7 +673,7 @@ def _scheme(frame: pd.DataFrame, rules: PaymentRules) -> np.ndarray:
         return np.full(len(frame), -1)
     position = {t: i for i, s in enumerate(rules.schemes) for t in s.insurance_types}
     payers = _Codes(frame["insurance_type"])
-    return payers.take(np.array([position.get(u, -1) for u in payers.uniques], dtype=np.int16), -1)
+    return payers.take(np.array([position.get(u, -1) for u in payers.uniques], dtype=np.intp), -1)
 
 
 def _positions(index: pd.Index, keys: np.ndarray) -> np.ndarray:
@@ -838,12 +838,11 @@ def _readmitted(
     patient = _id_codes(frame["patient_id"])  # -1 where missing: links no stays
     rows = _repeated(patient)
     key = patient[rows]
-    if "hospital_id" in frame.columns and len(rows):
+    if "hospital_id" in frame.columns and len(rows) and not _one_id(frame["hospital_id"], rows):
         hospital = pd.factorize(_values(frame["hospital_id"])[rows])[0]
-        if hospital.min() < 0 or hospital.max() > 0:  # (one hospital's file: the patient is the key)
-            key = np.where(hospital >= 0, key * (int(hospital.max()) + 1) + hospital, -1)
-            again = _repeated(key)
-            rows, key = rows[again], key[again]
+        key = np.where(hospital >= 0, key * (int(hospital.max()) + 1) + hospital, -1)
+        again = _repeated(key)
+        rows, key = rows[again], key[again]
     if not len(rows):
         return flags, known
     admitted = _dates(frame, "admission_date").view(np.int64)[rows]
@@ -920,6 +919,13 @@ def _id_codes(ids: pd.Series) -> np.ndarray:
     codes = np.empty(len(keys), dtype=np.int64)
     codes[order] = numbered
     return codes
+
+
+def _one_id(ids: pd.Series, rows: np.ndarray) -> bool:
+    """Whether the ``rows`` (some) of an id column hold one id throughout, none missing (a hospital's
+    own file), told from Arrow ids' bytes without factorising them; False when it cannot tell."""
+    keys = _fixed_width_keys(_values(ids))
+    return keys is not None and bool((keys[rows] == keys[rows[0]]).all())
 
 
 def _decimal(keys: np.ndarray) -> np.ndarray | None:

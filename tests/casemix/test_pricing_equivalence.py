@@ -198,3 +198,21 @@ def test_discharge_years_are_the_calendar_years() -> None:
     frame = pd.DataFrame({"discharge_date": dates})
     np.testing.assert_array_equal(_years(frame), dates.year.to_numpy())
     assert _years(frame.iloc[:0]).shape == (0,)
+
+
+@pytest.mark.parametrize("hospitals", ["one", "three", "one-and-unknown"])
+def test_hospital_ids_in_arrow_link_stays_as_python_text_does(hospitals: str) -> None:
+    """A stay is linked to the same patient's next stay at the same hospital only: a file of one
+    hospital (told from Arrow ids' bytes, not factorised) links across all of them, as Python text
+    does; several hospitals, or an unknown one, are factorised."""
+    frame, rules = variant_cases("rate_extras"), VARIANTS["rate_extras"]()
+    if hospitals != "three":
+        frame["hospital_id"] = "H1"
+    if hospitals == "one-and-unknown":
+        frame.loc[frame.index[::7], "hospital_id"] = None
+    as_python = price_cases(frame, rules, weights())[list(PRICED_COLUMNS)]
+    frame = frame.astype({"hospital_id": "string[pyarrow]", "patient_id": "string[pyarrow]"})
+    got = price_cases(frame, rules, weights())[list(PRICED_COLUMNS)]
+    pd.testing.assert_frame_equal(got, as_python, check_exact=True)
+    if hospitals == "one":  # (more stays are linked across what were three hospitals)
+        assert got["readmitted"].sum() > expected("rate_extras")["readmitted"].sum()
