@@ -838,7 +838,7 @@ def _readmitted(
     patient = _id_codes(frame["patient_id"])  # -1 where missing: links no stays
     rows = _repeated(patient)
     key = patient[rows]
-    if "hospital_id" in frame.columns and len(rows) and not _one_id(frame["hospital_id"], rows):
+    if "hospital_id" in frame.columns and len(rows) and not _one_id(frame["hospital_id"]):
         hospital = pd.factorize(_values(frame["hospital_id"])[rows])[0]
         key = np.where(hospital >= 0, key * (int(hospital.max()) + 1) + hospital, -1)
         again = _repeated(key)
@@ -921,11 +921,11 @@ def _id_codes(ids: pd.Series) -> np.ndarray:
     return codes
 
 
-def _one_id(ids: pd.Series, rows: np.ndarray) -> bool:
-    """Whether the ``rows`` (some) of an id column hold one id throughout, none missing (a hospital's
-    own file), told from Arrow ids' bytes without factorising them; False when it cannot tell."""
+def _one_id(ids: pd.Series) -> bool:
+    """Whether an id column holds one id throughout, none missing (a hospital's own file), told from
+    Arrow ids' bytes without factorising them; False when it cannot tell."""
     keys = _fixed_width_keys(_values(ids))
-    return keys is not None and bool((keys[rows] == keys[rows[0]]).all())
+    return keys is not None and bool((keys == keys[0]).all())
 
 
 def _decimal(keys: np.ndarray) -> np.ndarray | None:
