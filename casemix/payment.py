@@ -36,6 +36,7 @@ The settlement of one case, in order:
 from __future__ import annotations
 
 import contextlib
+import functools
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -451,7 +452,8 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     by_drg = (reason < 0) & insured
     coefficient = _coefficients(frame, rules, drgs)
 
-    base_rate, conversion = _unit_prices(frame, rules)
+    year = _years(frame) if rules.method == "point" else None  # (point values are by year)
+    base_rate, conversion = _unit_prices(frame, rules, year)
     unit = base_rate if rules.method == "rate" else rules.points_per_rw * conversion
     standard = rw * unit
     standard *= coefficient
@@ -473,7 +475,7 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
         points = inside_pay + (outside_pay if rules.outside_drg.in_budget else 0.0)
         points /= conversion
         points[charges] = np.nan
-        point_value = _point_values(frame, rules, points, patient)
+        point_value = _point_values(rules, points, patient, year)
         payment = points * point_value
         if rules.outside_drg.in_budget:
             outside_pay /= conversion
@@ -630,9 +632,9 @@ def _years(frame: pd.DataFrame) -> np.ndarray:
     dates = _dates(frame, "discharge_date")
     if not len(dates):
         return np.empty(0, dtype=np.int64)
-    first, last = (int(d.astype("datetime64[Y]").astype(np.int64)) + 1970 for d in (dates.min(), dates.max()))
-    new_years = np.array([f"{y}-01-01" for y in range(first + 1, last + 1)], dtype="datetime64[ns]")
-    return first + np.searchsorted(new_years, dates, side="right")
+    first, last = np.array([dates.min(), dates.max()]).astype("datetime64[Y]").astype(np.int64)
+    new_years = np.arange(first + 1, last + 1).astype("datetime64[Y]").astype("datetime64[ns]")
+    return first + 1970 + np.searchsorted(new_years, dates, side="right")
 
 
 def _by_year(years: np.ndarray, values: dict[int, float]) -> np.ndarray:
@@ -710,7 +712,9 @@ def _by_item_reason(
     ]
     first = len(BY_ITEM_REASONS)
     reason = np.full(len(frame), -1, dtype=np.int16)
-    at = np.flatnonzero(np.any(applies, axis=0))  # (few cases are paid by item: choose on their rows)
+    at = np.flatnonzero(
+        functools.reduce(np.logical_or, applies)
+    )  # (few are paid by item: choose on their rows)
     reason[at] = _select([a[at] for a in applies], [first + status.codes[at], *range(first)], default=-1)
     return reason, np.array([*BY_ITEM_REASONS, *status.uniques, None], dtype=object)
 
@@ -727,9 +731,11 @@ def _coefficients(frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes) -> np.
     return drg * _Codes(frame["hospital_id"]).lookup(found.hospitals, 1.0)
 
 
-def _unit_prices(frame: pd.DataFrame, rules: PaymentRules) -> tuple[np.ndarray, np.ndarray]:
+def _unit_prices(
+    frame: pd.DataFrame, rules: PaymentRules, year: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Base rate in force for each case (rate method) or the yuan per point at which yuan amounts become
-    points (point method); NaN for the method not in use."""
+    points (point method: ``year`` is each case's discharge year); NaN for the method not in use."""
     nan = np.full(len(frame), np.nan)
     if rules.method == "rate":
         rates = sorted(rules.base_rates, key=lambda r: r.effective_from)
@@ -742,7 +748,6 @@ def _unit_prices(frame: pd.DataFrame, rules: PaymentRules) -> tuple[np.ndarray, 
             f"is before the first base rate ({rates[0].effective_from})",
         )
         return np.array([r.yuan for r in rates])[position], nan
-    year = _years(frame)
     values = {p.year: p for p in rules.point_values}
     _raise_on(frame, ~np.isin(year, list(values)), "discharge_date", "falls in a year with no point value")
     return nan, _by_year(year, {y: rules.point_conversion_yuan or p.yuan for y, p in values.items()})
@@ -814,7 +819,8 @@ def _band_multiples(outliers: Outliers, drgs: _Codes, rw: np.ndarray) -> tuple[n
     bands = outliers.bands
     side = "left" if outliers.rw_upper_inclusive else "right"
     band = np.searchsorted([b.rw_upper for b in bands[:-1]], np.where(np.isnan(rw), 0.0, rw), side=side)
-    high, low = (np.array([getattr(b, m) for b in bands]) for m in ("high_multiple", "low_multiple"))
+    high = np.array([b.high_multiple for b in bands])
+    low = np.array([b.low_multiple for b in bands])
     return drgs.take(high[band], high[0]), drgs.take(low[band], low[0])
 
 
@@ -1023,11 +1029,10 @@ def _patient_share(frame: pd.DataFrame, rules: PaymentRules, scheme: np.ndarray)
 
 
 def _point_values(
-    frame: pd.DataFrame, rules: PaymentRules, points: np.ndarray, patient: np.ndarray
+    rules: PaymentRules, points: np.ndarray, patient: np.ndarray, year: np.ndarray
 ) -> np.ndarray:
-    """Each case's point value: the year's given value or its budget / all points (the budget plus the
-    patients' shares when the budget is the fund's alone)."""
-    year = _years(frame)
+    """Each case's point value (``year`` its discharge year): the year's given value or its budget / all
+    points (the budget plus the patients' shares when the budget is the fund's alone)."""
     priced = ~np.isnan(points)
     values = {}
     for p in rules.point_values:
