@@ -740,7 +740,8 @@ def _unit_prices(
     if rules.method == "rate":
         rates = sorted(rules.base_rates, key=lambda r: r.effective_from)
         starts = np.array([r.effective_from for r in rates], dtype="datetime64[ns]")
-        position = np.searchsorted(starts, _dates(frame, "discharge_date"), side="right") - 1
+        position = np.searchsorted(starts, _dates(frame, "discharge_date"), side="right")
+        position -= 1
         _raise_on(
             frame,
             position < 0,
@@ -1012,16 +1013,16 @@ def _patient_share(frame: pd.DataFrame, rules: PaymentRules, scheme: np.ndarray)
     policy = cost - self_funded
     policy -= first
     _raise_on(frame, policy < -1e-9, "cost_self_funded+cost_first_self_paid", "exceeds total_cost")
-    deductible = np.array([*(s.deductible_yuan for s in rules.schemes), np.nan])[scheme]
-    patients_ratio = np.array([*(1.0 - s.fund_ratio for s in rules.schemes), np.nan])[scheme]
-    # self_funded + first + deducted + (policy - deducted) × the patient's ratio, in place (a million
-    # cases: each temporary array is 8 MB to write and read)
+    deductible = np.array([*(s.deductible_yuan for s in rules.schemes), np.nan])
+    patients_ratio = np.array([*(1.0 - s.fund_ratio for s in rules.schemes), np.nan])
+    # self_funded + first + deducted + (policy - deducted) × the patient's ratio, in place and each
+    # scheme's figure taken by case only when used (a million cases: each array is 8 MB to write)
     deducted = np.maximum(policy, 0.0)
-    np.minimum(deductible, deducted, out=deducted)
+    np.minimum(deductible[scheme], deducted, out=deducted)
     share = self_funded + first
     share += deducted
     policy -= deducted
-    policy *= patients_ratio
+    policy *= patients_ratio[scheme]
     share += policy
     outside = scheme < 0
     share[outside] = cost[outside]
