@@ -960,16 +960,21 @@ def _fixed_width_keys(values: np.ndarray | pd.api.extensions.ExtensionArray) -> 
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)) or text.null_count:
         return None
     n = len(text)
+    if not n:
+        return None
     offset_type = np.dtype(np.int64 if pa.types.is_large_string(text.type) else np.int32)
     offsets = np.frombuffer(text.buffers()[1], offset_type, n + 1, text.offset * offset_type.itemsize)
-    start, width = int(offsets[0]), int(offsets[1] - offsets[0]) if n else 0
-    if n == 0 or int(offsets[-1]) - start != width * n or (np.diff(offsets) != width).any():
+    start, width = int(offsets[0]), int(offsets[1] - offsets[0])
+    if int(offsets[-1]) - start != width * n or (np.diff(offsets) != width).any():
         return None
-    data = np.frombuffer(text.buffers()[2], np.uint8, width * n, start).reshape(n, width)
     if width <= 8:
         padded = np.full((n, 8), ord("0"), dtype=np.uint8)
-        padded[:, 8 - width :] = data
+        if width:  # (empty ids have no data buffer to read)
+            padded[:, 8 - width :] = np.frombuffer(text.buffers()[2], np.uint8, width * n, start).reshape(
+                n, width
+            )
         return padded.view(np.uint64).ravel()
+    data = np.frombuffer(text.buffers()[2], np.uint8, width * n, start).reshape(n, width)
     prefix = data[:, : width - 8]
     if (prefix != prefix[0]).any():
         return None
