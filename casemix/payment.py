@@ -36,6 +36,7 @@ The settlement of one case, in order:
 from __future__ import annotations
 
 import contextlib
+import functools
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -43,6 +44,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -228,10 +230,11 @@ class ShortStay(_Rules):
 
     def applies(self, frame: pd.DataFrame) -> np.ndarray:
         """Which cases the rule catches (a case without an admission type is not exempt)."""
-        short = _floats(frame["los_days"]) <= self.max_days
+        short = _numbers(frame["los_days"]) <= self.max_days
         if self.exempt_admission_types and "admission_type" in frame.columns:
-            types = _Codes(frame["admission_type"])
-            short &= ~types.take(types.among(self.exempt_admission_types), False)
+            at = np.flatnonzero(short)  # (only the short stays' types matter)
+            types = _Codes(frame["admission_type"], at)
+            short[at] = ~types.take(types.among(self.exempt_admission_types), False)
         return short
 
 
@@ -437,51 +440,66 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     outside_names = "+".join(rules.outside_drg.columns)
     _raise_on(frame, inside < 0, outside_names, "(paid outside the DRG) exceeds total_cost")
     drgs = _Codes(frame["drg"])
-    by_drg_table = _weights_by_case(weights, drgs)
+    by_code = _weights_by_code(weights, drgs)
+    by_drg_table = {column: drgs.take(values, np.nan) for column, values in by_code.items()}
     rw = by_drg_table["rw"]
     scheme = _scheme(frame, rules)
     insured = (scheme >= 0) | ("insurance_type" not in frame.columns) | (not rules.schemes)
     short = rules.short_stay.applies(frame)
     reason, reasons = _by_item_reason(frame, rules, drgs, rw, short)
-    reason = np.where(insured, reason, -1)
+    charges = ~insured
+    reason[charges] = -1
     by_drg = (reason < 0) & insured
     coefficient = _coefficients(frame, rules, drgs)
 
-    base_rate, conversion = _unit_prices(frame, rules)
+    year = _years(frame) if rules.method == "point" else None  # (point values are by year)
+    base_rate, conversion = _unit_prices(frame, rules, year)
     unit = base_rate if rules.method == "rate" else rules.points_per_rw * conversion
-    standard = rw * unit * coefficient
+    standard = rw * unit
+    standard *= coefficient
     inside_pay, outlier = _inside_payment(
-        frame, rules, by_drg_table, inside, standard, short, (reason, reasons), by_drg
+        frame, rules, by_drg_table, inside, standard, short, (reason, reasons), by_drg, (drgs, by_code["rw"])
     )
     readmitted, known = _readmitted(frame, rules, by_drg)
-    inside_pay = inside_pay * np.where(readmitted, _factor(rules), 1.0)
+    if _factor(rules) != 1.0:
+        inside_pay[readmitted] *= _factor(rules)
     outside_pay = _outside_payment(frame, rules)
     patient = _patient_share(frame, rules, scheme)
 
     if rules.method == "rate":
-        points = point_value = np.full(len(frame), np.nan)
-        payment = inside_pay + outside_pay
+        points = point_value = conversion  # (NaN under the rate method)
+        payment = inside_pay
+        payment += outside_pay
         standard_paid = standard
     else:
-        in_budget = inside_pay + (outside_pay if rules.outside_drg.in_budget else 0.0)
-        points = np.where(insured, in_budget / conversion, np.nan)
-        point_value = _point_values(frame, rules, points, patient)
+        points = inside_pay + (outside_pay if rules.outside_drg.in_budget else 0.0)
+        points /= conversion
+        points[charges] = np.nan
+        point_value = _point_values(rules, points, patient, year)
+        payment = points * point_value
         if rules.outside_drg.in_budget:
-            outside_pay = outside_pay / conversion * point_value
-        payment = points * point_value + (0.0 if rules.outside_drg.in_budget else outside_pay)
-        standard_paid = rw * rules.points_per_rw * coefficient * point_value
-    payment = np.where(insured, payment, cost)
+            outside_pay /= conversion
+            outside_pay *= point_value
+        else:
+            payment += outside_pay
+        standard_paid = rw * rules.points_per_rw
+        standard_paid *= coefficient
+        standard_paid *= point_value
+    # the arrays computed here are this call's own: the few cases set apart are set in place
+    payment[charges] = cost[charges]
+    outside_pay[charges] = 0.0
     fund = payment - patient
     if not rules.allow_negative_fund:
-        fund = np.where(fund < 0.0, 0.0, fund)  # (a missing fund stays missing)
+        fund[fund < 0.0] = 0.0  # (a missing fund stays missing)
     estimated = _estimated_cost(frame, rules.cost_to_charge)
+    margin_on_cost = payment - estimated if rules.cost_to_charge is not None else estimated  # (NaN)
     method = np.array([rules.method, "by_item", "charges"], dtype=object)
     with np.errstate(divide="ignore", invalid="ignore"):
         cost_to_standard = inside / standard_paid
     priced = {
         "rw": rw,
         "scheme": np.array([*(s.name for s in rules.schemes), None], dtype=object)[scheme],
-        "payment_method": method[np.where(insured, np.where(by_drg, 0, 1), 2)],
+        "payment_method": method[(~by_drg).astype(np.int8) + charges],
         "by_item_reason": reasons[reason],
         "base_rate": base_rate,
         "point_value": point_value,
@@ -489,9 +507,9 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
         "standard_cost": by_drg_table["mean_cost"],
         "standard_los": by_drg_table["mean_los"],
         "drg_cost": inside,
-        "outlier": np.array([*OUTLIERS, None], dtype=object)[np.where(by_drg, outlier, -1)],
+        "outlier": np.array([*OUTLIERS, None], dtype=object)[outlier],
         "readmitted": pd.arrays.BooleanArray(readmitted, ~known),
-        "outside_payment": np.where(insured, outside_pay, 0.0),
+        "outside_payment": outside_pay,
         "points": points,
         "drg_payment": payment,
         "patient_payment": patient,
@@ -500,7 +518,7 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
         "cost_to_standard": cost_to_standard,
         "overrun": pd.arrays.BooleanArray(inside > rules.overrun.threshold * standard_paid, ~by_drg),
         "estimated_cost": estimated,
-        "margin_on_cost": payment - estimated,
+        "margin_on_cost": margin_on_cost,
     }
     return _with_columns(frame, priced)
 
@@ -523,11 +541,12 @@ BY_ITEM_REASONS = ("special_review", "ambiguous", "listed_drg", "no_weight", "lo
 
 
 class _Codes:
-    """A column factorised once: a value per distinct entry (``per_code``) is spread to the rows by
-    ``take``; a missing entry (code -1) takes the ``missing`` value."""
+    """A column (or the ``rows`` of it) factorised once: a value per distinct entry (``per_code``) is
+    spread to the rows by ``take``; a missing entry (code -1) takes the ``missing`` value."""
 
-    def __init__(self, values: pd.Series) -> None:
-        codes, uniques = pd.factorize(_values(values))
+    def __init__(self, values: pd.Series, rows: np.ndarray | None = None) -> None:
+        array = _values(values)
+        codes, uniques = pd.factorize(array if rows is None else array[rows])
         self.codes = codes
         self.uniques = np.asarray(uniques, dtype=object)
 
@@ -569,10 +588,23 @@ def _floats(values: pd.Series, fill: float = np.nan) -> np.ndarray:
     if not _numeric(values):
         return values.to_numpy(dtype=np.float64, na_value=fill)
     array = values.to_numpy(dtype=np.float64)
-    return array if np.isnan(fill) else np.where(np.isnan(array), fill, array)
+    if np.isnan(fill):
+        return array
+    missing = np.isnan(array)
+    return np.where(missing, fill, array) if missing.any() else array
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """The column to compare with a number: integers as they are (a float copy of a million costs
+    more than the comparison), anything else as ``_floats`` (missing as NaN, which compares false)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
+        return values.to_numpy()
+    return _floats(values)
 
 
 def _missing(values: pd.Series) -> np.ndarray:
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":
+        return np.zeros(len(values), dtype=bool)  # (NumPy integers and flags have no missing value)
     if _numeric(values):
         return np.isnan(values.to_numpy(dtype=np.float64))
     return np.asarray(
@@ -594,8 +626,15 @@ def _dates(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def _years(frame: pd.DataFrame) -> np.ndarray:
-    """The discharge year of each case."""
-    return _dates(frame, "discharge_date").astype("datetime64[Y]").astype(np.int64) + 1970
+    """The discharge year of each case (no date missing): the first year plus the new years begun by
+    the discharge, found among the few new years' days (a calendar conversion of every date took
+    three times as long)."""
+    dates = _dates(frame, "discharge_date")
+    if not len(dates):
+        return np.empty(0, dtype=np.int64)
+    first, last = np.array([dates.min(), dates.max()]).astype("datetime64[Y]").astype(np.int64)
+    new_years = np.arange(first + 1, last + 1).astype("datetime64[Y]").astype("datetime64[ns]")
+    return first + 1970 + np.searchsorted(new_years, dates, side="right")
 
 
 def _by_year(years: np.ndarray, values: dict[int, float]) -> np.ndarray:
@@ -610,14 +649,12 @@ def _by_year(years: np.ndarray, values: dict[int, float]) -> np.ndarray:
     return table[years - first]
 
 
-def _weights_by_case(weights: pd.DataFrame, drgs: _Codes) -> dict[str, np.ndarray]:
-    """The weight table's RW, average cost and stay (those it has) of each case's DRG, NaN for a DRG
+def _weights_by_code(weights: pd.DataFrame, drgs: _Codes) -> dict[str, np.ndarray]:
+    """The weight table's RW, average cost and stay (those it has) of each distinct DRG, NaN for a DRG
     it lacks: one look-up per distinct DRG."""
     position = _positions(weights.index, drgs.uniques)
     return {
-        column: drgs.take(
-            np.append(weights[column].to_numpy(np.float64, na_value=np.nan), np.nan)[position], np.nan
-        )
+        column: np.append(weights[column].to_numpy(np.float64, na_value=np.nan), np.nan)[position]
         for column in ("rw", "mean_cost", "mean_los")
         if column in weights.columns
     }
@@ -637,7 +674,8 @@ def _scheme(frame: pd.DataFrame, rules: PaymentRules) -> np.ndarray:
     if "insurance_type" not in frame.columns or not rules.schemes:
         return np.full(len(frame), -1)
     position = {t: i for i, s in enumerate(rules.schemes) for t in s.insurance_types}
-    return _Codes(frame["insurance_type"]).lookup(position, -1).astype(np.int64)
+    payers = _Codes(frame["insurance_type"])
+    return payers.take(np.array([position.get(u, -1) for u in payers.uniques], dtype=np.intp), -1)
 
 
 def _positions(index: pd.Index, keys: np.ndarray) -> np.ndarray:
@@ -658,7 +696,7 @@ def _by_item_reason(
     """Why a case is paid by item, as a position in the reasons returned (-1, which is None, when it is
     paid by DRG); the first reason that applies wins. ``short``: the short-stay rule catches it."""
     item = rules.by_item
-    los = _floats(frame["los_days"])
+    los = _numbers(frame["los_days"])
     long_days = rules.long_stay.above_days if rules.long_stay.above_days is not None else np.inf
     marker = item.ambiguous_marker
     ambiguous = np.array([bool(marker) and marker in str(d) for d in drgs.uniques], dtype=bool)
@@ -673,27 +711,37 @@ def _by_item_reason(
         short & (rules.short_stay.pay == "by_item"),
     ]
     first = len(BY_ITEM_REASONS)
-    reason = _select(applies, [first + status.codes, *range(first)], default=-1)
+    reason = np.full(len(frame), -1, dtype=np.int16)
+    at = np.flatnonzero(
+        functools.reduce(np.logical_or, applies)
+    )  # (few are paid by item: choose on their rows)
+    reason[at] = _select([a[at] for a in applies], [first + status.codes[at], *range(first)], default=-1)
     return reason, np.array([*BY_ITEM_REASONS, *status.uniques, None], dtype=object)
 
 
-def _coefficients(frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes) -> np.ndarray:
-    """机构系数 × the DRG's coefficient, 1.0 where the rules give none."""
+def _coefficients(frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes) -> np.ndarray | float:
+    """机构系数 × the DRG's coefficient, 1.0 where the rules give none (a plain 1.0 when they give none at
+    all: no array of ones to multiply a million standards by)."""
     found = rules.coefficients
+    if not found.drgs and not found.hospitals:
+        return 1.0
     drg = drgs.take(np.array([found.drgs.get(d, 1.0) for d in drgs.uniques], dtype=np.float64), 1.0)
     if not found.hospitals:
         return drg
     return drg * _Codes(frame["hospital_id"]).lookup(found.hospitals, 1.0)
 
 
-def _unit_prices(frame: pd.DataFrame, rules: PaymentRules) -> tuple[np.ndarray, np.ndarray]:
+def _unit_prices(
+    frame: pd.DataFrame, rules: PaymentRules, year: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Base rate in force for each case (rate method) or the yuan per point at which yuan amounts become
-    points (point method); NaN for the method not in use."""
+    points (point method: ``year`` is each case's discharge year); NaN for the method not in use."""
     nan = np.full(len(frame), np.nan)
     if rules.method == "rate":
         rates = sorted(rules.base_rates, key=lambda r: r.effective_from)
         starts = np.array([r.effective_from for r in rates], dtype="datetime64[ns]")
-        position = np.searchsorted(starts, _dates(frame, "discharge_date"), side="right") - 1
+        position = np.searchsorted(starts, _dates(frame, "discharge_date"), side="right")
+        position -= 1
         _raise_on(
             frame,
             position < 0,
@@ -701,7 +749,6 @@ def _unit_prices(frame: pd.DataFrame, rules: PaymentRules) -> tuple[np.ndarray, 
             f"is before the first base rate ({rates[0].effective_from})",
         )
         return np.array([r.yuan for r in rates])[position], nan
-    year = _years(frame)
     values = {p.year: p for p in rules.point_values}
     _raise_on(frame, ~np.isin(year, list(values)), "discharge_date", "falls in a year with no point value")
     return nan, _by_year(year, {y: rules.point_conversion_yuan or p.yuan for y, p in values.items()})
@@ -716,11 +763,17 @@ def _inside_payment(
     short: np.ndarray,
     reasons: tuple[np.ndarray, np.ndarray],
     by_drg: np.ndarray,
+    weights: tuple[_Codes, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Payment for the cost inside the DRG (in yuan, before any conversion to points), and the outlier
-    class of each case (a position in ``OUTLIERS``); ``by_drg_table`` is the weight table's columns by
-    case, ``short`` whether the short-stay rule catches it, ``reasons`` why it is paid by item (see
-    ``_by_item_reason``), ``by_drg`` whether it is paid by DRG (cases at charges are neither)."""
+    class of each case (a position in ``OUTLIERS``, -1 when it is not settled by DRG); ``by_drg_table``
+    is the weight table's columns by case, ``short`` whether the short-stay rule catches it,
+    ``reasons`` why it is paid by item (see ``_by_item_reason``), ``by_drg`` whether it is paid by DRG
+    (cases at charges are neither), ``weights`` the DRG codes and the RW of each distinct DRG.
+
+    The standard is every case's payment but for the few outliers and cases paid by item: those are
+    computed on their rows alone and put in place, highest precedence last (per diem, by item, then
+    the outliers), rather than every formula computed for every case and chosen from."""
     outliers = rules.outliers
     if outliers.base == "standard":
         base = standard
@@ -732,35 +785,44 @@ def _inside_payment(
             "standard_cost",
             "(the DRG's mean_cost in the weight table) is missing; outliers.base = 'drg_mean_cost' needs it",
         )
+    high_threshold, low_threshold = _band_multiples(outliers, *weights)
+    high_threshold *= base
+    low_threshold *= base
+    high = by_drg & (inside > high_threshold)
+    low = by_drg & ~high & (inside < low_threshold)
+    if rules.short_stay.pay == "low":
+        low |= by_drg & ~high & short
+    outlier = by_drg.astype(np.int8) - 1
+    outlier[high] = OUTLIERS.index("high")
+    outlier[low] = OUTLIERS.index("low")
+
+    pay = standard.copy()
+    at = np.flatnonzero(high)
+    pay[at] = standard[at] + (inside[at] - high_threshold[at]) * outliers.high.ratio
+    at = np.flatnonzero(low)
+    pay[at] = inside[at] * outliers.low.ratio
+    if outliers.low.cap_at_standard:
+        pay[at] = np.fmin(pay[at], standard[at])  # (no cap where the standard is missing)
+    reason, labels = reasons
+    ratios = np.array([rules.by_item.ratio_for(r) for r in labels[:-1]])
+    at = np.flatnonzero(reason >= 0)
+    pay[at] = inside[at] * ratios[reason[at]]
+    long = rules.long_stay
+    if long.pay == "per_diem":
+        at = at[reason[at] == BY_ITEM_REASONS.index("long_stay")]
+        pay[at] = _numbers(frame["los_days"])[at] * (long.per_diem_yuan or 0.0)
+    return pay, outlier
+
+
+def _band_multiples(outliers: Outliers, drgs: _Codes, rw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The high and low multiples of each case's RW band: the band is found per distinct DRG (``rw``
+    by code) and spread by code; a DRG without a weight is in the first band."""
     bands = outliers.bands
     side = "left" if outliers.rw_upper_inclusive else "right"
-    rw = by_drg_table["rw"]
     band = np.searchsorted([b.rw_upper for b in bands[:-1]], np.where(np.isnan(rw), 0.0, rw), side=side)
-    high_threshold = np.array([b.high_multiple for b in bands])[band] * base
-    low_threshold = np.array([b.low_multiple for b in bands])[band] * base
-    short_low = short & (rules.short_stay.pay == "low")
-    high = by_drg & (inside > high_threshold)
-    low = by_drg & ~high & ((inside < low_threshold) | short_low)
-    outlier = np.where(high, 1, np.where(low, 2, 0))
-
-    low_pay = inside * outliers.low.ratio
-    if outliers.low.cap_at_standard:
-        low_pay = np.fmin(low_pay, standard)  # (no cap where the standard is missing)
-    reason, labels = reasons
-    ratios = np.array([rules.by_item.ratio_for(r) for r in labels[:-1]] + [np.nan])
-    long = rules.long_stay
-    per_diem = (reason == BY_ITEM_REASONS.index("long_stay")) & (long.pay == "per_diem")
-    pay = _select(
-        [per_diem, reason >= 0, high, low],
-        [
-            _floats(frame["los_days"]) * (long.per_diem_yuan or 0.0),
-            inside * ratios[reason],
-            standard + (inside - high_threshold) * outliers.high.ratio,
-            low_pay,
-        ],
-        default=standard,
-    )
-    return pay, outlier
+    high = np.array([b.high_multiple for b in bands])
+    low = np.array([b.low_multiple for b in bands])
+    return drgs.take(high[band], high[0]), drgs.take(low[band], low[0])
 
 
 def _readmitted(
@@ -780,10 +842,10 @@ def _readmitted(
     known = np.ones(len(frame), dtype=bool)
     if len(frame) < 2:  # (one stay is followed by none)
         return flags, known
-    patient = pd.factorize(_values(frame["patient_id"]))[0]  # -1 where missing: links no stays
+    patient = _id_codes(frame["patient_id"])  # -1 where missing: links no stays
     rows = _repeated(patient)
     key = patient[rows]
-    if "hospital_id" in frame.columns and len(rows):
+    if "hospital_id" in frame.columns and len(rows) and not _one_id(frame["hospital_id"]):
         hospital = pd.factorize(_values(frame["hospital_id"])[rows])[0]
         key = np.where(hospital >= 0, key * (int(hospital.max()) + 1) + hospital, -1)
         again = _repeated(key)
@@ -794,18 +856,26 @@ def _readmitted(
     discharged = _dates(frame, "discharge_date").view(np.int64)[rows]
     order = _sorted_stays(key, admitted, discharged)
     stay, following = order[:-1], order[1:]
-    caught = key[stay] == key[following]
+    # each test on the pairs the tests before kept: few stays are followed within days
+    pair = np.flatnonzero(key[stay] == key[following])
+    stay, following = stay[pair], following[pair]
     gap_days = (admitted[following] - discharged[stay]) / 86_400e9
-    caught &= (gap_days >= 0) & (gap_days <= rule.within_days)
+    near = (gap_days >= 0) & (gap_days <= rule.within_days)
+    stay, following = rows[stay[near]], rows[following[near]]
     if rule.same != "any":
-        adrg, uniques = pd.factorize(_values(frame["adrg"])[rows])
-        if rule.same == "mdc":  # an ADRG code's first letter is its MDC (a missing ADRG: none)
-            mdc = pd.factorize(pd.Index(uniques).astype(str).str[0])[0]
-            adrg = np.where(adrg >= 0, mdc[adrg], -1)
-        caught &= adrg[stay] == adrg[following]
-    stay = rows[stay[caught]]
+        stay = stay[_same_condition(frame, rule.same, stay, following)]
     flags[stay[~_flags(frame, "readmission_plan_31d")[stay]]] = True
     return flags & by_drg, known
+
+
+def _same_condition(frame: pd.DataFrame, same: str, stay: np.ndarray, following: np.ndarray) -> np.ndarray:
+    """Whether each stay and its following stay (rows of ``frame``) share the ADRG (``same`` "adrg") or
+    the MDC ("mdc"); two missing ADRGs count as the same."""
+    adrg, uniques = pd.factorize(_values(frame["adrg"])[np.concatenate([stay, following])])
+    if same == "mdc":  # an ADRG code's first letter is its MDC (a missing ADRG: none)
+        mdc = pd.factorize(pd.Index(uniques).astype(str).str[0])[0]
+        adrg = np.where(adrg >= 0, mdc[adrg], -1)
+    return adrg[: len(stay)] == adrg[len(stay) :]
 
 
 def _sorted_stays(key: np.ndarray, admitted: np.ndarray, discharged: np.ndarray) -> np.ndarray:
@@ -830,9 +900,92 @@ def _sorted_stays(key: np.ndarray, admitted: np.ndarray, discharged: np.ndarray)
     return np.sort(packed) & ((1 << position) - 1)
 
 
+def _id_codes(ids: pd.Series) -> np.ndarray:
+    """Codes of an id column: equal exactly where the ids are, -1 where missing, non-negative and under
+    4 × the number of ids (so ``np.bincount`` counts them), as ``pd.factorize``'s codes are.
+
+    Hashing a million patient ids was a quarter of pricing a million stays (0.11 s). Ids that are
+    64-bit integers as they stand (see ``_fixed_width_keys``) need no hashing: digits are their number
+    (less the smallest), when that is dense enough (0.02 s); other such keys are numbered by sorting
+    them (0.05 s). Other ids are factorised."""
+    keys = _fixed_width_keys(_values(ids))
+    if keys is None:
+        return pd.factorize(_values(ids))[0]
+    numbers = _decimal(keys)
+    if numbers is not None:
+        numbers -= numbers.min()
+        if numbers.max() < 4 * len(numbers):
+            return numbers
+    order = np.argsort(keys)
+    ordered = keys[order]
+    new = np.empty(len(keys), dtype=bool)
+    new[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    numbered = np.cumsum(new)
+    numbered -= 1
+    codes = np.empty(len(keys), dtype=np.int64)
+    codes[order] = numbered
+    return codes
+
+
+def _one_id(ids: pd.Series) -> bool:
+    """Whether an id column holds one id throughout, none missing (a hospital's own file), told from
+    Arrow ids' bytes without factorising them; False when it cannot tell."""
+    keys = _fixed_width_keys(_values(ids))
+    return keys is not None and bool((keys == keys[0]).all())
+
+
+def _decimal(keys: np.ndarray) -> np.ndarray | None:
+    """The number each key's 8 bytes write in ASCII digits (first byte first); None unless all are
+    digits."""
+    digits = keys.view(np.uint8).reshape(-1, 8) - np.uint8(ord("0"))
+    if (digits > 9).any():
+        return None
+    number = np.zeros(len(keys), dtype=np.int64)
+    for column in digits.T:
+        number *= 10
+        number += column
+    return number
+
+
+def _fixed_width_keys(values: np.ndarray | pd.api.extensions.ExtensionArray) -> np.ndarray | None:
+    """Arrow text ids, none missing and all of one width (in bytes), as 64-bit integers equal exactly
+    where the ids are: each id's bytes when it has 8 or fewer (after ASCII zeros to make 8), else its
+    last 8 bytes when the bytes before them are the same in every id (a shared prefix, as in
+    "P00012345"). None for other ids."""
+    if not hasattr(values, "__arrow_array__"):
+        return None
+    text = pa.array(values)
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)) or text.null_count:
+        return None
+    n = len(text)
+    if not n:
+        return None
+    offset_type = np.dtype(np.int64 if pa.types.is_large_string(text.type) else np.int32)
+    offsets = np.frombuffer(text.buffers()[1], offset_type, n + 1, text.offset * offset_type.itemsize)
+    start, width = int(offsets[0]), int(offsets[1] - offsets[0])
+    if int(offsets[-1]) - start != width * n or (np.diff(offsets) != width).any():
+        return None
+    if width <= 8:
+        padded = np.full((n, 8), ord("0"), dtype=np.uint8)
+        if width:  # (empty ids have no data buffer to read)
+            padded[:, 8 - width :] = np.frombuffer(text.buffers()[2], np.uint8, width * n, start).reshape(
+                n, width
+            )
+        return padded.view(np.uint64).ravel()
+    data = np.frombuffer(text.buffers()[2], np.uint8, width * n, start).reshape(n, width)
+    prefix = data[:, : width - 8]
+    if (prefix != prefix[0]).any():
+        return None
+    return np.ndarray((n,), np.uint64, text.buffers()[2], start + width - 8, (width,)).copy()
+
+
 def _repeated(codes: np.ndarray) -> np.ndarray:
     """The positions of the codes (not missing, -1) that occur more than once."""
     present = codes >= 0
+    if present.all():  # (no id missing: no copy of the present ones)
+        return np.flatnonzero((np.bincount(codes) > 1)[codes])
     counts = np.bincount(codes[present])
     present[present] = counts[codes[present]] > 1
     return np.flatnonzero(present)
@@ -845,11 +998,12 @@ def _factor(rules: PaymentRules) -> float:
 def _outside_payment(frame: pd.DataFrame, rules: PaymentRules) -> np.ndarray:
     """除外支付 in yuan: each outside column at its own ratio (the common ratio where none is given)."""
     item = rules.outside_drg
-    total = np.zeros(len(frame))
+    total = None
     for column in item.columns:
         if column in frame.columns:
-            total = total + _floats(frame[column], fill=0.0) * item.ratios.get(column, item.ratio)
-    return total
+            paid = _floats(frame[column], fill=0.0) * item.ratios.get(column, item.ratio)
+            total = paid if total is None else total + paid
+    return total if total is not None else np.zeros(len(frame))
 
 
 def _patient_share(frame: pd.DataFrame, rules: PaymentRules, scheme: np.ndarray) -> np.ndarray:
@@ -861,21 +1015,30 @@ def _patient_share(frame: pd.DataFrame, rules: PaymentRules, scheme: np.ndarray)
     zero = np.zeros(len(frame))
     self_funded = _floats(frame["cost_self_funded"], 0.0) if "cost_self_funded" in frame.columns else zero
     first = _floats(frame["cost_first_self_paid"], 0.0) if "cost_first_self_paid" in frame.columns else zero
-    policy = cost - self_funded - first
+    policy = cost - self_funded
+    policy -= first
     _raise_on(frame, policy < -1e-9, "cost_self_funded+cost_first_self_paid", "exceeds total_cost")
-    deductible = np.array([*(s.deductible_yuan for s in rules.schemes), np.nan])[scheme]
-    ratio = np.array([*(s.fund_ratio for s in rules.schemes), np.nan])[scheme]
-    deducted = np.minimum(deductible, np.maximum(policy, 0.0))
-    share = self_funded + first + deducted + (policy - deducted) * (1.0 - ratio)
-    return np.where(scheme >= 0, share, cost)
+    deductible = np.array([*(s.deductible_yuan for s in rules.schemes), np.nan])
+    patients_ratio = np.array([*(1.0 - s.fund_ratio for s in rules.schemes), np.nan])
+    # self_funded + first + deducted + (policy - deducted) × the patient's ratio, in place and each
+    # scheme's figure taken by case only when used (a million cases: each array is 8 MB to write)
+    deducted = np.maximum(policy, 0.0)
+    np.minimum(deductible[scheme], deducted, out=deducted)
+    share = self_funded + first
+    share += deducted
+    policy -= deducted
+    policy *= patients_ratio[scheme]
+    share += policy
+    outside = scheme < 0
+    share[outside] = cost[outside]
+    return share
 
 
 def _point_values(
-    frame: pd.DataFrame, rules: PaymentRules, points: np.ndarray, patient: np.ndarray
+    rules: PaymentRules, points: np.ndarray, patient: np.ndarray, year: np.ndarray
 ) -> np.ndarray:
-    """Each case's point value: the year's given value or its budget / all points (the budget plus the
-    patients' shares when the budget is the fund's alone)."""
-    year = _years(frame)
+    """Each case's point value (``year`` its discharge year): the year's given value or its budget / all
+    points (the budget plus the patients' shares when the budget is the fund's alone)."""
     priced = ~np.isnan(points)
     values = {}
     for p in rules.point_values:

@@ -87,20 +87,34 @@ class Calibration(BaseModel):
 
 def trim_mask(cost: pd.Series, groups: pd.Series, calibration: Calibration) -> pd.Series:
     """True for the cases kept after trimming outliers within each group (DRG)."""
-    by = cost.groupby(groups, sort=False)
     if calibration.trim == "none":
         return cost.notna()
     if calibration.trim == "iqr":
-        q1, q3 = groups.map(by.quantile(0.25)), groups.map(by.quantile(0.75))
+        q1, q3 = _group_quantiles(cost, groups, [0.25, 0.75])
         low, high = q1 - calibration.k * (q3 - q1), q3 + calibration.k * (q3 - q1)
         return cost.between(low, high)
     if calibration.trim == "percentile":
-        low, high = groups.map(by.quantile(calibration.lower)), groups.map(by.quantile(calibration.upper))
+        low, high = _group_quantiles(cost, groups, [calibration.lower, calibration.upper])
         return cost.between(low, high)
     log_cost = np.log(cost.where(cost > 0))
     by_log = log_cost.groupby(groups, sort=False)
     mean, sd = by_log.transform("mean"), by_log.transform("std").fillna(0.0)
     return log_cost.between(mean - calibration.k * sd, mean + calibration.k * sd)
+
+
+def _group_quantiles(cost: pd.Series, groups: pd.Series, quantiles: list[float]) -> list[pd.Series]:
+    """Each case's group's ``quantiles`` of ``cost`` (NaN for a case without a group). The groups are
+    factorised once and every quantile comes from one grouped pass: each pass sorts all the costs, and
+    mapping group names back to a million cases hashed them again (0.35 s of calibrating on 1M)."""
+    codes, names = pd.factorize(groups)
+    by_code = cost.groupby(codes).quantile(quantiles).unstack()
+    present = codes >= 0
+    spread = []
+    for q in quantiles:
+        values = np.full(len(cost), np.nan)
+        values[present] = by_code[q].reindex(range(len(names))).to_numpy()[codes[present]]
+        spread.append(pd.Series(values, index=cost.index))
+    return spread
 
 
 def calibrate_weights(
@@ -113,7 +127,8 @@ def calibrate_weights(
     """
     calibration = calibration or Calibration()
     cost = frame["total_cost"] if cost is None else cost
-    grouped = frame["status"].eq("grouped") & cost.notna()
+    # (isin hashes the statuses: eq compared a million objects one by one, 5x slower)
+    grouped = frame["status"].isin(["grouped"]) & cost.notna()
     if not grouped.any():
         raise InputError("no grouped case with a cost: cannot calibrate weights")
     cases = pd.DataFrame(

@@ -538,8 +538,10 @@ def los_days(admitted: pd.Series | np.ndarray, discharged: pd.Series | np.ndarra
     start = np.asarray(admitted, dtype="datetime64[ns]")
     end = np.asarray(discharged, dtype="datetime64[ns]")
     missing = np.isnat(start) | np.isnat(end)
-    stay = np.where(missing, np.timedelta64(0, "ns"), end - start)
-    days = np.maximum(stay // np.timedelta64(1, "D"), 1).astype(np.int64)
+    # whole days in nanoseconds, in place (pricing a million stays computes it); a missing date's
+    # difference (NaT, the smallest integer) floors to a negative count, so 1, as a same-day stay
+    days = (end - start).view(np.int64) // 86_400_000_000_000
+    np.maximum(days, 1, out=days)
     values = pd.arrays.IntegerArray(days, missing) if missing.any() else days
     index = admitted.index if isinstance(admitted, pd.Series) else None
     return pd.Series(values, index=index, name="los_days")

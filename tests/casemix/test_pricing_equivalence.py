@@ -143,3 +143,77 @@ def test_stays_are_ordered_as_lexsort_orders_them(unit: str) -> None:
     admitted, discharged = admitted.view(np.int64), discharged.view(np.int64)
     expected_order = np.lexsort((discharged, admitted, key))
     np.testing.assert_array_equal(_sorted_stays(key, admitted, discharged), expected_order)
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["{:05d}", "{:05d}000", "P{:05d}", "HOSPITAL-A-{:08d}", "{:05d}-HOSPITAL-A", "{}"],
+    ids=["digits", "sparse-digits", "prefix", "long-prefix", "long-suffix", "mixed-widths"],
+)
+@pytest.mark.parametrize("name", ["default", "rate_extras", "point_extras"])
+def test_patient_ids_in_arrow_link_stays_as_python_text_does(name: str, form: str) -> None:
+    """The readmission rule links stays by patient id however the ids are written and held: Arrow ids
+    of one width are numbered from their bytes (short ones, or a shared prefix before the last 8 bytes:
+    as a number when they are digits close together, else by sorting), other ids are factorised; the
+    patients, and so the priced frame, are the same."""
+    frame = variant_cases(name)
+    number = frame["patient_id"].str[1:].astype(int)
+    frame["patient_id"] = number.map(form.format).astype("string[pyarrow]")
+    got = price_cases(frame, VARIANTS[name](), weights())[list(PRICED_COLUMNS)]
+    pd.testing.assert_frame_equal(got, expected(name), check_exact=False, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["P001", "P002", "P001", None, "P003", None],
+        ["A-0000000001", "A-0000000002", "A-0000000001", "B-0000000001"],
+        ["x", "", "x", ""],
+        ["", "", ""],
+        ["0012", "7777", "0012", "9999"],
+        ["31", "30", "29", "31", "29"],
+    ],
+)
+def test_id_codes_number_ids_as_factorize_does(ids: list[str | None]) -> None:
+    """Equal ids get equal codes and different ids different ones, under 4 × the ids (``np.bincount``
+    counts them); a missing id is -1."""
+    from casemix.payment import _id_codes
+
+    codes = _id_codes(pd.Series(ids, dtype="string[pyarrow]"))
+    reference = pd.factorize(pd.Series(ids, dtype=object))[0]
+    np.testing.assert_array_equal(codes < 0, reference < 0)
+    assert codes.max() < 4 * len(ids)
+    for i, j in np.ndindex(len(ids), len(ids)):
+        if reference[i] >= 0 and reference[j] >= 0:
+            assert (codes[i] == codes[j]) == (reference[i] == reference[j])
+
+
+def test_discharge_years_are_the_calendar_years() -> None:
+    """The point value's year is the discharge's calendar year: a stay ending on 31 December late in
+    the evening is in that year, on 1 January at midnight in the next, before 1970 too."""
+    from casemix.payment import _years
+
+    dates = pd.to_datetime(
+        ["2023-12-31 23:59", "2024-01-01 00:00", "2026-06-30 00:00", "1969-12-31 00:00", "2024-02-29 12:00"]
+    ).as_unit("ns")
+    frame = pd.DataFrame({"discharge_date": dates})
+    np.testing.assert_array_equal(_years(frame), dates.year.to_numpy())
+    assert _years(frame.iloc[:0]).shape == (0,)
+
+
+@pytest.mark.parametrize("hospitals", ["one", "three", "one-and-unknown"])
+def test_hospital_ids_in_arrow_link_stays_as_python_text_does(hospitals: str) -> None:
+    """A stay is linked to the same patient's next stay at the same hospital only: a file of one
+    hospital (told from Arrow ids' bytes, not factorised) links across all of them, as Python text
+    does; several hospitals, or an unknown one, are factorised."""
+    frame, rules = variant_cases("rate_extras"), VARIANTS["rate_extras"]()
+    if hospitals != "three":
+        frame["hospital_id"] = "H1"
+    if hospitals == "one-and-unknown":
+        frame.loc[frame.index[::7], "hospital_id"] = None
+    as_python = price_cases(frame, rules, weights())[list(PRICED_COLUMNS)]
+    frame = frame.astype({"hospital_id": "string[pyarrow]", "patient_id": "string[pyarrow]"})
+    got = price_cases(frame, rules, weights())[list(PRICED_COLUMNS)]
+    pd.testing.assert_frame_equal(got, as_python, check_exact=True)
+    if hospitals == "one":  # (more stays are linked across what were three hospitals)
+        assert got["readmitted"].sum() > expected("rate_extras")["readmitted"].sum()

@@ -131,6 +131,18 @@ def test_iqr_trimming_drops_an_extreme_case_only() -> None:
     assert keep.sum() == 40 and not keep.iloc[-2] and not keep.iloc[-1]
 
 
+@pytest.mark.parametrize("trim", ["iqr", "percentile"])
+def test_quantile_fences_are_each_drgs_own_and_a_case_without_drg_is_dropped(trim: str) -> None:
+    """Fences come from each DRG's own costs (on a string index, DRGs interleaved); a case without
+    a DRG has no fences and is not kept."""
+    costs = pd.Series([100.0, 10_000, 110, 10_500, 120, 11_000, 130, 50.0], index=list("abcdefgh"))
+    groups = pd.Series(["A", "B"] * 3 + ["A", None], index=costs.index)
+    calibration = Calibration(trim=trim, k=1.5, lower=0.25, upper=0.75)
+    expected = {"a": trim == "iqr", "b": trim == "iqr", "c": True, "d": True, "e": True}
+    expected |= {"f": trim == "iqr", "g": trim == "iqr", "h": False}
+    assert trim_mask(costs, groups, calibration).to_dict() == expected
+
+
 def test_percentile_trimming_drops_the_tails() -> None:
     costs = pd.Series(np.arange(1.0, 101.0))
     keep = trim_mask(
