@@ -58,7 +58,7 @@ from pydantic import (
 
 from casemix.weights import RULES_DIR, Calibration
 from contract.errors import ConfigError, InputError
-from contract.fields import ADMISSION_TYPES, COST_CATEGORIES, INSURANCE_TYPES
+from contract.fields import ADMISSION_TYPES, COST_CATEGORIES, INSURANCE_TYPES, coded_text
 
 DEFAULT_RULES = Path(__file__).parent / "config" / "payment.default.toml"
 POINT_CITY_RULES = Path(__file__).parent / "config" / "payment.point-city.toml"
@@ -493,21 +493,22 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
         fund[fund < 0.0] = 0.0  # (a missing fund stays missing)
     estimated = _estimated_cost(frame, rules.cost_to_charge)
     margin_on_cost = payment - estimated if rules.cost_to_charge is not None else estimated  # (NaN)
-    method = np.array([rules.method, "by_item", "charges"], dtype=object)
     with np.errstate(divide="ignore", invalid="ignore"):
         cost_to_standard = inside / standard_paid
     priced = {
         "rw": rw,
-        "scheme": np.array([*(s.name for s in rules.schemes), None], dtype=object)[scheme],
-        "payment_method": method[(~by_drg).astype(np.int8) + charges],
-        "by_item_reason": reasons[reason],
+        "scheme": coded_text([*(s.name for s in rules.schemes), None], scheme),
+        "payment_method": coded_text(
+            [rules.method, "by_item", "charges"], (~by_drg).astype(np.int8) + charges
+        ),
+        "by_item_reason": coded_text(reasons, reason),
         "base_rate": base_rate,
         "point_value": point_value,
         "standard_payment": standard_paid,
         "standard_cost": by_drg_table["mean_cost"],
         "standard_los": by_drg_table["mean_los"],
         "drg_cost": inside,
-        "outlier": np.array([*OUTLIERS, None], dtype=object)[outlier],
+        "outlier": coded_text([*OUTLIERS, None], outlier),
         "readmitted": pd.arrays.BooleanArray(readmitted, ~known),
         "outside_payment": outside_pay,
         "points": points,
@@ -692,7 +693,7 @@ def _positions(index: pd.Index, keys: np.ndarray) -> np.ndarray:
 
 def _by_item_reason(
     frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes, rw: np.ndarray, short: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, list[str | None]]:
     """Why a case is paid by item, as a position in the reasons returned (-1, which is None, when it is
     paid by DRG); the first reason that applies wins. ``short``: the short-stay rule catches it."""
     item = rules.by_item
@@ -716,7 +717,7 @@ def _by_item_reason(
         functools.reduce(np.logical_or, applies)
     )  # (few are paid by item: choose on their rows)
     reason[at] = _select([a[at] for a in applies], [first + status.codes[at], *range(first)], default=-1)
-    return reason, np.array([*BY_ITEM_REASONS, *status.uniques, None], dtype=object)
+    return reason, [*BY_ITEM_REASONS, *status.uniques, None]
 
 
 def _coefficients(frame: pd.DataFrame, rules: PaymentRules, drgs: _Codes) -> np.ndarray | float:

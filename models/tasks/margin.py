@@ -178,7 +178,7 @@ class MarginTask(Task):
                 np.mean(predictions["likely_drg"].to_numpy() == labels["drg"].to_numpy())
             )
             for kind in OUTLIERS:
-                actual = (labels["outlier"] == kind).astype(int).reset_index(drop=True)
+                actual = labels["outlier"].eq(kind).fillna(False).astype(int).reset_index(drop=True)
                 found = ranking_metrics(actual, predictions[f"p_{kind}_outlier"])
                 metrics |= {f"{kind}_outlier_{k}": v for k, v in found.items()}
         tables = {f"by_{g}": by_group(frame, g, scores) for g in ("department", "adrg") if g in frame.columns}
