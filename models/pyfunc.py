@@ -86,7 +86,8 @@ class CaseModel(mlflow.pyfunc.PythonModel):
 
     def features_of(self, frame: pd.DataFrame, history: History = None) -> pd.DataFrame:
         """The feature frame of ``frame``'s rows, its columns first cast to the training dtypes."""
-        casts = {c: t for c, t in self.dtypes.items() if c in frame.columns and frame[c].dtype != t}
+        given = dict(zip(frame.columns, frame.dtypes, strict=True))  # (no Series made per column)
+        casts = {c: t for c, t in self.dtypes.items() if c in given and given[c] != t}
         if casts:  # a canonical frame needs none, and ``astype({})`` still copies it
             frame = frame.astype(casts)
         if history is None or (isinstance(history, pd.DataFrame) and history.empty):
