@@ -42,7 +42,9 @@ def _on_distinct(codes: Codes, rollup) -> Codes:
     a dictionary lookup per code instead of a pass of pandas string operations. Codes given as an
     array come back as one (no Series around a served case's codes).
     """
-    positions, distinct = pd.factorize(codes, use_na_sentinel=True)
+    positions, distinct = pd.factorize(
+        codes.array if isinstance(codes, pd.Series) else codes, use_na_sentinel=True
+    )
     distinct = np.asarray(distinct, dtype=object)
     if len(distinct) <= _SMALL:
         rolled = _remembered(distinct, rollup)
