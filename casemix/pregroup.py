@@ -11,8 +11,10 @@ hospitals warn on (90%: watch, 110%: overrun).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,8 @@ RECORD_COLUMNS = (
     "as_of_date",
     "department",
 )
+Records = pd.DataFrame | Mapping[str, Any]
+"""In-stay records as a frame, or as its columns by name (arrays of one length)."""
 
 
 @dataclass
@@ -66,34 +70,41 @@ class Pregrouper:
 
         A stay the grouper cannot place (0000) or whose DRG has no weight has no standard (NaN).
         """
-        missing = [c for c in RECORD_COLUMNS if c not in records.columns]
+        return pd.DataFrame(self.pregroup_columns(records), index=records.index)
+
+    def pregroup_columns(self, records: Records) -> dict[str, np.ndarray]:
+        """:meth:`pregroup`'s columns by name, of records given as a frame or as columns by name (a
+        request's few stays: no frame is built around them)."""
+        missing = [c for c in RECORD_COLUMNS if c not in records]
         if missing:
             raise InputError(f"cannot pre-group: missing column(s) {', '.join(missing)}")
-        working = records["working_diagnoses"].to_numpy(dtype=object)
+        index = records.index if isinstance(records, pd.DataFrame) else pd.RangeIndex(len(records["sex"]))
+        working = np.asarray(_array(records, "working_diagnoses"), dtype=object)
         coded = pd.notna(working) & (working != "")
-        procedures = records["procedures_so_far"].to_numpy(dtype=object)
+        procedures = np.asarray(_array(records, "procedures_so_far"), dtype=object)
         partial = pd.DataFrame(
             {
-                **{name: records[name].array for name in ("sex", "age_years", "age_days", "birth_weight_g")},
-                "diagnoses": np.where(coded, working, records["admission_diagnosis"].to_numpy(dtype=object)),
+                **{
+                    name: _array(records, name) for name in ("sex", "age_years", "age_days", "birth_weight_g")
+                },
+                "diagnoses": np.where(
+                    coded, working, np.asarray(_array(records, "admission_diagnosis"), dtype=object)
+                ),
                 "procedures": np.where(pd.notna(procedures), procedures, ""),
             },
-            index=records.index,
+            index=index,
         )
         grouped = self.engine.grouper.group_frame(partial)  # partial records: not remembered
-        priced = self.engine.price(self._pricing_frame(records, grouped), self.weights)
+        priced = self.engine.price(self._pricing_frame(records, grouped, index), self.weights)
         status = grouped["status"].to_numpy(dtype=object)
         standard = priced["standard_payment"].to_numpy(dtype=np.float64)
-        return pd.DataFrame(
-            {
-                "pregroup_status": status,
-                "pregroup_drg": grouped["drg"].to_numpy(dtype=object),
-                "pregroup_adrg": grouped["adrg"].to_numpy(dtype=object),
-                "pregroup_rw": priced["rw"].to_numpy(dtype=np.float64),
-                "payment_standard": np.where(status == "grouped", standard, np.nan),
-            },
-            index=records.index,
-        )
+        return {
+            "pregroup_status": status,
+            "pregroup_drg": grouped["drg"].to_numpy(dtype=object),
+            "pregroup_adrg": grouped["adrg"].to_numpy(dtype=object),
+            "pregroup_rw": priced["rw"].to_numpy(dtype=np.float64),
+            "payment_standard": np.where(status == "grouped", standard, np.nan),
+        }
 
     @cached_property
     def _priced_span(self) -> tuple[np.datetime64, np.datetime64]:
@@ -112,25 +123,30 @@ class Pregrouper:
         days = np.maximum(days, low)
         return days if np.isnat(high) else np.minimum(days, high)
 
-    def _pricing_frame(self, records: pd.DataFrame, grouped: pd.DataFrame) -> pd.DataFrame:
+    def _pricing_frame(self, records: Records, grouped: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
         """What ``price_cases`` reads, for a stay not yet discharged: the day cut at stands for the
         discharge date (the rules in force), the days so far for the stay, no charges outside the DRG.
         Only the standard is used, which depends on neither cost nor stay."""
-        n = len(records)
-        as_of = records["as_of_date"].to_numpy(dtype="datetime64[ns]")
-        admitted = records["admission_date"] if "admission_date" in records.columns else None
-        stay = records["day_of_stay"] if "day_of_stay" in records.columns else None
+        n = len(index)
+        as_of = np.asarray(_array(records, "as_of_date"), dtype="datetime64[ns]")
+        admitted = _array(records, "admission_date") if "admission_date" in records else None
+        stay = _array(records, "day_of_stay") if "day_of_stay" in records else None
         columns: dict[str, object] = {
             "status": grouped["status"].to_numpy(),
             "drg": grouped["drg"].to_numpy(),
             "adrg": grouped["adrg"].to_numpy(),
-            "department": records["department"].to_numpy(),
+            "department": np.asarray(_array(records, "department")),
             "discharge_date": self._priced_day(as_of),
-            "admission_date": as_of if admitted is None else admitted.to_numpy(dtype="datetime64[ns]"),
-            "los_days": np.ones(n, dtype=np.int64) if stay is None else stay.to_numpy(),
+            "admission_date": as_of if admitted is None else np.asarray(admitted, dtype="datetime64[ns]"),
+            "los_days": np.ones(n, dtype=np.int64) if stay is None else np.asarray(stay),
             "total_cost": np.zeros(n),
         }
         for name in ("hospital_id", "patient_id", "insurance_type"):
-            if name in records.columns:
-                columns[name] = records[name].array
-        return pd.DataFrame(columns, index=records.index)
+            if name in records:
+                columns[name] = _array(records, name)
+        return pd.DataFrame(columns, index=index)
+
+
+def _array(records: Records, name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A column's own array (a frame's without its Series: pandas' per-call cost, not the work)."""
+    return records[name].array if isinstance(records, pd.DataFrame) else records[name]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Literal
 
 import numpy as np
@@ -512,6 +513,8 @@ def canonical_column(
     report. Takes lists too, so a one-case request is cast without building a Series first.
     """
     if field.kind == "date":
+        if isinstance(values, list) and all(type(v) is date or v is None for v in values):
+            return np.array(values, dtype="datetime64[ns]")  # a request's parsed dates: no parser needed
         return pd.to_datetime(values).to_numpy(dtype="datetime64[ns]")
     if field.dtype is object:
         text = np.empty(len(values), dtype=object)

@@ -24,33 +24,42 @@ VIEWS = ViewRegistry()
 # helpers
 
 
-def _code_text(values: pd.Series) -> pd.Series:
-    """A coded integer field (sex, payer, route...) as text levels ("1"), None when missing or not a code."""
-    positions, distinct = pd.factorize(values, use_na_sentinel=True)
+def _code_text(values: pd.Series) -> np.ndarray:
+    """A coded integer field (sex, payer, route...) as text levels ("1"), None when missing or not a code.
+
+    The helpers return arrays, not Series: a view's frame is built from them once, and a Series per
+    column is pandas' per-call cost that a single served case pays in full."""
+    positions, distinct = pd.factorize(values.array, use_na_sentinel=True)  # (a Series' costs twice)
     kind = distinct.dtype
     if pd.api.types.is_integer_dtype(kind) or pd.api.types.is_float_dtype(kind):
         # Numeric codes (what store frames hold) are read in plain Python: the same text as below
         # without the fixed cost of the pandas calls, which dominates for a single case.
         whole = [str(int(v)) if v % 1 == 0 else None for v in distinct.tolist()]
         text = np.array([*whole, None], dtype=object)
-        return pd.Series(text[positions], index=values.index, dtype=object)
+        return text[positions]
     number = pd.to_numeric(pd.Series(distinct, dtype=object), errors="coerce")
     whole = number.where(number % 1 == 0)  # 1.0 reads as "1"; 1.5 is no code
     text = np.append(whole.map(lambda v: None if pd.isna(v) else str(int(v))).to_numpy(dtype=object), None)
-    return pd.Series(text[positions], index=values.index, dtype=object)
+    return text[positions]
 
 
-def _text(values: pd.Series) -> pd.Series:
+def _texts(values: pd.Series) -> np.ndarray:
+    """Text, None when missing or blank."""
     text = values.to_numpy(dtype=object, copy=True)
     text[pd.isna(text)] = None
     text[text == ""] = None
-    return pd.Series(text, index=values.index, name=values.name, dtype=object)
+    return text
 
 
-def _number(values: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(values.dtype):  # already numbers: to_numeric would return them
-        return values.astype("float64")
-    return pd.to_numeric(values, errors="coerce").astype("float64")
+def _text(values: pd.Series) -> pd.Series:
+    return pd.Series(_texts(values), index=values.index, name=values.name, dtype=object)
+
+
+def _number(values: pd.Series) -> np.ndarray:
+    """float64, NaN when missing or not a number."""
+    if not pd.api.types.is_numeric_dtype(values.dtype):  # numbers already: to_numeric would return them
+        values = pd.to_numeric(values, errors="coerce")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -94,16 +103,17 @@ VIEWS.register(
 
 
 def _admission(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    planned = _text(cases["planned_procedure"])
+    planned = _texts(cases["planned_procedure"])
+    diagnosis = cases["admission_diagnosis"].to_numpy(dtype=object)
     return pd.DataFrame(
         {
             "admission_source": _code_text(cases["admission_source"]),
             "admission_type": _code_text(cases["admission_type"]),
-            "department": _text(cases["department"]),
-            "admission_diagnosis_category": codes.icd10_category(cases["admission_diagnosis"]),
-            "admission_diagnosis_chapter": codes.icd10_chapter(cases["admission_diagnosis"]),
+            "department": _texts(cases["department"]),
+            "admission_diagnosis_category": codes.icd10_category(diagnosis),
+            "admission_diagnosis_chapter": codes.icd10_chapter(diagnosis),
             "planned_procedure_section": codes.icd9cm3_section(planned),
-            "has_planned_procedure": planned.notna().astype("float64"),
+            "has_planned_procedure": pd.notna(planned).astype("float64"),
         },
         index=cases.index,
     )
@@ -150,13 +160,14 @@ VIEWS.register(
 
 
 def _calendar(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    date = pd.DatetimeIndex(cases["admission_date"].to_numpy())  # one index, three fields (NaT: NaN)
+    # Calendar fields from the day numbers (a DatetimeIndex's fields cost a served case more).
+    day = cases["admission_date"].to_numpy(dtype="datetime64[D]")
+    missing = np.isnat(day)
+    month = (day.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype("float64")
+    weekday = ((day.astype(np.int64) + 3) % 7).astype("float64")  # 1970-01-01 was a Thursday (3)
+    month[missing] = weekday[missing] = np.nan
     return pd.DataFrame(
-        {
-            "admission_month": np.asarray(date.month, dtype="float64"),
-            "admission_quarter": np.asarray(date.quarter, dtype="float64"),
-            "admission_weekday": np.asarray(date.weekday, dtype="float64"),
-        },
+        {"admission_month": month, "admission_quarter": (month - 1) // 3 + 1, "admission_weekday": weekday},
         index=cases.index,
     )
 
@@ -470,7 +481,7 @@ VIEWS.register(
 def _costs(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
     total = _number(cases["total_cost"])
     out = {"total_cost": total}
-    safe_total = total.where(total > 0)
+    safe_total = np.where(total > 0, total, np.nan)
     for name in COST_CATEGORIES:
         out[name] = _number(cases[name])
         out[f"{name}_share"] = out[name] / safe_total

@@ -28,18 +28,23 @@ def icd10_chapters() -> pd.DataFrame:
     return table.sort_values("first", ignore_index=True)
 
 
+Codes = pd.Series | np.ndarray
+"""A column of codes: a Series (the result keeps its index) or an object array."""
 _ROLLED: dict[tuple[str, object], object] = {}
 _ROLLED_LIMIT = 500_000
 _SMALL = 64  # up to this many distinct codes, roll-ups are looked up (and remembered) per code
 
 
-def _on_distinct(codes: pd.Series, rollup) -> pd.Series:
+def _on_distinct(codes: Codes, rollup) -> Codes:
     """Apply ``rollup`` (an array of distinct codes -> array of results) and map back to every row.
 
     ``rollup`` works code by code, so its result for a code is remembered: a single served case pays
-    a dictionary lookup per code instead of a pass of pandas string operations.
+    a dictionary lookup per code instead of a pass of pandas string operations. Codes given as an
+    array come back as one (no Series around a served case's codes).
     """
-    positions, distinct = pd.factorize(codes, use_na_sentinel=True)
+    positions, distinct = pd.factorize(
+        codes.array if isinstance(codes, pd.Series) else codes, use_na_sentinel=True
+    )
     distinct = np.asarray(distinct, dtype=object)
     if len(distinct) <= _SMALL:
         rolled = _remembered(distinct, rollup)
@@ -48,7 +53,7 @@ def _on_distinct(codes: pd.Series, rollup) -> pd.Series:
     out = np.full(len(codes), None, dtype=object)
     known = positions >= 0
     out[known] = rolled[positions[known]]
-    return pd.Series(out, index=codes.index, dtype=object)
+    return pd.Series(out, index=codes.index, dtype=object) if isinstance(codes, pd.Series) else out
 
 
 def _remembered(distinct: np.ndarray, rollup) -> np.ndarray:
@@ -81,7 +86,7 @@ def _icd10_categories(distinct: np.ndarray) -> np.ndarray:
     return category.where(valid, None).to_numpy(dtype=object)
 
 
-def icd10_category(codes: pd.Series) -> pd.Series:
+def icd10_category(codes: Codes) -> Codes:
     """The 3-character ICD-10 category of each code ("I21.000x001" -> "I21"); None when missing or invalid."""
     return _on_distinct(codes, _icd10_categories)
 
@@ -100,7 +105,7 @@ def _icd10_chapters(distinct: np.ndarray) -> np.ndarray:
     return out
 
 
-def icd10_chapter(codes: pd.Series) -> pd.Series:
+def icd10_chapter(codes: Codes) -> Codes:
     """The ICD-10 chapter (roman numeral, "IX") of each code; None when missing or outside every chapter."""
     return _on_distinct(codes, _icd10_chapters)
 
@@ -110,7 +115,7 @@ def _icd9cm3_sections(distinct: np.ndarray) -> np.ndarray:
     return section.where(section.str.fullmatch(r"\d\d", na=False), None).to_numpy(dtype=object)
 
 
-def icd9cm3_section(codes: pd.Series) -> pd.Series:
+def icd9cm3_section(codes: Codes) -> Codes:
     """The two-digit ICD-9-CM-3 section ("36.1000x001" -> "36"); None when missing or invalid."""
     return _on_distinct(codes, _icd9cm3_sections)
 

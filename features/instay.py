@@ -10,6 +10,7 @@ field. :class:`InstayFeatures` puts the admission-stage features (and patient hi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,21 +29,33 @@ from features.pipeline import CaseFeatures, feature_catalog
 from features.point_in_time import Timeline, as_of, day_numbers
 from features.view import FeatureContext
 
+Table = pd.DataFrame | Mapping[str, Any]
+"""A table of rows: a frame, or its columns by name (arrays of one length, in the store's dtypes): a
+request's few rows are cut without a frame built per table, which would cost more than the cut."""
 
-def cut_stays(records: pd.DataFrame, charges: pd.DataFrame, cuts: pd.DataFrame) -> pd.DataFrame:
+
+def cut_stays(records: Table, charges: Table, cuts: Table) -> pd.DataFrame:
     """One row per cut (``case_id``, ``as_of_date``), same index: the stay as known at the day's end.
 
     Columns: the in-stay record's (``contract.instay.INSTAY_COLUMNS``), ``as_of_date``, ``day_of_stay``,
     the charges to date by group (``charges.<group>``), ``charges_to_date``, ``charges_last_day`` and
-    ``charges_last_3_days``. A cut before its stay's first record is an error naming the row.
+    ``charges_last_3_days``. A cut before its stay's first record is an error naming the row. Tables
+    given as columns (:data:`Table`) give a frame indexed 0..n-1.
     """
-    ids = pd.concat([records["case_id"], charges["case_id"], cuts["case_id"]], ignore_index=True)
-    keys = pd.factorize(ids)[0]
-    record_keys = keys[: len(records)]
-    charge_keys = keys[len(records) : len(records) + len(charges)]
-    cut_keys, days = keys[len(records) + len(charges) :], day_numbers(cuts["as_of_date"])
+    return pd.DataFrame(cut_columns(records, charges, cuts), index=_index(cuts))
 
-    recorded = Timeline.of(record_keys, day_numbers(records["recorded_date"]))
+
+def cut_columns(records: Table, charges: Table, cuts: Table) -> dict[str, Any]:
+    """:func:`cut_stays`'s columns by name (arrays, in order) before they make a frame: for a caller
+    that puts more columns beside them in one frame (pre-grouping's: :meth:`InstayFeatures.pregroup`)."""
+    ids = np.concatenate([_column(t, "case_id").astype(object) for t in (records, charges, cuts)])
+    keys = pd.factorize(ids)[0]
+    n_records, n_charges = _length(records), _length(charges)
+    record_keys = keys[:n_records]
+    charge_keys = keys[n_records : n_records + n_charges]
+    cut_keys, days = keys[n_records + n_charges :], day_numbers(_column(cuts, "as_of_date"))
+
+    recorded = Timeline.of(record_keys, day_numbers(_column(records, "recorded_date")))
     lo, hi = as_of(recorded, cut_keys, days, rule="at_or_before")
     if (hi <= lo).any():
         row = int(np.flatnonzero(hi <= lo)[0])
@@ -50,15 +63,17 @@ def cut_stays(records: pd.DataFrame, charges: pd.DataFrame, cuts: pd.DataFrame) 
     taken = recorded.order[hi - 1]
     # Built as one frame from the columns' arrays: inserting the derived columns one by one cost a
     # one-stay request more than the arithmetic.
-    columns: dict[str, Any] = {name: records[name].array.take(taken) for name in INSTAY_COLUMNS}
-    columns["as_of_date"] = pd.to_datetime(cuts["as_of_date"]).to_numpy(dtype="datetime64[ns]")
+    columns: dict[str, Any] = {name: _column(records, name).take(taken) for name in INSTAY_COLUMNS}
+    columns["as_of_date"] = np.asarray(_column(cuts, "as_of_date"), dtype="datetime64[ns]")
     day = days - day_numbers(columns["admission_date"]) + 1
     if (day < 1).any():
         raise InputError(f"cut row {int(np.flatnonzero(day < 1)[0])}: as_of_date before admission_date")
     columns["day_of_stay"] = day
 
-    charged = Timeline.of(charge_keys, day_numbers(charges["charge_date"]))
-    amounts = charges[list(COST_CATEGORIES)].to_numpy(dtype=np.float64)
+    charged = Timeline.of(charge_keys, day_numbers(_column(charges, "charge_date")))
+    amounts = np.empty((n_charges, len(COST_CATEGORIES)), dtype=np.float64)
+    for k, name in enumerate(COST_CATEGORIES):
+        amounts[:, k] = np.asarray(_column(charges, name), dtype=np.float64)
     running = charged.cumulative(amounts)
     lo, hi = as_of(charged, cut_keys, days, rule="at_or_before")
     to_date = running[hi] - running[lo]
@@ -68,7 +83,20 @@ def cut_stays(records: pd.DataFrame, charges: pd.DataFrame, cuts: pd.DataFrame) 
     for name, lookback in (("charges_last_day", 0), ("charges_last_3_days", 2)):
         lo, hi = as_of(charged, cut_keys, days, rule="at_or_before", lookback=lookback)
         columns[name] = np.round((running[hi] - running[lo]).sum(axis=1), 2)
-    return pd.DataFrame(columns, index=cuts.index)
+    return columns
+
+
+def _column(table: Table, name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A column's own array (a frame's without its Series: pandas' per-call cost, not the work)."""
+    return table[name].array if isinstance(table, pd.DataFrame) else table[name]
+
+
+def _length(table: Table) -> int:
+    return len(table) if isinstance(table, pd.DataFrame) else len(next(iter(table.values()), ()))
+
+
+def _index(table: Table) -> pd.Index:
+    return table.index if isinstance(table, pd.DataFrame) else pd.RangeIndex(_length(table))
 
 
 def in_hospital(
@@ -155,12 +183,15 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         admission = CaseFeatures("admission").catalog
         return pd.concat([admission, feature_catalog(INSTAY_VIEWS)], ignore_index=True)
 
-    def pregroup(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` with the pre-grouping columns (computed when absent)."""
-        if all(c in frame.columns for c in PREGROUP_COLUMNS):
-            return frame
-        # Same index, so concatenated side by side (join's alignment costs a one-stay request more).
-        return pd.concat([frame, self._pregrouper().pregroup(frame)], axis=1)
+    def pregroup(self, frame: Table) -> pd.DataFrame:
+        """``frame`` with the pre-grouping columns (computed when absent). Cut stays given as columns
+        (:func:`cut_columns`, a request's) make one frame with them, indexed 0..n-1."""
+        if all(c in frame for c in PREGROUP_COLUMNS):
+            return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame, index=_index(frame))
+        added = self._pregrouper().pregroup_columns(frame)
+        if isinstance(frame, pd.DataFrame):  # its columns as they are, the new ones beside them
+            return pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)
+        return pd.DataFrame({**frame, **added}, index=_index(frame))
 
     def _instay(self, frame: pd.DataFrame) -> dict[str, pd.Series]:
         """The in-stay views' raw columns by name, in declaration order."""

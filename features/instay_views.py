@@ -113,18 +113,16 @@ def _progress(frame: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
     principal = np.where(pd.isna(first), admitted, first)
     changed = (principal != admitted) | pd.isna(principal) | pd.isna(admitted)  # pandas' != on None
     procedures = frame["procedures_so_far"].to_numpy(dtype=object)
-    principal_codes = pd.Series(principal, index=frame.index, dtype=object)
+    principal = principal.astype(object, copy=False)
     return pd.DataFrame(
         {
             "day_of_stay": frame["day_of_stay"].to_numpy(dtype=np.float64),
-            "working_principal_category": codes.icd10_category(principal_codes),
-            "working_principal_chapter": codes.icd10_chapter(principal_codes),
+            "working_principal_category": codes.icd10_category(principal),
+            "working_principal_chapter": codes.icd10_chapter(principal),
             "principal_changed": changed.astype("float64"),
             "working_diagnoses_count": _count(working),
             "procedures_so_far_count": _count(procedures),
-            "procedure_so_far_section": codes.icd9cm3_section(
-                pd.Series(_first(procedures), index=frame.index, dtype=object)
-            ),
+            "procedure_so_far_section": codes.icd9cm3_section(_first(procedures)),
         },
         index=frame.index,
     )
@@ -186,8 +184,8 @@ def _pregrouping(frame: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
         ratio = np.where(standard > 0, total / standard, np.nan)
     return pd.DataFrame(
         {
-            "pregroup_drg": frame["pregroup_drg"].astype(object).to_numpy(),
-            "pregroup_adrg": frame["pregroup_adrg"].astype(object).to_numpy(),
+            "pregroup_drg": frame["pregroup_drg"].to_numpy(dtype=object),
+            "pregroup_adrg": frame["pregroup_adrg"].to_numpy(dtype=object),
             "pregroup_rw": frame["pregroup_rw"].to_numpy(dtype=np.float64),
             "payment_standard": standard,
             "ratio_to_date": ratio,

@@ -52,15 +52,18 @@ def _known_columns(stage: Stage) -> tuple[str, ...]:
     return (*fields_known_at(stage), *derived)
 
 
-def _dates(frame: pd.DataFrame, name: str, what: str) -> pd.Series:
+def _dates(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
     values = frame[name]
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values.astype("datetime64[ns]")
+    if pd.api.types.is_datetime64_any_dtype(values):  # (a zone-aware column is refused by astype)
+        naive = isinstance(values.dtype, np.dtype)
+        return (
+            values.to_numpy(dtype="datetime64[ns]") if naive else values.astype("datetime64[ns]").to_numpy()
+        )
     parsed = pd.to_datetime(values, errors="coerce")
     bad = parsed.isna() & values.notna()
     if bad.any():
         raise FeatureInputError(f"{what}: {name} of row {_row(frame, bad)} is not a date")
-    return parsed.astype("datetime64[ns]")
+    return parsed.to_numpy(dtype="datetime64[ns]")
 
 
 def _row(frame: pd.DataFrame, flags: pd.Series | np.ndarray) -> str:
@@ -92,7 +95,7 @@ def canonical_view(
             data[name] = cases[name].array
     for name in ("admission_date", "discharge_date"):  # parsed in this order, as before
         if name in data:
-            data[name] = _dates(cases, name, what).to_numpy()
+            data[name] = _dates(cases, name, what)
     for name in columns:
         if name not in present and name != "los_days":
             kind = FIELD_BY_NAME[name].kind

@@ -66,6 +66,23 @@ def class_probabilities(model: LGBMClassifier, X: pd.DataFrame, classes: list[ob
     return proba.reindex(columns=classes, fill_value=0.0)
 
 
+# The frame whose conversions are shared inside ``one_conversion`` and them, by categories' id.
+_SHARED: ContextVar[tuple[pd.DataFrame, dict[int, tuple[Any, np.ndarray | None]]] | None] = ContextVar(
+    "lightgbm_shared_conversion", default=None
+)
+
+
+@contextmanager
+def one_conversion(X: pd.DataFrame) -> Iterator[None]:
+    """Inside the block, every model fitted on ``X``'s features converts it once between them: a
+    model's predictions and its SHAP values of one feature frame (which must not change inside)."""
+    token = _SHARED.set((X, {}))
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 def frame_matrix(X: pd.DataFrame, categories: list[list[Any]] | None) -> np.ndarray | None:
     """The float64 matrix LightGBM's own pandas conversion makes of ``X``, or None to let it convert.
 
@@ -74,29 +91,37 @@ def frame_matrix(X: pd.DataFrame, categories: list[list[Any]] | None) -> np.ndar
     the same matrix: numbers as they are, categories as their codes in the training categories,
     missing or unseen as NaN. Anything else (other dtypes, a category count mismatch, no rows, no
     float64 column, where LightGBM would convert to float32) goes through LightGBM unchanged.
+    Inside :func:`one_conversion` of ``X`` the matrix is made once.
     """
+    shared = _SHARED.get()
+    if shared is None or shared[0] is not X:
+        return _frame_matrix(X, categories)
+    found = shared[1].get(id(categories))
+    if found is None:  # (the categories are kept with the matrix, so their id is not reused)
+        found = shared[1][id(categories)] = (categories, _frame_matrix(X, categories))
+    return found[1]
+
+
+def _frame_matrix(X: pd.DataFrame, categories: list[list[Any]] | None) -> np.ndarray | None:
+    """:func:`frame_matrix` of a frame not converted yet."""
     if not isinstance(X, pd.DataFrame) or len(X) == 0 or categories is None:
         return None
+    dtypes = list(X.dtypes)
+    listed = [j for j, dtype in enumerate(dtypes) if isinstance(dtype, pd.CategoricalDtype)]
+    numbers = [j for j, dtype in enumerate(dtypes) if not isinstance(dtype, pd.CategoricalDtype)]
+    if not numbers or len(listed) != len(categories) or any(dtypes[j] != np.float64 for j in numbers):
+        return None
     out = np.empty(X.shape, dtype=np.float64)
-    k, numbers = 0, 0
-    for j, name in enumerate(X.columns):
-        column = X[name]
-        dtype = column.dtype
-        if isinstance(dtype, pd.CategoricalDtype):
-            values = column.array
-            if k >= len(categories):
-                return None
-            if not _same_categories(dtype, categories[k]):
-                values = values.set_categories(categories[k])
-            codes = values.codes
-            out[:, j] = np.where(codes == -1, np.nan, codes)
-            k += 1
-        elif dtype == np.float64:
-            out[:, j] = column.to_numpy()
-            numbers += 1
-        else:
-            return None
-    return out if k == len(categories) and numbers else None
+    # The number columns in one take (a Series per column costs a fresh one-row frame more than the
+    # copy), then each category column's codes.
+    out[:, numbers] = X.iloc[:, numbers].to_numpy(dtype=np.float64)
+    for j, levels in zip(listed, categories, strict=True):
+        values = X[X.columns[j]].array
+        if not _same_categories(dtypes[j], levels):
+            values = values.set_categories(levels)
+        codes = values.codes
+        out[:, j] = np.where(codes == -1, np.nan, codes)
+    return out
 
 
 _VERIFIED: dict[tuple[int, int], tuple[object, object]] = {}

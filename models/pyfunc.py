@@ -20,6 +20,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from contract.errors import StateError
 from features.history import StayIndex
+from models import lgbm
 from models.explain import (
     Contributions,
     Explained,
@@ -70,12 +71,14 @@ class CaseModel(mlflow.pyfunc.PythonModel):
     def explain_frame(self, frame: pd.DataFrame, history: History = None, threads: int = 1) -> Explained:
         """Features, predictions and SHAP values of each row of ``frame`` from one feature pass."""
         X = self.features_of(frame, history)
-        outputs = self.outputs_of(X)
+        with lgbm.one_conversion(X):  # the predictions and the SHAP values convert it once
+            outputs = self.outputs_of(X)
+            contributions = self.contributions(X, threads)
         return Explained(
             X,
             outputs,
             outputs[self.output.column].to_numpy(dtype="float64"),
-            self.contributions(X, threads),
+            contributions,
             self.output,
             self.explains,
             getattr(self.estimator, "level", None),
@@ -83,7 +86,8 @@ class CaseModel(mlflow.pyfunc.PythonModel):
 
     def features_of(self, frame: pd.DataFrame, history: History = None) -> pd.DataFrame:
         """The feature frame of ``frame``'s rows, its columns first cast to the training dtypes."""
-        casts = {c: t for c, t in self.dtypes.items() if c in frame.columns and frame[c].dtype != t}
+        given = dict(zip(frame.columns, frame.dtypes, strict=True))  # (no Series made per column)
+        casts = {c: t for c, t in self.dtypes.items() if c in given and given[c] != t}
         if casts:  # a canonical frame needs none, and ``astype({})`` still copies it
             frame = frame.astype(casts)
         if history is None or (isinstance(history, pd.DataFrame) and history.empty):

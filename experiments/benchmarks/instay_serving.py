@@ -71,9 +71,9 @@ def stay_body(hospital: Any, case_id: str, day: pd.Timestamp) -> dict[str, Any]:
 def stage_times(model: Any, state: Any, bodies: list[dict[str, Any]], repeats: int) -> dict[str, float]:
     """Median ms (wall, and the thread's CPU) of each step of one stay's answer, as the endpoint runs
     them (``serving.routers.instay``), without HTTP: where the time goes."""
-    from features.instay import cut_stays
+    from features.instay import cut_columns
     from serving.explain import explanations
-    from serving.routers.instay import InstayStay, _history, stay_frames
+    from serving.routers.instay import InstayStay, _history, stay_tables
 
     stays = [InstayStay.model_validate(b) for b in bodies]
     spent: dict[str, list[tuple[float, float]]] = {}
@@ -87,9 +87,9 @@ def stage_times(model: Any, state: Any, bodies: list[dict[str, Any]], repeats: i
     for i in range(repeats + 10):  # the first 10 warm up
         if i == 10:
             spent.clear()
-        records, charges, cuts = step("stay_frames", stay_frames, [stays[i % len(stays)]])
-        frame = step("cut_stays", cut_stays, records, charges, cuts)
-        history = step("history", _history, state, records["patient_id"])
+        records, charges, cuts = step("stay_tables", stay_tables, [stays[i % len(stays)]])
+        frame = step("cut_columns", cut_columns, records, charges, cuts)
+        history = step("history", _history, state, list(records["patient_id"]))
         cut = step("pregroup", model.features.pregroup, frame)
         X = step("features", model.features_of, cut, history)
         step("predict", model.outputs_of, X)

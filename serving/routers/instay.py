@@ -147,15 +147,16 @@ _CHARGE_FIELDS = tuple(f for f in CHARGE_FIELDS if f.name in ("case_id", "charge
 _CUT_FIELDS = tuple(f for f in (*CHARGE_FIELDS, *INSTAY_DERIVED) if f.name in ("case_id", "as_of_date"))
 
 
-def _table(rows: list[dict[str, Any]], fields: tuple[ContractField, ...]) -> pd.DataFrame:
-    """``rows`` as the store would hold them: each column in its field's dtype, built in one go."""
-    return pd.DataFrame(
-        {f.name: canonical_column([row.get(f.name) for row in rows], f) for f in fields},
-        index=pd.RangeIndex(len(rows)),
-    )
+Columns = dict[str, Any]
 
 
-def stay_frames(stays: list[InstayStay]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _table(rows: list[dict[str, Any]], fields: tuple[ContractField, ...]) -> Columns:
+    """``rows`` as the store would hold them, by column (``features.instay.Table``): each in its
+    field's dtype, and no frame (a one-stay request paid more for three frames than for the cut)."""
+    return {f.name: canonical_column([row.get(f.name) for row in rows], f) for f in fields}
+
+
+def stay_tables(stays: list[InstayStay]) -> tuple[Columns, Columns, Columns]:
     """The records, charges and cuts tables of the request, as the store would hold them; a cut
     before its record or its admission, or a charge outside its stay, is a 422 naming the field."""
     records, charges, cuts = [], [], []
@@ -226,15 +227,15 @@ def _worded(answer: Explained, names: dict[str, dict[str, str]], wording: list[t
     return found
 
 
-def _history(state: State, patient_ids: pd.Series) -> pd.DataFrame | StayIndex | None:
+def _history(state: State, patient_ids: list[Any]) -> pd.DataFrame | StayIndex | None:
     """The patients' stored stays, what the features read of the whole store: the store's prepared
     ``StayIndex`` when each patient has one stay in the request (binary searches, as the other
     single-case endpoints), else their stays; None without a case store (a first stay)."""
-    patients = patient_ids.dropna()
+    patients = list(dict.fromkeys(p for p in patient_ids if p is not None))
     try:
-        if patients.is_unique:
+        if len(patients) == sum(p is not None for p in patient_ids):
             return state.cases.stay_index()
-        return state.cases.stays_of(patients.unique().tolist())
+        return state.cases.stays_of(patients)
     except StateError:
         return None
 
@@ -244,13 +245,14 @@ def _predictions(
 ) -> tuple[ModelRef, list[InstayPrediction]]:
     """The answers of ``stays`` from one pass: a batch request's, or the one-stay requests queued
     together (``_batcher``); ``wording`` is each stay's (language, contributions listed)."""
-    from features.instay import cut_stays
+    from features.instay import cut_columns
 
     served = instay_model(state)
     model = served.model
-    records, charges, cuts = stay_frames(stays)
-    frame = cut_stays(records, charges, cuts)
-    history = _history(state, records["patient_id"])
+    records, charges, cuts = stay_tables(stays)
+    # the cut and its pre-grouping's columns make one frame (a frame per step cost a stay more)
+    frame = model.features.pregroup(cut_columns(records, charges, cuts))
+    history = _history(state, list(records["patient_id"]))
     policy = WarningPolicy.from_rules(state.casemix().rules)  # the service's rules, loaded once
     rows, answer = score_stays(model, frame, history, policy)
     found = _worded(answer, model.names, wording)

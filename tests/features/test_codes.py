@@ -92,3 +92,13 @@ def test_code_lists_are_counted_and_exploded() -> None:
         (0, "X"),
         (2, "Y"),
     ]
+
+
+def test_roll_ups_of_an_array_are_those_of_its_series() -> None:
+    """A served case's codes may come as an object array (no Series around them): same roll-ups."""
+    values = ["I21.000x001", " j18.900 ", None, "", "36.1000x001", "Z99", "X", "I21.000x001"]
+    for rollup in (codes.icd10_category, codes.icd10_chapter, codes.icd9cm3_section):
+        as_series = rollup(pd.Series(values, dtype=object))
+        as_array = rollup(np.array(values, dtype=object))
+        assert isinstance(as_array, np.ndarray)
+        assert list(as_array) == list(as_series)

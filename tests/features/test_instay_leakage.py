@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from contract.fields import COST_CATEGORIES
-from features.instay import InstayFeatures, cut_stays, in_hospital, sample_cuts
+from features.instay import InstayFeatures, cut_columns, cut_stays, in_hospital, sample_cuts
 from features.pipeline import CaseFeatures
 from features.view import Feature, FeatureStageError, FeatureView
 from pipelines.demo import DemoHospital, generate_demo
@@ -92,6 +92,26 @@ def test_charges_to_date_are_the_days_up_to_the_cut(hospital: DemoHospital, cuts
     )
     assert (frame["day_of_stay"] == (frame["as_of_date"] - frame["admission_date"]).dt.days + 1).all()
     assert not {"discharge_date", "total_cost", "principal_diagnosis"} & set(frame.columns)
+
+
+def test_tables_given_as_columns_cut_and_pregroup_as_frames(
+    hospital: DemoHospital, cuts: pd.DataFrame, fitted: InstayFeatures
+) -> None:
+    """A request's tables come as columns (no frame per table): the same cut, pre-grouping and
+    features as the store's frames, row for row (the frames' index aside)."""
+    as_frames = fitted.pregroup(cut_stays(hospital.inpatients, hospital.charges, cuts))
+
+    def columns(table: pd.DataFrame) -> dict[str, object]:
+        return {name: table[name].array for name in table.columns}
+
+    as_columns = fitted.pregroup(
+        cut_columns(*(columns(t) for t in (hospital.inpatients, hospital.charges, cuts)))
+    )
+    assert list(as_columns.index) == list(range(len(cuts)))
+    pd.testing.assert_frame_equal(as_columns, as_frames.reset_index(drop=True), check_like=True)
+    pd.testing.assert_frame_equal(
+        fitted.transform(as_columns), fitted.transform(as_frames).reset_index(drop=True), check_like=True
+    )
 
 
 def test_features_at_day_d_ignore_everything_after_it(

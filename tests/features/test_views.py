@@ -80,3 +80,23 @@ def test_views_only_see_columns_of_their_stage(
     CaseFeatures("discharge", min_category_count=1).fit_transform(hospital.head(50))
     assert "discharge_date" not in seen["demographics"] and "total_cost" not in seen["demographics"]
     assert {"total_cost", "los_days", "admission_date"} <= seen["costs"]
+
+
+def test_calendar_fields_are_pandas_own_on_every_kind_of_day() -> None:
+    """The calendar view reads month, quarter and weekday off day numbers (cheaper for one case than a
+    DatetimeIndex): the same as pandas' fields, before 1970, on 29 February, year ends and missing."""
+    days = pd.Series(
+        pd.to_datetime(["1969-12-31", "1900-02-28", "2000-02-29", "2024-03-31", "2025-12-28", None])
+    )
+    days = pd.concat([days, pd.Series(pd.date_range("2023-12-25", periods=400, freq="D"))], ignore_index=True)
+    calendar = next(v for v in VIEWS.at("admission") if v.name == "calendar")
+    got = calendar.compute(pd.DataFrame({"admission_date": days}), FeatureContext())
+    index = pd.DatetimeIndex(days)
+    expected = pd.DataFrame(
+        {
+            "admission_month": index.month.astype("float64"),
+            "admission_quarter": index.quarter.astype("float64"),
+            "admission_weekday": index.weekday.astype("float64"),
+        }
+    )
+    pd.testing.assert_frame_equal(got, expected)

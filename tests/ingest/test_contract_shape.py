@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +105,10 @@ def test_canonical_column_casts_a_request_s_values() -> None:
     assert np.isnan(canonical_column([12.5, None], cost)[1])
     with pytest.raises(TypeError):
         canonical_column([30, 40.5], age)  # never truncated to a whole number
+    admitted = FIELD_BY_NAME["admission_date"]
+    for values in ([dt.date(2024, 2, 29), None], ["2024-02-29", None], [pd.Timestamp("2024-02-29"), None]):
+        found = canonical_column(values, admitted)  # a request's dates, text or timestamps: one answer
+        assert found.dtype == "datetime64[ns]" and str(found[0])[:10] == "2024-02-29" and np.isnat(found[1])
 
 
 def test_store_round_trip_keeps_every_dtype(cases: pd.DataFrame, tmp_path: Path) -> None:

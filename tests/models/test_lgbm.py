@@ -60,3 +60,23 @@ def test_frame_matrix_declines_what_it_cannot_convert(train) -> None:
     assert lgbm.frame_matrix(train[0].drop(columns="dept"), categories) is None
     matrix = lgbm.frame_matrix(train[0], categories)
     assert matrix is not None and matrix.dtype == np.float64 and matrix.shape == train[0].shape
+
+
+def test_one_conversion_shares_the_matrix_of_that_frame_only(train) -> None:
+    """Predictions and SHAP values of one feature frame convert it once inside ``one_conversion``; a
+    frame changed after the block, or another frame, is converted afresh."""
+    model = lgbm.regressor(TINY).fit(*train)
+    categories = model.booster_.pandas_categorical
+    X = frame(20, 5, ["a", "b"])
+    other = frame(20, 6, ["c"])
+    with lgbm.one_conversion(X):
+        first = lgbm.frame_matrix(X, categories)
+        assert lgbm.frame_matrix(X, categories) is first
+        assert lgbm.frame_matrix(other, categories) is not lgbm.frame_matrix(other, categories)
+        np.testing.assert_array_equal(lgbm.predict(model, X), model.predict(X))
+        np.testing.assert_array_equal(
+            lgbm.contributions(model, X)[0], model.predict(X, pred_contrib=True)[:, :-1]
+        )
+    assert lgbm.frame_matrix(X, categories) is not first
+    X["x"] = 0.0
+    np.testing.assert_array_equal(lgbm.predict(model, X), model.predict(X))

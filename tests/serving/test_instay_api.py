@@ -93,6 +93,47 @@ def test_a_stay_is_answered_as_its_watch_list_row(instay_world, world) -> None:
         assert explanation["reasons"] and answer.json()["model"]["name"] == "caselens-instay"
 
 
+def test_every_stay_in_hospital_alone_is_its_watch_list_row_every_field(instay_world, world) -> None:
+    """The one-stay path (the request's tables as columns, cut and pre-grouped with no frame per table)
+    against the batch path from the store (``caselens watch``: frames read from the store): every stay
+    in hospital on the day, every field of the watch list, and the same answer as in a batch."""
+    client, hospital, day, watched = instay_world
+    assert len(watched) >= 20  # enough stays to cover DRGs, departments, days and levels
+    bodies = [stay_body(hospital, c, day) for c in watched["case_id"]]
+    together = []
+    for start in range(0, len(bodies), 50):  # the service's max_batch
+        batch = client.post(
+            "/v1/predict/in-stay/batch",
+            json={"stays": bodies[start : start + 50]},
+            headers=head(world, "admin"),
+        )
+        assert batch.status_code == 200, batch.text
+        together += batch.json()["predictions"]
+    for body, (_, row), in_batch in zip(bodies, watched.iterrows(), together, strict=True):
+        answer = client.post("/v1/predict/in-stay", json=body, headers=head(world, "clinician"))
+        assert answer.status_code == 200, answer.text
+        got = answer.json()["prediction"]
+        assert got == in_batch
+        assert (got["case_id"], got["day_of_stay"], got["warning_level"]) == (
+            row["case_id"],
+            row["day_of_stay"],
+            row["warning_level"],
+        )
+        assert got["pregrouped_drg"] == (None if pd.isna(row["pregrouped_drg"]) else row["pregrouped_drg"])
+        for key in (
+            "cost_to_date",
+            "payment_standard",
+            "ratio_to_date",
+            "predicted_final_cost",
+            "overrun_probability",
+            "expected_overrun",
+        ):
+            expected = None if pd.isna(row[key]) else pytest.approx(float(row[key]), rel=1e-9, abs=1e-6)
+            assert got[key] == expected, (row["case_id"], key)
+        for end in ("lower", "upper"):
+            assert got["interval"][end] == pytest.approx(row[f"final_cost_{end}"], rel=1e-9, abs=1e-6)
+
+
 def test_keys_and_roles(instay_world, world) -> None:
     client, hospital, day, watched = instay_world
     body = stay_body(hospital, watched["case_id"].iloc[0], day)
