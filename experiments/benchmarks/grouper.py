@@ -93,13 +93,15 @@ def _measure_command(cases: int, repeats: int, folder: Path) -> str:
     _child([sys.executable, "-m", "cli.app", *generate], env)
     size_mb = source.stat().st_size / 1e6
     startup, _ = _child([sys.executable, "-m", "cli.app", "group", "--help"], env)
+    startup_cpu = startup[1] + startup[2]
     arguments = ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)]
     load = load_average()
     runs = []
     for _ in range(repeats):  # each run writes a new file, as the first does: not the unlinking of the last
         output.unlink(missing_ok=True)
         runs.append(_child([sys.executable, "-m", "cli.app", *arguments], env))
-    (wall, cpu), _ = min(runs, key=lambda r: r[0][0])
+    (wall, user, system, faults), _ = min(runs, key=lambda r: r[0][0])
+    cpu = user + system
     peak_mb = max(r[1] for r in runs)
     output_mb = output.stat().st_size / 1e6
     rate = cases / wall
@@ -119,17 +121,19 @@ def _measure_command(cases: int, repeats: int, folder: Path) -> str:
         "| measure | value |",
         "|---|---:|",
         f"| wall time, fastest of {repeats} | {wall:.2f} s |",
-        f"| CPU time (user + system) of that run | {cpu:.2f} s |",
-        f"| wall times of all runs | {', '.join(f'{w:.2f} s' for (w, _), _ in runs)} |",
+        f"| CPU time (user + system) of that run | {cpu:.2f} s ({user:.2f} + {system:.2f}) |",
+        f"| wall times of all runs | {', '.join(f'{w:.2f} s' for (w, *_), _ in runs)} |",
         f"| **cases per second (whole command, wall)** | **{rate:,.0f}** |",
         f"| cases per CPU second (whole command) | {cases / cpu:,.0f} |",
         f"| of which start-up (`caselens group --help`: interpreter and the command's imports) | "
-        f"{startup[0]:.2f} s wall, {startup[1]:.2f} s CPU |",
+        f"{startup[0]:.2f} s wall, {startup_cpu:.2f} s CPU |",
         f"| reference grouper (OpenDRG, grouping only, one core) | {REFERENCE_RATE:,} |",
         f"| speed-up of the whole command over the reference (grouping only) | "
         f"{rate / REFERENCE_RATE:,.0f}× |",
         f"| target (issue 18) | {TARGET_RATE:,}: {by_wall} it by wall time, {by_cpu} it by CPU time |",
         f"| peak memory (max RSS) of the command | {peak_mb:,.0f} MB |",
+        f"| minor page faults of that run (first touches of memory; system time per fault) | {faults:,} "
+        f"({system / max(faults, 1) * 1e6:.1f} µs) |",
         f"| Parquet written (floats uncompressed, the rest snappy) | {output_mb:,.0f} MB |",
         "",
         f"Load average before the command runs: {load:.1f}.",
@@ -138,9 +142,9 @@ def _measure_command(cases: int, repeats: int, folder: Path) -> str:
     return "\n".join(lines)
 
 
-def _child(command: list[str], env: dict[str, str]) -> tuple[tuple[float, float], float]:
-    """Run ``command`` to completion: ((wall seconds, CPU seconds user + system), its peak RSS in MB),
-    from the kernel's account of that one child (``wait4``)."""
+def _child(command: list[str], env: dict[str, str]) -> tuple[tuple[float, float, float, int], float]:
+    """Run ``command`` to completion: ((wall, user CPU, system CPU seconds, minor page faults), its peak
+    RSS in MB), from the kernel's account of that one child (``wait4``)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -150,7 +154,7 @@ def _child(command: list[str], env: dict[str, str]) -> tuple[tuple[float, float]
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise RuntimeError(f"{' '.join(command[2:4])} exited with {process.returncode}")
-    return (wall, usage.ru_utime + usage.ru_stime), usage.ru_maxrss / 1024
+    return (wall, usage.ru_utime, usage.ru_stime, usage.ru_minflt), usage.ru_maxrss / 1024
 
 
 def _measure(cases: int, repeats: int) -> str:
