@@ -11,7 +11,7 @@ import pandas as pd
 
 from casemix.cases import encode_cases
 from casemix.grouper import Grouper
-from casemix.lookups import Lookups
+from casemix.lookups import DICT_LOOKUP_BELOW, Lookups
 from casemix.tables import CodeTable
 from contract.fields import split_codes
 
@@ -82,3 +82,21 @@ def test_a_blank_principal_beside_other_codes_is_missing(grouper: Grouper) -> No
     ).astype({"principal_diagnosis": "string[pyarrow]", "other_diagnoses": "string[pyarrow]"})
     reasons = encode_cases(frame, grouper.lookups).reasons
     assert ["principal_diagnosis is missing" in r for r in reasons] == [True] * 4 + [False] * 2
+
+
+def test_a_few_codes_are_given_the_ids_many_are(grouper: Grouper) -> None:
+    """One case's codes go through a dict, a batch's through Arrow: the same ids, unknown codes too."""
+    vocabulary = grouper.lookups.diagnoses
+    known = vocabulary.codes.to_pylist()
+    codes = [known[0], "UNKNOWN.1", known[-1], known[len(known) // 2], "", known[7]]
+    many = codes * 100  # past the dict's limit
+    assert len(many) >= DICT_LOOKUP_BELOW
+    assert vocabulary.ids(many).tolist() == vocabulary.ids(codes).tolist() * 100
+    assert vocabulary.ids(codes).tolist() == [
+        0,
+        vocabulary.unknown,
+        len(known) - 1,
+        len(known) // 2,
+        vocabulary.unknown,
+        7,
+    ]
