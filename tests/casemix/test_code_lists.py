@@ -82,3 +82,18 @@ def test_a_blank_principal_beside_other_codes_is_missing(grouper: Grouper) -> No
     ).astype({"principal_diagnosis": "string[pyarrow]", "other_diagnoses": "string[pyarrow]"})
     reasons = encode_cases(frame, grouper.lookups).reasons
     assert ["principal_diagnosis is missing" in r for r in reasons] == [True] * 4 + [False] * 2
+
+
+def test_ids_of_few_codes_match_the_arrow_lookup(grouper: Grouper) -> None:
+    """Fewer codes than the vocabulary are looked up in a dict, more through Arrow: the same ids."""
+    vocabulary = grouper.lookups.diagnoses
+    known = vocabulary.codes.to_pylist()
+    codes = np.array([*known[::-1], "UNKNOWN.1", "", "j18.900"], dtype=object)  # more than it holds
+    by_arrow = vocabulary.ids(codes)
+    assert by_arrow.dtype == np.int32
+    assert by_arrow[: len(known)].tolist() == list(range(len(known)))[::-1]
+    assert by_arrow[len(known) :].tolist() == [vocabulary.unknown] * 3
+    for part in (codes[:1], codes[-5:], codes[100:2100]):
+        one_by_one = vocabulary.ids(part)
+        assert one_by_one.dtype == np.int32
+        assert one_by_one.tolist() == vocabulary.ids(np.concatenate([part, codes]))[: len(part)].tolist()
