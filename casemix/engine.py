@@ -26,7 +26,7 @@ import pandas as pd
 
 from casemix.cases import CANONICAL_COLUMNS, NUMBER_COLUMNS, REFERENCE_COLUMNS
 from casemix.grouper import OUTPUT_COLUMNS, Grouper
-from casemix.payment import BaseRate, PaymentRules, drg_cost, price_cases
+from casemix.payment import BaseRate, PaymentRules, drg_cost, price_cases, priced_columns
 from casemix.rw_table import read_weights, weights_source
 from casemix.tables import CasemixTables, load_tables
 from casemix.weights import calibrate_weights
@@ -268,6 +268,10 @@ class CasemixEngine:
         ``weights`` (default :meth:`weights` on ``grouped``)."""
         weights = weights if weights is not None else self.weights(grouped)
         return price_cases(grouped, self._priced_by(), weights)
+
+    def price_columns(self, grouped: pd.DataFrame, weights: pd.DataFrame) -> dict[str, object]:
+        """:meth:`price`'s payment columns by name, without the frame (``payment.priced_columns``)."""
+        return priced_columns(grouped, self._priced_by(), weights)
 
     def price_labelled(self, grouped: pd.DataFrame, weights: pd.DataFrame | None = None) -> pd.DataFrame:
         """:meth:`price` with ``weights_source`` on every row: whether the weights are the insurer's

@@ -102,9 +102,11 @@ class Grouper:
         }
         ambiguous = [_ambiguous_code(m) for m in self._ambiguous_at]
         self._ambiguous_index = {m: len(drgs) + i for i, m in enumerate(self._ambiguous_at)}
-        self._drg_codes = [*(d.code for d in drgs), *ambiguous, NO_DRG]
-        self._adrg_codes = [*(d.adrg for d in drgs), *ambiguous, NO_ADRG]
-        self._mdc_codes = [*(self.tables.mdc_of(d.adrg) for d in drgs), *self._ambiguous_at, NO_MDC]
+        # Arrow arrays made once: ``coded_text`` takes a batch's labels from them (made per call, the
+        # 629 DRG codes cost a one-stay grouping more than taking its label)
+        self._drg_codes = _labels([*(d.code for d in drgs), *ambiguous, NO_DRG])
+        self._adrg_codes = _labels([*(d.adrg for d in drgs), *ambiguous, NO_ADRG])
+        self._mdc_codes = _labels([*(self.tables.mdc_of(d.adrg) for d in drgs), *self._ambiguous_at, NO_MDC])
 
     @classmethod
     def for_rules(cls, rules: PaymentRules, tables: CasemixTables | None = None) -> Grouper:
@@ -120,8 +122,13 @@ class Grouper:
         """
         if isinstance(cases, pa.Table):
             return pa.Table.from_pandas(self.group_frame(cases.to_pandas(), translate_codes=translate_codes))
-        encoded = encode_cases(cases, self.lookups, translate_codes=translate_codes)
-        return pd.DataFrame(self._group(encoded), index=cases.index, copy=False)  # fresh arrays: no stacking
+        columns = self.group_columns(cases, translate_codes=translate_codes)
+        return pd.DataFrame(columns, index=cases.index, copy=False)  # fresh arrays: no stacking
+
+    def group_columns(self, cases: pd.DataFrame, *, translate_codes: bool = False) -> dict[str, Any]:
+        """:meth:`group_frame`'s columns by name, without the frame (a stay pre-grouped in a request
+        reads three of them)."""
+        return self._group(encode_cases(cases, self.lookups, translate_codes=translate_codes))
 
     def group_case(
         self,
@@ -290,6 +297,10 @@ class Grouper:
                 parts.append("no MDC's entry rule holds")
             reasons.append("; ".join(parts))
         return reasons
+
+
+def _labels(codes: list[str]) -> pa.Array:
+    return pa.array(codes, pa.large_string())
 
 
 def _ambiguous_code(mdc: str) -> str:

@@ -434,6 +434,12 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     distinct code (weight, coefficient, listing, scheme) is taken by code, so neither pandas'
     per-operation overhead (one row) nor repeated hashing of text (a million) dominates.
     """
+    return _with_columns(frame, priced_columns(frame, rules, weights))
+
+
+def priced_columns(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame) -> dict[str, object]:
+    """:func:`price_cases`' payment columns by name, without the frame around them (a caller reading
+    one or two columns of a stay's price skips copying the grouped frame's)."""
     _check_input(frame, rules)
     cost = _floats(frame["total_cost"])
     inside = _drg_cost(frame, rules)
@@ -495,7 +501,7 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
     margin_on_cost = payment - estimated if rules.cost_to_charge is not None else estimated  # (NaN)
     with np.errstate(divide="ignore", invalid="ignore"):
         cost_to_standard = inside / standard_paid
-    priced = {
+    return {
         "rw": rw,
         "scheme": coded_text([*(s.name for s in rules.schemes), None], scheme),
         "payment_method": coded_text(
@@ -521,7 +527,6 @@ def price_cases(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFrame)
         "estimated_cost": estimated,
         "margin_on_cost": margin_on_cost,
     }
-    return _with_columns(frame, priced)
 
 
 def _with_columns(frame: pd.DataFrame, added: dict[str, object]) -> pd.DataFrame:

@@ -94,15 +94,15 @@ class Pregrouper:
             },
             index=index,
         )
-        grouped = self.engine.grouper.group_frame(partial)  # partial records: not remembered
-        priced = self.engine.price(self._pricing_frame(records, grouped, index), self.weights)
+        grouped = self.engine.grouper.group_columns(partial)  # partial records: not remembered
+        priced = self.engine.price_columns(self._pricing_frame(records, grouped, index), self.weights)
         status = grouped["status"].to_numpy(dtype=object)
-        standard = priced["standard_payment"].to_numpy(dtype=np.float64)
+        standard = np.asarray(priced["standard_payment"], dtype=np.float64)
         return {
             "pregroup_status": status,
             "pregroup_drg": grouped["drg"].to_numpy(dtype=object),
             "pregroup_adrg": grouped["adrg"].to_numpy(dtype=object),
-            "pregroup_rw": priced["rw"].to_numpy(dtype=np.float64),
+            "pregroup_rw": np.asarray(priced["rw"], dtype=np.float64),
             "payment_standard": np.where(status == "grouped", standard, np.nan),
         }
 
@@ -123,7 +123,7 @@ class Pregrouper:
         days = np.maximum(days, low)
         return days if np.isnat(high) else np.minimum(days, high)
 
-    def _pricing_frame(self, records: Records, grouped: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    def _pricing_frame(self, records: Records, grouped: dict[str, Any], index: pd.Index) -> pd.DataFrame:
         """What ``price_cases`` reads, for a stay not yet discharged: the day cut at stands for the
         discharge date (the rules in force), the days so far for the stay, no charges outside the DRG.
         Only the standard is used, which depends on neither cost nor stay."""

@@ -449,15 +449,19 @@ def principal_and_others(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     return principal, others
 
 
-def coded_text(labels: Sequence[str | None], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+def coded_text(
+    labels: Sequence[str | None] | pa.Array, codes: np.ndarray
+) -> pd.api.extensions.ExtensionArray:
     """``labels[codes]`` as a ``TEXT`` array (None is missing; a negative code counts from the end, as
-    NumPy's indexing does), taken in Arrow from the few labels.
+    NumPy's indexing does), taken in Arrow from the few labels (given as an Arrow ``large_string``
+    array when they are fixed, made once).
 
     A NumPy object column of a million labels cost ~40 ms more to write to Parquet than to build, per
     column: Arrow converts it string by string.
     """
     codes = np.where(codes < 0, codes + len(labels), codes)
-    return pd.arrays.ArrowStringArray(pa.array(labels, pa.large_string()).take(pa.array(codes)))
+    labels = labels if isinstance(labels, pa.Array) else pa.array(labels, pa.large_string())
+    return pd.arrays.ArrowStringArray(labels.take(pa.array(codes)))
 
 
 def store_dtypes() -> dict[str, object]:
