@@ -7,7 +7,9 @@ as much as the service itself). Two shapes of load:
 
 * open loop (``paced``): request i is due at start + i / rate whatever happened before; its latency
   counts from when it was due, so a stalled server cannot hide its queue (wrk2's correction for
-  coordinated omission). A due request with no idle connection opens a new one.
+  coordinated omission). A due request takes the kept-alive connection idle longest, as requests
+  from many ward PCs spread over a server's workers (taking the most recently idle one sent 70–100%
+  of them to one worker of two); with no idle connection it opens a new one.
 * closed loop (``saturate``): N connections send back to back; the request rate is the throughput.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,11 +119,11 @@ class _Connection:
 async def _paced(url: str, requests: list[bytes], rate: float, seconds: float, name: str) -> Load:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    load, idle = Load(name), [await _Connection.open(host, port) for _ in range(4)]
+    load, idle = Load(name), deque([await _Connection.open(host, port) for _ in range(4)])
     total = int(rate * seconds)
 
     async def one(i: int, due: float) -> None:
-        connection = idle.pop() if idle else None
+        connection = idle.popleft() if idle else None
         status = 0
         for _ in range(2):  # a kept-alive connection the server has closed meanwhile: once more
             try:
