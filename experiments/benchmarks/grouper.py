@@ -23,6 +23,7 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_variable] = "1"
 
+import multiprocessing  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -105,7 +106,8 @@ def _measure_command(cases: int, repeats: int, folder: Path) -> str:
     cpu = user + system
     peak_mb = max(r[1] for r in runs)
     output_mb = output.stat().st_size / 1e6
-    stages = _stages(source, folder / "staged.parquet")
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh process: this one stays small
+        stages = pool.apply(_stages, (source, folder / "staged.parquet"))
     rate = cases / wall
     verdict = {True: "meets", False: "misses"}
     by_wall, by_cpu = verdict[rate >= TARGET_RATE], verdict[cases / cpu >= TARGET_RATE]
