@@ -30,7 +30,7 @@ from casemix.lookups import Lookups
 from casemix.rules import complication_counts, rule_holds, split_holds
 from casemix.tables import CasemixTables, Entry, load_tables
 from casemix.trace import Trace
-from contract.fields import coded_text, join_codes
+from contract.fields import coded_text, join_codes, text_labels
 
 if TYPE_CHECKING:
     from casemix.payment import PaymentRules
@@ -52,7 +52,7 @@ PROCEDURE_CONDITIONS = frozenset(
     }
 )
 OUTPUT_COLUMNS = ("status", "reason", "mdc", "adrg", "drg", "mcc_count", "cc_count")
-_STATUSES = ("grouped", "ungroupable", "invalid")
+_STATUSES = text_labels(["grouped", "ungroupable", "invalid"])
 
 
 class GroupResult(BaseModel):
@@ -102,11 +102,11 @@ class Grouper:
         }
         ambiguous = [_ambiguous_code(m) for m in self._ambiguous_at]
         self._ambiguous_index = {m: len(drgs) + i for i, m in enumerate(self._ambiguous_at)}
-        # Arrow arrays made once: ``coded_text`` takes a batch's labels from them (made per call, the
-        # 629 DRG codes cost a one-stay grouping more than taking its label)
-        self._drg_codes = _labels([*(d.code for d in drgs), *ambiguous, NO_DRG])
-        self._adrg_codes = _labels([*(d.adrg for d in drgs), *ambiguous, NO_ADRG])
-        self._mdc_codes = _labels([*(self.tables.mdc_of(d.adrg) for d in drgs), *self._ambiguous_at, NO_MDC])
+        self._drg_codes = text_labels([*(d.code for d in drgs), *ambiguous, NO_DRG])
+        self._adrg_codes = text_labels([*(d.adrg for d in drgs), *ambiguous, NO_ADRG])
+        self._mdc_codes = text_labels(
+            [*(self.tables.mdc_of(d.adrg) for d in drgs), *self._ambiguous_at, NO_MDC]
+        )
 
     @classmethod
     def for_rules(cls, rules: PaymentRules, tables: CasemixTables | None = None) -> Grouper:
@@ -297,10 +297,6 @@ class Grouper:
                 parts.append("no MDC's entry rule holds")
             reasons.append("; ".join(parts))
         return reasons
-
-
-def _labels(codes: list[str]) -> pa.Array:
-    return pa.array(codes, pa.large_string())
 
 
 def _ambiguous_code(mdc: str) -> str:

@@ -453,15 +453,21 @@ def coded_text(
     labels: Sequence[str | None] | pa.Array, codes: np.ndarray
 ) -> pd.api.extensions.ExtensionArray:
     """``labels[codes]`` as a ``TEXT`` array (None is missing; a negative code counts from the end, as
-    NumPy's indexing does), taken in Arrow from the few labels (given as an Arrow ``large_string``
-    array when they are fixed, made once).
+    NumPy's indexing does), taken in Arrow from the few labels (fixed ones made once by
+    :func:`text_labels`).
 
     A NumPy object column of a million labels cost ~40 ms more to write to Parquet than to build, per
     column: Arrow converts it string by string.
     """
     codes = np.where(codes < 0, codes + len(labels), codes)
-    labels = labels if isinstance(labels, pa.Array) else pa.array(labels, pa.large_string())
+    labels = labels if isinstance(labels, pa.Array) else text_labels(labels)
     return pd.arrays.ArrowStringArray(labels.take(pa.array(codes)))
+
+
+def text_labels(labels: Sequence[str | None]) -> pa.Array:
+    """Labels as :func:`coded_text` takes them, for labels fixed at start (a grouper's 629 DRG codes
+    cost a one-stay grouping more to convert than to take its label)."""
+    return pa.array(labels, pa.large_string())
 
 
 def store_dtypes() -> dict[str, object]:

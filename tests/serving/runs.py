@@ -42,6 +42,22 @@ def tiny_instay_config() -> dict:
     return config
 
 
+def store_and_watch(hospital: Any, settings: Settings) -> tuple[pd.Timestamp, pd.DataFrame]:
+    """Store the demo hospital (abstracts, daily charges, in-stay records) in ``settings``' store, train
+    the tiny in-stay champion on it and score the watch list of its last day: (that day, the list)."""
+    write_cases(hospital.cases, settings.store_dir)
+    write_table("charges", hospital.charges, settings.store_dir)
+    write_table("inpatients", hospital.inpatients, settings.store_dir)
+    task = get_task("instay")
+    data = instay_data(task, hospital.cases, hospital.inpatients, hospital.charges, settings)
+    with mlflow_uris(settings.mlflow_uri):  # the registry too: an earlier app pinned another one
+        train(task, data, tiny_instay_config(), settings)
+        day = hospital.cases["discharge_date"].max()
+        policy = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config))
+        watched = watch_day(champion(settings.mlflow_uri), day, None, policy, settings.store_dir)
+    return day, watched
+
+
 @dataclass
 class RunsWorld:
     settings: Settings
@@ -69,16 +85,7 @@ def build_runs_world(hospital: Any, world_cases: pd.DataFrame, root: Any) -> Run
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         get_settings.cache_clear()  # whatever reads the settings follows the patched data folder
         settings = Settings(data_dir=data_dir)
-        write_cases(hospital.cases, settings.store_dir)
-        write_table("charges", hospital.charges, settings.store_dir)
-        write_table("inpatients", hospital.inpatients, settings.store_dir)
-        task = get_task("instay")
-        data = instay_data(task, hospital.cases, hospital.inpatients, hospital.charges, settings)
-        with mlflow_uris(settings.mlflow_uri):  # the registry too: an earlier app pinned another one
-            train(task, data, tiny_instay_config(), settings)
-            day = hospital.cases["discharge_date"].max()
-            policy = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config))
-            watched = watch_day(champion(settings.mlflow_uri), day, None, policy, settings.store_dir)
+        day, watched = store_and_watch(hospital, settings)
         write_watch(watched, day, None, data_dir / "reports")
         priced = price_history(world_cases)
         run_surplus_forecast(priced, 2, data_dir / "forecast", n_draws=50, origins=2, top=5)

@@ -15,19 +15,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from casemix.payment import PaymentRules
 from contract.settings import Settings, get_settings
 from experiments.benchmarks.instay_serving import stay_body
-from models.tasks import get_task
-from models.watch_list import WarningPolicy
-from pipelines.instay import instay_data
-from pipelines.store import write_cases, write_table
-from pipelines.training.run import train
-from pipelines.watch import champion, watch_day
 from serving.app import create_app
 from serving.config import ServingSettings
 from serving.registry import mlflow_uris
-from tests.serving.runs import tiny_instay_config
+from tests.serving.runs import store_and_watch
 
 pytestmark = pytest.mark.slow
 
@@ -43,16 +36,7 @@ def instay_world(demo_hospital, world, tmp_path_factory):
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         get_settings.cache_clear()  # the store and the registry follow the patched data folder
         settings = Settings(data_dir=data_dir)
-        write_cases(hospital.cases)
-        write_table("charges", hospital.charges)
-        write_table("inpatients", hospital.inpatients)
-        task = get_task("instay")
-        data = instay_data(task, hospital.cases, hospital.inpatients, hospital.charges, settings)
-        with mlflow_uris(settings.mlflow_uri):  # the registry too: an earlier app pinned another one
-            train(task, data, tiny_instay_config(), settings)
-            day = hospital.cases["discharge_date"].max()
-            policy = WarningPolicy.from_rules(PaymentRules.load(settings.payment_config))
-            watched = watch_day(champion(settings.mlflow_uri), day, None, policy)
+        day, watched = store_and_watch(hospital, settings)
         app = create_app(settings, ServingSettings(api_keys=str(world.keys_path), max_batch=50))
         with TestClient(app) as client:
             yield client, hospital, day, watched
