@@ -171,8 +171,8 @@ def _price(cases: pd.DataFrame, engine: CasemixEngine) -> pd.DataFrame:
 
 
 def _typed(cases: pd.DataFrame) -> pd.DataFrame:
-    """Contract date, number and yes/no columns read as text, converted; a bad value names its column
-    (and, for a yes/no, its row): "false" must not count as true, as any non-empty text would."""
+    """Contract date, number and yes/no columns read as text, converted; a bad value names its row and
+    column: "false" must not count as true, as any non-empty text would."""
     converted = {}
     for name in cases.columns:
         field = FIELD_BY_NAME.get(name)
@@ -183,10 +183,14 @@ def _typed(cases: pd.DataFrame) -> pd.DataFrame:
             continue
         text = cases[name].astype(object).where(cases[name].notna() & (cases[name] != ""), None)
         parse = pd.to_datetime if field.kind == "date" else pd.to_numeric
-        try:
-            converted[name] = parse(text)
-        except (ValueError, TypeError) as error:
-            raise InputError(f"column {name}: {error}") from None
+        parsed = parse(text, errors="coerce")
+        bad = parsed.isna().to_numpy() & text.notna().to_numpy()
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            kind = "date" if field.kind == "date" else "number"
+            value, count = text.iloc[first], int(bad.sum())
+            raise InputError(f"row {cases.index[first]}: {name} {value!r} is not a {kind} ({count} rows)")
+        converted[name] = parsed
     return cases.assign(**converted)
 
 

@@ -199,6 +199,28 @@ def test_a_bad_yes_no_value_names_row_and_column(demo_hospital, tmp_path: Path) 
     )
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("age_years", "old", "row 4: age_years 'old' is not a number (1 rows)"),
+        ("discharge_date", "2024-02-30", "row 4: discharge_date '2024-02-30' is not a date (1 rows)"),
+    ],
+)
+def test_a_bad_number_or_date_names_row_and_column(
+    demo_hospital, tmp_path: Path, column, value, message
+) -> None:
+    cases = demo_hospital.cases.head(50).astype({column: object})
+    cases.loc[4, column] = value
+    source = tmp_path / "cases.csv"
+    cases.to_csv(source, index=False)
+    result = runner.invoke(
+        app, ["group", str(source), "-o", str(tmp_path / "o.csv"), "--payment", str(DEFAULT_RULES)]
+    )
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_the_command_line_starts_without_the_machine_learning_stack() -> None:
     """Start-up is part of every `caselens group` run: scikit-learn alone took a second of CPU to import,
     Dask's dataframe 0.4 s (loaded only by a command that goes to a cluster)."""
