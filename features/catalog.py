@@ -14,6 +14,7 @@ import pandas as pd
 from casemix.cases import CANONICAL_INPUT_COLUMNS
 from contract.fields import COST_CATEGORIES, FIELD_BY_NAME
 from features import codes, comorbidity
+from features.encoding import factorize_column
 from features.history import WINDOWS
 from features.view import Feature, FeatureContext, FeatureView, ViewRegistry
 
@@ -29,7 +30,7 @@ def _code_text(values: pd.Series) -> np.ndarray:
 
     The helpers return arrays, not Series: a view's frame is built from them once, and a Series per
     column is pandas' per-call cost that a single served case pays in full."""
-    positions, distinct = pd.factorize(values.array, use_na_sentinel=True)  # (a Series' costs twice)
+    positions, distinct = factorize_column(values)
     kind = distinct.dtype
     if pd.api.types.is_integer_dtype(kind) or pd.api.types.is_float_dtype(kind):
         # Numeric codes (what store frames hold) are read in plain Python: the same text as below

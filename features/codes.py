@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contract.fields import code_lists
+from features.encoding import factorize_column
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -42,9 +43,7 @@ def _on_distinct(codes: Codes, rollup) -> Codes:
     a dictionary lookup per code instead of a pass of pandas string operations. Codes given as an
     array come back as one (no Series around a served case's codes).
     """
-    positions, distinct = pd.factorize(
-        codes.array if isinstance(codes, pd.Series) else codes, use_na_sentinel=True
-    )
+    positions, distinct = factorize_column(codes)
     distinct = np.asarray(distinct, dtype=object)
     if len(distinct) <= _SMALL:
         rolled = _remembered(distinct, rollup)

@@ -10,6 +10,7 @@ categorical handling requires. A missing value stays missing (NaN), which LightG
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,13 +49,25 @@ def apply_levels(values: pd.Series, levels: list[str]) -> pd.Series:
     return pd.Series(encode_levels(values, levels), index=values.index, name=values.name)
 
 
+def factorize_column(
+    values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArray,
+) -> tuple[np.ndarray, Any]:
+    """``pd.factorize`` of a column's own array (codes, distinct values; -1 where missing).
+
+    A Series' factorize costs a single case twice the work; a NumPy-backed Series' ``.array`` is a
+    wrapper pandas deprecates factorizing, so its NumPy array is taken instead."""
+    if isinstance(values, pd.Series):
+        values = values.array
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        values = values.to_numpy()
+    return pd.factorize(values, use_na_sentinel=True)
+
+
 def encode_levels(values: pd.Series, levels: list[str] | tuple[str, ...]) -> pd.Categorical:
     """:func:`apply_levels` without the Series around it (the categorical, positionally aligned)."""
     dtype, position = _levels_dtype(tuple(levels))
     other = len(position) - 1
-    # On the column's own array: factorizing a Series costs a single case twice the work.
-    array = values.array if isinstance(values, pd.Series) else values
-    codes_of, distinct = pd.factorize(array, use_na_sentinel=True)
+    codes_of, distinct = factorize_column(values)
     # Each distinct value read as text (what ``Index.astype(str)`` gives), looked up once; a dict
     # lookup per distinct value has no per-call pandas overhead, which dominates for a single case.
     lookup = np.fromiter(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.encoding import OTHER, apply_levels, learn_levels
+from features.encoding import OTHER, apply_levels, encode_levels, factorize_column, learn_levels
 from features.pipeline import CaseFeatures, FeatureInputError
 
 
@@ -75,3 +76,18 @@ def test_bad_input_names_the_field_and_row(hospital: pd.DataFrame) -> None:
         model.transform(hospital.head(3).assign(case_id=["a", "b", "a"]))
     with pytest.raises(ValueError, match="stage"):
         CaseFeatures("settlement").fit(hospital)
+
+
+@pytest.mark.parametrize("dtype", [object, "float64", "string[pyarrow]"])
+def test_levels_of_any_column_without_pandas_deprecations(dtype) -> None:
+    """A NumPy-backed column's ``.array`` is a wrapper pandas deprecates factorizing (a FutureWarning on
+    every training run of the demo): the codes must come without it, the same as from the Series."""
+    values = pd.Series(["1", "2", None, "1"] if dtype != "float64" else [1.0, 2.0, None, 1.0], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        codes, distinct = factorize_column(values)
+        encoded = encode_levels(values, ["1", "1.0"])
+    expected_codes, expected = pd.factorize(values, use_na_sentinel=True)
+    assert codes.tolist() == expected_codes.tolist() and list(distinct) == list(expected)
+    first = "1.0" if dtype == "float64" else "1"
+    assert [str(v) for v in encoded] == [first, OTHER, "nan", first]
