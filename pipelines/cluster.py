@@ -12,6 +12,7 @@ cluster filesystem across machines).
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -42,17 +43,22 @@ def connect(address: str | Any) -> Iterator[Any]:
     from distributed import Client
 
     shown = mask_credentials(str(getattr(address, "scheduler_address", address)))
+    failure = None
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except ValueError:  # Dask's message repeats the address as given, credentials included
-        raise ConfigError(
-            f"cannot reach the Dask scheduler {shown}: not an address Dask reads (tcp://HOST:PORT)"
-        ) from None
+        failure = "not an address Dask reads (tcp://HOST:PORT)"
     except (OSError, TimeoutError) as error:
-        raise ConfigError(
-            f"cannot reach the Dask scheduler {shown}: {error}; start one with `dask scheduler` "
-            "(and `dask worker` on each machine) or leave --scheduler and CASELENS_DASK_SCHEDULER unset"
-        ) from None
+        failure = (
+            f"{error}; start one with `dask scheduler` (and `dask worker` on each machine) or leave "
+            "--scheduler and CASELENS_DASK_SCHEDULER unset"
+        )
+    if failure is not None:
+        # The client Dask could not start closes itself when collected. Collected at some later
+        # moment, inside the next Client's start, its close waited for ever on that start's loop
+        # (a CI run hung there): once the error that held it is gone, collect it now.
+        gc.collect()
+        raise ConfigError(f"cannot reach the Dask scheduler {shown}: {failure}")
     log.info("Dask cluster %s: %d workers", shown, len(client.scheduler_info().get("workers", {})))
     # One line per shuffle at WARNING ("initialized", "deactivated") is routine, not a warning.
     logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pandas as pd
@@ -131,3 +132,16 @@ def test_casemix_report_on_cluster_equals_in_process(
     expected, found = pd.read_csv(tmp_path / "local.csv"), pd.read_csv(tmp_path / "cluster.csv")
     assert expected["cases"].sum() == 2_400 and len(expected) > 4
     pd.testing.assert_frame_equal(found, expected, rtol=1e-9)
+
+
+def test_a_client_that_could_not_connect_is_gone_before_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask closes such a client when it is collected; collected later, inside the next connection's
+    start, that close hung the test run. Nothing of it may outlive the error."""
+    from distributed import Client
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", "1s")
+    gc.collect()
+    before = {id(o) for o in gc.get_objects() if isinstance(o, Client)}
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"), connect("tcp://127.0.0.1:9"):
+        pass
+    assert [o for o in gc.get_objects() if isinstance(o, Client) and id(o) not in before] == []
