@@ -17,6 +17,9 @@ only on the rows given (a Dask partition holding whole patients gives the same a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -138,6 +141,11 @@ class StayIndex:
         A query whose patient has no stay here has no history; a query admitted before the earliest
         stay here sees none of them.
         """
+        return pd.DataFrame(self.feature_columns(queries), index=queries.index)
+
+    def feature_columns(self, queries: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """:meth:`features` by column name, of queries given by column (``case_id``, ``patient_id``,
+        ``admission_date``) or as a frame: what the feature views read, with no frame around it."""
         patient = self.patients.get_indexer(queries["patient_id"]).astype(np.int64)
         days = day_numbers(queries["admission_date"])
         query_self = self.cases.get_indexer(queries["case_id"])
@@ -162,7 +170,7 @@ class StayIndex:
         seen_conditions = self.cum_conditions[hi] - self.cum_conditions[start] - own
         columns: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
         columns["prior_condition_mask"] = bits_mask(seen_conditions)
-        return pd.DataFrame(columns, index=queries.index)
+        return columns
 
 
 def _filled(values: pd.Series, fill: float) -> np.ndarray:

@@ -149,7 +149,7 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         rules = self.rules if self.rules is not None else _configured_rules()
         self.weights_ = Pregrouper.for_rules(rules, history).weights
         raw = self._instay(frame)
-        self.levels_ = {c: learn_levels(raw[c], self.min_category_count) for c in _CATEGORICAL}
+        self.levels_ = {c: learn_levels(pd.Series(raw[c]), self.min_category_count) for c in _CATEGORICAL}
         self.feature_names_out_ = [*self.admission_.feature_names_out_, *raw]
         return self
 
@@ -161,7 +161,7 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         for name, column in self._instay(frame).items():
             levels = self.levels_.get(name)
             columns[name] = (
-                encode_levels(column, levels) if levels is not None else column.to_numpy(dtype=np.float64)
+                encode_levels(column, levels) if levels is not None else np.asarray(column, dtype=np.float64)
             )
         return pd.DataFrame(columns, index=frame.index)
 
@@ -193,14 +193,18 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
             return pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)
         return pd.DataFrame({**frame, **added}, index=_index(frame))
 
-    def _instay(self, frame: pd.DataFrame) -> dict[str, pd.Series]:
-        """The in-stay views' raw columns by name, in declaration order."""
+    def _instay(self, frame: pd.DataFrame) -> dict[str, Any]:
+        """The in-stay views' raw columns by name, in declaration order; each view reads the cut's
+        columns it declares (:data:`features.view.Columns`, no frame of them)."""
         missing = [c for c in _SOURCES if c not in frame.columns]
         if missing:
             raise InputError(f"in-stay rows lack column(s) {', '.join(missing)}: cut them first")
         cut = self.pregroup(frame)
         context = FeatureContext()
-        return {name: column for view in INSTAY_VIEWS for name, column in view.compute(cut, context).items()}
+        columns: dict[str, Any] = {}
+        for view in INSTAY_VIEWS:
+            columns |= view.compute({name: cut[name].array for name in view.sources}, context)
+        return columns
 
     def _pregrouper(self) -> Pregrouper:
         """Built once per process from the rules and the fitted weights (the grouper is not pickled)."""

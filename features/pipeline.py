@@ -22,8 +22,8 @@ from contract.errors import ConfigError, InputError
 from contract.fields import DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
 from features.catalog import VIEWS
 from features.encoding import encode_levels, learn_levels, level_counts, levels_from_counts
-from features.history import StayIndex, history_features
-from features.view import FeatureContext, FeatureView
+from features.history import StayIndex
+from features.view import Columns, FeatureContext, FeatureView
 
 EVENT_COLUMNS = (
     "case_id",
@@ -80,15 +80,21 @@ def canonical_view(
     A column in ``needed`` that the contract marks required must be present; key fields must also be
     non-null on every row.
     """
+    return pd.DataFrame(canonical_columns(cases, columns, needed, what), index=cases.index, copy=True)
+
+
+def canonical_columns(
+    cases: pd.DataFrame, columns: tuple[str, ...], needed: set[str], what: str
+) -> dict[str, Any]:
+    """:func:`canonical_view`'s columns by name (the feature views' input, :data:`features.view.Columns`):
+    the input's own arrays where nothing changes (not copies: views never change their input)."""
     present = set(cases.columns)
     missing = sorted(
         c for c in needed if c not in present and c in FIELD_BY_NAME and FIELD_BY_NAME[c].required
     )
     if missing:
         raise FeatureInputError(f"{what}: required column(s) missing: {', '.join(missing)}")
-    # Built in one go from the columns' arrays (a copy, like ``cases[...].copy()``) rather than by
-    # inserting columns one by one: the same frame, without the per-insert cost that dominates for
-    # a one-case request. Column order: the present columns, then the absent ones, as before.
+    # Column order: the present columns, then the absent ones.
     data: dict[str, Any] = {}
     for name in columns:
         if name in present:
@@ -118,7 +124,7 @@ def canonical_view(
         if "los_days" in columns and "los_days" not in data:
             stay = los_days(data["admission_date"], data["discharge_date"])
             data["los_days"] = stay.astype("Int64").array
-    return pd.DataFrame(data, index=cases.index, copy=True)
+    return data
 
 
 def event_frame(cases: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -180,10 +186,8 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         transformer that puts its own features beside them in one frame (``InstayFeatures``)."""
         check_is_fitted(self, "levels_")
         parts = self._parts(cases, history, self._views())
-        if not parts:  # nothing to encode: the same error as concatenating no views
-            self._encode(pd.concat(parts, axis=1))
-        # Encoded straight from the views' frames: the same columns as ``_encode(_raw(...))`` without
-        # concatenating them first (every part has the cases' index, so nothing is realigned).
+        # Encoded straight from the views' columns: the same columns as ``_encode(_raw(...))``
+        # without a frame of them first.
         return self._encoded({name: column for part in parts for name, column in part.items()})
 
     def category_counts(self, cases: pd.DataFrame) -> dict[str, pd.Series]:
@@ -232,7 +236,10 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         )
         if unknown:
             raise ConfigError(f"exclude names no view or feature: {sorted(unknown)}")
-        return [v for v in VIEWS.at(self.stage) if v.name not in self.exclude]
+        views = [v for v in VIEWS.at(self.stage) if v.name not in self.exclude]
+        if not views:
+            raise ConfigError(f"exclude leaves no feature view: {sorted(self.exclude)}")
+        return views
 
     def _names(self, views: list[FeatureView]) -> list[str]:
         return [n for v in views for n in v.names if n not in self.exclude]
@@ -240,13 +247,16 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
     def _raw(
         self, cases: pd.DataFrame, history: pd.DataFrame | None, views: list[FeatureView]
     ) -> pd.DataFrame:
-        raw = pd.concat(self._parts(cases, history, views), axis=1)
-        return raw.drop(columns=[c for c in raw.columns if c in self.exclude])
+        parts = self._parts(cases, history, views)
+        columns = {
+            name: column for part in parts for name, column in part.items() if name not in self.exclude
+        }
+        return pd.DataFrame(columns, index=cases.index)
 
     def _parts(
         self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None, views: list[FeatureView]
-    ) -> list[pd.DataFrame]:
-        """Each view's raw frame (declared columns, one row per case, the cases' index)."""
+    ) -> list[Columns]:
+        """Each view's raw columns (declared names, in order, one value per case)."""
         if not isinstance(cases, pd.DataFrame):
             raise FeatureInputError(f"cases must be a pandas DataFrame, not {type(cases).__name__}")
         names = {v.name for v in views}
@@ -254,7 +264,9 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         if names & set(_NEEDS_PRIOR):
             needed |= {"case_id", "patient_id", "admission_date"}
         frames = {
-            stage: canonical_view(cases, _known_columns(stage), needed & set(_known_columns(stage)), "cases")
+            stage: canonical_columns(
+                cases, _known_columns(stage), needed & set(_known_columns(stage)), "cases"
+            )
             for stage in {v.stage for v in views}
         }
         context = FeatureContext(
@@ -268,16 +280,19 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         parts = []
         for view in views:
             part = view.compute(frames[view.stage], context)
-            if list(part.columns) != view.names or len(part) != len(cases):
+            if list(part) != view.names:
+                raise RuntimeError(f"view '{view.name}' returned columns {list(part)}, not its declaration")
+            short = next((name for name in view.names if len(part[name]) != len(cases)), None)
+            if short is not None:
                 raise RuntimeError(
-                    f"view '{view.name}' returned columns {list(part.columns)}, not its declaration"
+                    f"view '{view.name}' returned {len(part[short])} rows of '{short}', not {len(cases)}"
                 )
             parts.append(part)
         return parts
 
     def _prior(
-        self, visible: pd.DataFrame, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None
-    ) -> pd.DataFrame:
+        self, visible: Columns, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None
+    ) -> Columns:
         """History features of ``visible``; ``history`` is cut to its patients, so a one-case request
         against the whole store costs that patient's stays, not the store's.
 
@@ -285,11 +300,11 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         the cases' own earlier stays included (the service's index over its case store, for requests
         of one case per patient).
         """
-        repeated = visible["case_id"].duplicated() if len(visible) > 1 else np.zeros(len(visible), bool)
+        repeated = pd.Index(visible["case_id"]).duplicated() if len(cases) > 1 else np.zeros(len(cases), bool)
         if repeated.any():
-            raise FeatureInputError(f"cases: case_id of row {_row(visible, repeated)} repeats an earlier row")
+            raise FeatureInputError(f"cases: case_id of row {_row(cases, repeated)} repeats an earlier row")
         if isinstance(history, StayIndex):
-            return history.features(visible)
+            return history.feature_columns(visible)
         events = [event_frame(cases, "cases")]
         if history is not None:
             if "patient_id" in history.columns:
@@ -297,9 +312,9 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
                 if not mine.all():  # (a history already cut to these patients is used as it is)
                     history = history[mine]
             events.append(event_frame(history, "history"))
-        # ``visible`` serves as the queries as it is: history_features reads only its case_id,
-        # patient_id and admission_date columns and its index.
-        return history_features(visible, pd.concat(events, ignore_index=True))
+        # ``visible`` serves as the queries as it is: the index reads only its case_id, patient_id
+        # and admission_date columns.
+        return StayIndex(pd.concat(events, ignore_index=True)).feature_columns(visible)
 
     def _tables(self) -> Any:
         return self._casemix().tables
@@ -329,18 +344,14 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         return pd.DataFrame(self._encoded(raw), index=raw.index)
 
     def _encoded(self, raw: Any) -> dict[str, Any]:
-        """The model's columns (name -> array) from raw feature columns (a frame or a name -> Series
-        mapping)."""
+        """The model's columns (name -> array) from raw feature columns (a frame or :data:`Columns`)."""
         out: dict[str, Any] = {}
         for name in self.feature_names_out_:
             levels = self.levels_.get(name)
             column = raw[name]
-            if levels is not None:
-                out[name] = encode_levels(column, levels)
-            elif column.dtype == np.float64:
-                out[name] = column.to_numpy()
-            else:
-                out[name] = column.astype("float64").to_numpy()
+            out[name] = (
+                encode_levels(column, levels) if levels is not None else np.asarray(column, np.float64)
+            )
         return out
 
 

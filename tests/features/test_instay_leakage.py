@@ -11,12 +11,12 @@ import pytest
 from contract.fields import COST_CATEGORIES
 from features.instay import InstayFeatures, cut_columns, cut_stays, in_hospital, sample_cuts
 from features.pipeline import CaseFeatures
-from features.view import Feature, FeatureStageError, FeatureView
+from features.view import Columns, Feature, FeatureStageError, FeatureView
 from pipelines.demo import DemoHospital, generate_demo
 
 
-def _empty(cases: pd.DataFrame, context: object) -> pd.DataFrame:
-    return pd.DataFrame(index=cases.index)
+def _empty(cases: Columns, context: object) -> Columns:
+    return {}
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import pytest
 from contract.fields import STAGE_ORDER
 from features.catalog import VIEWS
 from features.pipeline import CaseFeatures
-from features.view import Feature, FeatureContext, FeatureStageError, FeatureView, field_stage
+from features.view import Columns, Feature, FeatureContext, FeatureStageError, FeatureView, field_stage
 
 
-def _empty(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    return pd.DataFrame(index=cases.index)
+def _empty(cases: Columns, context: FeatureContext) -> Columns:
+    return {}
 
 
 def test_a_feature_reading_a_later_field_fails_at_declaration() -> None:
@@ -70,8 +70,8 @@ def test_views_only_see_columns_of_their_stage(
     for name in ("demographics", "costs"):
         view = VIEWS[name]
 
-        def spy(cases: pd.DataFrame, context: FeatureContext, view: FeatureView = view) -> pd.DataFrame:
-            seen[view.name] = set(cases.columns)
+        def spy(cases: Columns, context: FeatureContext, view: FeatureView = view) -> Columns:
+            seen[view.name] = set(cases)
             return view.compute(cases, context)
 
         monkeypatch.setitem(
@@ -90,7 +90,7 @@ def test_calendar_fields_are_pandas_own_on_every_kind_of_day() -> None:
     )
     days = pd.concat([days, pd.Series(pd.date_range("2023-12-25", periods=400, freq="D"))], ignore_index=True)
     calendar = next(v for v in VIEWS.at("admission") if v.name == "calendar")
-    got = calendar.compute(pd.DataFrame({"admission_date": days}), FeatureContext())
+    got = pd.DataFrame(calendar.compute({"admission_date": days.to_numpy()}, FeatureContext()))
     index = pd.DatetimeIndex(days)
     expected = pd.DataFrame(
         {
