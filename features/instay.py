@@ -64,7 +64,7 @@ def cut_columns(records: Table, charges: Table, cuts: Table) -> dict[str, Any]:
     # Built as one frame from the columns' arrays: inserting the derived columns one by one cost a
     # one-stay request more than the arithmetic.
     columns: dict[str, Any] = {name: _column(records, name).take(taken) for name in INSTAY_COLUMNS}
-    columns["as_of_date"] = np.asarray(_column(cuts, "as_of_date"), dtype="datetime64[ns]")
+    columns["as_of_date"] = np.array(_column(cuts, "as_of_date"), dtype="datetime64[ns]")  # (a copy)
     day = days - day_numbers(columns["admission_date"]) + 1
     if (day < 1).any():
         raise InputError(f"cut row {int(np.flatnonzero(day < 1)[0])}: as_of_date before admission_date")
@@ -185,13 +185,14 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
 
     def pregroup(self, frame: Table) -> pd.DataFrame:
         """``frame`` with the pre-grouping columns (computed when absent). Cut stays given as columns
-        (:func:`cut_columns`, a request's) make one frame with them, indexed 0..n-1."""
+        (:func:`cut_columns`, a request's) make one frame with them, indexed 0..n-1, which takes their
+        arrays as they are (no copy: :func:`cut_columns` makes its own)."""
         if all(c in frame for c in PREGROUP_COLUMNS):
             return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame, index=_index(frame))
         added = self._pregrouper().pregroup_columns(frame)
         if isinstance(frame, pd.DataFrame):  # its columns as they are, the new ones beside them
             return pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)
-        return pd.DataFrame({**frame, **added}, index=_index(frame))
+        return pd.DataFrame({**frame, **added}, index=_index(frame), copy=False)
 
     def _instay(self, frame: pd.DataFrame) -> dict[str, Any]:
         """The in-stay views' raw columns by name, in declaration order; each view reads the cut's

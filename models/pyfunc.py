@@ -105,7 +105,11 @@ class CaseModel(mlflow.pyfunc.PythonModel):
     def outputs_of(self, X: pd.DataFrame) -> pd.DataFrame:
         """Every output column for a feature frame from :meth:`features_of` (positionally aligned): for
         callers that read the features too (the coding queue's audit columns), one feature pass."""
-        return self.estimator.predict(X).reset_index(drop=True)
+        found = self.estimator.predict(X)
+        index = found.index  # positional already (a request's frame): no copy to renumber it
+        if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+            return found
+        return found.reset_index(drop=True)
 
     def contributions(self, X: pd.DataFrame, threads: int = 1) -> Contributions:
         """SHAP values on the ``output.link`` scale: the estimator's own ``contributions`` (e.g. a
