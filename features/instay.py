@@ -202,9 +202,10 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
             raise InputError(f"in-stay rows lack column(s) {', '.join(missing)}: cut them first")
         cut = self.pregroup(frame)
         context = FeatureContext()
+        read = {name: cut[name].array for name in _READ}
         columns: dict[str, Any] = {}
         for view in INSTAY_VIEWS:
-            columns |= view.compute({name: cut[name].array for name in view.sources}, context)
+            columns |= view.compute({name: read[name] for name in view.sources}, context)
         return columns
 
     def _pregrouper(self) -> Pregrouper:
@@ -224,7 +225,8 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
 
 # What the in-stay views read of a cut frame (pre-grouping's columns are added when absent), and
 # their categorical features: fixed by the declarations, so worked out once.
-_SOURCES = sorted({s for v in INSTAY_VIEWS for s in v.sources} - set(PREGROUP_COLUMNS))
+_READ = tuple(dict.fromkeys(s for v in INSTAY_VIEWS for s in v.sources))
+_SOURCES = sorted(set(_READ) - set(PREGROUP_COLUMNS))
 _CATEGORICAL = tuple(f.name for v in INSTAY_VIEWS for f in v.features if f.kind == "categorical")
 
 
