@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from contract.errors import ConfigError
@@ -49,6 +50,26 @@ class Feature:
 Columns = Mapping[str, Any]
 """A table by column name: 1-d arrays (NumPy or pandas extension arrays) of one length, the cases'
 order. A frame reads the same way (its Series are arrays to NumPy), so a view may be given one."""
+
+Table = pd.DataFrame | Columns
+"""Rows given as a frame or as :data:`Columns`: a request's few rows go through the features (and
+the in-stay cut and pre-grouping) without a frame built around them, whose cost they would pay in
+full; columns read as rows 0..n-1."""
+
+
+def table_column(table: Table, name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A column's own array (a frame's without its Series: pandas' per-call cost, not the work)."""
+    return table[name].array if isinstance(table, pd.DataFrame) else table[name]
+
+
+def table_length(table: Table) -> int:
+    """The number of rows (of a frame, or of its first column)."""
+    return len(table) if isinstance(table, pd.DataFrame) else len(next(iter(table.values()), ()))
+
+
+def table_index(table: Table) -> pd.Index:
+    """A frame's index; 0..n-1 for columns."""
+    return table.index if isinstance(table, pd.DataFrame) else pd.RangeIndex(table_length(table))
 
 
 @dataclass(frozen=True)

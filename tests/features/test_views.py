@@ -5,10 +5,21 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from contract.errors import InputError
 from contract.fields import STAGE_ORDER
 from features.catalog import VIEWS
 from features.pipeline import CaseFeatures
-from features.view import Columns, Feature, FeatureContext, FeatureStageError, FeatureView, field_stage
+from features.view import (
+    Columns,
+    Feature,
+    FeatureContext,
+    FeatureStageError,
+    FeatureView,
+    field_stage,
+    table_column,
+    table_index,
+    table_length,
+)
 
 
 def _empty(cases: Columns, context: FeatureContext) -> Columns:
@@ -100,3 +111,21 @@ def test_calendar_fields_are_pandas_own_on_every_kind_of_day() -> None:
         }
     )
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_cases_given_as_columns_get_the_features_of_their_frame(hospital: pd.DataFrame) -> None:
+    """A request's rows may reach the features as columns (:data:`features.view.Table`, no frame
+    built around them): the same features, indexed 0..n-1, with text dates parsed and bad ones named."""
+    cases = hospital.head(60).set_axis(range(100, 160))
+    features = CaseFeatures("discharge", min_category_count=1).fit(cases)
+    columns = {name: cases[name].array for name in cases.columns}
+    assert table_length(columns) == len(cases) and list(table_index(columns)) == list(range(len(cases)))
+    assert table_length(cases) == len(cases) and table_index(cases).equals(cases.index)
+    assert table_column(cases, "case_id").tolist() == columns["case_id"].tolist()
+    expected = features.transform(cases, history=hospital).reset_index(drop=True)
+    pd.testing.assert_frame_equal(features.transform(columns, history=hospital), expected)
+    as_text = {**columns, "admission_date": cases["admission_date"].dt.strftime("%Y-%m-%d").to_numpy(object)}
+    pd.testing.assert_frame_equal(features.transform(as_text, history=hospital), expected)
+    as_text["admission_date"][3] = "not a day"
+    with pytest.raises(InputError, match=r"admission_date of row 3 \(index 3\) is not a date"):
+        features.transform(as_text)
