@@ -64,6 +64,19 @@ def test_feature_columns_are_the_features_by_name_of_queries_given_by_column(sto
     assert list(got) == list(expected.columns)
     pd.testing.assert_frame_equal(pd.DataFrame(got, index=queries.index), expected, check_exact=True)
     assert expected["prior_admissions"].gt(0).any()
+    # a request's one query at a time (looked up alone, not by get_indexer), unknown ones included
+    seen = queries.loc[[expected["prior_admissions"].gt(0).idxmax()]]  # a patient with earlier stays
+    strangers = pd.concat([seen, seen]).assign(
+        case_id=["NEW-1", "NEW-2"], patient_id=[seen["patient_id"].iloc[0], "NEW"]
+    )
+    batch = pd.concat([queries.head(20), strangers])  # more than a few: get_indexer
+    together = index.features(batch)
+    for i in range(len(batch)):
+        alone = index.feature_columns({name: batch[name].to_numpy()[i : i + 1] for name in batch.columns})
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(alone, index=batch.index[i : i + 1]), together.iloc[i : i + 1]
+        )
+    assert together["prior_admissions"].iloc[-2] > together["prior_admissions"].iloc[-1] == 0
 
 
 def test_canonical_columns_are_the_canonical_view_by_name(store: pd.DataFrame) -> None:
