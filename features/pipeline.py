@@ -266,14 +266,14 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         needed = {s for v in views for s in v.sources}
         if names & set(_NEEDS_PRIOR):
             needed |= {"case_id", "patient_id", "admission_date"}
-        frames = {
+        inputs = {  # each stage's columns, what its views read
             stage: canonical_columns(
                 cases, _known_columns(stage), needed & set(_known_columns(stage)), "cases"
             )
             for stage in {v.stage for v in views}
         }
         context = FeatureContext(
-            prior=self._prior(next(iter(frames.values())), cases, history)
+            prior=self._prior(next(iter(inputs.values())), cases, history)
             if names & set(_NEEDS_PRIOR)
             else None,
             tables=self._tables() if names & set(_NEEDS_TABLES) else None,
@@ -282,7 +282,7 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         )
         parts = []
         for view in views:
-            part = view.compute(frames[view.stage], context)
+            part = view.compute(inputs[view.stage], context)
             if list(part) != view.names:
                 raise RuntimeError(f"view '{view.name}' returned columns {list(part)}, not its declaration")
             short = next((name for name in view.names if len(part[name]) != n), None)

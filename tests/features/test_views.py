@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from contract.errors import InputError
+from contract.errors import ConfigError, InputError
 from contract.fields import STAGE_ORDER
 from features.catalog import VIEWS
 from features.pipeline import CaseFeatures
@@ -129,3 +129,9 @@ def test_cases_given_as_columns_get_the_features_of_their_frame(hospital: pd.Dat
     as_text["admission_date"][3] = "not a day"
     with pytest.raises(InputError, match=r"admission_date of row 3 \(index 3\) is not a date"):
         features.transform(as_text)
+
+
+def test_excluding_every_view_is_refused_by_name(hospital: pd.DataFrame) -> None:
+    every = tuple(v.name for v in VIEWS.at("admission"))
+    with pytest.raises(ConfigError, match="exclude leaves no feature view"):
+        CaseFeatures("admission", exclude=every).fit(hospital)
