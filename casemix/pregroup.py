@@ -93,6 +93,7 @@ class Pregrouper:
                 "procedures": np.where(pd.notna(procedures), procedures, ""),
             },
             index=index,
+            copy=False,  # read, never changed, then dropped: copying each column is a stay's cost
         )
         grouped = self.engine.grouper.group_columns(partial)  # partial records: not remembered
         priced = self.engine.price_columns(self._pricing_frame(records, grouped, index), self.weights)
@@ -144,7 +145,7 @@ class Pregrouper:
         for name in ("hospital_id", "patient_id", "insurance_type"):
             if name in records:
                 columns[name] = _array(records, name)
-        return pd.DataFrame(columns, index=index)
+        return pd.DataFrame(columns, index=index, copy=False)  # (read once by the pricing, then dropped)
 
 
 def _array(records: Records, name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:

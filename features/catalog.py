@@ -16,7 +16,7 @@ from contract.fields import COST_CATEGORIES, FIELD_BY_NAME
 from features import codes, comorbidity
 from features.encoding import factorize_column
 from features.history import WINDOWS
-from features.view import Feature, FeatureContext, FeatureView, ViewRegistry
+from features.view import Columns, Feature, FeatureContext, FeatureView, ViewRegistry
 
 VIEWS = ViewRegistry()
 """The registered views: these nine, then any a model declares for itself (``coding_audit``)."""
@@ -25,11 +25,14 @@ VIEWS = ViewRegistry()
 # helpers
 
 
-def _code_text(values: pd.Series) -> np.ndarray:
+Column = pd.Series | np.ndarray | pd.api.extensions.ExtensionArray
+
+
+def _code_text(values: Column) -> np.ndarray:
     """A coded integer field (sex, payer, route...) as text levels ("1"), None when missing or not a code.
 
-    The helpers return arrays, not Series: a view's frame is built from them once, and a Series per
-    column is pandas' per-call cost that a single served case pays in full."""
+    The helpers take and return arrays, not Series: the views' columns make one frame, and a Series
+    per column is pandas' per-call cost that a single served case pays in full."""
     positions, distinct = factorize_column(values)
     kind = distinct.dtype
     if pd.api.types.is_integer_dtype(kind) or pd.api.types.is_float_dtype(kind):
@@ -44,22 +47,20 @@ def _code_text(values: pd.Series) -> np.ndarray:
     return text[positions]
 
 
-def _texts(values: pd.Series) -> np.ndarray:
-    """Text, None when missing or blank."""
-    text = values.to_numpy(dtype=object, copy=True)
+def _texts(values: Column) -> np.ndarray:
+    """Text, None when missing or blank (a new array)."""
+    text = np.array(values, dtype=object)
     text[pd.isna(text)] = None
     text[text == ""] = None
     return text
 
 
-def _text(values: pd.Series) -> pd.Series:
-    return pd.Series(_texts(values), index=values.index, name=values.name, dtype=object)
-
-
-def _number(values: pd.Series) -> np.ndarray:
+def _number(values: Column) -> np.ndarray:
     """float64, NaN when missing or not a number."""
     if not pd.api.types.is_numeric_dtype(values.dtype):  # numbers already: to_numeric would return them
         values = pd.to_numeric(values, errors="coerce")
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64)
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -67,17 +68,14 @@ def _number(values: pd.Series) -> np.ndarray:
 # admission stage
 
 
-def _demographics(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "age_years": _number(cases["age_years"]),
-            "age_days": _number(cases["age_days"]),
-            "birth_weight_g": _number(cases["birth_weight_g"]),
-            "sex": _code_text(cases["sex"]),
-            "insurance_type": _code_text(cases["insurance_type"]),
-        },
-        index=cases.index,
-    )
+def _demographics(cases: Columns, context: FeatureContext) -> Columns:
+    return {
+        "age_years": _number(cases["age_years"]),
+        "age_days": _number(cases["age_days"]),
+        "birth_weight_g": _number(cases["birth_weight_g"]),
+        "sex": _code_text(cases["sex"]),
+        "insurance_type": _code_text(cases["insurance_type"]),
+    }
 
 
 VIEWS.register(
@@ -103,21 +101,18 @@ VIEWS.register(
 )
 
 
-def _admission(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+def _admission(cases: Columns, context: FeatureContext) -> Columns:
     planned = _texts(cases["planned_procedure"])
-    diagnosis = cases["admission_diagnosis"].to_numpy(dtype=object)
-    return pd.DataFrame(
-        {
-            "admission_source": _code_text(cases["admission_source"]),
-            "admission_type": _code_text(cases["admission_type"]),
-            "department": _texts(cases["department"]),
-            "admission_diagnosis_category": codes.icd10_category(diagnosis),
-            "admission_diagnosis_chapter": codes.icd10_chapter(diagnosis),
-            "planned_procedure_section": codes.icd9cm3_section(planned),
-            "has_planned_procedure": pd.notna(planned).astype("float64"),
-        },
-        index=cases.index,
-    )
+    diagnosis = np.asarray(cases["admission_diagnosis"], dtype=object)
+    return {
+        "admission_source": _code_text(cases["admission_source"]),
+        "admission_type": _code_text(cases["admission_type"]),
+        "department": _texts(cases["department"]),
+        "admission_diagnosis_category": codes.icd10_category(diagnosis),
+        "admission_diagnosis_chapter": codes.icd10_chapter(diagnosis),
+        "planned_procedure_section": codes.icd9cm3_section(planned),
+        "has_planned_procedure": pd.notna(planned).astype("float64"),
+    }
 
 
 VIEWS.register(
@@ -160,17 +155,14 @@ VIEWS.register(
 )
 
 
-def _calendar(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+def _calendar(cases: Columns, context: FeatureContext) -> Columns:
     # Calendar fields from the day numbers (a DatetimeIndex's fields cost a served case more).
-    day = cases["admission_date"].to_numpy(dtype="datetime64[D]")
+    day = np.asarray(cases["admission_date"], dtype="datetime64[D]")
     missing = np.isnat(day)
     month = (day.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype("float64")
     weekday = ((day.astype(np.int64) + 3) % 7).astype("float64")  # 1970-01-01 was a Thursday (3)
     month[missing] = weekday[missing] = np.nan
-    return pd.DataFrame(
-        {"admission_month": month, "admission_quarter": (month - 1) // 3 + 1, "admission_weekday": weekday},
-        index=cases.index,
-    )
+    return {"admission_month": month, "admission_quarter": (month - 1) // 3 + 1, "admission_weekday": weekday}
 
 
 VIEWS.register(
@@ -269,13 +261,13 @@ def _history_features() -> tuple[Feature, ...]:
     return tuple(out)
 
 
-def _patient_history(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+def _patient_history(cases: Columns, context: FeatureContext) -> Columns:
     prior = context.prior
-    mask = prior["prior_condition_mask"].to_numpy()
-    out = {name: column.to_numpy() for name, column in prior.items() if name != "prior_condition_mask"}
+    mask = np.asarray(prior["prior_condition_mask"])
+    out = {name: np.asarray(column) for name, column in prior.items() if name != "prior_condition_mask"}
     out["prior_charlson_conditions"] = comorbidity.condition_count(mask)
     out["prior_charlson_index"] = comorbidity.charlson_index(mask)
-    return pd.DataFrame(out, index=prior.index)
+    return out
 
 
 VIEWS.register(
@@ -293,16 +285,14 @@ VIEWS.register(
 # discharge stage
 
 
-def _stay(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "los_days": _number(cases["los_days"]),
-            "discharge_disposition": _code_text(cases["discharge_disposition"]),
-            "discharge_department": _text(cases["discharge_department"]),
-            "readmission_planned": _number(cases["readmission_plan_31d"].astype("boolean").astype("Float64")),
-        },
-        index=cases.index,
-    )
+def _stay(cases: Columns, context: FeatureContext) -> Columns:
+    planned = pd.Series(cases["readmission_plan_31d"], copy=False).astype("boolean").astype("Float64")
+    return {
+        "los_days": _number(cases["los_days"]),
+        "discharge_disposition": _code_text(cases["discharge_disposition"]),
+        "discharge_department": _texts(cases["discharge_department"]),
+        "readmission_planned": _number(planned),
+    }
 
 
 VIEWS.register(
@@ -348,33 +338,32 @@ def _chapter_feature(row: pd.Series) -> Feature:
     )
 
 
-def _coding(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    principal_procedure = _text(cases["principal_procedure"])
-    procedures = principal_procedure.notna() + codes.code_count(cases["other_procedures"])
+def _coding(cases: Columns, context: FeatureContext) -> Columns:
+    principal = np.asarray(cases["principal_diagnosis"], dtype=object)
+    principal_procedure = _texts(cases["principal_procedure"])
+    n = len(principal)
+    procedures = pd.notna(principal_procedure) + codes.code_count(cases["other_procedures"])
     rows, secondary = codes.explode_codes(cases["other_diagnoses"])
-    chapter = codes.icd10_chapter(pd.Series(secondary))
+    chapter = codes.icd10_chapter(np.asarray(secondary, dtype=object))
     chapters = codes.icd10_chapters()["chapter"]
     level = pd.Categorical(chapter, categories=chapters).codes
     known = level >= 0
-    counts = np.bincount(
-        rows[known] * len(chapters) + level[known], minlength=len(cases) * len(chapters)
-    ).reshape(len(cases), len(chapters))
+    counts = np.bincount(rows[known] * len(chapters) + level[known], minlength=n * len(chapters)).reshape(
+        n, len(chapters)
+    )
     proc_rows, proc_codes = codes.explode_codes(principal_procedure, cases["other_procedures"])
     is_or = pd.Series(proc_codes).isin(context.tables.or_procedures).to_numpy()
-    has_or = np.bincount(proc_rows[is_or], minlength=len(cases)) > 0
-    out = pd.DataFrame(
-        {
-            "principal_diagnosis_category": codes.icd10_category(cases["principal_diagnosis"]),
-            "principal_diagnosis_chapter": codes.icd10_chapter(cases["principal_diagnosis"]),
-            "diagnosis_count": (
-                _text(cases["principal_diagnosis"]).notna() + codes.code_count(cases["other_diagnoses"])
-            ).astype("float64"),
-            "principal_procedure_section": codes.icd9cm3_section(principal_procedure),
-            "procedure_count": procedures.astype("float64"),
-            "has_or_procedure": has_or.astype("float64"),
-        },
-        index=cases.index,
-    )
+    has_or = np.bincount(proc_rows[is_or], minlength=n) > 0
+    out = {
+        "principal_diagnosis_category": codes.icd10_category(principal),
+        "principal_diagnosis_chapter": codes.icd10_chapter(principal),
+        "diagnosis_count": (pd.notna(_texts(principal)) + codes.code_count(cases["other_diagnoses"])).astype(
+            "float64"
+        ),
+        "principal_procedure_section": codes.icd9cm3_section(principal_procedure),
+        "procedure_count": procedures.astype("float64"),
+        "has_or_procedure": has_or.astype("float64"),
+    }
     for i, ch in enumerate(chapters):
         out[f"secondary_diagnoses_chapter_{ch}"] = counts[:, i].astype("float64")
     return out
@@ -435,26 +424,23 @@ VIEWS.register(
 _GROUPER_SOURCES = CANONICAL_INPUT_COLUMNS
 
 
-def _casemix(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    groups = context.casemix.group(cases)
+def _casemix(cases: Columns, context: FeatureContext) -> Columns:
+    groups = context.casemix.group(pd.DataFrame(dict(cases.items())))  # the grouper reads a frame
     weights = context.weights
-    rw = pd.Series(np.nan, index=cases.index)
+    rw = np.full(len(groups), np.nan)
     if weights is not None:
         table = weights.set_index("drg") if "drg" in weights.columns else weights
-        rw = groups["drg"].map(table["rw"]).astype("float64")
+        rw = groups["drg"].map(table["rw"]).astype("float64").to_numpy()
     grouped = groups["drg"].notna() & (groups["drg"] != "0000")
-    return pd.DataFrame(
-        {
-            "mdc": _text(groups["mdc"]),
-            "adrg": _text(groups["adrg"]),
-            "drg": _text(groups["drg"]),
-            "grouped": grouped.astype("float64"),
-            "rw": rw,
-            "mcc_count": _number(groups["mcc_count"]),
-            "cc_count": _number(groups["cc_count"]),
-        },
-        index=cases.index,
-    )
+    return {
+        "mdc": _texts(groups["mdc"]),
+        "adrg": _texts(groups["adrg"]),
+        "drg": _texts(groups["drg"]),
+        "grouped": grouped.astype("float64").to_numpy(),
+        "rw": rw,
+        "mcc_count": _number(groups["mcc_count"]),
+        "cc_count": _number(groups["cc_count"]),
+    }
 
 
 VIEWS.register(
@@ -479,14 +465,14 @@ VIEWS.register(
 )
 
 
-def _costs(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+def _costs(cases: Columns, context: FeatureContext) -> Columns:
     total = _number(cases["total_cost"])
     out = {"total_cost": total}
     safe_total = np.where(total > 0, total, np.nan)
     for name in COST_CATEGORIES:
         out[name] = _number(cases[name])
         out[f"{name}_share"] = out[name] / safe_total
-    return pd.DataFrame(out, index=cases.index)
+    return out
 
 
 def _cost_features() -> tuple[Feature, ...]:
@@ -515,16 +501,13 @@ VIEWS.register(
 )
 
 
-def _comorbidity(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+def _comorbidity(cases: Columns, context: FeatureContext) -> Columns:
     current = comorbidity.condition_masks(cases["principal_diagnosis"], cases["other_diagnoses"])
-    prior = context.prior["prior_condition_mask"].to_numpy()
-    return pd.DataFrame(
-        {
-            "charlson_conditions": comorbidity.condition_count(current),
-            "charlson_index": comorbidity.charlson_index(current | prior),
-        },
-        index=cases.index,
-    )
+    prior = np.asarray(context.prior["prior_condition_mask"])
+    return {
+        "charlson_conditions": comorbidity.condition_count(current),
+        "charlson_index": comorbidity.charlson_index(current | prior),
+    }
 
 
 VIEWS.register(

@@ -119,13 +119,15 @@ def icd9cm3_section(codes: Codes) -> Codes:
     return _on_distinct(codes, _icd9cm3_sections)
 
 
-def code_count(code_lists: pd.Series) -> pd.Series:
-    """How many codes each '|'-separated cell holds (missing or empty: 0)."""
+def code_count(code_lists: Codes) -> Codes:
+    """How many codes each '|'-separated cell holds (missing or empty: 0); an array of cells gives
+    an array (no Series around a served case's codes)."""
     rows, _ = explode_codes(code_lists)
-    return pd.Series(np.bincount(rows, minlength=len(code_lists)), index=code_lists.index, dtype="int64")
+    counts = np.bincount(rows, minlength=len(code_lists)).astype(np.int64)
+    return pd.Series(counts, index=code_lists.index) if isinstance(code_lists, pd.Series) else counts
 
 
-def explode_codes(*columns: pd.Series) -> tuple[np.ndarray, pd.Categorical]:
+def explode_codes(*columns: Codes) -> tuple[np.ndarray, pd.Categorical]:
     """Long form of code columns of one frame: (row position, code) pairs, blanks dropped, codes trimmed.
 
     Each column may hold single codes or '|'-separated lists; rows are positions 0..n-1 of the frame.

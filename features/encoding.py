@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 OTHER = "other"
+_FEW = 16  # up to this many values, each is looked up as it is rather than factorized first
 
 
 def learn_levels(values: pd.Series, min_count: int) -> list[str]:
@@ -67,6 +68,13 @@ def encode_levels(values: pd.Series, levels: list[str] | tuple[str, ...]) -> pd.
     """:func:`apply_levels` without the Series around it (the categorical, positionally aligned)."""
     dtype, position = _levels_dtype(tuple(levels))
     other = len(position) - 1
+    if len(values) <= _FEW:  # a request's rows: a dict lookup each, no factorize (its fixed cost)
+        codes = np.fromiter(
+            (-1 if pd.isna(v) else position.get(v if type(v) is str else str(v), other) for v in values),
+            dtype=np.int64,
+            count=len(values),
+        )
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
     codes_of, distinct = factorize_column(values)
     # Each distinct value read as text (what ``Index.astype(str)`` gives), looked up once; a dict
     # lookup per distinct value has no per-call pandas overhead, which dominates for a single case.

@@ -17,6 +17,9 @@ only on the rows given (a Dask partition holding whole patients gives the same a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -138,9 +141,14 @@ class StayIndex:
         A query whose patient has no stay here has no history; a query admitted before the earliest
         stay here sees none of them.
         """
-        patient = self.patients.get_indexer(queries["patient_id"]).astype(np.int64)
+        return pd.DataFrame(self.feature_columns(queries), index=queries.index)
+
+    def feature_columns(self, queries: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """:meth:`features` by column name, of queries given by column (``case_id``, ``patient_id``,
+        ``admission_date``) or as a frame: what the feature views read, with no frame around it."""
+        patient = _positions(self.patients, queries["patient_id"]).astype(np.int64)
         days = day_numbers(queries["admission_date"])
-        query_self = self.cases.get_indexer(queries["case_id"])
+        query_self = _positions(self.cases, queries["case_id"])
         query_self[patient < 0] = -1
         timeline = self.timeline
 
@@ -162,7 +170,24 @@ class StayIndex:
         seen_conditions = self.cum_conditions[hi] - self.cum_conditions[start] - own
         columns: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
         columns["prior_condition_mask"] = bits_mask(seen_conditions)
-        return pd.DataFrame(columns, index=queries.index)
+        return columns
+
+
+_FEW = 16  # up to this many queries, each is looked up alone
+
+
+def _positions(index: pd.Index, values: Any) -> np.ndarray:
+    """Each value's position in ``index`` (unique), -1 when absent: a request's few values looked up
+    one by one (``get_indexer``'s fixed cost per call was most of a one-stay look-up)."""
+    if len(values) > _FEW:
+        return index.get_indexer(values)
+    out = np.full(len(values), -1, dtype=np.intp)
+    for i, value in enumerate(values):
+        try:
+            out[i] = index.get_loc(value)
+        except (KeyError, TypeError):
+            continue
+    return out
 
 
 def _filled(values: pd.Series, fill: float) -> np.ndarray:

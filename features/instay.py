@@ -10,7 +10,6 @@ field. :class:`InstayFeatures` puts the admission-stage features (and patient hi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -27,11 +26,7 @@ from features.history import StayIndex
 from features.instay_views import INSTAY_VIEWS
 from features.pipeline import CaseFeatures, feature_catalog
 from features.point_in_time import Timeline, as_of, day_numbers
-from features.view import FeatureContext
-
-Table = pd.DataFrame | Mapping[str, Any]
-"""A table of rows: a frame, or its columns by name (arrays of one length, in the store's dtypes): a
-request's few rows are cut without a frame built per table, which would cost more than the cut."""
+from features.view import FeatureContext, Table, table_column, table_index, table_length
 
 
 def cut_stays(records: Table, charges: Table, cuts: Table) -> pd.DataFrame:
@@ -42,20 +37,20 @@ def cut_stays(records: Table, charges: Table, cuts: Table) -> pd.DataFrame:
     ``charges_last_3_days``. A cut before its stay's first record is an error naming the row. Tables
     given as columns (:data:`Table`) give a frame indexed 0..n-1.
     """
-    return pd.DataFrame(cut_columns(records, charges, cuts), index=_index(cuts))
+    return pd.DataFrame(cut_columns(records, charges, cuts), index=table_index(cuts))
 
 
 def cut_columns(records: Table, charges: Table, cuts: Table) -> dict[str, Any]:
     """:func:`cut_stays`'s columns by name (arrays, in order) before they make a frame: for a caller
     that puts more columns beside them in one frame (pre-grouping's: :meth:`InstayFeatures.pregroup`)."""
-    ids = np.concatenate([_column(t, "case_id").astype(object) for t in (records, charges, cuts)])
+    ids = np.concatenate([table_column(t, "case_id").astype(object) for t in (records, charges, cuts)])
     keys = pd.factorize(ids)[0]
-    n_records, n_charges = _length(records), _length(charges)
+    n_records, n_charges = table_length(records), table_length(charges)
     record_keys = keys[:n_records]
     charge_keys = keys[n_records : n_records + n_charges]
-    cut_keys, days = keys[n_records + n_charges :], day_numbers(_column(cuts, "as_of_date"))
+    cut_keys, days = keys[n_records + n_charges :], day_numbers(table_column(cuts, "as_of_date"))
 
-    recorded = Timeline.of(record_keys, day_numbers(_column(records, "recorded_date")))
+    recorded = Timeline.of(record_keys, day_numbers(table_column(records, "recorded_date")))
     lo, hi = as_of(recorded, cut_keys, days, rule="at_or_before")
     if (hi <= lo).any():
         row = int(np.flatnonzero(hi <= lo)[0])
@@ -63,17 +58,17 @@ def cut_columns(records: Table, charges: Table, cuts: Table) -> dict[str, Any]:
     taken = recorded.order[hi - 1]
     # Built as one frame from the columns' arrays: inserting the derived columns one by one cost a
     # one-stay request more than the arithmetic.
-    columns: dict[str, Any] = {name: _column(records, name).take(taken) for name in INSTAY_COLUMNS}
-    columns["as_of_date"] = np.asarray(_column(cuts, "as_of_date"), dtype="datetime64[ns]")
+    columns: dict[str, Any] = {name: table_column(records, name).take(taken) for name in INSTAY_COLUMNS}
+    columns["as_of_date"] = np.array(table_column(cuts, "as_of_date"), dtype="datetime64[ns]")  # (a copy)
     day = days - day_numbers(columns["admission_date"]) + 1
     if (day < 1).any():
         raise InputError(f"cut row {int(np.flatnonzero(day < 1)[0])}: as_of_date before admission_date")
     columns["day_of_stay"] = day
 
-    charged = Timeline.of(charge_keys, day_numbers(_column(charges, "charge_date")))
+    charged = Timeline.of(charge_keys, day_numbers(table_column(charges, "charge_date")))
     amounts = np.empty((n_charges, len(COST_CATEGORIES)), dtype=np.float64)
     for k, name in enumerate(COST_CATEGORIES):
-        amounts[:, k] = np.asarray(_column(charges, name), dtype=np.float64)
+        amounts[:, k] = np.asarray(table_column(charges, name), dtype=np.float64)
     running = charged.cumulative(amounts)
     lo, hi = as_of(charged, cut_keys, days, rule="at_or_before")
     to_date = running[hi] - running[lo]
@@ -84,19 +79,6 @@ def cut_columns(records: Table, charges: Table, cuts: Table) -> dict[str, Any]:
         lo, hi = as_of(charged, cut_keys, days, rule="at_or_before", lookback=lookback)
         columns[name] = np.round((running[hi] - running[lo]).sum(axis=1), 2)
     return columns
-
-
-def _column(table: Table, name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    """A column's own array (a frame's without its Series: pandas' per-call cost, not the work)."""
-    return table[name].array if isinstance(table, pd.DataFrame) else table[name]
-
-
-def _length(table: Table) -> int:
-    return len(table) if isinstance(table, pd.DataFrame) else len(next(iter(table.values()), ()))
-
-
-def _index(table: Table) -> pd.Index:
-    return table.index if isinstance(table, pd.DataFrame) else pd.RangeIndex(_length(table))
 
 
 def in_hospital(
@@ -149,11 +131,13 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         rules = self.rules if self.rules is not None else _configured_rules()
         self.weights_ = Pregrouper.for_rules(rules, history).weights
         raw = self._instay(frame)
-        self.levels_ = {c: learn_levels(raw[c], self.min_category_count) for c in _CATEGORICAL}
+        self.levels_ = {c: learn_levels(pd.Series(raw[c]), self.min_category_count) for c in _CATEGORICAL}
         self.feature_names_out_ = [*self.admission_.feature_names_out_, *raw]
         return self
 
-    def transform(self, frame: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
+    def transform(self, frame: Table, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
+        """One feature row per cut stay; stays given as columns (:data:`features.view.Table`, a
+        request's) give a frame indexed 0..n-1."""
         check_is_fitted(self, "levels_")
         # One frame built from the columns' arrays, the admission features' included (no frame of
         # theirs, no concatenation: a one-stay request's cost is pandas' per-frame overhead).
@@ -161,9 +145,9 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         for name, column in self._instay(frame).items():
             levels = self.levels_.get(name)
             columns[name] = (
-                encode_levels(column, levels) if levels is not None else column.to_numpy(dtype=np.float64)
+                encode_levels(column, levels) if levels is not None else np.asarray(column, dtype=np.float64)
             )
-        return pd.DataFrame(columns, index=frame.index)
+        return pd.DataFrame(columns, index=table_index(frame))
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         check_is_fitted(self, "levels_")
@@ -183,24 +167,29 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
         admission = CaseFeatures("admission").catalog
         return pd.concat([admission, feature_catalog(INSTAY_VIEWS)], ignore_index=True)
 
-    def pregroup(self, frame: Table) -> pd.DataFrame:
-        """``frame`` with the pre-grouping columns (computed when absent). Cut stays given as columns
-        (:func:`cut_columns`, a request's) make one frame with them, indexed 0..n-1."""
+    def pregroup(self, frame: Table) -> Table:
+        """``frame`` with the pre-grouping columns (computed when absent), as it was given: a frame,
+        or cut stays as columns (:func:`cut_columns`, a request's: no frame built around them)."""
         if all(c in frame for c in PREGROUP_COLUMNS):
-            return frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame, index=_index(frame))
+            return frame
         added = self._pregrouper().pregroup_columns(frame)
         if isinstance(frame, pd.DataFrame):  # its columns as they are, the new ones beside them
             return pd.concat([frame, pd.DataFrame(added, index=frame.index)], axis=1)
-        return pd.DataFrame({**frame, **added}, index=_index(frame))
+        return {**frame, **added}
 
-    def _instay(self, frame: pd.DataFrame) -> dict[str, pd.Series]:
-        """The in-stay views' raw columns by name, in declaration order."""
-        missing = [c for c in _SOURCES if c not in frame.columns]
+    def _instay(self, frame: Table) -> dict[str, Any]:
+        """The in-stay views' raw columns by name, in declaration order; each view reads the cut's
+        columns it declares (:data:`features.view.Columns`, no frame of them)."""
+        missing = [c for c in _SOURCES if c not in frame]
         if missing:
             raise InputError(f"in-stay rows lack column(s) {', '.join(missing)}: cut them first")
         cut = self.pregroup(frame)
         context = FeatureContext()
-        return {name: column for view in INSTAY_VIEWS for name, column in view.compute(cut, context).items()}
+        read = {name: table_column(cut, name) for name in _READ}
+        columns: dict[str, Any] = {}
+        for view in INSTAY_VIEWS:
+            columns |= view.compute({name: read[name] for name in view.sources}, context)
+        return columns
 
     def _pregrouper(self) -> Pregrouper:
         """Built once per process from the rules and the fitted weights (the grouper is not pickled)."""
@@ -219,7 +208,8 @@ class InstayFeatures(TransformerMixin, BaseEstimator):
 
 # What the in-stay views read of a cut frame (pre-grouping's columns are added when absent), and
 # their categorical features: fixed by the declarations, so worked out once.
-_SOURCES = sorted({s for v in INSTAY_VIEWS for s in v.sources} - set(PREGROUP_COLUMNS))
+_READ = tuple(dict.fromkeys(s for v in INSTAY_VIEWS for s in v.sources))
+_SOURCES = sorted(set(_READ) - set(PREGROUP_COLUMNS))
 _CATEGORICAL = tuple(f.name for v in INSTAY_VIEWS for f in v.features if f.kind == "categorical")
 
 

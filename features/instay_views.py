@@ -16,7 +16,7 @@ import pandas as pd
 from contract.fields import COST_CATEGORIES, FIELD_BY_NAME, split_codes
 from features import codes
 from features.catalog import VIEWS
-from features.view import Feature, FeatureContext, FeatureView
+from features.view import Columns, Feature, FeatureContext, FeatureView
 
 TIMESTAMP = "as_of_date"
 DRUG_GROUPS = ("cost_western_drugs", "cost_chinese_drugs")
@@ -26,25 +26,28 @@ def _to_date_name(group: str) -> str:
     return f"{group}_to_date"
 
 
-def _charges(frame: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    day = frame["day_of_stay"].to_numpy(dtype=np.float64)
-    total = frame["charges_to_date"].to_numpy(dtype=np.float64)
+def _numbers(stays: Columns, name: str) -> np.ndarray:
+    return np.asarray(stays[name], dtype=np.float64)
+
+
+def _charges(stays: Columns, context: FeatureContext) -> Columns:
+    day = _numbers(stays, "day_of_stay")
+    total = _numbers(stays, "charges_to_date")
     per_day = total / day
-    recent = frame["charges_last_3_days"].to_numpy(dtype=np.float64) / np.minimum(day, 3)
+    recent = _numbers(stays, "charges_last_3_days") / np.minimum(day, 3)
     with np.errstate(divide="ignore", invalid="ignore"):
         trend = np.where(per_day > 0, recent / per_day, np.nan)
-        drugs = sum(frame[f"charges.{g}"].to_numpy(dtype=np.float64) for g in DRUG_GROUPS) / total
-        consumables = frame["charges.cost_consumables"].to_numpy(dtype=np.float64) / total
-    columns = {_to_date_name(g): frame[f"charges.{g}"].to_numpy(dtype=np.float64) for g in COST_CATEGORIES}
-    columns |= {
+        drugs = sum(_numbers(stays, f"charges.{g}") for g in DRUG_GROUPS) / total
+        consumables = _numbers(stays, "charges.cost_consumables") / total
+    columns = {_to_date_name(g): _numbers(stays, f"charges.{g}") for g in COST_CATEGORIES}
+    return columns | {
         "charges_to_date": total,
         "charges_per_day": per_day,
-        "charges_last_day": frame["charges_last_day"].to_numpy(dtype=np.float64),
+        "charges_last_day": _numbers(stays, "charges_last_day"),
         "charges_trend": trend,
         "drug_share_to_date": np.where(total > 0, drugs, np.nan),
         "consumables_share_to_date": np.where(total > 0, consumables, np.nan),
     }
-    return pd.DataFrame(columns, index=frame.index)
 
 
 INSTAY_CHARGES = VIEWS.register(
@@ -105,27 +108,24 @@ def _count(values: np.ndarray) -> np.ndarray:
     return np.array([len(split_codes(v)) for v in values], dtype=np.float64)
 
 
-def _progress(frame: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
+def _progress(stays: Columns, context: FeatureContext) -> Columns:
     # On the columns' arrays, not Series: a one-stay request pays pandas' cost per operation.
-    working = frame["working_diagnoses"].to_numpy(dtype=object)
-    admitted = frame["admission_diagnosis"].to_numpy(dtype=object)
+    working = np.asarray(stays["working_diagnoses"], dtype=object)
+    admitted = np.asarray(stays["admission_diagnosis"], dtype=object)
     first = _first(working)
     principal = np.where(pd.isna(first), admitted, first)
     changed = (principal != admitted) | pd.isna(principal) | pd.isna(admitted)  # pandas' != on None
-    procedures = frame["procedures_so_far"].to_numpy(dtype=object)
+    procedures = np.asarray(stays["procedures_so_far"], dtype=object)
     principal = principal.astype(object, copy=False)
-    return pd.DataFrame(
-        {
-            "day_of_stay": frame["day_of_stay"].to_numpy(dtype=np.float64),
-            "working_principal_category": codes.icd10_category(principal),
-            "working_principal_chapter": codes.icd10_chapter(principal),
-            "principal_changed": changed.astype("float64"),
-            "working_diagnoses_count": _count(working),
-            "procedures_so_far_count": _count(procedures),
-            "procedure_so_far_section": codes.icd9cm3_section(_first(procedures)),
-        },
-        index=frame.index,
-    )
+    return {
+        "day_of_stay": _numbers(stays, "day_of_stay"),
+        "working_principal_category": codes.icd10_category(principal),
+        "working_principal_chapter": codes.icd10_chapter(principal),
+        "principal_changed": changed.astype("float64"),
+        "working_diagnoses_count": _count(working),
+        "procedures_so_far_count": _count(procedures),
+        "procedure_so_far_section": codes.icd9cm3_section(_first(procedures)),
+    }
 
 
 INSTAY_PROGRESS = VIEWS.register(
@@ -177,22 +177,19 @@ INSTAY_PROGRESS = VIEWS.register(
 )
 
 
-def _pregrouping(frame: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    standard = frame["payment_standard"].to_numpy(dtype=np.float64)
-    total = frame["charges_to_date"].to_numpy(dtype=np.float64)
+def _pregrouping(stays: Columns, context: FeatureContext) -> Columns:
+    standard = _numbers(stays, "payment_standard")
+    total = _numbers(stays, "charges_to_date")
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(standard > 0, total / standard, np.nan)
-    return pd.DataFrame(
-        {
-            "pregroup_drg": frame["pregroup_drg"].to_numpy(dtype=object),
-            "pregroup_adrg": frame["pregroup_adrg"].to_numpy(dtype=object),
-            "pregroup_rw": frame["pregroup_rw"].to_numpy(dtype=np.float64),
-            "payment_standard": standard,
-            "ratio_to_date": ratio,
-            "standard_left": standard - total,
-        },
-        index=frame.index,
-    )
+    return {
+        "pregroup_drg": np.asarray(stays["pregroup_drg"], dtype=object),
+        "pregroup_adrg": np.asarray(stays["pregroup_adrg"], dtype=object),
+        "pregroup_rw": _numbers(stays, "pregroup_rw"),
+        "payment_standard": standard,
+        "ratio_to_date": ratio,
+        "standard_left": standard - total,
+    }
 
 
 INSTAY_PREGROUPING = VIEWS.register(

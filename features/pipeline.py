@@ -11,6 +11,7 @@ MLflow pyfunc model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,8 @@ from contract.errors import ConfigError, InputError
 from contract.fields import DERIVED_STAGE, FIELD_BY_NAME, STAGE_ORDER, Stage, fields_known_at, los_days
 from features.catalog import VIEWS
 from features.encoding import encode_levels, learn_levels, level_counts, levels_from_counts
-from features.history import StayIndex, history_features
-from features.view import FeatureContext, FeatureView
+from features.history import StayIndex
+from features.view import Columns, FeatureContext, FeatureView, Table, table_column, table_index, table_length
 
 EVENT_COLUMNS = (
     "case_id",
@@ -52,76 +53,80 @@ def _known_columns(stage: Stage) -> tuple[str, ...]:
     return (*fields_known_at(stage), *derived)
 
 
-def _dates(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
-    values = frame[name]
-    if pd.api.types.is_datetime64_any_dtype(values):  # (a zone-aware column is refused by astype)
-        naive = isinstance(values.dtype, np.dtype)
-        return (
-            values.to_numpy(dtype="datetime64[ns]") if naive else values.astype("datetime64[ns]").to_numpy()
-        )
+def _dates(values: Any, index: pd.Index, name: str, what: str) -> np.ndarray:
+    """A date column's array as ``datetime64[ns]``; text is parsed, and what is no date names its row."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):  # (a zone-aware column is refused by astype)
+        if isinstance(values.dtype, np.dtype):
+            return np.asarray(values, dtype="datetime64[ns]")
+        return pd.Series(values, copy=False).astype("datetime64[ns]").to_numpy()
+    values = pd.Series(values, copy=False)
     parsed = pd.to_datetime(values, errors="coerce")
     bad = parsed.isna() & values.notna()
     if bad.any():
-        raise FeatureInputError(f"{what}: {name} of row {_row(frame, bad)} is not a date")
+        raise FeatureInputError(f"{what}: {name} of row {_row(index, bad)} is not a date")
     return parsed.to_numpy(dtype="datetime64[ns]")
 
 
-def _row(frame: pd.DataFrame, flags: pd.Series | np.ndarray) -> str:
+def _row(index: pd.Index, flags: pd.Series | np.ndarray) -> str:
     """The first flagged row, by position and index label (never by case or patient id)."""
     position = int(np.flatnonzero(np.asarray(flags))[0])
-    return f"{position} (index {frame.index[position]!r})"
+    return f"{position} (index {index[position]!r})"
 
 
-def canonical_view(
-    cases: pd.DataFrame, columns: tuple[str, ...], needed: set[str], what: str
-) -> pd.DataFrame:
+def canonical_view(cases: Table, columns: tuple[str, ...], needed: set[str], what: str) -> pd.DataFrame:
     """``cases`` restricted to ``columns``: missing optional ones become nulls, dates parsed, los derived.
 
     A column in ``needed`` that the contract marks required must be present; key fields must also be
     non-null on every row.
     """
-    present = set(cases.columns)
+    return pd.DataFrame(canonical_columns(cases, columns, needed, what), index=table_index(cases), copy=True)
+
+
+def canonical_columns(cases: Table, columns: tuple[str, ...], needed: set[str], what: str) -> dict[str, Any]:
+    """:func:`canonical_view`'s columns by name (the feature views' input, :data:`features.view.Columns`),
+    of cases given as a frame or as columns: the input's own arrays where nothing changes (not
+    copies: views never change their input)."""
+    present = set(cases.columns) if isinstance(cases, pd.DataFrame) else set(cases)
+    n, index = table_length(cases), table_index(cases)
     missing = sorted(
         c for c in needed if c not in present and c in FIELD_BY_NAME and FIELD_BY_NAME[c].required
     )
     if missing:
         raise FeatureInputError(f"{what}: required column(s) missing: {', '.join(missing)}")
-    # Built in one go from the columns' arrays (a copy, like ``cases[...].copy()``) rather than by
-    # inserting columns one by one: the same frame, without the per-insert cost that dominates for
-    # a one-case request. Column order: the present columns, then the absent ones, as before.
+    # Column order: the present columns, then the absent ones.
     data: dict[str, Any] = {}
     for name in columns:
         if name in present:
-            data[name] = cases[name].array
+            data[name] = table_column(cases, name)
     for name in ("admission_date", "discharge_date"):  # parsed in this order, as before
         if name in data:
-            data[name] = _dates(cases, name, what)
+            data[name] = _dates(data[name], index, name, what)
     for name in columns:
         if name not in present and name != "los_days":
             kind = FIELD_BY_NAME[name].kind
             if name in ("admission_date", "discharge_date"):
-                data[name] = np.full(len(cases), np.datetime64("NaT"), dtype="datetime64[ns]")
+                data[name] = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
             elif kind in ("int", "float"):
-                data[name] = np.full(len(cases), np.nan)
+                data[name] = np.full(n, np.nan)
             else:
-                data[name] = np.full(len(cases), None, dtype=object)
+                data[name] = np.full(n, None, dtype=object)
     for name in sorted(needed & set(data) & set(KEY_FIELDS)):
         flags = pd.isna(data[name])
         if flags.any():
-            raise FeatureInputError(f"{what}: {name} is missing in row {_row(cases, flags)}")
+            raise FeatureInputError(f"{what}: {name} is missing in row {_row(index, flags)}")
     if "discharge_date" in data:
         early = data["discharge_date"] < data["admission_date"]
         if early.any():
             raise FeatureInputError(
-                f"{what}: discharge_date is before admission_date in row {_row(cases, early)}"
+                f"{what}: discharge_date is before admission_date in row {_row(index, early)}"
             )
         if "los_days" in columns and "los_days" not in data:
             stay = los_days(data["admission_date"], data["discharge_date"])
             data["los_days"] = stay.astype("Int64").array
-    return pd.DataFrame(data, index=cases.index, copy=True)
+    return data
 
 
-def event_frame(cases: pd.DataFrame, what: str) -> pd.DataFrame:
+def event_frame(cases: Table, what: str) -> pd.DataFrame:
     """The columns of ``cases`` the history builder reads about discharged stays (nulls where absent)."""
     return canonical_view(cases, EVENT_COLUMNS, {"case_id", "patient_id", "admission_date"}, what)
 
@@ -164,26 +169,25 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         self._learn(raw)
         return self._encode(raw)
 
-    def transform(self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
+    def transform(self, cases: Table, history: pd.DataFrame | StayIndex | None = None) -> pd.DataFrame:
         """One feature row per case, same index and order; ``history``: other canonical stays as context
         (or a :class:`features.history.StayIndex` prepared over them).
 
         History rows only describe the patients' earlier stays; they get no feature row. A case present
-        in both frames is taken from ``cases``.
+        in both frames is taken from ``cases``. Cases given as columns (:data:`features.view.Table`)
+        give a frame indexed 0..n-1.
         """
-        return pd.DataFrame(self.encoded_columns(cases, history), index=cases.index)
+        return pd.DataFrame(self.encoded_columns(cases, history), index=table_index(cases))
 
     def encoded_columns(
-        self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None = None
+        self, cases: Table, history: pd.DataFrame | StayIndex | None = None
     ) -> dict[str, Any]:
         """:meth:`transform`'s columns by name (arrays, in order) before they make a frame: for a
         transformer that puts its own features beside them in one frame (``InstayFeatures``)."""
         check_is_fitted(self, "levels_")
         parts = self._parts(cases, history, self._views())
-        if not parts:  # nothing to encode: the same error as concatenating no views
-            self._encode(pd.concat(parts, axis=1))
-        # Encoded straight from the views' frames: the same columns as ``_encode(_raw(...))`` without
-        # concatenating them first (every part has the cases' index, so nothing is realigned).
+        # Encoded straight from the views' columns: the same columns as ``_encode(_raw(...))``
+        # without a frame of them first.
         return self._encoded({name: column for part in parts for name, column in part.items()})
 
     def category_counts(self, cases: pd.DataFrame) -> dict[str, pd.Series]:
@@ -232,7 +236,10 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         )
         if unknown:
             raise ConfigError(f"exclude names no view or feature: {sorted(unknown)}")
-        return [v for v in VIEWS.at(self.stage) if v.name not in self.exclude]
+        views = [v for v in VIEWS.at(self.stage) if v.name not in self.exclude]
+        if not views:
+            raise ConfigError(f"exclude leaves no feature view: {sorted(self.exclude)}")
+        return views
 
     def _names(self, views: list[FeatureView]) -> list[str]:
         return [n for v in views for n in v.names if n not in self.exclude]
@@ -240,25 +247,33 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
     def _raw(
         self, cases: pd.DataFrame, history: pd.DataFrame | None, views: list[FeatureView]
     ) -> pd.DataFrame:
-        raw = pd.concat(self._parts(cases, history, views), axis=1)
-        return raw.drop(columns=[c for c in raw.columns if c in self.exclude])
+        parts = self._parts(cases, history, views)
+        columns = {
+            name: column for part in parts for name, column in part.items() if name not in self.exclude
+        }
+        return pd.DataFrame(columns, index=table_index(cases))
 
     def _parts(
-        self, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None, views: list[FeatureView]
-    ) -> list[pd.DataFrame]:
-        """Each view's raw frame (declared columns, one row per case, the cases' index)."""
-        if not isinstance(cases, pd.DataFrame):
-            raise FeatureInputError(f"cases must be a pandas DataFrame, not {type(cases).__name__}")
+        self, cases: Table, history: pd.DataFrame | StayIndex | None, views: list[FeatureView]
+    ) -> list[Columns]:
+        """Each view's raw columns (declared names, in order, one value per case)."""
+        if not isinstance(cases, pd.DataFrame | Mapping):
+            raise FeatureInputError(
+                f"cases must be a pandas DataFrame or columns, not {type(cases).__name__}"
+            )
+        n = table_length(cases)
         names = {v.name for v in views}
         needed = {s for v in views for s in v.sources}
         if names & set(_NEEDS_PRIOR):
             needed |= {"case_id", "patient_id", "admission_date"}
-        frames = {
-            stage: canonical_view(cases, _known_columns(stage), needed & set(_known_columns(stage)), "cases")
+        inputs = {  # each stage's columns, what its views read
+            stage: canonical_columns(
+                cases, _known_columns(stage), needed & set(_known_columns(stage)), "cases"
+            )
             for stage in {v.stage for v in views}
         }
         context = FeatureContext(
-            prior=self._prior(next(iter(frames.values())), cases, history)
+            prior=self._prior(next(iter(inputs.values())), cases, history)
             if names & set(_NEEDS_PRIOR)
             else None,
             tables=self._tables() if names & set(_NEEDS_TABLES) else None,
@@ -267,17 +282,18 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         )
         parts = []
         for view in views:
-            part = view.compute(frames[view.stage], context)
-            if list(part.columns) != view.names or len(part) != len(cases):
+            part = view.compute(inputs[view.stage], context)
+            if list(part) != view.names:
+                raise RuntimeError(f"view '{view.name}' returned columns {list(part)}, not its declaration")
+            short = next((name for name in view.names if len(part[name]) != n), None)
+            if short is not None:
                 raise RuntimeError(
-                    f"view '{view.name}' returned columns {list(part.columns)}, not its declaration"
+                    f"view '{view.name}' returned {len(part[short])} rows of '{short}', not {n}"
                 )
             parts.append(part)
         return parts
 
-    def _prior(
-        self, visible: pd.DataFrame, cases: pd.DataFrame, history: pd.DataFrame | StayIndex | None
-    ) -> pd.DataFrame:
+    def _prior(self, visible: Columns, cases: Table, history: pd.DataFrame | StayIndex | None) -> Columns:
         """History features of ``visible``; ``history`` is cut to its patients, so a one-case request
         against the whole store costs that patient's stays, not the store's.
 
@@ -285,11 +301,14 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         the cases' own earlier stays included (the service's index over its case store, for requests
         of one case per patient).
         """
-        repeated = visible["case_id"].duplicated() if len(visible) > 1 else np.zeros(len(visible), bool)
+        n = table_length(cases)
+        repeated = pd.Index(visible["case_id"]).duplicated() if n > 1 else np.zeros(n, bool)
         if repeated.any():
-            raise FeatureInputError(f"cases: case_id of row {_row(visible, repeated)} repeats an earlier row")
+            raise FeatureInputError(
+                f"cases: case_id of row {_row(table_index(cases), repeated)} repeats an earlier row"
+            )
         if isinstance(history, StayIndex):
-            return history.features(visible)
+            return history.feature_columns(visible)
         events = [event_frame(cases, "cases")]
         if history is not None:
             if "patient_id" in history.columns:
@@ -297,9 +316,9 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
                 if not mine.all():  # (a history already cut to these patients is used as it is)
                     history = history[mine]
             events.append(event_frame(history, "history"))
-        # ``visible`` serves as the queries as it is: history_features reads only its case_id,
-        # patient_id and admission_date columns and its index.
-        return history_features(visible, pd.concat(events, ignore_index=True))
+        # ``visible`` serves as the queries as it is: the index reads only its case_id, patient_id
+        # and admission_date columns.
+        return StayIndex(pd.concat(events, ignore_index=True)).feature_columns(visible)
 
     def _tables(self) -> Any:
         return self._casemix().tables
@@ -329,18 +348,14 @@ class CaseFeatures(TransformerMixin, BaseEstimator):
         return pd.DataFrame(self._encoded(raw), index=raw.index)
 
     def _encoded(self, raw: Any) -> dict[str, Any]:
-        """The model's columns (name -> array) from raw feature columns (a frame or a name -> Series
-        mapping)."""
+        """The model's columns (name -> array) from raw feature columns (a frame or :data:`Columns`)."""
         out: dict[str, Any] = {}
         for name in self.feature_names_out_:
             levels = self.levels_.get(name)
             column = raw[name]
-            if levels is not None:
-                out[name] = encode_levels(column, levels)
-            elif column.dtype == np.float64:
-                out[name] = column.to_numpy()
-            else:
-                out[name] = column.astype("float64").to_numpy()
+            out[name] = (
+                encode_levels(column, levels) if levels is not None else np.asarray(column, np.float64)
+            )
         return out
 
 

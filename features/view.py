@@ -9,16 +9,20 @@ at construction, so a leaking declaration cannot even be imported. History featu
 
 Each view carries a pure ``compute(cases, context)`` function: ``cases`` holds only the columns known
 at the view's stage (missing optional fields as nulls), and the result has exactly the declared
-columns, one row per case, raw (category features as text; :mod:`features.encoding` limits them).
+columns, one value per case, raw (category features as text; :mod:`features.encoding` limits them).
+Both are :data:`Columns`, a table by column name rather than a frame: the framework assembles one
+frame from every view's columns, where a frame per view (and Series per column read) was pandas'
+fixed cost per call, which a single served case pays in full. A view must not change its input.
 The declared views themselves are in :mod:`features.catalog`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from contract.errors import ConfigError
@@ -43,18 +47,43 @@ class Feature:
     prior_sources: tuple[str, ...] = ()
 
 
+Columns = Mapping[str, Any]
+"""A table by column name: 1-d arrays (NumPy or pandas extension arrays) of one length, the cases'
+order. A frame reads the same way (its Series are arrays to NumPy), so a view may be given one."""
+
+Table = pd.DataFrame | Columns
+"""Rows given as a frame or as :data:`Columns`: a request's few rows go through the features (and
+the in-stay cut and pre-grouping) without a frame built around them, whose cost they would pay in
+full; columns read as rows 0..n-1."""
+
+
+def table_column(table: Table, name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A column's own array (a frame's without its Series: pandas' per-call cost, not the work)."""
+    return table[name].array if isinstance(table, pd.DataFrame) else table[name]
+
+
+def table_length(table: Table) -> int:
+    """The number of rows (of a frame, or of its first column)."""
+    return len(table) if isinstance(table, pd.DataFrame) else len(next(iter(table.values()), ()))
+
+
+def table_index(table: Table) -> pd.Index:
+    """A frame's index; 0..n-1 for columns."""
+    return table.index if isinstance(table, pd.DataFrame) else pd.RangeIndex(table_length(table))
+
+
 @dataclass(frozen=True)
 class FeatureContext:
     """What a view may read besides the case's own fields."""
 
-    prior: pd.DataFrame | None = None  # history_features() of the cases, same index
+    prior: Columns | None = None  # the cases' history features (``StayIndex.feature_columns``)
     stays: pd.DataFrame | None = None  # stored stays, for views reading earlier cases' own fields
     tables: Any = None  # casemix.tables.CasemixTables
     casemix: Any = None  # casemix.engine.CasemixEngine over those tables
     weights: pd.DataFrame | None = None  # drg -> rw
 
 
-Compute = Callable[[pd.DataFrame, FeatureContext], pd.DataFrame]
+Compute = Callable[[Columns, FeatureContext], Columns]
 
 
 def field_stage(name: str) -> Stage:

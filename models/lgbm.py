@@ -111,6 +111,8 @@ def _frame_matrix(X: pd.DataFrame, categories: list[list[Any]] | None) -> np.nda
     numbers = [j for j, dtype in enumerate(dtypes) if not isinstance(dtype, pd.CategoricalDtype)]
     if not numbers or len(listed) != len(categories) or any(dtypes[j] != np.float64 for j in numbers):
         return None
+    if len(X) <= _FEW_ROWS:
+        return _few_rows_matrix(X, listed, categories)
     out = np.empty(X.shape, dtype=np.float64)
     # The number columns in one take (a Series per column costs a fresh one-row frame more than the
     # copy), then each category column's codes.
@@ -122,6 +124,33 @@ def _frame_matrix(X: pd.DataFrame, categories: list[list[Any]] | None) -> np.nda
         codes = values.codes
         out[:, j] = np.where(codes == -1, np.nan, codes)
     return out
+
+
+_FEW_ROWS = 16  # a request's rows: read as values, without a Series per column (its fixed cost)
+
+
+def _few_rows_matrix(X: pd.DataFrame, listed: list[int], categories: list[list[Any]]) -> np.ndarray:
+    """:func:`frame_matrix` of a few rows, from their values: each category value at its position
+    in the training categories (the code ``set_categories`` gives), missing or unseen NaN."""
+    out = X.to_numpy(dtype=object)
+    for j, levels in zip(listed, categories, strict=True):
+        position = _positions(levels)
+        out[:, j] = [position.get(value, np.nan) for value in out[:, j]]
+    return out.astype(np.float64)
+
+
+_POSITIONS: dict[int, tuple[list[Any], dict[Any, int]]] = {}
+
+
+def _positions(categories: list[Any]) -> dict[Any, int]:
+    """Each training category's position, made once per booster's list (kept with it, so its id is
+    not reused while the entry exists)."""
+    found = _POSITIONS.get(id(categories))
+    if found is None:
+        found = (categories, {value: i for i, value in enumerate(categories)})
+        if len(_POSITIONS) < 4096:
+            _POSITIONS[id(categories)] = found
+    return found[1]
 
 
 _VERIFIED: dict[tuple[int, int], tuple[object, object]] = {}

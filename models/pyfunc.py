@@ -20,6 +20,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from contract.errors import StateError
 from features.history import StayIndex
+from features.view import Table
 from models import lgbm
 from models.explain import (
     Contributions,
@@ -68,8 +69,9 @@ class CaseModel(mlflow.pyfunc.PythonModel):
         """
         return self.outputs_of(self.features_of(frame, history))
 
-    def explain_frame(self, frame: pd.DataFrame, history: History = None, threads: int = 1) -> Explained:
-        """Features, predictions and SHAP values of each row of ``frame`` from one feature pass."""
+    def explain_frame(self, frame: Table, history: History = None, threads: int = 1) -> Explained:
+        """Features, predictions and SHAP values of each row of ``frame`` from one feature pass
+        (``frame``: rows as a frame, or as columns for features that take them, the in-stay ones)."""
         X = self.features_of(frame, history)
         with lgbm.one_conversion(X):  # the predictions and the SHAP values convert it once
             outputs = self.outputs_of(X)
@@ -84,12 +86,20 @@ class CaseModel(mlflow.pyfunc.PythonModel):
             getattr(self.estimator, "level", None),
         )
 
-    def features_of(self, frame: pd.DataFrame, history: History = None) -> pd.DataFrame:
+    def features_of(self, frame: Table, history: History = None) -> pd.DataFrame:
         """The feature frame of ``frame``'s rows, its columns first cast to the training dtypes."""
-        given = dict(zip(frame.columns, frame.dtypes, strict=True))  # (no Series made per column)
+        if isinstance(frame, pd.DataFrame):
+            given = dict(zip(frame.columns, frame.dtypes, strict=True))  # (no Series made per column)
+        else:
+            given = {name: column.dtype for name, column in frame.items()}
         casts = {c: t for c, t in self.dtypes.items() if c in given and given[c] != t}
-        if casts:  # a canonical frame needs none, and ``astype({})`` still copies it
-            frame = frame.astype(casts)
+        if casts and isinstance(frame, pd.DataFrame):  # a canonical frame needs none, and
+            frame = frame.astype(casts)  # ``astype({})`` still copies it
+        elif casts:
+            frame = {
+                c: pd.Series(v, copy=False).astype(casts[c]).array if c in casts else v
+                for c, v in frame.items()
+            }
         if history is None or (isinstance(history, pd.DataFrame) and history.empty):
             return self.features.transform(frame)
         return self.features.transform(frame, history=history)
@@ -105,7 +115,11 @@ class CaseModel(mlflow.pyfunc.PythonModel):
     def outputs_of(self, X: pd.DataFrame) -> pd.DataFrame:
         """Every output column for a feature frame from :meth:`features_of` (positionally aligned): for
         callers that read the features too (the coding queue's audit columns), one feature pass."""
-        return self.estimator.predict(X).reset_index(drop=True)
+        found = self.estimator.predict(X)
+        index = found.index  # positional already (a request's frame): no copy to renumber it
+        if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+            return found
+        return found.reset_index(drop=True)
 
     def contributions(self, X: pd.DataFrame, threads: int = 1) -> Contributions:
         """SHAP values on the ``output.link`` scale: the estimator's own ``contributions`` (e.g. a

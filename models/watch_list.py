@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from contract.errors import ConfigError
+from features.view import Table, table_column, table_length
 from models.tasks.instay import top_reasons
 
 LEVELS = ("none", "watch", "overrun")
@@ -108,26 +109,27 @@ def ranked(
 
 
 def stay_rows(
-    cut: pd.DataFrame, predicted: pd.DataFrame, policy: WarningPolicy, why: list[str] | str = ""
+    cut: Table, predicted: pd.DataFrame, policy: WarningPolicy, why: list[str] | str = ""
 ) -> dict[str, np.ndarray]:
-    """``WATCH_COLUMNS`` but the rank, one array each, in the order of ``cut``: what a caller that
-    scores stays one by one (``POST /v1/predict/in-stay``) answers, the watch list's rows unranked."""
-    standard = cut["payment_standard"].to_numpy(dtype=np.float64)
-    to_date = cut["charges_to_date"].to_numpy(dtype=np.float64)
+    """``WATCH_COLUMNS`` but the rank, one array each, in the order of ``cut`` (a frame, or columns:
+    :data:`features.view.Table`): what a caller that scores stays one by one (``POST
+    /v1/predict/in-stay``) answers, the watch list's rows unranked."""
+    standard = np.asarray(table_column(cut, "payment_standard"), dtype=np.float64)
+    to_date = np.asarray(table_column(cut, "charges_to_date"), dtype=np.float64)
     final = predicted["final_cost"].to_numpy(dtype=np.float64)
     probability = predicted["p_overrun"].to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(standard > 0, to_date / standard, np.nan)
         predicted_ratio = np.where(standard > 0, final / standard, np.nan)
     above = np.nan_to_num(np.maximum(final - standard, 0.0), nan=0.0)
-    reasons = np.empty(len(cut), dtype=object)
+    reasons = np.empty(table_length(cut), dtype=object)
     reasons[:] = why
     return {
-        "case_id": cut["case_id"].to_numpy(dtype=object),
-        "department": cut["department"].to_numpy(dtype=object),
-        "day_of_stay": cut["day_of_stay"].to_numpy(dtype=np.int64),
+        "case_id": np.asarray(table_column(cut, "case_id"), dtype=object),
+        "department": np.asarray(table_column(cut, "department"), dtype=object),
+        "day_of_stay": np.asarray(table_column(cut, "day_of_stay"), dtype=np.int64),
         "cost_to_date": to_date,
-        "pregrouped_drg": cut["pregroup_drg"].to_numpy(dtype=object),
+        "pregrouped_drg": np.asarray(table_column(cut, "pregroup_drg"), dtype=object),
         "payment_standard": standard,
         "ratio_to_date": np.round(ratio, 4),
         "predicted_final_cost": np.round(final, 2),

@@ -16,6 +16,7 @@ from models.explain import Explained
 
 Language = Literal["zh", "en"]
 RAW_SCALE: dict[str, str] = {"identity": "yuan", "log": "log yuan", "logit": "log-odds"}
+FEW_ROWS = 16  # up to this many cases, the values shown are read one by one (no column per feature)
 
 
 def top_indices(values: np.ndarray, k: int) -> np.ndarray:
@@ -73,11 +74,15 @@ def explanations(
     labels = [names.get(f, {language: f})[language] for f in contributions.features]
     columns: dict[int, list[Any]] = {}  # only the listed features' values are read
     shown_of: dict[tuple[int, Any], str] = {}  # each distinct value of a feature is worded once
+    few = len(X) <= FEW_ROWS  # a request's rows: each listed value read alone, no column made
 
     def shown(j: int, row: int) -> str:
-        if j not in columns:
-            columns[j] = X[contributions.features[j]].to_numpy(dtype=object).tolist()
-        value = columns[j][row]
+        if few:  # (the contributions' features are X's columns, in order)
+            value = X.iat[row, j]
+        else:
+            if j not in columns:
+                columns[j] = X[contributions.features[j]].to_numpy(dtype=object).tolist()
+            value = columns[j][row]
         try:
             return shown_of[j, value]
         except KeyError:

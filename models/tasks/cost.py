@@ -86,17 +86,24 @@ class CostModel:
         """Point forecast and interval; the interval is widened to hold the point when skew puts the
         mean outside the quantile band (widening only raises coverage). ``data``: ``X`` as
         :func:`models.lgbm.prepared` converted it already for a model fitted on the same features."""
+        return pd.DataFrame(self.predict_columns(X, data), index=X.index)
+
+    def predict_columns(
+        self, X: pd.DataFrame, data: pd.DataFrame | np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """:meth:`predict`'s columns by name, before they make a frame: for a model that puts its own
+        outputs beside them in one frame (``InstayModel``; a one-stay request paid for the insert)."""
         if data is None:
             data = lgbm.prepared(X, self.point_)  # one conversion for the three models
         point = np.expm1(lgbm.predict(self.point_, data)) * self.smearing_
         if self.level is None:
-            return pd.DataFrame({self.target: point}, index=X.index)
+            return {self.target: point}
         lower, upper = self._log_band(data)
         widen = self.conformal_.margins(self._groups(X), len(X))
         lower = np.minimum(np.expm1(lower - widen).clip(min=0), point)
         upper = np.maximum(np.expm1(upper + widen), point)
         names = (self.target, f"{self.target}_lower", f"{self.target}_upper")
-        return pd.DataFrame(dict(zip(names, (point, lower, upper), strict=True)), index=X.index)
+        return dict(zip(names, (point, lower, upper), strict=True))
 
     @property
     def explained(self) -> object:

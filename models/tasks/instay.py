@@ -60,9 +60,9 @@ class InstayModel:
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         data = lgbm.prepared(X, self.overrun_)  # one conversion for the four models (same features)
-        out = self.cost_.predict(X, data)
-        out["p_overrun"] = lgbm.predict_proba(self.overrun_, data)[:, 1]
-        return out
+        columns = self.cost_.predict_columns(X, data)
+        columns["p_overrun"] = lgbm.predict_proba(self.overrun_, data)[:, 1]
+        return pd.DataFrame(columns, index=X.index)
 
     @property
     def explained(self) -> object:

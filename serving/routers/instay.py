@@ -27,6 +27,7 @@ from contract.fields import COST_CATEGORIES, canonical_column
 from contract.fields import Field as ContractField
 from contract.instay import INSTAY_DERIVED, INSTAY_FIELDS
 from features.history import StayIndex
+from features.view import Table, table_column
 from models.explain import Explained
 from models.tracking import CHAMPION
 from models.watch_list import WarningPolicy, stay_rows
@@ -202,10 +203,11 @@ class StayRequest:
 
 
 def score_stays(
-    model: Any, frame: pd.DataFrame, history: pd.DataFrame | StayIndex | None, policy: WarningPolicy
+    model: Any, frame: Table, history: pd.DataFrame | StayIndex | None, policy: WarningPolicy
 ) -> tuple[list[dict[str, Any]], Explained]:
     """The watch-list rows of the cut stays (in request order) and the model's answer to explain,
-    from one pass of the registered model (``CaseModel.explain_frame``)."""
+    from one pass of the registered model (``CaseModel.explain_frame``); ``frame``: the cut stays as
+    a frame or as their columns (a request's: no frame built around them)."""
     cut = model.features.pregroup(frame)
     answer = model.explain_frame(cut, history)
     columns = stay_rows(cut, answer.outputs, policy)
@@ -250,11 +252,11 @@ def _predictions(
     served = instay_model(state)
     model = served.model
     records, charges, cuts = stay_tables(stays)
-    # the cut and its pre-grouping's columns make one frame (a frame per step cost a stay more)
-    frame = model.features.pregroup(cut_columns(records, charges, cuts))
+    # the cut and its pre-grouping's columns, and no frame of them (a frame cost a stay more)
+    cut = model.features.pregroup(cut_columns(records, charges, cuts))
     history = _history(state, list(records["patient_id"]))
     policy = WarningPolicy.from_rules(state.casemix().rules)  # the service's rules, loaded once
-    rows, answer = score_stays(model, frame, history, policy)
+    rows, answer = score_stays(model, cut, history, policy)
     found = _worded(answer, model.names, wording)
     level = float(model.estimator.level)
 
@@ -264,7 +266,7 @@ def _predictions(
     predictions = [
         InstayPrediction(
             case_id=row["case_id"],
-            as_of_date=cut.date(),
+            as_of_date=pd.Timestamp(day).date(),
             day_of_stay=int(row["day_of_stay"]),
             cost_to_date=float(row["cost_to_date"]),
             pregrouped_drg=None if pd.isna(row["pregrouped_drg"]) else str(row["pregrouped_drg"]),
@@ -279,7 +281,7 @@ def _predictions(
             warning_level=str(row["warning_level"]),
             explanation=Explanation(**explanation),
         )
-        for row, cut, explanation in zip(rows, frame["as_of_date"], found, strict=True)
+        for row, day, explanation in zip(rows, table_column(cut, "as_of_date"), found, strict=True)
     ]
     return ModelRef(name=served.name, version=served.version), predictions
 

@@ -83,6 +83,10 @@ def test_icd9cm3_section() -> None:
 def test_code_lists_are_counted_and_exploded() -> None:
     lists = pd.Series(["A|B|C", None, "", "D", "E||F"])
     assert codes.code_count(lists).tolist() == [3, 0, 0, 1, 2]
+    # the arrays a feature view reads (no Series): an array back, the same counts
+    for column in (lists.to_numpy(dtype=object), lists.astype("string[pyarrow]").array):
+        counted = codes.code_count(column)
+        assert isinstance(counted, np.ndarray) and counted.tolist() == [3, 0, 0, 1, 2]
     rows, found = codes.explode_codes(pd.Series(["X", None, "Y"]), lists.iloc[:3])
     order = np.lexsort((found, rows))
     assert list(zip(rows[order].tolist(), found[order].tolist(), strict=True)) == [

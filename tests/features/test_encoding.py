@@ -91,3 +91,26 @@ def test_levels_of_any_column_without_pandas_deprecations(dtype) -> None:
     assert codes.tolist() == expected_codes.tolist() and list(distinct) == list(expected)
     first = "1.0" if dtype == "float64" else "1"
     assert [str(v) for v in encoded] == [first, OTHER, "nan", first]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array(["I21", None, "J18", "", "zz", np.nan, "I21"], dtype=object),
+        np.array([1.0, np.nan, 2.0, 3.5], dtype=np.float64),
+        np.array([1, 2, 7], dtype=np.int64),
+        pd.array(["I21", None, "J18"], dtype="string[pyarrow]"),
+        pd.array([1, None, 2], dtype="Int64"),
+        np.array([pd.NA, pd.NaT, True, "1"], dtype=object),
+    ],
+)
+def test_a_few_values_encode_as_many_do(values) -> None:
+    """A request's few values are looked up one by one (no factorize): the same codes as the
+    factorized path every longer column takes, missing values included."""
+    levels = ["I21", "J18", "1", "2", "1.0", "True"]
+    few = encode_levels(values, levels)
+    many = encode_levels(pd.Series(values).repeat(10).array, levels)  # past the few
+    assert len(values) <= 16 < len(many)  # (16: features.encoding._FEW)
+    assert few.dtype == many.dtype
+    assert np.repeat(few.codes, 10).tolist() == many.codes.tolist()
+    assert (few.codes == -1).tolist() == pd.isna(np.asarray(values, dtype=object)).tolist()

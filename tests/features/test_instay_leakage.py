@@ -11,12 +11,12 @@ import pytest
 from contract.fields import COST_CATEGORIES
 from features.instay import InstayFeatures, cut_columns, cut_stays, in_hospital, sample_cuts
 from features.pipeline import CaseFeatures
-from features.view import Feature, FeatureStageError, FeatureView
+from features.view import Columns, Feature, FeatureStageError, FeatureView
 from pipelines.demo import DemoHospital, generate_demo
 
 
-def _empty(cases: pd.DataFrame, context: object) -> pd.DataFrame:
-    return pd.DataFrame(index=cases.index)
+def _empty(cases: Columns, context: object) -> Columns:
+    return {}
 
 
 @pytest.fixture(scope="module")
@@ -94,23 +94,25 @@ def test_charges_to_date_are_the_days_up_to_the_cut(hospital: DemoHospital, cuts
     assert not {"discharge_date", "total_cost", "principal_diagnosis"} & set(frame.columns)
 
 
-def test_tables_given_as_columns_cut_and_pregroup_as_frames(
+def test_tables_given_as_columns_cut_pregroup_and_give_features_as_frames_do(
     hospital: DemoHospital, cuts: pd.DataFrame, fitted: InstayFeatures
 ) -> None:
-    """A request's tables come as columns (no frame per table): the same cut, pre-grouping and
-    features as the store's frames, row for row (the frames' index aside)."""
+    """A request's tables come as columns and stay columns through the cut and pre-grouping (no frame
+    built around them): the same cut, pre-grouping and features as the store's frames, row for row
+    (the frames' index aside)."""
     as_frames = fitted.pregroup(cut_stays(hospital.inpatients, hospital.charges, cuts))
 
     def columns(table: pd.DataFrame) -> dict[str, object]:
         return {name: table[name].array for name in table.columns}
 
-    as_columns = fitted.pregroup(
-        cut_columns(*(columns(t) for t in (hospital.inpatients, hospital.charges, cuts)))
-    )
-    assert list(as_columns.index) == list(range(len(cuts)))
-    pd.testing.assert_frame_equal(as_columns, as_frames.reset_index(drop=True), check_like=True)
+    given = cut_columns(*(columns(t) for t in (hospital.inpatients, hospital.charges, cuts)))
+    as_columns = fitted.pregroup(given)
+    assert isinstance(as_columns, dict) and list(as_columns)[: len(given)] == list(given)  # no frame
+    pd.testing.assert_frame_equal(pd.DataFrame(as_columns), as_frames.reset_index(drop=True), check_like=True)
+    features = fitted.transform(as_columns)
+    assert list(features.index) == list(range(len(cuts)))
     pd.testing.assert_frame_equal(
-        fitted.transform(as_columns), fitted.transform(as_frames).reset_index(drop=True), check_like=True
+        features, fitted.transform(as_frames).reset_index(drop=True), check_like=True
     )
 
 

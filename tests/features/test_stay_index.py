@@ -52,3 +52,47 @@ def test_history_of_a_patient_depends_on_that_patient_only(store: pd.DataFrame) 
     alone = history_features(store[mine], store[mine])
     assert (alone["prior_cost_365d"] > 0).sum() > 50
     pd.testing.assert_frame_equal(alone, whole[mine], check_exact=True)
+
+
+def test_feature_columns_are_the_features_by_name_of_queries_given_by_column(store: pd.DataFrame) -> None:
+    """What the feature views read (no frame): the same numbers as :meth:`StayIndex.features`, from the
+    queries' columns as arrays as from their frame."""
+    index = StayIndex(store)
+    queries = store.sample(200, random_state=1)[["case_id", "patient_id", "admission_date"]]
+    expected = index.features(queries)
+    got = index.feature_columns({name: queries[name].to_numpy() for name in queries.columns})
+    assert list(got) == list(expected.columns)
+    pd.testing.assert_frame_equal(pd.DataFrame(got, index=queries.index), expected, check_exact=True)
+    assert expected["prior_admissions"].gt(0).any()
+    # a request's one query at a time (looked up alone, not by get_indexer), unknown ones included
+    seen = queries.loc[[expected["prior_admissions"].gt(0).idxmax()]]  # a patient with earlier stays
+    strangers = pd.concat([seen, seen]).assign(
+        case_id=["NEW-1", "NEW-2"], patient_id=[seen["patient_id"].iloc[0], "NEW"]
+    )
+    batch = pd.concat([queries.head(20), strangers])  # more than a few: get_indexer
+    together = index.features(batch)
+    for i in range(len(batch)):
+        alone = index.feature_columns({name: batch[name].to_numpy()[i : i + 1] for name in batch.columns})
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(alone, index=batch.index[i : i + 1]), together.iloc[i : i + 1]
+        )
+    assert together["prior_admissions"].iloc[-2] > together["prior_admissions"].iloc[-1] == 0
+
+
+def test_canonical_columns_are_the_canonical_view_by_name(store: pd.DataFrame) -> None:
+    """The feature views' input is the canonical view's columns, without the frame: same values, order
+    and dtypes, absent optional columns as nulls, and the same errors."""
+    from contract.errors import InputError
+    from features.pipeline import canonical_columns, canonical_view
+
+    cases = store.head(50).drop(columns=["birth_weight_g", "los_days"])
+    wanted = ("case_id", "admission_date", "discharge_date", "los_days", "birth_weight_g", "department")
+    view = canonical_view(cases, wanted, {"case_id"}, "cases")
+    found = canonical_columns(cases, wanted, {"case_id"}, "cases")
+    assert list(found) == list(view.columns)
+    pd.testing.assert_frame_equal(pd.DataFrame(found, index=cases.index), view)
+    assert view["birth_weight_g"].isna().all() and view["los_days"].notna().all()
+    with pytest.raises(InputError, match="case_id is missing in row 3"):
+        canonical_columns(
+            cases.assign(case_id=cases["case_id"].where(cases.index != 3)), wanted, {"case_id"}, "cases"
+        )

@@ -5,14 +5,25 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from contract.errors import ConfigError, InputError
 from contract.fields import STAGE_ORDER
 from features.catalog import VIEWS
 from features.pipeline import CaseFeatures
-from features.view import Feature, FeatureContext, FeatureStageError, FeatureView, field_stage
+from features.view import (
+    Columns,
+    Feature,
+    FeatureContext,
+    FeatureStageError,
+    FeatureView,
+    field_stage,
+    table_column,
+    table_index,
+    table_length,
+)
 
 
-def _empty(cases: pd.DataFrame, context: FeatureContext) -> pd.DataFrame:
-    return pd.DataFrame(index=cases.index)
+def _empty(cases: Columns, context: FeatureContext) -> Columns:
+    return {}
 
 
 def test_a_feature_reading_a_later_field_fails_at_declaration() -> None:
@@ -70,8 +81,8 @@ def test_views_only_see_columns_of_their_stage(
     for name in ("demographics", "costs"):
         view = VIEWS[name]
 
-        def spy(cases: pd.DataFrame, context: FeatureContext, view: FeatureView = view) -> pd.DataFrame:
-            seen[view.name] = set(cases.columns)
+        def spy(cases: Columns, context: FeatureContext, view: FeatureView = view) -> Columns:
+            seen[view.name] = set(cases)
             return view.compute(cases, context)
 
         monkeypatch.setitem(
@@ -90,7 +101,7 @@ def test_calendar_fields_are_pandas_own_on_every_kind_of_day() -> None:
     )
     days = pd.concat([days, pd.Series(pd.date_range("2023-12-25", periods=400, freq="D"))], ignore_index=True)
     calendar = next(v for v in VIEWS.at("admission") if v.name == "calendar")
-    got = calendar.compute(pd.DataFrame({"admission_date": days}), FeatureContext())
+    got = pd.DataFrame(calendar.compute({"admission_date": days.to_numpy()}, FeatureContext()))
     index = pd.DatetimeIndex(days)
     expected = pd.DataFrame(
         {
@@ -100,3 +111,27 @@ def test_calendar_fields_are_pandas_own_on_every_kind_of_day() -> None:
         }
     )
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_cases_given_as_columns_get_the_features_of_their_frame(hospital: pd.DataFrame) -> None:
+    """A request's rows may reach the features as columns (:data:`features.view.Table`, no frame
+    built around them): the same features, indexed 0..n-1, with text dates parsed and bad ones named."""
+    cases = hospital.head(60).set_axis(range(100, 160))
+    features = CaseFeatures("discharge", min_category_count=1).fit(cases)
+    columns = {name: cases[name].array for name in cases.columns}
+    assert table_length(columns) == len(cases) and list(table_index(columns)) == list(range(len(cases)))
+    assert table_length(cases) == len(cases) and table_index(cases).equals(cases.index)
+    assert table_column(cases, "case_id").tolist() == columns["case_id"].tolist()
+    expected = features.transform(cases, history=hospital).reset_index(drop=True)
+    pd.testing.assert_frame_equal(features.transform(columns, history=hospital), expected)
+    as_text = {**columns, "admission_date": cases["admission_date"].dt.strftime("%Y-%m-%d").to_numpy(object)}
+    pd.testing.assert_frame_equal(features.transform(as_text, history=hospital), expected)
+    as_text["admission_date"][3] = "not a day"
+    with pytest.raises(InputError, match=r"admission_date of row 3 \(index 3\) is not a date"):
+        features.transform(as_text)
+
+
+def test_excluding_every_view_is_refused_by_name(hospital: pd.DataFrame) -> None:
+    every = tuple(v.name for v in VIEWS.at("admission"))
+    with pytest.raises(ConfigError, match="exclude leaves no feature view"):
+        CaseFeatures("admission", exclude=every).fit(hospital)

@@ -101,3 +101,21 @@ def test_training_report_flags_departments_outside_the_band() -> None:
     rows = {line.split(" | ")[0].strip("| "): line for line in coverage_table(table) if line.startswith("| ")}
     assert rows["oncology"].endswith("| yes |") and rows["icu"].endswith("| **no** |")
     assert rows["rare"].endswith("| too few cases |")
+
+
+def test_predict_columns_are_the_prediction_frame_by_name() -> None:
+    """The in-stay model puts its overrun probability beside the cost model's columns in one frame:
+    the same numbers and names as ``predict``'s frame, with or without an interval."""
+    X, labels = _cases(600, 0)
+    X_val, labels_val = _cases(400, 1)
+    X_test = _cases(30, 2)[0].set_axis(range(100, 130))
+    for level in (0.8, None):
+        model = CostModel(LGBM, level=level, mondrian_min_group=50).fit(X, labels, X_val, labels_val)
+        frame = model.predict(X_test)
+        columns = model.predict_columns(X_test)
+        assert (
+            list(columns)
+            == list(frame.columns)
+            == (["cost", "cost_lower", "cost_upper"] if level else ["cost"])
+        )
+        pd.testing.assert_frame_equal(pd.DataFrame(columns, index=X_test.index), frame)

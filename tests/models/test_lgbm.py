@@ -31,7 +31,8 @@ def scoring_frames() -> list[pd.DataFrame]:
     one_row = frame(1, 2, ["c"])
     missing_dept = frame(5, 3, ["a"]).assign(dept=pd.Categorical([None] * 5, categories=["a", "b", "c"]))
     int_column = frame(5, 4, ["a"]).astype({"age": "int64"})  # not the features' dtypes: LightGBM converts
-    return [unseen, one_row, missing_dept, int_column]
+    few_unseen = frame(8, 5, ["b", "zz", "a"])  # a request's few rows (read as values), one unseen
+    return [unseen, one_row, missing_dept, int_column, few_unseen]
 
 
 @pytest.mark.parametrize("X", scoring_frames())
