@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from casemix.cases import CodeLists, EncodedCases, encode_cases
 from casemix.lookups import Lookups
-from casemix.rules import complication_counts, rule_holds, split_holds
+from casemix.rules import Candidates, Openings, complication_counts, rule_holds, split_holds
 from casemix.tables import CasemixTables, Entry, load_tables
 from casemix.trace import Trace
 from contract.fields import coded_text, join_codes, text_labels
@@ -89,6 +89,11 @@ class Grouper:
         self.lookups = Lookups(self.tables)
         self.ambiguous_groups = ambiguous_groups
         drgs = list(self.tables.drgs.values())
+        self._mdc_openings = Openings.of([self.tables.mdcs[c] for c in self.tables.mdc_order], self.lookups)
+        self._adrg_openings = {
+            code: Openings.of([self.tables.adrgs[c] for c in entry.children], self.lookups)
+            for code, entry in self.tables.mdcs.items()
+        }
         position = {d.code: i for i, d in enumerate(drgs)}
         self._drg_positions = {
             code: np.array([position[d] for d in entry.children], dtype=np.int32)
@@ -190,46 +195,64 @@ class Grouper:
         drg_index = np.full(n, len(self._drg_codes) - 1, dtype=np.int32)
         grouped = np.zeros(n, dtype=bool)
         entered: list[tuple[str, np.ndarray]] = []
-        remaining = np.flatnonzero(cases.valid)
-        for mdc_code in self.tables.mdc_order:
-            if not len(remaining):
-                break
-            mdc_entry = self.tables.mdcs[mdc_code]
-            positions = rule_holds(mdc_entry, cases, self.lookups, remaining, trace)
-            mdc_rows = rows = remaining[positions]
-            if not len(rows):
+        mdcs = Candidates(self._mdc_openings, cases, self.lookups)
+        mdcs.put(np.flatnonzero(cases.valid), 0, trace)
+        for k, mdc_entry in enumerate(mdcs.entries):
+            candidates = mdcs.take(k)
+            if not len(candidates):
                 continue
-            if trace is not None:
-                trace.entered(mdc_entry)
-            entered.append((mdc_code, mdc_rows))
-            medical_from = self._ambiguous_at.get(mdc_code)
-            medical: list[np.ndarray] = []
-            for position, adrg_code in enumerate(mdc_entry.children):
-                if not len(rows):
-                    break
-                adrg_entry = self.tables.adrgs[adrg_code]
-                hit = rule_holds(adrg_entry, cases, self.lookups, rows, trace)
-                if not len(hit):
-                    continue
+            mdc_rows = candidates[rule_holds(mdc_entry, cases, self.lookups, candidates, trace)]
+            if len(mdc_rows):
                 if trace is not None:
-                    trace.entered(adrg_entry)
-                hit_rows = rows[hit]
-                rows = np.delete(rows, hit)
-                choice = self._choose_drg(adrg_entry, mcc_count[hit_rows], cc_count[hit_rows], trace)
-                taken = choice >= 0
-                drg_index[hit_rows[taken]] = self._drg_positions[adrg_code][choice[taken]]
-                grouped[hit_rows[taken]] = True
-                if medical_from is not None and position >= medical_from:
-                    medical.append(hit_rows[taken])
-            if medical:  # a medical ADRG took them, but their OR procedure fits none of the MDC's
-                self._ambiguous(mdc_code, cases, np.concatenate(medical), drg_index, trace)
-            if trace is not None and not grouped[0]:
-                trace.left(mdc_entry, "none of its ADRGs gave a DRG")
-            remaining = np.delete(remaining, positions[grouped[mdc_rows]])  # looks up the MDC's rows only
+                    trace.entered(mdc_entry)
+                entered.append((mdc_entry.code, mdc_rows))
+                self._walk_adrgs(mdc_entry, cases, mdc_rows, (mcc_count, cc_count), drg_index, grouped, trace)
+                if trace is not None and not grouped[0]:
+                    trace.left(mdc_entry, "none of its ADRGs gave a DRG")
+            mdcs.put(candidates[~grouped[candidates]], k + 1, trace)  # on to the next MDC they can enter
         for mdc_code, rows in entered:  # instead of 0000: the first MDC entered that has a 歧义组
             if mdc_code in self._ambiguous_at:
                 grouped[self._ambiguous(mdc_code, cases, rows[~grouped[rows]], drg_index, trace)] = True
         return _Walk(drg_index=drg_index, grouped=grouped, entered=entered)
+
+    def _walk_adrgs(
+        self,
+        mdc_entry: Entry,
+        cases: EncodedCases,
+        rows: np.ndarray,
+        complications: tuple[np.ndarray, np.ndarray],
+        drg_index: np.ndarray,
+        grouped: np.ndarray,
+        trace: Trace | None,
+    ) -> None:
+        """Give the cases that entered an MDC (``rows``) the DRG of the first ADRG whose rule holds,
+        where one of its splits holds; a case leaves the MDC's ADRGs at the first rule that holds."""
+        mcc_count, cc_count = complications
+        adrgs = Candidates(self._adrg_openings[mdc_entry.code], cases, self.lookups)
+        adrgs.put(rows, 0, trace)
+        medical_from = self._ambiguous_at.get(mdc_entry.code)
+        medical: list[np.ndarray] = []
+        for position, adrg_entry in enumerate(adrgs.entries):
+            candidates = adrgs.take(position)
+            if not len(candidates):
+                continue
+            hit = rule_holds(adrg_entry, cases, self.lookups, candidates, trace)
+            missed = np.ones(len(candidates), dtype=bool)
+            missed[hit] = False
+            adrgs.put(candidates[missed], position + 1, trace)
+            if not len(hit):
+                continue
+            if trace is not None:
+                trace.entered(adrg_entry)
+            hit_rows = candidates[hit]
+            choice = self._choose_drg(adrg_entry, mcc_count[hit_rows], cc_count[hit_rows], trace)
+            taken = choice >= 0
+            drg_index[hit_rows[taken]] = self._drg_positions[adrg_entry.code][choice[taken]]
+            grouped[hit_rows[taken]] = True
+            if medical_from is not None and position >= medical_from:
+                medical.append(hit_rows[taken])
+        if medical:  # a medical ADRG took them, but their OR procedure fits none of the MDC's
+            self._ambiguous(mdc_entry.code, cases, np.concatenate(medical), drg_index, trace)
 
     def _ambiguous(
         self, mdc_code: str, cases: EncodedCases, rows: np.ndarray, drg_index: np.ndarray, trace: Trace | None
