@@ -47,10 +47,11 @@ class CodeLists:
     @cached_property
     def principal(self) -> np.ndarray:
         """The principal code id per case; the unknown id when the case has no code."""
-        out = np.full(len(self.indptr) - 1, self.unknown, dtype=np.int32)
-        has = np.diff(self.indptr) > 0
-        out[has] = self.ids[self.indptr[:-1][has]]
-        return out
+        starts = self.indptr[:-1]
+        if not len(self.ids):
+            return np.full(len(starts), self.unknown, dtype=np.int32)
+        first = self.ids[np.minimum(starts, len(self.ids) - 1)]  # (a gather, then a choice: no masks)
+        return np.where(self.indptr[1:] > starts, first, np.int32(self.unknown)).astype(np.int32, copy=False)
 
     @cached_property
     def distinct_principals(self) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +64,12 @@ class CodeLists:
         position = np.zeros(self.unknown + 1, dtype=np.int32)
         position[ids] = np.arange(len(ids), dtype=np.int32)
         return ids, position[self.principal]
+
+    def any_of_each(self, lookup: np.ndarray) -> np.ndarray:
+        """For every case: is any of its codes True in ``lookup``? (Hits counted along all entries.)"""
+        hits = np.zeros(len(self.ids) + 1, dtype=np.int64)
+        np.cumsum(lookup[self.ids], out=hits[1:])
+        return hits[self.indptr[1:]] > hits[self.indptr[:-1]]
 
     def any_in(self, lookup: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """For each case in ``rows``: is any of its codes True in ``lookup``?"""
@@ -84,7 +91,7 @@ class CodeLists:
 
 @dataclass(frozen=True)
 class EncodedCases:
-    """What the grouper reads for a batch; ``reasons`` is empty for valid cases."""
+    """What the grouper reads for a batch; ``reasons`` is empty for valid cases (``valid``)."""
 
     sex: np.ndarray
     age_years: np.ndarray
@@ -93,14 +100,10 @@ class EncodedCases:
     diagnoses: CodeLists
     procedures: CodeLists
     reasons: np.ndarray
+    valid: np.ndarray
 
     def __len__(self) -> int:
         return len(self.sex)
-
-    @cached_property
-    def valid(self) -> np.ndarray:
-        """Cases with no reason; read by the walk and the status (a text comparison over every case)."""
-        return self.reasons == ""
 
 
 def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool = False) -> EncodedCases:
@@ -143,6 +146,7 @@ def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool
         (np.diff(diagnoses.indptr) == 0, lambda i: "no diagnosis"),
         *shape_checks,
     ]
+    reasons, valid = _reasons(len(frame), checks)
     return EncodedCases(
         sex=sex,
         age_years=age_years,
@@ -150,7 +154,8 @@ def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool
         birth_weight_g=weight,
         diagnoses=diagnoses,
         procedures=procedures,
-        reasons=_reasons(len(frame), checks),
+        reasons=reasons,
+        valid=valid,
     )
 
 
@@ -319,10 +324,14 @@ def _not_count(values: np.ndarray) -> np.ndarray:
         return ~np.isnan(values) & ((values < 0) | (values != np.floor(values)))
 
 
-def _reasons(n: int, checks: list[tuple[np.ndarray, Callable[[int], str]]]) -> np.ndarray:
-    """'; '-joined messages of the failed checks per case; built only for failing cases."""
+def _reasons(n: int, checks: list[tuple[np.ndarray, Callable[[int], str]]]) -> tuple[np.ndarray, np.ndarray]:
+    """'; '-joined messages of the failed checks per case, built only for failing cases, and whether
+    each case passed them all (from the checks' masks: comparing a million texts cost more)."""
     reasons = np.full(n, "", dtype=object)
+    valid = np.ones(n, dtype=bool)
     for mask, message in checks:
-        for i in np.flatnonzero(mask):
+        failed = np.flatnonzero(mask)
+        valid[failed] = False
+        for i in failed:
             reasons[i] = f"{reasons[i]}; {message(i)}" if reasons[i] else message(i)
-    return reasons
+    return reasons, valid

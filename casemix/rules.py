@@ -69,13 +69,21 @@ def rule_holds(
     lookups: Lookups,
     rows: np.ndarray,
     observer: RuleObserver | None = None,
+    *,
+    opened: bool = False,
 ) -> np.ndarray:
     """Positions in ``rows`` where every condition of the entry's rule holds (evaluated lazily: each
-    condition only on the rows the ones before it kept; the first on ``rows`` as given, no copy)."""
+    condition only on the rows the ones before it kept; the first on ``rows`` as given, no copy).
+    ``opened``: the rule's first condition is known to hold on every row (``Candidates`` chose them
+    by it), so it is reported, not evaluated again."""
     kept: np.ndarray | None = None  # None: every row so far
-    for condition in entry.rule:
+    for at, condition in enumerate(entry.rule):
         if kept is not None and not len(kept):
             break
+        if opened and not at:
+            if observer is not None:
+                observer.condition(entry, condition, True)
+            continue
         ok = holds(condition, cases, lookups, rows if kept is None else rows[kept])
         if observer is not None:
             observer.condition(entry, condition, bool(ok[0]))
@@ -141,7 +149,12 @@ class Candidates:
         self._by_px = _first_reachable(
             lookups.procedure_lists[np.ix_(openings.px_rows, px_ids)], openings.on_px, None
         )
+        self._on_any = openings.on_any
         self._waiting: list[list[np.ndarray]] = [[] for _ in self.entries]
+
+    def opened(self, position: int) -> bool:
+        """Whether the cases waiting at an entry are known to meet its rule's first condition."""
+        return not self._on_any[position]
 
     def put(self, rows: np.ndarray, start: int, observer: RuleObserver | None = None) -> None:
         """Queue the cases in ``rows`` at the first entry at or after ``start`` they can reach."""
