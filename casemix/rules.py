@@ -201,22 +201,23 @@ def _first_reachable(listed: np.ndarray, opens_on: np.ndarray, on_any: np.ndarra
 def complication_counts(diagnoses: CodeLists, lookups: Lookups) -> tuple[np.ndarray, np.ndarray]:
     """Secondary diagnoses per case that count as MCC and as CC once exclusions are applied.
 
-    Only entries listed as MCC or CC are looked at; each entry's case comes from one repeat of the
-    case numbers (a binary search per listed entry cost three times as much: 60% of a million demo
-    cases' entries are listed).
+    Each entry is flagged in place (its case's exclusion table spread to the entries by one repeat)
+    and the flags are counted per case from their running sum at the case boundaries: choosing the
+    listed entries first, then their cases, cost twice as much on a million demo cases.
     """
-    n = len(diagnoses.indptr) - 1
-    mcc, cc = lookups.mcc_table[diagnoses.ids], lookups.cc_table[diagnoses.ids]
-    listed = np.flatnonzero((mcc >= 0) | (cc >= 0))
-    lengths = np.diff(diagnoses.indptr)
-    rows = np.repeat(np.arange(n, dtype=np.int32 if n < 2**31 else np.int64), lengths)[listed]
-    secondary = diagnoses.indptr[rows] != listed
-    listed, rows = listed[secondary], rows[secondary]
-    principal_table = lookups.principal_table[diagnoses.principal[rows]]
-    mcc, cc = mcc[listed], cc[listed]
-    mcc_count = np.bincount(rows[(mcc >= 0) & (mcc != principal_table)], minlength=n)
-    cc_count = np.bincount(rows[(cc >= 0) & (cc != principal_table)], minlength=n)
-    return mcc_count.astype(np.int64, copy=False), cc_count.astype(np.int64, copy=False)
+    starts, ends = diagnoses.indptr[:-1], diagnoses.indptr[1:]
+    excluded = np.repeat(lookups.principal_table[diagnoses.principal], ends - starts)
+    principal = starts[ends > starts]  # (the first entry of a case is its principal: never counted)
+    counts = []
+    for table in (lookups.mcc_table, lookups.cc_table):
+        label = table[diagnoses.ids]
+        flag = label >= 0
+        flag &= label != excluded
+        flag[principal] = False
+        running = np.zeros(len(flag) + 1, dtype=np.int32 if len(flag) < 2**31 else np.int64)
+        np.cumsum(flag, out=running[1:])
+        counts.append((running[ends] - running[starts]).astype(np.int64))
+    return counts[0], counts[1]
 
 
 def split_holds(split: str, mcc_count: np.ndarray, cc_count: np.ndarray) -> np.ndarray:
