@@ -307,16 +307,16 @@ class Grouper:
 
     def _status(self, cases: EncodedCases, walk: _Walk) -> tuple[Any, Any]:
         """Status and reason as ``TEXT``; a reason is text only where a case is invalid or ungroupable."""
-        valid = cases.valid
-        status = coded_text(_STATUSES, np.where(walk.grouped, 0, np.where(valid, 1, 2)))
-        reason = cases.reasons.copy()
-        ungroupable = np.flatnonzero(valid & ~walk.grouped)
-        reason[ungroupable] = self._ungroupable_reasons(cases, walk, ungroupable)
-        explained = np.flatnonzero(~walk.grouped)
-        codes, labels = pd.factorize(reason[explained])
+        explained = np.flatnonzero(~walk.grouped)  # (few: only their reasons are read)
+        ungroupable = cases.valid[explained]
+        status_codes = np.zeros(len(cases), dtype=np.int8)
+        status_codes[explained] = np.where(ungroupable, 1, 2)
+        reason = cases.reasons[explained]
+        reason[ungroupable] = self._ungroupable_reasons(cases, walk, explained[ungroupable])
+        codes, labels = pd.factorize(reason)
         reason_codes = np.zeros(len(cases), dtype=np.int64)
         reason_codes[explained] = codes + 1
-        return status, coded_text(["", *labels], reason_codes)
+        return coded_text(_STATUSES, status_codes), coded_text(["", *labels], reason_codes)
 
     def _ungroupable_reasons(self, cases: EncodedCases, walk: _Walk, rows: np.ndarray) -> list[str]:
         """Why each case reached no DRG: unknown codes first, then the MDCs it entered, if any."""
