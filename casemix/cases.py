@@ -238,14 +238,14 @@ def _code_lists(
     translation work on the distinct code strings, not on every entry.
     """
     columns = [_distinct_cells(text) for text in texts]
-    uniques = np.array([c.strip() for u, _ in columns for c in u], dtype=object)
+    uniques = np.array([c.strip() for u, _, _ in columns for c in u], dtype=object)
     if translation:
         uniques = np.array([translation.get(c, c) for c in uniques], dtype=object)
-    offsets = [lists.offsets.to_numpy().astype(np.int64) for _, lists in columns]
+    offsets = [o for _, o, _ in columns]
     indptr = np.sum(offsets, axis=0)
     strings = np.empty(int(indptr[-1]), dtype=np.int32)
     first = 0
-    for k, (dictionary, lists) in enumerate(columns):
+    for k, (dictionary, _, values) in enumerate(columns):
         # Case i's entries from column k start at offsets[k][i], shifted by all its entries in the
         # columns before k (their offsets at i + 1) and by the earlier cases' entries in those after k.
         before = np.zeros(len(indptr) - 1, dtype=np.int64)
@@ -253,8 +253,8 @@ def _code_lists(
             before += o[1:]
         for o in offsets[k + 1 :]:
             before += o[:-1]
-        at = np.arange(len(lists.values)) + np.repeat(before, np.diff(offsets[k]))
-        strings[at] = lists.values.to_numpy(zero_copy_only=False) + first
+        at = np.arange(len(values)) + np.repeat(before, np.diff(offsets[k]))
+        strings[at] = values + first
         first += len(dictionary)
     blank = uniques == ""
     if blank.any():
@@ -272,13 +272,29 @@ def _code_lists(
     )
 
 
-def _distinct_cells(cells: pa.DictionaryArray) -> tuple[np.ndarray, pa.ListArray]:
-    """(the column's distinct code strings, each case's codes as indices into them); a missing cell
-    has none. Only the distinct cells are split."""
+def _distinct_cells(cells: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the column's distinct code strings, each case's codes as indices into them: CSR offsets and
+    values); a missing cell has none. Only the distinct cells are split.
+
+    Where every cell holds one code at most (a principal's column), each case's code is its cell's,
+    found by one gather: taking Arrow lists per case cost more."""
     lists = code_lists(cells.dictionary)
     entries = pc.list_flatten(lists).dictionary_encode()
-    by_cell = pa.ListArray.from_arrays(lists.offsets, entries.indices)  # offsets of a fresh split: from 0
-    return np.array(entries.dictionary.to_pylist(), dtype=object), pc.take(by_cell, cells.indices)
+    strings = np.array(entries.dictionary.to_pylist(), dtype=object)
+    cell_offsets = lists.offsets.to_numpy()  # (a fresh split: from 0)
+    cell_lengths = np.diff(cell_offsets)
+    if cell_lengths.max(initial=0) <= 1:
+        index = cells.indices.to_numpy()
+        code = np.full(len(cell_lengths), -1, dtype=np.int32)
+        code[cell_lengths > 0] = entries.indices.to_numpy()
+        coded = code[index]
+        has = coded >= 0
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(has, out=offsets[1:])
+        return strings, offsets, coded[has]
+    by_cell = pa.ListArray.from_arrays(lists.offsets, entries.indices)
+    taken = pc.take(by_cell, cells.indices)
+    return strings, taken.offsets.to_numpy().astype(np.int64), taken.values.to_numpy(zero_copy_only=False)
 
 
 def _number(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
