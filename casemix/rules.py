@@ -208,13 +208,16 @@ def complication_counts(diagnoses: CodeLists, lookups: Lookups) -> tuple[np.ndar
     starts, ends = diagnoses.indptr[:-1], diagnoses.indptr[1:]
     excluded = np.repeat(lookups.principal_table[diagnoses.principal], ends - starts)
     principal = starts[ends > starts]  # (the first entry of a case is its principal: never counted)
+    # one set of entry-long buffers for both tables (each is fresh memory to touch on a million cases)
+    label = np.empty(len(diagnoses.ids), dtype=lookups.mcc_table.dtype)
+    flag, other = np.empty(len(label), dtype=bool), np.empty(len(label), dtype=bool)
+    running = np.zeros(len(label) + 1, dtype=np.int32 if len(label) < 2**31 else np.int64)
     counts = []
     for table in (lookups.mcc_table, lookups.cc_table):
-        label = table[diagnoses.ids]
-        flag = label >= 0
-        flag &= label != excluded
+        np.take(table, diagnoses.ids, out=label, mode="clip")  # (ids are in range: no buffering)
+        np.greater_equal(label, 0, out=flag)
+        flag &= np.not_equal(label, excluded, out=other)
         flag[principal] = False
-        running = np.zeros(len(flag) + 1, dtype=np.int32 if len(flag) < 2**31 else np.int64)
         np.cumsum(flag, out=running[1:])
         counts.append((running[ends] - running[starts]).astype(np.int64))
     return counts[0], counts[1]
