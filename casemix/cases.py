@@ -63,18 +63,18 @@ class CodeLists:
         ids = np.flatnonzero(np.bincount(self.principal, minlength=self.unknown + 1))
         position = np.zeros(self.unknown + 1, dtype=np.int32)
         position[ids] = np.arange(len(ids), dtype=np.int32)
-        return ids, position[self.principal]
+        return ids, np.take(position, self.principal)
 
     def any_of_each(self, lookup: np.ndarray) -> np.ndarray:
         """For every case: is any of its codes True in ``lookup``? (Hits counted along all entries.)"""
         hits = np.zeros(len(self.ids) + 1, dtype=np.int64)
-        np.cumsum(lookup[self.ids], out=hits[1:])
+        np.cumsum(np.take(lookup, self.ids), out=hits[1:])
         return hits[self.indptr[1:]] > hits[self.indptr[:-1]]
 
     def any_in(self, lookup: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """For each case in ``rows``: is any of its codes True in ``lookup``?"""
         owner, positions = self.segments(rows)
-        hit = lookup[self.ids[positions]]
+        hit = np.take(lookup, self.ids[positions])
         return np.bincount(owner[hit], minlength=len(rows)) > 0
 
     def segments(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +265,7 @@ def _code_lists(
         np.cumsum(np.bincount(owner[keep], minlength=len(indptr) - 1), out=indptr[1:])
     return CodeLists(
         indptr=indptr,
-        ids=vocabulary.ids(uniques)[strings],
+        ids=np.take(vocabulary.ids(uniques), strings),
         strings=strings,
         uniques=uniques,
         unknown=vocabulary.unknown,
