@@ -242,18 +242,23 @@ def _code_lists(
     if translation:
         uniques = np.array([translation.get(c, c) for c in uniques], dtype=object)
     offsets = [o for _, o, _ in columns]
-    indptr = np.sum(offsets, axis=0)
+    indptr = offsets[0].copy()
+    for o in offsets[1:]:
+        indptr += o
     strings = np.empty(int(indptr[-1]), dtype=np.int32)
     first = 0
-    for k, (dictionary, _, values) in enumerate(columns):
+    for k, (dictionary, own, values) in enumerate(columns):
         # Case i's entries from column k start at offsets[k][i], shifted by all its entries in the
-        # columns before k (their offsets at i + 1) and by the earlier cases' entries in those after k.
-        before = np.zeros(len(indptr) - 1, dtype=np.int64)
-        for o in offsets[:k]:
-            before += o[1:]
-        for o in offsets[k + 1 :]:
-            before += o[:-1]
-        at = np.arange(len(values)) + np.repeat(before, np.diff(offsets[k]))
+        # columns before k (their offsets at i + 1) and by the earlier cases' entries in those after k
+        # (with two columns, one of those: a view, nothing added).
+        shifts = [o[1:] for o in offsets[:k]] + [o[:-1] for o in offsets[k + 1 :]]
+        before = shifts[0] if len(shifts) == 1 else sum(shifts, np.zeros(len(own) - 1, dtype=np.int64))
+        lengths = np.diff(own)
+        if len(values) == np.count_nonzero(lengths):  # one code a case at most: no repeat
+            at = (before + own[:-1])[lengths > 0]
+        else:
+            at = np.repeat(before, lengths)
+            at += np.arange(len(values))
         strings[at] = values + first
         first += len(dictionary)
     blank = uniques == ""
