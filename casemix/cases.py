@@ -91,7 +91,8 @@ class CodeLists:
 
 @dataclass(frozen=True)
 class EncodedCases:
-    """What the grouper reads for a batch; ``reasons`` is empty for valid cases (``valid``)."""
+    """What the grouper reads for a batch; ``invalid_reasons`` are the reasons of the cases not
+    ``valid``, in row order (``reasons`` spreads them over every case, empty for a valid one)."""
 
     sex: np.ndarray
     age_years: np.ndarray
@@ -99,11 +100,19 @@ class EncodedCases:
     birth_weight_g: np.ndarray
     diagnoses: CodeLists
     procedures: CodeLists
-    reasons: np.ndarray
     valid: np.ndarray
+    invalid_reasons: np.ndarray
 
     def __len__(self) -> int:
         return len(self.sex)
+
+    @cached_property
+    def reasons(self) -> np.ndarray:
+        """Each case's reasons, empty for a valid case (built when asked: a million empty texts are
+        more than the grouper needs)."""
+        reasons = np.full(len(self), "", dtype=object)
+        reasons[~self.valid] = self.invalid_reasons
+        return reasons
 
 
 def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool = False) -> EncodedCases:
@@ -146,7 +155,7 @@ def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool
         (np.diff(diagnoses.indptr) == 0, lambda i: "no diagnosis"),
         *shape_checks,
     ]
-    reasons, valid = _reasons(len(frame), checks)
+    valid, invalid_reasons = _reasons(len(frame), checks)
     return EncodedCases(
         sex=sex,
         age_years=age_years,
@@ -154,8 +163,8 @@ def encode_cases(frame: pd.DataFrame, lookups: Lookups, *, translate_codes: bool
         birth_weight_g=weight,
         diagnoses=diagnoses,
         procedures=procedures,
-        reasons=reasons,
         valid=valid,
+        invalid_reasons=invalid_reasons,
     )
 
 
@@ -342,13 +351,14 @@ def _not_count(values: np.ndarray) -> np.ndarray:
 
 
 def _reasons(n: int, checks: list[tuple[np.ndarray, Callable[[int], str]]]) -> tuple[np.ndarray, np.ndarray]:
-    """'; '-joined messages of the failed checks per case, built only for failing cases, and whether
-    each case passed them all (from the checks' masks: comparing a million texts cost more)."""
-    reasons = np.full(n, "", dtype=object)
+    """Whether each case passes every check (from the checks' masks), and the '; '-joined messages
+    of the failed checks of each case that does not, in row order."""
     valid = np.ones(n, dtype=bool)
+    messages: dict[int, str] = {}
     for mask, message in checks:
         failed = np.flatnonzero(mask)
         valid[failed] = False
-        for i in failed:
-            reasons[i] = f"{reasons[i]}; {message(i)}" if reasons[i] else message(i)
-    return reasons, valid
+        for i in failed.tolist():
+            messages[i] = f"{messages[i]}; {message(i)}" if i in messages else message(i)
+    invalid = np.array([messages[i] for i in sorted(messages)], dtype=object)
+    return valid, invalid

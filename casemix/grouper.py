@@ -311,7 +311,8 @@ class Grouper:
         ungroupable = cases.valid[explained]
         status_codes = np.zeros(len(cases), dtype=np.int8)
         status_codes[explained] = np.where(ungroupable, 1, 2)
-        reason = cases.reasons[explained]
+        reason = np.empty(len(explained), dtype=object)
+        reason[~ungroupable] = cases.invalid_reasons  # (an invalid case is never grouped: all are here)
         reason[ungroupable] = self._ungroupable_reasons(cases, walk, explained[ungroupable])
         codes, labels = pd.factorize(reason)
         reason_codes = np.zeros(len(cases), dtype=np.int64)
