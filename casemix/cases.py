@@ -239,7 +239,7 @@ def _is_empty(cells: pa.DictionaryArray) -> np.ndarray:
     """Missing, empty or only whitespace; tested on the distinct cells, without trimming."""
     text = cells.dictionary
     blank = pc.or_kleene(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text))
-    return pc.fill_null(blank, True).to_numpy(zero_copy_only=False)[cells.indices.to_numpy()]
+    return np.take(pc.fill_null(blank, True).to_numpy(zero_copy_only=False), cells.indices.to_numpy())
 
 
 def _code_lists(
@@ -308,7 +308,7 @@ def _distinct_cells(cells: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray, 
         index = cells.indices.to_numpy()
         code = np.full(len(cell_lengths), -1, dtype=np.int32)
         code[cell_lengths > 0] = entries.indices.to_numpy()
-        coded = code[index]
+        coded = np.take(code, index)
         has = coded >= 0
         offsets = np.zeros(len(index) + 1, dtype=np.int64)
         np.cumsum(has, out=offsets[1:])
