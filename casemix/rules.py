@@ -133,11 +133,11 @@ class Candidates:
     on: only those whose principal codes its rule's opening condition takes.
 
     Nearly every rule opens with a condition on the principal diagnosis or procedure, so a case can
-    reach few entries: evaluating every entry's rule on every case still in play cost 28 million
-    case-conditions for a million cases, 40% of grouping. Each case waits at the first entry at or
-    after where it stands whose rule can hold for it, told by a table over the batch's distinct
-    principal codes. A skipped entry is reported to the observer as ``rule_holds`` reports it: its
-    first condition failed.
+    reach few entries: trying every entry's rule on every case still in play made 28 million tries
+    for a million demo cases, 40% of grouping; queued, they make 3.3 million. Each case waits at the
+    first entry at or after where it stands whose rule can hold for it, told by a table over the
+    batch's distinct principal codes. A skipped entry is reported to the observer as ``rule_holds``
+    reports it: its first condition failed.
     """
 
     def __init__(self, openings: Openings, cases: EncodedCases, lookups: Lookups) -> None:
