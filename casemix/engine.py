@@ -31,7 +31,7 @@ from casemix.rw_table import read_weights, weights_source
 from casemix.tables import CasemixTables, load_tables
 from casemix.weights import calibrate_weights
 from contract.errors import ConfigError
-from contract.fields import coded_text
+from contract.fields import repeated_text
 from contract.settings import Settings, get_settings
 
 GROUPER_INPUT_COLUMNS = (*NUMBER_COLUMNS, *REFERENCE_COLUMNS, *CANONICAL_COLUMNS)
@@ -277,7 +277,7 @@ class CasemixEngine:
         """:meth:`price` with ``weights_source`` on every row: whether the weights are the insurer's
         table or estimated from the cases' own history, as a priced file and the margin labels say."""
         weights = weights if weights is not None else self.weights(grouped)
-        source = coded_text([weights_source(weights)], np.zeros(len(grouped), dtype=np.int64))
+        source = repeated_text(weights_source(weights), len(grouped))
         return self.price(grouped, weights).assign(weights_source=source)
 
     def at_rate(

@@ -84,7 +84,10 @@ class _Built:
     mcc: np.ndarray
     cc: np.ndarray
     principal: np.ndarray
-    rows: list[np.ndarray]  # each rule list's lookup row: the diagnosis lists', then the procedure lists'
+    # each rule list's lookup row, in order: the diagnosis lists' (over diagnosis ids), then the
+    # procedure lists' (over procedure ids, the OR procedures first)
+    diagnosis_lists: np.ndarray
+    procedure_lists: np.ndarray
 
     @classmethod
     def of(
@@ -102,7 +105,8 @@ class _Built:
             mcc=diagnoses.labels(tables.mcc, exclusion_labels, NOT_COMPLICATION),
             cc=diagnoses.labels(tables.cc, exclusion_labels, NOT_COMPLICATION),
             principal=diagnoses.labels(tables.principal_exclusions, exclusion_labels, NO_EXCLUSION),
-            rows=[*diagnosis_rows, *procedure_rows],
+            diagnosis_lists=diagnosis_rows,
+            procedure_lists=procedure_rows,
         )
 
 
@@ -122,16 +126,21 @@ class Lookups:
         built = build() if tables.fingerprint is None else cached("lookups", tables.fingerprint, build)
         self.diagnoses, self.procedures = built.diagnoses, built.procedures
         self.mcc_table, self.cc_table, self.principal_table = built.mcc, built.cc, built.principal
-        self.or_procedure = built.rows[len(diagnosis_lists)]
+        self.diagnosis_lists, self.procedure_lists = built.diagnosis_lists, built.procedure_lists
+        self.or_procedure = self.procedure_lists[0]
         self._code_lists: dict[int, np.ndarray] = {}
+        self._list_rows: dict[int, int] = {}
         self._group_lists: dict[int, dict[str, np.ndarray]] = {}
-        for (condition, label, _), row in zip([*diagnosis_lists, *procedure_lists], built.rows, strict=True):
-            if condition is None:
-                continue
-            if label is None:
-                self._code_lists[id(condition)] = row
-            else:
-                self._group_lists.setdefault(id(condition), {})[label] = row
+        both = ((self.diagnosis_lists, diagnosis_lists), (self.procedure_lists, procedure_lists))
+        for table, lists in both:
+            for at, (condition, label, _) in enumerate(lists):
+                if condition is None:
+                    continue
+                if label is None:
+                    self._code_lists[id(condition)] = table[at]
+                    self._list_rows[id(condition)] = at
+                else:
+                    self._group_lists.setdefault(id(condition), {})[label] = table[at]
 
     def __reduce__(self) -> tuple[type[Lookups], tuple[CasemixTables]]:
         """Rebuilt from the tables when unpickled (Dask workers): arrays are keyed by condition identity."""
@@ -140,6 +149,10 @@ class Lookups:
     def code_list(self, condition: Condition) -> np.ndarray:
         """The boolean lookup array of a ``*_in`` condition's list."""
         return self._code_lists[id(condition)]
+
+    def list_row(self, condition: Condition) -> int:
+        """The row of a ``*_in`` condition's list in ``diagnosis_lists`` or ``procedure_lists``."""
+        return self._list_rows[id(condition)]
 
     def group_lists(self, condition: Condition) -> dict[str, np.ndarray]:
         """Lookup arrays of a condition's labelled groups (procedure groups or trauma regions)."""

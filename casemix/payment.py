@@ -497,8 +497,11 @@ def priced_columns(frame: pd.DataFrame, rules: PaymentRules, weights: pd.DataFra
     fund = payment - patient
     if not rules.allow_negative_fund:
         fund[fund < 0.0] = 0.0  # (a missing fund stays missing)
-    estimated = _estimated_cost(frame, rules.cost_to_charge)
-    margin_on_cost = payment - estimated if rules.cost_to_charge is not None else estimated  # (NaN)
+    if rules.cost_to_charge is not None:
+        estimated = _estimated_cost(frame, rules.cost_to_charge)
+        margin_on_cost = payment - estimated
+    else:  # (missing: the NaN column of the method not in use, not one more million NaNs)
+        estimated = margin_on_cost = conversion if rules.method == "rate" else base_rate
     with np.errstate(divide="ignore", invalid="ignore"):
         cost_to_standard = inside / standard_paid
     return {
@@ -1060,10 +1063,8 @@ def _point_values(
     return _by_year(year, values)
 
 
-def _estimated_cost(frame: pd.DataFrame, ratios: CostToCharge | None) -> np.ndarray:
-    """True cost estimated from charges by cost-to-charge ratios; NaN when the rules give none."""
-    if ratios is None:
-        return np.full(len(frame), np.nan)
+def _estimated_cost(frame: pd.DataFrame, ratios: CostToCharge) -> np.ndarray:
+    """True cost estimated from charges by cost-to-charge ratios."""
     departments = _Codes(frame["department"]) if ratios.departments else None
     total = np.zeros(len(frame))
     for category in COST_CATEGORIES:

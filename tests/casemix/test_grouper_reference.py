@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 from casemix.grouper import OUTPUT_COLUMNS, REFERENCE_STATUS, Grouper
-from contract.fields import TEXT, coded_text
+from contract.fields import REPEAT_BLOCK, TEXT, coded_text, repeated_text
 
 EXPECTED = ["expected_status", "expected_mdc", "expected_adrg", "expected_drg"]
 
@@ -113,3 +114,16 @@ def test_coded_text_takes_labels_by_code_as_numpy_indexing_does() -> None:
     got = coded_text(labels, codes)
     assert got.dtype == TEXT
     assert [None if pd.isna(v) else v for v in got] == [labels[c] for c in codes]
+
+
+@pytest.mark.parametrize("rows", [0, 1, REPEAT_BLOCK, REPEAT_BLOCK + 3, 2 * REPEAT_BLOCK])
+def test_repeated_text_is_coded_text_of_one_label(rows: int) -> None:
+    """A column of one label (the priced file's weights_source) is what coded_text gives, shared in
+    blocks, and reaches Arrow with the same type and values."""
+    got = repeated_text("insurer RW table", rows)
+    want = coded_text(["insurer RW table"], np.zeros(rows, dtype=np.int64))
+    assert got.dtype == TEXT
+    arrow = pa.array(got)
+    arrow = arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow])
+    assert arrow.num_chunks == -(-rows // REPEAT_BLOCK)
+    assert arrow.equals(pa.chunked_array([pa.array(want)]))

@@ -307,3 +307,35 @@ def test_counts_are_exposed_for_the_models(grouper: Grouper, tables: CasemixTabl
     result = grouper.group_frame(frame)
     assert result[["mcc_count", "cc_count"]].iloc[0].tolist() == [1, 2]
     assert result["mcc_count"].dtype == np.int64
+
+
+def test_trace_names_every_mdc_and_adrg_tried_before_the_one_entered(
+    grouper: Grouper, tables: CasemixTables, reference_cases: pd.DataFrame
+) -> None:
+    """The walk tries a case only on the MDCs and ADRGs its principal codes can open; the others are
+    still in its trace, in order, as not entered or not matched, as a walk through all of them says."""
+    checked = 0
+    for case in reference_cases.head(400).itertuples():
+        result = grouper.group_case(
+            sex=case.sex,
+            age_years=case.age_years,
+            age_days=case.age_days,
+            birth_weight_g=case.birth_weight_g,
+            diagnoses=case.diagnoses,
+            procedures=case.procedures,
+        )
+        if result.status != "grouped" or not result.trace[0].startswith("MDC"):
+            continue
+        mdc = next(i for i, line in enumerate(result.trace) if " entered: " in line and " not " not in line)
+        if result.trace[mdc].split()[0] != result.mdc:
+            continue  # (an MDC entered before, left for a later one: its ADRG lines come between)
+        assert [line.split()[0] for line in result.trace[:mdc]] == list(tables.mdc_order[:mdc])
+        assert all(" not entered: " in line for line in result.trace[:mdc])
+        adrgs = tables.mdcs[result.mdc].children
+        matched = adrgs.index(result.adrg)
+        lines = result.trace[mdc + 1 : mdc + 1 + matched]
+        assert [line.split()[1] for line in lines] == list(adrgs[:matched])
+        assert all(" not matched: " in line for line in lines)
+        assert result.trace[mdc + 1 + matched].startswith(f"ADRG {result.adrg} matched: ")
+        checked += 1
+    assert checked > 100
