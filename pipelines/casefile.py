@@ -14,6 +14,7 @@ equal pricing the file; those columns of a million cases fit in memory (a few hu
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -124,6 +125,9 @@ def write_beside(
     passed_schema = pa.Table.from_pandas(empty, preserve_index=False).schema
     fields = [computed.schema.field(c) if c in from_pandas else passed_schema.field(c) for c in names]
     schema = pa.schema(fields, metadata=_pandas_metadata(names, computed.schema, passed_schema))
+    coded = _coded_text(source, [c for c in passed if _is_text(schema.field(c).type)])
+    if coded:  # (the same file, its text columns of few values read as the dictionaries they are)
+        source = CaseFile(source.path, pq.ParquetFile(source.path, read_dictionary=coded), source.passed)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
@@ -132,16 +136,49 @@ def write_beside(
             for start, batch in _passed_batches(source, passed, len(result)):
                 part = computed.slice(start, batch.num_rows)
                 arrays = [
-                    part.column(c) if c in from_pandas else batch.column(c).cast(schema.field(c).type)
+                    part.column(c)
+                    if c in from_pandas
+                    else batch.column(c)
+                    if c in coded
+                    else batch.column(c).cast(schema.field(c).type)
                     for c in names
                 ]
-                table = pa.Table.from_arrays(arrays, schema=schema)
+                table = pa.Table.from_arrays(arrays, names=names)
                 if writer is None:
-                    writer = stack.enter_context(pq.ParquetWriter(partial, schema, **_encoding(table)))
-                writer.write_table(table)
+                    writer = stack.enter_context(_writer(partial, schema, table))
+                writer.write_table(table.cast(writer.schema))
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _coded_text(source: CaseFile, text: list[str]) -> list[str]:
+    """The passed text columns the writer gives a dictionary (few distinct values in the first rows):
+    read as Arrow dictionaries they are neither decoded to a million strings nor hashed again to write
+    (on 1M cases ``caselens group`` 0.08-0.1 s faster: department, diagnosis on admission, coder...)."""
+    if not text:
+        return []
+    first = next(source.file.iter_batches(batch_size=DICTIONARY_SAMPLE_ROWS, columns=text, use_threads=False))
+    limit = DICTIONARY_MAX_DISTINCT_SHARE * first.num_rows
+    return [c for c in text if pc.count_distinct(first.column(c)).as_py() <= limit]
+
+
+def _writer(path: Path, schema: pa.Schema, first: pa.Table) -> pq.ParquetWriter:
+    """A writer of ``first``'s types (dictionary columns written as they are) whose file says ``schema``:
+    Arrow's readers take a column's type from the stored Arrow schema (``ARROW:schema``), so the file
+    reads back exactly as the all-pandas write's (text, not dictionaries; same metadata byte for byte)."""
+    written = pa.schema([first.schema.field(f.name) if _is_text(f.type) else f for f in schema])
+    writer = pq.ParquetWriter(path, written, store_schema=False, **_encoding(first))
+    stored = base64.b64encode(schema.serialize().to_pybytes())  # what store_schema=True stores
+    writer.add_key_value_metadata({**schema.metadata, b"ARROW:schema": stored})
+    return writer
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    """Text, or a dictionary of text (as a column of few values is read)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def _encoding(first: pa.Table) -> dict[str, Any]:
@@ -155,10 +192,11 @@ def _encoding(first: pa.Table) -> dict[str, Any]:
     counts included).
     """
     floats = {f.name for f in first.schema if pa.types.is_floating(f.type)}
-    text = {f.name for f in first.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+    text = {f.name for f in first.schema if _is_text(f.type)}
     sample = first.slice(0, DICTIONARY_SAMPLE_ROWS)
     limit = DICTIONARY_MAX_DISTINCT_SHARE * sample.num_rows
-    distinct = {c for c in text if pc.count_distinct(sample.column(c)).as_py() > limit}
+    plain = [c for c in text if not pa.types.is_dictionary(first.schema.field(c).type)]  # (few values)
+    distinct = {c for c in plain if pc.count_distinct(sample.column(c)).as_py() > limit}
     return {
         "compression": {c: FLOAT_COMPRESSION if c in floats else COMPRESSION for c in first.column_names},
         "use_dictionary": [c for c in first.column_names if c not in floats and c not in distinct],

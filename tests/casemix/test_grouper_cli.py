@@ -22,7 +22,7 @@ from casemix.tables import load_tables
 from cli import group as group_command
 from cli.app import app
 from contract.fields import COST_CATEGORIES, los_days
-from pipelines.casefile import read_case_columns
+from pipelines.casefile import _coded_text, read_case_columns
 from pipelines.readers import read_parquet_typed
 
 REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
@@ -276,8 +276,11 @@ def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes
     assert written.equals(wanted)
     assert {"grouped", "ungroupable", "invalid"} <= set(written.column("status").to_pylist())
     assert written.column_names[-len(PRICED_COLUMNS) - 1 :] == [*PRICED_COLUMNS, "weights_source"]
-    _, read = read_case_columns(source, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
+    casefile, read = read_case_columns(source, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
     assert "note" not in read.columns and "drg" not in read.columns and "sex" in read.columns
+    # The passed text columns of few values went through as dictionaries, the ids as text.
+    coded = _coded_text(casefile, ["note", "coder_id", "case_id"])
+    assert coded == ["note", "coder_id"]
     # Written over its own input (the untouched columns are streamed from it while writing).
     result = runner.invoke(app, ["group", str(source), "-o", str(source), "--payment", str(DEFAULT_RULES)])
     assert result.exit_code == 0, result.output
