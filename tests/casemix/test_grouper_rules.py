@@ -6,6 +6,9 @@ table...), and each test asserts the pick before relying on it, so a table chang
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -310,20 +313,13 @@ def test_counts_are_exposed_for_the_models(grouper: Grouper, tables: CasemixTabl
 
 
 def test_trace_names_every_mdc_and_adrg_tried_before_the_one_entered(
-    grouper: Grouper, tables: CasemixTables, reference_cases: pd.DataFrame
+    group_reference_case: Callable[[Any], GroupResult], tables: CasemixTables, reference_cases: pd.DataFrame
 ) -> None:
     """The walk tries a case only on the MDCs and ADRGs its principal codes can open; the others are
     still in its trace, in order, as not entered or not matched, as a walk through all of them says."""
     checked = 0
     for case in reference_cases.head(400).itertuples():
-        result = grouper.group_case(
-            sex=case.sex,
-            age_years=case.age_years,
-            age_days=case.age_days,
-            birth_weight_g=case.birth_weight_g,
-            diagnoses=case.diagnoses,
-            procedures=case.procedures,
-        )
+        result = group_reference_case(case)
         if result.status != "grouped" or not result.trace[0].startswith("MDC"):
             continue
         mdc = next(i for i, line in enumerate(result.trace) if " entered: " in line and " not " not in line)
