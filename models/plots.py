@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -24,7 +26,9 @@ def shap_summary(model: object, X: pd.DataFrame, title: str, class_index: int | 
     import shap  # slow to import: only when a run draws it
 
     sample = shap_sample(X)
-    values = shap.TreeExplainer(model).shap_values(sample)
+    with warnings.catch_warnings():  # shap's notice of its output for binary LightGBM, handled below
+        warnings.filterwarnings("ignore", message="LightGBM binary classifier with TreeExplainer")
+        values = shap.TreeExplainer(model).shap_values(sample)
     if isinstance(values, list):
         values = values[class_index or 0]
     elif values.ndim == 3:
