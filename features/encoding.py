@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.view import FEW_ROWS
+
 OTHER = "other"
-_FEW = 16  # up to this many values, each is looked up as it is rather than factorized first
 
 
 def learn_levels(values: pd.Series, min_count: int) -> list[str]:
@@ -68,7 +69,7 @@ def encode_levels(values: pd.Series, levels: list[str] | tuple[str, ...]) -> pd.
     """:func:`apply_levels` without the Series around it (the categorical, positionally aligned)."""
     dtype, position = _levels_dtype(tuple(levels))
     other = len(position) - 1
-    if len(values) <= _FEW:  # a request's rows: a dict lookup each, no factorize (its fixed cost)
+    if len(values) <= FEW_ROWS:  # a request's rows: a dict lookup each, no factorize
         codes = np.fromiter(
             (-1 if pd.isna(v) else position.get(v if type(v) is str else str(v), other) for v in values),
             dtype=np.int64,

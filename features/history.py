@@ -25,6 +25,7 @@ import pandas as pd
 
 from features.comorbidity import bits_mask, condition_masks, mask_bits
 from features.point_in_time import Timeline, as_of, day_numbers
+from features.view import FEW_ROWS
 
 WINDOWS: tuple[int, ...] = (90, 365)
 READMISSION_DAYS = 30
@@ -173,13 +174,10 @@ class StayIndex:
         return columns
 
 
-_FEW = 16  # up to this many queries, each is looked up alone
-
-
 def _positions(index: pd.Index, values: Any) -> np.ndarray:
     """Each value's position in ``index`` (unique), -1 when absent: a request's few values looked up
     one by one (``get_indexer``'s fixed cost per call was most of a one-stay look-up)."""
-    if len(values) > _FEW:
+    if len(values) > FEW_ROWS:
         return index.get_indexer(values)
     out = np.full(len(values), -1, dtype=np.intp)
     for i, value in enumerate(values):

@@ -57,6 +57,12 @@ the in-stay cut and pre-grouping) without a frame built around them, whose cost 
 full; columns read as rows 0..n-1."""
 
 
+FEW_ROWS = 16
+"""Up to this many rows (a request's), values are looked up one by one rather than through a pandas
+or vectorised call: those calls' fixed cost, not the work, was most of a one-stay answer. Every place
+that takes this path is tested to give what the general path gives."""
+
+
 def table_column(table: Table, name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:
     """A column's own array (a frame's without its Series: pandas' per-call cost, not the work)."""
     return table[name].array if isinstance(table, pd.DataFrame) else table[name]

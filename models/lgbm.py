@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from lightgbm import Booster, LGBMClassifier, LGBMModel, LGBMRegressor
 
+from features.view import FEW_ROWS
+
 QUIET = {"verbose": -1}
 # The Dask client LightGBM fits go to (None: this process); set by ``on_cluster``.
 _CLUSTER: ContextVar[Any] = ContextVar("lightgbm_cluster", default=None)
@@ -111,7 +113,7 @@ def _frame_matrix(X: pd.DataFrame, categories: list[list[Any]] | None) -> np.nda
     numbers = [j for j, dtype in enumerate(dtypes) if not isinstance(dtype, pd.CategoricalDtype)]
     if not numbers or len(listed) != len(categories) or any(dtypes[j] != np.float64 for j in numbers):
         return None
-    if len(X) <= _FEW_ROWS:
+    if len(X) <= FEW_ROWS:  # a request's rows: read as values, without a Series per column
         return _few_rows_matrix(X, listed, categories)
     out = np.empty(X.shape, dtype=np.float64)
     # The number columns in one take (a Series per column costs a fresh one-row frame more than the
@@ -124,9 +126,6 @@ def _frame_matrix(X: pd.DataFrame, categories: list[list[Any]] | None) -> np.nda
         codes = values.codes
         out[:, j] = np.where(codes == -1, np.nan, codes)
     return out
-
-
-_FEW_ROWS = 16  # a request's rows: read as values, without a Series per column (its fixed cost)
 
 
 def _few_rows_matrix(X: pd.DataFrame, listed: list[int], categories: list[list[Any]]) -> np.ndarray:

@@ -12,11 +12,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from features.view import FEW_ROWS
 from models.explain import Explained
 
 Language = Literal["zh", "en"]
 RAW_SCALE: dict[str, str] = {"identity": "yuan", "log": "log yuan", "logit": "log-odds"}
-FEW_ROWS = 16  # up to this many cases, the values shown are read one by one (no column per feature)
 
 
 def top_indices(values: np.ndarray, k: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import pytest
 
 from features.encoding import OTHER, apply_levels, encode_levels, factorize_column, learn_levels
 from features.pipeline import CaseFeatures, FeatureInputError
+from features.view import FEW_ROWS
 
 
 def test_levels_keep_frequent_values_only() -> None:
@@ -110,7 +111,7 @@ def test_a_few_values_encode_as_many_do(values) -> None:
     levels = ["I21", "J18", "1", "2", "1.0", "True"]
     few = encode_levels(values, levels)
     many = encode_levels(pd.Series(values).repeat(10).array, levels)  # past the few
-    assert len(values) <= 16 < len(many)  # (16: features.encoding._FEW)
+    assert len(values) <= FEW_ROWS < len(many)
     assert few.dtype == many.dtype
     assert np.repeat(few.codes, 10).tolist() == many.codes.tolist()
     assert (few.codes == -1).tolist() == pd.isna(np.asarray(values, dtype=object)).tolist()
