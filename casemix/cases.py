@@ -215,11 +215,15 @@ def _code_columns(
 
 
 def _text(column: pd.Series) -> pa.Array:
-    """A column as an Arrow string array; Arrow-backed columns are taken without a copy."""
+    """A column as an Arrow string array, or a dictionary of strings for a column of text categories;
+    Arrow-backed columns and categories are taken without a copy."""
     if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
         text = pa.array(column.array)
         text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
         return text.cast(pa.string())
+    if isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(column.cat.categories):
+        coded = pa.array(column.array)
+        return pa.DictionaryArray.from_arrays(coded.indices, coded.dictionary.cast(pa.string()))
     values = column.to_numpy(dtype=object, na_value=None)
     if column.dtype != object and not pd.api.types.is_string_dtype(column):
         values = np.array([None if v is None else str(v) for v in values], dtype=object)
@@ -231,8 +235,15 @@ def _text(column: pd.Series) -> pa.Array:
 
 def _cells(text: pa.Array) -> pa.DictionaryArray:
     """A code column by distinct cell, a missing cell one of them: cells repeat (a million demo
-    cases hold 706 distinct principal diagnoses), so what is asked of a cell is asked once."""
-    return text.dictionary_encode(null_encoding="encode")
+    cases hold 706 distinct principal diagnoses), so what is asked of a cell is asked once. A column
+    of categories is by cell already (a category no case holds is a cell no case takes)."""
+    if not pa.types.is_dictionary(text.type):
+        return text.dictionary_encode(null_encoding="encode")
+    if not text.null_count:
+        return text
+    missing = pa.array([len(text.dictionary)], text.type.index_type)[0]
+    dictionary = pa.concat_arrays([text.dictionary, pa.nulls(1, text.dictionary.type)])
+    return pa.DictionaryArray.from_arrays(pc.fill_null(text.indices, missing), dictionary)
 
 
 def _is_empty(cells: pa.DictionaryArray) -> np.ndarray:

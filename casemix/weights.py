@@ -47,6 +47,7 @@ from pydantic import (
 
 from casemix.rw_table import weight_schema
 from contract.errors import InputError
+from contract.fields import TEXT
 
 RULES_DIR = "rules_dir"  # validation context key: the folder of the rules file, for relative paths
 
@@ -117,6 +118,11 @@ def _group_quantiles(cost: pd.Series, groups: pd.Series, quantiles: list[float])
     return spread
 
 
+def _text(labels: pd.Series) -> pd.Series:
+    """Labels as text: grouped by as categories, every DRG the tables have would be a group."""
+    return labels.astype(TEXT) if isinstance(labels.dtype, pd.CategoricalDtype) else labels
+
+
 def calibrate_weights(
     frame: pd.DataFrame, calibration: Calibration | None = None, cost: pd.Series | None = None
 ) -> pd.DataFrame:
@@ -133,8 +139,8 @@ def calibrate_weights(
         raise InputError("no grouped case with a cost: cannot calibrate weights")
     cases = pd.DataFrame(
         {
-            "drg": frame["drg"],
-            "adrg": frame["adrg"],
+            "drg": _text(frame["drg"]),
+            "adrg": _text(frame["adrg"]),
             "cost": cost.astype(float),
             "los": frame["los_days"].astype(float),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from casemix.rw_table import ESTIMATED
 from casemix.tables import load_tables
 from cli.progress import progress_bar
 from contract.errors import InputError, NotFound
-from contract.fields import FIELD_BY_NAME, los_days
+from contract.fields import FIELD_BY_NAME, labels_as_categories, los_days
 from pipelines.casefile import read_case_columns, system_memory, write_beside
 from pipelines.readers import read_parquet_typed, read_table
 from pipelines.scheduler import SCHEDULER_HELP, scheduler_address
@@ -82,11 +83,13 @@ def group(
         rules = PaymentRules.load(payment) if payment is not None else None
         # Priced cases are grouped as the rules say (歧义组 on or off); plain grouping is the reference's.
         engine = CasemixEngine(load_tables(tables), rules, weights, remember=False)  # one pass: no memo
-        result = engine.grouped(cases, translate_codes=translate_codes)
-        bar.advance(task)
-        if rules is not None:
-            result = _price(result, engine)
+        # To the Parquet writer the grouper's and pricing's labels go as their codes (categories).
+        with labels_as_categories() if arrow else nullcontext():
+            result = engine.grouped(cases, translate_codes=translate_codes)
             bar.advance(task)
+            if rules is not None:
+                result = _price(result, engine)
+                bar.advance(task)
         if arrow:
             write_beside(casefile, cases, result, output, replaced=OUTPUT_COLUMNS)
         else:

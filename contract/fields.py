@@ -11,7 +11,9 @@ restates them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -31,6 +33,7 @@ CODE_SEPARATOR = "|"
 # Arrow-backed, so a batch's text columns reach Arrow and Parquet without a conversion string by string.
 TEXT = pd.StringDtype("pyarrow")
 REPEAT_BLOCK = 65_536  # rows of one shared block in a column of one repeated text (``repeated_text``)
+_AS_CATEGORIES: ContextVar[bool] = ContextVar("labels_as_categories", default=False)
 
 
 @dataclass(frozen=True)
@@ -462,13 +465,42 @@ def coded_text(
     """
     codes = np.where(codes < 0, codes + len(labels), codes)
     labels = labels if isinstance(labels, pa.Array) else text_labels(labels)
+    if _AS_CATEGORIES.get():
+        return _categories(labels, codes)
     return pd.arrays.ArrowStringArray(labels.take(pa.array(codes)))
+
+
+@contextmanager
+def labels_as_categories() -> Iterator[None]:
+    """Within the block :func:`coded_text` and :func:`repeated_text` give the same labels as pandas
+    categories, not ``TEXT``: for a batch written straight to Parquet as dictionaries of text
+    (``pipelines.casefile``), whose steps take either. The labels keep their codes: on a million
+    priced cases, 0.1 s less than taking ten columns of strings that the writer hashes again."""
+    token = _AS_CATEGORIES.set(True)
+    try:
+        yield
+    finally:
+        _AS_CATEGORIES.reset(token)
+
+
+def _categories(labels: pa.Array, codes: np.ndarray) -> pd.Categorical:
+    """``labels[codes]`` as categories: the distinct labels, in the order text sorts; None missing."""
+    distinct = labels.dictionary_encode()
+    order = pc.array_sort_indices(distinct.dictionary).to_numpy()
+    rank = np.empty(len(order) + 1, dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rank[-1] = -1  # (a missing label)
+    position = rank[pc.fill_null(distinct.indices, -1).to_numpy()]
+    categories = pd.Index(distinct.dictionary.take(order).to_pylist(), dtype=object)
+    return pd.Categorical.from_codes(np.take(position, codes), categories=categories)
 
 
 def repeated_text(label: str | None, n: int) -> pd.api.extensions.ExtensionArray:
     """``label`` on ``n`` rows as a ``TEXT`` array (what ``coded_text([label], zeros)`` gives), its
     rows blocks of one shared Arrow array: a column with one value on a million priced cases cost
     24 MB and 6,000 first touches of memory as one array, for text written once per block."""
+    if _AS_CATEGORIES.get():
+        return _categories(text_labels([label]), np.zeros(n, dtype=np.int8))
     block = text_labels([label]).take(pa.array(np.zeros(min(n, REPEAT_BLOCK), dtype=np.int64)))
     chunks = [block] * (n // REPEAT_BLOCK) + ([block.slice(0, n % REPEAT_BLOCK)] if n % REPEAT_BLOCK else [])
     return pd.arrays.ArrowStringArray(pa.chunked_array(chunks, block.type))

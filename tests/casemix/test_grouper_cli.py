@@ -17,12 +17,19 @@ from typer.testing import CliRunner
 
 from casemix.engine import GROUPER_INPUT_COLUMNS, CasemixEngine
 from casemix.grouper import REFERENCE_STATUS, Grouper
-from casemix.payment import DEFAULT_RULES, PRICED_COLUMNS, PRICING_INPUT_COLUMNS, PaymentRules, price_cases
+from casemix.payment import (
+    DEFAULT_RULES,
+    POINT_CITY_RULES,
+    PRICED_COLUMNS,
+    PRICING_INPUT_COLUMNS,
+    PaymentRules,
+    price_cases,
+)
 from casemix.tables import load_tables
 from cli import group as group_command
 from cli.app import app
 from contract.fields import COST_CATEGORIES, los_days
-from pipelines.casefile import _coded_text, read_case_columns
+from pipelines.casefile import CODED_MAX_DICTIONARY_BYTES, _small_dictionaries, read_case_columns
 from pipelines.readers import read_parquet_typed
 
 REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
@@ -243,13 +250,15 @@ def test_caselens_group_imports_no_other_command() -> None:
     assert done.stdout.strip() == str(["cli.app", "cli.failures", "cli.group", "cli.progress"])
 
 
+@pytest.mark.parametrize("rules", [DEFAULT_RULES, POINT_CITY_RULES], ids=["rw-table", "calibrated"])
 def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes(
-    demo_hospital, tmp_path: Path
+    demo_hospital, tmp_path: Path, rules: Path
 ) -> None:
     """Parquet in and out, only the columns grouping and pricing read go through pandas; the file is
     the one the all-pandas path writes, row for row, with the same types, column order and metadata:
     on several row groups, invalid and ungroupable cases, an input column the grouper replaces, an
-    integer column with missing values and a column no step reads."""
+    integer column with missing values and a column no step reads; weights from the insurer's table
+    and calibrated on the cases (grouped by DRG: the labels go to the writer as categories)."""
     cases = demo_hospital.cases.drop(columns=["los_days"]).copy()
     cases.loc[:9, "principal_diagnosis"] = ""  # invalid: no principal diagnosis
     cases.loc[10:19, "principal_diagnosis"] = "Z99.999"  # not a code of the tables
@@ -262,10 +271,10 @@ def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes
     assert pq.ParquetFile(source).num_row_groups > 1
 
     output = tmp_path / "arrow.parquet"
-    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(rules)])
     assert result.exit_code == 0, result.output
 
-    engine = CasemixEngine(load_tables(), PaymentRules.load(DEFAULT_RULES), remember=False)
+    engine = CasemixEngine(load_tables(), PaymentRules.load(rules), remember=False)
     with pd.option_context("mode.copy_on_write", True):
         expected = group_command._price(engine.grouped(read_parquet_typed(source)), engine)
     expected_path = tmp_path / "pandas.parquet"
@@ -278,14 +287,57 @@ def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes
     assert written.column_names[-len(PRICED_COLUMNS) - 1 :] == [*PRICED_COLUMNS, "weights_source"]
     casefile, read = read_case_columns(source, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
     assert "note" not in read.columns and "drg" not in read.columns and "sex" in read.columns
-    # The passed text columns of few values went through as dictionaries, the ids as text.
-    coded = _coded_text(casefile, ["note", "coder_id", "case_id"])
-    assert coded == ["note", "coder_id"]
+    # The text columns of few values went through as dictionaries (passed) and categories (read).
+    assert {"note", "coder_id", "principal_diagnosis", "department"} <= set(casefile.coded)
+    assert isinstance(read["principal_diagnosis"].dtype, pd.CategoricalDtype)
     # Written over its own input (the untouched columns are streamed from it while writing).
-    result = runner.invoke(app, ["group", str(source), "-o", str(source), "--payment", str(DEFAULT_RULES)])
+    result = runner.invoke(app, ["group", str(source), "-o", str(source), "--payment", str(rules)])
     assert result.exit_code == 0, result.output
     assert pq.read_table(source).equals(wanted)
     assert {f.name for f in tmp_path.iterdir()} == {p.name for p in (source, output, expected_path)}
+
+
+def test_parquet_to_parquet_with_text_for_dates_numbers_and_flags(demo_hospital, tmp_path: Path) -> None:
+    """A file whose dates, numbers and yes/no values are text of few values (read as categories):
+    converted as the all-pandas path converts them, and the same file written."""
+    cases = demo_hospital.cases.drop(columns=["los_days"])
+    text = ["admission_date", "discharge_date", "sex", "age_years", "readmission_plan_31d", "admission_type"]
+    cases = cases.assign(**{c: cases[c].astype(str).replace({"NaT": None, "nan": None}) for c in text})
+    cases["readmission_plan_31d"] = cases["readmission_plan_31d"].str.lower()
+    source = tmp_path / "cases.parquet"
+    cases.to_parquet(source, index=False)
+    casefile, read = read_case_columns(source, (*GROUPER_INPUT_COLUMNS, *PRICING_INPUT_COLUMNS))
+    assert set(text) <= set(casefile.coded)
+    assert all(isinstance(read[c].dtype, pd.CategoricalDtype) for c in text)
+
+    output = tmp_path / "arrow.parquet"
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+    engine = CasemixEngine(load_tables(), PaymentRules.load(DEFAULT_RULES), remember=False)
+    with pd.option_context("mode.copy_on_write", True):
+        expected = group_command._price(engine.grouped(read_parquet_typed(source)), engine)
+    expected_path = tmp_path / "pandas.parquet"
+    expected.to_parquet(expected_path, index=False)
+    written, wanted = pq.read_table(output), pq.read_table(expected_path)
+    assert written.schema.equals(wanted.schema, check_metadata=True)
+    assert written.equals(wanted)
+    assert pa.types.is_timestamp(written.schema.field("discharge_date").type)
+
+
+def test_text_goes_as_a_dictionary_where_the_file_stores_a_small_one(tmp_path: Path) -> None:
+    """A text column is carried as its dictionary only where every row group stores one of at most
+    ``CODED_MAX_DICTIONARY_BYTES``: not ids (a dictionary past the limit, or no dictionary at all), and
+    not when one row group's dictionary is too large."""
+    rows = 40_000
+    ids = [f"P{i:09d}" for i in range(rows)]
+    late = ["x"] * (rows // 2) + ids[::2]
+    frame = pd.DataFrame({"ward": ["A", "B"] * (rows // 2), "id": ids, "late": late})
+    path = tmp_path / "cases.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=rows // 2)
+    assert _small_dictionaries(pq.ParquetFile(path), ["ward", "id", "late"]) == ["ward"]
+    assert len("".join(ids[::2])) > CODED_MAX_DICTIONARY_BYTES  # (the second row group's is too large)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, use_dictionary=["id"])
+    assert _small_dictionaries(pq.ParquetFile(path), ["ward", "id", "late"]) == []
 
 
 def test_parquet_to_parquet_when_every_column_is_read(tmp_path: Path) -> None:
@@ -308,9 +360,11 @@ def test_parquet_to_parquet_when_every_column_is_read(tmp_path: Path) -> None:
 def test_parquet_output_encoding_per_column(demo_hospital, tmp_path: Path) -> None:
     """The write's per-column choices (see ``pipelines.casefile``): floats uncompressed, the rest snappy;
     no dictionary for a text column of mostly distinct values (the case id); numbers keep their
-    statistics, null counts included (the next read's pass-through test needs them), text drops them."""
+    statistics, null counts included (the next read's pass-through test needs them), text drops them.
+    The input stores its case ids without a dictionary, as a large file's writer ends up doing."""
     source, output = tmp_path / "cases.parquet", tmp_path / "priced.parquet"
-    demo_hospital.cases.to_parquet(source, index=False)
+    cases = demo_hospital.cases
+    cases.to_parquet(source, index=False, use_dictionary=[c for c in cases.columns if c != "case_id"])
     result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
     assert result.exit_code == 0, result.output
     group = pq.ParquetFile(output).metadata.row_group(0)

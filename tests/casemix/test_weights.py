@@ -195,3 +195,19 @@ def test_negotiated_drugs_are_paid_once() -> None:
     priced = price_cases(frame, rules, weights)
     assert priced["drg_payment"].tolist() == pytest.approx([12000.0] * 40)
     assert priced["margin"].abs().max() == pytest.approx(0.0)
+
+
+@pytest.mark.filterwarnings("error")  # (pandas warns on grouping by categories without ``observed``)
+@pytest.mark.parametrize("unstable", ["adrg", "by_item", "shrink"])
+def test_labels_as_categories_calibrate_as_text(unstable: str) -> None:
+    """DRG and ADRG labels held as categories (``caselens group`` keeps them so for the writer), with
+    a DRG of the tables no case has among the categories, give the weights their text gives, and
+    no warning."""
+    cases = history(FOUR_DRGS)
+    coded = cases.assign(
+        drg=pd.Categorical(cases["drg"], categories=["AA11", "BB11", "BB15", "CC19", "ZZ19"]),
+        adrg=pd.Categorical(cases["adrg"], categories=["AA1", "BB1", "CC1", "ZZ1"]),
+    )
+    calibration = Calibration(min_cases=30, unstable=unstable)
+    expected = calibrate_weights(cases, calibration)
+    pd.testing.assert_frame_equal(calibrate_weights(coded, calibration), expected)
