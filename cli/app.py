@@ -7,6 +7,7 @@ forecasting stacks it never calls (a second of CPU when every command was import
 
 from __future__ import annotations
 
+import gc
 import importlib
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -75,6 +76,11 @@ class _LazyGroup(CaselensGroup):
         super().__init__(**kwargs)
         self.commands = _LazyCommands(_build_command)
 
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        _started()
+        return command
+
 
 app = typer.Typer(
     name="caselens",
@@ -110,5 +116,21 @@ def _main() -> None:
     private_data_dir(get_settings().data_dir)  # 0700, and every file the command writes 0600
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The ``caselens`` program: the start-up's imports (pandas, Arrow, the command's modules: objects
+    that live as long as the process) run without the cycle collector, which walked them again and
+    again as they grew (``caselens group`` on 1M cases: 0.07 s of CPU, 0.15 s of wall time)."""
+    gc.disable()
     app()
+
+
+def _started() -> None:
+    """The command is imported: what start-up made is set aside for good (``gc.freeze``: later
+    collections do not walk it) and the collector runs again. Only after :func:`main`."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+if __name__ == "__main__":
+    main()

@@ -165,6 +165,7 @@ def _stages(source: Path, output: Path) -> list[tuple[str, float, float, int]]:
     from casemix.payment import PRICING_INPUT_COLUMNS, PaymentRules
     from casemix.tables import load_tables
     from cli.group import _price
+    from contract.fields import labels_as_categories
     from pipelines.casefile import read_case_columns, system_memory, write_beside
 
     found: list[tuple[str, float, float, int]] = []
@@ -191,10 +192,11 @@ def _stages(source: Path, output: Path) -> list[tuple[str, float, float, int]]:
             lap("read (the columns grouping and pricing read)")
             engine = CasemixEngine(load_tables(None), PaymentRules.load(DEFAULT_RULES), None, remember=False)
             lap("casemix engine (tables, lookups, rules)")
-            grouped = engine.grouped(cases)
-            lap("group")
-            priced = _price(grouped, engine)
-            lap("price")
+            with labels_as_categories():  # (as the command's Parquet to Parquet path groups and prices)
+                grouped = engine.grouped(cases)
+                lap("group")
+                priced = _price(grouped, engine)
+                lap("price")
             write_beside(casefile, cases, priced, output, replaced=OUTPUT_COLUMNS)
             lap("write (the other columns read and copied beside)")
     finally:
