@@ -134,14 +134,21 @@ def write_beside(
     from_pandas = [c for c in names if c in result.columns]
     computed = pa.Table.from_pandas(result[from_pandas], preserve_index=False)
     passed = [c for c in names if c not in result.columns]
+    own = {c for c in columns if c not in replaced}  # (the input's columns the output keeps)
+    stored = {f.name: f.type for f in source.file.schema_arrow}
     # Text categories (the input's text read so, a step's labels made so) are written as dictionaries,
-    # typed as text: a case file holds text, as the all-pandas path writes it.
-    categories = [c for c in from_pandas if _text_categories(result[c])]
+    # typed as text, as the all-pandas path writes them; but an input column the file itself holds as
+    # a dictionary (pandas categories written) goes back as one, as pandas writes it.
+    categories = [
+        c
+        for c in from_pandas
+        if _text_categories(result[c]) and not (c in own and pa.types.is_dictionary(stored[c]))
+    ]
     # The pandas metadata and Arrow types the all-pandas write gives the passed columns and the
     # categories: from an empty frame of their pandas dtypes (pass-through columns are those whose
     # dtype does not hang on values; the categories' is ``TEXT``).
     typed = [c for c in names if c in categories or c in passed]
-    inside = [c for c in typed if c in columns]  # (the file's pandas metadata says their dtypes)
+    inside = [c for c in typed if c in own]  # (the file's pandas metadata says their dtypes)
     empty = source.file.schema_arrow.empty_table().select(inside).to_pandas(types_mapper=text_types)
     empty = empty.assign(**{c: pd.Series(dtype=TEXT) for c in typed if c not in inside})
     passed_schema = pa.Table.from_pandas(empty, preserve_index=False).schema

@@ -250,6 +250,16 @@ def test_caselens_group_imports_no_other_command() -> None:
     assert done.stdout.strip() == str(["cli.app", "cli.failures", "cli.group", "cli.progress"])
 
 
+def _all_pandas(source: Path, rules: Path, path: Path) -> pa.Table:
+    """What the all-pandas path (read every column to pandas, group, price, ``to_parquet``) writes to
+    ``path`` for ``source`` priced under ``rules``, as read back."""
+    engine = CasemixEngine(load_tables(), PaymentRules.load(rules), remember=False)
+    with pd.option_context("mode.copy_on_write", True):
+        expected = group_command._price(engine.grouped(read_parquet_typed(source)), engine)
+    expected.to_parquet(path, index=False)
+    return pq.read_table(path)
+
+
 @pytest.mark.parametrize("rules", [DEFAULT_RULES, POINT_CITY_RULES], ids=["rw-table", "calibrated"])
 def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes(
     demo_hospital, tmp_path: Path, rules: Path
@@ -274,13 +284,8 @@ def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes
     result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(rules)])
     assert result.exit_code == 0, result.output
 
-    engine = CasemixEngine(load_tables(), PaymentRules.load(rules), remember=False)
-    with pd.option_context("mode.copy_on_write", True):
-        expected = group_command._price(engine.grouped(read_parquet_typed(source)), engine)
     expected_path = tmp_path / "pandas.parquet"
-    expected.to_parquet(expected_path, index=False)
-
-    written, wanted = pq.read_table(output), pq.read_table(expected_path)
+    written, wanted = pq.read_table(output), _all_pandas(source, rules, expected_path)
     assert written.schema.equals(wanted.schema, check_metadata=True)
     assert written.equals(wanted)
     assert {"grouped", "ungroupable", "invalid"} <= set(written.column("status").to_pylist())
@@ -313,15 +318,30 @@ def test_parquet_to_parquet_with_text_for_dates_numbers_and_flags(demo_hospital,
     output = tmp_path / "arrow.parquet"
     result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
     assert result.exit_code == 0, result.output
-    engine = CasemixEngine(load_tables(), PaymentRules.load(DEFAULT_RULES), remember=False)
-    with pd.option_context("mode.copy_on_write", True):
-        expected = group_command._price(engine.grouped(read_parquet_typed(source)), engine)
-    expected_path = tmp_path / "pandas.parquet"
-    expected.to_parquet(expected_path, index=False)
-    written, wanted = pq.read_table(output), pq.read_table(expected_path)
+    written, wanted = pq.read_table(output), _all_pandas(source, DEFAULT_RULES, tmp_path / "pandas.parquet")
     assert written.schema.equals(wanted.schema, check_metadata=True)
     assert written.equals(wanted)
     assert pa.types.is_timestamp(written.schema.field("discharge_date").type)
+
+
+def test_parquet_to_parquet_with_categories_of_its_own(demo_hospital, tmp_path: Path) -> None:
+    """A file pandas wrote from categories (dictionaries in its Arrow schema): those columns go back
+    as categories, as the all-pandas path writes them, but an input column the grouper replaces (a
+    ``drg`` of categories) comes out as the grouper's text."""
+    cases = demo_hospital.cases.drop(columns=["los_days"]).astype(
+        {"department": "category", "principal_diagnosis": "category", "coder_id": "category"}
+    )
+    cases["drg"] = pd.Categorical(["old"] * len(cases))
+    source = tmp_path / "cases.parquet"
+    cases.to_parquet(source, index=False)
+    output = tmp_path / "arrow.parquet"
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+    written, wanted = pq.read_table(output), _all_pandas(source, DEFAULT_RULES, tmp_path / "pandas.parquet")
+    assert written.schema.equals(wanted.schema, check_metadata=True)
+    assert written.equals(wanted)
+    assert pa.types.is_dictionary(written.schema.field("department").type)
+    assert not pa.types.is_dictionary(written.schema.field("drg").type)
 
 
 def test_text_goes_as_a_dictionary_where_the_file_stores_a_small_one(tmp_path: Path) -> None:
