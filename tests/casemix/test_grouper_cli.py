@@ -260,6 +260,18 @@ def _all_pandas(source: Path, rules: Path, path: Path) -> pa.Table:
     return pq.read_table(path)
 
 
+def _written_as_all_pandas(source: Path, tmp_path: Path) -> pa.Table:
+    """``caselens group --payment`` of ``source`` through Arrow, checked equal to the all-pandas write
+    (table, types, metadata)."""
+    output = tmp_path / "arrow.parquet"
+    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
+    assert result.exit_code == 0, result.output
+    written, wanted = pq.read_table(output), _all_pandas(source, DEFAULT_RULES, tmp_path / "pandas.parquet")
+    assert written.schema.equals(wanted.schema, check_metadata=True)
+    assert written.equals(wanted)
+    return written
+
+
 @pytest.mark.parametrize("rules", [DEFAULT_RULES, POINT_CITY_RULES], ids=["rw-table", "calibrated"])
 def test_parquet_to_parquet_through_arrow_writes_what_the_all_pandas_path_writes(
     demo_hospital, tmp_path: Path, rules: Path
@@ -315,12 +327,7 @@ def test_parquet_to_parquet_with_text_for_dates_numbers_and_flags(demo_hospital,
     assert set(text) <= set(casefile.coded)
     assert all(isinstance(read[c].dtype, pd.CategoricalDtype) for c in text)
 
-    output = tmp_path / "arrow.parquet"
-    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
-    assert result.exit_code == 0, result.output
-    written, wanted = pq.read_table(output), _all_pandas(source, DEFAULT_RULES, tmp_path / "pandas.parquet")
-    assert written.schema.equals(wanted.schema, check_metadata=True)
-    assert written.equals(wanted)
+    written = _written_as_all_pandas(source, tmp_path)
     assert pa.types.is_timestamp(written.schema.field("discharge_date").type)
 
 
@@ -334,12 +341,7 @@ def test_parquet_to_parquet_with_categories_of_its_own(demo_hospital, tmp_path: 
     cases["drg"] = pd.Categorical(["old"] * len(cases))
     source = tmp_path / "cases.parquet"
     cases.to_parquet(source, index=False)
-    output = tmp_path / "arrow.parquet"
-    result = runner.invoke(app, ["group", str(source), "-o", str(output), "--payment", str(DEFAULT_RULES)])
-    assert result.exit_code == 0, result.output
-    written, wanted = pq.read_table(output), _all_pandas(source, DEFAULT_RULES, tmp_path / "pandas.parquet")
-    assert written.schema.equals(wanted.schema, check_metadata=True)
-    assert written.equals(wanted)
+    written = _written_as_all_pandas(source, tmp_path)
     assert pa.types.is_dictionary(written.schema.field("department").type)
     assert not pa.types.is_dictionary(written.schema.field("drg").type)
 
