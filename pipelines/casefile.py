@@ -144,6 +144,10 @@ def write_beside(
         for c in from_pandas
         if _text_categories(result[c]) and not (c in own and pa.types.is_dictionary(stored[c]))
     ]
+    for c in categories:  # (no category at all: Arrow types an empty dictionary as null, not text)
+        if pa.types.is_null(computed.schema.field(c).type.value_type):
+            none = pa.nulls(len(computed), pa.dictionary(pa.int8(), pa.string()))
+            computed = computed.set_column(computed.schema.get_field_index(c), c, none)
     # The pandas metadata and Arrow types the all-pandas write gives the passed columns and the
     # categories: from an empty frame of their pandas dtypes (pass-through columns are those whose
     # dtype does not hang on values; the categories' is ``TEXT``).

@@ -29,7 +29,12 @@ from casemix.tables import load_tables
 from cli import group as group_command
 from cli.app import app
 from contract.fields import COST_CATEGORIES, los_days
-from pipelines.casefile import CODED_MAX_DICTIONARY_BYTES, _small_dictionaries, read_case_columns
+from pipelines.casefile import (
+    CODED_MAX_DICTIONARY_BYTES,
+    _small_dictionaries,
+    read_case_columns,
+    write_beside,
+)
 from pipelines.readers import read_parquet_typed
 
 REFERENCE_CASES = Path(__file__).parents[1] / "data" / "chs_drg_11_test_cases.tsv"
@@ -344,6 +349,20 @@ def test_parquet_to_parquet_with_categories_of_its_own(demo_hospital, tmp_path: 
     written = _written_as_all_pandas(source, tmp_path)
     assert pa.types.is_dictionary(written.schema.field("department").type)
     assert not pa.types.is_dictionary(written.schema.field("drg").type)
+
+
+def test_all_missing_text_categories_are_written_as_text(tmp_path: Path) -> None:
+    """A category column with no category at all (every value missing: an input column read as
+    categories, or a step's label none of whose labels is used) is still text in the file."""
+    source, output = tmp_path / "cases.parquet", tmp_path / "out.parquet"
+    pd.DataFrame({"n": [1, 2, 3], "ward": pd.Series([None] * 3, dtype="string")}).to_parquet(source)
+    casefile, read = read_case_columns(source, ["n", "ward"])
+    assert isinstance(read["ward"].dtype, pd.CategoricalDtype) and read["ward"].cat.categories.empty
+    none = pd.Categorical.from_codes([-1, -1, -1], categories=pd.Index([], dtype=object))
+    write_beside(casefile, read, read.assign(label=none), output)
+    written = pq.read_table(output)
+    assert written.schema.field("ward").type == written.schema.field("label").type == pa.large_string()
+    assert written.column("label").null_count == written.column("ward").null_count == 3
 
 
 def test_text_goes_as_a_dictionary_where_the_file_stores_a_small_one(tmp_path: Path) -> None:
