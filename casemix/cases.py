@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from casemix.lookups import Lookups, Vocabulary
 from contract.errors import InputError
-from contract.fields import code_lists
+from contract.fields import code_lists, is_text_categories
 
 REFERENCE_COLUMNS = ("diagnoses", "procedures")
 CANONICAL_COLUMNS = ("principal_diagnosis", "other_diagnoses", "principal_procedure", "other_procedures")
@@ -221,7 +221,7 @@ def _text(column: pd.Series) -> pa.Array:
         text = pa.array(column.array)
         text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
         return text.cast(pa.string())
-    if isinstance(column.dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(column.cat.categories):
+    if is_text_categories(column):
         coded = pa.array(column.array)
         return pa.DictionaryArray.from_arrays(coded.indices, coded.dictionary.cast(pa.string()))
     values = column.to_numpy(dtype=object, na_value=None)

@@ -483,6 +483,13 @@ def labels_as_categories() -> Iterator[None]:
         _AS_CATEGORIES.reset(token)
 
 
+def is_text_categories(column: pd.Series) -> bool:
+    """Whether a column holds text as pandas categories (as :func:`labels_as_categories` makes it and
+    a Parquet case file's small dictionaries are read)."""
+    kind = column.dtype
+    return isinstance(kind, pd.CategoricalDtype) and pd.api.types.is_string_dtype(kind.categories)
+
+
 def _categories(labels: pa.Array, codes: np.ndarray) -> pd.Categorical:
     """``labels[codes]`` as categories: the distinct labels, in the order text sorts; None missing."""
     distinct = labels.dictionary_encode()

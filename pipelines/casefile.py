@@ -28,7 +28,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from contract.errors import InputError
-from pipelines.readers import TEXT, text_types
+from contract.fields import TEXT, is_text_categories
+from pipelines.readers import text_types
 
 # Parquet write, measured on the 1M-case priced output (81 columns, one core): snappy everywhere 1.9 s
 # CPU / 165 MB, lz4 1.8 s / 164 MB, zstd(1) 2.4 s / 122 MB, none 1.4 s / 274 MB. The floats (costs,
@@ -142,7 +143,7 @@ def write_beside(
     categories = [
         c
         for c in from_pandas
-        if _text_categories(result[c]) and not (c in own and pa.types.is_dictionary(stored[c]))
+        if is_text_categories(result[c]) and not (c in own and pa.types.is_dictionary(stored[c]))
     ]
     for c in categories:  # (no category at all: Arrow types an empty dictionary as null, not text)
         if pa.types.is_null(computed.schema.field(c).type.value_type):
@@ -203,11 +204,6 @@ def _small_dictionaries(file: pq.ParquetFile, text: list[str]) -> list[str]:
         return True
 
     return [c for c in text if small(c)]
-
-
-def _text_categories(column: pd.Series) -> bool:
-    kind = column.dtype
-    return isinstance(kind, pd.CategoricalDtype) and pd.api.types.is_string_dtype(kind.categories)
 
 
 def _writer(path: Path, schema: pa.Schema, first: pa.Table) -> pq.ParquetWriter:

@@ -25,8 +25,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from contract.errors import InputError
+from contract.fields import TEXT
 
-TEXT = pd.StringDtype("pyarrow")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 EXCEL_SUFFIXES = (".xlsx",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
